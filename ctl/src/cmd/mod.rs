@@ -1,0 +1,6 @@
+//! One file per verb.
+
+pub mod reload;
+pub mod shutdown;
+pub mod status;
+pub mod watch;

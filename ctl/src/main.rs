@@ -1,0 +1,86 @@
+//! voipctl: drive voipd from a shell or a script.
+
+// A binary: `pub` here only means "used by other modules of voipctl".
+#![allow(unreachable_pub)]
+
+mod client;
+mod cmd;
+mod exit;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Failure;
+
+const EXAMPLES: &str = "\
+Examples:
+  voipctl status                  what the daemon runs with
+  voipctl --json status | jq .counts
+  voipctl reload                  re-read the configuration file
+  voipctl watch                   follow events live (Ctrl-C to stop)
+  voipctl watch --json            one JSON object per event, for scripts
+
+Exit codes: 0 done, 1 the daemon refused (the message says why), 2 usage error,
+3 the daemon cannot be reached.";
+
+/// Control voipd, the headless VoIP daemon.
+#[derive(Parser)]
+#[command(name = "voipctl", version, about, after_help = EXAMPLES)]
+struct Cli {
+    /// The daemon's control socket [default: $VOIPD_SOCKET, else the user daemon's
+    /// $XDG_RUNTIME_DIR/voipd/voipd.sock, else the system service's /run/voipd/voipd.sock]
+    #[arg(long, global = true, env = "VOIPD_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Machine-readable output: one JSON document (one per line for `watch`)
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Show version, uptime, configuration, listening addresses and counts
+    Status,
+    /// Re-read the configuration; a broken file is refused and the running one kept
+    Reload,
+    /// Follow the daemon's events as they happen
+    Watch,
+    /// Stop the daemon gracefully
+    Shutdown,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("voipctl: cannot start: {e}");
+            return ExitCode::from(exit::DAEMON_SAID_NO);
+        }
+    };
+    let out = output::Output { json: cli.json };
+    match runtime.block_on(run(cli.socket, cli.verb, out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("voipctl: {f}");
+            ExitCode::from(f.code())
+        }
+    }
+}
+
+async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result<(), Failure> {
+    let conn = client::connect(socket).await?;
+    match verb {
+        Verb::Status => cmd::status::run(conn, out).await,
+        Verb::Reload => cmd::reload::run(conn, out).await,
+        Verb::Watch => cmd::watch::run(conn, out).await,
+        Verb::Shutdown => cmd::shutdown::run(conn, out).await,
+    }
+}

@@ -1,0 +1,83 @@
+//! Core types to their wire form.
+
+use std::time::SystemTime;
+
+use voipd_proto::v1 as pb;
+
+use crate::core::{ConfigSource, Event, EventKind, ReloadReport, Status};
+
+pub(super) fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl From<ConfigSource> for pb::ConfigSource {
+    fn from(c: ConfigSource) -> Self {
+        pb::ConfigSource {
+            path: c.path.display().to_string(),
+            embedded_default: c.embedded,
+        }
+    }
+}
+
+impl From<Status> for pb::Status {
+    fn from(s: Status) -> Self {
+        pb::Status {
+            version: s.version.into(),
+            pid: s.pid,
+            uptime_seconds: s.uptime.as_secs(),
+            started_unix_ms: unix_ms(s.started),
+            config: Some(s.config.into()),
+            listening: s.listening,
+            counts: Some(pb::Counts {
+                accounts: s.accounts,
+                accounts_registered: s.accounts_registered,
+                calls: s.calls,
+                watchers: s.watchers,
+            }),
+            config_loaded_unix_ms: unix_ms(s.config_loaded),
+        }
+    }
+}
+
+impl From<ReloadReport> for pb::ReloadResponse {
+    fn from(r: ReloadReport) -> Self {
+        pb::ReloadResponse {
+            config: Some(r.config.into()),
+            changes: r.applied,
+            restart_required: r.restart_required,
+        }
+    }
+}
+
+impl From<&Event> for pb::Event {
+    fn from(e: &Event) -> Self {
+        use pb::event::Kind;
+        let kind = match e.kind.clone() {
+            EventKind::DaemonStarted { version } => {
+                Kind::DaemonStarted(pb::DaemonStarted { version })
+            }
+            EventKind::ConfigReloaded {
+                config,
+                applied,
+                restart_required,
+            } => Kind::ConfigReloaded(pb::ConfigReloaded {
+                config: Some(config.into()),
+                changes: applied,
+                restart_required,
+            }),
+            EventKind::ConfigReloadFailed { config, error } => {
+                Kind::ConfigReloadFailed(pb::ConfigReloadFailed {
+                    config: Some(config.into()),
+                    error,
+                })
+            }
+            EventKind::ShuttingDown { reason } => Kind::ShuttingDown(pb::ShuttingDown { reason }),
+        };
+        pb::Event {
+            seq: e.seq,
+            unix_ms: unix_ms(e.at),
+            kind: Some(kind),
+        }
+    }
+}

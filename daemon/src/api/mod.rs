@@ -1,0 +1,3 @@
+//! The faces of the core: thin adapters, no behaviour of their own.
+
+pub mod grpc;

@@ -1,0 +1,391 @@
+//! The configuration: a TOML file the user owns, validated strictly. Unknown keys are
+//! errors, and every error names the file, line, column and field.
+
+mod error;
+mod values;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use error::{ConfigError, Invalid};
+pub use values::*;
+
+/// The configuration in force when no file exists. Also documents the format: see
+/// `voipd --print-default-config`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+const EMBEDDED_NAME: &str = "<embedded default>";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub log: LogConfig,
+    pub control: ControlConfig,
+    pub sip: SipConfig,
+    pub audio: AudioConfig,
+    pub accounts: Vec<Account>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default = "default_level")]
+    pub level: LogLevel,
+    #[serde(default = "default_target")]
+    pub target: LogTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// gRPC Unix socket; the default depends on user or system mode.
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    #[serde(default = "default_listen")]
+    pub listen: Vec<ListenAddr>,
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawAudio")]
+pub struct AudioConfig {
+    pub input: AudioEndpoint,
+    pub output: AudioEndpoint,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudio {
+    #[serde(default = "default_endpoint")]
+    input: AudioEndpoint,
+    #[serde(default = "default_endpoint")]
+    output: AudioEndpoint,
+}
+
+impl TryFrom<RawAudio> for AudioConfig {
+    type Error = String;
+
+    fn try_from(r: RawAudio) -> Result<Self, String> {
+        if let AudioEndpoint::Tone(_) = r.output {
+            return Err("output: a tone can only be an input".into());
+        }
+        Ok(AudioConfig {
+            input: r.input,
+            output: r.output,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawAccount")]
+pub struct Account {
+    pub id: AccountId,
+    pub aor: ConfigUri,
+    pub display_name: Option<String>,
+    /// Authentication user; the AOR's user part unless set.
+    pub username: String,
+    pub password: Option<Secret>,
+    /// Only answer challenges for this realm when set.
+    pub realm: Option<String>,
+    /// Tried in order: the second is the failover.
+    pub outbound_proxy: Vec<ConfigUri>,
+    pub expires: u32,
+    pub codecs: Vec<Codec>,
+    pub answer: Answer,
+    pub enabled: bool,
+    id_span: std::ops::Range<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    id: Spanned<AccountId>,
+    aor: ConfigUri,
+    display_name: Option<String>,
+    username: Option<String>,
+    password: Option<Secret>,
+    password_file: Option<PathBuf>,
+    realm: Option<String>,
+    #[serde(default, deserialize_with = "values::one_or_many")]
+    outbound_proxy: Vec<ConfigUri>,
+    #[serde(default)]
+    expires: Expires,
+    #[serde(default = "default_codecs")]
+    codecs: Vec<Codec>,
+    #[serde(default)]
+    answer: Answer,
+    #[serde(default = "default_true")]
+    enabled: bool,
+}
+
+impl TryFrom<RawAccount> for Account {
+    type Error = String;
+
+    fn try_from(r: RawAccount) -> Result<Self, String> {
+        let aor_user = r.aor.0.user.clone().ok_or_else(|| {
+            format!(
+                "aor: {} has no user part, e.g. sip:alice@example.com",
+                r.aor
+            )
+        })?;
+        if r.codecs.is_empty() {
+            return Err(
+                "codecs: the list is empty; name at least one of opus, g722, pcmu, pcma".into(),
+            );
+        }
+        for (i, c) in r.codecs.iter().enumerate() {
+            if r.codecs[..i].contains(c) {
+                return Err(format!("codecs: {c:?} is listed twice"));
+            }
+        }
+        let password = match (r.password, r.password_file) {
+            (Some(_), Some(_)) => {
+                return Err("password and password_file are both set; keep one".into());
+            }
+            (Some(p), None) => Some(p),
+            (None, Some(path)) => Some(read_secret(&path)?),
+            (None, None) => None,
+        };
+        Ok(Account {
+            id_span: r.id.span(),
+            id: r.id.into_inner(),
+            username: r.username.unwrap_or(aor_user),
+            aor: r.aor,
+            display_name: r.display_name,
+            password,
+            realm: r.realm,
+            outbound_proxy: r.outbound_proxy,
+            expires: r.expires.0,
+            codecs: r.codecs,
+            answer: r.answer,
+            enabled: r.enabled,
+        })
+    }
+}
+
+fn read_secret(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("password_file: cannot read {}: {e}", path.display()))?;
+    // Files written with `echo` end in a newline that is not part of the password.
+    let pw = text.strip_suffix('\n').unwrap_or(&text);
+    let pw = pw.strip_suffix('\r').unwrap_or(pw);
+    if pw.is_empty() {
+        return Err(format!("password_file: {} is empty", path.display()));
+    }
+    Ok(Secret::new(pw.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    log: LogConfig,
+    #[serde(default)]
+    control: ControlConfig,
+    #[serde(default)]
+    sip: SipConfig,
+    #[serde(default)]
+    audio: AudioConfig,
+    #[serde(default, rename = "account")]
+    accounts: Vec<Account>,
+}
+
+fn default_level() -> LogLevel {
+    LogLevel::Info
+}
+fn default_target() -> LogTarget {
+    LogTarget::Auto
+}
+fn default_listen() -> Vec<ListenAddr> {
+    ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]
+        .into_iter()
+        .filter_map(|s| ListenAddr::try_from(s.to_string()).ok())
+        .collect()
+}
+fn default_user_agent() -> String {
+    concat!("voipd/", env!("CARGO_PKG_VERSION")).into()
+}
+fn default_endpoint() -> AudioEndpoint {
+    AudioEndpoint::Default
+}
+fn default_codecs() -> Vec<Codec> {
+    vec![Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma]
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_level(),
+            target: default_target(),
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: default_listen(),
+            user_agent: default_user_agent(),
+        }
+    }
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            input: AudioEndpoint::Default,
+            output: AudioEndpoint::Default,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates `text`; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            ConfigError::invalid(origin, text, e.span(), String::new(), e.message().into())
+        })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            // Spanned<T> shows up in the path as toml's private fields; they mean nothing to users.
+            let field = e
+                .path()
+                .to_string()
+                .split('.')
+                .filter(|seg| !seg.starts_with("$__") && !seg.is_empty())
+                .collect::<Vec<_>>()
+                .join(".");
+            let inner = e.into_inner();
+            ConfigError::invalid(origin, text, inner.span(), field, inner.message().into())
+        })?;
+        let mut seen: BTreeMap<&AccountId, usize> = BTreeMap::new();
+        for (i, a) in raw.accounts.iter().enumerate() {
+            if let Some(first) = seen.insert(&a.id, i) {
+                return Err(ConfigError::invalid(
+                    origin,
+                    text,
+                    Some(a.id_span.clone()),
+                    format!("account[{i}].id"),
+                    format!(
+                        "{:?} is already the id of account[{first}]; ids must be unique",
+                        a.id.as_str()
+                    ),
+                ));
+            }
+        }
+        Ok(Config {
+            log: raw.log,
+            control: raw.control,
+            sip: raw.sip,
+            audio: raw.audio,
+            accounts: raw.accounts,
+        })
+    }
+
+    pub fn embedded_default() -> Config {
+        // The embedded text is checked by a unit test, so this cannot fail in a release.
+        Config::parse(EMBEDDED_DEFAULT, EMBEDDED_NAME)
+            .unwrap_or_else(|e| panic!("embedded default config: {e}"))
+    }
+
+    /// What differs from `old`, as lines for the user, split into what applies at once and
+    /// what needs a restart.
+    pub fn diff(&self, old: &Config) -> ConfigDiff {
+        let mut d = ConfigDiff::default();
+        if self.log.level != old.log.level {
+            d.applied.push(format!(
+                "log.level: {} -> {}",
+                old.log.level.as_str(),
+                self.log.level.as_str()
+            ));
+        }
+        if self.log.target != old.log.target {
+            d.restart_required.push("log.target".into());
+        }
+        if self.control != old.control {
+            d.restart_required.push("control.socket".into());
+        }
+        if self.sip.listen != old.sip.listen {
+            d.restart_required.push("sip.listen".into());
+        }
+        if self.sip.user_agent != old.sip.user_agent {
+            d.applied.push("sip.user_agent".into());
+        }
+        if self.audio != old.audio {
+            d.applied.push("audio (for new calls)".into());
+        }
+        let old_ids: BTreeMap<_, _> = old.accounts.iter().map(|a| (&a.id, a)).collect();
+        let new_ids: BTreeMap<_, _> = self.accounts.iter().map(|a| (&a.id, a)).collect();
+        for (id, a) in &new_ids {
+            match old_ids.get(id) {
+                None => d.applied.push(format!("account {id}: added")),
+                Some(o) if !o.same_settings(a) => d.applied.push(format!("account {id}: changed")),
+                Some(_) => {}
+            }
+        }
+        for id in old_ids.keys().filter(|id| !new_ids.contains_key(*id)) {
+            d.applied.push(format!("account {id}: removed"));
+        }
+        d
+    }
+}
+
+impl Account {
+    /// Equal but for where in the file it was written.
+    fn same_settings(&self, other: &Account) -> bool {
+        let mut o = other.clone();
+        o.id_span = self.id_span.clone();
+        *self == o
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConfigDiff {
+    pub applied: Vec<String>,
+    pub restart_required: Vec<String>,
+}
+
+/// Where the configuration comes from. A path named by the user must exist; the default
+/// path may be absent, and then the embedded default is in force (and a file created there
+/// later is picked up on reload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigLocation {
+    pub path: PathBuf,
+    pub explicit: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub config: Config,
+    pub embedded: bool,
+}
+
+impl ConfigLocation {
+    pub fn load(&self) -> Result<Loaded, ConfigError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => Ok(Loaded {
+                config: Config::parse(&text, &self.path.display().to_string())?,
+                embedded: false,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.explicit => Ok(Loaded {
+                config: Config::embedded_default(),
+                embedded: true,
+            }),
+            Err(source) => Err(ConfigError::Read {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

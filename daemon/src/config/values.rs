@@ -1,0 +1,332 @@
+//! Value types of the configuration. Each validates itself while it is deserialized, so an
+//! error carries the position and field path of the value that caused it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::sip::uri::SipUri;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    /// journald when stderr is connected to the journal (as under systemd), else stderr.
+    Auto,
+    Journald,
+    Stderr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+/// A SIP listening address, written `udp:0.0.0.0:5060`, `tcp:[::]:5060` or `tls:…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ListenAddr {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl TryFrom<String> for ListenAddr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        let (t, addr) = s.split_once(':').ok_or_else(|| {
+            format!("{s:?} is not TRANSPORT:ADDRESS:PORT, e.g. \"udp:0.0.0.0:5060\"")
+        })?;
+        let transport = match t {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            _ => {
+                return Err(format!(
+                    "unknown transport {t:?} in {s:?}; expected udp, tcp or tls"
+                ));
+            }
+        };
+        let addr = addr.parse().map_err(|_| {
+            format!(
+                "{addr:?} in {s:?} is not an IP address and port, e.g. 0.0.0.0:5060 or [::]:5060"
+            )
+        })?;
+        Ok(ListenAddr { transport, addr })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = match self.transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        };
+        write!(f, "{t}:{}", self.addr)
+    }
+}
+
+/// Where a call's audio comes from or goes to.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum AudioEndpoint {
+    /// The system's default sound device; null when there is none.
+    Default,
+    Null,
+    /// A sound device by its cpal name.
+    Device(String),
+    /// A WAV file: played as input, written as output.
+    File(PathBuf),
+    /// A sine tone of this many Hz (input only).
+    Tone(f32),
+}
+
+impl TryFrom<String> for AudioEndpoint {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Ok(match s.as_str() {
+            "" => {
+                return Err(
+                    "empty; use \"default\", \"null\", a device name, \"file:PATH\" or \"tone:HZ\""
+                        .into(),
+                );
+            }
+            "default" => AudioEndpoint::Default,
+            "null" => AudioEndpoint::Null,
+            _ => {
+                if let Some(path) = s.strip_prefix("file:") {
+                    if path.is_empty() {
+                        return Err(
+                            "\"file:\" needs a path, e.g. \"file:/var/lib/voipd/greeting.wav\""
+                                .into(),
+                        );
+                    }
+                    AudioEndpoint::File(path.into())
+                } else if let Some(hz) = s.strip_prefix("tone:") {
+                    match hz.parse::<f32>() {
+                        Ok(f) if (20.0..=20_000.0).contains(&f) => AudioEndpoint::Tone(f),
+                        _ => {
+                            return Err(format!(
+                                "tone frequency {hz:?} is not a number of Hz from 20 to 20000"
+                            ));
+                        }
+                    }
+                } else {
+                    AudioEndpoint::Device(s)
+                }
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    Opus,
+    G722,
+    Pcmu,
+    Pcma,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    /// Ring and wait for a frontend or hook to answer.
+    Manual,
+    /// Answer after `delay_ms`.
+    Auto,
+    /// Do not disturb: refuse with 486 Busy Here.
+    Dnd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    pub mode: AnswerMode,
+    #[serde(default)]
+    pub delay_ms: u32,
+}
+
+impl Default for Answer {
+    fn default() -> Self {
+        Answer {
+            mode: AnswerMode::Manual,
+            delay_ms: 0,
+        }
+    }
+}
+
+/// The registration interval asked for, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u32")]
+pub struct Expires(pub u32);
+
+/// Registrars commonly refuse below 60 s; above a day a lost registration goes unnoticed.
+const EXPIRES_RANGE: std::ops::RangeInclusive<u32> = 60..=86_400;
+
+impl TryFrom<u32> for Expires {
+    type Error = String;
+
+    fn try_from(v: u32) -> Result<Self, String> {
+        if EXPIRES_RANGE.contains(&v) {
+            Ok(Expires(v))
+        } else {
+            Err(format!(
+                "{v} is outside {}..={} seconds",
+                EXPIRES_RANGE.start(),
+                EXPIRES_RANGE.end()
+            ))
+        }
+    }
+}
+
+impl Default for Expires {
+    fn default() -> Self {
+        Expires(600)
+    }
+}
+
+/// An account's short name: used in object paths and on the command line, so it is kept
+/// to letters, digits, '-' and '_'.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct AccountId(String);
+
+impl TryFrom<String> for AccountId {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 64 {
+            return Err(format!("{s:?} must be 1 to 64 characters long"));
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(format!(
+                "{s:?} has {c:?}; use only letters, digits, '-' and '_'"
+            ));
+        }
+        Ok(AccountId(s))
+    }
+}
+
+impl AccountId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A SIP URI from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ConfigUri(pub SipUri);
+
+impl TryFrom<String> for ConfigUri {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        SipUri::from_str(&s)
+            .map(ConfigUri)
+            .map_err(|e| format!("{s:?} is not a valid SIP URI: {e}"))
+    }
+}
+
+impl fmt::Display for ConfigUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A password: never printed, never logged.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// One value or a list of them: `outbound_proxy = "sip:p"` or `["sip:p1", "sip:p2"]`.
+/// Written as a visitor, not an untagged enum, so that the inner value's error survives.
+pub(super) fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    use serde::de::{IntoDeserializer, SeqAccess, Visitor};
+    use std::marker::PhantomData;
+
+    struct V<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or a list of strings")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Vec<T>, E> {
+            T::deserialize(s.into_deserializer()).map(|v| vec![v])
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element()? {
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V(PhantomData))
+}

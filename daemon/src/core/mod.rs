@@ -1,0 +1,50 @@
+//! The core: all behaviour lives here, behind one API ([`PhoneHandle`]). gRPC, D-Bus,
+//! voipctl and hooks only translate to and from it.
+
+mod events;
+mod phone;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+pub use events::{EVENT_QUEUE, Event, EventKind};
+pub use phone::{Phone, PhoneHandle};
+
+use crate::config::ConfigError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSource {
+    pub path: PathBuf,
+    /// No file existed at `path`; the embedded default is in force.
+    pub embedded: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub version: &'static str,
+    pub pid: u32,
+    pub started: SystemTime,
+    pub uptime: Duration,
+    pub config: ConfigSource,
+    pub config_loaded: SystemTime,
+    pub listening: Vec<String>,
+    pub accounts: u32,
+    pub accounts_registered: u32,
+    pub calls: u32,
+    pub watchers: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadReport {
+    pub config: ConfigSource,
+    pub applied: Vec<String>,
+    pub restart_required: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("the daemon is shutting down")]
+    Stopped,
+    #[error("configuration not reloaded, the running one stays in force: {0}")]
+    Config(#[from] ConfigError),
+}

@@ -1,0 +1,140 @@
+//! Assembles the daemon: control socket, core, faces, signals and the systemd protocol,
+//! and takes it down again in order.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::api::grpc;
+use crate::config::{ConfigLocation, Loaded};
+use crate::control_socket::{ControlSocket, SocketError};
+use crate::core::{Phone, PhoneHandle};
+use crate::logging::Logging;
+use crate::sdnotify::Notifier;
+
+/// How long running gRPC calls get to finish once shutdown has begun.
+const DRAIN: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    #[error(transparent)]
+    Grpc(#[from] grpc::GrpcError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+pub struct Options {
+    pub location: ConfigLocation,
+    pub loaded: Loaded,
+    pub socket: PathBuf,
+    pub logging: Option<Logging>,
+}
+
+pub async fn run(opts: Options) -> Result<(), RunError> {
+    let notifier = Arc::new(Notifier::from_env());
+    let (control, listener) = ControlSocket::bind(&opts.socket)?;
+    let listening = vec![format!("unix:{}", control.path().display())];
+    let mut signals = Signals::new().map_err(RunError::Signals)?;
+
+    let (phone, core_task) =
+        Phone::start(opts.location, opts.loaded, opts.logging, listening.clone());
+    let mut server = tokio::spawn(grpc::serve(listener, phone.clone()));
+
+    if let Some(every) = notifier.watchdog_interval() {
+        tokio::spawn(watchdog(phone.clone(), notifier.clone(), every));
+    }
+    let ready = format!("listening on {}", listening.join(", "));
+    tracing::info!("voipd {} ready, {ready}", env!("CARGO_PKG_VERSION"));
+    notifier.ready(&ready);
+
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            () = phone.stopped() => break,
+            res = &mut server => {
+                let err = match res {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(e) => {
+                        tracing::error!("gRPC task died: {e}");
+                        None
+                    }
+                };
+                let _ = phone.shutdown("the gRPC server stopped").await;
+                failure = err;
+                break;
+            }
+            sig = signals.next() => match sig {
+                Sig::Stop(name) => {
+                    let _ = phone.shutdown(format!("{name} received")).await;
+                }
+                Sig::Reload => reload(&phone, &notifier).await,
+            },
+        }
+    }
+    notifier.stopping("shutting down");
+    if !server.is_finished() && tokio::time::timeout(DRAIN, &mut server).await.is_err() {
+        tracing::warn!("gRPC calls still running after {DRAIN:?}; closing them");
+        server.abort();
+    }
+    let _ = core_task.await;
+    drop(control);
+    tracing::info!("stopped");
+    failure.map_or(Ok(()), |e| Err(e.into()))
+}
+
+async fn reload(phone: &PhoneHandle, notifier: &Notifier) {
+    notifier.reloading();
+    // The outcome is logged and emitted as an event by the core.
+    let outcome = phone.reload().await;
+    notifier.ready(match outcome {
+        Ok(_) => "configuration reloaded",
+        Err(_) => "configuration reload failed; running configuration kept",
+    });
+}
+
+/// Pings through the core task, so a wedged core stops the pings and systemd restarts us.
+async fn watchdog(phone: PhoneHandle, notifier: Arc<Notifier>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if phone.status().await.is_err() {
+            return;
+        }
+        notifier.watchdog();
+    }
+}
+
+enum Sig {
+    Stop(&'static str),
+    Reload,
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Sig {
+        tokio::select! {
+            _ = self.term.recv() => Sig::Stop("SIGTERM"),
+            _ = self.int.recv() => Sig::Stop("SIGINT"),
+            _ = self.hup.recv() => Sig::Reload,
+        }
+    }
+}
