@@ -1,1 +1,322 @@
+//! Harness for the end-to-end tests: runs the real `voipd` and `voipctl` binaries and the
+//! real peers in a private temp directory each, and stops them by PID.
 
+use std::ffi::OsStr;
+use std::io::ErrorKind;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long anything in these tests may take to happen before the test fails. Generous:
+/// CI shares two cores with the build.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A binary of this workspace, built next to this test's own executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace's binaries first with `cargo build --workspace --bins` \
+         (./dev test does this)",
+        path.display()
+    );
+    path
+}
+
+/// A program the tests need from the system. Fails with how to install it.
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "`{name}` not found: install it with `apt-get install {package}` (./dev test does this)"
+        )
+    })
+}
+
+/// The Python with grpcio in it: $VOIPD_TEST_PYTHON, else the venv ./dev test makes.
+pub fn python() -> PathBuf {
+    let py = std::env::var_os("VOIPD_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/voipd-venv/bin/python3"));
+    let ok = Command::new(&py)
+        .args(["-c", "import grpc, grpc_reflection"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} cannot import grpc and grpc_reflection: run `python3 -m venv /var/tmp/voipd-venv && \
+         /var/tmp/voipd-venv/bin/pip install grpcio grpcio-reflection` (./dev test does this), \
+         or set VOIPD_TEST_PYTHON",
+        py.display()
+    );
+    py
+}
+
+/// A scripts file under tests/py.
+pub fn py_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(name)
+}
+
+/// A private world for one daemon: its own HOME, config and runtime directories, and a
+/// systemd notify socket to hear READY=1 on.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub notify: UnixDatagram,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("voipd-test-")
+            .tempdir()
+            .expect("temp dir");
+        for sub in ["home", "config/voipd", "run"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        }
+        let notify =
+            UnixDatagram::bind(dir.path().join("notify.sock")).expect("bind notify socket");
+        Sandbox { dir, notify }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where a user daemon in this sandbox reads its config by default.
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config/voipd/config.toml")
+    }
+
+    /// Where a user daemon in this sandbox puts its socket by default.
+    pub fn socket(&self) -> PathBuf {
+        self.path().join("run/voipd/voipd.sock")
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// A command with this sandbox's environment and nothing inherited that could change
+    /// what the daemon does.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path().join("home"))
+            .env("XDG_CONFIG_HOME", self.path().join("config"))
+            .env("XDG_RUNTIME_DIR", self.path().join("run"))
+            .env("TMPDIR", self.path())
+            .current_dir(self.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Starts voipd with `args`, stderr to a log file in the sandbox, NOTIFY_SOCKET set.
+    pub fn spawn_daemon(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Daemon {
+        let log = self.path().join(format!("voipd-{}.log", unique()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = self.command(bin("voipd"));
+        cmd.args(args)
+            .env("NOTIFY_SOCKET", self.path().join("notify.sock"))
+            .stdout(file.try_clone().expect("dup log"))
+            .stderr(file);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn voipd");
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Starts voipd and waits for READY=1.
+    pub fn start_daemon(&self) -> Daemon {
+        let mut d = self.spawn_daemon(&[], &[]);
+        let msgs = self.wait_notify(|m| m.contains("READY=1"), &mut d);
+        assert!(
+            msgs.iter().any(|m| m.contains("STATUS=")),
+            "READY came without STATUS: {msgs:?}"
+        );
+        d
+    }
+
+    /// Collects sd_notify messages until one satisfies `done`; fails if the daemon exits
+    /// or PATIENCE runs out first.
+    pub fn wait_notify(&self, done: impl Fn(&str) -> bool, daemon: &mut Daemon) -> Vec<String> {
+        self.notify
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            match self.notify.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let hit = done(&msg);
+                    seen.push(msg);
+                    if hit {
+                        return seen;
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if let Some(status) = daemon.try_exit() {
+                        panic!(
+                            "voipd exited ({status}) before notifying; log:\n{}",
+                            daemon.log()
+                        );
+                    }
+                }
+                Err(e) => panic!("notify socket: {e}"),
+            }
+        }
+        panic!(
+            "no matching sd_notify message within {PATIENCE:?}; saw {seen:?}; log:\n{}",
+            daemon.log()
+        );
+    }
+
+    /// Runs voipctl against this sandbox's daemon and returns its output.
+    pub fn voipctl(&self, args: &[&str]) -> Output {
+        self.command(bin("voipctl"))
+            .args(args)
+            .output()
+            .expect("run voipctl")
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A running voipd. Dropping it kills the process by PID if it still runs.
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> i32 {
+        self.child
+            .as_ref()
+            .and_then(|c| i32::try_from(c.id()).ok())
+            .expect("running daemon")
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        // kill(2) on our own child's PID.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", self.pid());
+    }
+
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits for the daemon to exit on its own, failing the test after PATIENCE.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Some(s) = self.try_exit() {
+                self.child = None;
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "voipd did not exit within {PATIENCE:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Resident memory from /proc/PID/status, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `cond` until it holds; fails the test after PATIENCE.
+pub fn wait_until(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {PATIENCE:?} waiting for: {what}");
+}
+
+/// Waits for a child process to exit on its own; kills it and fails after PATIENCE.
+pub fn wait_child(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if let Some(s) = child.try_wait().expect("wait for child") {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("child process did not exit within {PATIENCE:?}");
+}
+
+/// stdout and stderr of a finished command, for assertion messages.
+pub fn describe(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

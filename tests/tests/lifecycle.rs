@@ -1,0 +1,286 @@
+//! The daemon's life: start with READY=1, answer voipctl and a Python grpcio client,
+//! reload on SIGHUP (keeping the old config when the new one is broken), stop on SIGTERM.
+
+use std::process::Command;
+
+use serde_json::Value;
+use voipd_tests::*;
+
+const ONE_ACCOUNT: &str = r#"
+[log]
+level = "debug"
+
+[[account]]
+id = "home"
+aor = "sip:alice@example.com"
+password = "x"
+"#;
+
+const TWO_ACCOUNTS: &str = r#"
+[[account]]
+id = "home"
+aor = "sip:alice@example.com"
+password = "x"
+
+[[account]]
+id = "work"
+aor = "sip:bob@example.org"
+"#;
+
+fn status_json(sb: &Sandbox) -> Value {
+    let out = sb.voipctl(&["--json", "status"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| {
+        panic!(
+            "voipctl --json status is not JSON ({e}): {}",
+            describe(&out)
+        )
+    })
+}
+
+fn grpc(sb: &Sandbox, service: &str, method: &str) -> Value {
+    let out = Command::new(python())
+        .arg(py_script("grpc_client.py"))
+        .arg(sb.socket())
+        .args([service, method])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python grpc client failed: {}",
+        describe(&out)
+    );
+    serde_json::from_str(&stdout(&out)).expect("python client prints JSON")
+}
+
+#[test]
+fn starts_ready_and_answers_voipctl_and_grpcio() {
+    let sb = Sandbox::new();
+    sb.write_config(ONE_ACCOUNT);
+    let mut d = sb.start_daemon();
+
+    // voipctl, human form.
+    let out = sb.voipctl(&["status"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "voipd {} (pid {})",
+            env!("CARGO_PKG_VERSION"),
+            d.pid()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&sb.config_path().display().to_string()),
+        "{text}"
+    );
+    assert!(text.contains("accounts   1 (0 registered)"), "{text}");
+
+    // voipctl, JSON form.
+    let s = status_json(&sb);
+    assert_eq!(s["pid"], d.pid());
+    assert_eq!(s["config"]["path"], sb.config_path().display().to_string());
+    assert_eq!(s["config"]["embedded_default"], false);
+    assert_eq!(s["counts"]["accounts"], 1);
+    assert_eq!(s["listening"][0], format!("unix:{}", sb.socket().display()));
+
+    // A client that knows nothing but the socket: grpcio through server reflection.
+    let r = grpc(&sb, "voipd.v1.Daemon", "GetStatus");
+    let services: Vec<&str> = r["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for svc in [
+        "voipd.v1.Daemon",
+        "voipd.v1.Events",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(
+            services.contains(&svc),
+            "reflection lists {services:?}, not {svc}"
+        );
+    }
+    let st = &r["response"];
+    assert_eq!(st["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(st["pid"], d.pid());
+    assert_eq!(st["counts"]["accounts"], 1);
+    assert_eq!(st["config"]["path"], sb.config_path().display().to_string());
+
+    // Socket is group-accessible, not world-accessible.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(sb.socket()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+
+    println!("idle RSS of voipd: {} KiB", d.rss_kib());
+
+    d.signal(libc::SIGTERM);
+    let msgs = sb.wait_notify(|m| m.contains("STOPPING=1"), &mut d);
+    assert!(msgs.iter().any(|m| m.contains("STOPPING=1")));
+    let status = d.wait_exit();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM must exit 0; log:\n{}",
+        d.log()
+    );
+    assert!(!sb.socket().exists(), "socket removed at exit");
+}
+
+#[test]
+fn sighup_applies_a_good_config_and_keeps_the_running_one_on_a_broken_one() {
+    let sb = Sandbox::new();
+    sb.write_config(ONE_ACCOUNT);
+    let mut d = sb.start_daemon();
+
+    // Watch events through voipctl while reloading.
+    let events_file = sb.path().join("events.jsonl");
+    let mut watch = sb
+        .command(bin("voipctl"))
+        .args(["--json", "watch"])
+        .stdout(std::fs::File::create(&events_file).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(
+        || status_json(&sb)["counts"]["watchers"] == 1,
+        "watcher registered",
+    );
+
+    // A good change by SIGHUP: RELOADING=1, then READY=1 again, and the new account count.
+    sb.write_config(TWO_ACCOUNTS);
+    d.signal(libc::SIGHUP);
+    sb.wait_notify(|m| m.contains("RELOADING=1"), &mut d);
+    sb.wait_notify(|m| m.contains("READY=1"), &mut d);
+    assert_eq!(status_json(&sb)["counts"]["accounts"], 2);
+
+    // A broken file by SIGHUP: the running configuration stays.
+    let before = status_json(&sb);
+    sb.write_config(
+        "[[account]]\nid = \"home\"\naor = \"sip:alice@example.com\"\nexpires = \"often\"\n",
+    );
+    d.signal(libc::SIGHUP);
+    let msgs = sb.wait_notify(|m| m.contains("READY=1"), &mut d);
+    assert!(msgs.iter().any(|m| m.contains("reload failed")), "{msgs:?}");
+    let after = status_json(&sb);
+    assert_eq!(after["counts"]["accounts"], 2, "old config kept");
+    assert_eq!(
+        after["config_loaded_unix_ms"],
+        before["config_loaded_unix_ms"]
+    );
+    assert!(
+        d.log().contains("account[0].expires"),
+        "the log names the field:\n{}",
+        d.log()
+    );
+
+    // The same through voipctl: exit 1 and the message names file, line and field.
+    let out = sb.voipctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:4:11: account[0].expires",
+            sb.config_path().display()
+        )),
+        "{err}"
+    );
+
+    // The daemon still works, and stops cleanly; the watcher sees it all and ends.
+    let out = sb.voipctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    sb.write_config(ONE_ACCOUNT);
+    let out = sb.voipctl(&["--json", "reload"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let r: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        r["changes"],
+        serde_json::json!(["log.level: info -> debug", "account work: removed"])
+    );
+
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit().code(), Some(0));
+    let watch_status = wait_child(&mut watch);
+    assert!(
+        watch_status.success(),
+        "voipctl watch ends with the daemon, exit 0"
+    );
+
+    let events: Vec<Value> = std::fs::read_to_string(&events_file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("watch line is not JSON ({e}): {l}"))
+        })
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| {
+            e["kind"]
+                .as_object()
+                .and_then(|k| k.keys().next())
+                .map_or("?", |k| k.as_str())
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "config_reloaded",
+            "config_reload_failed",
+            "config_reload_failed",
+            "config_reload_failed",
+            "config_reloaded",
+            "shutting_down"
+        ],
+        "{events:?}"
+    );
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gaps: {seqs:?}"
+    );
+    assert!(
+        events[1]["kind"]["config_reload_failed"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("account[0].expires")
+    );
+}
+
+#[test]
+fn watchdog_is_pinged_when_systemd_asks() {
+    let sb = Sandbox::new();
+    let mut d = sb.spawn_daemon(&[], &[("WATCHDOG_USEC", "200000")]);
+    sb.wait_notify(|m| m.contains("READY=1"), &mut d);
+    let msgs = sb.wait_notify(|m| m == "WATCHDOG=1", &mut d);
+    assert_eq!(msgs.last().map(String::as_str), Some("WATCHDOG=1"));
+    // And again: it is periodic, not a one-off.
+    sb.wait_notify(|m| m == "WATCHDOG=1", &mut d);
+}
+
+#[test]
+fn embedded_default_when_no_file_and_shutdown_over_grpc() {
+    let sb = Sandbox::new();
+    let mut d = sb.start_daemon();
+    let s = status_json(&sb);
+    assert_eq!(s["config"]["embedded_default"], true);
+    assert_eq!(s["config"]["path"], sb.config_path().display().to_string());
+    assert_eq!(s["counts"]["accounts"], 0);
+
+    // A file appearing later is picked up by reload.
+    sb.write_config(TWO_ACCOUNTS);
+    let out = sb.voipctl(&["reload"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("account home: added"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(status_json(&sb)["config"]["embedded_default"], false);
+
+    let r = grpc(&sb, "voipd.v1.Daemon", "Shutdown");
+    assert!(r.get("error").is_none(), "{r}");
+    sb.wait_notify(|m| m.contains("STOPPING=1"), &mut d);
+    assert_eq!(d.wait_exit().code(), Some(0));
+}
