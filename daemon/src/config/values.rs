@@ -260,9 +260,13 @@ impl TryFrom<String> for ConfigUri {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, String> {
-        SipUri::from_str(&s)
-            .map(ConfigUri)
-            .map_err(|e| format!("{s:?} is not a valid SIP URI: {e}"))
+        let uri = SipUri::from_str(&s).map_err(|e| format!("{s:?} is not a valid SIP URI: {e}"))?;
+        if uri.password.is_some() {
+            return Err(format!(
+                "{s:?} holds a password; put it in password or password_file instead"
+            ));
+        }
+        Ok(ConfigUri(uri))
     }
 }
 

@@ -1,5 +1,6 @@
-//! SIP and SIPS URIs (RFC 3261 §19.1), parsed strictly and without allocation-heavy
-//! grammar machinery. IPv6 references are supported, which rsip 0.4 lacks.
+//! URIs as SIP carries them: `sip:`/`sips:` (RFC 3261 §19.1, IPv6 references included),
+//! `tel:` (RFC 3966), and any other absolute URI kept as text so that a request for an
+//! unknown scheme can be answered with 416 rather than rejected as malformed.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -24,6 +25,8 @@ pub enum Host {
 pub struct SipUri {
     pub scheme: Scheme,
     pub user: Option<String>,
+    /// `sip:user:password@host` is deprecated but legal on the wire.
+    pub password: Option<String>,
     pub host: Host,
     pub port: Option<u16>,
     pub params: Vec<(String, Option<String>)>,
@@ -125,24 +128,33 @@ impl FromStr for SipUri {
         } else {
             return Err(UriError::Scheme);
         };
-        let (rest, headers) = match rest.split_once('?') {
-            Some((r, h)) => (r, Some(h.to_string())),
-            None => (rest, None),
-        };
-        // The user part may itself hold ';' (user-unreserved), so split at the last '@'.
+        // The user part may itself hold ';' and '?' (user-unreserved), so split at the
+        // last '@' first; headers start at the first '?' after it.
         let (user, hostpart) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
         };
-        if let Some(u) = user {
-            // Only the user, never a password, belongs in a configured URI; ':' is rejected.
-            if u.is_empty() {
-                return Err(UriError::User('@'));
-            }
-            if let Some(bad) = u.chars().find(|c| !is_user_char(*c)) {
-                return Err(UriError::User(bad));
-            }
-        }
+        let (hostpart, headers) = match hostpart.split_once('?') {
+            Some((r, h)) => (r, Some(h.to_string())),
+            None => (hostpart, None),
+        };
+        let (user, password) =
+            match user.map(|u| u.split_once(':').map_or((u, None), |(u, p)| (u, Some(p)))) {
+                Some((u, pw)) => {
+                    if u.is_empty() {
+                        return Err(UriError::User('@'));
+                    }
+                    if let Some(bad) = u
+                        .chars()
+                        .chain(pw.unwrap_or_default().chars())
+                        .find(|c| !is_user_char(*c))
+                    {
+                        return Err(UriError::User(bad));
+                    }
+                    (Some(u), pw)
+                }
+                None => (None, None),
+            };
         let mut parts = hostpart.split(';');
         let hostport = parts.next().unwrap_or_default();
         if hostport.is_empty() {
@@ -174,6 +186,7 @@ impl FromStr for SipUri {
         Ok(SipUri {
             scheme,
             user: user.map(str::to_string),
+            password: password.map(str::to_string),
             host,
             port,
             params,
@@ -205,7 +218,11 @@ impl fmt::Display for SipUri {
             Scheme::Sips => "sips:",
         })?;
         if let Some(u) = &self.user {
-            write!(f, "{u}@")?;
+            f.write_str(u)?;
+            if let Some(p) = &self.password {
+                write!(f, ":{p}")?;
+            }
+            f.write_str("@")?;
         }
         write!(f, "{}", self.host)?;
         if let Some(p) = self.port {
@@ -221,6 +238,113 @@ impl fmt::Display for SipUri {
             write!(f, "?{h}")?;
         }
         Ok(())
+    }
+}
+
+/// A `tel:` URI: the number as written (visual separators kept) and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelUri {
+    pub number: String,
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl FromStr for TelUri {
+    type Err = UriError;
+
+    fn from_str(s: &str) -> Result<Self, UriError> {
+        let rest = strip_prefix_ci(s, "tel:").ok_or(UriError::Scheme)?;
+        let mut parts = rest.split(';');
+        let number = parts.next().unwrap_or_default();
+        let digits = number.strip_prefix('+').unwrap_or(number);
+        let ok = !digits.is_empty()
+            && digits
+                .chars()
+                .any(|c| c.is_ascii_hexdigit() || c == '*' || c == '#')
+            && digits
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || "*#-.()pPwW".contains(c));
+        if !ok {
+            return Err(UriError::Host(number.into()));
+        }
+        let params = parts
+            .map(|p| match p.split_once('=') {
+                Some((n, v))
+                    if !n.is_empty()
+                        && n.chars().all(is_param_char)
+                        && v.chars().all(is_param_char) =>
+                {
+                    Ok((n.to_ascii_lowercase(), Some(v.to_string())))
+                }
+                None if !p.is_empty() && p.chars().all(is_param_char) => {
+                    Ok((p.to_ascii_lowercase(), None))
+                }
+                _ => Err(UriError::Param(p.into())),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(TelUri {
+            number: number.into(),
+            params,
+        })
+    }
+}
+
+impl fmt::Display for TelUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tel:{}", self.number)?;
+        for (n, v) in &self.params {
+            match v {
+                Some(v) => write!(f, ";{n}={v}")?,
+                None => write!(f, ";{n}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Any URI a SIP message may carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uri {
+    Sip(SipUri),
+    Tel(TelUri),
+    /// Another scheme, syntactically an absolute URI; kept verbatim.
+    Other(String),
+}
+
+impl FromStr for Uri {
+    type Err = UriError;
+
+    fn from_str(s: &str) -> Result<Self, UriError> {
+        let (scheme, rest) = s.split_once(':').ok_or(UriError::Scheme)?;
+        if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+            return s.parse().map(Uri::Sip);
+        }
+        if scheme.eq_ignore_ascii_case("tel") {
+            return s.parse().map(Uri::Tel);
+        }
+        // RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then no whitespace.
+        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        if !scheme_ok
+            || rest.is_empty()
+            || rest
+                .chars()
+                .any(|c| c.is_ascii_whitespace() || c.is_control() || c == '<' || c == '>')
+        {
+            return Err(UriError::Scheme);
+        }
+        Ok(Uri::Other(s.into()))
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Uri::Sip(u) => u.fmt(f),
+            Uri::Tel(u) => u.fmt(f),
+            Uri::Other(s) => f.write_str(s),
+        }
     }
 }
 
@@ -256,6 +380,31 @@ mod tests {
     }
 
     #[test]
+    fn tel_and_other_schemes() {
+        let Ok(Uri::Tel(t)) = "tel:+1-201-555-0123;phone-context=example.com".parse::<Uri>() else {
+            panic!("tel URI");
+        };
+        assert_eq!(t.number, "+1-201-555-0123");
+        assert_eq!(
+            t.to_string(),
+            "tel:+1-201-555-0123;phone-context=example.com"
+        );
+        assert!("tel:abc-x".parse::<TelUri>().is_err());
+        assert_eq!(
+            "im:alice@example.com".parse::<Uri>(),
+            Ok(Uri::Other("im:alice@example.com".into()))
+        );
+        assert!("<sip:a@b>".parse::<Uri>().is_err());
+        assert!("sip:a@b c".parse::<Uri>().is_err());
+        let u = ok("sip:alice:secret@example.com");
+        assert_eq!(
+            (u.user.as_deref(), u.password.as_deref()),
+            (Some("alice"), Some("secret"))
+        );
+        assert_eq!(u.to_string(), "sip:alice:secret@example.com");
+    }
+
+    #[test]
     fn display_round_trips() {
         for s in [
             "sip:alice@example.com",
@@ -274,7 +423,7 @@ mod tests {
             ("sip:", UriError::MissingHost),
             ("sip:alice@", UriError::MissingHost),
             ("sip:al ice@example.com", UriError::User(' ')),
-            ("sip:a:pw@example.com", UriError::User(':')),
+            ("sip:a:p w@example.com", UriError::User(' ')),
             (
                 "sip:alice@exa mple.com",
                 UriError::Host("exa mple.com".into()),
