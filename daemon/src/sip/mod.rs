@@ -1,5 +1,9 @@
 //! SIP signalling. For now only what the configuration needs; the message, transport,
 //! transaction and dialog layers grow here.
 
+pub mod auth;
+pub mod capabilities;
 pub mod message;
+pub mod transaction;
+pub mod transport;
 pub mod uri;

@@ -14,6 +14,7 @@ use std::fmt;
 
 pub use header::{CSeq, DigestParams, HeaderError, NameAddr, Params, Via};
 pub use name::Name;
+pub(crate) use parse::split_head;
 pub use parse::{MAX_MESSAGE, ParseError, ParseErrorKind, parse};
 
 use crate::sip::uri::Uri;
@@ -118,6 +119,14 @@ impl Headers {
     pub fn set(&mut self, name: Name, value: impl Into<String>) {
         self.remove(&name);
         self.push(name, value);
+    }
+
+    /// Replaces the first value of `name` where it stands, or appends it.
+    pub fn set_first(&mut self, name: Name, value: impl Into<String>) {
+        match self.first_mut(&name) {
+            Some(v) => *v = value.into(),
+            None => self.push(name, value),
+        }
     }
 
     pub fn remove(&mut self, name: &Name) {

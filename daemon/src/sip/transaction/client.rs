@@ -1,0 +1,216 @@
+use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant, sleep_until};
+
+use super::{ClientKey, Endpoint, TxError, new_branch};
+use crate::sip::message::{Method, Name, Request, Response, SipHeaders};
+use crate::sip::transport::{Target, TransportError, lock};
+
+/// A client transaction. Timers run while [`ClientTx::response`] is awaited, which the
+/// owner does until a final response; dropping it ends the transaction (after absorbing
+/// retransmissions for Timer K or D on unreliable transports).
+#[must_use = "a client transaction only retransmits while its response is awaited"]
+pub struct ClientTx {
+    ep: Endpoint,
+    key: ClientKey,
+    rx: mpsc::Receiver<Response>,
+    request: Request,
+    bytes: Vec<u8>,
+    target: Target,
+    retransmit_at: Option<Instant>,
+    interval: Duration,
+    deadline: Option<Instant>,
+    done: bool,
+}
+
+impl Endpoint {
+    /// Sends `req` to `target` in a new client transaction: adds our top Via (new branch,
+    /// `rport`) and a User-Agent.
+    pub async fn request(&self, mut req: Request, target: Target) -> Result<ClientTx, TxError> {
+        let local = self
+            .transport()
+            .local_for(target)
+            .ok_or(TransportError::NoSocket(target.proto, target.addr))?;
+        let branch = new_branch();
+        req.headers.push_front(
+            Name::Via,
+            format!(
+                "SIP/2.0/{} {local};branch={branch};rport",
+                target.proto.via_name()
+            ),
+        );
+        if req.headers.get(&Name::UserAgent).is_none() {
+            req.headers.push(Name::UserAgent, self.user_agent());
+        }
+        let bytes = req.encode();
+        let (tx, rx) = mpsc::channel(8);
+        let key = (branch, req.method.clone());
+        lock(&self.inner.clients).insert(key.clone(), tx);
+        let t = self.timers();
+        let now = Instant::now();
+        let mut ctx = ClientTx {
+            ep: self.clone(),
+            key,
+            rx,
+            bytes,
+            target,
+            // Timer A / E: only unreliable transports retransmit.
+            retransmit_at: (!target.proto.reliable()).then(|| now + t.t1),
+            interval: t.t1,
+            // Timer B / F.
+            deadline: Some(now + 64 * t.t1),
+            request: req,
+            done: false,
+        };
+        self.transport()
+            .send(target, ctx.bytes.clone())
+            .await
+            .inspect_err(|_| ctx.done = true)?;
+        Ok(ctx)
+    }
+}
+
+impl ClientTx {
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// Where the request went; for Contact and flow tracking.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    fn invite(&self) -> bool {
+        self.request.method == Method::Invite
+    }
+
+    /// The next response: provisional ones, then the final one. After the final response
+    /// or an error, returns [`TxError::Terminated`].
+    pub async fn response(&mut self) -> Result<Response, TxError> {
+        if self.done {
+            return Err(TxError::Terminated);
+        }
+        let t = self.ep.timers();
+        loop {
+            let wake = match (self.retransmit_at, self.deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let resp = match wake {
+                Some(at) => tokio::select! {
+                    r = self.rx.recv() => r,
+                    () = sleep_until(at) => {
+                        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                            self.done = true;
+                            return Err(TxError::Timeout);
+                        }
+                        if let Err(e) = self.ep.transport().send(self.target, self.bytes.clone()).await {
+                            self.done = true;
+                            return Err(e.into());
+                        }
+                        self.interval = if self.invite() { self.interval * 2 } else { (self.interval * 2).min(t.t2) };
+                        self.retransmit_at = Some(Instant::now() + self.interval);
+                        continue;
+                    }
+                },
+                None => self.rx.recv().await,
+            };
+            let Some(resp) = resp else {
+                self.done = true;
+                return Err(TxError::Terminated);
+            };
+            if resp.code < 200 {
+                if self.invite() {
+                    // Proceeding: the far side has it; INVITE waits for the callee.
+                    self.retransmit_at = None;
+                    self.deadline = None;
+                } else if self.retransmit_at.is_some() {
+                    self.interval = t.t2;
+                }
+                return Ok(resp);
+            }
+            self.done = true;
+            if self.invite() && resp.code >= 300 {
+                self.ack_and_linger(&resp).await;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// RFC 3261 §17.1.1.3: the ACK for a non-2xx final response, sent again for each
+    /// retransmission of it until Timer D.
+    async fn ack_and_linger(&mut self, resp: &Response) {
+        let req = &self.request;
+        let mut ack = Request {
+            method: Method::Ack,
+            uri: req.uri.clone(),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        for (n, v) in req.headers.iter() {
+            match n {
+                // Only the top Via: ours, with the transaction's branch.
+                Name::Via if ack.headers.get(&Name::Via).is_none() => {
+                    ack.headers.push(Name::Via, v)
+                }
+                Name::From | Name::CallId | Name::Route | Name::MaxForwards => {
+                    ack.headers.push(n.clone(), v)
+                }
+                _ => {}
+            }
+        }
+        if let Some(to) = resp.headers.get(&Name::To) {
+            ack.headers.push(Name::To, to);
+        }
+        if let Some(c) = req.cseq() {
+            ack.headers.push(Name::CSeq, format!("{} ACK", c.seq));
+        }
+        let bytes = ack.encode();
+        let _ = self.ep.transport().send(self.target, bytes.clone()).await;
+        if self.target.proto.reliable() {
+            return;
+        }
+        let (_, rx) = mpsc::channel(1);
+        let mut rx = std::mem::replace(&mut self.rx, rx);
+        let (ep, target) = (self.ep.clone(), self.target);
+        // Timer D: at least 32 s on unreliable transports.
+        let until = Instant::now() + Duration::from_secs(32).max(64 * ep.timers().t1);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Some(r) if r.code >= 300 => { let _ = ep.transport().send(target, bytes.clone()).await; }
+                        Some(_) => {}
+                        None => return,
+                    },
+                    () = sleep_until(until) => return,
+                }
+            }
+        });
+    }
+}
+
+impl Drop for ClientTx {
+    fn drop(&mut self) {
+        let ep = self.ep.clone();
+        let key = std::mem::replace(&mut self.key, (String::new(), Method::Ack));
+        // Timer K (T4) absorbs retransmitted responses on unreliable transports; Timer D's
+        // linger task owns the channel for INVITE.
+        let linger = if self.target.proto.reliable() {
+            Duration::ZERO
+        } else if self.invite() {
+            Duration::from_secs(32).max(64 * ep.timers().t1)
+        } else {
+            ep.timers().t4
+        };
+        if linger.is_zero() {
+            lock(&ep.inner.clients).remove(&key);
+        } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(linger).await;
+                lock(&ep.inner.clients).remove(&key);
+            });
+        } else {
+            lock(&ep.inner.clients).remove(&key);
+        }
+    }
+}

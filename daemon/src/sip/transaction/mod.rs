@@ -1,0 +1,235 @@
+//! Transactions (RFC 3261 §17): client and server, INVITE and non-INVITE, timers A–K.
+//!
+//! One dispatcher task matches what the transport delivers to transactions. A client
+//! transaction runs its timers inside [`ClientTx::response`], so it costs no task of its
+//! own; server transactions keep their last response in a table for retransmissions, and a
+//! short timer task per completed transaction clears it. Out-of-dialog OPTIONS are answered
+//! statelessly (RFC 3261 §8.2.7), so a keepalive flood creates no state at all.
+
+mod client;
+mod server;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+pub use client::ClientTx;
+pub use server::ServerTx;
+
+use crate::sip::message::{Message, Method, Name, Request, Response, SipHeaders};
+use crate::sip::transport::{Incoming, Target, Transport, TransportError, lock, response_target};
+
+/// RFC 3261 timer bases; Timer F, B and H are 64·T1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TxError {
+    #[error("no answer (transaction timeout)")]
+    Timeout,
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the transaction is over")]
+    Terminated,
+}
+
+/// A request for the layer above, in a server transaction that answers it.
+#[derive(Debug)]
+pub struct TuRequest {
+    pub request: Request,
+    pub from: Target,
+    pub tx: ServerTx,
+}
+
+/// How many new requests may wait for the layer above; past it they get 503.
+const TU_QUEUE: usize = 256;
+
+type ClientKey = (String, Method);
+/// Branch, sent-by and method (ACK counts as INVITE), as RFC 3261 §17.2.3 matches.
+type ServerKey = (String, String, Method);
+
+pub(crate) struct Inner {
+    transport: Transport,
+    timers: Timers,
+    clients: Mutex<HashMap<ClientKey, mpsc::Sender<Response>>>,
+    servers: Mutex<HashMap<ServerKey, server::Entry>>,
+    user_agent: Mutex<String>,
+}
+
+/// The transaction layer. Cheap to clone.
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Endpoint")
+    }
+}
+
+pub fn random_token(len: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| CHARS[fastrand::usize(..CHARS.len())] as char)
+        .collect()
+}
+
+pub fn new_branch() -> String {
+    format!("z9hG4bK{}", random_token(16))
+}
+
+fn server_key(req: &Request) -> Option<ServerKey> {
+    let via = req.top_via()?;
+    let method = match req.method {
+        Method::Ack => Method::Invite,
+        ref m => m.clone(),
+    };
+    let sent_by = format!("{}:{}", via.host, via.port.unwrap_or(0));
+    Some((via.branch()?.to_string(), sent_by, method))
+}
+
+impl Endpoint {
+    /// Starts the dispatcher. New requests come out of the returned receiver.
+    pub fn start(
+        transport: Transport,
+        incoming: mpsc::Receiver<Incoming>,
+        timers: Timers,
+        user_agent: String,
+    ) -> (Endpoint, mpsc::Receiver<TuRequest>) {
+        let ep = Endpoint {
+            inner: Arc::new(Inner {
+                transport,
+                timers,
+                clients: Mutex::new(HashMap::new()),
+                servers: Mutex::new(HashMap::new()),
+                user_agent: Mutex::new(user_agent),
+            }),
+        };
+        let (tu, tu_rx) = mpsc::channel(TU_QUEUE);
+        tokio::spawn(ep.clone().dispatch(incoming, tu));
+        (ep, tu_rx)
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    pub fn timers(&self) -> Timers {
+        self.inner.timers
+    }
+
+    pub fn user_agent(&self) -> String {
+        lock(&self.inner.user_agent).clone()
+    }
+
+    pub fn set_user_agent(&self, ua: String) {
+        *lock(&self.inner.user_agent) = ua;
+    }
+
+    /// Sends a request statelessly (an ACK for a 2xx, a CRLF keepalive is not a request).
+    pub async fn send_stateless(
+        &self,
+        target: Target,
+        bytes: Vec<u8>,
+    ) -> Result<(), TransportError> {
+        self.inner.transport.send(target, bytes).await
+    }
+
+    async fn dispatch(self, mut incoming: mpsc::Receiver<Incoming>, tu: mpsc::Sender<TuRequest>) {
+        while let Some(Incoming { msg, from }) = incoming.recv().await {
+            match msg {
+                Message::Response(r) => self.on_response(r),
+                Message::Request(r) => self.on_request(r, from, &tu).await,
+            }
+        }
+    }
+
+    fn on_response(&self, resp: Response) {
+        let (Some(via), Some(cseq)) = (resp.top_via(), resp.cseq()) else {
+            return;
+        };
+        let Some(branch) = via.branch() else { return };
+        let key = (branch.to_string(), cseq.method);
+        let tx = lock(&self.inner.clients).get(&key).cloned();
+        match tx {
+            // Full means the transaction is not reading: a retransmission it can miss.
+            Some(tx) => {
+                let _ = tx.try_send(resp);
+            }
+            None => tracing::debug!(
+                "dropping unmatched response {} for branch {branch}",
+                resp.code
+            ),
+        }
+    }
+
+    async fn send_response(&self, target: Target, resp: &Response) {
+        if let Err(e) = self.inner.transport.send(target, resp.encode()).await {
+            tracing::debug!("cannot send {} to {target}: {e}", resp.code);
+        }
+    }
+
+    async fn on_request(&self, req: Request, from: Target, tu: &mpsc::Sender<TuRequest>) {
+        let Some(via) = req.top_via() else { return };
+        let reply_to = response_target(&via, from);
+        let Some(key) = server_key(&req) else {
+            let resp = req.response(400, "Missing branch in Via");
+            self.send_response(reply_to, &resp).await;
+            return;
+        };
+        if server::absorb(self, &key, &req, reply_to).await {
+            return;
+        }
+        match req.method {
+            // An ACK for a 2xx belongs to the dialog, not to a transaction.
+            Method::Ack => {
+                let _ = tu.try_send(TuRequest {
+                    request: req,
+                    from,
+                    tx: ServerTx::detached(self.clone(), reply_to),
+                });
+                return;
+            }
+            Method::Cancel => {
+                server::cancel(self, &key, &req, reply_to).await;
+                return;
+            }
+            Method::Options if req.to().is_some_and(|t| t.tag().is_none()) => {
+                let resp = crate::sip::capabilities::options_response(&req, &self.user_agent());
+                self.send_response(reply_to, &resp).await;
+                return;
+            }
+            _ => {}
+        }
+        let tx = server::create(self, key, &req, reply_to).await;
+        if let Err(mpsc::error::TrySendError::Full(r)) = tu.try_send(TuRequest {
+            request: req,
+            from,
+            tx,
+        }) {
+            let mut resp = r.request.response(503, "Service Unavailable");
+            resp.headers.push(Name::RetryAfter, "5");
+            r.tx.respond(resp).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,414 @@
+//! SIP over UDP and TCP (RFC 3261 §18): listening sockets, TCP connections reused by peer
+//! address, `received`/`rport` stamping (RFC 3581), and the answer to a request that does
+//! not parse. TLS gets its own `Proto` variant and connection type here later.
+
+pub mod framing;
+mod tcp;
+mod udp;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::config::{ListenAddr, Transport as ConfTransport};
+use crate::sip::message::{Message, Request, SipHeaders, Via, parse};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+impl Proto {
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        }
+    }
+
+    /// The `transport=` URI parameter value.
+    pub fn param(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        }
+    }
+
+    /// Reliable transports need no retransmissions (RFC 3261 §17).
+    pub fn reliable(self) -> bool {
+        matches!(self, Proto::Tcp)
+    }
+}
+
+/// Where a message goes or came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub proto: Proto,
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.proto.param(), self.addr)
+    }
+}
+
+#[derive(Debug)]
+pub struct Incoming {
+    pub msg: Message,
+    pub from: Target,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("TLS is not supported yet ({0})")]
+    TlsUnsupported(String),
+    #[error("no {0:?} socket for {1}")]
+    NoSocket(Proto, SocketAddr),
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("sending to {target} failed: {source}")]
+    Send {
+        target: Target,
+        source: std::io::Error,
+    },
+    #[error("the connection to {0} is closed")]
+    Closed(Target),
+}
+
+/// How many incoming messages may wait for the stack. Past it, datagrams are dropped (the
+/// sender retransmits) and TCP readers wait, which pushes back on the peer.
+const INCOMING_QUEUE: usize = 4096;
+/// More simultaneous TCP connections than this are refused.
+const MAX_CONNECTIONS: usize = 1024;
+/// A connection silent this long is closed; registration keepalives keep ours busy.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(900);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Counters {
+    malformed: AtomicU64,
+    dropped: AtomicU64,
+    /// Second (unix time) of the last malformed-message log line, for rate limiting.
+    last_log: AtomicU64,
+}
+
+struct Conn {
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+pub(crate) struct Shared {
+    incoming: mpsc::Sender<Incoming>,
+    conns: Mutex<HashMap<SocketAddr, Conn>>,
+    closed: broadcast::Sender<Target>,
+    counters: Counters,
+}
+
+/// The transport layer. Cheap to clone.
+#[derive(Clone)]
+pub struct Transport {
+    shared: Arc<Shared>,
+    udp: Arc<Vec<Arc<tokio::net::UdpSocket>>>,
+    tcp_listen: Arc<Vec<SocketAddr>>,
+    routes: Arc<Mutex<HashMap<IpAddr, IpAddr>>>,
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Transport {
+    /// Binds every address; with `fallback`, an address in use is replaced by a free port
+    /// (for the embedded default, so a second daemon or another phone does not stop us).
+    pub async fn start(
+        listen: &[ListenAddr],
+        fallback: bool,
+    ) -> Result<(Transport, mpsc::Receiver<Incoming>), TransportError> {
+        let (incoming, rx) = mpsc::channel(INCOMING_QUEUE);
+        let shared = Arc::new(Shared {
+            incoming,
+            conns: Mutex::new(HashMap::new()),
+            closed: broadcast::Sender::new(64),
+            counters: Counters::default(),
+        });
+        let mut udp = Vec::new();
+        let mut tcp_listen = Vec::new();
+        let mut tasks = Vec::new();
+        // Port 0 for both UDP and TCP on one IP gets one port number for both.
+        let mut chosen: HashMap<IpAddr, u16> = HashMap::new();
+        for l in listen {
+            let mut addr = l.addr;
+            if addr.port() == 0
+                && let Some(p) = chosen.get(&addr.ip())
+            {
+                addr.set_port(*p);
+            }
+            let bind_err = |source| TransportError::Bind {
+                addr: l.to_string(),
+                source,
+            };
+            let may_move = fallback || l.addr.port() == 0;
+            match l.transport {
+                ConfTransport::Udp => {
+                    let sock = Arc::new(udp::bind(addr, may_move).await.map_err(bind_err)?);
+                    let local = sock.local_addr().map_err(bind_err)?;
+                    chosen.entry(local.ip()).or_insert(local.port());
+                    tasks.push(
+                        tokio::spawn(udp::recv_loop(sock.clone(), shared.clone())).abort_handle(),
+                    );
+                    udp.push(sock);
+                }
+                ConfTransport::Tcp => {
+                    let listener = tcp::bind(addr, may_move).await.map_err(bind_err)?;
+                    let local = listener.local_addr().map_err(bind_err)?;
+                    chosen.entry(local.ip()).or_insert(local.port());
+                    tasks.push(
+                        tokio::spawn(tcp::accept_loop(listener, shared.clone())).abort_handle(),
+                    );
+                    tcp_listen.push(local);
+                }
+                ConfTransport::Tls => return Err(TransportError::TlsUnsupported(l.to_string())),
+            }
+        }
+        Ok((
+            Transport {
+                shared,
+                udp: Arc::new(udp),
+                tcp_listen: Arc::new(tcp_listen),
+                routes: Arc::new(Mutex::new(HashMap::new())),
+                tasks: Arc::new(Mutex::new(tasks)),
+            },
+            rx,
+        ))
+    }
+
+    /// What we listen on, as "udp:IP:PORT" / "tcp:IP:PORT".
+    pub fn listening(&self) -> Vec<String> {
+        let udp = self
+            .udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .map(|a| format!("udp:{a}"));
+        let tcp = self.tcp_listen.iter().map(|a| format!("tcp:{a}"));
+        udp.chain(tcp).collect()
+    }
+
+    /// Stops listening and closes every connection.
+    pub fn shutdown(&self) {
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+        lock(&self.shared.conns).clear();
+    }
+
+    /// Connections that closed (for RFC 5626 flow recovery).
+    pub fn closed_flows(&self) -> broadcast::Receiver<Target> {
+        self.shared.closed.subscribe()
+    }
+
+    pub async fn send(&self, target: Target, bytes: Vec<u8>) -> Result<(), TransportError> {
+        match target.proto {
+            Proto::Udp => {
+                let sock = self
+                    .udp_for(target.addr)
+                    .ok_or(TransportError::NoSocket(Proto::Udp, target.addr))?;
+                sock.send_to(&bytes, target.addr)
+                    .await
+                    .map(|_| ())
+                    .map_err(|source| TransportError::Send { target, source })
+            }
+            Proto::Tcp => tcp::send(&self.shared, target, bytes).await,
+        }
+    }
+
+    fn udp_for(&self, dest: SocketAddr) -> Option<&Arc<tokio::net::UdpSocket>> {
+        self.udp
+            .iter()
+            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == dest.is_ipv4()))
+    }
+
+    /// Our address as `target` should see it, for Via sent-by and Contact. An unspecified
+    /// bind address is resolved to the source address the kernel would route from.
+    pub fn local_for(&self, target: Target) -> Option<SocketAddr> {
+        let port = match target.proto {
+            Proto::Udp => self.udp_for(target.addr)?.local_addr().ok()?.port(),
+            Proto::Tcp => self
+                .tcp_listen
+                .iter()
+                .find(|a| a.is_ipv4() == target.addr.is_ipv4())
+                .map(|a| a.port())
+                .or_else(|| Some(self.udp_for(target.addr)?.local_addr().ok()?.port()))?,
+        };
+        let bound_ip = match target.proto {
+            Proto::Udp => self.udp_for(target.addr)?.local_addr().ok()?.ip(),
+            Proto::Tcp => self
+                .tcp_listen
+                .iter()
+                .find(|a| a.is_ipv4() == target.addr.is_ipv4())
+                .map_or(target.addr.ip(), |a| a.ip()),
+        };
+        let ip = if bound_ip.is_unspecified() {
+            self.route_to(target.addr)?
+        } else {
+            bound_ip
+        };
+        Some(SocketAddr::new(ip, port))
+    }
+
+    fn route_to(&self, dest: SocketAddr) -> Option<IpAddr> {
+        if let Some(ip) = lock(&self.routes).get(&dest.ip()) {
+            return Some(*ip);
+        }
+        // connect() on a UDP socket sends nothing; it only asks the kernel for a route.
+        let any: SocketAddr = if dest.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let probe = std::net::UdpSocket::bind(any).ok()?;
+        probe.connect(dest).ok()?;
+        let ip = probe.local_addr().ok()?.ip();
+        lock(&self.routes).insert(dest.ip(), ip);
+        Some(ip)
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these short locks cannot leave the maps inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581: note where a request really came from in its top Via.
+fn stamp_via(req: &mut Request, from: SocketAddr) {
+    let Some(mut via) = req.top_via() else { return };
+    let host_ip: Option<IpAddr> = via
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok();
+    let wants_rport = via.rport() == Some(None);
+    if host_ip != Some(from.ip()) || wants_rport {
+        via.set_param("received", Some(from.ip().to_string()));
+    }
+    if wants_rport {
+        via.set_param("rport", Some(from.port().to_string()));
+    }
+    req.set_top_via(&via);
+}
+
+/// Where the response to a request goes (RFC 3261 §18.2.2, RFC 3581 §4).
+pub fn response_target(via: &Via, from: Target) -> Target {
+    if from.proto.reliable() || via.rport().is_some() {
+        return from;
+    }
+    let ip = via
+        .received()
+        .and_then(|r| r.parse().ok())
+        .or_else(|| {
+            via.host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .ok()
+        })
+        .unwrap_or(from.addr.ip());
+    Target {
+        proto: from.proto,
+        addr: SocketAddr::new(ip, via.port.unwrap_or(5060)),
+    }
+}
+
+/// A message read from the network: parsed and handed up, or answered/dropped with a log
+/// line. Returns the bytes to send back on the same flow, if any.
+pub(crate) fn accept(shared: &Shared, bytes: &[u8], from: Target) -> Option<Vec<u8>> {
+    match parse(bytes) {
+        Ok(mut msg) => {
+            if let Message::Request(r) = &mut msg {
+                stamp_via(r, from.addr);
+            }
+            match shared.incoming.try_send(Incoming { msg, from }) {
+                Ok(()) => None,
+                Err(_) => {
+                    shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("stack busy, dropped a message from {from}");
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            let n = shared.counters.malformed.fetch_add(1, Ordering::Relaxed) + 1;
+            let answer = e.response();
+            // One line a second at most: a flood of garbage must not flood the journal.
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if shared.counters.last_log.swap(now, Ordering::Relaxed) != now {
+                tracing::warn!(
+                    "malformed SIP from {from}: {e}; {} ({n} malformed so far)",
+                    if answer.is_some() {
+                        "answered"
+                    } else {
+                        "dropped"
+                    }
+                );
+            }
+            answer.map(|r| r.encode())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn via_stamping_and_response_target() {
+        let text = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;rport\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let Ok(Message::Request(mut r)) = parse(text.as_bytes()) else {
+            panic!()
+        };
+        let from: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        stamp_via(&mut r, from);
+        let via = r.top_via().unwrap();
+        assert_eq!(via.received(), Some("192.0.2.7"));
+        assert_eq!(via.rport(), Some(Some(40000)));
+        let t = response_target(
+            &via,
+            Target {
+                proto: Proto::Udp,
+                addr: from,
+            },
+        );
+        assert_eq!(t.addr, from, "rport: back to the source port");
+
+        let text = text.replace(";rport", "");
+        let Ok(Message::Request(mut r)) = parse(text.as_bytes()) else {
+            panic!()
+        };
+        stamp_via(&mut r, from);
+        let via = r.top_via().unwrap();
+        let t = response_target(
+            &via,
+            Target {
+                proto: Proto::Udp,
+                addr: from,
+            },
+        );
+        assert_eq!(
+            t.addr,
+            "192.0.2.7:5070".parse().unwrap(),
+            "received IP, Via port"
+        );
+    }
+}
