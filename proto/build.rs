@@ -2,7 +2,11 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    let protos = ["voipd/v1/daemon.proto", "voipd/v1/events.proto"];
+    let protos = [
+        "voipd/v1/accounts.proto",
+        "voipd/v1/daemon.proto",
+        "voipd/v1/events.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }
@@ -15,6 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         // Served by the daemon's reflection service, so clients need no .proto files.
         .file_descriptor_set_path(out.join("voipd_descriptor.bin"))
+        // Enums print as their names in JSON, not as numbers.
+        .field_attribute(
+            ".voipd.v1.Account.state",
+            "#[cfg_attr(feature = \"serde\", serde(serialize_with = \"crate::json::registration_state\"))]",
+        )
         .compile_protos(&protos, &["."])?;
     Ok(())
 }

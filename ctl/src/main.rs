@@ -22,6 +22,9 @@ Examples:
   voipctl reload                  re-read the configuration file
   voipctl watch                   follow events live (Ctrl-C to stop)
   voipctl watch --json            one JSON object per event, for scripts
+  voipctl accounts                accounts and their registration state
+  voipctl register home           register account \"home\" now (also retries a failed one)
+  voipctl unregister home         un-REGISTER it until `register`, a reload or a restart
 
 Exit codes: 0 done, 1 the daemon refused (the message says why), 2 usage error,
 3 the daemon cannot be reached.";
@@ -51,6 +54,18 @@ enum Verb {
     Watch,
     /// Stop the daemon gracefully
     Shutdown,
+    /// List the accounts with their registration state
+    Accounts,
+    /// Register an account now (also to retry a failed one at once)
+    Register {
+        /// The account's id from the configuration
+        id: String,
+    },
+    /// Un-REGISTER an account and keep it unregistered
+    Unregister {
+        /// The account's id from the configuration
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,5 +97,8 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Reload => cmd::reload::run(conn, out).await,
         Verb::Watch => cmd::watch::run(conn, out).await,
         Verb::Shutdown => cmd::shutdown::run(conn, out).await,
+        Verb::Accounts => cmd::accounts::list(conn, out).await,
+        Verb::Register { id } => cmd::accounts::register(conn, out, id, true).await,
+        Verb::Unregister { id } => cmd::accounts::register(conn, out, id, false).await,
     }
 }

@@ -10,9 +10,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::api::grpc;
 use crate::config::{ConfigLocation, Loaded};
 use crate::control_socket::{ControlSocket, SocketError};
-use crate::core::{Phone, PhoneHandle};
+use crate::core::{Phone, PhoneHandle, SipStack};
 use crate::logging::Logging;
 use crate::sdnotify::Notifier;
+use crate::sip::transaction::{Endpoint, Timers};
+use crate::sip::transport::{Transport, TransportError};
 
 /// How long running gRPC calls get to finish once shutdown has begun.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -25,23 +27,52 @@ pub enum RunError {
     Grpc(#[from] grpc::GrpcError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Sip(#[from] TransportError),
 }
 
 pub struct Options {
     pub location: ConfigLocation,
     pub loaded: Loaded,
     pub socket: PathBuf,
+    pub state_dir: PathBuf,
     pub logging: Option<Logging>,
 }
 
 pub async fn run(opts: Options) -> Result<(), RunError> {
     let notifier = Arc::new(Notifier::from_env());
     let (control, listener) = ControlSocket::bind(&opts.socket)?;
-    let listening = vec![format!("unix:{}", control.path().display())];
     let mut signals = Signals::new().map_err(RunError::Signals)?;
 
-    let (phone, core_task) =
-        Phone::start(opts.location, opts.loaded, opts.logging, listening.clone());
+    let sip_conf = &opts.loaded.config.sip;
+    let (transport, incoming) =
+        Transport::start(&sip_conf.listen(), sip_conf.listen.is_none()).await?;
+    let timers = Timers {
+        t1: sip_conf.t1_ms.duration(),
+        t2: sip_conf.t2_ms.duration(),
+        t4: sip_conf.t4_ms.duration(),
+    };
+    let (endpoint, requests) = Endpoint::start(
+        transport.clone(),
+        incoming,
+        timers,
+        sip_conf.user_agent.clone(),
+    );
+    let sip = SipStack {
+        endpoint,
+        requests,
+        instance: crate::paths::instance_id(&opts.state_dir),
+    };
+    let mut listening = vec![format!("unix:{}", control.path().display())];
+    listening.extend(transport.listening());
+
+    let (phone, core_task) = Phone::start(
+        opts.location,
+        opts.loaded,
+        opts.logging,
+        listening.clone(),
+        Some(sip),
+    );
     let mut server = tokio::spawn(grpc::serve(listener, phone.clone()));
 
     if let Some(every) = notifier.watchdog_interval() {
@@ -82,6 +113,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         server.abort();
     }
     let _ = core_task.await;
+    transport.shutdown();
     drop(control);
     tracing::info!("stopped");
     failure.map_or(Ok(()), |e| Err(e.into()))

@@ -104,6 +104,7 @@ fn main() -> ExitCode {
         location,
         loaded,
         socket,
+        state_dir: mode.state_dir(),
         logging: Some(logging),
     };
     match runtime.block_on(voipd::daemon::run(opts)) {

@@ -1,5 +1,7 @@
 //! The gRPC contract of voipd, package `voipd.v1`, generated from `proto/voipd/v1/*.proto`.
 
+#[cfg(feature = "serde")]
+mod json;
 pub mod socket;
 
 #[allow(unreachable_pub, clippy::all)]

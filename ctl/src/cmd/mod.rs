@@ -1,5 +1,6 @@
 //! One file per verb.
 
+pub mod accounts;
 pub mod reload;
 pub mod shutdown;
 pub mod status;

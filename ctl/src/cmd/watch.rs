@@ -53,5 +53,15 @@ fn describe(ev: &Event) -> Option<String> {
             format!("configuration reload FAILED, running one kept: {}", f.error)
         }
         Kind::ShuttingDown(s) => format!("daemon shutting down: {}", s.reason),
+        Kind::AccountChanged(a) => {
+            let detail = super::accounts::detail(a);
+            let state = super::accounts::state_name(a);
+            if detail.is_empty() {
+                format!("account {}: {state}", a.id)
+            } else {
+                format!("account {}: {state}, {detail}", a.id)
+            }
+        }
+        Kind::AccountRemoved(r) => format!("account {}: removed", r.id),
     })
 }

@@ -46,10 +46,23 @@ pub struct ControlConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipConfig {
-    #[serde(default = "default_listen")]
-    pub listen: Vec<ListenAddr>,
+    /// None: the default, which moves to a free port when 5060 is taken.
+    pub listen: Option<Vec<ListenAddr>>,
     #[serde(default = "default_user_agent")]
     pub user_agent: String,
+    /// RFC 3261 timer T1 (round-trip estimate); Timer F and B are 64·T1.
+    #[serde(default = "default_t1")]
+    pub t1_ms: TimerMs,
+    #[serde(default = "default_t2")]
+    pub t2_ms: TimerMs,
+    #[serde(default = "default_t4")]
+    pub t4_ms: TimerMs,
+}
+
+impl SipConfig {
+    pub fn listen(&self) -> Vec<ListenAddr> {
+        self.listen.clone().unwrap_or_else(default_listen)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -99,6 +112,9 @@ pub struct Account {
     pub codecs: Vec<Codec>,
     pub answer: Answer,
     pub enabled: bool,
+    /// Seconds between keepalives on the registration flow; None: 25 on UDP, 90 on TCP;
+    /// 0: none.
+    pub keepalive_secs: Option<u32>,
     id_span: std::ops::Range<usize>,
 }
 
@@ -122,6 +138,7 @@ struct RawAccount {
     answer: Answer,
     #[serde(default = "default_true")]
     enabled: bool,
+    keepalive_secs: Option<u32>,
 }
 
 impl TryFrom<RawAccount> for Account {
@@ -165,6 +182,7 @@ impl TryFrom<RawAccount> for Account {
             codecs: r.codecs,
             answer: r.answer,
             enabled: r.enabled,
+            keepalive_secs: r.keepalive_secs,
         })
     }
 }
@@ -211,6 +229,15 @@ fn default_listen() -> Vec<ListenAddr> {
 fn default_user_agent() -> String {
     concat!("voipd/", env!("CARGO_PKG_VERSION")).into()
 }
+fn default_t1() -> TimerMs {
+    TimerMs(500)
+}
+fn default_t2() -> TimerMs {
+    TimerMs(4000)
+}
+fn default_t4() -> TimerMs {
+    TimerMs(5000)
+}
 fn default_endpoint() -> AudioEndpoint {
     AudioEndpoint::Default
 }
@@ -233,8 +260,11 @@ impl Default for LogConfig {
 impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
-            listen: default_listen(),
+            listen: None,
             user_agent: default_user_agent(),
+            t1_ms: default_t1(),
+            t2_ms: default_t2(),
+            t4_ms: default_t4(),
         }
     }
 }
@@ -313,8 +343,13 @@ impl Config {
         if self.control != old.control {
             d.restart_required.push("control.socket".into());
         }
-        if self.sip.listen != old.sip.listen {
+        if self.sip.listen() != old.sip.listen() {
             d.restart_required.push("sip.listen".into());
+        }
+        if (self.sip.t1_ms, self.sip.t2_ms, self.sip.t4_ms)
+            != (old.sip.t1_ms, old.sip.t2_ms, old.sip.t4_ms)
+        {
+            d.restart_required.push("sip timers".into());
         }
         if self.sip.user_agent != old.sip.user_agent {
             d.applied.push("sip.user_agent".into());

@@ -41,7 +41,7 @@ fn documented_example_is_valid() {
     assert_eq!(work.expires, 600);
     assert_eq!(work.outbound_proxy.len(), 2);
     assert!(!work.enabled);
-    assert_eq!(c.sip.listen[2].to_string(), "udp:[::]:5060");
+    assert_eq!(c.sip.listen()[2].to_string(), "udp:[::]:5060");
     assert_eq!(c.audio.input, AudioEndpoint::Null);
 }
 

@@ -184,6 +184,29 @@ impl Default for Answer {
     }
 }
 
+/// A SIP timer base in milliseconds; 10 ms to 60 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct TimerMs(pub u64);
+
+impl TryFrom<u64> for TimerMs {
+    type Error = String;
+
+    fn try_from(v: u64) -> Result<Self, String> {
+        if (10..=60_000).contains(&v) {
+            Ok(TimerMs(v))
+        } else {
+            Err(format!("{v} is outside 10..=60000 milliseconds"))
+        }
+    }
+}
+
+impl TimerMs {
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0)
+    }
+}
+
 /// The registration interval asked for, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "u32")]

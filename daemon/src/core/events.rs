@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
-use super::ConfigSource;
+use super::{AccountInfo, ConfigSource};
 
 /// How many events a watcher may fall behind before it is cut off. Bounded so that a
 /// stuck client cannot make the daemon's memory grow.
@@ -36,6 +36,10 @@ pub enum EventKind {
     },
     ShuttingDown {
         reason: String,
+    },
+    AccountChanged(AccountInfo),
+    AccountRemoved {
+        id: String,
     },
 }
 

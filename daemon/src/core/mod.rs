@@ -1,14 +1,18 @@
 //! The core: all behaviour lives here, behind one API ([`PhoneHandle`]). gRPC, D-Bus,
 //! voipctl and hooks only translate to and from it.
 
+mod accounts;
 mod events;
 mod phone;
+mod uas;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 pub use events::{EVENT_QUEUE, Event, EventKind};
-pub use phone::{Phone, PhoneHandle};
+pub use phone::{Phone, PhoneHandle, SipStack};
+
+pub use crate::sip::registration::RegState;
 
 use crate::config::ConfigError;
 
@@ -41,10 +45,29 @@ pub struct ReloadReport {
     pub restart_required: Vec<String>,
 }
 
+/// An account as the faces show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    pub id: String,
+    pub aor: String,
+    pub display_name: Option<String>,
+    pub enabled: bool,
+    pub state: RegState,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     #[error("the daemon is shutting down")]
     Stopped,
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no {what} {id:?}")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    FailedPrecondition(String),
     #[error("configuration not reloaded, the running one stays in force: {0}")]
     Config(#[from] ConfigError),
 }

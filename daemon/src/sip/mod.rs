@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod capabilities;
 pub mod message;
+pub mod registration;
 pub mod transaction;
 pub mod transport;
 pub mod uri;

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use voipd_proto::v1 as pb;
 
-use crate::core::{ConfigSource, Event, EventKind, ReloadReport, Status};
+use crate::core::{AccountInfo, ConfigSource, Event, EventKind, RegState, ReloadReport, Status};
 
 pub(super) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -73,11 +73,57 @@ impl From<&Event> for pb::Event {
                 })
             }
             EventKind::ShuttingDown { reason } => Kind::ShuttingDown(pb::ShuttingDown { reason }),
+            EventKind::AccountChanged(a) => Kind::AccountChanged(a.into()),
+            EventKind::AccountRemoved { id } => Kind::AccountRemoved(pb::AccountRemoved { id }),
         };
         pb::Event {
             seq: e.seq,
             unix_ms: unix_ms(e.at),
             kind: Some(kind),
         }
+    }
+}
+
+impl From<AccountInfo> for pb::Account {
+    fn from(a: AccountInfo) -> Self {
+        use pb::RegistrationState as S;
+        let mut out = pb::Account {
+            id: a.id,
+            aor: a.aor,
+            display_name: a.display_name.unwrap_or_default(),
+            enabled: a.enabled,
+            ..Default::default()
+        };
+        let state = match a.state {
+            RegState::Unregistered => S::Unregistered,
+            RegState::Registering => S::Registering,
+            RegState::Registered { until, registrar } => {
+                out.registered_until_unix_ms = unix_ms(until);
+                out.registrar = registrar.to_string();
+                S::Registered
+            }
+            RegState::Failed {
+                code,
+                reason,
+                retry_at,
+            } => {
+                out.last_code = code.into();
+                out.last_reason = reason;
+                out.retry_at_unix_ms = unix_ms(retry_at);
+                S::Failed
+            }
+            RegState::BackingOff {
+                code,
+                reason,
+                retry_at,
+            } => {
+                out.last_code = code.map_or(0, u32::from);
+                out.last_reason = reason;
+                out.retry_at_unix_ms = unix_ms(retry_at);
+                S::BackingOff
+            }
+        };
+        out.state = state.into();
+        out
     }
 }

@@ -1,5 +1,6 @@
 //! gRPC over the control socket, with server reflection so that clients need no .proto.
 
+mod accounts;
 mod convert;
 mod daemon;
 mod events;
@@ -7,6 +8,7 @@ mod events;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 use voipd_proto::v1::FILE_DESCRIPTOR_SET;
+use voipd_proto::v1::accounts_server::AccountsServer;
 use voipd_proto::v1::daemon_server::DaemonServer;
 use voipd_proto::v1::events_server::EventsServer;
 
@@ -40,6 +42,9 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(DaemonServer::new(daemon::DaemonService::new(phone.clone())))
+        .add_service(AccountsServer::new(accounts::AccountsService::new(
+            phone.clone(),
+        )))
         .add_service(EventsServer::new(events::EventsService::new(phone)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped)
         .await?;
@@ -49,6 +54,10 @@ pub async fn serve(
 fn status_of(e: CoreError) -> tonic::Status {
     match e {
         CoreError::Stopped => tonic::Status::unavailable(e.to_string()),
-        CoreError::Config(_) => tonic::Status::failed_precondition(e.to_string()),
+        CoreError::Config(_) | CoreError::FailedPrecondition(_) => {
+            tonic::Status::failed_precondition(e.to_string())
+        }
+        CoreError::InvalidArgument { .. } => tonic::Status::invalid_argument(e.to_string()),
+        CoreError::NotFound { .. } => tonic::Status::not_found(e.to_string()),
     }
 }

@@ -139,7 +139,7 @@ impl Via {
         }
         let (transport, rest) = rest
             .map(str::trim_start)
-            .and_then(|r| r.split_once(|c: char| c == ' ' || c == '\t'))
+            .and_then(|r| r.split_once([' ', '\t']))
             .ok_or(HeaderError("Via without sent-by"))?;
         if !is_token(transport) {
             return Err(HeaderError("Via transport"));

@@ -1,0 +1,192 @@
+//! The accounts the core keeps registered: one registration task each, started, replaced
+//! and stopped as the configuration says, their states gathered for the faces.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AccountInfo, CoreError};
+use crate::config::{Account, AccountId};
+use crate::sip::registration::{self, RegCommand, RegHandle, RegState};
+use crate::sip::transaction::Endpoint;
+
+pub(super) struct Accounts {
+    ep: Option<Endpoint>,
+    instance: String,
+    list: Vec<Entry>,
+    updates: mpsc::Sender<(AccountId, RegState)>,
+}
+
+struct Entry {
+    config: Account,
+    state: RegState,
+    task: Option<RegHandle>,
+}
+
+impl Entry {
+    fn info(&self) -> AccountInfo {
+        AccountInfo {
+            id: self.config.id.to_string(),
+            aor: self.config.aor.to_string(),
+            display_name: self.config.display_name.clone(),
+            enabled: self.config.enabled,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// How long a shutdown waits for all un-REGISTERs together.
+const UNREGISTER_WAIT: Duration = Duration::from_secs(4);
+
+impl Accounts {
+    pub(super) fn new(
+        ep: Option<Endpoint>,
+        instance: String,
+        accounts: &[Account],
+    ) -> (Accounts, mpsc::Receiver<(AccountId, RegState)>) {
+        let (updates, rx) = mpsc::channel(256);
+        let mut a = Accounts {
+            ep,
+            instance,
+            list: Vec::new(),
+            updates,
+        };
+        for acc in accounts {
+            let e = a.entry(acc.clone());
+            a.list.push(e);
+        }
+        (a, rx)
+    }
+
+    fn entry(&self, config: Account) -> Entry {
+        let task = self.ep.as_ref().map(|ep| {
+            registration::spawn(
+                ep.clone(),
+                config.clone(),
+                self.instance.clone(),
+                self.updates.clone(),
+            )
+        });
+        Entry {
+            state: RegState::Unregistered,
+            config,
+            task,
+        }
+    }
+
+    pub(super) fn infos(&self) -> Vec<AccountInfo> {
+        self.list.iter().map(Entry::info).collect()
+    }
+
+    pub(super) fn registered(&self) -> usize {
+        self.list
+            .iter()
+            .filter(|e| matches!(e.state, RegState::Registered { .. }))
+            .count()
+    }
+
+    fn find(&self, id: &str) -> Result<&Entry, CoreError> {
+        if id.is_empty() {
+            return Err(CoreError::InvalidArgument {
+                field: "id",
+                message: "an account id is required".into(),
+            });
+        }
+        self.list
+            .iter()
+            .find(|e| e.config.id.as_str() == id)
+            .ok_or_else(|| CoreError::NotFound {
+                what: "account",
+                id: id.into(),
+            })
+    }
+
+    pub(super) fn get(&self, id: &str) -> Result<AccountInfo, CoreError> {
+        self.find(id).map(Entry::info)
+    }
+
+    /// Sends a command to an account's task.
+    pub(super) fn command(&self, id: &str, cmd: RegCommand) -> Result<AccountInfo, CoreError> {
+        let e = self.find(id)?;
+        if !e.config.enabled && matches!(cmd, RegCommand::Register) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "account {id} is disabled in the configuration (enabled = false)"
+            )));
+        }
+        let task = e
+            .task
+            .as_ref()
+            .ok_or_else(|| CoreError::FailedPrecondition("SIP is not running".into()))?;
+        task.commands.try_send(cmd).map_err(|_| {
+            CoreError::FailedPrecondition(format!("account {id} is busy; try again"))
+        })?;
+        Ok(e.info())
+    }
+
+    /// A state report from a task; returns the account to announce if it is still ours.
+    pub(super) fn update(&mut self, id: &AccountId, state: RegState) -> Option<AccountInfo> {
+        let e = self.list.iter_mut().find(|e| e.config.id == *id)?;
+        if e.state == state {
+            return None;
+        }
+        e.state = state;
+        Some(e.info())
+    }
+
+    /// Applies a reloaded account list: unchanged accounts are not touched. Returns the
+    /// ids removed and the accounts added or changed.
+    pub(super) fn reconcile(&mut self, new: &[Account]) -> (Vec<String>, Vec<AccountInfo>) {
+        let mut old: Vec<Entry> = std::mem::take(&mut self.list);
+        let mut changed = Vec::new();
+        for acc in new {
+            match old.iter().position(|e| e.config.id == acc.id) {
+                Some(i) if old[i].config == *acc => self.list.push(old.remove(i)),
+                Some(i) => {
+                    stop(old.remove(i));
+                    let e = self.entry(acc.clone());
+                    changed.push(e.info());
+                    self.list.push(e);
+                }
+                None => {
+                    let e = self.entry(acc.clone());
+                    changed.push(e.info());
+                    self.list.push(e);
+                }
+            }
+        }
+        let removed = old.iter().map(|e| e.config.id.to_string()).collect();
+        for e in old {
+            stop(e);
+        }
+        (removed, changed)
+    }
+
+    /// Un-REGISTERs every account, waiting a bounded time.
+    pub(super) async fn shutdown(&mut self) {
+        let mut waits = Vec::new();
+        for e in self.list.drain(..) {
+            if let Some(task) = e.task {
+                let (done, wait) = oneshot::channel();
+                if task.commands.send(RegCommand::Stop(done)).await.is_ok() {
+                    waits.push(wait);
+                }
+            }
+        }
+        let all = async {
+            for w in waits {
+                let _ = w.await;
+            }
+        };
+        if tokio::time::timeout(UNREGISTER_WAIT, all).await.is_err() {
+            tracing::warn!("some accounts did not unregister within {UNREGISTER_WAIT:?}");
+        }
+    }
+}
+
+/// Stops a task in the background: it un-REGISTERs and ends.
+fn stop(e: Entry) {
+    if let Some(task) = e.task {
+        let (done, _) = oneshot::channel();
+        let _ = task.commands.try_send(RegCommand::Stop(done));
+    }
+}

@@ -1,0 +1,15 @@
+//! JSON forms for voipctl --json: enum fields as their short lowercase names.
+
+use crate::v1::RegistrationState;
+
+pub(crate) fn registration_state<S: serde::Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
+    let name = RegistrationState::try_from(*v).map_or("unknown", |st| match st {
+        RegistrationState::Unspecified => "unspecified",
+        RegistrationState::Unregistered => "unregistered",
+        RegistrationState::Registering => "registering",
+        RegistrationState::Registered => "registered",
+        RegistrationState::Failed => "failed",
+        RegistrationState::BackingOff => "backing_off",
+    });
+    s.serialize_str(name)
+}
