@@ -375,7 +375,7 @@ impl Config {
 
 impl Account {
     /// Equal but for where in the file it was written.
-    fn same_settings(&self, other: &Account) -> bool {
+    pub fn same_settings(&self, other: &Account) -> bool {
         let mut o = other.clone();
         o.id_span = self.id_span.clone();
         *self == o

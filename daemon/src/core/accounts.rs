@@ -140,7 +140,7 @@ impl Accounts {
         let mut changed = Vec::new();
         for acc in new {
             match old.iter().position(|e| e.config.id == acc.id) {
-                Some(i) if old[i].config == *acc => self.list.push(old.remove(i)),
+                Some(i) if old[i].config.same_settings(acc) => self.list.push(old.remove(i)),
                 Some(i) => {
                     stop(old.remove(i));
                     let e = self.entry(acc.clone());
