@@ -1,6 +1,8 @@
 //! Harness for the end-to-end tests: runs the real `voipd` and `voipctl` binaries and the
 //! real peers in a private temp directory each, and stops them by PID.
 
+pub mod peers;
+
 use std::ffi::OsStr;
 use std::io::ErrorKind;
 use std::os::unix::net::UnixDatagram;
@@ -116,6 +118,7 @@ impl Sandbox {
             .env("HOME", self.path().join("home"))
             .env("XDG_CONFIG_HOME", self.path().join("config"))
             .env("XDG_RUNTIME_DIR", self.path().join("run"))
+            .env("XDG_STATE_HOME", self.path().join("state"))
             .env("TMPDIR", self.path())
             .current_dir(self.path())
             .stdin(Stdio::null());

@@ -188,6 +188,13 @@ impl TryFrom<RawAccount> for Account {
 }
 
 fn read_secret(path: &Path) -> Result<Secret, String> {
+    // Relative to what? The daemon's working directory is / under systemd; say so plainly.
+    if !path.is_absolute() {
+        return Err(format!(
+            "password_file: {} is not an absolute path",
+            path.display()
+        ));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("password_file: cannot read {}: {e}", path.display()))?;
     // Files written with `echo` end in a newline that is not part of the password.

@@ -1,0 +1,209 @@
+//! Real peers the tests run: Kamailio and SIPp, each on free loopback ports in the
+//! sandbox, stopped by PID.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{PATIENCE, require_tool};
+
+/// A loopback port free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // kill(2) on a child we started.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+fn stop_child(child: &mut Child) {
+    signal(child.id(), libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Kamailio as registrar and proxy (tests/peers/kamailio.cfg): users alice, bob, carol,
+/// dave, erin with passwords NAMEpw, domain 127.0.0.1.
+pub struct Kamailio {
+    pub port: u16,
+    dir: PathBuf,
+    log: PathBuf,
+    defines: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Kamailio {
+    pub fn start(dir: &Path, defines: &[&str]) -> Kamailio {
+        let mut k = Kamailio {
+            port: free_port(),
+            dir: dir.join("kamailio"),
+            log: dir.join("kamailio.log"),
+            defines: defines.iter().map(|d| d.to_string()).collect(),
+            child: None,
+        };
+        k.run();
+        k
+    }
+
+    fn run(&mut self) {
+        let bin = require_tool("kamailio", "kamailio");
+        std::fs::create_dir_all(&self.dir).expect("kamailio dir");
+        let before = self.log_text().matches("KAMAILIO-READY").count();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("kamailio log");
+        let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/kamailio.cfg");
+        let mut cmd = Command::new(bin);
+        cmd.args(["-DD", "-E", "-f"])
+            .arg(cfg)
+            .arg("-Y")
+            .arg(&self.dir)
+            .arg("-P")
+            .arg(self.dir.join("kamailio.pid"))
+            .args(["-L", "/usr/lib/x86_64-linux-gnu/kamailio/modules/"])
+            .arg("-A")
+            .arg(format!("LISTEN_PORT={}", self.port))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log);
+        for d in &self.defines {
+            cmd.arg("-A").arg(d);
+        }
+        self.child = Some(cmd.spawn().expect("start kamailio"));
+        let deadline = Instant::now() + PATIENCE;
+        while self.log_text().matches("KAMAILIO-READY").count() <= before {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("kamailio exited ({st}):\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kamailio not ready:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c);
+        }
+    }
+
+    /// Starts again on the same port, with an empty location table.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// REGISTER requests Kamailio received from `user`.
+    pub fn registers_from(&self, user: &str) -> Vec<String> {
+        let needle = format!("REGISTER-RECEIVED from=sip:{user}@");
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Successful registrations Kamailio stored for `user` (to=sip:user@…).
+    pub fn saved(&self, user: &str) -> usize {
+        let needle = format!("REGISTER-SAVED aor=sip:{user}@");
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One SIPp run in the background.
+pub struct Sipp {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Sipp {
+    /// Runs `sipp` with `args` (scenario, ports, …) writing its output to a log file.
+    pub fn spawn(dir: &Path, name: &str, args: &[String]) -> Sipp {
+        let bin = require_tool("sipp", "sip-tester");
+        let log = dir.join(format!("sipp-{name}.log"));
+        let out = std::fs::File::create(&log).expect("sipp log");
+        let child = Command::new(bin)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .spawn()
+            .expect("start sipp");
+        Sipp {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Waits for SIPp to end by itself; its exit code (0: every call passed).
+    pub fn wait(&mut self, limit: Duration) -> i32 {
+        let mut c = self.child.take().expect("running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                stop_child(&mut c);
+                panic!("sipp did not finish within {limit:?}:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c);
+        }
+    }
+}
+
+pub fn sipp_scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sipp")
+        .join(name)
+}
