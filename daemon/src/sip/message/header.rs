@@ -46,12 +46,12 @@ fn is_token(s: &str) -> bool {
 fn parse_params(s: &str) -> Result<Params, HeaderError> {
     let mut out = Vec::new();
     for part in split_outside_quotes(s, ';') {
-        let part = part.trim();
+        let part = part.trim_ascii();
         if part.is_empty() {
             return Err(HeaderError("empty parameter"));
         }
         let (n, v) = match part.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(v.trim())),
+            Some((n, v)) => (n.trim_ascii(), Some(v.trim_ascii())),
             None => (part, None),
         };
         if !is_token(n) {
@@ -88,23 +88,30 @@ fn find_outside_quotes(s: &str, want: char) -> Option<usize> {
     None
 }
 
-/// Splits at `sep` where it is not inside a quoted string or `<…>`.
+/// Splits at `sep` where it is not inside a quoted string or `<…>`. Works on bytes: every
+/// delimiter is ASCII, and UTF-8 continuation bytes never equal one.
 pub(super) fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
+    let sep = sep as u8;
+    let bytes = s.as_bytes();
+    // Most values have no quotes or brackets: a plain split.
+    if !bytes.iter().any(|&b| b == b'"' || b == b'<') {
+        return s.split(sep as char).collect();
+    }
     let mut out = Vec::new();
     let (mut quoted, mut angle, mut escaped, mut start) = (false, false, false, 0);
-    for (i, c) in s.char_indices() {
+    for (i, &b) in bytes.iter().enumerate() {
         if escaped {
             escaped = false;
             continue;
         }
-        match c {
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            c if c == sep && !quoted && !angle => {
+        match b {
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => angle = true,
+            b'>' if !quoted => angle = false,
+            _ if b == sep && !quoted && !angle => {
                 out.push(&s[start..i]);
-                start = i + c.len_utf8();
+                start = i + 1;
             }
             _ => {}
         }
@@ -132,21 +139,21 @@ impl Via {
         // Whitespace is allowed around the slashes: "SIP / 2.0 / UDP host".
         let mut p = s.splitn(3, '/');
         let (name, version, rest) = (p.next(), p.next(), p.next());
-        if !name.is_some_and(|n| n.trim().eq_ignore_ascii_case("SIP"))
-            || version.map(str::trim) != Some("2.0")
+        if !name.is_some_and(|n| n.trim_ascii().eq_ignore_ascii_case("SIP"))
+            || version.map(str::trim_ascii) != Some("2.0")
         {
             return Err(HeaderError("Via protocol is not SIP/2.0"));
         }
         let (transport, rest) = rest
-            .map(str::trim_start)
+            .map(str::trim_ascii_start)
             .and_then(|r| r.split_once([' ', '\t']))
             .ok_or(HeaderError("Via without sent-by"))?;
         if !is_token(transport) {
             return Err(HeaderError("Via transport"));
         }
-        let rest = rest.trim();
+        let rest = rest.trim_ascii();
         let (sent_by, params) = match rest.split_once(';') {
-            Some((h, p)) => (h.trim(), parse_params(p)?),
+            Some((h, p)) => (h.trim_ascii(), parse_params(p)?),
             None => (rest, Vec::new()),
         };
         let (host, port) = if let Some(v6) = sent_by.strip_prefix('[') {
@@ -163,7 +170,11 @@ impl Via {
             return Err(HeaderError("Via host"));
         }
         let port = port
-            .map(|p| p.trim().parse::<u16>().map_err(|_| HeaderError("Via port")))
+            .map(|p| {
+                p.trim_ascii()
+                    .parse::<u16>()
+                    .map_err(|_| HeaderError("Via port"))
+            })
             .transpose()?;
         if let Some(Some(b)) = param(&params, "branch")
             && !is_token(b)
@@ -225,10 +236,10 @@ impl NameAddr {
     }
 
     pub fn parse(s: &str) -> Result<NameAddr, HeaderError> {
-        let s = s.trim();
+        let s = s.trim_ascii();
         let (display, uri, rest) = if let Some(open) = find_outside_quotes(s, '<') {
             let close = s[open..].find('>').ok_or(HeaderError("unclosed <"))? + open;
-            let display = s[..open].trim();
+            let display = s[..open].trim_ascii();
             let display = if display.is_empty() {
                 None
             } else if let Some(q) = display.strip_prefix('"') {
@@ -253,8 +264,11 @@ impl NameAddr {
                 None => (None, s, ""),
             }
         };
-        let uri: Uri = uri.trim().parse().map_err(|_| HeaderError("bad URI"))?;
-        let rest = rest.trim();
+        let uri: Uri = uri
+            .trim_ascii()
+            .parse()
+            .map_err(|_| HeaderError("bad URI"))?;
+        let rest = rest.trim_ascii();
         let params = match rest.strip_prefix(';') {
             Some(p) => parse_params(p)?,
             None if rest.is_empty() => Vec::new(),
@@ -345,7 +359,7 @@ pub struct DigestParams(pub Vec<(String, String)>);
 
 impl DigestParams {
     pub fn parse(s: &str) -> Result<DigestParams, HeaderError> {
-        let s = s.trim();
+        let s = s.trim_ascii();
         let rest = s
             .get(..6)
             .filter(|p| p.eq_ignore_ascii_case("digest"))
@@ -353,14 +367,14 @@ impl DigestParams {
             .ok_or(HeaderError("not a Digest challenge"))?;
         let mut out = Vec::new();
         for part in split_outside_quotes(rest, ',') {
-            let part = part.trim();
+            let part = part.trim_ascii();
             if part.is_empty() {
                 continue;
             }
             let (k, v) = part
                 .split_once('=')
                 .ok_or(HeaderError("digest parameter without value"))?;
-            let v = v.trim();
+            let v = v.trim_ascii();
             let v = match v.strip_prefix('"') {
                 Some(q) => unquote(
                     q.strip_suffix('"')
@@ -368,7 +382,7 @@ impl DigestParams {
                 ),
                 None => v.to_string(),
             };
-            out.push((k.trim().to_ascii_lowercase(), v));
+            out.push((k.trim_ascii().to_ascii_lowercase(), v));
         }
         Ok(DigestParams(out))
     }

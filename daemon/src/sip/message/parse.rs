@@ -2,6 +2,7 @@
 //! headers split. Anything that does not parse is an error that says what and, for a
 //! request whose dialog-identifying headers are intact, keeps them so a 400 can be sent.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use super::header::split_outside_quotes;
@@ -118,17 +119,19 @@ pub(crate) fn split_head(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     None
 }
 
-/// Lines with continuation lines (starting with SP or HTAB) folded into the one before.
-fn logical_lines(head: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(24);
+/// Lines with continuation lines (starting with SP or HTAB) folded into the one before;
+/// borrowed unless folding joined them.
+fn logical_lines(head: &str) -> Vec<Cow<'_, str>> {
+    let mut out: Vec<Cow<'_, str>> = Vec::with_capacity(24);
     for line in head.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         match out.last_mut() {
             Some(prev) if line.starts_with([' ', '\t']) => {
-                prev.push(' ');
-                prev.push_str(line.trim());
+                let p = prev.to_mut();
+                p.push(' ');
+                p.push_str(line.trim_ascii());
             }
-            _ => out.push(line.to_string()),
+            _ => out.push(Cow::Borrowed(line)),
         }
     }
     out
@@ -198,7 +201,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseErrorKind> {
     Ok(StartLine::Request(Method::from_wire(method), uri))
 }
 
-fn header_lines(lines: &[String]) -> (Headers, bool) {
+fn header_lines(lines: &[Cow<'_, str>]) -> (Headers, bool) {
     let mut headers = Headers::default();
     let mut ok = true;
     for line in lines {
@@ -206,16 +209,16 @@ fn header_lines(lines: &[String]) -> (Headers, bool) {
             ok = false;
             continue;
         };
-        let name = name.trim_end_matches([' ', '\t']);
+        let name = name.trim_ascii_end();
         if !is_token(name) {
             ok = false;
             continue;
         }
         let name = Name::from_wire(name);
-        let value = value.trim();
+        let value = value.trim_ascii();
         if name.is_list() {
             for v in split_outside_quotes(value, ',') {
-                let v = v.trim();
+                let v = v.trim_ascii();
                 if v.is_empty() {
                     ok = false;
                 } else {
@@ -265,12 +268,11 @@ fn digits(s: &str) -> Option<u32> {
 /// Checks what every request and response needs (RFC 3261 §8.1.1, §20).
 fn validate(h: &Headers, method: Option<&Method>) -> Result<(), ParseErrorKind> {
     let bad = |n: Name, w| ParseErrorKind::BadHeader(n, w);
-    if h.get(&Name::Via).is_none() {
-        return Err(ParseErrorKind::MissingHeader(Name::Via));
-    }
-    for v in h.all(&Name::Via) {
-        Via::parse(v).map_err(|e| bad(Name::Via, e.0))?;
-    }
+    // Only the top Via is ours to read; the others go back verbatim in responses.
+    let top_via = h
+        .get(&Name::Via)
+        .ok_or(ParseErrorKind::MissingHeader(Name::Via))?;
+    Via::parse(top_via).map_err(|e| bad(Name::Via, e.0))?;
     for n in [Name::From, Name::To] {
         let na = NameAddr::parse(single(h, &n)?).map_err(|e| bad(n.clone(), e.0))?;
         if let Uri::Sip(u) = &na.uri
@@ -325,7 +327,11 @@ pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
         Some((h, r)) => (h, r, true),
         None => (buf, &[][..], false),
     };
-    let head = String::from_utf8_lossy(head);
+    // Valid UTF-8 is the rule; only broken input pays for the lossy copy.
+    let head = match std::str::from_utf8(head) {
+        Ok(h) => Cow::Borrowed(h),
+        Err(_) => String::from_utf8_lossy(head),
+    };
     let lines = logical_lines(&head);
     let (first, header_text) = lines
         .split_first()
