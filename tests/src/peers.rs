@@ -213,7 +213,7 @@ pub fn sipp_totals(csv: &Path) -> (u64, u64) {
     let text = std::fs::read_to_string(csv).unwrap_or_else(|e| panic!("{}: {e}", csv.display()));
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().expect("header").split(';').collect();
-    let last: Vec<&str> = lines.last().expect("a stats row").split(';').collect();
+    let last: Vec<&str> = lines.next_back().expect("a stats row").split(';').collect();
     let col = |name: &str| -> u64 {
         let i = header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} column"));
         last.get(i).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("bad {name}"))
