@@ -215,8 +215,13 @@ pub fn sipp_totals(csv: &Path) -> (u64, u64) {
     let header: Vec<&str> = lines.next().expect("header").split(';').collect();
     let last: Vec<&str> = lines.next_back().expect("a stats row").split(';').collect();
     let col = |name: &str| -> u64 {
-        let i = header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} column"));
-        last.get(i).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("bad {name}"))
+        let i = header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no {name} column"));
+        last.get(i)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("bad {name}"))
     };
     (col("SuccessfulCall(C)"), col("FailedCall(C)"))
 }

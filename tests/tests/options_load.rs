@@ -55,12 +55,22 @@ fn every_options_request_is_answered() {
     let d = sb.start_daemon();
     let out = sb.voipctl(&["--json", "status"]);
     let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let port = s["listening"][1].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+    let port = s["listening"][1]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
     let target = format!("127.0.0.1:{port}");
 
     for (transport, rate, count) in [("u1", 1000, 5000), ("t1", 500, 1500)] {
         let (ok, failed, code) = flood(&sb, &target, transport, rate, count);
-        assert_eq!((ok, failed), (u64::from(count), 0), "{transport}: SIPp exit {code}");
+        assert_eq!(
+            (ok, failed),
+            (u64::from(count), 0),
+            "{transport}: SIPp exit {code}"
+        );
         assert_eq!(code, 0);
     }
     let out = sb.voipctl(&["status"]);

@@ -80,7 +80,7 @@ fn accounts_register_over_udp_and_tcp_and_a_wrong_password_fails_quietly() {
     let sb = Sandbox::new();
     let kam = Kamailio::start(sb.path(), &[]);
     sb.write_config(&config(&sb, kam.port, ""));
-    let _d = sb.start_daemon();
+    let mut d = sb.start_daemon();
 
     for id in ["alice", "bob", "carol"] {
         let a = wait_state(&sb, id, "registered", PATIENCE);
@@ -158,6 +158,83 @@ fn accounts_register_over_udp_and_tcp_and_a_wrong_password_fails_quietly() {
         "{}",
         describe(&out)
     );
+
+    // One TCP connection carries all of bob's REGISTERs.
+    let sources: std::collections::BTreeSet<String> = kam
+        .registers_from("bob")
+        .iter()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("src="))
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(sources.len(), 1, "{sources:?}");
+
+    // A reload adds erin and removes carol; alice and bob are left alone.
+    let (alice_n, bob_n) = (
+        kam.registers_from("alice").len(),
+        kam.registers_from("bob").len(),
+    );
+    let carol_pw = format!(
+        "password_file = \"{}\"",
+        sb.path().join("carol.pw").display()
+    );
+    let with_erin = config(&sb, kam.port, "")
+        .replace("id = \"carol\"", "id = \"erin\"")
+        .replace("sip:carol@", "sip:erin@")
+        .replace("username = \"carol\"", "username = \"erin\"")
+        .replace(&carol_pw, "password = \"erinpw\"");
+    sb.write_config(&with_erin);
+    let out = sb.voipctl(&["reload"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_state(&sb, "erin", "registered", PATIENCE);
+    assert!(accounts(&sb).iter().all(|a| a["id"] != "carol"));
+    wait_until(
+        || {
+            kam.registers_from("carol")
+                .iter()
+                .any(|l| l.contains("expires=0"))
+        },
+        "carol un-REGISTERed when removed",
+    );
+    assert_eq!(
+        kam.registers_from("alice").len(),
+        alice_n,
+        "alice untouched by the reload"
+    );
+    assert_eq!(
+        kam.registers_from("bob").len(),
+        bob_n,
+        "bob untouched by the reload"
+    );
+
+    // Shutdown un-REGISTERs what is registered.
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit().code(), Some(0));
+    for user in ["alice", "bob", "erin"] {
+        let unreg = kam
+            .registers_from(user)
+            .iter()
+            .filter(|l| l.contains("expires=0"))
+            .count();
+        assert!(unreg >= 1, "{user} not un-REGISTERed at shutdown");
+    }
+}
+
+#[test]
+fn a_dead_first_proxy_fails_over_to_the_second() {
+    let sb = Sandbox::new();
+    let kam = Kamailio::start(sb.path(), &[]);
+    // Nobody answers on the first proxy's port: after 64·T1 the second one is tried.
+    let dead = voipd_tests::peers::free_port();
+    sb.write_config(&format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\nt1_ms = 100\n\n[[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\npassword = \"alicepw\"\noutbound_proxy = [\"sip:127.0.0.1:{dead}\", \"sip:127.0.0.1:{}\"]\n",
+        kam.port
+    ));
+    let _d = sb.start_daemon();
+    let a = wait_state(&sb, "alice", "registered", Duration::from_secs(30));
+    assert_eq!(a["registrar"], format!("udp:127.0.0.1:{}", kam.port));
 }
 
 #[test]

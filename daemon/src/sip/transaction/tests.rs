@@ -21,14 +21,28 @@ async fn endpoint() -> (Endpoint, mpsc::Receiver<TuRequest>, Target) {
     let (t, incoming) = Transport::start(&[listen], false).await.unwrap();
     let addr = t.listening()[0].trim_start_matches("udp:").parse().unwrap();
     let (ep, tu) = Endpoint::start(t, incoming, FAST, "test".into());
-    (ep, tu, Target { proto: Proto::Udp, addr })
+    (
+        ep,
+        tu,
+        Target {
+            proto: Proto::Udp,
+            addr,
+        },
+    )
 }
 
 fn peer() -> (UdpSocket, Target) {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let addr = s.local_addr().unwrap();
-    (s, Target { proto: Proto::Udp, addr })
+    (
+        s,
+        Target {
+            proto: Proto::Udp,
+            addr,
+        },
+    )
 }
 
 fn recv(s: &UdpSocket) -> Option<Message> {
@@ -61,7 +75,9 @@ fn request(method: Method) -> Request {
     }
 }
 
-fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> tokio::task::JoinHandle<T> {
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
     tokio::task::spawn_blocking(f)
 }
 
@@ -80,11 +96,17 @@ async fn client_non_invite_retransmits_until_timer_f() {
     let mut tx = ep.request(request(Method::Message), target).await.unwrap();
     assert!(matches!(tx.response().await, Err(TxError::Timeout)));
     let took = started.elapsed();
-    assert!(took >= 64 * FAST.t1 && took < 64 * FAST.t1 + Duration::from_millis(300), "{took:?}");
+    assert!(
+        took >= 64 * FAST.t1 && took < 64 * FAST.t1 + Duration::from_millis(300),
+        "{took:?}"
+    );
     let sent = counter.await.unwrap();
     // Sends at 0, 20, 60, 140, 300, then every T2 (160 ms) until 1280 ms: 11.
     assert!((10..=12).contains(&sent.len()), "{} sends", sent.len());
-    assert!(sent.windows(2).all(|w| w[0] == w[1]), "one branch for all retransmissions");
+    assert!(
+        sent.windows(2).all(|w| w[0] == w[1]),
+        "one branch for all retransmissions"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,9 +124,14 @@ async fn server_absorbs_a_retransmitted_request() {
     });
     let (first, again) = sock.await.unwrap();
     assert!(matches!(first, Some(Message::Response(ref r)) if r.code == 200));
-    assert!(matches!(again, Some(Message::Response(ref r)) if r.code == 200), "the retransmission is answered again");
     assert!(
-        tokio::time::timeout(Duration::from_millis(200), tu.recv()).await.is_err(),
+        matches!(again, Some(Message::Response(ref r)) if r.code == 200),
+        "the retransmission is answered again"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), tu.recv())
+            .await
+            .is_err(),
         "the layer above saw the request once"
     );
 }
@@ -120,7 +147,10 @@ async fn invite_server_sends_100_retransmits_final_until_ack() {
         (sock, trying)
     });
     let (sock, trying) = sock.await.unwrap();
-    assert!(matches!(trying, Some(Message::Response(ref r)) if r.code == 100), "{trying:?}");
+    assert!(
+        matches!(trying, Some(Message::Response(ref r)) if r.code == 100),
+        "{trying:?}"
+    );
     r.tx.respond(r.request.response(486, "Busy Here")).await;
     let got = blocking(move || {
         // Timer G: the 486 comes again while no ACK arrives.
@@ -139,14 +169,23 @@ async fn invite_server_sends_100_retransmits_final_until_ack() {
         sock.set_nonblocking(true).unwrap();
         while recv(&sock).is_some() {}
         sock.set_nonblocking(false).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         (finals, recv(&sock))
     });
     let (finals, after_ack) = got.await.unwrap();
-    assert!(finals >= 3, "486 retransmitted {finals} times in 150 ms with T1 = 20 ms");
-    assert!(after_ack.is_none(), "the ACK stopped retransmissions: {after_ack:?}");
     assert!(
-        tokio::time::timeout(Duration::from_millis(100), tu.recv()).await.is_err(),
+        finals >= 3,
+        "486 retransmitted {finals} times in 150 ms with T1 = 20 ms"
+    );
+    assert!(
+        after_ack.is_none(),
+        "the ACK stopped retransmissions: {after_ack:?}"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), tu.recv())
+            .await
+            .is_err(),
         "the ACK of a non-2xx belongs to the transaction, not the layer above"
     );
 }
@@ -158,7 +197,9 @@ async fn cancel_is_answered_and_reaches_the_invite_owner() {
     sock.send_to(&raw("INVITE", "can", 1, p), me.addr).unwrap();
     let r = tu.recv().await.unwrap();
     sock.send_to(&raw("CANCEL", "can", 1, p), me.addr).unwrap();
-    tokio::time::timeout(Duration::from_secs(2), r.tx.cancelled()).await.expect("cancelled");
+    tokio::time::timeout(Duration::from_secs(2), r.tx.cancelled())
+        .await
+        .expect("cancelled");
     let codes = blocking(move || {
         let mut codes = Vec::new();
         while let Some(Message::Response(r)) = recv(&sock) {
@@ -173,9 +214,13 @@ async fn cancel_is_answered_and_reaches_the_invite_owner() {
 
     // A CANCEL for nothing: 481.
     let (sock, p) = peer();
-    sock.send_to(&raw("CANCEL", "nothing", 1, p), me.addr).unwrap();
+    sock.send_to(&raw("CANCEL", "nothing", 1, p), me.addr)
+        .unwrap();
     let r = blocking(move || recv(&sock)).await.unwrap();
-    assert!(matches!(r, Some(Message::Response(ref r)) if r.code == 481), "{r:?}");
+    assert!(
+        matches!(r, Some(Message::Response(ref r)) if r.code == 481),
+        "{r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +228,9 @@ async fn client_invite_acks_a_failure() {
     let (ep, _tu, _) = endpoint().await;
     let (sock, target) = peer();
     let peer_side = blocking(move || {
-        let Some(Message::Request(inv)) = recv(&sock) else { panic!("no INVITE") };
+        let Some(Message::Request(inv)) = recv(&sock) else {
+            panic!("no INVITE")
+        };
         let via = inv.top_via().unwrap();
         let to = |r: &mut crate::sip::message::Response| {
             r.headers.set_first(Name::To, "<sip:p@127.0.0.1>;tag=p2");
@@ -196,7 +243,9 @@ async fn client_invite_acks_a_failure() {
         let back = std::net::SocketAddr::new(via.host.parse().unwrap(), via.port.unwrap());
         sock.send_to(&reply(100), back).unwrap();
         sock.send_to(&reply(486), back).unwrap();
-        let Some(Message::Request(ack)) = recv(&sock) else { panic!("no ACK") };
+        let Some(Message::Request(ack)) = recv(&sock) else {
+            panic!("no ACK")
+        };
         (inv, ack)
     });
     let mut tx = ep.request(request(Method::Invite), target).await.unwrap();
@@ -204,8 +253,18 @@ async fn client_invite_acks_a_failure() {
     assert_eq!(tx.response().await.unwrap().code, 486);
     let (inv, ack) = peer_side.await.unwrap();
     assert_eq!(ack.method, Method::Ack);
-    assert_eq!(ack.top_via().unwrap().branch(), inv.top_via().unwrap().branch(), "same branch");
-    assert_eq!(ack.cseq().unwrap(), CSeq { seq: 7, method: Method::Ack });
+    assert_eq!(
+        ack.top_via().unwrap().branch(),
+        inv.top_via().unwrap().branch(),
+        "same branch"
+    );
+    assert_eq!(
+        ack.cseq().unwrap(),
+        CSeq {
+            seq: 7,
+            method: Method::Ack
+        }
+    );
     assert_eq!(ack.to().unwrap().tag(), Some("p2"), "To from the response");
 }
 
@@ -215,11 +274,17 @@ async fn options_are_answered_statelessly_with_capabilities() {
     let (sock, p) = peer();
     sock.send_to(&raw("OPTIONS", "opt", 1, p), me.addr).unwrap();
     let r = blocking(move || recv(&sock)).await.unwrap();
-    let Some(Message::Response(r)) = r else { panic!("no answer") };
+    let Some(Message::Response(r)) = r else {
+        panic!("no answer")
+    };
     assert_eq!(r.code, 200);
     for h in [Name::Allow, Name::Accept, Name::Supported] {
         assert!(r.headers.get(&h).is_some(), "{h} missing");
     }
     assert!(r.to().unwrap().tag().is_some(), "To tag added");
-    assert!(tokio::time::timeout(Duration::from_millis(100), tu.recv()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), tu.recv())
+            .await
+            .is_err()
+    );
 }
