@@ -77,3 +77,27 @@ fn every_options_request_is_answered() {
     assert!(out.status.success(), "still up: {}", describe(&out));
     println!("RSS after the floods: {} KiB", d.rss_kib());
 }
+
+#[test]
+fn answers_over_ipv6() {
+    let sb = Sandbox::new();
+    sb.write_config("[sip]\nlisten = [\"udp:[::1]:0\", \"tcp:[::1]:0\"]\n");
+    let _d = sb.start_daemon();
+    let out = sb.voipctl(&["--json", "status"]);
+    let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let udp = s["listening"][1].as_str().unwrap();
+    assert!(udp.starts_with("udp:[::1]:"), "{s}");
+    let addr: std::net::SocketAddr = udp.trim_start_matches("udp:").parse().unwrap();
+    let sock = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let req = format!(
+        "OPTIONS sip:voipd@[::1] SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKv6;rport\r\nFrom: <sip:t@[::1]>;tag=1\r\nTo: <sip:voipd@[::1]>\r\nCall-ID: v6@t\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(req.as_bytes(), addr).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 200 OK"), "{answer}");
+    assert!(answer.contains("Allow: "), "{answer}");
+}

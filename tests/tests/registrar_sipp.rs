@@ -158,3 +158,40 @@ fn refreshes_arrive_before_expiry() {
         "refreshed too eagerly: two in {took:?}"
     );
 }
+
+#[test]
+fn a_moved_nat_binding_triggers_a_new_registration() {
+    // keepalive_secs = 1 for this one: the scenario answers two keepalives, the second
+    // with another public port, and then wants a REGISTER.
+    let sb = Sandbox::new();
+    let port = free_port();
+    let args: Vec<String> = [
+        "-sf",
+        &sipp_scenario("reg_nat.xml").display().to_string(),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-bind_local",
+        "-t",
+        "u1",
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "60s",
+        "-timeout_error",
+        "-trace_err",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let sipp = Sipp::spawn(sb.path(), "reg_nat", &args);
+    std::thread::sleep(Duration::from_millis(300));
+    sb.write_config(&format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{port}\"\npassword = \"alicepw\"\nkeepalive_secs = 1\n"
+    ));
+    let d = sb.start_daemon();
+    expect_pass(sipp, Duration::from_secs(70));
+    assert!(d.log().contains("public address changed"), "{}", d.log());
+}
