@@ -306,6 +306,42 @@ pub fn wait_child(child: &mut Child) -> ExitStatus {
     panic!("child process did not exit within {PATIENCE:?}");
 }
 
+/// The daemon's accounts, as `voipctl --json accounts` lists them.
+pub fn accounts(sb: &Sandbox) -> Vec<serde_json::Value> {
+    let out = sb.voipctl(&["--json", "accounts"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    v["accounts"].as_array().cloned().unwrap_or_default()
+}
+
+pub fn account(sb: &Sandbox, id: &str) -> serde_json::Value {
+    accounts(sb)
+        .into_iter()
+        .find(|a| a["id"] == id)
+        .unwrap_or_else(|| panic!("no account {id}"))
+}
+
+/// Waits until account `id` is in `state` (as voipctl names it); returns the account.
+pub fn wait_account_state(
+    sb: &Sandbox,
+    id: &str,
+    state: &str,
+    within: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let a = account(sb, id);
+        if a["state"] == state {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} not {state} within {within:?}: {a}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// stdout and stderr of a finished command, for assertion messages.
 pub fn describe(o: &Output) -> String {
     format!(

@@ -3,30 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use voipd_tests::peers::{Sipp, free_port, sipp_scenario};
 use voipd_tests::*;
-
-fn account(sb: &Sandbox) -> Value {
-    let out = sb.voipctl(&["--json", "accounts"]);
-    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
-    v["accounts"][0].clone()
-}
-
-fn wait_state(sb: &Sandbox, state: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let a = account(sb);
-        if a["state"] == state {
-            return a;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not {state} within {within:?}: {a}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Starts SIPp with `scenario` as registrar, then voipd with one account pointed at it.
 fn run(scenario: &str, extra_sipp: &[&str], sip_extra: &str) -> (Sandbox, Sipp, Daemon) {
@@ -71,7 +49,7 @@ fn expect_pass(mut sipp: Sipp, limit: Duration) -> String {
 fn challenge_then_200() {
     let (sb, sipp, _d) = run("reg_auth.xml", &["-timeout", "30s"], "");
     expect_pass(sipp, Duration::from_secs(40));
-    let a = wait_state(&sb, "registered", PATIENCE);
+    let a = wait_account_state(&sb, "alice", "registered", PATIENCE);
     assert_eq!(
         a["registrar"]
             .as_str()
@@ -84,24 +62,24 @@ fn challenge_then_200() {
 fn stale_nonce_is_retried_with_the_new_one() {
     let (sb, sipp, _d) = run("reg_stale.xml", &["-timeout", "30s"], "");
     expect_pass(sipp, Duration::from_secs(40));
-    wait_state(&sb, "registered", PATIENCE);
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
 }
 
 #[test]
 fn interval_too_brief_raises_expires_to_min_expires() {
     let (sb, sipp, _d) = run("reg_423.xml", &["-timeout", "30s"], "");
     expect_pass(sipp, Duration::from_secs(40));
-    wait_state(&sb, "registered", PATIENCE);
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
 }
 
 #[test]
 fn service_unavailable_waits_for_retry_after() {
     let (sb, sipp, _d) = run("reg_503.xml", &["-timeout", "30s"], "");
     // The scenario fails a retry that comes sooner than Retry-After (3 s).
-    let a = wait_state(&sb, "backing_off", PATIENCE);
+    let a = wait_account_state(&sb, "alice", "backing_off", PATIENCE);
     assert_eq!(a["last_code"], 503, "{a}");
     expect_pass(sipp, Duration::from_secs(40));
-    wait_state(&sb, "registered", PATIENCE);
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
 }
 
 #[test]
@@ -113,7 +91,7 @@ fn a_registrar_that_never_answers_ends_in_backoff_after_timer_f() {
         "t1_ms = 100",
     );
     let started = Instant::now();
-    let a = wait_state(&sb, "backing_off", Duration::from_secs(15));
+    let a = wait_account_state(&sb, "alice", "backing_off", Duration::from_secs(15));
     let waited = started.elapsed();
     assert!(
         a["last_reason"].as_str().unwrap().contains("no answer"),
@@ -145,7 +123,7 @@ fn refreshes_arrive_before_expiry() {
     // The registrar grants 10 s; refreshes are due at 8 s, and the scenario fails one
     // that is late (it also checks Call-ID and rising CSeq).
     let (sb, sipp, _d) = run("reg_refresh.xml", &["-timeout", "60s"], "");
-    wait_state(&sb, "registered", PATIENCE);
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
     let started = Instant::now();
     expect_pass(sipp, Duration::from_secs(70));
     let took = started.elapsed();

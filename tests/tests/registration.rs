@@ -3,38 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use voipd_tests::peers::Kamailio;
 use voipd_tests::*;
-
-fn accounts(sb: &Sandbox) -> Vec<Value> {
-    let out = sb.voipctl(&["--json", "accounts"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
-    v["accounts"].as_array().cloned().unwrap_or_default()
-}
-
-fn state_of(sb: &Sandbox, id: &str) -> Value {
-    accounts(sb)
-        .into_iter()
-        .find(|a| a["id"] == id)
-        .unwrap_or_else(|| panic!("no account {id}"))
-}
-
-fn wait_state(sb: &Sandbox, id: &str, state: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let a = state_of(sb, id);
-        if a["state"] == state {
-            return a;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} not {state} within {within:?}: {a}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// alice over UDP, bob over TCP through an outbound proxy, carol over UDP with an
 /// explicit username, dave with a wrong password.
@@ -83,18 +53,18 @@ fn accounts_register_over_udp_and_tcp_and_a_wrong_password_fails_quietly() {
     let mut d = sb.start_daemon();
 
     for id in ["alice", "bob", "carol"] {
-        let a = wait_state(&sb, id, "registered", PATIENCE);
+        let a = wait_account_state(&sb, id, "registered", PATIENCE);
         assert!(a["registered_until_unix_ms"].as_u64().unwrap() > 0);
     }
     assert_eq!(
-        state_of(&sb, "bob")["registrar"],
+        account(&sb, "bob")["registrar"],
         format!("tcp:127.0.0.1:{}", kam.port)
     );
     assert_eq!(
-        state_of(&sb, "alice")["registrar"],
+        account(&sb, "alice")["registrar"],
         format!("udp:127.0.0.1:{}", kam.port)
     );
-    let dave = wait_state(&sb, "dave", "failed", PATIENCE);
+    let dave = wait_account_state(&sb, "dave", "failed", PATIENCE);
     assert_eq!(dave["last_code"], 403, "{dave}");
     assert!(dave["retry_at_unix_ms"].as_u64().unwrap() > 0);
 
@@ -120,7 +90,7 @@ fn accounts_register_over_udp_and_tcp_and_a_wrong_password_fails_quietly() {
         "{:?}",
         kam.registers_from("dave")
     );
-    assert_eq!(state_of(&sb, "dave")["state"], "failed");
+    assert_eq!(account(&sb, "dave")["state"], "failed");
 
     // People read the same states.
     let out = sb.voipctl(&["accounts"]);
@@ -139,7 +109,7 @@ fn accounts_register_over_udp_and_tcp_and_a_wrong_password_fails_quietly() {
     // Unregister and register again by hand.
     let out = sb.voipctl(&["unregister", "alice"]);
     assert!(out.status.success(), "{}", describe(&out));
-    wait_state(&sb, "alice", "unregistered", PATIENCE);
+    wait_account_state(&sb, "alice", "unregistered", PATIENCE);
     assert!(
         kam.registers_from("alice")
             .iter()
@@ -148,7 +118,7 @@ fn accounts_register_over_udp_and_tcp_and_a_wrong_password_fails_quietly() {
     );
     let out = sb.voipctl(&["register", "alice"]);
     assert!(out.status.success(), "{}", describe(&out));
-    wait_state(&sb, "alice", "registered", PATIENCE);
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
 
     // Unknown ids are refused, with exit 1.
     let out = sb.voipctl(&["register", "zed"]);
@@ -188,7 +158,7 @@ fn accounts_register_over_udp_and_tcp_and_a_wrong_password_fails_quietly() {
     sb.write_config(&with_erin);
     let out = sb.voipctl(&["reload"]);
     assert!(out.status.success(), "{}", describe(&out));
-    wait_state(&sb, "erin", "registered", PATIENCE);
+    wait_account_state(&sb, "erin", "registered", PATIENCE);
     assert!(accounts(&sb).iter().all(|a| a["id"] != "carol"));
     wait_until(
         || {
@@ -233,7 +203,7 @@ fn a_dead_first_proxy_fails_over_to_the_second() {
         kam.port
     ));
     let _d = sb.start_daemon();
-    let a = wait_state(&sb, "alice", "registered", Duration::from_secs(30));
+    let a = wait_account_state(&sb, "alice", "registered", Duration::from_secs(30));
     assert_eq!(a["registrar"], format!("udp:127.0.0.1:{}", kam.port));
 }
 
@@ -245,7 +215,7 @@ fn registrations_come_back_after_the_registrar_restarts() {
     sb.write_config(&config(&sb, kam.port, "t1_ms = 100"));
     let _d = sb.start_daemon();
     for id in ["alice", "bob"] {
-        wait_state(&sb, id, "registered", PATIENCE);
+        wait_account_state(&sb, id, "registered", PATIENCE);
     }
 
     kam.stop();
@@ -253,7 +223,7 @@ fn registrations_come_back_after_the_registrar_restarts() {
     // Keepalives notice within seconds: TCP at once (the connection drops), UDP after
     // 64·T1 without an answer.
     for id in ["alice", "bob"] {
-        let a = wait_state(&sb, id, "backing_off", Duration::from_secs(15));
+        let a = wait_account_state(&sb, id, "backing_off", Duration::from_secs(15));
         assert!(a["retry_at_unix_ms"].as_u64().unwrap() > 0, "{a}");
     }
     std::thread::sleep(Duration::from_secs(20).saturating_sub(stopped_at.elapsed()));
@@ -264,7 +234,7 @@ fn registrations_come_back_after_the_registrar_restarts() {
     let bound = Duration::from_secs(72) + Duration::from_millis(64 * 100) + Duration::from_secs(2);
     let started = Instant::now();
     for id in ["alice", "bob"] {
-        wait_state(
+        wait_account_state(
             &sb,
             id,
             "registered",

@@ -160,7 +160,10 @@ impl Transport {
             let may_move = fallback || l.addr.port() == 0;
             match l.transport {
                 ConfTransport::Udp => {
-                    let sock = Arc::new(udp::bind(addr, may_move).await.map_err(bind_err)?);
+                    let sock = bind_or_move(addr, may_move, "udp", tokio::net::UdpSocket::bind)
+                        .await
+                        .map_err(bind_err)?;
+                    let sock = Arc::new(sock);
                     let local = sock.local_addr().map_err(bind_err)?;
                     chosen.entry(local.ip()).or_insert(local.port());
                     tasks.push(
@@ -169,7 +172,10 @@ impl Transport {
                     udp.push(sock);
                 }
                 ConfTransport::Tcp => {
-                    let listener = tcp::bind(addr, may_move).await.map_err(bind_err)?;
+                    let listener =
+                        bind_or_move(addr, may_move, "tcp", tokio::net::TcpListener::bind)
+                            .await
+                            .map_err(bind_err)?;
                     let local = listener.local_addr().map_err(bind_err)?;
                     chosen.entry(local.ip()).or_insert(local.port());
                     tasks.push(
@@ -240,29 +246,20 @@ impl Transport {
     /// Our address as `target` should see it, for Via sent-by and Contact. An unspecified
     /// bind address is resolved to the source address the kernel would route from.
     pub fn local_for(&self, target: Target) -> Option<SocketAddr> {
-        let port = match target.proto {
-            Proto::Udp => self.udp_for(target.addr)?.local_addr().ok()?.port(),
-            Proto::Tcp => self
-                .tcp_listen
-                .iter()
-                .find(|a| a.is_ipv4() == target.addr.is_ipv4())
-                .map(|a| a.port())
-                .or_else(|| Some(self.udp_for(target.addr)?.local_addr().ok()?.port()))?,
+        let same_family = |a: &SocketAddr| a.is_ipv4() == target.addr.is_ipv4();
+        let udp = self.udp_for(target.addr).and_then(|s| s.local_addr().ok());
+        // Over TCP we are reached at our listener; without one, the UDP port stands in
+        // (the connection's own ephemeral port is not known before it exists).
+        let bound = match target.proto {
+            Proto::Udp => udp?,
+            Proto::Tcp => self.tcp_listen.iter().copied().find(same_family).or(udp)?,
         };
-        let bound_ip = match target.proto {
-            Proto::Udp => self.udp_for(target.addr)?.local_addr().ok()?.ip(),
-            Proto::Tcp => self
-                .tcp_listen
-                .iter()
-                .find(|a| a.is_ipv4() == target.addr.is_ipv4())
-                .map_or(target.addr.ip(), |a| a.ip()),
-        };
-        let ip = if bound_ip.is_unspecified() {
+        let ip = if bound.ip().is_unspecified() {
             self.route_to(target.addr)?
         } else {
-            bound_ip
+            bound.ip()
         };
-        Some(SocketAddr::new(ip, port))
+        Some(SocketAddr::new(ip, bound.port()))
     }
 
     fn route_to(&self, dest: SocketAddr) -> Option<IpAddr> {
@@ -280,6 +277,30 @@ impl Transport {
         let ip = probe.local_addr().ok()?.ip();
         lock(&self.routes).insert(dest.ip(), ip);
         Some(ip)
+    }
+}
+
+/// Binds with `bind`; if the address is taken and `may_move`, binds a free port on the
+/// same IP instead and says so.
+async fn bind_or_move<S, F, Fut>(
+    addr: SocketAddr,
+    may_move: bool,
+    name: &str,
+    bind: F,
+) -> std::io::Result<S>
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<S>>,
+{
+    match bind(addr).await {
+        Err(e) if may_move && e.kind() == std::io::ErrorKind::AddrInUse => {
+            let s = bind(SocketAddr::new(addr.ip(), 0)).await?;
+            tracing::warn!(
+                "{name}:{addr} is in use; listening on a free {name} port instead (voipctl status shows it)"
+            );
+            Ok(s)
+        }
+        other => other,
     }
 }
 

@@ -14,20 +14,6 @@ use super::{
 /// Bytes queued for one connection before senders wait.
 const WRITE_QUEUE: usize = 64;
 
-pub(super) async fn bind(addr: SocketAddr, may_move: bool) -> std::io::Result<TcpListener> {
-    match TcpListener::bind(addr).await {
-        Err(e) if may_move && e.kind() == std::io::ErrorKind::AddrInUse => {
-            let l = TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
-            tracing::warn!(
-                "tcp:{addr} is in use; listening on tcp:{} instead",
-                l.local_addr()?
-            );
-            Ok(l)
-        }
-        other => other,
-    }
-}
-
 pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let (stream, peer) = match listener.accept().await {
