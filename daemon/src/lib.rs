@@ -9,4 +9,5 @@ pub mod daemon;
 pub mod logging;
 pub mod paths;
 pub mod sdnotify;
+pub mod sdp;
 pub mod sip;

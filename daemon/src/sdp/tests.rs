@@ -1,0 +1,134 @@
+use super::*;
+use crate::config::Codec;
+
+const BARESIP_OFFER: &str = "v=0\r\no=- 1234 5678 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 30000 RTP/AVP 96 9 0 8 101\r\nb=AS:128\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=1;sprop-stereo=1\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\na=label:1\r\n\
+m=video 30002 RTP/AVP 97\r\na=rtpmap:97 VP8/90000\r\n";
+
+#[test]
+fn parses_a_real_offer() {
+    let s = Sdp::parse(BARESIP_OFFER.as_bytes()).unwrap();
+    assert_eq!(s.session_id, 1234);
+    assert_eq!(s.media.len(), 2);
+    let a = &s.media[0];
+    assert_eq!(a.formats, vec![96, 9, 0, 8, 101]);
+    assert_eq!(
+        a.rtpmap(0).unwrap().encoding,
+        "PCMU",
+        "static payload types need no rtpmap"
+    );
+    assert_eq!(a.rtpmap(96).unwrap().channels, Some(2));
+    assert_eq!(a.ptime, Some(20));
+    assert_eq!(a.other_attrs, vec!["label:1"]);
+    assert_eq!(s.media_addr(a), Some("127.0.0.1".parse().unwrap()));
+}
+
+#[test]
+fn answer_picks_the_offerers_first_usable_codec_and_refuses_video() {
+    let offer = Sdp::parse(BARESIP_OFFER.as_bytes()).unwrap();
+    let (ans, n) = answer(
+        &offer,
+        &[Codec::Pcma, Codec::Pcmu],
+        "127.0.0.1".parse().unwrap(),
+        40000,
+        7,
+    )
+    .unwrap();
+    // Opus and G.722 come first in the offer but are not usable yet; PCMU is next.
+    assert_eq!((n.codec, n.pt, n.dtmf_pt), (Codec::Pcmu, 0, Some(101)));
+    assert_eq!(n.remote, "127.0.0.1:30000".parse().unwrap());
+    assert_eq!(ans.media[0].formats, vec![0, 101]);
+    assert_eq!(ans.media[1].port, 0, "video refused");
+    // What we write parses again, and reads back as the same choice.
+    let again = Sdp::parse(ans.to_string().as_bytes()).unwrap();
+    assert_eq!(again, ans);
+}
+
+#[test]
+fn hold_directions_are_mirrored() {
+    let offer = BARESIP_OFFER.replace("a=sendrecv", "a=sendonly");
+    let offer = Sdp::parse(offer.as_bytes()).unwrap();
+    let (ans, n) = answer(
+        &offer,
+        &[Codec::Pcmu],
+        "127.0.0.1".parse().unwrap(),
+        40000,
+        7,
+    )
+    .unwrap();
+    assert_eq!(n.direction, Direction::RecvOnly);
+    assert_eq!(ans.media[0].direction, Direction::RecvOnly);
+}
+
+#[test]
+fn offer_and_answer_round_trip() {
+    let ours = offer(
+        &[Codec::Opus, Codec::Pcma, Codec::Pcmu],
+        "192.0.2.1".parse().unwrap(),
+        4000,
+        99,
+        Direction::SendRecv,
+    );
+    assert_eq!(
+        ours.media[0].formats,
+        vec![8, 0, 101],
+        "only what is implemented is offered"
+    );
+    let (ans, theirs) = answer(
+        &ours,
+        &[Codec::Pcmu, Codec::Pcma],
+        "192.0.2.2".parse().unwrap(),
+        5000,
+        1,
+    )
+    .unwrap();
+    assert_eq!(theirs.codec, Codec::Pcma, "the offerer's order wins");
+    let n = read_answer(&ours, &ans).unwrap();
+    assert_eq!((n.codec, n.pt, n.dtmf_pt), (Codec::Pcma, 8, Some(101)));
+    assert_eq!(n.remote, "192.0.2.2:5000".parse().unwrap());
+}
+
+#[test]
+fn bad_offers_are_refused_with_a_reason() {
+    for (text, want) in [
+        ("v=1\r\n", SdpError::Line(1, "version is not 0")),
+        (
+            "v=0\r\nm=audio 1\r\n",
+            SdpError::Line(2, "media line needs kind, port, proto and formats"),
+        ),
+        (
+            "v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n",
+            SdpError::Line(3, "bad media port"),
+        ),
+        (
+            "v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 300\r\n",
+            SdpError::Line(3, "bad payload type"),
+        ),
+        (
+            "v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 nowhere\r\n",
+            SdpError::Line(3, "bad address"),
+        ),
+        (
+            "v=0\r\nno equals sign\r\n",
+            SdpError::Line(2, "not type=value"),
+        ),
+        ("v=0\r\ns=x\r\n", SdpError::Missing("o=")),
+    ] {
+        assert_eq!(Sdp::parse(text.as_bytes()), Err(want), "{text}");
+    }
+    assert_eq!(Sdp::parse(&[0xff, 0xfe]), Err(SdpError::Encoding));
+    let only_gsm =
+        Sdp::parse(b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 3\r\n")
+            .unwrap();
+    assert!(matches!(
+        answer(
+            &only_gsm,
+            &[Codec::Pcmu],
+            "127.0.0.1".parse().unwrap(),
+            1,
+            1
+        ),
+        Err(NegotiationError::NoCommonCodec(_))
+    ));
+}
