@@ -7,6 +7,7 @@ pub mod control_socket;
 pub mod core;
 pub mod daemon;
 pub mod logging;
+pub mod media;
 pub mod paths;
 pub mod sdnotify;
 pub mod sdp;

@@ -10,6 +10,7 @@ with a pure-Python Goertzel that A's decoded file has 1000 Hz and B's has
 440 Hz. Everything lives in a mktemp dir; every process is stopped by PID.
 Stdlib only. Exit status 0 = pass.
 """
+import json
 import math
 import os
 import random
@@ -147,10 +148,9 @@ def main():
                 f.write(CONFIG_TMPL.format(sip_port=sip_port, freq=freq, name=name,
                                            rtp_lo=rtp_lo, rtp_hi=rtp_lo + 9,
                                            ctrl_port=ctrl_port, rec_dir=rec))
-            with open(os.path.join(d, "accounts"), "w") as f:
-                f.write(ACCOUNT_TMPL.format(user=user, pw=pw, transport=transport,
-                                            kam_port=kam_port, answermode=am,
-                                            codec=codec))
+            # empty accounts file: the account is added with "uanew" once we
+            # are connected, so the REGISTER_OK event can't be missed
+            open(os.path.join(d, "accounts"), "w").close()
             out = open(os.path.join(d, "stdout.log"), "w")
             t0 = time.monotonic()
             p = subprocess.Popen(["baresip", "-f", d], cwd=d, stdin=subprocess.DEVNULL,
@@ -158,7 +158,12 @@ def main():
                                  env=dict(os.environ, HOME=home))
             procs.append(p)
             c = Ctrl("127.0.0.1", ctrl_port)
+            t1 = time.monotonic()
+            c.command("uanew", ACCOUNT_TMPL.format(user=user, pw=pw, transport=transport,
+                                                   kam_port=kam_port, answermode=am,
+                                                   codec=codec).strip())
             ev = c.wait_event("REGISTER_OK", timeout=10)
+            print("%s: ctrl_tcp up after %.3f s" % (name, t1 - t0))
             inst[name] = dict(dir=d, rec=rec, ctrl=c, proc=p, user=user)
             print("%s (%s) registered in %.3f s: %s" % (name, user, time.monotonic() - t0,
                                                          ev))
@@ -166,8 +171,7 @@ def main():
         a, b = inst["a"]["ctrl"], inst["b"]["ctrl"]
         r = a.command("dial", "sip:carol@127.0.0.1")
         print("dial response:", r)
-        ev_in = b.wait_event("CALL_INCOMING", timeout=10)
-        print("B event:", ev_in)
+        # note: with answermode=auto there is NO CALL_INCOMING event on B
         ev_a = a.wait_event("CALL_ESTABLISHED", timeout=10)
         print("A event:", ev_a)
         ev_b = b.wait_event("CALL_ESTABLISHED", timeout=10)
@@ -188,11 +192,9 @@ def main():
         print("B event:", b.wait_event("CALL_CLOSED", timeout=10))
         time.sleep(0.3)
         for name in ("a", "b"):
-            evs = [e.get("type") for e in inst[name]["ctrl"].events]
-            print("%s all events: %s" % (name, evs))
+            print("%s all events:" % name)
             for e in inst[name]["ctrl"].events:
-                if "DTMF" in e.get("type", ""):
-                    print("  ", e)
+                print("   ", json.dumps(e))
 
         expect = {"a": 1000, "b": 440}
         ok = True

@@ -1,0 +1,7 @@
+//! Media: RTP, codecs, audio sources and sinks, and the per-call session that joins them.
+//! It knows nothing of SIP; the core hands it what SDP negotiated.
+
+pub mod g711;
+pub mod rtp;
+pub mod tone;
+pub mod wav;

@@ -1,0 +1,110 @@
+//! WAV files (PCM 16-bit mono): a writer that fixes up its sizes when finished, and a
+//! reader for playing a file into a call.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+pub struct WavWriter {
+    out: BufWriter<File>,
+    samples: u32,
+}
+
+fn header(rate: u32, data_bytes: u32) -> [u8; 44] {
+    let mut h = [0u8; 44];
+    h[0..4].copy_from_slice(b"RIFF");
+    h[4..8].copy_from_slice(&(36 + data_bytes).to_le_bytes());
+    h[8..16].copy_from_slice(b"WAVEfmt ");
+    h[16..20].copy_from_slice(&16u32.to_le_bytes());
+    h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
+    h[22..24].copy_from_slice(&1u16.to_le_bytes()); // mono
+    h[24..28].copy_from_slice(&rate.to_le_bytes());
+    h[28..32].copy_from_slice(&(rate * 2).to_le_bytes());
+    h[32..34].copy_from_slice(&2u16.to_le_bytes());
+    h[34..36].copy_from_slice(&16u16.to_le_bytes());
+    h[36..40].copy_from_slice(b"data");
+    h[40..44].copy_from_slice(&data_bytes.to_le_bytes());
+    h
+}
+
+impl WavWriter {
+    pub fn create(path: &Path, rate: u32) -> std::io::Result<WavWriter> {
+        let mut out = BufWriter::new(File::create(path)?);
+        out.write_all(&header(rate, 0))?;
+        Ok(WavWriter { out, samples: 0 })
+    }
+
+    pub fn write(&mut self, samples: &[i16]) -> std::io::Result<()> {
+        for s in samples {
+            self.out.write_all(&s.to_le_bytes())?;
+        }
+        self.samples = self.samples.saturating_add(samples.len() as u32);
+        Ok(())
+    }
+
+    /// Writes the final sizes; without this the file still plays, as a stream of unknown
+    /// length.
+    pub fn finish(mut self, rate: u32) -> std::io::Result<()> {
+        let bytes = self.samples.saturating_mul(2);
+        self.out.seek(SeekFrom::Start(0))?;
+        self.out.write_all(&header(rate, bytes))?;
+        self.out.flush()
+    }
+}
+
+/// Reads a PCM 16-bit WAV file into mono samples and its rate (stereo is mixed down).
+pub fn read(path: &Path) -> Result<(Vec<i16>, u32), String> {
+    let mut b = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut b))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if b.len() < 12 || &b[0..4] != b"RIFF" || &b[8..12] != b"WAVE" {
+        return Err(format!("{}: not a WAV file", path.display()));
+    }
+    let (mut pos, mut fmt, mut data) = (12, None, None);
+    while pos + 8 <= b.len() {
+        let id = &b[pos..pos + 4];
+        let len = u32::from_le_bytes([b[pos + 4], b[pos + 5], b[pos + 6], b[pos + 7]]) as usize;
+        let body = b.get(pos + 8..(pos + 8 + len).min(b.len())).unwrap_or_default();
+        match id {
+            b"fmt " if body.len() >= 16 => fmt = Some(body),
+            b"data" => data = Some(body),
+            _ => {}
+        }
+        pos += 8 + len + (len & 1);
+    }
+    let fmt = fmt.ok_or_else(|| format!("{}: no fmt chunk", path.display()))?;
+    let data = data.ok_or_else(|| format!("{}: no data chunk", path.display()))?;
+    let (format, channels) = (u16::from_le_bytes([fmt[0], fmt[1]]), u16::from_le_bytes([fmt[2], fmt[3]]));
+    let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+    let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
+    if format != 1 || bits != 16 || channels == 0 {
+        return Err(format!("{}: only 16-bit PCM WAV is supported", path.display()));
+    }
+    let frame = usize::from(channels) * 2;
+    let samples = data
+        .chunks_exact(frame)
+        .map(|f| {
+            let sum: i32 = f.chunks_exact(2).map(|s| i32::from(i16::from_le_bytes([s[0], s[1]]))).sum();
+            (sum / i32::from(channels)) as i16
+        })
+        .collect();
+    Ok((samples, rate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.wav");
+        let mut w = WavWriter::create(&p, 8000).unwrap();
+        w.write(&[1, -2, 300, i16::MIN]).unwrap();
+        w.finish(8000).unwrap();
+        assert_eq!(read(&p).unwrap(), (vec![1, -2, 300, i16::MIN], 8000));
+        std::fs::write(&p, b"RIFF....WAVEjunk").unwrap();
+        assert!(read(&p).unwrap_err().contains("no fmt chunk"));
+    }
+}
