@@ -65,8 +65,16 @@ mod tests {
             let err = |d: i16| (i32::from(d) - i32::from(s)).abs();
             // Logarithmic steps: the error grows with the magnitude, at most ~1/16 of it.
             let bound = (i32::from(s).abs() / 16).max(16);
-            assert!(err(ulaw_decode(ulaw_encode(s))) <= bound, "µ-law {s} -> {}", ulaw_decode(ulaw_encode(s)));
-            assert!(err(alaw_decode(alaw_encode(s))) <= bound, "A-law {s} -> {}", alaw_decode(alaw_encode(s)));
+            assert!(
+                err(ulaw_decode(ulaw_encode(s))) <= bound,
+                "µ-law {s} -> {}",
+                ulaw_decode(ulaw_encode(s))
+            );
+            assert!(
+                err(alaw_decode(alaw_encode(s))) <= bound,
+                "A-law {s} -> {}",
+                alaw_decode(alaw_encode(s))
+            );
         }
     }
 

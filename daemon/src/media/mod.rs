@@ -3,5 +3,6 @@
 
 pub mod g711;
 pub mod rtp;
+pub mod session;
 pub mod tone;
 pub mod wav;

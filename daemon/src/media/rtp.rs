@@ -73,7 +73,14 @@ mod tests {
 
     #[test]
     fn round_trip_and_malformed_packets() {
-        let p = RtpPacket { marker: true, pt: 8, seq: 65535, timestamp: 160, ssrc: 0xdead_beef, payload: &[1, 2, 3] };
+        let p = RtpPacket {
+            marker: true,
+            pt: 8,
+            seq: 65535,
+            timestamp: 160,
+            ssrc: 0xdead_beef,
+            payload: &[1, 2, 3],
+        };
         let mut buf = Vec::new();
         p.write(&mut buf);
         assert_eq!(RtpPacket::parse(&buf), Ok(p));

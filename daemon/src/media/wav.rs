@@ -65,7 +65,9 @@ pub fn read(path: &Path) -> Result<(Vec<i16>, u32), String> {
     while pos + 8 <= b.len() {
         let id = &b[pos..pos + 4];
         let len = u32::from_le_bytes([b[pos + 4], b[pos + 5], b[pos + 6], b[pos + 7]]) as usize;
-        let body = b.get(pos + 8..(pos + 8 + len).min(b.len())).unwrap_or_default();
+        let body = b
+            .get(pos + 8..(pos + 8 + len).min(b.len()))
+            .unwrap_or_default();
         match id {
             b"fmt " if body.len() >= 16 => fmt = Some(body),
             b"data" => data = Some(body),
@@ -75,17 +77,26 @@ pub fn read(path: &Path) -> Result<(Vec<i16>, u32), String> {
     }
     let fmt = fmt.ok_or_else(|| format!("{}: no fmt chunk", path.display()))?;
     let data = data.ok_or_else(|| format!("{}: no data chunk", path.display()))?;
-    let (format, channels) = (u16::from_le_bytes([fmt[0], fmt[1]]), u16::from_le_bytes([fmt[2], fmt[3]]));
+    let (format, channels) = (
+        u16::from_le_bytes([fmt[0], fmt[1]]),
+        u16::from_le_bytes([fmt[2], fmt[3]]),
+    );
     let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
     let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
     if format != 1 || bits != 16 || channels == 0 {
-        return Err(format!("{}: only 16-bit PCM WAV is supported", path.display()));
+        return Err(format!(
+            "{}: only 16-bit PCM WAV is supported",
+            path.display()
+        ));
     }
     let frame = usize::from(channels) * 2;
     let samples = data
         .chunks_exact(frame)
         .map(|f| {
-            let sum: i32 = f.chunks_exact(2).map(|s| i32::from(i16::from_le_bytes([s[0], s[1]]))).sum();
+            let sum: i32 = f
+                .chunks_exact(2)
+                .map(|s| i32::from(i16::from_le_bytes([s[0], s[1]])))
+                .sum();
             (sum / i32::from(channels)) as i16
         })
         .collect();

@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod capabilities;
+pub mod dialog;
 pub mod message;
 pub mod registration;
+pub mod resolve;
 pub mod transaction;
 pub mod transport;
 pub mod uri;

@@ -186,7 +186,17 @@ def main():
             a.command("sndcode", "")  # noop
         else:
             time.sleep(3.0)
-        print("A callstat:", a.command("callstat").get("data", "")[:400])
+        stat = a.command("callstat").get("data", "")
+        print("A callstat:", stat)
+        # codec check: the "local formats" of the audio media must be exactly
+        # the requested codec (+ telephone-event). An unknown audio_codecs
+        # name silently offers ALL codecs.
+        sect = stat.split("local formats:")[1].split("remote formats:")[0]
+        fmts = [ln.split()[1].split("/")[0].lower() for ln in sect.splitlines()
+                if ln.strip() and ln.split()[0].isdigit()]
+        fmts = [f for f in fmts if f != "telephone-event"]
+        print("negotiated audio formats:", fmts)
+        codec_ok = fmts == [codec.split("/")[0].lower()]
         print("hangup:", a.command("hangup"))
         print("A event:", a.wait_event("CALL_CLOSED", timeout=10))
         print("B event:", b.wait_event("CALL_CLOSED", timeout=10))
@@ -197,7 +207,7 @@ def main():
                 print("   ", json.dumps(e))
 
         expect = {"a": 1000, "b": 440}
-        ok = True
+        ok = codec_ok
         for name in ("a", "b"):
             files = sorted(os.listdir(inst[name]["rec"]))
             print("%s recordings: %s" % (name, files))
@@ -213,15 +223,22 @@ def main():
                 ok = False
         print("RESULT codec=%s transport=%s: %s" % (codec, transport, "PASS" if ok else "FAIL"))
     finally:
+        # baresips first (SIGTERM = graceful: un-REGISTER, needs Kamailio
+        # alive; a 2nd SIGTERM forces exit), then Kamailio.
+        t_stop = time.monotonic()
         for p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in reversed(procs):
             try:
-                p.wait(timeout=5)
+                p.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        print("shutdown took %.2f s" % (time.monotonic() - t_stop))
         print("total wall time %.2f s, tmp=%s" % (time.monotonic() - t_start, tmp))
         if not keep and ok:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -41,6 +41,60 @@ impl Endpoint {
         if req.headers.get(&Name::UserAgent).is_none() {
             req.headers.push(Name::UserAgent, self.user_agent());
         }
+        self.start_client(req, branch, target).await
+    }
+
+    /// CANCELs a pending INVITE (RFC 3261 §9.1): same Request-URI, Call-ID, From, To,
+    /// CSeq number, Route and top Via as the INVITE.
+    pub async fn cancel(&self, invite: &ClientTx) -> Result<ClientTx, TxError> {
+        let inv = &invite.request;
+        let mut cancel = Request {
+            method: Method::Cancel,
+            uri: inv.uri.clone(),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        for (n, v) in inv.headers.iter() {
+            match n {
+                Name::Via if cancel.headers.get(&Name::Via).is_none() => {
+                    cancel.headers.push(Name::Via, v)
+                }
+                Name::From | Name::To | Name::CallId | Name::Route | Name::MaxForwards => {
+                    cancel.headers.push(n.clone(), v)
+                }
+                _ => {}
+            }
+        }
+        let seq = inv.cseq().map_or(1, |c| c.seq);
+        cancel.headers.push(Name::CSeq, format!("{seq} CANCEL"));
+        self.start_client(cancel, invite.key.0.clone(), invite.target)
+            .await
+    }
+
+    /// Sends a request outside any transaction (the ACK for a 2xx), with a Via of its own.
+    pub async fn send_ack(&self, mut req: Request, target: Target) -> Result<(), TxError> {
+        let local = self
+            .transport()
+            .local_for(target)
+            .ok_or(TransportError::NoSocket(target.proto, target.addr))?;
+        req.headers.push_front(
+            Name::Via,
+            format!(
+                "SIP/2.0/{} {local};branch={};rport",
+                target.proto.via_name(),
+                new_branch()
+            ),
+        );
+        self.transport().send(target, req.encode()).await?;
+        Ok(())
+    }
+
+    async fn start_client(
+        &self,
+        req: Request,
+        branch: String,
+        target: Target,
+    ) -> Result<ClientTx, TxError> {
         let bytes = req.encode();
         let (tx, rx) = mpsc::channel(8);
         let key = (branch, req.method.clone());
