@@ -24,6 +24,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".voipd.v1.Account.state",
             "#[cfg_attr(feature = \"serde\", serde(serialize_with = \"crate::json::registration_state\"))]",
         )
+        .field_attribute(
+            ".voipd.v1.Call.state",
+            "#[cfg_attr(feature = \"serde\", serde(serialize_with = \"crate::json::call_state\"))]",
+        )
         .compile_protos(&protos, &["."])?;
     Ok(())
 }

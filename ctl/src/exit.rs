@@ -3,6 +3,7 @@
 use std::fmt;
 
 pub const DAEMON_SAID_NO: u8 = 1;
+pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 
 pub enum Failure {
@@ -10,6 +11,8 @@ pub enum Failure {
     Refused(tonic::Status),
     /// No daemon to talk to; the message says which socket was tried.
     Unreachable(String),
+    /// The command line does not say enough (e.g. which of several calls).
+    Usage(String),
 }
 
 impl Failure {
@@ -17,6 +20,7 @@ impl Failure {
         match self {
             Failure::Refused(_) => DAEMON_SAID_NO,
             Failure::Unreachable(_) => UNREACHABLE,
+            Failure::Usage(_) => USAGE,
         }
     }
 }
@@ -37,7 +41,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Refused(s) => write!(f, "{}", s.message()),
-            Failure::Unreachable(m) => f.write_str(m),
+            Failure::Unreachable(m) | Failure::Usage(m) => f.write_str(m),
         }
     }
 }

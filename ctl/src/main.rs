@@ -25,6 +25,10 @@ Examples:
   voipctl accounts                accounts and their registration state
   voipctl register home           register account \"home\" now (also retries a failed one)
   voipctl unregister home         un-REGISTER it until `register`, a reload or a restart
+  voipctl dial alice              call alice at the account's domain (or sip:bob@host)
+  voipctl answer                  answer the ringing call
+  voipctl hangup                  end the only call (or give its id)
+  voipctl calls                   the calls and their states
 
 Exit codes: 0 done, 1 the daemon refused (the message says why), 2 usage error,
 3 the daemon cannot be reached.";
@@ -66,6 +70,20 @@ enum Verb {
         /// The account's id from the configuration
         id: String,
     },
+    /// Call someone: a SIP URI, user@host, or a user or number at the account's domain
+    Dial {
+        /// Whom to call
+        uri: String,
+        /// The account to call from [default: the first registered one]
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Answer a ringing call [default: the only one ringing]
+    Answer { id: Option<u64> },
+    /// Hang up, cancel or reject a call [default: the only call]
+    Hangup { id: Option<u64> },
+    /// List the calls
+    Calls,
 }
 
 fn main() -> ExitCode {
@@ -100,5 +118,9 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Accounts => cmd::accounts::list(conn, out).await,
         Verb::Register { id } => cmd::accounts::register(conn, out, id, true).await,
         Verb::Unregister { id } => cmd::accounts::register(conn, out, id, false).await,
+        Verb::Dial { uri, account } => cmd::calls::dial(conn, out, uri, account).await,
+        Verb::Answer { id } => cmd::calls::act(conn, out, id, "answer").await,
+        Verb::Hangup { id } => cmd::calls::act(conn, out, id, "hangup").await,
+        Verb::Calls => cmd::calls::list(conn, out).await,
     }
 }

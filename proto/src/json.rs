@@ -1,6 +1,6 @@
 //! JSON forms for voipctl --json: enum fields as their short lowercase names.
 
-use crate::v1::RegistrationState;
+use crate::v1::{CallState, RegistrationState};
 
 pub(crate) fn registration_state<S: serde::Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
     let name = RegistrationState::try_from(*v).map_or("unknown", |st| match st {
@@ -10,6 +10,17 @@ pub(crate) fn registration_state<S: serde::Serializer>(v: &i32, s: S) -> Result<
         RegistrationState::Registered => "registered",
         RegistrationState::Failed => "failed",
         RegistrationState::BackingOff => "backing_off",
+    });
+    s.serialize_str(name)
+}
+
+pub(crate) fn call_state<S: serde::Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
+    let name = CallState::try_from(*v).map_or("unknown", |st| match st {
+        CallState::Unspecified => "unspecified",
+        CallState::Dialing => "dialing",
+        CallState::Ringing => "ringing",
+        CallState::Active => "active",
+        CallState::Ended => "ended",
     });
     s.serialize_str(name)
 }

@@ -1,6 +1,7 @@
 //! One file per verb.
 
 pub mod accounts;
+pub mod calls;
 pub mod reload;
 pub mod shutdown;
 pub mod status;

@@ -63,5 +63,6 @@ fn describe(ev: &Event) -> Option<String> {
             }
         }
         Kind::AccountRemoved(r) => format!("account {}: removed", r.id),
+        Kind::CallChanged(c) => super::calls::describe(c),
     })
 }

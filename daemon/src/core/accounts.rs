@@ -123,6 +123,34 @@ impl Accounts {
         Ok(e.info())
     }
 
+    /// The account an incoming request is for: the one whose AOR user is the Request-URI's
+    /// user, else the first one (a provider may rewrite the user part), else none.
+    pub(super) fn for_request_uri(&self, uri: &crate::sip::uri::Uri) -> Option<Account> {
+        let user = match uri {
+            crate::sip::uri::Uri::Sip(u) => u.user.as_deref(),
+            _ => None,
+        };
+        self.list
+            .iter()
+            .find(|e| user.is_some() && e.config.aor.0.user.as_deref() == user)
+            .or_else(|| self.list.first())
+            .map(|e| e.config.clone())
+    }
+
+    /// The account to call from: the one named, else the first registered, else the first
+    /// enabled; none for direct IP calls when there are no accounts.
+    pub(super) fn for_dialing(&self, id: Option<&str>) -> Result<Option<Account>, CoreError> {
+        if let Some(id) = id.filter(|i| !i.is_empty()) {
+            return self.find(id).map(|e| Some(e.config.clone()));
+        }
+        Ok(self
+            .list
+            .iter()
+            .find(|e| matches!(e.state, RegState::Registered { .. }))
+            .or_else(|| self.list.iter().find(|e| e.config.enabled))
+            .map(|e| e.config.clone()))
+    }
+
     /// A state report from a task; returns the account to announce if it is still ours.
     pub(super) fn update(&mut self, id: &AccountId, state: RegState) -> Option<AccountInfo> {
         let e = self.list.iter_mut().find(|e| e.config.id == *id)?;

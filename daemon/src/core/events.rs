@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
-use super::{AccountInfo, ConfigSource};
+use super::{AccountInfo, CallInfo, ConfigSource};
 
 /// How many events a watcher may fall behind before it is cut off. Bounded so that a
 /// stuck client cannot make the daemon's memory grow.
@@ -41,6 +41,8 @@ pub enum EventKind {
     AccountRemoved {
         id: String,
     },
+    /// A call started, changed state, or ended (then with its media figures).
+    CallChanged(CallInfo),
 }
 
 /// The sending side, owned by the core task alone, so numbering needs no lock.

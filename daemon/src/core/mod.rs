@@ -2,6 +2,7 @@
 //! voipctl and hooks only translate to and from it.
 
 mod accounts;
+mod calls;
 mod events;
 mod phone;
 mod uas;
@@ -10,7 +11,9 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 pub use events::{EVENT_QUEUE, Event, EventKind};
-pub use phone::{Phone, PhoneHandle, SipStack};
+pub use phone::{CallAction, Phone, PhoneHandle, SipStack};
+
+pub use calls::{CallDirection, CallInfo, CallState};
 
 pub use crate::sip::registration::RegState;
 

@@ -1,15 +1,19 @@
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::accounts::Accounts;
+use super::calls::{self, CallCommand, CallContext, CallInfo, CallState};
 use super::events::EventBus;
 use super::{AccountInfo, ConfigSource, CoreError, Event, EventKind, ReloadReport, Status, uas};
 use crate::config::{AccountId, Config, ConfigLocation, Loaded};
 use crate::logging::Logging;
+use crate::sip::message::{Method, SipHeaders};
 use crate::sip::registration::{RegCommand, RegState};
 use crate::sip::transaction::{Endpoint, TuRequest};
+use crate::sip::uri::{SipUri, Uri};
 
 /// Commands queue here; callers wait (not fail) when it is full, which bounds memory.
 const COMMAND_QUEUE: usize = 64;
@@ -25,6 +29,30 @@ enum Command {
     GetAccount(String, oneshot::Sender<Result<AccountInfo, CoreError>>),
     Register(String, oneshot::Sender<Result<AccountInfo, CoreError>>),
     Unregister(String, oneshot::Sender<Result<AccountInfo, CoreError>>),
+    Dial {
+        account: Option<String>,
+        uri: String,
+        reply: oneshot::Sender<Result<CallInfo, CoreError>>,
+    },
+    CallAction(
+        u64,
+        CallAction,
+        oneshot::Sender<Result<CallInfo, CoreError>>,
+    ),
+    ListCalls(oneshot::Sender<Vec<CallInfo>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallAction {
+    Answer,
+    Hangup,
+    Get,
+}
+
+struct CallEntry {
+    info: CallInfo,
+    sip_call_id: Option<String>,
+    commands: mpsc::Sender<CallCommand>,
 }
 
 /// The signalling stack the core drives, started before it.
@@ -49,6 +77,9 @@ pub struct Phone {
     stop: watch::Sender<bool>,
     accounts: Accounts,
     endpoint: Option<Endpoint>,
+    calls: HashMap<u64, CallEntry>,
+    next_call: u64,
+    call_updates: mpsc::Sender<CallInfo>,
 }
 
 /// The one API every face uses. Cheap to clone.
@@ -76,9 +107,13 @@ impl Phone {
         };
         let (accounts, reg_updates) =
             Accounts::new(endpoint.clone(), instance, &loaded.config.accounts);
+        let (call_updates, call_rx) = mpsc::channel(256);
         let mut phone = Phone {
             accounts,
             endpoint,
+            calls: HashMap::new(),
+            next_call: 1,
+            call_updates,
             location,
             config: loaded.config,
             embedded: loaded.embedded,
@@ -98,7 +133,7 @@ impl Phone {
         phone.events.emit(EventKind::DaemonStarted {
             version: env!("CARGO_PKG_VERSION").into(),
         });
-        let task = tokio::spawn(phone.run(rx, reg_updates, requests));
+        let task = tokio::spawn(phone.run(rx, reg_updates, requests, call_rx));
         (handle, task)
     }
 
@@ -107,12 +142,14 @@ impl Phone {
         mut rx: mpsc::Receiver<Command>,
         mut reg_updates: mpsc::Receiver<(AccountId, RegState)>,
         mut requests: Option<mpsc::Receiver<TuRequest>>,
+        mut call_rx: mpsc::Receiver<CallInfo>,
     ) {
         loop {
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return };
                     if let Some(done) = self.command(cmd) {
+                        self.hang_up_all(&mut call_rx).await;
                         self.accounts.shutdown().await;
                         let _ = self.stop.send(true);
                         let _ = done.send(());
@@ -124,11 +161,8 @@ impl Phone {
                         self.events.emit(EventKind::AccountChanged(info));
                     }
                 }
-                Some(req) = recv_opt(&mut requests) => {
-                    if let Some(resp) = uas::answer(&req) {
-                        tokio::spawn(async move { req.tx.respond(resp).await });
-                    }
-                }
+                Some(req) = recv_opt(&mut requests) => self.on_request(req),
+                Some(info) = call_rx.recv() => self.on_call_update(info),
             }
         }
     }
@@ -154,6 +188,21 @@ impl Phone {
             Command::Unregister(id, reply) => {
                 let _ = reply.send(self.accounts.command(&id, RegCommand::Unregister));
             }
+            Command::Dial {
+                account,
+                uri,
+                reply,
+            } => {
+                let _ = reply.send(self.dial(account.as_deref(), &uri));
+            }
+            Command::CallAction(id, action, reply) => {
+                let _ = reply.send(self.call_action(id, action));
+            }
+            Command::ListCalls(reply) => {
+                let mut list: Vec<CallInfo> = self.calls.values().map(|c| c.info.clone()).collect();
+                list.sort_by_key(|c| c.id);
+                let _ = reply.send(list);
+            }
             Command::Shutdown { reason, done } => {
                 tracing::info!("shutting down: {reason}");
                 self.events.emit(EventKind::ShuttingDown { reason });
@@ -161,6 +210,136 @@ impl Phone {
             }
         }
         None
+    }
+
+    fn call_context(&self) -> Option<CallContext> {
+        Some(CallContext {
+            ep: self.endpoint.clone()?,
+            input: self.config.audio.input.clone(),
+            output: self.config.audio.output.clone(),
+            updates: self.call_updates.clone(),
+        })
+    }
+
+    fn new_call_id(&mut self) -> u64 {
+        let id = self.next_call;
+        self.next_call += 1;
+        id
+    }
+
+    /// Requests from the network: new calls, requests inside calls, and the rest.
+    fn on_request(&mut self, req: TuRequest) {
+        let in_dialog = req.request.to().is_some_and(|t| t.tag().is_some())
+            || req.request.method == Method::Ack;
+        if in_dialog {
+            let call_id = req.request.call_id().map(str::to_string);
+            if let Some(c) = self
+                .calls
+                .values()
+                .find(|c| c.sip_call_id.is_some() && c.sip_call_id == call_id)
+            {
+                let _ = c.commands.try_send(CallCommand::Request(Box::new(req)));
+                return;
+            }
+        } else if req.request.method == Method::Invite
+            && matches!(req.request.uri, Uri::Sip(_))
+            && let Some(ctx) = self.call_context()
+        {
+            let account = self.accounts.for_request_uri(&req.request.uri);
+            let id = self.new_call_id();
+            let sip_call_id = req.request.call_id().map(str::to_string);
+            tracing::info!(
+                call = id,
+                "incoming call from {}",
+                req.request
+                    .from()
+                    .map_or_else(String::new, |f| f.uri.to_string())
+            );
+            let commands = calls::incoming(ctx, id, account, req);
+            self.calls.insert(
+                id,
+                CallEntry {
+                    info: placeholder(id),
+                    sip_call_id,
+                    commands,
+                },
+            );
+            return;
+        }
+        if let Some(resp) = uas::answer(&req) {
+            tokio::spawn(async move { req.tx.respond(resp).await });
+        }
+    }
+
+    fn on_call_update(&mut self, info: CallInfo) {
+        let ended = matches!(info.state, CallState::Ended { .. });
+        if let Some(c) = self.calls.get_mut(&info.id) {
+            c.info = info.clone();
+        }
+        if ended {
+            self.calls.remove(&info.id);
+        }
+        self.events.emit(EventKind::CallChanged(info));
+    }
+
+    fn dial(&mut self, account: Option<&str>, uri: &str) -> Result<CallInfo, CoreError> {
+        let ctx = self
+            .call_context()
+            .ok_or_else(|| CoreError::FailedPrecondition("SIP is not running".into()))?;
+        let account = self.accounts.for_dialing(account)?;
+        let target = dial_target(uri, account.as_ref())?;
+        let id = self.new_call_id();
+        tracing::info!(call = id, "calling {target}");
+        let sip_call_id = format!("{}@voipd", crate::sip::transaction::random_token(20));
+        let commands = calls::dial(ctx, id, account, target, sip_call_id.clone());
+        let info = placeholder(id);
+        self.calls.insert(
+            id,
+            CallEntry {
+                info: info.clone(),
+                sip_call_id: Some(sip_call_id),
+                commands,
+            },
+        );
+        Ok(info)
+    }
+
+    fn call_action(&mut self, id: u64, action: CallAction) -> Result<CallInfo, CoreError> {
+        let c = self.calls.get(&id).ok_or_else(|| CoreError::NotFound {
+            what: "call",
+            id: id.to_string(),
+        })?;
+        let cmd = match action {
+            CallAction::Get => return Ok(c.info.clone()),
+            CallAction::Answer
+                if c.info.state != CallState::Ringing
+                    || c.info.direction != calls::CallDirection::Incoming =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not ringing here"
+                )));
+            }
+            CallAction::Answer => CallCommand::Answer,
+            CallAction::Hangup => CallCommand::Hangup,
+        };
+        c.commands
+            .try_send(cmd)
+            .map_err(|_| CoreError::FailedPrecondition(format!("call {id} is busy; try again")))?;
+        Ok(c.info.clone())
+    }
+
+    /// Ends every call before shutdown, waiting a little for the BYEs to be answered.
+    async fn hang_up_all(&mut self, call_rx: &mut mpsc::Receiver<CallInfo>) {
+        for c in self.calls.values() {
+            let _ = c.commands.try_send(CallCommand::Hangup);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !self.calls.is_empty() {
+            match tokio::time::timeout_at(deadline, call_rx.recv()).await {
+                Ok(Some(info)) => self.on_call_update(info),
+                _ => break,
+            }
+        }
     }
 
     fn source(&self) -> ConfigSource {
@@ -182,7 +361,7 @@ impl Phone {
             listening: self.listening.clone(),
             accounts: count(self.config.accounts.len()),
             accounts_registered: count(self.accounts.registered()),
-            calls: 0,
+            calls: count(self.calls.len()),
             watchers: count(self.events.sender().receiver_count()),
         }
     }
@@ -291,6 +470,24 @@ impl PhoneHandle {
         self.ask(|r| Command::Unregister(id, r)).await?
     }
 
+    pub async fn dial(&self, account: Option<&str>, uri: &str) -> Result<CallInfo, CoreError> {
+        let (account, uri) = (account.map(str::to_string), uri.to_string());
+        self.ask(|reply| Command::Dial {
+            account,
+            uri,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn call(&self, id: u64, action: CallAction) -> Result<CallInfo, CoreError> {
+        self.ask(|r| Command::CallAction(id, action, r)).await?
+    }
+
+    pub async fn calls(&self) -> Result<Vec<CallInfo>, CoreError> {
+        self.ask(Command::ListCalls).await
+    }
+
     /// Events from now on. See [`super::EVENT_QUEUE`] for what happens to a slow reader.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
@@ -301,6 +498,53 @@ impl PhoneHandle {
         let mut stop = self.stop.clone();
         let _ = stop.wait_for(|s| *s).await;
     }
+}
+
+/// What a call is until its task first reports.
+fn placeholder(id: u64) -> CallInfo {
+    CallInfo {
+        id,
+        account: None,
+        remote_uri: String::new(),
+        remote_name: None,
+        direction: calls::CallDirection::Outgoing,
+        state: CallState::Dialing,
+        started: SystemTime::now(),
+        answered: None,
+        codec: None,
+        stats: Default::default(),
+    }
+}
+
+/// What to call: a full URI, user@host, or a bare user or number completed with the
+/// account's domain.
+fn dial_target(input: &str, account: Option<&crate::config::Account>) -> Result<SipUri, CoreError> {
+    let input = input.trim();
+    let bad = |message: String| CoreError::InvalidArgument {
+        field: "uri",
+        message,
+    };
+    if input.is_empty() {
+        return Err(bad("whom to call is missing".into()));
+    }
+    let text = if input.contains(':') && (input.starts_with("sip:") || input.starts_with("sips:")) {
+        input.to_string()
+    } else if input.contains('@') {
+        format!("sip:{input}")
+    } else {
+        let a = account.ok_or_else(|| {
+            bad(format!(
+                "{input:?} needs an account to complete it; give a full sip: URI"
+            ))
+        })?;
+        let aor = &a.aor.0;
+        match aor.port {
+            Some(p) => format!("sip:{input}@{}:{p}", aor.host),
+            None => format!("sip:{input}@{}", aor.host),
+        }
+    };
+    text.parse::<SipUri>()
+        .map_err(|e| bad(format!("{text:?} is not a SIP URI: {e}")))
 }
 
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {

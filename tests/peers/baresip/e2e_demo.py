@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Proof-of-recipe: Kamailio + two headless baresip instances, one call.
 
-    python3 e2e_demo.py [CODEC] [udp|tcp] [--dtmf DIGITS] [--keep]
+    python3 e2e_demo.py [CODEC] [udp|tcp] [--dtmf DIGITS] [--keep] [-q]
+
+CODEC is an audio_codecs value: PCMU, PCMA, G722/16000/1, opus/48000/2.
 
 A = bob   (ausine 440 Hz), dials carol via ctrl_tcp
 B = carol (ausine 1000 Hz), answermode=auto
@@ -55,6 +57,7 @@ module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:{ctrl_port}
 snd_path		{rec_dir}
+statmode_default	off
 """
 
 ACCOUNT_TMPL = ('<sip:{user}@127.0.0.1;transport={transport}>;auth_pass={pw};'
@@ -112,6 +115,7 @@ def main():
     transport = args[1] if len(args) > 1 and args[1] in ("udp", "tcp") else "udp"
     dtmf = args[args.index("--dtmf") + 1] if "--dtmf" in args else None
     keep = "--keep" in args
+    quiet = "-q" in args
 
     tmp = tempfile.mkdtemp(prefix="baresip-e2e-")
     procs = []
@@ -179,15 +183,21 @@ def main():
 
         if dtmf:
             time.sleep(1.0)
-            for d_ in dtmf:
-                print("sndcode", d_, a.command("sndcode", d_))
-                time.sleep(0.3)
-            time.sleep(2.0)
-            a.command("sndcode", "")  # noop
+            # one command, several digits: sent one after the other as
+            # RFC 4733 events (PT 101, ~180 ms each)
+            t_dtmf = time.monotonic()
+            print("sndcode:", a.command("sndcode", dtmf))
+            n = 0
+            while n < len(dtmf):
+                ev = b.wait_event("CALL_DTMF_END", timeout=2)
+                n += 1
+            print("%d digits received in %.2f s" % (n, time.monotonic() - t_dtmf))
+            time.sleep(1.0)
         else:
             time.sleep(3.0)
         stat = a.command("callstat").get("data", "")
-        print("A callstat:", stat)
+        if not quiet:
+            print("A callstat:", stat)
         # codec check: the "local formats" of the audio media must be exactly
         # the requested codec (+ telephone-event). An unknown audio_codecs
         # name silently offers ALL codecs.
@@ -201,13 +211,18 @@ def main():
         print("A event:", a.wait_event("CALL_CLOSED", timeout=10))
         print("B event:", b.wait_event("CALL_CLOSED", timeout=10))
         time.sleep(0.3)
-        for name in ("a", "b"):
+        for name in ("a", "b") if not quiet else ():
             print("%s all events:" % name)
             for e in inst[name]["ctrl"].events:
                 print("   ", json.dumps(e))
 
         expect = {"a": 1000, "b": 440}
         ok = codec_ok
+        if dtmf:
+            got = "".join(e.get("param", "") for e in inst["b"]["ctrl"].events
+                          if e.get("type") == "CALL_DTMF_START")
+            print("DTMF sent %r, B received %r" % (dtmf, got))
+            ok = ok and got == dtmf
         for name in ("a", "b"):
             files = sorted(os.listdir(inst[name]["rec"]))
             print("%s recordings: %s" % (name, files))

@@ -4,7 +4,10 @@ use std::time::SystemTime;
 
 use voipd_proto::v1 as pb;
 
-use crate::core::{AccountInfo, ConfigSource, Event, EventKind, RegState, ReloadReport, Status};
+use crate::core::{
+    AccountInfo, CallDirection, CallInfo, CallState, ConfigSource, Event, EventKind, RegState,
+    ReloadReport, Status,
+};
 
 pub(super) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -75,6 +78,7 @@ impl From<&Event> for pb::Event {
             EventKind::ShuttingDown { reason } => Kind::ShuttingDown(pb::ShuttingDown { reason }),
             EventKind::AccountChanged(a) => Kind::AccountChanged(a.into()),
             EventKind::AccountRemoved { id } => Kind::AccountRemoved(pb::AccountRemoved { id }),
+            EventKind::CallChanged(c) => Kind::CallChanged(c.into()),
         };
         pb::Event {
             seq: e.seq,
@@ -125,5 +129,35 @@ impl From<AccountInfo> for pb::Account {
         };
         out.state = state.into();
         out
+    }
+}
+
+impl From<CallInfo> for pb::Call {
+    fn from(c: CallInfo) -> Self {
+        let (state, end_code, end_reason) = match c.state {
+            CallState::Dialing => (pb::CallState::Dialing, 0, String::new()),
+            CallState::Ringing => (pb::CallState::Ringing, 0, String::new()),
+            CallState::Active => (pb::CallState::Active, 0, String::new()),
+            CallState::Ended { code, reason } => (pb::CallState::Ended, code.into(), reason),
+        };
+        pb::Call {
+            id: c.id,
+            account: c.account.unwrap_or_default(),
+            remote_uri: c.remote_uri,
+            remote_name: c.remote_name.unwrap_or_default(),
+            incoming: c.direction == CallDirection::Incoming,
+            state: state.into(),
+            started_unix_ms: unix_ms(c.started),
+            answered_unix_ms: c.answered.map_or(0, unix_ms),
+            end_code,
+            end_reason,
+            codec: c.codec.unwrap_or_default(),
+            media: Some(pb::MediaStats {
+                packets_sent: c.stats.sent,
+                packets_received: c.stats.received,
+                packets_malformed: c.stats.malformed,
+                packets_other_payload: c.stats.other_payload,
+            }),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! gRPC over the control socket, with server reflection so that clients need no .proto.
 
 mod accounts;
+mod calls;
 mod convert;
 mod daemon;
 mod events;
@@ -9,6 +10,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 use voipd_proto::v1::FILE_DESCRIPTOR_SET;
 use voipd_proto::v1::accounts_server::AccountsServer;
+use voipd_proto::v1::calls_server::CallsServer;
 use voipd_proto::v1::daemon_server::DaemonServer;
 use voipd_proto::v1::events_server::EventsServer;
 
@@ -45,6 +47,7 @@ pub async fn serve(
         .add_service(AccountsServer::new(accounts::AccountsService::new(
             phone.clone(),
         )))
+        .add_service(CallsServer::new(calls::CallsService::new(phone.clone())))
         .add_service(EventsServer::new(events::EventsService::new(phone)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped)
         .await?;

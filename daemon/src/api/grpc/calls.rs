@@ -1,0 +1,60 @@
+use tonic::{Request, Response, Status};
+use voipd_proto::v1 as pb;
+
+use super::status_of;
+use crate::core::{CallAction, PhoneHandle};
+
+pub(super) struct CallsService {
+    phone: PhoneHandle,
+}
+
+impl CallsService {
+    pub(super) fn new(phone: PhoneHandle) -> Self {
+        CallsService { phone }
+    }
+
+    async fn act(
+        &self,
+        r: Request<pb::CallRequest>,
+        action: CallAction,
+    ) -> Result<Response<pb::Call>, Status> {
+        let c = self
+            .phone
+            .call(r.into_inner().id, action)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(c.into()))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::calls_server::Calls for CallsService {
+    async fn dial(&self, r: Request<pb::DialRequest>) -> Result<Response<pb::Call>, Status> {
+        let r = r.into_inner();
+        let account = (!r.account.is_empty()).then_some(r.account.as_str());
+        let c = self.phone.dial(account, &r.uri).await.map_err(status_of)?;
+        Ok(Response::new(c.into()))
+    }
+
+    async fn answer(&self, r: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
+        self.act(r, CallAction::Answer).await
+    }
+
+    async fn hangup(&self, r: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
+        self.act(r, CallAction::Hangup).await
+    }
+
+    async fn get(&self, r: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
+        self.act(r, CallAction::Get).await
+    }
+
+    async fn list(
+        &self,
+        _: Request<pb::ListCallsRequest>,
+    ) -> Result<Response<pb::ListCallsResponse>, Status> {
+        let calls = self.phone.calls().await.map_err(status_of)?;
+        Ok(Response::new(pb::ListCallsResponse {
+            calls: calls.into_iter().map(Into::into).collect(),
+        }))
+    }
+}
