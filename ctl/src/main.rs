@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::cmd::calls::Act;
 use crate::exit::Failure;
 
 const EXAMPLES: &str = "\
@@ -26,7 +27,9 @@ Examples:
   voipctl register home           register account \"home\" now (also retries a failed one)
   voipctl unregister home         un-REGISTER it until `register`, a reload or a restart
   voipctl dial alice              call alice at the account's domain (or sip:bob@host)
-  voipctl answer                  answer the ringing call
+  voipctl answer                  answer the ringing call (reject: refuse it)
+  voipctl dtmf '#9'               send DTMF on the call (opens the door)
+  voipctl hold / resume / mute    on the only call, or give its id
   voipctl hangup                  end the only call (or give its id)
   voipctl calls                   the calls and their states
 
@@ -80,8 +83,31 @@ enum Verb {
     },
     /// Answer a ringing call [default: the only one ringing]
     Answer { id: Option<u64> },
+    /// Refuse a ringing call: 603 Decline, or 486 Busy Here with --busy
+    Reject {
+        id: Option<u64>,
+        #[arg(long)]
+        busy: bool,
+    },
     /// Hang up, cancel or reject a call [default: the only call]
     Hangup { id: Option<u64> },
+    /// Put a call on hold
+    Hold { id: Option<u64> },
+    /// Take a call off hold
+    Resume { id: Option<u64> },
+    /// Mute the microphone on a call (--off to unmute)
+    Mute {
+        id: Option<u64>,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Send DTMF digits (0-9, *, #, A-D) on a call
+    Dtmf {
+        digits: String,
+        /// The call [default: the only established one]
+        #[arg(long)]
+        call: Option<u64>,
+    },
     /// List the calls
     Calls,
 }
@@ -119,8 +145,13 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Register { id } => cmd::accounts::register(conn, out, id, true).await,
         Verb::Unregister { id } => cmd::accounts::register(conn, out, id, false).await,
         Verb::Dial { uri, account } => cmd::calls::dial(conn, out, uri, account).await,
-        Verb::Answer { id } => cmd::calls::act(conn, out, id, "answer").await,
-        Verb::Hangup { id } => cmd::calls::act(conn, out, id, "hangup").await,
+        Verb::Answer { id } => cmd::calls::act(conn, out, id, Act::Answer).await,
+        Verb::Reject { id, busy } => cmd::calls::act(conn, out, id, Act::Reject { busy }).await,
+        Verb::Hangup { id } => cmd::calls::act(conn, out, id, Act::Hangup).await,
+        Verb::Hold { id } => cmd::calls::act(conn, out, id, Act::Hold).await,
+        Verb::Resume { id } => cmd::calls::act(conn, out, id, Act::Resume).await,
+        Verb::Mute { id, off } => cmd::calls::act(conn, out, id, Act::Mute(!off)).await,
+        Verb::Dtmf { digits, call } => cmd::calls::act(conn, out, call, Act::Dtmf(digits)).await,
         Verb::Calls => cmd::calls::list(conn, out).await,
     }
 }

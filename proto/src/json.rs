@@ -21,6 +21,7 @@ pub(crate) fn call_state<S: serde::Serializer>(v: &i32, s: S) -> Result<S::Ok, S
         CallState::Ringing => "ringing",
         CallState::Active => "active",
         CallState::Ended => "ended",
+        CallState::Held => "held",
     });
     s.serialize_str(name)
 }

@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: runs the real `voipd` and `voipctl` binaries and the
 //! real peers in a private temp directory each, and stops them by PID.
 
+pub mod audio;
 pub mod peers;
 
 use std::ffi::OsStr;

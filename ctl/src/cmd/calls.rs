@@ -1,6 +1,9 @@
 use tonic::transport::Channel;
 use voipd_proto::v1::calls_client::CallsClient;
-use voipd_proto::v1::{Call, CallRequest, CallState, DialRequest, ListCallsRequest};
+use voipd_proto::v1::{
+    Call, CallRequest, CallState, DialRequest, DtmfRequest, ListCallsRequest, MuteRequest,
+    RejectRequest,
+};
 
 use crate::exit::Failure;
 use crate::output::{Output, clock, duration};
@@ -12,6 +15,7 @@ pub fn state_name(c: &Call) -> &'static str {
         CallState::Ringing => "ringing",
         CallState::Active => "active",
         CallState::Ended => "ended",
+        CallState::Held => "on hold",
     }
 }
 
@@ -24,7 +28,11 @@ pub fn describe(c: &Call) -> String {
     let dir = if c.incoming { "from" } else { "to" };
     let mut s = format!("call {} {dir} {who}: {}", c.id, state_name(c));
     match c.state() {
-        CallState::Active if !c.codec.is_empty() => s.push_str(&format!(" ({})", c.codec)),
+        CallState::Active | CallState::Held if !c.codec.is_empty() => s.push_str(&format!(
+            " ({}{})",
+            c.codec,
+            if c.muted { ", muted" } else { "" }
+        )),
         CallState::Ended => {
             s.push_str(&format!(", {} {}", c.end_code, c.end_reason));
             if let Some(m) = &c.media
@@ -102,30 +110,83 @@ pub async fn dial(
     Ok(())
 }
 
-pub async fn act(conn: Channel, out: Output, id: Option<u64>, verb: &str) -> Result<(), Failure> {
-    let answer = verb == "answer";
-    let id = the_call(
-        conn.clone(),
-        id,
-        |c| !answer || (c.incoming && c.state() == CallState::Ringing),
-        verb,
-    )
-    .await?;
-    let mut client = CallsClient::new(conn);
-    let c = if answer {
-        client.answer(CallRequest { id }).await?
-    } else {
-        client.hangup(CallRequest { id }).await?
+/// What a call verb does.
+pub enum Act {
+    Answer,
+    Reject { busy: bool },
+    Hangup,
+    Hold,
+    Resume,
+    Mute(bool),
+    Dtmf(String),
+}
+
+impl Act {
+    fn verb(&self) -> &'static str {
+        match self {
+            Act::Answer => "answer",
+            Act::Reject { .. } => "reject",
+            Act::Hangup => "hangup",
+            Act::Hold => "hold",
+            Act::Resume => "resume",
+            Act::Mute(_) => "mute",
+            Act::Dtmf(_) => "dtmf",
+        }
     }
-    .into_inner();
+
+    /// The calls this verb can mean when no id is given.
+    fn fits(&self, c: &Call) -> bool {
+        let ringing = c.incoming && c.state() == CallState::Ringing;
+        match self {
+            Act::Answer | Act::Reject { .. } => ringing,
+            Act::Hangup => true,
+            Act::Hold => c.state() == CallState::Active,
+            Act::Resume => c.state() == CallState::Held,
+            Act::Mute(_) | Act::Dtmf(_) => matches!(c.state(), CallState::Active | CallState::Held),
+        }
+    }
+}
+
+pub async fn act(conn: Channel, out: Output, id: Option<u64>, act: Act) -> Result<(), Failure> {
+    let id = the_call(conn.clone(), id, |c| act.fits(c), act.verb()).await?;
+    let mut client = CallsClient::new(conn);
+    let (c, doing) = match &act {
+        Act::Answer => (
+            client.answer(CallRequest { id }).await?,
+            "answering".to_string(),
+        ),
+        Act::Reject { busy } => (
+            client.reject(RejectRequest { id, busy: *busy }).await?,
+            "rejecting".into(),
+        ),
+        Act::Hangup => (
+            client.hangup(CallRequest { id }).await?,
+            "hanging up".into(),
+        ),
+        Act::Hold => (
+            client.hold(CallRequest { id }).await?,
+            "putting on hold".into(),
+        ),
+        Act::Resume => (client.resume(CallRequest { id }).await?, "resuming".into()),
+        Act::Mute(on) => (
+            client.mute(MuteRequest { id, muted: *on }).await?,
+            if *on { "muted" } else { "unmuted" }.into(),
+        ),
+        Act::Dtmf(d) => (
+            client
+                .send_dtmf(DtmfRequest {
+                    id,
+                    digits: d.clone(),
+                })
+                .await?,
+            format!("sending DTMF {d}"),
+        ),
+    };
+    let c = c.into_inner();
     if out.json {
         out.json_line(&c);
     } else {
-        println!(
-            "call {}: {}",
-            c.id,
-            if answer { "answering" } else { "hanging up" }
-        );
+        println!("call {}: {doing}", c.id);
     }
     Ok(())
 }

@@ -64,5 +64,6 @@ fn describe(ev: &Event) -> Option<String> {
         }
         Kind::AccountRemoved(r) => format!("account {}: removed", r.id),
         Kind::CallChanged(c) => super::calls::describe(c),
+        Kind::DtmfReceived(d) => format!("call {}: DTMF {} received", d.call_id, d.digit),
     })
 }

@@ -70,6 +70,10 @@ impl SipConfig {
 pub struct AudioConfig {
     pub input: AudioEndpoint,
     pub output: AudioEndpoint,
+    /// UDP ports for RTP, inclusive; None: any free port.
+    pub rtp_ports: Option<(u16, u16)>,
+    /// Seconds without RTP after which a call whose far side vanished is ended; 0: never.
+    pub rtp_timeout_secs: u32,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +83,9 @@ struct RawAudio {
     input: AudioEndpoint,
     #[serde(default = "default_endpoint")]
     output: AudioEndpoint,
+    rtp_ports: Option<String>,
+    #[serde(default = "default_rtp_timeout")]
+    rtp_timeout_secs: u32,
 }
 
 impl TryFrom<RawAudio> for AudioConfig {
@@ -88,9 +95,26 @@ impl TryFrom<RawAudio> for AudioConfig {
         if let AudioEndpoint::Tone(_) = r.output {
             return Err("output: a tone can only be an input".into());
         }
+        let rtp_ports = r
+            .rtp_ports
+            .map(|s| {
+                let bad = || format!("rtp_ports: {s:?} is not LOW-HIGH, e.g. \"16384-32767\"");
+                let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+                let (lo, hi): (u16, u16) = (
+                    lo.trim().parse().map_err(|_| bad())?,
+                    hi.trim().parse().map_err(|_| bad())?,
+                );
+                if lo == 0 || lo > hi {
+                    return Err(bad());
+                }
+                Ok((lo, hi))
+            })
+            .transpose()?;
         Ok(AudioConfig {
             input: r.input,
             output: r.output,
+            rtp_ports,
+            rtp_timeout_secs: r.rtp_timeout_secs,
         })
     }
 }
@@ -245,6 +269,9 @@ fn default_t2() -> TimerMs {
 fn default_t4() -> TimerMs {
     TimerMs(5000)
 }
+fn default_rtp_timeout() -> u32 {
+    60
+}
 fn default_endpoint() -> AudioEndpoint {
     AudioEndpoint::Default
 }
@@ -281,6 +308,8 @@ impl Default for AudioConfig {
         AudioConfig {
             input: AudioEndpoint::Default,
             output: AudioEndpoint::Default,
+            rtp_ports: None,
+            rtp_timeout_secs: default_rtp_timeout(),
         }
     }
 }

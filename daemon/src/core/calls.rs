@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
-use crate::config::{Account, AnswerMode, AudioEndpoint, Codec};
-use crate::media::session::{MediaParams, MediaSession, MediaStats, bind};
+use crate::config::{Account, AnswerMode, AudioConfig, Codec};
+use crate::media::session::{
+    MediaEvent, MediaOptions, MediaParams, MediaSession, MediaStats, bind,
+};
 use crate::sdp::{self, Direction, Negotiated, Sdp};
 use crate::sip::capabilities::{ALLOW, SUPPORTED};
 use crate::sip::dialog::Dialog;
@@ -18,7 +20,7 @@ use crate::sip::message::{
 use crate::sip::resolve::resolve;
 use crate::sip::transaction::{ClientTx, Endpoint, TuRequest, TxError, random_token};
 use crate::sip::transport::Target;
-use crate::sip::uri::{SipUri, Uri};
+use crate::sip::uri::{Host, Scheme, SipUri, Uri};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallDirection {
@@ -31,7 +33,12 @@ pub enum CallState {
     Dialing,
     Ringing,
     Active,
-    Ended { code: u16, reason: String },
+    /// On hold by us (a re-INVITE with sendonly was accepted).
+    Held,
+    Ended {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// A call as the faces show it.
@@ -43,6 +50,7 @@ pub struct CallInfo {
     pub remote_name: Option<String>,
     pub direction: CallDirection,
     pub state: CallState,
+    pub muted: bool,
     pub started: SystemTime,
     pub answered: Option<SystemTime>,
     pub codec: Option<String>,
@@ -52,17 +60,29 @@ pub struct CallInfo {
 #[derive(Debug)]
 pub(super) enum CallCommand {
     Answer,
+    /// Refuse a ringing call with this status (486 busy, 603 decline).
+    Reject(u16),
     Hangup,
+    Hold,
+    Resume,
+    Mute(bool),
+    Dtmf(String),
     Request(Box<TuRequest>),
+}
+
+/// What call tasks tell the core.
+#[derive(Debug)]
+pub(super) enum CallUpdate {
+    Info(Box<CallInfo>),
+    Dtmf { id: u64, digit: char },
 }
 
 /// What a call task needs from the core.
 #[derive(Clone)]
 pub(super) struct CallContext {
     pub ep: Endpoint,
-    pub input: AudioEndpoint,
-    pub output: AudioEndpoint,
-    pub updates: mpsc::Sender<CallInfo>,
+    pub audio: AudioConfig,
+    pub updates: mpsc::Sender<CallUpdate>,
 }
 
 struct Call {
@@ -81,13 +101,17 @@ fn codec_name(c: Codec) -> &'static str {
     }
 }
 
-fn params(n: &Negotiated) -> MediaParams {
+fn params(n: &Negotiated, muted: bool) -> MediaParams {
     MediaParams {
         codec: n.codec,
         pt: n.pt,
+        dtmf_pt: n.dtmf_pt,
         remote: n.remote,
         send: matches!(n.direction, Direction::SendRecv | Direction::SendOnly),
         receive: matches!(n.direction, Direction::SendRecv | Direction::RecvOnly),
+        muted,
+        fec: n.codec == Codec::Opus && n.fmtp_flag("useinbandfec"),
+        dtx: n.codec == Codec::Opus && n.fmtp_flag("usedtx"),
     }
 }
 
@@ -100,9 +124,40 @@ fn contact(user: &str, local: SocketAddr, target: Target) -> String {
     format!("<sip:{user}@{local}{transport}>")
 }
 
+/// DTMF carried in SIP INFO (application/dtmf-relay or application/dtmf).
+fn info_digit(req: &Request) -> Option<char> {
+    let ct = req.headers.get(&Name::ContentType)?.to_ascii_lowercase();
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let v = if ct.starts_with("application/dtmf-relay") {
+        body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?
+    } else if ct.starts_with("application/dtmf") {
+        body.trim()
+    } else {
+        return None;
+    };
+    let c = v.chars().next()?;
+    crate::media::dtmf::event_code(c).map(|_| c.to_ascii_uppercase())
+}
+
+/// The media state of an established call.
+struct Media {
+    session: MediaSession,
+    events: mpsc::Receiver<MediaEvent>,
+    /// Our last description, resent (with a new version) in re-INVITEs and answers.
+    ours: Sdp,
+    negotiated: Negotiated,
+}
+
 impl Call {
     async fn report(&self) {
-        let _ = self.ctx.updates.send(self.info.clone()).await;
+        let _ = self
+            .ctx
+            .updates
+            .send(CallUpdate::Info(Box::new(self.info.clone())))
+            .await;
     }
 
     async fn set(&mut self, state: CallState) {
@@ -121,71 +176,196 @@ impl Call {
         .await;
     }
 
-    /// The active call: media runs, in-dialog requests are answered, until one side ends it.
-    async fn established(&mut self, mut dialog: Dialog, media: MediaSession, our_sdp: Sdp) {
+    fn start_media(&mut self, rtp: tokio::net::UdpSocket, n: Negotiated, ours: Sdp) -> Media {
+        let (tx, events) = mpsc::channel(32);
+        let timeout = (self.ctx.audio.rtp_timeout_secs > 0)
+            .then(|| Duration::from_secs(u64::from(self.ctx.audio.rtp_timeout_secs)));
+        let session = MediaSession::start(
+            rtp,
+            params(&n, self.info.muted),
+            MediaOptions {
+                input: &self.ctx.audio.input,
+                output: &self.ctx.audio.output,
+                timeout,
+                events: tx,
+            },
+        );
+        self.info.codec = Some(codec_name(n.codec).into());
+        Media {
+            session,
+            events,
+            ours,
+            negotiated: n,
+        }
+    }
+
+    async fn bye(&self, dialog: &mut Dialog) {
+        let bye = dialog.request(Method::Bye, None);
+        match dialog.next_hop().await {
+            Ok(hop) => {
+                if let Ok(tx) = self.ctx.ep.request(bye, hop).await {
+                    let _ = final_response(tx).await;
+                }
+            }
+            Err(e) => tracing::warn!(call = self.info.id, "cannot send BYE: {e}"),
+        }
+    }
+
+    /// A re-INVITE of ours (hold, resume): offers `direction`; true if accepted.
+    async fn reinvite(
+        &mut self,
+        dialog: &mut Dialog,
+        media: &mut Media,
+        direction: Direction,
+    ) -> bool {
+        let mut offer = media.ours.clone();
+        offer.session_version += 1;
+        if let Some(m) = offer.media.first_mut() {
+            m.direction = direction;
+        }
+        let mut inv = dialog.request(Method::Invite, None);
+        inv.headers.push(Name::ContentType, "application/sdp");
+        inv.body = offer.to_string().into_bytes();
+        let cseq = inv.cseq().map(|c| c.seq);
+        let Ok(hop) = dialog.next_hop().await else {
+            return false;
+        };
+        let Ok(tx) = self.ctx.ep.request(inv, hop).await else {
+            return false;
+        };
+        let Ok(resp) = final_response(tx).await else {
+            return false;
+        };
+        if resp.code >= 300 {
+            tracing::info!(
+                call = self.info.id,
+                "re-INVITE refused: {} {}",
+                resp.code,
+                resp.reason
+            );
+            return false;
+        }
+        let ack = dialog.request(Method::Ack, cseq);
+        let _ = self.ctx.ep.send_ack(ack, hop).await;
+        if let Ok(n) = Sdp::parse(&resp.body)
+            .map_err(|e| e.to_string())
+            .and_then(|a| sdp::read_answer(&offer, &a).map_err(|e| e.to_string()))
+        {
+            media.session.update(params(&n, self.info.muted));
+            media.negotiated = n;
+        }
+        media.ours = offer;
+        true
+    }
+
+    /// Answers a re-INVITE from the far side, following its new description.
+    async fn answer_reinvite(&mut self, tu: &TuRequest, dialog: &Dialog, media: &mut Media) {
+        let req = &tu.request;
+        let port = media.ours.media.first().map_or(0, |m| m.port);
+        let answer = Sdp::parse(&req.body).ok().and_then(|offer| {
+            sdp::answer(
+                &offer,
+                &self.codecs,
+                media.ours.origin_addr,
+                port,
+                media.ours.session_id,
+            )
+            .ok()
+        });
+        let resp = match answer {
+            Some((mut ans, n)) => {
+                ans.session_version = media.ours.session_version + 1;
+                media.session.update(params(&n, self.info.muted));
+                media.negotiated = n;
+                media.ours = ans.clone();
+                let mut r = req.response(200, "OK");
+                r.headers.push(Name::Contact, dialog.contact.clone());
+                r.headers.push(Name::ContentType, "application/sdp");
+                r.body = ans.to_string().into_bytes();
+                r
+            }
+            None => req.response(488, reason_phrase(488)),
+        };
+        tu.tx.respond(resp).await;
+    }
+
+    /// The established call: media runs, in-dialog requests are answered, until one side
+    /// ends it or the far side vanishes.
+    async fn established(&mut self, mut dialog: Dialog, mut media: Media) {
         self.info.answered = Some(SystemTime::now());
         self.set(CallState::Active).await;
         let (code, reason) = loop {
-            let Some(cmd) = self.commands.recv().await else {
-                break (200, "daemon stopped".to_string());
-            };
-            match cmd {
-                CallCommand::Hangup => {
-                    let bye = dialog.request(Method::Bye, None);
-                    match dialog.next_hop().await {
-                        Ok(hop) => {
-                            if let Ok(tx) = self.ctx.ep.request(bye, hop).await {
-                                let _ = final_response(tx).await;
+            tokio::select! {
+                ev = media.events.recv() => match ev {
+                    Some(MediaEvent::Dtmf(digit)) => {
+                        let _ = self.ctx.updates.send(CallUpdate::Dtmf { id: self.info.id, digit }).await;
+                    }
+                    Some(MediaEvent::Timeout(after)) => {
+                        tracing::warn!(call = self.info.id, "no RTP for {}s; the far side is gone", after.as_secs());
+                        self.bye(&mut dialog).await;
+                        break (408, format!("no RTP for {} s", after.as_secs()));
+                    }
+                    None => {}
+                },
+                cmd = self.commands.recv() => {
+                    let Some(cmd) = cmd else { break (200, "daemon stopped".to_string()) };
+                    match cmd {
+                        CallCommand::Hangup | CallCommand::Reject(_) => {
+                            self.bye(&mut dialog).await;
+                            break (200, "hung up".into());
+                        }
+                        CallCommand::Answer => {}
+                        CallCommand::Hold if self.info.state == CallState::Active => {
+                            if self.reinvite(&mut dialog, &mut media, Direction::SendOnly).await {
+                                self.set(CallState::Held).await;
                             }
                         }
-                        Err(e) => tracing::warn!(call = self.info.id, "cannot send BYE: {e}"),
-                    }
-                    break (200, "hung up".into());
-                }
-                CallCommand::Answer => {}
-                CallCommand::Request(tu) => {
-                    let req = &tu.request;
-                    match req.method {
-                        Method::Ack => {}
-                        Method::Bye => {
-                            tu.tx.respond(req.response(200, "OK")).await;
-                            break (200, "the other side hung up".into());
+                        CallCommand::Resume if self.info.state == CallState::Held => {
+                            if self.reinvite(&mut dialog, &mut media, Direction::SendRecv).await {
+                                self.set(CallState::Active).await;
+                            }
                         }
-                        Method::Invite => {
-                            // A re-INVITE (hold, resume, new address): answer from the
-                            // same port and follow the new description.
-                            let resp = match Sdp::parse(&req.body).ok().and_then(|offer| {
-                                sdp::answer(
-                                    &offer,
-                                    &self.codecs,
-                                    our_sdp.origin_addr,
-                                    our_sdp.media[0].port,
-                                    our_sdp.session_id,
-                                )
-                                .ok()
-                            }) {
-                                Some((answer, n)) => {
-                                    media.update(params(&n));
-                                    let mut r = req.response(200, "OK");
-                                    r.headers.push(Name::Contact, dialog.contact.clone());
-                                    r.headers.push(Name::ContentType, "application/sdp");
-                                    r.body = answer.to_string().into_bytes();
-                                    r
+                        CallCommand::Hold | CallCommand::Resume => {}
+                        CallCommand::Mute(on) => {
+                            self.info.muted = on;
+                            media.session.update(params(&media.negotiated, on));
+                            self.report().await;
+                        }
+                        CallCommand::Dtmf(digits) => {
+                            media.session.send_dtmf(&digits);
+                        }
+                        CallCommand::Request(tu) => {
+                            let req = &tu.request;
+                            match req.method {
+                                Method::Ack => {}
+                                Method::Bye => {
+                                    tu.tx.respond(req.response(200, "OK")).await;
+                                    break (200, "the other side hung up".into());
                                 }
-                                None => req.response(488, reason_phrase(488)),
-                            };
-                            tu.tx.respond(resp).await;
-                        }
-                        _ => {
-                            let mut r = req.response(501, reason_phrase(501));
-                            r.headers.push(Name::Allow, ALLOW);
-                            tu.tx.respond(r).await;
+                                Method::Invite => self.answer_reinvite(&tu, &dialog, &mut media).await,
+                                Method::Info => {
+                                    let code = match info_digit(req) {
+                                        Some(digit) => {
+                                            let _ = self.ctx.updates.send(CallUpdate::Dtmf { id: self.info.id, digit }).await;
+                                            200
+                                        }
+                                        None => 415,
+                                    };
+                                    tu.tx.respond(req.response(code, reason_phrase(code))).await;
+                                }
+                                Method::Options => tu.tx.respond(req.response(200, "OK")).await,
+                                _ => {
+                                    let mut r = req.response(501, reason_phrase(501));
+                                    r.headers.push(Name::Allow, ALLOW);
+                                    tu.tx.respond(r).await;
+                                }
+                            }
                         }
                     }
                 }
             }
         };
-        self.info.stats = media.stop().await;
+        self.info.stats = media.session.stop().await;
         self.end(code, reason).await;
     }
 }
@@ -199,6 +379,49 @@ async fn final_response(mut tx: ClientTx) -> Result<Response, TxError> {
     }
 }
 
+fn new_info(
+    id: u64,
+    account: &Option<Account>,
+    direction: CallDirection,
+    state: CallState,
+) -> CallInfo {
+    CallInfo {
+        id,
+        account: account.as_ref().map(|a| a.id.to_string()),
+        remote_uri: String::new(),
+        remote_name: None,
+        direction,
+        state,
+        muted: false,
+        started: SystemTime::now(),
+        answered: None,
+        codec: None,
+        stats: MediaStats::default(),
+    }
+}
+
+fn codecs_of(account: &Option<Account>) -> Vec<Codec> {
+    account.as_ref().map_or_else(
+        || vec![Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma],
+        |a| a.codecs.clone(),
+    )
+}
+
+fn uri_for(local: SocketAddr, user: String) -> SipUri {
+    SipUri {
+        scheme: Scheme::Sip,
+        user: Some(user),
+        password: None,
+        host: match local.ip() {
+            std::net::IpAddr::V4(v) => Host::V4(v),
+            std::net::IpAddr::V6(v) => Host::V6(v),
+        },
+        port: Some(local.port()),
+        params: Vec::new(),
+        headers: None,
+    }
+}
+
 /// Starts an outgoing call to `uri` from `account` (or as a direct IP call without one).
 pub(super) fn dial(
     ctx: CallContext,
@@ -208,26 +431,13 @@ pub(super) fn dial(
     sip_call_id: String,
 ) -> mpsc::Sender<CallCommand> {
     let (tx, rx) = mpsc::channel(16);
-    let info = CallInfo {
-        id,
-        account: account.as_ref().map(|a| a.id.to_string()),
-        remote_uri: uri.to_string(),
-        remote_name: None,
-        direction: CallDirection::Outgoing,
-        state: CallState::Dialing,
-        started: SystemTime::now(),
-        answered: None,
-        codec: None,
-        stats: MediaStats::default(),
-    };
-    let codecs = account
-        .as_ref()
-        .map_or_else(|| vec![Codec::Pcmu, Codec::Pcma], |a| a.codecs.clone());
+    let mut info = new_info(id, &account, CallDirection::Outgoing, CallState::Dialing);
+    info.remote_uri = uri.to_string();
     let call = Call {
         ctx,
         info,
         commands: rx,
-        codecs,
+        codecs: codecs_of(&account),
     };
     tokio::spawn(outgoing(call, account, uri, sip_call_id));
     tx
@@ -248,7 +458,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
             .end(503, format!("no local socket to reach {target}"))
             .await;
     };
-    let rtp = match bind(local.ip()).await {
+    let rtp = match bind(local.ip(), call.ctx.audio.rtp_ports).await {
         Ok(s) => s,
         Err(e) => return call.end(500, format!("no RTP port: {e}")).await,
     };
@@ -267,10 +477,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     let our_contact = contact(&user, local, target);
     let mut from = match &account {
         Some(a) => NameAddr::new(Uri::Sip(a.aor.0.clone())),
-        None => NameAddr::new(Uri::Sip(SipUri {
-            user: Some(user.clone()),
-            ..uri_for(local)
-        })),
+        None => NameAddr::new(Uri::Sip(uri_for(local, user.clone()))),
     };
     from.display = account.as_ref().and_then(|a| a.display_name.clone());
     from.set_param("tag", Some(random_token(10)));
@@ -319,7 +526,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                 Err(e) => return call.end(503, e.to_string()).await,
             },
             cmd = call.commands.recv(), if !cancelled => match cmd {
-                Some(CallCommand::Hangup) | None => {
+                Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => {
                     cancelled = true;
                     match call.ctx.ep.cancel(&tx).await {
                         Ok(c) => { tokio::spawn(final_response(c)); }
@@ -329,7 +536,8 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                 Some(CallCommand::Request(tu)) => {
                     tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
                 }
-                Some(CallCommand::Answer) => {}
+                Some(CallCommand::Mute(on)) => call.info.muted = on,
+                Some(_) => {}
             },
         }
     };
@@ -355,45 +563,18 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     let n = match negotiated {
         Ok(n) => n,
         Err(e) => {
-            // Unusable answer: the call cannot carry audio; end it properly.
-            let bye = dialog.request(Method::Bye, None);
-            if let Ok(hop) = dialog.next_hop().await
-                && let Ok(tx) = call.ctx.ep.request(bye, hop).await
-            {
-                let _ = final_response(tx).await;
-            }
+            // An answer we cannot use: the call cannot carry audio; end it properly.
+            call.bye(&mut dialog).await;
             return call.end(488, format!("bad SDP answer: {e}")).await;
         }
     };
-    call.info.codec = Some(codec_name(n.codec).into());
-    let media = MediaSession::start(rtp, params(&n), &call.ctx.input, &call.ctx.output);
     if cancelled {
         // The callee answered as we cancelled: the call exists, so end it with a BYE.
-        let bye = dialog.request(Method::Bye, None);
-        if let Ok(hop) = dialog.next_hop().await
-            && let Ok(tx) = call.ctx.ep.request(bye, hop).await
-        {
-            let _ = final_response(tx).await;
-        }
-        call.info.stats = media.stop().await;
+        call.bye(&mut dialog).await;
         return call.end(487, "cancelled").await;
     }
-    call.established(dialog, media, offer).await;
-}
-
-fn uri_for(local: SocketAddr) -> SipUri {
-    SipUri {
-        scheme: crate::sip::uri::Scheme::Sip,
-        user: None,
-        password: None,
-        host: match local.ip() {
-            std::net::IpAddr::V4(v) => crate::sip::uri::Host::V4(v),
-            std::net::IpAddr::V6(v) => crate::sip::uri::Host::V6(v),
-        },
-        port: Some(local.port()),
-        params: Vec::new(),
-        headers: None,
-    }
+    let media = call.start_media(rtp, n, offer);
+    call.established(dialog, media).await;
 }
 
 /// Takes an incoming INVITE (out of dialog) as a new call.
@@ -404,29 +585,16 @@ pub(super) fn incoming(
     tu: TuRequest,
 ) -> mpsc::Sender<CallCommand> {
     let (tx, rx) = mpsc::channel(16);
-    let from = tu.request.from();
-    let info = CallInfo {
-        id,
-        account: account.as_ref().map(|a| a.id.to_string()),
-        remote_uri: from
-            .as_ref()
-            .map_or_else(String::new, |f| f.uri.to_string()),
-        remote_name: from.and_then(|f| f.display),
-        direction: CallDirection::Incoming,
-        state: CallState::Ringing,
-        started: SystemTime::now(),
-        answered: None,
-        codec: None,
-        stats: MediaStats::default(),
-    };
-    let codecs = account
-        .as_ref()
-        .map_or_else(|| vec![Codec::Pcmu, Codec::Pcma], |a| a.codecs.clone());
+    let mut info = new_info(id, &account, CallDirection::Incoming, CallState::Ringing);
+    if let Some(f) = tu.request.from() {
+        info.remote_uri = f.uri.to_string();
+        info.remote_name = f.display;
+    }
     let call = Call {
         ctx,
         info,
         commands: rx,
-        codecs,
+        codecs: codecs_of(&account),
     };
     tokio::spawn(answer_flow(call, account, tu));
     tx
@@ -443,22 +611,23 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         }
         r
     };
-    let offer = match Sdp::parse(&req.body) {
-        Ok(o) => o,
-        Err(e) => {
-            let reason = if req.body.is_empty() {
-                "offerless INVITE is not supported yet".to_string()
-            } else {
-                format!("bad SDP: {e}")
-            };
-            tu.tx.respond(respond(488, reason_phrase(488))).await;
-            return call.end(488, reason).await;
+    // An INVITE without a body asks us to offer, in the 200; the answer comes in the ACK.
+    let offer = if req.body.is_empty() {
+        None
+    } else {
+        match Sdp::parse(&req.body) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tu.tx.respond(respond(400, "Bad SDP")).await;
+                return call.end(400, format!("bad SDP: {e}")).await;
+            }
         }
     };
     let mode = account
         .as_ref()
         .map_or(AnswerMode::Manual, |a| a.answer.mode);
     if mode == AnswerMode::Dnd {
+        call.report().await;
         tu.tx.respond(respond(486, reason_phrase(486))).await;
         return call.end(486, "do not disturb").await;
     }
@@ -499,18 +668,24 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             }
             cmd = call.commands.recv() => match cmd {
                 Some(CallCommand::Answer) => break,
+                Some(CallCommand::Reject(code)) => {
+                    tu.tx.respond(respond(code, reason_phrase(code))).await;
+                    return call.end(code, "rejected").await;
+                }
                 Some(CallCommand::Hangup) | None => {
                     tu.tx.respond(respond(603, reason_phrase(603))).await;
                     return call.end(603, "rejected").await;
                 }
+                Some(CallCommand::Mute(on)) => call.info.muted = on,
                 Some(CallCommand::Request(other)) => {
                     other.tx.respond(other.request.response(481, reason_phrase(481))).await;
                 }
+                Some(_) => {}
             },
         }
     }
 
-    let rtp = match bind(local.ip()).await {
+    let rtp = match bind(local.ip(), call.ctx.audio.rtp_ports).await {
         Ok(s) => s,
         Err(e) => {
             tu.tx.respond(respond(500, reason_phrase(500))).await;
@@ -518,71 +693,90 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         }
     };
     let rtp_port = rtp.local_addr().map_or(0, |a| a.port());
-    let (answer, n) = match sdp::answer(
-        &offer,
-        &call.codecs,
-        local.ip(),
-        rtp_port,
-        u64::from(fastrand::u32(..)),
-    ) {
-        Ok(x) => x,
-        Err(e) => {
-            tu.tx.respond(respond(488, reason_phrase(488))).await;
-            return call.end(488, e.to_string()).await;
-        }
+    let session_id = u64::from(fastrand::u32(..));
+    let (ours, negotiated) = match &offer {
+        Some(o) => match sdp::answer(o, &call.codecs, local.ip(), rtp_port, session_id) {
+            Ok((a, n)) => (a, Some(n)),
+            Err(e) => {
+                tu.tx.respond(respond(488, reason_phrase(488))).await;
+                return call.end(488, e.to_string()).await;
+            }
+        },
+        None => (
+            sdp::offer(
+                &call.codecs,
+                local.ip(),
+                rtp_port,
+                session_id,
+                Direction::SendRecv,
+            ),
+            None,
+        ),
     };
     let mut ok = respond(200, "OK");
     ok.headers.push(Name::Contact, our_contact.clone());
     ok.headers.push(Name::Allow, ALLOW);
     ok.headers.push(Name::Supported, SUPPORTED);
     ok.headers.push(Name::ContentType, "application/sdp");
-    ok.body = answer.to_string().into_bytes();
+    ok.body = ours.to_string().into_bytes();
     let Some(dialog) = Dialog::from_request(&req, &local_tag, our_contact) else {
-        tu.tx.respond(respond(400, reason_phrase(400))).await;
+        tu.tx.respond(respond(400, "Missing Contact")).await;
         return call.end(400, "INVITE without Contact").await;
     };
-    call.info.codec = Some(codec_name(n.codec).into());
-    let media = MediaSession::start(rtp, params(&n), &call.ctx.input, &call.ctx.output);
 
     // RFC 3261 §13.3.1.4: the UAS retransmits the 2xx until the ACK comes.
     let t = call.ctx.ep.timers();
     let mut interval = t.t1;
     let give_up = tokio::time::Instant::now() + 64 * t.t1;
     tu.tx.respond(ok.clone()).await;
-    loop {
+    let ack = loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {
                 if tokio::time::Instant::now() >= give_up {
                     tracing::warn!(call = call.info.id, "no ACK for our 200 OK; ending the call");
                     let mut d = dialog.clone();
-                    let bye = d.request(Method::Bye, None);
-                    if let Ok(hop) = d.next_hop().await && let Ok(tx) = call.ctx.ep.request(bye, hop).await {
-                        let _ = final_response(tx).await;
-                    }
-                    call.info.stats = media.stop().await;
+                    call.bye(&mut d).await;
                     return call.end(408, "no ACK").await;
                 }
                 tu.tx.respond(ok.clone()).await;
                 interval = (interval * 2).min(t.t2);
             }
             cmd = call.commands.recv() => match cmd {
-                Some(CallCommand::Request(r)) if r.request.method == Method::Ack => break,
+                Some(CallCommand::Request(r)) if r.request.method == Method::Ack => break r,
                 Some(CallCommand::Request(r)) if r.request.method == Method::Bye => {
                     r.tx.respond(r.request.response(200, "OK")).await;
-                    call.info.stats = media.stop().await;
                     return call.end(200, "the other side hung up").await;
                 }
                 Some(CallCommand::Request(r)) => {
                     r.tx.respond(r.request.response(491, "Request Pending")).await;
                 }
                 Some(CallCommand::Hangup) | None => {
-                    // Hang up once confirmed; an ACK usually follows within a moment.
-                    call.info.stats = media.stop().await;
-                    return call.end(200, "hung up before the ACK").await;
+                    let mut d = dialog.clone();
+                    call.bye(&mut d).await;
+                    return call.end(200, "hung up").await;
                 }
-                Some(CallCommand::Answer) => {}
+                Some(CallCommand::Mute(on)) => call.info.muted = on,
+                Some(_) => {}
             },
         }
-    }
-    call.established(dialog, media, answer).await;
+    };
+    let negotiated = match negotiated {
+        Some(n) => n,
+        // Offerless INVITE: the ACK carries the answer.
+        None => match Sdp::parse(&ack.request.body)
+            .map_err(|e| e.to_string())
+            .and_then(|a| sdp::read_answer(&ours, &a).map_err(|e| e.to_string()))
+        {
+            Ok(n) => n,
+            Err(e) => {
+                let mut d = dialog.clone();
+                call.bye(&mut d).await;
+                return call
+                    .end(488, format!("no usable answer in the ACK: {e}"))
+                    .await;
+            }
+        },
+    };
+    let media = call.start_media(rtp, negotiated, ours);
+    call.established(dialog, media).await;
 }

@@ -43,6 +43,10 @@ pub enum EventKind {
     },
     /// A call started, changed state, or ended (then with its media figures).
     CallChanged(CallInfo),
+    DtmfReceived {
+        call: u64,
+        digit: char,
+    },
 }
 
 /// The sending side, owned by the core task alone, so numbering needs no lock.

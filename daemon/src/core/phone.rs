@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::accounts::Accounts;
-use super::calls::{self, CallCommand, CallContext, CallInfo, CallState};
+use super::calls::{self, CallCommand, CallContext, CallInfo, CallState, CallUpdate};
 use super::events::EventBus;
 use super::{AccountInfo, ConfigSource, CoreError, Event, EventKind, ReloadReport, Status, uas};
 use crate::config::{AccountId, Config, ConfigLocation, Loaded};
@@ -40,12 +40,20 @@ enum Command {
         oneshot::Sender<Result<CallInfo, CoreError>>,
     ),
     ListCalls(oneshot::Sender<Vec<CallInfo>>),
+    SendDtmf(u64, String, oneshot::Sender<Result<CallInfo, CoreError>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallAction {
     Answer,
+    /// Refuse a ringing call: 486 Busy Here, or 603 Decline.
+    Reject {
+        busy: bool,
+    },
     Hangup,
+    Hold,
+    Resume,
+    Mute(bool),
     Get,
 }
 
@@ -79,7 +87,7 @@ pub struct Phone {
     endpoint: Option<Endpoint>,
     calls: HashMap<u64, CallEntry>,
     next_call: u64,
-    call_updates: mpsc::Sender<CallInfo>,
+    call_updates: mpsc::Sender<CallUpdate>,
 }
 
 /// The one API every face uses. Cheap to clone.
@@ -142,7 +150,7 @@ impl Phone {
         mut rx: mpsc::Receiver<Command>,
         mut reg_updates: mpsc::Receiver<(AccountId, RegState)>,
         mut requests: Option<mpsc::Receiver<TuRequest>>,
-        mut call_rx: mpsc::Receiver<CallInfo>,
+        mut call_rx: mpsc::Receiver<CallUpdate>,
     ) {
         loop {
             tokio::select! {
@@ -162,7 +170,7 @@ impl Phone {
                     }
                 }
                 Some(req) = recv_opt(&mut requests) => self.on_request(req),
-                Some(info) = call_rx.recv() => self.on_call_update(info),
+                Some(update) = call_rx.recv() => self.on_call_update(update),
             }
         }
     }
@@ -198,6 +206,9 @@ impl Phone {
             Command::CallAction(id, action, reply) => {
                 let _ = reply.send(self.call_action(id, action));
             }
+            Command::SendDtmf(id, digits, reply) => {
+                let _ = reply.send(self.send_dtmf(id, &digits));
+            }
             Command::ListCalls(reply) => {
                 let mut list: Vec<CallInfo> = self.calls.values().map(|c| c.info.clone()).collect();
                 list.sort_by_key(|c| c.id);
@@ -215,8 +226,7 @@ impl Phone {
     fn call_context(&self) -> Option<CallContext> {
         Some(CallContext {
             ep: self.endpoint.clone()?,
-            input: self.config.audio.input.clone(),
-            output: self.config.audio.output.clone(),
+            audio: self.config.audio.clone(),
             updates: self.call_updates.clone(),
         })
     }
@@ -271,7 +281,16 @@ impl Phone {
         }
     }
 
-    fn on_call_update(&mut self, info: CallInfo) {
+    fn on_call_update(&mut self, update: CallUpdate) {
+        let info = match update {
+            CallUpdate::Info(info) => *info,
+            CallUpdate::Dtmf { id, digit } => {
+                tracing::info!(call = id, "DTMF {digit} received");
+                self.events
+                    .emit(EventKind::DtmfReceived { call: id, digit });
+                return;
+            }
+        };
         let ended = matches!(info.state, CallState::Ended { .. });
         if let Some(c) = self.calls.get_mut(&info.id) {
             c.info = info.clone();
@@ -309,8 +328,26 @@ impl Phone {
             what: "call",
             id: id.to_string(),
         })?;
+        let ringing_here = c.info.state == CallState::Ringing
+            && c.info.direction == calls::CallDirection::Incoming;
         let cmd = match action {
             CallAction::Get => return Ok(c.info.clone()),
+            CallAction::Reject { .. } if !ringing_here => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not ringing here"
+                )));
+            }
+            CallAction::Reject { busy } => CallCommand::Reject(if busy { 486 } else { 603 }),
+            CallAction::Hold | CallAction::Resume
+                if !matches!(c.info.state, CallState::Active | CallState::Held) =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not established"
+                )));
+            }
+            CallAction::Hold => CallCommand::Hold,
+            CallAction::Resume => CallCommand::Resume,
+            CallAction::Mute(on) => CallCommand::Mute(on),
             CallAction::Answer
                 if c.info.state != CallState::Ringing
                     || c.info.direction != calls::CallDirection::Incoming =>
@@ -328,15 +365,41 @@ impl Phone {
         Ok(c.info.clone())
     }
 
+    fn send_dtmf(&mut self, id: u64, digits: &str) -> Result<CallInfo, CoreError> {
+        if digits.is_empty()
+            || digits
+                .chars()
+                .any(|d| crate::media::dtmf::event_code(d).is_none())
+        {
+            return Err(CoreError::InvalidArgument {
+                field: "digits",
+                message: format!("{digits:?}: use 0-9, *, # and A-D"),
+            });
+        }
+        let c = self.calls.get(&id).ok_or_else(|| CoreError::NotFound {
+            what: "call",
+            id: id.to_string(),
+        })?;
+        if !matches!(c.info.state, CallState::Active | CallState::Held) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "call {id} is not established"
+            )));
+        }
+        c.commands
+            .try_send(CallCommand::Dtmf(digits.to_string()))
+            .map_err(|_| CoreError::FailedPrecondition(format!("call {id} is busy; try again")))?;
+        Ok(c.info.clone())
+    }
+
     /// Ends every call before shutdown, waiting a little for the BYEs to be answered.
-    async fn hang_up_all(&mut self, call_rx: &mut mpsc::Receiver<CallInfo>) {
+    async fn hang_up_all(&mut self, call_rx: &mut mpsc::Receiver<CallUpdate>) {
         for c in self.calls.values() {
             let _ = c.commands.try_send(CallCommand::Hangup);
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         while !self.calls.is_empty() {
             match tokio::time::timeout_at(deadline, call_rx.recv()).await {
-                Ok(Some(info)) => self.on_call_update(info),
+                Ok(Some(update)) => self.on_call_update(update),
                 _ => break,
             }
         }
@@ -484,6 +547,11 @@ impl PhoneHandle {
         self.ask(|r| Command::CallAction(id, action, r)).await?
     }
 
+    pub async fn send_dtmf(&self, id: u64, digits: &str) -> Result<CallInfo, CoreError> {
+        let digits = digits.to_string();
+        self.ask(|r| Command::SendDtmf(id, digits, r)).await?
+    }
+
     pub async fn calls(&self) -> Result<Vec<CallInfo>, CoreError> {
         self.ask(Command::ListCalls).await
     }
@@ -509,6 +577,7 @@ fn placeholder(id: u64) -> CallInfo {
         remote_name: None,
         direction: calls::CallDirection::Outgoing,
         state: CallState::Dialing,
+        muted: false,
         started: SystemTime::now(),
         answered: None,
         codec: None,

@@ -1,32 +1,38 @@
-//! One call's media: a task that every 20 ms sends a frame from its source and writes
-//! what arrives to its sink. Symmetric RTP: it sends from the port it receives on, and
-//! follows the far side to the address its packets really come from.
+//! One call's media: a task that every 20 ms sends a frame from its source and plays a
+//! frame from the jitter buffer into its sink. Symmetric RTP: it sends from the port it
+//! receives on, and follows the far side to the address its packets really come from.
+//! DTMF goes both ways as RFC 4733 telephone events.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
-use super::g711;
+use super::codec::{Transcoder, frame_len, rtp_clock, sample_rate};
+use super::dtmf::{self, DtmfSender};
+use super::jitter::{JitterBuffer, Playout};
 use super::rtp::RtpPacket;
 use super::tone::Tone;
 use super::wav::{self, WavWriter};
 use crate::config::{AudioEndpoint, Codec};
-
-const RATE: u32 = 8000;
-const FRAME: usize = 160; // 20 ms at 8 kHz
 
 /// What SDP negotiated, as the media layer needs it. May change mid-call (hold, re-INVITE).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaParams {
     pub codec: Codec,
     pub pt: u8,
+    pub dtmf_pt: Option<u8>,
     pub remote: SocketAddr,
     pub send: bool,
     pub receive: bool,
+    pub muted: bool,
+    /// Opus in-band FEC and DTX, as the far side asked.
+    pub fec: bool,
+    pub dtx: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +41,15 @@ pub struct MediaStats {
     pub received: u64,
     pub malformed: u64,
     pub other_payload: u64,
+    pub lost: u64,
+    pub late: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    Dtmf(char),
+    /// No RTP for this long while some was expected.
+    Timeout(Duration),
 }
 
 enum Source {
@@ -44,12 +59,12 @@ enum Source {
 }
 
 impl Source {
-    fn open(ep: &AudioEndpoint) -> Source {
+    fn open(ep: &AudioEndpoint, rate: u32) -> Source {
         match ep {
-            AudioEndpoint::Tone(f) => Source::Tone(Tone::new(*f, RATE)),
+            AudioEndpoint::Tone(f) => Source::Tone(Tone::new(*f, rate)),
             AudioEndpoint::File(p) => match wav::read(p) {
-                Ok((samples, rate)) if !samples.is_empty() => Source::File {
-                    samples: resample(&samples, rate),
+                Ok((samples, r)) if !samples.is_empty() => Source::File {
+                    samples: resample(&samples, r, rate),
                     pos: 0,
                 },
                 Ok(_) => Source::Silence,
@@ -80,26 +95,39 @@ impl Source {
     }
 }
 
-/// Nearest-sample conversion to 8 kHz; good enough for prompts and test tones.
-fn resample(samples: &[i16], rate: u32) -> Vec<i16> {
-    if rate == RATE || rate == 0 {
+/// Linear interpolation between rates; good enough for prompts and test tones.
+fn resample(samples: &[i16], from: u32, to: u32) -> Vec<i16> {
+    if from == to || from == 0 || samples.is_empty() {
         return samples.to_vec();
     }
-    let n = (samples.len() as u64 * u64::from(RATE) / u64::from(rate)) as usize;
+    let n = (samples.len() as u64 * u64::from(to) / u64::from(from)) as usize;
     (0..n)
         .map(|i| {
-            samples
-                [((i as u64 * u64::from(rate) / u64::from(RATE)) as usize).min(samples.len() - 1)]
+            let pos = i as f64 * f64::from(from) / f64::from(to);
+            let (a, frac) = (pos.floor() as usize, pos.fract());
+            let x = f64::from(samples[a.min(samples.len() - 1)]);
+            let y = f64::from(samples[(a + 1).min(samples.len() - 1)]);
+            (x + (y - x) * frac) as i16
         })
         .collect()
 }
 
-fn open_sink(ep: &AudioEndpoint) -> Option<(WavWriter, PathBuf)> {
+struct Sink {
+    writer: WavWriter,
+    path: PathBuf,
+    rate: u32,
+}
+
+fn open_sink(ep: &AudioEndpoint, rate: u32) -> Option<Sink> {
     let AudioEndpoint::File(p) = ep else {
         return None;
     };
-    match WavWriter::create(p, RATE) {
-        Ok(w) => Some((w, p.clone())),
+    match WavWriter::create(p, rate) {
+        Ok(writer) => Some(Sink {
+            writer,
+            path: p.clone(),
+            rate,
+        }),
         Err(e) => {
             tracing::warn!(
                 "cannot record to {}: {e}; received audio is dropped",
@@ -110,36 +138,80 @@ fn open_sink(ep: &AudioEndpoint) -> Option<(WavWriter, PathBuf)> {
     }
 }
 
-/// A UDP socket for RTP on `ip`, any free port.
-pub async fn bind(ip: IpAddr) -> std::io::Result<UdpSocket> {
-    UdpSocket::bind(SocketAddr::new(ip, 0)).await
+/// A UDP socket for RTP on `ip`: a free port in `ports` (inclusive), or any free port.
+pub async fn bind(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpSocket> {
+    let Some((lo, hi)) = ports else {
+        return UdpSocket::bind(SocketAddr::new(ip, 0)).await;
+    };
+    // Start somewhere random so that concurrent calls do not all probe the same ports.
+    let span = u32::from(hi - lo) + 1;
+    let start = fastrand::u32(..span);
+    for i in 0..span {
+        let port = lo + ((start + i) % span) as u16;
+        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+            return Ok(s);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free RTP port in {lo}-{hi}"),
+    ))
+}
+
+enum Control {
+    Dtmf(String),
 }
 
 /// The running session. Dropping it stops the task.
 pub struct MediaSession {
     params: watch::Sender<MediaParams>,
+    control: mpsc::Sender<Control>,
     task: tokio::task::JoinHandle<MediaStats>,
 }
 
+pub struct MediaOptions<'a> {
+    pub input: &'a AudioEndpoint,
+    pub output: &'a AudioEndpoint,
+    /// No RTP for this long (while receiving is expected) is reported; None: never.
+    pub timeout: Option<Duration>,
+    pub events: mpsc::Sender<MediaEvent>,
+}
+
 impl MediaSession {
-    pub fn start(
-        sock: UdpSocket,
-        params: MediaParams,
-        input: &AudioEndpoint,
-        output: &AudioEndpoint,
-    ) -> MediaSession {
+    pub fn start(sock: UdpSocket, params: MediaParams, opts: MediaOptions<'_>) -> MediaSession {
         let (tx, rx) = watch::channel(params);
-        let task = tokio::spawn(run(
-            Arc::new(sock),
-            rx,
-            Source::open(input),
-            open_sink(output),
-        ));
-        MediaSession { params: tx, task }
+        let (control, control_rx) = mpsc::channel(8);
+        let task = tokio::spawn(
+            Runner {
+                sock,
+                input: opts.input.clone(),
+                output: opts.output.clone(),
+                timeout: opts.timeout,
+                events: opts.events,
+                stats: MediaStats::default(),
+            }
+            .run(rx, control_rx),
+        );
+        MediaSession {
+            params: tx,
+            control,
+            task,
+        }
+    }
+
+    pub fn params(&self) -> MediaParams {
+        self.params.borrow().clone()
     }
 
     pub fn update(&self, params: MediaParams) {
         let _ = self.params.send(params);
+    }
+
+    /// Queues digits to send as RFC 4733 events (or in-band when none was negotiated).
+    pub fn send_dtmf(&self, digits: &str) -> bool {
+        self.control
+            .try_send(Control::Dtmf(digits.to_string()))
+            .is_ok()
     }
 
     /// Stops and returns what was counted.
@@ -149,93 +221,175 @@ impl MediaSession {
     }
 }
 
-async fn run(
-    sock: Arc<UdpSocket>,
-    mut params: watch::Receiver<MediaParams>,
-    mut source: Source,
-    mut sink: Option<(WavWriter, PathBuf)>,
-) -> MediaStats {
-    let mut stats = MediaStats::default();
-    let mut p = params.borrow_and_update().clone();
-    let ssrc = fastrand::u32(..);
-    let (mut seq, mut ts) = (fastrand::u16(..), fastrand::u32(..));
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut pcm, mut payload, mut packet) = ([0i16; FRAME], [0u8; FRAME], Vec::with_capacity(200));
-    let mut decoded = Vec::with_capacity(FRAME);
-    let mut buf = vec![0u8; 2048];
-    let mut latched = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if p.send && p.remote.port() != 0 && !p.remote.ip().is_unspecified() {
-                    source.fill(&mut pcm);
-                    for (o, s) in payload.iter_mut().zip(pcm.iter()) {
-                        *o = match p.codec {
-                            Codec::Pcma => g711::alaw_encode(*s),
-                            _ => g711::ulaw_encode(*s),
-                        };
+struct Runner {
+    sock: UdpSocket,
+    input: AudioEndpoint,
+    output: AudioEndpoint,
+    timeout: Option<Duration>,
+    events: mpsc::Sender<MediaEvent>,
+    stats: MediaStats,
+}
+
+impl Runner {
+    async fn run(
+        mut self,
+        mut params: watch::Receiver<MediaParams>,
+        mut control: mpsc::Receiver<Control>,
+    ) -> MediaStats {
+        let mut p = params.borrow_and_update().clone();
+        let mut codec = match Transcoder::new(p.codec, p.fec, p.dtx) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("{e}; the call has no audio");
+                return self.stats;
+            }
+        };
+        let mut source = Source::open(&self.input, sample_rate(p.codec));
+        let mut sink = open_sink(&self.output, sample_rate(p.codec));
+        let ssrc = fastrand::u32(..);
+        let (mut seq, mut ts) = (fastrand::u16(..), fastrand::u32(..));
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pcm = vec![0i16; frame_len(p.codec)];
+        let (mut payload, mut packet, mut played) = (
+            Vec::with_capacity(1500),
+            Vec::with_capacity(1600),
+            Vec::new(),
+        );
+        let mut buf = vec![0u8; 2048];
+        let mut jitter = JitterBuffer::new();
+        let mut dtmf_out: VecDeque<char> = VecDeque::new();
+        let mut sending: Option<DtmfSender> = None;
+        let mut dtmf_in = dtmf::Receiver::default();
+        let mut latched = false;
+        let mut last_rx = Instant::now();
+        let mut timed_out = false;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let can_send = p.send && p.remote.port() != 0 && !p.remote.ip().is_unspecified();
+                    let step = rtp_clock(p.codec) / 50;
+                    if sending.is_none() && let Some(d) = dtmf_out.pop_front() {
+                        sending = DtmfSender::new(d, ts);
                     }
-                    RtpPacket { marker: stats.sent == 0, pt: p.pt, seq, timestamp: ts, ssrc, payload: &payload }.write(&mut packet);
-                    if sock.send_to(&packet, p.remote).await.is_ok() {
-                        stats.sent += 1;
+                    if let (Some(dt), Some(dpt)) = (sending.as_mut(), p.dtmf_pt) {
+                        // A telephone event replaces audio while it lasts.
+                        let (ev, done) = dt.next_packet();
+                        if can_send {
+                            RtpPacket { marker: dt.first(), pt: dpt, seq, timestamp: dt.timestamp(), ssrc, payload: &ev }.write(&mut packet);
+                            if self.sock.send_to(&packet, p.remote).await.is_ok() {
+                                self.stats.sent += 1;
+                            }
+                        }
+                        seq = seq.wrapping_add(1);
+                        if done {
+                            sending = None;
+                        }
+                    } else if can_send {
+                        if p.muted {
+                            pcm.fill(0);
+                        } else {
+                            source.fill(&mut pcm);
+                        }
+                        codec.encode(&pcm, &mut payload);
+                        if !payload.is_empty() {
+                            RtpPacket { marker: self.stats.sent == 0, pt: p.pt, seq, timestamp: ts, ssrc, payload: &payload }.write(&mut packet);
+                            if self.sock.send_to(&packet, p.remote).await.is_ok() {
+                                self.stats.sent += 1;
+                            }
+                            seq = seq.wrapping_add(1);
+                        }
+                    }
+                    if sending.is_none() && p.dtmf_pt.is_none() {
+                        // Without telephone-event, digits cannot be sent; say so once each.
+                        for d in dtmf_out.drain(..) {
+                            tracing::warn!("cannot send DTMF {d}: the far side does not take telephone-event");
+                        }
+                    }
+                    ts = ts.wrapping_add(step);
+                    played.clear();
+                    match jitter.pop() {
+                        Playout::Frame(f) => codec.decode(&f, &mut played),
+                        Playout::Lost { next } => codec.conceal(next.as_deref(), &mut played),
+                        Playout::Empty => {}
+                    }
+                    if !played.is_empty() && p.receive && let Some(s) = &mut sink && let Err(e) = s.writer.write(&played) {
+                        tracing::warn!("recording to {} failed: {e}", s.path.display());
+                        sink = None;
+                    }
+                    if let Some(limit) = self.timeout && p.receive && !timed_out && last_rx.elapsed() >= limit {
+                        timed_out = true;
+                        let _ = self.events.try_send(MediaEvent::Timeout(limit));
                     }
                 }
-                seq = seq.wrapping_add(1);
-                ts = ts.wrapping_add(FRAME as u32);
-            }
-            r = sock.recv_from(&mut buf) => {
-                let Ok((n, from)) = r else { continue };
-                let pkt = match RtpPacket::parse(&buf[..n]) {
-                    Ok(pkt) => pkt,
-                    Err(e) => {
-                        stats.malformed += 1;
-                        if stats.malformed == 1 {
-                            tracing::info!("dropping malformed RTP from {from}: {e}");
+                r = self.sock.recv_from(&mut buf) => {
+                    let Ok((n, from)) = r else { continue };
+                    let pkt = match RtpPacket::parse(&buf[..n]) {
+                        Ok(pkt) => pkt,
+                        Err(e) => {
+                            self.stats.malformed += 1;
+                            if self.stats.malformed == 1 {
+                                tracing::info!("dropping malformed RTP from {from}: {e}");
+                            }
+                            continue;
+                        }
+                    };
+                    if Some(pkt.pt) == p.dtmf_pt {
+                        last_rx = Instant::now();
+                        if let Some(d) = dtmf_in.packet(pkt.timestamp, pkt.payload) {
+                            let _ = self.events.try_send(MediaEvent::Dtmf(d));
                         }
                         continue;
                     }
-                };
-                if pkt.pt != p.pt {
-                    stats.other_payload += 1;
-                    continue;
+                    if pkt.pt != p.pt {
+                        self.stats.other_payload += 1;
+                        continue;
+                    }
+                    self.stats.received += 1;
+                    last_rx = Instant::now();
+                    timed_out = false;
+                    // Symmetric RTP (RFC 4961): answer where the media really comes from.
+                    if !latched && from != p.remote {
+                        tracing::debug!("RTP from {from}, not the signalled {}; following it", p.remote);
+                        p.remote = from;
+                    }
+                    latched = true;
+                    jitter.push(pkt.seq, pkt.payload);
                 }
-                stats.received += 1;
-                // Symmetric RTP (RFC 4961): answer where the media really comes from.
-                if !latched && from != p.remote {
-                    tracing::debug!("RTP from {from}, not the signalled {}; following it", p.remote);
-                    p.remote = from;
+                Some(Control::Dtmf(digits)) = control.recv() => {
+                    dtmf_out.extend(digits.chars().filter(|c| dtmf::event_code(*c).is_some()));
                 }
-                latched = true;
-                if !p.receive {
-                    continue;
+                changed = params.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let next = params.borrow_and_update().clone();
+                    latched = latched && next.remote == p.remote;
+                    last_rx = Instant::now();
+                    if next.codec != p.codec {
+                        // A re-INVITE moved to another codec: new state at its rate. (A
+                        // recording keeps the rate it started with.)
+                        match Transcoder::new(next.codec, next.fec, next.dtx) {
+                            Ok(c) => {
+                                codec = c;
+                                pcm = vec![0; frame_len(next.codec)];
+                                source = Source::open(&self.input, sample_rate(next.codec));
+                                jitter = JitterBuffer::new();
+                            }
+                            Err(e) => tracing::warn!("{e}; keeping the old codec"),
+                        }
+                    }
+                    p = next;
                 }
-                decoded.clear();
-                decoded.extend(pkt.payload.iter().map(|b| match p.codec {
-                    Codec::Pcma => g711::alaw_decode(*b),
-                    _ => g711::ulaw_decode(*b),
-                }));
-                if let Some((w, path)) = &mut sink
-                    && let Err(e) = w.write(&decoded)
-                {
-                    tracing::warn!("recording to {} failed: {e}", path.display());
-                    sink = None;
-                }
-            }
-            changed = params.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let next = params.borrow_and_update().clone();
-                latched = latched && next.remote == p.remote;
-                p = next;
             }
         }
+        self.stats.lost = jitter.lost;
+        self.stats.late = jitter.late;
+        if let Some(s) = sink
+            && let Err(e) = s.writer.finish(s.rate)
+        {
+            tracing::warn!("finishing recording {}: {e}", s.path.display());
+        }
+        self.stats
     }
-    if let Some((w, path)) = sink
-        && let Err(e) = w.finish(RATE)
-    {
-        tracing::warn!("finishing recording {}: {e}", path.display());
-    }
-    stats
 }

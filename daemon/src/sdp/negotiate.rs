@@ -5,8 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use super::{Direction, Media, RtpMap, Sdp};
 use crate::config::Codec;
 
-/// The payload type we offer for RFC 4733 telephone events.
+/// The payload types we offer for RFC 4733 telephone events and for Opus.
 const DTMF_PT: u8 = 101;
+const OPUS_PT: u8 = 111;
 
 /// What both sides agreed on for the audio stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,19 @@ pub struct Negotiated {
     pub remote: SocketAddr,
     /// The direction from our side: what we may do.
     pub direction: Direction,
+    /// The far side's fmtp for the codec (Opus: useinbandfec, usedtx, …).
+    pub fmtp: Option<String>,
+}
+
+impl Negotiated {
+    /// Whether an fmtp parameter is set to 1 (`useinbandfec=1`).
+    pub fn fmtp_flag(&self, name: &str) -> bool {
+        self.fmtp.as_deref().is_some_and(|f| {
+            f.split(';')
+                .filter_map(|kv| kv.split_once('='))
+                .any(|(k, v)| k.trim().eq_ignore_ascii_case(name) && v.trim() == "1")
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,22 +45,17 @@ pub enum NegotiationError {
     NoAddress,
 }
 
-/// The codecs a call can use now, in the account's order of preference. Opus and G.722
-/// are configured but not implemented yet, so they are left out of offers and answers.
+/// The codecs a call can use, in the account's order of preference.
 pub fn usable(codecs: &[Codec]) -> Vec<Codec> {
-    codecs
-        .iter()
-        .copied()
-        .filter(|c| matches!(c, Codec::Pcmu | Codec::Pcma))
-        .collect()
+    codecs.to_vec()
 }
 
-fn static_pt(c: Codec) -> Option<u8> {
+fn our_pt(c: Codec) -> u8 {
     match c {
-        Codec::Pcmu => Some(0),
-        Codec::Pcma => Some(8),
-        Codec::G722 => Some(9),
-        Codec::Opus => None,
+        Codec::Pcmu => 0,
+        Codec::Pcma => 8,
+        Codec::G722 => 9,
+        Codec::Opus => OPUS_PT,
     }
 }
 
@@ -82,15 +91,20 @@ fn audio(
     dtmf: Option<u8>,
     dir: Direction,
 ) -> Media {
+    let mut fmtps = Vec::new();
+    if let Some(r) = rtpmaps.iter().find(|r| r.encoding == "opus") {
+        fmtps.push((r.pt, "useinbandfec=1".to_string()));
+    }
+    if let Some(pt) = dtmf {
+        fmtps.push((pt, "0-16".to_string()));
+    }
     Media {
         kind: "audio".into(),
         port,
         proto: "RTP/AVP".into(),
         formats,
         rtpmaps,
-        fmtps: dtmf
-            .map(|pt| vec![(pt, "0-16".to_string())])
-            .unwrap_or_default(),
+        fmtps,
         direction: dir,
         connection: None,
         ptime: Some(20),
@@ -115,10 +129,9 @@ pub fn offer(codecs: &[Codec], addr: IpAddr, port: u16, id: u64, direction: Dire
     let mut formats = Vec::new();
     let mut maps = Vec::new();
     for c in usable(codecs) {
-        if let Some(pt) = static_pt(c) {
-            formats.push(pt);
-            maps.push(rtpmap_for(c, pt));
-        }
+        let pt = our_pt(c);
+        formats.push(pt);
+        maps.push(rtpmap_for(c, pt));
     }
     formats.push(DTMF_PT);
     maps.push(RtpMap {
@@ -141,6 +154,13 @@ fn telephone_event(m: &Media) -> Option<u8> {
             r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000
         })
     })
+}
+
+fn fmtp_of(m: &Media, pt: u8) -> Option<String> {
+    m.fmtps
+        .iter()
+        .find(|(p, _)| *p == pt)
+        .map(|(_, f)| f.clone())
 }
 
 fn remote_of(sdp: &Sdp, m: &Media) -> Result<SocketAddr, NegotiationError> {
@@ -193,6 +213,7 @@ pub fn answer(
                     dtmf_pt: dtmf,
                     remote: remote_of(offer, m)?,
                     direction,
+                    fmtp: fmtp_of(m, pt),
                 });
                 media.push(audio(formats, maps, port, dtmf, direction));
             }
@@ -241,7 +262,7 @@ pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationEr
         .find_map(|pt| {
             let r = m.rtpmap(*pt).or_else(|| offered.rtpmap(*pt))?;
             codec_of(&r)
-                .filter(|c| static_pt(*c) == Some(*pt) || offered.formats.contains(pt))
+                .filter(|c| our_pt(*c) == *pt || offered.formats.contains(pt))
                 .map(|c| (*pt, c))
         })
         .ok_or_else(|| NegotiationError::NoCommonCodec(format!("{:?}", m.formats)))?;
@@ -251,5 +272,6 @@ pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationEr
         dtmf_pt: telephone_event(m),
         remote: remote_of(answer, m)?,
         direction: m.direction.reverse(),
+        fmtp: fmtp_of(m, pt),
     })
 }

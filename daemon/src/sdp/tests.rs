@@ -35,7 +35,7 @@ fn answer_picks_the_offerers_first_usable_codec_and_refuses_video() {
         7,
     )
     .unwrap();
-    // Opus and G.722 come first in the offer but are not usable yet; PCMU is next.
+    // Opus and G.722 come first in the offer but this account does not use them.
     assert_eq!((n.codec, n.pt, n.dtmf_pt), (Codec::Pcmu, 0, Some(101)));
     assert_eq!(n.remote, "127.0.0.1:30000".parse().unwrap());
     assert_eq!(ans.media[0].formats, vec![0, 101]);
@@ -64,7 +64,7 @@ fn hold_directions_are_mirrored() {
 #[test]
 fn offer_and_answer_round_trip() {
     let ours = offer(
-        &[Codec::Opus, Codec::Pcma, Codec::Pcmu],
+        &[Codec::Pcma, Codec::Pcmu],
         "192.0.2.1".parse().unwrap(),
         4000,
         99,
@@ -73,7 +73,7 @@ fn offer_and_answer_round_trip() {
     assert_eq!(
         ours.media[0].formats,
         vec![8, 0, 101],
-        "only what is implemented is offered"
+        "the account's codecs, in its order"
     );
     let (ans, theirs) = answer(
         &ours,
@@ -131,4 +131,38 @@ fn bad_offers_are_refused_with_a_reason() {
         ),
         Err(NegotiationError::NoCommonCodec(_))
     ));
+}
+
+#[test]
+fn opus_with_fec_and_g722() {
+    let offer_text = BARESIP_OFFER.replace(
+        "a=fmtp:96 stereo=1;sprop-stereo=1",
+        "a=fmtp:96 stereo=1;useinbandfec=1",
+    );
+    let offer = Sdp::parse(offer_text.as_bytes()).unwrap();
+    let (_, n) = answer(
+        &offer,
+        &[Codec::Opus, Codec::G722],
+        "127.0.0.1".parse().unwrap(),
+        1,
+        1,
+    )
+    .unwrap();
+    assert_eq!((n.codec, n.pt), (Codec::Opus, 96));
+    assert!(n.fmtp_flag("useinbandfec"));
+    assert!(!n.fmtp_flag("usedtx"));
+    let (_, n) = answer(&offer, &[Codec::G722], "127.0.0.1".parse().unwrap(), 1, 1).unwrap();
+    assert_eq!((n.codec, n.pt), (Codec::G722, 9));
+    let ours = super::offer(
+        &[Codec::Opus, Codec::G722],
+        "127.0.0.1".parse().unwrap(),
+        1,
+        1,
+        Direction::SendRecv,
+    );
+    assert_eq!(ours.media[0].formats, vec![111, 9, 101]);
+    assert!(
+        ours.to_string()
+            .contains("a=rtpmap:111 opus/48000/2\r\na=rtpmap:9 G722/8000")
+    );
 }

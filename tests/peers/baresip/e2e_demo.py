@@ -65,10 +65,12 @@ ACCOUNT_TMPL = ('<sip:{user}@127.0.0.1;transport={transport}>;auth_pass={pw};'
                 'answermode={answermode};audio_codecs={codec};regint=600\n')
 
 
-def free_port(n=1):
+def free_port(n=1, even=False):
     """A random high port p such that p..p+n-1 are free for UDP and TCP."""
     while True:
         p = random.randint(20000, 60000 - n)
+        if even:
+            p &= ~1
         ok = True
         for q in range(p, p + n):
             for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
@@ -147,7 +149,7 @@ def main():
             os.makedirs(rec)
             sip_port = free_port(2)        # SIP uses port and port+1 (TLS)
             ctrl_port = free_port()
-            rtp_lo = free_port(10)
+            rtp_lo = free_port(10, even=True)   # RTP even, RTCP = RTP+1
             with open(os.path.join(d, "config"), "w") as f:
                 f.write(CONFIG_TMPL.format(sip_port=sip_port, freq=freq, name=name,
                                            rtp_lo=rtp_lo, rtp_hi=rtp_lo + 9,

@@ -44,6 +44,44 @@ impl pb::calls_server::Calls for CallsService {
         self.act(r, CallAction::Hangup).await
     }
 
+    async fn reject(&self, r: Request<pb::RejectRequest>) -> Result<Response<pb::Call>, Status> {
+        let r = r.into_inner();
+        let c = self
+            .phone
+            .call(r.id, CallAction::Reject { busy: r.busy })
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(c.into()))
+    }
+
+    async fn hold(&self, r: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
+        self.act(r, CallAction::Hold).await
+    }
+
+    async fn resume(&self, r: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
+        self.act(r, CallAction::Resume).await
+    }
+
+    async fn mute(&self, r: Request<pb::MuteRequest>) -> Result<Response<pb::Call>, Status> {
+        let r = r.into_inner();
+        let c = self
+            .phone
+            .call(r.id, CallAction::Mute(r.muted))
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(c.into()))
+    }
+
+    async fn send_dtmf(&self, r: Request<pb::DtmfRequest>) -> Result<Response<pb::Call>, Status> {
+        let r = r.into_inner();
+        let c = self
+            .phone
+            .send_dtmf(r.id, &r.digits)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(c.into()))
+    }
+
     async fn get(&self, r: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
         self.act(r, CallAction::Get).await
     }

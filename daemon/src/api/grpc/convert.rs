@@ -79,6 +79,10 @@ impl From<&Event> for pb::Event {
             EventKind::AccountChanged(a) => Kind::AccountChanged(a.into()),
             EventKind::AccountRemoved { id } => Kind::AccountRemoved(pb::AccountRemoved { id }),
             EventKind::CallChanged(c) => Kind::CallChanged(c.into()),
+            EventKind::DtmfReceived { call, digit } => Kind::DtmfReceived(pb::DtmfReceived {
+                call_id: call,
+                digit: digit.to_string(),
+            }),
         };
         pb::Event {
             seq: e.seq,
@@ -138,6 +142,7 @@ impl From<CallInfo> for pb::Call {
             CallState::Dialing => (pb::CallState::Dialing, 0, String::new()),
             CallState::Ringing => (pb::CallState::Ringing, 0, String::new()),
             CallState::Active => (pb::CallState::Active, 0, String::new()),
+            CallState::Held => (pb::CallState::Held, 0, String::new()),
             CallState::Ended { code, reason } => (pb::CallState::Ended, code.into(), reason),
         };
         pb::Call {
@@ -152,11 +157,14 @@ impl From<CallInfo> for pb::Call {
             end_code,
             end_reason,
             codec: c.codec.unwrap_or_default(),
+            muted: c.muted,
             media: Some(pb::MediaStats {
                 packets_sent: c.stats.sent,
                 packets_received: c.stats.received,
                 packets_malformed: c.stats.malformed,
                 packets_other_payload: c.stats.other_payload,
+                packets_lost: c.stats.lost,
+                packets_late: c.stats.late,
             }),
         }
     }

@@ -1,0 +1,84 @@
+//! Proving audio: what a side recorded is read back and checked for the tone the other
+//! side sent (Goertzel power at the expected frequency against the other test tones),
+//! block by block, so that a call that carried audio only briefly does not pass.
+
+use std::path::Path;
+
+/// 16-bit PCM samples and the rate of a WAV file, mixed to mono.
+pub fn read_wav(path: &Path) -> (Vec<f64>, u32) {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        b.len() >= 12 && &b[0..4] == b"RIFF" && &b[8..12] == b"WAVE",
+        "{}: not WAV",
+        path.display()
+    );
+    let (mut pos, mut channels, mut rate, mut data) = (12, 1usize, 8000u32, &b[0..0]);
+    while pos + 8 <= b.len() {
+        let len = u32::from_le_bytes([b[pos + 4], b[pos + 5], b[pos + 6], b[pos + 7]]) as usize;
+        let body = &b[pos + 8..(pos + 8 + len).min(b.len())];
+        match &b[pos..pos + 4] {
+            b"fmt " => {
+                channels = usize::from(u16::from_le_bytes([body[2], body[3]])).max(1);
+                rate = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
+                assert_eq!(
+                    u16::from_le_bytes([body[14], body[15]]),
+                    16,
+                    "{}: not 16-bit",
+                    path.display()
+                );
+            }
+            b"data" => data = body,
+            _ => {}
+        }
+        // A writer that never finished leaves a data size of 0: take the rest.
+        if &b[pos..pos + 4] == b"data" && len == 0 {
+            data = &b[pos + 8..];
+        }
+        pos += 8 + len + (len & 1);
+    }
+    let samples = data
+        .chunks_exact(2 * channels)
+        .map(|f| {
+            f.chunks_exact(2)
+                .map(|s| f64::from(i16::from_le_bytes([s[0], s[1]])))
+                .sum::<f64>()
+                / channels as f64
+        })
+        .collect();
+    (samples, rate)
+}
+
+/// Goertzel power of `freq` in `x`, normalised by length.
+pub fn power(x: &[f64], freq: f64, rate: u32) -> f64 {
+    let k = 2.0 * (std::f64::consts::TAU * freq / f64::from(rate)).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for v in x {
+        let s0 = v + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    (s1 * s1 + s2 * s2 - k * s1 * s2) / (x.len() as f64).powi(2)
+}
+
+/// Asserts that `path` holds `freq` clearly (30 dB above each of `others`, and loud) in
+/// at least `min_blocks` 100 ms blocks. Returns the number of such blocks.
+pub fn assert_tone(path: &Path, freq: f64, others: &[f64], min_blocks: usize) -> usize {
+    let (x, rate) = read_wav(path);
+    let block = (rate / 10) as usize;
+    let mut good = 0;
+    let mut total = 0;
+    for b in x.chunks_exact(block) {
+        total += 1;
+        let p = power(b, freq, rate);
+        let loud = p.sqrt() > 500.0;
+        if loud && others.iter().all(|o| p > 1000.0 * power(b, *o, rate)) {
+            good += 1;
+        }
+    }
+    assert!(
+        good >= min_blocks,
+        "{}: {freq} Hz clear in only {good} of {total} blocks of 100 ms (need {min_blocks})",
+        path.display()
+    );
+    good
+}
