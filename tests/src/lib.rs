@@ -2,6 +2,7 @@
 //! real peers in a private temp directory each, and stops them by PID.
 
 pub mod audio;
+pub mod baresip;
 pub mod peers;
 
 use std::ffi::OsStr;

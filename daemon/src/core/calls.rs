@@ -3,13 +3,14 @@
 //! state back, and the core turns reports into events.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
 use crate::config::{Account, AnswerMode, AudioConfig, Codec};
 use crate::media::session::{
-    MediaEvent, MediaOptions, MediaParams, MediaSession, MediaStats, bind,
+    LiveStats, MediaEvent, MediaOptions, MediaParams, MediaSession, MediaStats, bind,
 };
 use crate::sdp::{self, Direction, Negotiated, Sdp};
 use crate::sip::capabilities::{ALLOW, SUPPORTED};
@@ -90,6 +91,13 @@ struct Call {
     info: CallInfo,
     commands: mpsc::Receiver<CallCommand>,
     codecs: Vec<Codec>,
+    live: Arc<LiveStats>,
+}
+
+/// The core's side of a call task.
+pub(super) struct CallHandle {
+    pub commands: mpsc::Sender<CallCommand>,
+    pub live: Arc<LiveStats>,
 }
 
 fn codec_name(c: Codec) -> &'static str {
@@ -188,6 +196,7 @@ impl Call {
                 output: &self.ctx.audio.output,
                 timeout,
                 events: tx,
+                live: self.live.clone(),
             },
         );
         self.info.codec = Some(codec_name(n.codec).into());
@@ -202,9 +211,11 @@ impl Call {
     async fn bye(&self, dialog: &mut Dialog) {
         let bye = dialog.request(Method::Bye, None);
         match dialog.next_hop().await {
+            // The call is over for us at once; the BYE's transaction finishes on its own
+            // (a vanished far side would otherwise hold us for 64·T1).
             Ok(hop) => {
                 if let Ok(tx) = self.ctx.ep.request(bye, hop).await {
-                    let _ = final_response(tx).await;
+                    tokio::spawn(final_response(tx));
                 }
             }
             Err(e) => tracing::warn!(call = self.info.id, "cannot send BYE: {e}"),
@@ -251,7 +262,14 @@ impl Call {
             .map_err(|e| e.to_string())
             .and_then(|a| sdp::read_answer(&offer, &a).map_err(|e| e.to_string()))
         {
-            media.session.update(params(&n, self.info.muted));
+            let mut p = params(&n, self.info.muted);
+            // On hold we send nothing, not even silence: the far side plays its own
+            // hold indication, and no microphone audio leaks out.
+            if direction != Direction::SendRecv {
+                p.send = false;
+                p.receive = false;
+            }
+            media.session.update(p);
             media.negotiated = n;
         }
         media.ours = offer;
@@ -328,7 +346,10 @@ impl Call {
                         CallCommand::Hold | CallCommand::Resume => {}
                         CallCommand::Mute(on) => {
                             self.info.muted = on;
-                            media.session.update(params(&media.negotiated, on));
+                            // While held nothing is sent anyway; resuming applies it.
+                            if self.info.state != CallState::Held {
+                                media.session.update(params(&media.negotiated, on));
+                            }
                             self.report().await;
                         }
                         CallCommand::Dtmf(digits) => {
@@ -429,8 +450,9 @@ pub(super) fn dial(
     account: Option<Account>,
     uri: SipUri,
     sip_call_id: String,
-) -> mpsc::Sender<CallCommand> {
+) -> CallHandle {
     let (tx, rx) = mpsc::channel(16);
+    let live = Arc::new(LiveStats::default());
     let mut info = new_info(id, &account, CallDirection::Outgoing, CallState::Dialing);
     info.remote_uri = uri.to_string();
     let call = Call {
@@ -438,9 +460,10 @@ pub(super) fn dial(
         info,
         commands: rx,
         codecs: codecs_of(&account),
+        live: live.clone(),
     };
     tokio::spawn(outgoing(call, account, uri, sip_call_id));
-    tx
+    CallHandle { commands: tx, live }
 }
 
 async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_call_id: String) {
@@ -583,8 +606,9 @@ pub(super) fn incoming(
     id: u64,
     account: Option<Account>,
     tu: TuRequest,
-) -> mpsc::Sender<CallCommand> {
+) -> CallHandle {
     let (tx, rx) = mpsc::channel(16);
+    let live = Arc::new(LiveStats::default());
     let mut info = new_info(id, &account, CallDirection::Incoming, CallState::Ringing);
     if let Some(f) = tu.request.from() {
         info.remote_uri = f.uri.to_string();
@@ -595,9 +619,10 @@ pub(super) fn incoming(
         info,
         commands: rx,
         codecs: codecs_of(&account),
+        live: live.clone(),
     };
     tokio::spawn(answer_flow(call, account, tu));
-    tx
+    CallHandle { commands: tx, live }
 }
 
 async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {

@@ -61,6 +61,7 @@ struct CallEntry {
     info: CallInfo,
     sip_call_id: Option<String>,
     commands: mpsc::Sender<CallCommand>,
+    live: Arc<crate::media::session::LiveStats>,
 }
 
 /// The signalling stack the core drives, started before it.
@@ -210,7 +211,7 @@ impl Phone {
                 let _ = reply.send(self.send_dtmf(id, &digits));
             }
             Command::ListCalls(reply) => {
-                let mut list: Vec<CallInfo> = self.calls.values().map(|c| c.info.clone()).collect();
+                let mut list: Vec<CallInfo> = self.calls.values().map(CallEntry::view).collect();
                 list.sort_by_key(|c| c.id);
                 let _ = reply.send(list);
             }
@@ -265,13 +266,14 @@ impl Phone {
                     .from()
                     .map_or_else(String::new, |f| f.uri.to_string())
             );
-            let commands = calls::incoming(ctx, id, account, req);
+            let calls::CallHandle { commands, live } = calls::incoming(ctx, id, account, req);
             self.calls.insert(
                 id,
                 CallEntry {
                     info: placeholder(id),
                     sip_call_id,
                     commands,
+                    live,
                 },
             );
             return;
@@ -310,7 +312,8 @@ impl Phone {
         let id = self.new_call_id();
         tracing::info!(call = id, "calling {target}");
         let sip_call_id = format!("{}@voipd", crate::sip::transaction::random_token(20));
-        let commands = calls::dial(ctx, id, account, target, sip_call_id.clone());
+        let calls::CallHandle { commands, live } =
+            calls::dial(ctx, id, account, target, sip_call_id.clone());
         let info = placeholder(id);
         self.calls.insert(
             id,
@@ -318,6 +321,7 @@ impl Phone {
                 info: info.clone(),
                 sip_call_id: Some(sip_call_id),
                 commands,
+                live,
             },
         );
         Ok(info)
@@ -331,7 +335,7 @@ impl Phone {
         let ringing_here = c.info.state == CallState::Ringing
             && c.info.direction == calls::CallDirection::Incoming;
         let cmd = match action {
-            CallAction::Get => return Ok(c.info.clone()),
+            CallAction::Get => return Ok(c.view()),
             CallAction::Reject { .. } if !ringing_here => {
                 return Err(CoreError::FailedPrecondition(format!(
                     "call {id} is not ringing here"
@@ -565,6 +569,15 @@ impl PhoneHandle {
     pub async fn stopped(&self) {
         let mut stop = self.stop.clone();
         let _ = stop.wait_for(|s| *s).await;
+    }
+}
+
+impl CallEntry {
+    /// The call with its packet counts as they are now.
+    fn view(&self) -> CallInfo {
+        let mut info = self.info.clone();
+        (info.stats.sent, info.stats.received) = self.live.snapshot();
+        info
     }
 }
 

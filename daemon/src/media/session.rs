@@ -45,6 +45,20 @@ pub struct MediaStats {
     pub late: u64,
 }
 
+/// Packet counts readable while the call runs.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    pub sent: std::sync::atomic::AtomicU64,
+    pub received: std::sync::atomic::AtomicU64,
+}
+
+impl LiveStats {
+    pub fn snapshot(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.sent.load(Relaxed), self.received.load(Relaxed))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     Dtmf(char),
@@ -175,6 +189,7 @@ pub struct MediaOptions<'a> {
     /// No RTP for this long (while receiving is expected) is reported; None: never.
     pub timeout: Option<Duration>,
     pub events: mpsc::Sender<MediaEvent>,
+    pub live: std::sync::Arc<LiveStats>,
 }
 
 impl MediaSession {
@@ -188,6 +203,7 @@ impl MediaSession {
                 output: opts.output.clone(),
                 timeout: opts.timeout,
                 events: opts.events,
+                live: opts.live,
                 stats: MediaStats::default(),
             }
             .run(rx, control_rx),
@@ -227,6 +243,7 @@ struct Runner {
     output: AudioEndpoint,
     timeout: Option<Duration>,
     events: mpsc::Sender<MediaEvent>,
+    live: std::sync::Arc<LiveStats>,
     stats: MediaStats,
 }
 
@@ -279,6 +296,7 @@ impl Runner {
                             RtpPacket { marker: dt.first(), pt: dpt, seq, timestamp: dt.timestamp(), ssrc, payload: &ev }.write(&mut packet);
                             if self.sock.send_to(&packet, p.remote).await.is_ok() {
                                 self.stats.sent += 1;
+                                self.live.sent.store(self.stats.sent, std::sync::atomic::Ordering::Relaxed);
                             }
                         }
                         seq = seq.wrapping_add(1);
@@ -296,6 +314,7 @@ impl Runner {
                             RtpPacket { marker: self.stats.sent == 0, pt: p.pt, seq, timestamp: ts, ssrc, payload: &payload }.write(&mut packet);
                             if self.sock.send_to(&packet, p.remote).await.is_ok() {
                                 self.stats.sent += 1;
+                                self.live.sent.store(self.stats.sent, std::sync::atomic::Ordering::Relaxed);
                             }
                             seq = seq.wrapping_add(1);
                         }
@@ -346,6 +365,7 @@ impl Runner {
                         continue;
                     }
                     self.stats.received += 1;
+                    self.live.received.store(self.stats.received, std::sync::atomic::Ordering::Relaxed);
                     last_rx = Instant::now();
                     timed_out = false;
                     // Symmetric RTP (RFC 4961): answer where the media really comes from.

@@ -1,0 +1,223 @@
+//! baresip as the far phone (tests/peers/baresip/README.md): headless, a sine as its
+//! microphone, each call recorded to WAV, driven and watched over ctrl_tcp.
+
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::peers::free_port;
+use crate::{PATIENCE, require_tool};
+
+pub struct BaresipOptions<'a> {
+    pub user: &'a str,
+    pub password: &'a str,
+    pub kamailio_port: u16,
+    /// The sine it sends, Hz.
+    pub tone: u32,
+    /// An audio_codecs value: PCMU, PCMA, G722/16000/1, opus/48000/2.
+    pub codec: &'a str,
+    pub auto_answer: bool,
+}
+
+pub struct Baresip {
+    child: Option<Child>,
+    dir: PathBuf,
+    ctrl: TcpStream,
+    events: Arc<Mutex<Vec<Value>>>,
+    token: u64,
+}
+
+fn write_netstring(s: &mut TcpStream, v: &Value) {
+    let body = v.to_string();
+    s.write_all(format!("{}:{body},", body.len()).as_bytes())
+        .expect("ctrl write");
+}
+
+fn read_netstring(r: &mut impl Read) -> Option<Value> {
+    let mut len = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        r.read_exact(&mut b).ok()?;
+        if b[0] == b':' {
+            break;
+        }
+        len.push(b[0]);
+    }
+    let n: usize = String::from_utf8_lossy(&len).trim().parse().ok()?;
+    let mut body = vec![0u8; n + 1];
+    r.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body[..n]).ok()
+}
+
+/// An even port with `n` free ports after it, for RTP/RTCP pairs.
+fn even_range(n: u16) -> u16 {
+    loop {
+        let p = free_port() & !1;
+        if p > 1024
+            && p < 60_000
+            && (0..n).all(|i| std::net::UdpSocket::bind(("127.0.0.1", p + i)).is_ok())
+        {
+            return p;
+        }
+    }
+}
+
+impl Baresip {
+    pub fn start(parent: &Path, o: BaresipOptions<'_>) -> Baresip {
+        let bin = require_tool("baresip", "baresip-core");
+        let dir = parent.join(format!("baresip-{}", o.user));
+        for d in ["home", "rec"] {
+            std::fs::create_dir_all(dir.join(d)).expect("baresip dirs");
+        }
+        // SIP on P (and TLS on P+1, which baresip opens too), control on another port.
+        let sip = loop {
+            let p = free_port();
+            if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                break p;
+            }
+        };
+        let ctrl_port = free_port();
+        let rtp = even_range(10);
+        let config = format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{sip}\ncall_local_timeout 120\ncall_max_calls 4\n\
+             audio_source ausine,{tone}\naudio_player aubridge,{user}-null\naudio_alert aubridge,{user}-null\n\
+             ausrc_srate 48000\nausrc_channels 2\naudio_level no\nrtp_ports {rtp}-{}\nnet_interface 127.0.0.1\n\
+             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule g722.so\nmodule opus.so\n\
+             module ausine.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_tmp account.so\n\
+             module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
+             snd_path {}\nstatmode_default off\n",
+            rtp + 9,
+            dir.join("rec").display(),
+            tone = o.tone,
+            user = o.user,
+        );
+        std::fs::write(dir.join("config"), config).expect("config");
+        std::fs::write(dir.join("accounts"), "").expect("accounts");
+        let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
+        let child = Command::new(bin)
+            .arg("-f")
+            .arg(&dir)
+            .current_dir(&dir)
+            .env("HOME", dir.join("home"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("start baresip");
+        let deadline = Instant::now() + PATIENCE;
+        let ctrl = loop {
+            match TcpStream::connect(("127.0.0.1", ctrl_port)) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("baresip control port: {e}"),
+            }
+        };
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = BufReader::new(ctrl.try_clone().expect("clone"));
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            while let Some(v) = read_netstring(&mut reader) {
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+            }
+        });
+        let mut b = Baresip {
+            child: Some(child),
+            dir,
+            ctrl,
+            events,
+            token: 0,
+        };
+        let answer = if o.auto_answer { "auto" } else { "manual" };
+        b.command(
+            "uanew",
+            &format!(
+                "<sip:{}@127.0.0.1;transport=udp>;auth_pass={};outbound=\"sip:127.0.0.1:{};transport=udp\";answermode={answer};audio_codecs={};regint=600",
+                o.user, o.password, o.kamailio_port, o.codec
+            ),
+        );
+        b.wait_event("REGISTER_OK");
+        b
+    }
+
+    /// Sends a command and returns its response.
+    pub fn command(&mut self, command: &str, params: &str) -> Value {
+        self.token += 1;
+        let token = self.token.to_string();
+        write_netstring(
+            &mut self.ctrl,
+            &serde_json::json!({"command": command, "params": params, "token": token}),
+        );
+        self.wait_for(
+            |v| v["response"] == true && v["token"] == token.as_str(),
+            &format!("response to {command}"),
+        )
+    }
+
+    fn wait_for(&self, pred: impl Fn(&Value) -> bool, what: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            {
+                let mut ev = self.events.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(i) = ev.iter().position(&pred) {
+                    return ev.remove(i);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "baresip: no {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for (and consumes) the next event of this type.
+    pub fn wait_event(&self, kind: &str) -> Value {
+        self.wait_for(
+            |v| v["event"] == true && v["type"] == kind,
+            &format!("{kind} event"),
+        )
+    }
+
+    /// Events of this type so far, without waiting.
+    pub fn events_of(&self, kind: &str) -> Vec<Value> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|v| v["type"] == kind)
+            .cloned()
+            .collect()
+    }
+
+    /// What baresip received in its calls (sndfile's "-dec.wav"), oldest first.
+    pub fn received_recordings(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.join("rec"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.retain(|p| p.to_string_lossy().ends_with("-dec.wav"));
+        v.sort();
+        v
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("baresip.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Its un-REGISTER can hang when Kamailio is gone; a kill is safe for baresip.
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Voice calls between voipd and baresip through Kamailio, with audio proven both ways:
+//! each side sends its own tone and records; each recording must hold the other's tone.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use voipd_tests::audio::assert_tone;
+use voipd_tests::baresip::{Baresip, BaresipOptions};
+use voipd_tests::peers::Kamailio;
+use voipd_tests::*;
+
+const VOIPD_TONE: f64 = 440.0;
+const BARESIP_TONE: f64 = 1000.0;
+
+fn voipd_config(sb: &Sandbox, kam: &Kamailio, codec: &str, answer: &str) -> String {
+    format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[audio]\ninput = \"tone:{VOIPD_TONE}\"\noutput = \"file:{}\"\nrtp_timeout_secs = 5\n\n\
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{}\"\npassword = \"alicepw\"\ncodecs = [\"{codec}\"]\nanswer = {{ mode = \"{answer}\" }}\n",
+        sb.path().join("voipd-heard.wav").display(),
+        kam.port
+    )
+}
+
+fn calls(sb: &Sandbox) -> Vec<Value> {
+    let out = sb.voipctl(&["--json", "calls"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    v["calls"].as_array().cloned().unwrap_or_default()
+}
+
+fn wait_call(sb: &Sandbox, state: &str) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(c) = calls(sb).into_iter().find(|c| c["state"] == state) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no call {state}: {:?}",
+            calls(sb)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_no_calls(sb: &Sandbox) {
+    wait_until(|| calls(sb).is_empty(), "the call to end");
+}
+
+/// The events `voipctl watch --json` printed so far.
+fn watched(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn start(
+    sb: &Sandbox,
+    codec_voipd: &str,
+    codec_baresip: &str,
+    answer: &str,
+    baresip_auto: bool,
+) -> (Kamailio, Daemon, Baresip) {
+    let kam = Kamailio::start(sb.path(), &[]);
+    sb.write_config(&voipd_config(sb, &kam, codec_voipd, answer));
+    let d = sb.start_daemon();
+    wait_account_state(sb, "alice", "registered", PATIENCE);
+    let b = Baresip::start(
+        sb.path(),
+        BaresipOptions {
+            user: "carol",
+            password: "carolpw",
+            kamailio_port: kam.port,
+            tone: BARESIP_TONE as u32,
+            codec: codec_baresip,
+            auto_answer: baresip_auto,
+        },
+    );
+    (kam, d, b)
+}
+
+#[test]
+fn voipd_calls_baresip_with_each_codec_and_audio_flows_both_ways() {
+    for (ours, theirs, name) in [
+        ("pcmu", "PCMU", "PCMU"),
+        ("pcma", "PCMA", "PCMA"),
+        ("g722", "G722/16000/1", "G722"),
+        ("opus", "opus/48000/2", "opus"),
+    ] {
+        let sb = Sandbox::new();
+        let (_kam, _d, b) = start(&sb, ours, theirs, "manual", true);
+        let out = sb.voipctl(&["dial", "carol"]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let c = wait_call(&sb, "active");
+        assert_eq!(c["codec"], name, "{c}");
+        b.wait_event("CALL_ESTABLISHED");
+        std::thread::sleep(Duration::from_millis(2500));
+        let out = sb.voipctl(&["hangup"]);
+        assert!(out.status.success(), "{}", describe(&out));
+        b.wait_event("CALL_CLOSED");
+        wait_no_calls(&sb);
+
+        // 2.5 s of call: at least 1.5 s of each tone, clean, each way.
+        assert_tone(
+            &sb.path().join("voipd-heard.wav"),
+            BARESIP_TONE,
+            &[VOIPD_TONE, 1500.0],
+            15,
+        );
+        let theirs = b.received_recordings();
+        assert_eq!(theirs.len(), 1, "{theirs:?}");
+        assert_tone(&theirs[0], VOIPD_TONE, &[BARESIP_TONE, 1500.0], 15);
+    }
+}
+
+#[test]
+fn baresip_calls_voipd_which_answers_and_hears_dtmf_and_sends_it() {
+    let sb = Sandbox::new();
+    let (_kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
+    let events = sb.path().join("watch.jsonl");
+    let mut watch = sb
+        .command(bin("voipctl"))
+        .args(["--json", "watch"])
+        .stdout(std::fs::File::create(&events).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(
+        || stdout(&sb.voipctl(&["--json", "status"])).contains("\"watchers\":1"),
+        "watcher",
+    );
+
+    let mut b = b;
+    b.command("dial", "sip:alice@127.0.0.1");
+    let ringing = wait_call(&sb, "ringing");
+    assert_eq!(ringing["incoming"], true);
+    assert!(
+        ringing["remote_uri"].as_str().unwrap().contains("carol"),
+        "{ringing}"
+    );
+    let out = sb.voipctl(&["answer"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_call(&sb, "active");
+    b.wait_event("CALL_ESTABLISHED");
+
+    // baresip sends digits; voipd's event stream shows them, in order.
+    b.command("sndcode", "12#");
+    wait_until(
+        || {
+            watched(&events)
+                .iter()
+                .filter(|e| e["kind"]["dtmf_received"].is_object())
+                .count()
+                >= 3
+        },
+        "three DTMF events",
+    );
+    let digits: String = watched(&events)
+        .iter()
+        .filter_map(|e| {
+            e["kind"]["dtmf_received"]["digit"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(digits, "12#");
+
+    // voipd sends #9 (the door opener); baresip reports both digits.
+    let out = sb.voipctl(&["dtmf", "#9"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let first = b.wait_event("CALL_DTMF_START");
+    let second = b.wait_event("CALL_DTMF_START");
+    assert_eq!(
+        (first["param"].as_str(), second["param"].as_str()),
+        (Some("#"), Some("9"))
+    );
+
+    std::thread::sleep(Duration::from_millis(1500));
+    // The far side hangs up: voipd ends the call with its reason.
+    b.command("hangup", "");
+    wait_no_calls(&sb);
+    let ended: Vec<Value> = watched(&events)
+        .into_iter()
+        .filter(|e| e["kind"]["call_changed"]["state"] == "ended")
+        .collect();
+    let call = &ended[0]["kind"]["call_changed"];
+    assert_eq!(call["end_reason"], "the other side hung up", "{call}");
+    assert!(
+        call["media"]["packets_received"].as_u64().unwrap() > 50,
+        "{call}"
+    );
+    assert_tone(
+        &sb.path().join("voipd-heard.wav"),
+        BARESIP_TONE,
+        &[VOIPD_TONE, 1500.0],
+        10,
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+#[test]
+fn hold_stops_our_audio_and_resume_brings_it_back() {
+    let sb = Sandbox::new();
+    let (_kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
+    sb.voipctl(&["dial", "carol"]);
+    let c = wait_call(&sb, "active");
+    b.wait_event("CALL_ESTABLISHED");
+    let id = c["id"].to_string();
+    let sent = |sb: &Sandbox| calls(sb)[0]["media"]["packets_sent"].as_u64().unwrap_or(0);
+    let received = |sb: &Sandbox| {
+        calls(sb)[0]["media"]["packets_received"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        sent(&sb) >= 40 && received(&sb) >= 40,
+        "audio flows: {:?}",
+        calls(&sb)
+    );
+
+    let out = sb.voipctl(&["hold", &id]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_call(&sb, "held");
+    std::thread::sleep(Duration::from_millis(200));
+    let (s0, r0) = (sent(&sb), received(&sb));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (s1, r1) = (sent(&sb), received(&sb));
+    assert!(s1 - s0 <= 2, "we send nothing while held: {s0} -> {s1}");
+    // Held with sendonly, the far side answers recvonly and stops sending too.
+    assert!(r1 - r0 <= 2, "nothing comes while held: {r0} -> {r1}");
+
+    let out = sb.voipctl(&["resume"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_call(&sb, "active");
+    std::thread::sleep(Duration::from_millis(1000));
+    let (s2, r2) = (sent(&sb), received(&sb));
+    assert!(
+        s2 - s1 >= 40 && r2 - r1 >= 40,
+        "audio returns: sent {s1} -> {s2}, received {r1} -> {r2}"
+    );
+    sb.voipctl(&["hangup"]);
+    b.wait_event("CALL_CLOSED");
+    wait_no_calls(&sb);
+    // And what came after the resume was still the far side's tone.
+    assert_tone(
+        &sb.path().join("voipd-heard.wav"),
+        BARESIP_TONE,
+        &[VOIPD_TONE, 1500.0],
+        15,
+    );
+}
+
+#[test]
+fn cancel_reject_and_busy() {
+    let sb = Sandbox::new();
+    let (_kam, _d, mut b) = start(&sb, "pcmu", "PCMU", "manual", false);
+
+    // We call, baresip rings (manual answer), we give up: CANCEL, 487.
+    sb.voipctl(&["dial", "carol"]);
+    b.wait_event("CALL_INCOMING");
+    wait_call(&sb, "ringing");
+    let out = sb.voipctl(&["hangup"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    b.wait_event("CALL_CLOSED");
+    wait_no_calls(&sb);
+
+    // baresip calls, voipd rejects as busy: baresip is told 486.
+    b.command("dial", "sip:alice@127.0.0.1");
+    wait_call(&sb, "ringing");
+    let out = sb.voipctl(&["reject", "--busy"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let closed = b.wait_event("CALL_CLOSED");
+    assert!(
+        closed["param"].as_str().unwrap_or("").contains("486"),
+        "{closed}"
+    );
+    wait_no_calls(&sb);
+
+    // baresip calls and gives up before we answer: our call ends as cancelled.
+    b.command("dial", "sip:alice@127.0.0.1");
+    wait_call(&sb, "ringing");
+    b.command("hangup", "");
+    wait_no_calls(&sb);
+
+    // Nothing to answer now: a clear refusal, exit 2 (which call?).
+    let out = sb.voipctl(&["answer"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("no call to answer"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn a_far_side_that_vanishes_is_cleared_by_the_rtp_timeout() {
+    let sb = Sandbox::new();
+    let (kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
+    sb.voipctl(&["dial", "carol"]);
+    wait_call(&sb, "active");
+    b.wait_event("CALL_ESTABLISHED");
+    // baresip dies without a BYE; after rtp_timeout_secs (5 s here) voipd clears the call.
+    drop(b);
+    let started = Instant::now();
+    wait_until(|| calls(&sb).is_empty(), "the call to be cleared");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "cleared after {:?}",
+        started.elapsed()
+    );
+    drop(kam);
+}
