@@ -532,12 +532,22 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         Err(e) => return call.end(503, e.to_string()).await,
     };
     let mut cancelled = false;
+    let mut rtp = Some(rtp);
+    // Early media (RFC 3960): a 18x with an answer starts the audio before the 200.
+    let mut early: Option<Media> = None;
     let ok = loop {
         tokio::select! {
             r = tx.response() => match r {
                 Ok(r) if r.code < 200 => {
                     if r.code > 100 && call.info.state == CallState::Dialing {
                         call.set(CallState::Ringing).await;
+                    }
+                    if early.is_none() && !r.body.is_empty()
+                        && let Ok(n) = Sdp::parse(&r.body).map_err(|e| e.to_string()).and_then(|a| sdp::read_answer(&offer, &a).map_err(|e| e.to_string()))
+                        && let Some(sock) = rtp.take()
+                    {
+                        tracing::info!(call = call.info.id, "early media from {}", n.remote);
+                        early = Some(call.start_media(sock, n, offer.clone()));
                     }
                 }
                 Ok(r) if r.code < 300 => break r,
@@ -596,7 +606,14 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         call.bye(&mut dialog).await;
         return call.end(487, "cancelled").await;
     }
-    let media = call.start_media(rtp, n, offer);
+    let media = match (early, rtp) {
+        (Some(m), _) => {
+            m.session.update(params(&n, call.info.muted));
+            Media { negotiated: n, ..m }
+        }
+        (None, Some(sock)) => call.start_media(sock, n, offer),
+        (None, None) => return call.end(500, "no RTP socket").await,
+    };
     call.established(dialog, media).await;
 }
 

@@ -1,0 +1,152 @@
+//! Call signalling corner cases, scripted with SIPp (tests/sipp/call_*.xml, uas_*.xml):
+//! an INVITE without SDP, re-INVITE hold and resume, retransmitted INVITEs and CANCEL,
+//! early media on a 183, and a BYE that is never answered.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use voipd_tests::audio::{power, read_wav};
+use voipd_tests::peers::{Sipp, free_port, sipp_scenario};
+use voipd_tests::*;
+
+fn calls(sb: &Sandbox) -> Vec<Value> {
+    let out = sb.voipctl(&["--json", "calls"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    v["calls"].as_array().cloned().unwrap_or_default()
+}
+
+/// voipd on a UDP port of its own, an account "alice" that answers as `answer` says and
+/// registers nowhere (SIPp talks to voipd directly).
+fn start(sb: &Sandbox, answer: &str) -> (Daemon, u16) {
+    sb.write_config(&format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[audio]\ninput = \"tone:440\"\noutput = \"file:{}\"\n\n\
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\ncodecs = [\"pcmu\"]\nanswer = {{ mode = \"{answer}\" }}\n",
+        sb.path().join("heard.wav").display()
+    ));
+    let d = sb.start_daemon();
+    let out = sb.voipctl(&["--json", "status"]);
+    let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let port = s["listening"][1].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    (d, port)
+}
+
+fn sipp_args(scenario: &str, extra: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "-sf",
+        &sipp_scenario(scenario).display().to_string(),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &free_port().to_string(),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        &(free_port() & !1).to_string(),
+        "-rtp_echo",
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "60s",
+        "-timeout_error",
+        "-trace_err",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend_from_slice(extra);
+    a
+}
+
+fn uac(sb: &Sandbox, scenario: &str, voipd_port: u16) -> Sipp {
+    let mut args = vec![format!("127.0.0.1:{voipd_port}"), "-s".into(), "alice".into()];
+    args.extend(sipp_args(scenario, &[]));
+    Sipp::spawn(sb.path(), scenario, &args)
+}
+
+fn pass(mut sipp: Sipp) {
+    let code = sipp.wait(Duration::from_secs(60));
+    assert_eq!(code, 0, "SIPp found fault:\n{}", sipp.output());
+}
+
+#[test]
+fn an_invite_without_sdp_gets_our_offer_and_the_ack_answers_it() {
+    let sb = Sandbox::new();
+    let (d, port) = start(&sb, "auto");
+    pass(uac(&sb, "call_offerless.xml", port));
+    wait_until(|| calls(&sb).is_empty(), "the call to end with the BYE");
+    assert!(d.log().contains("call ended: 200 the other side hung up"), "{}", d.log());
+}
+
+#[test]
+fn a_re_invite_puts_us_on_hold_and_takes_us_off() {
+    let sb = Sandbox::new();
+    let (_d, port) = start(&sb, "auto");
+    pass(uac(&sb, "call_hold.xml", port));
+    wait_until(|| calls(&sb).is_empty(), "the call to end");
+}
+
+#[test]
+fn retransmitted_invites_make_one_call_and_cancel_ends_it() {
+    let sb = Sandbox::new();
+    let (d, port) = start(&sb, "manual");
+    let sipp = uac(&sb, "call_retransmit.xml", port);
+    wait_until(|| calls(&sb).len() == 1, "the call to ring");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(calls(&sb).len(), 1, "one call for three copies of the INVITE");
+    pass(sipp);
+    wait_until(|| calls(&sb).is_empty(), "the cancelled call to end");
+    assert!(d.log().contains("call ended: 487 cancelled by the caller"), "{}", d.log());
+}
+
+#[test]
+fn early_media_on_a_183_plays_before_the_answer() {
+    let sb = Sandbox::new();
+    let (_d, _) = start(&sb, "manual");
+    let port = free_port();
+    let mut args = sipp_args("uas_early_media.xml", &[]);
+    args.extend(["-p".to_string(), port.to_string()]);
+    // The last -p wins; SIPp listens where we will call.
+    let sipp = Sipp::spawn(sb.path(), "early", &args);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = sb.voipctl(&["dial", &format!("sip:uas@127.0.0.1:{port}")]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let started = Instant::now();
+    wait_until(|| calls(&sb).first().is_some_and(|c| c["state"] == "active"), "the answer");
+    let answered_after = started.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    sb.voipctl(&["hangup"]);
+    pass(sipp);
+    wait_until(|| calls(&sb).is_empty(), "the end");
+    // SIPp echoed our tone from the 183 on: it is in the first second of what we heard,
+    // which was well before the answer.
+    assert!(answered_after > Duration::from_millis(1500), "answered after {answered_after:?}");
+    let (x, rate) = read_wav(&sb.path().join("heard.wav"));
+    let first_second = &x[..(rate as usize).min(x.len())];
+    let blocks = first_second
+        .chunks_exact((rate / 10) as usize)
+        .filter(|b| power(b, 440.0, rate).sqrt() > 500.0)
+        .count();
+    assert!(blocks >= 6, "early media: our echoed tone in {blocks} of the first 10 blocks");
+}
+
+#[test]
+fn a_bye_that_is_never_answered_does_not_hold_up_the_hangup() {
+    let sb = Sandbox::new();
+    let (d, _) = start(&sb, "manual");
+    let port = free_port();
+    let mut args = sipp_args("uas_ignore_bye.xml", &[]);
+    args.extend(["-p".to_string(), port.to_string()]);
+    let sipp = Sipp::spawn(sb.path(), "ignore-bye", &args);
+    std::thread::sleep(Duration::from_millis(300));
+    sb.voipctl(&["dial", &format!("sip:uas@127.0.0.1:{port}")]);
+    wait_until(|| calls(&sb).first().is_some_and(|c| c["state"] == "active"), "the answer");
+    let t = Instant::now();
+    let out = sb.voipctl(&["hangup"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_until(|| calls(&sb).is_empty(), "the call to end");
+    assert!(t.elapsed() < Duration::from_secs(2), "hangup took {:?}", t.elapsed());
+    pass(sipp);
+    // The daemon is fine: it still answers.
+    assert!(sb.voipctl(&["status"]).status.success(), "{}", d.log());
+}
