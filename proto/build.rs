@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let protos = [
         "voipd/v1/accounts.proto",
+        "voipd/v1/calls.proto",
         "voipd/v1/daemon.proto",
         "voipd/v1/events.proto",
     ];

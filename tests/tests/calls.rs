@@ -313,3 +313,46 @@ fn a_far_side_that_vanishes_is_cleared_by_the_rtp_timeout() {
     );
     drop(kam);
 }
+
+#[test]
+fn malformed_rtp_does_not_break_a_call() {
+    let sb = Sandbox::new();
+    let (_kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
+    sb.voipctl(&["dial", "carol"]);
+    let c = wait_call(&sb, "active");
+    b.wait_event("CALL_ESTABLISHED");
+    let rtp: std::net::SocketAddr = c["rtp_local"].as_str().unwrap().parse().unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut valid = vec![0x80u8, 0, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+    valid.extend(std::iter::repeat_n(0xffu8, 160));
+    let mut garbage: Vec<Vec<u8>> = vec![
+        vec![0x40; 172],                                   // RTP version 1
+        vec![0x80, 0, 0],                                  // truncated header
+        vec![0x8f, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5],    // 15 CSRCs claimed, none there
+        vec![0x90, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 0xff], // extension past the end
+        vec![0xa0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 200],  // padding longer than the packet
+    ];
+    let mut unknown_pt = valid.clone();
+    unknown_pt[1] = 77;
+    garbage.push(unknown_pt);
+    for i in 0..300 {
+        sock.send_to(&garbage[i % garbage.len()], rtp).unwrap();
+        if i % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let now = calls(&sb);
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0]["state"], "active", "the call survives: {now:?}");
+    sb.voipctl(&["hangup"]);
+    b.wait_event("CALL_CLOSED");
+    wait_no_calls(&sb);
+    // The far side's audio kept coming through.
+    assert_tone(
+        &sb.path().join("voipd-heard.wav"),
+        BARESIP_TONE,
+        &[VOIPD_TONE, 1500.0],
+        15,
+    );
+}

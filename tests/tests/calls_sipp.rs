@@ -26,7 +26,14 @@ fn start(sb: &Sandbox, answer: &str) -> (Daemon, u16) {
     let d = sb.start_daemon();
     let out = sb.voipctl(&["--json", "status"]);
     let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let port = s["listening"][1].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    let port = s["listening"][1]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     (d, port)
 }
 
@@ -59,7 +66,11 @@ fn sipp_args(scenario: &str, extra: &[String]) -> Vec<String> {
 }
 
 fn uac(sb: &Sandbox, scenario: &str, voipd_port: u16) -> Sipp {
-    let mut args = vec![format!("127.0.0.1:{voipd_port}"), "-s".into(), "alice".into()];
+    let mut args = vec![
+        format!("127.0.0.1:{voipd_port}"),
+        "-s".into(),
+        "alice".into(),
+    ];
     args.extend(sipp_args(scenario, &[]));
     Sipp::spawn(sb.path(), scenario, &args)
 }
@@ -75,7 +86,11 @@ fn an_invite_without_sdp_gets_our_offer_and_the_ack_answers_it() {
     let (d, port) = start(&sb, "auto");
     pass(uac(&sb, "call_offerless.xml", port));
     wait_until(|| calls(&sb).is_empty(), "the call to end with the BYE");
-    assert!(d.log().contains("call ended: 200 the other side hung up"), "{}", d.log());
+    assert!(
+        d.log().contains("call ended: 200 the other side hung up"),
+        "{}",
+        d.log()
+    );
 }
 
 #[test]
@@ -93,10 +108,18 @@ fn retransmitted_invites_make_one_call_and_cancel_ends_it() {
     let sipp = uac(&sb, "call_retransmit.xml", port);
     wait_until(|| calls(&sb).len() == 1, "the call to ring");
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(calls(&sb).len(), 1, "one call for three copies of the INVITE");
+    assert_eq!(
+        calls(&sb).len(),
+        1,
+        "one call for three copies of the INVITE"
+    );
     pass(sipp);
     wait_until(|| calls(&sb).is_empty(), "the cancelled call to end");
-    assert!(d.log().contains("call ended: 487 cancelled by the caller"), "{}", d.log());
+    assert!(
+        d.log().contains("call ended: 487 cancelled by the caller"),
+        "{}",
+        d.log()
+    );
 }
 
 #[test]
@@ -112,7 +135,10 @@ fn early_media_on_a_183_plays_before_the_answer() {
     let out = sb.voipctl(&["dial", &format!("sip:uas@127.0.0.1:{port}")]);
     assert!(out.status.success(), "{}", describe(&out));
     let started = Instant::now();
-    wait_until(|| calls(&sb).first().is_some_and(|c| c["state"] == "active"), "the answer");
+    wait_until(
+        || calls(&sb).first().is_some_and(|c| c["state"] == "active"),
+        "the answer",
+    );
     let answered_after = started.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     sb.voipctl(&["hangup"]);
@@ -120,14 +146,20 @@ fn early_media_on_a_183_plays_before_the_answer() {
     wait_until(|| calls(&sb).is_empty(), "the end");
     // SIPp echoed our tone from the 183 on: it is in the first second of what we heard,
     // which was well before the answer.
-    assert!(answered_after > Duration::from_millis(1500), "answered after {answered_after:?}");
+    assert!(
+        answered_after > Duration::from_millis(1500),
+        "answered after {answered_after:?}"
+    );
     let (x, rate) = read_wav(&sb.path().join("heard.wav"));
     let first_second = &x[..(rate as usize).min(x.len())];
     let blocks = first_second
         .chunks_exact((rate / 10) as usize)
         .filter(|b| power(b, 440.0, rate).sqrt() > 500.0)
         .count();
-    assert!(blocks >= 6, "early media: our echoed tone in {blocks} of the first 10 blocks");
+    assert!(
+        blocks >= 6,
+        "early media: our echoed tone in {blocks} of the first 10 blocks"
+    );
 }
 
 #[test]
@@ -140,13 +172,35 @@ fn a_bye_that_is_never_answered_does_not_hold_up_the_hangup() {
     let sipp = Sipp::spawn(sb.path(), "ignore-bye", &args);
     std::thread::sleep(Duration::from_millis(300));
     sb.voipctl(&["dial", &format!("sip:uas@127.0.0.1:{port}")]);
-    wait_until(|| calls(&sb).first().is_some_and(|c| c["state"] == "active"), "the answer");
+    wait_until(
+        || calls(&sb).first().is_some_and(|c| c["state"] == "active"),
+        "the answer",
+    );
     let t = Instant::now();
     let out = sb.voipctl(&["hangup"]);
     assert!(out.status.success(), "{}", describe(&out));
     wait_until(|| calls(&sb).is_empty(), "the call to end");
-    assert!(t.elapsed() < Duration::from_secs(2), "hangup took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "hangup took {:?}",
+        t.elapsed()
+    );
     pass(sipp);
     // The daemon is fine: it still answers.
     assert!(sb.voipctl(&["status"]).status.success(), "{}", d.log());
+}
+
+#[test]
+fn bad_sdp_is_refused_with_400_and_no_common_codec_with_488() {
+    let sb = Sandbox::new();
+    let (d, port) = start(&sb, "auto");
+    pass(uac(&sb, "call_bad_sdp.xml", port));
+    wait_until(|| calls(&sb).is_empty(), "both refused calls to end");
+    assert!(d.log().contains("call ended: 400 bad SDP"), "{}", d.log());
+    assert!(
+        d.log().contains("call ended: 488 no codec in common"),
+        "{}",
+        d.log()
+    );
+    assert!(sb.voipctl(&["status"]).status.success());
 }

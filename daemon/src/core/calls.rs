@@ -55,6 +55,9 @@ pub struct CallInfo {
     pub started: SystemTime,
     pub answered: Option<SystemTime>,
     pub codec: Option<String>,
+    /// Our RTP address and the far side's, once media runs.
+    pub rtp_local: Option<SocketAddr>,
+    pub rtp_remote: Option<SocketAddr>,
     pub stats: MediaStats,
 }
 
@@ -185,6 +188,8 @@ impl Call {
     }
 
     fn start_media(&mut self, rtp: tokio::net::UdpSocket, n: Negotiated, ours: Sdp) -> Media {
+        self.info.rtp_local = rtp.local_addr().ok();
+        self.info.rtp_remote = Some(n.remote);
         let (tx, events) = mpsc::channel(32);
         let timeout = (self.ctx.audio.rtp_timeout_secs > 0)
             .then(|| Duration::from_secs(u64::from(self.ctx.audio.rtp_timeout_secs)));
@@ -417,6 +422,8 @@ fn new_info(
         started: SystemTime::now(),
         answered: None,
         codec: None,
+        rtp_local: None,
+        rtp_remote: None,
         stats: MediaStats::default(),
     }
 }

@@ -594,6 +594,8 @@ fn placeholder(id: u64) -> CallInfo {
         started: SystemTime::now(),
         answered: None,
         codec: None,
+        rtp_local: None,
+        rtp_remote: None,
         stats: Default::default(),
     }
 }

@@ -158,6 +158,8 @@ impl From<CallInfo> for pb::Call {
             end_reason,
             codec: c.codec.unwrap_or_default(),
             muted: c.muted,
+            rtp_local: c.rtp_local.map(|a| a.to_string()).unwrap_or_default(),
+            rtp_remote: c.rtp_remote.map(|a| a.to_string()).unwrap_or_default(),
             media: Some(pb::MediaStats {
                 packets_sent: c.stats.sent,
                 packets_received: c.stats.received,
