@@ -829,3 +829,69 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     let media = call.start_media(rtp, negotiated, ours);
     call.established(dialog, media).await;
 }
+
+/// The sound test call (dial "echo"): our media goes to a local reflector that sends it
+/// back a second later. No SIP, no account; the same media path as a real call.
+pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
+    let (tx, rx) = mpsc::channel(16);
+    let live = Arc::new(LiveStats::default());
+    let mut info = new_info(id, &None, CallDirection::Outgoing, CallState::Dialing);
+    info.remote_uri = "echo".into();
+    info.remote_name = Some("Sound test".into());
+    let call = Call {
+        ctx,
+        info,
+        commands: rx,
+        codecs: vec![Codec::Pcmu],
+        live: live.clone(),
+    };
+    tokio::spawn(echo_call(call));
+    CallHandle { commands: tx, live }
+}
+
+async fn echo_call(mut call: Call) {
+    call.report().await;
+    let lo = std::net::IpAddr::from([127, 0, 0, 1]);
+    let (rtp, reflector) = match (bind(lo, None).await, bind(lo, None).await) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return call.end(500, format!("no RTP port: {e}")).await,
+    };
+    let Ok(remote) = reflector.local_addr() else {
+        return call.end(500, "no reflector address").await;
+    };
+    let port = rtp.local_addr().map_or(0, |a| a.port());
+    let ours = sdp::offer(&[Codec::Pcmu], lo, port, 1, Direction::SendRecv);
+    let n = Negotiated {
+        codec: Codec::Pcmu,
+        pt: 0,
+        dtmf_pt: None,
+        remote,
+        direction: Direction::SendRecv,
+        fmtp: None,
+    };
+    let reflect = tokio::spawn(crate::media::echo::reflect(reflector));
+    let mut media = call.start_media(rtp, n, ours);
+    call.info.answered = Some(SystemTime::now());
+    call.set(CallState::Active).await;
+    loop {
+        tokio::select! {
+            cmd = call.commands.recv() => match cmd {
+                Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => break,
+                Some(CallCommand::Mute(on)) => {
+                    call.info.muted = on;
+                    media.session.update(params(&media.negotiated, on));
+                    call.report().await;
+                }
+                Some(CallCommand::Request(tu)) => {
+                    tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
+                }
+                Some(_) => {}
+            },
+            // DTMF and timeouts mean nothing here.
+            Some(_) = media.events.recv() => {}
+        }
+    }
+    reflect.abort();
+    call.info.stats = media.session.stop().await;
+    call.end(200, "sound test over").await;
+}

@@ -307,6 +307,22 @@ impl Phone {
         let ctx = self
             .call_context()
             .ok_or_else(|| CoreError::FailedPrecondition("SIP is not running".into()))?;
+        if uri.trim().eq_ignore_ascii_case("echo") {
+            let id = self.new_call_id();
+            tracing::info!(call = id, "sound test call");
+            let calls::CallHandle { commands, live } = calls::echo(ctx, id);
+            let info = placeholder(id);
+            self.calls.insert(
+                id,
+                CallEntry {
+                    info: info.clone(),
+                    sip_call_id: None,
+                    commands,
+                    live,
+                },
+            );
+            return Ok(info);
+        }
         let account = self.accounts.for_dialing(account)?;
         let target = dial_target(uri, account.as_ref())?;
         let id = self.new_call_id();

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod echo;
 pub mod g711;
 pub mod jitter;
 pub mod rtp;

@@ -330,7 +330,8 @@ impl Runner {
                     match jitter.pop() {
                         Playout::Frame(f) => codec.decode(&f, &mut played),
                         Playout::Lost { next } => codec.conceal(next.as_deref(), &mut played),
-                        Playout::Empty => {}
+                        // Nothing to play: silence, so that a recording keeps real time.
+                        Playout::Empty => played.resize(pcm.len(), 0),
                     }
                     if !played.is_empty() && p.receive && let Some(s) = &mut sink && let Err(e) = s.writer.write(&played) {
                         tracing::warn!("recording to {} failed: {e}", s.path.display());
