@@ -27,7 +27,10 @@ fn echo_plays_back_what_it_hears_a_second_later() {
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["calls"][0]["remote_uri"], "echo");
     assert!(sb.voipctl(&["hangup"]).status.success());
-    wait_until(|| stdout(&sb.voipctl(&["calls"])).contains("no calls"), "the end");
+    wait_until(
+        || stdout(&sb.voipctl(&["calls"])).contains("no calls"),
+        "the end",
+    );
 
     // Our own tone came back, but only after the echo's delay.
     assert_tone(&heard, 440.0, &[1000.0], 15);
@@ -37,5 +40,8 @@ fn echo_plays_back_what_it_hears_a_second_later() {
         .take(8)
         .filter(|b| power(b, 440.0, rate).sqrt() > 500.0)
         .count();
-    assert_eq!(first, 0, "the first 0.8 s are silent: the echo lags a second");
+    assert_eq!(
+        first, 0,
+        "the first 0.8 s are silent: the echo lags a second"
+    );
 }

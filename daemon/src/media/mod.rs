@@ -2,6 +2,7 @@
 //! It knows nothing of SIP; the core hands it what SDP negotiated.
 
 pub mod codec;
+pub mod device;
 pub mod dtmf;
 pub mod echo;
 pub mod g711;

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::codec::{Transcoder, frame_len, rtp_clock, sample_rate};
+use super::device::{self, DeviceAudio};
 use super::dtmf::{self, DtmfSender};
 use super::jitter::{JitterBuffer, Playout};
 use super::rtp::RtpPacket;
@@ -69,7 +70,14 @@ pub enum MediaEvent {
 enum Source {
     Silence,
     Tone(Tone),
-    File { samples: Vec<i16>, pos: usize },
+    File {
+        samples: Vec<i16>,
+        pos: usize,
+    },
+    Device {
+        capture: rtrb::Consumer<i16>,
+        scratch: Vec<i16>,
+    },
 }
 
 impl Source {
@@ -87,7 +95,7 @@ impl Source {
                     Source::Silence
                 }
             },
-            // Sound devices come with the audio I/O layer; until then they are silent.
+            // A device that could not be opened, or none wanted.
             AudioEndpoint::Default | AudioEndpoint::Device(_) | AudioEndpoint::Null => {
                 Source::Silence
             }
@@ -104,6 +112,26 @@ impl Source {
                     *s = samples[*pos];
                     *pos = (*pos + 1) % samples.len();
                 }
+            }
+            Source::Device { capture, scratch } => {
+                // This frame's worth at the device rate; a backlog beyond two frames is
+                // dropped so that delay cannot build up, a shortfall is padded.
+                let want = device::DEVICE_RATE as usize / 50;
+                let backlog = capture.slots().saturating_sub(2 * want);
+                if backlog > 0
+                    && let Ok(chunk) = capture.read_chunk(backlog)
+                {
+                    chunk.commit_all();
+                }
+                scratch.clear();
+                while scratch.len() < want {
+                    match capture.pop() {
+                        Ok(s) => scratch.push(s),
+                        Err(_) => break,
+                    }
+                }
+                scratch.resize(want, 0);
+                device::convert_into(scratch, out);
             }
         }
     }
@@ -248,6 +276,30 @@ struct Runner {
 }
 
 impl Runner {
+    /// The sound devices this call's endpoints name, if any; failure leaves it silent.
+    async fn open_device(&self) -> Option<DeviceAudio> {
+        let want = |ep: &AudioEndpoint| match ep {
+            AudioEndpoint::Default => Some(None),
+            AudioEndpoint::Device(n) => Some(Some(n.clone())),
+            _ => None,
+        };
+        let (input, output) = (want(&self.input), want(&self.output));
+        if input.is_none() && output.is_none() {
+            return None;
+        }
+        match tokio::task::spawn_blocking(move || device::open(input, output)).await {
+            Ok(Ok(a)) => Some(a),
+            Ok(Err(e)) => {
+                tracing::warn!("sound device unavailable ({e}); the call goes on without it");
+                None
+            }
+            Err(e) => {
+                tracing::warn!("sound device: {e}");
+                None
+            }
+        }
+    }
+
     async fn run(
         mut self,
         mut params: watch::Receiver<MediaParams>,
@@ -261,7 +313,16 @@ impl Runner {
                 return self.stats;
             }
         };
-        let mut source = Source::open(&self.input, sample_rate(p.codec));
+        let mut audio = self.open_device().await;
+        let mut source = match audio.as_mut().and_then(|a| a.capture.take()) {
+            Some(capture) => Source::Device {
+                capture,
+                scratch: Vec::new(),
+            },
+            None => Source::open(&self.input, sample_rate(p.codec)),
+        };
+        let mut playback = audio.as_mut().and_then(|a| a.playback.take());
+        let mut upsampled = Vec::new();
         let mut sink = open_sink(&self.output, sample_rate(p.codec));
         let ssrc = fastrand::u32(..);
         let (mut seq, mut ts) = (fastrand::u16(..), fastrand::u32(..));
@@ -332,6 +393,14 @@ impl Runner {
                         Playout::Lost { next } => codec.conceal(next.as_deref(), &mut played),
                         // Nothing to play: silence, so that a recording keeps real time.
                         Playout::Empty => played.resize(pcm.len(), 0),
+                    }
+                    if p.receive && let Some(out) = &mut playback {
+                        upsampled.resize(played.len() * device::DEVICE_RATE as usize / sample_rate(p.codec) as usize, 0);
+                        device::convert_into(&played, &mut upsampled);
+                        for s in &upsampled {
+                            // Full: the device is not draining; drop rather than wait.
+                            let _ = out.push(*s);
+                        }
                     }
                     if !played.is_empty() && p.receive && let Some(s) = &mut sink && let Err(e) = s.writer.write(&played) {
                         tracing::warn!("recording to {} failed: {e}", s.path.display());

@@ -1,0 +1,187 @@
+//! Sound devices through cpal (ALSA on Linux). The device's callbacks run on cpal's own
+//! thread and meet the media task only through lock-free ring buffers; a device that
+//! cannot be opened leaves the call silent with a warning, never without a call.
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use rtrb::{Consumer, Producer, RingBuffer};
+
+/// Devices run at 48 kHz mono; codecs' rates are converted in the media task.
+pub const DEVICE_RATE: u32 = 48_000;
+/// Half a second each way: enough for scheduling hiccups, small enough to keep delay down.
+const RING: usize = DEVICE_RATE as usize / 2;
+
+/// The open devices of one call. Dropping it closes them.
+pub struct DeviceAudio {
+    pub capture: Option<Consumer<i16>>,
+    pub playback: Option<Producer<i16>>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn find(host: &cpal::Host, name: Option<&str>, input: bool) -> Result<cpal::Device, String> {
+    let Some(name) = name else {
+        let d = if input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        };
+        return d.ok_or_else(|| {
+            format!(
+                "no default {} device",
+                if input { "input" } else { "output" }
+            )
+        });
+    };
+    let devices = if input {
+        host.input_devices()
+    } else {
+        host.output_devices()
+    }
+    .map_err(|e| e.to_string())?;
+    let mut names = Vec::new();
+    for d in devices {
+        let n = d.to_string();
+        if n == name {
+            return Ok(d);
+        }
+        names.push(n);
+    }
+    Err(format!(
+        "no device named {name:?} (there are: {})",
+        names.join(", ")
+    ))
+}
+
+fn config() -> cpal::StreamConfig {
+    cpal::StreamConfig {
+        channels: 1,
+        sample_rate: DEVICE_RATE,
+        buffer_size: cpal::BufferSize::Default,
+    }
+}
+
+/// Opens capture from `input` and playback to `output` (Some(None): the default device;
+/// None: not wanted).
+pub fn open(
+    input: Option<Option<String>>,
+    output: Option<Option<String>>,
+) -> Result<DeviceAudio, String> {
+    let (cap_tx, cap_rx) = RingBuffer::<i16>::new(RING);
+    let (play_tx, play_rx) = RingBuffer::<i16>::new(RING);
+    let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let (want_in, want_out) = (input.is_some(), output.is_some());
+    // cpal streams are not Send: they live on this small thread, which only waits to drop
+    // them. The audio itself runs on cpal's callback thread.
+    let thread = std::thread::Builder::new()
+        .name("voipd-audio".into())
+        .spawn(move || {
+            let host = cpal::default_host();
+            let mut streams = Vec::new();
+            let mut cap_tx = Some(cap_tx);
+            let mut play_rx = Some(play_rx);
+            let built = (|| -> Result<(), String> {
+                if let (Some(name), Some(mut tx)) = (input, cap_tx.take()) {
+                    let dev = find(&host, name.as_deref(), true)?;
+                    let s = dev
+                        .build_input_stream::<i16, _, _>(
+                            config(),
+                            move |data: &[i16], _| {
+                                for s in data {
+                                    // Full: the media task is behind; drop rather than block.
+                                    let _ = tx.push(*s);
+                                }
+                            },
+                            |e| tracing::warn!("audio input: {e}"),
+                            None,
+                        )
+                        .map_err(|e| format!("cannot open input {dev}: {e}"))?;
+                    s.play().map_err(|e| e.to_string())?;
+                    streams.push(s);
+                }
+                if let (Some(name), Some(mut rx)) = (output, play_rx.take()) {
+                    let dev = find(&host, name.as_deref(), false)?;
+                    let s = dev
+                        .build_output_stream::<i16, _, _>(
+                            config(),
+                            move |data: &mut [i16], _| {
+                                for s in data {
+                                    *s = rx.pop().unwrap_or(0);
+                                }
+                            },
+                            |e| tracing::warn!("audio output: {e}"),
+                            None,
+                        )
+                        .map_err(|e| format!("cannot open output {dev}: {e}"))?;
+                    s.play().map_err(|e| e.to_string())?;
+                    streams.push(s);
+                }
+                Ok(())
+            })();
+            let ok = built.is_ok();
+            let _ = ready_tx.send(built);
+            if ok {
+                let _ = stop_rx.recv();
+            }
+            drop(streams);
+        })
+        .map_err(|e| format!("cannot start the audio thread: {e}"))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(DeviceAudio {
+            capture: want_in.then_some(cap_rx),
+            playback: want_out.then_some(play_tx),
+            stop: Some(stop),
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err("the audio thread died".into()),
+    }
+}
+
+impl Drop for DeviceAudio {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Linear conversion of `input` (at `from` Hz) into exactly `out.len()` samples.
+pub fn convert_into(input: &[i16], out: &mut [i16]) {
+    if input.is_empty() {
+        out.fill(0);
+        return;
+    }
+    let ratio = input.len() as f64 / out.len() as f64;
+    for (i, o) in out.iter_mut().enumerate() {
+        let pos = i as f64 * ratio;
+        let a = (pos.floor() as usize).min(input.len() - 1);
+        let b = (a + 1).min(input.len() - 1);
+        let f = pos - a as f64;
+        *o = (f64::from(input[a]) * (1.0 - f) + f64::from(input[b]) * f) as i16;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversion_keeps_length_and_shape() {
+        let up: Vec<i16> = (0..160).map(|i| (i * 10) as i16).collect();
+        let mut out = vec![0i16; 960];
+        convert_into(&up, &mut out);
+        assert_eq!(out[0], 0);
+        assert!(out[480] > 700 && out[480] < 900, "{}", out[480]);
+        let mut down = vec![0i16; 160];
+        convert_into(&out, &mut down);
+        assert!((i32::from(down[80]) - 800).abs() < 20, "{}", down[80]);
+        let mut empty = vec![5i16; 4];
+        convert_into(&[], &mut empty);
+        assert_eq!(empty, vec![0; 4]);
+    }
+}
