@@ -621,6 +621,9 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         (None, Some(sock)) => call.start_media(sock, n, offer),
         (None, None) => return call.end(500, "no RTP socket").await,
     };
+    // The set-up's messages are not needed while the call runs; free them now rather than
+    // at its end (memory per call).
+    drop((tx, invite, ok));
     call.established(dialog, media).await;
 }
 
@@ -827,6 +830,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         },
     };
     let media = call.start_media(rtp, negotiated, ours);
+    drop((tu, ack, ok, offer, req));
     call.established(dialog, media).await;
 }
 

@@ -329,12 +329,10 @@ impl Runner {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pcm = vec![0i16; frame_len(p.codec)];
-        let (mut payload, mut packet, mut played) = (
-            Vec::with_capacity(1500),
-            Vec::with_capacity(1600),
-            Vec::new(),
-        );
-        let mut buf = vec![0u8; 2048];
+        // Grown to what the codec needs (172 bytes for G.711), not to the largest packet.
+        let (mut payload, mut packet, mut played) = (Vec::new(), Vec::new(), Vec::new());
+        // One Ethernet MTU: RTP is not fragmented in practice.
+        let mut buf = vec![0u8; 1500];
         let mut jitter = JitterBuffer::new();
         let mut dtmf_out: VecDeque<char> = VecDeque::new();
         let mut sending: Option<DtmfSender> = None;

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Call load: SIPp's built-in UAC (INVITE with SDP, ACK, hold the call, BYE), with RTP
+# echoed back by SIPp, against voipd in auto-answer and against baresip in auto-answer on
+# the same machine, one after the other. Prints per peer and phase: calls/s completed,
+# failures, concurrent calls held with RTP flowing, RSS and CPU per call.
+#
+# usage: bench/calls.sh [RATE] [CONCURRENT]     (default: 200 calls/s; 500 concurrent)
+#        VOIPD_ONLY=1 bench/calls.sh …           (skip baresip)
+# Needs sipp (sip-tester) and baresip (baresip-core). Loopback only; it stops all it starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voipd-target}"
+RATE="${1:-200}"
+CONC="${2:-500}"
+HOLD_S=10
+for t in sipp baresip; do command -v $t >/dev/null || { echo "$t missing (apt-get install sip-tester baresip-core)" >&2; exit 1; }; done
+cargo build --release -q -p voipd -p voipctl
+bin="$CARGO_TARGET_DIR/release"
+work=$(mktemp -d /tmp/voipd-callbench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+threads() { awk '/Threads/ {print $2}' "/proc/$1/status"; }
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+ticks=$(getconf CLK_TCK)
+
+# SIPp as caller; prints "ok failed elapsed".
+run_sipp() { # target rate count duration_ms peak_var
+  local target=$1 rate=$2 count=$3 dur=$4 tag=$5
+  local stats="$work/stats-$tag.csv"
+  local t0; t0=$(date +%s.%N)
+  sipp "$target" -sn uac -s alice -i 127.0.0.1 -p "$(free_port)" -mi 127.0.0.1 -mp "$(( $(free_port) & ~1 ))" \
+    -rtp_echo -r "$rate" -m "$count" -d "$dur" -l $((count)) -nostdin -timeout 300s \
+    -default_behaviors all,-bye -trace_stat -stf "$stats" -fd 1 >/dev/null 2>&1 || true
+  local t1; t1=$(date +%s.%N)
+  python3 - "$stats" "$t0" "$t1" <<'PY'
+import sys
+rows=[l.rstrip("\n").split(";") for l in open(sys.argv[1]) if l.strip()]
+h,last=rows[0],rows[-1]
+print(last[h.index("SuccessfulCall(C)")], last[h.index("FailedCall(C)")], f"{float(sys.argv[3])-float(sys.argv[2]):.1f}")
+PY
+}
+
+measure() { # name pid target
+  local name=$1 pid=$2 target=$3
+  local idle_rss; idle_rss=$(rss "$pid")
+  # Phase 1: completed calls/s, short calls (1 s each) at RATE for 10 s.
+  local c0; c0=$(cpu "$pid")
+  read -r ok failed secs < <(run_sipp "$target" "$RATE" $((RATE * 10)) 1000 "$name-rate")
+  local c1; c1=$(cpu "$pid")
+  printf '%-8s rate      %5s calls offered at %s/s: %s completed, %s failed, %s s, %s calls/s, CPU %s%%\n' \
+    "$name" $((RATE * 10)) "$RATE" "$ok" "$failed" "$secs" \
+    "$(python3 -c "print(int($ok/$secs))")" "$(python3 -c "print(round(100*($c1-$c0)/$ticks/$secs))")"
+  # Phase 2: CONC concurrent calls held HOLD_S s with RTP both ways; sample at the peak.
+  local hold_ms=$((HOLD_S * 1000 + CONC * 1000 / 100))
+  run_sipp "$target" 100 "$CONC" "$hold_ms" "$name-conc" > "$work/conc-$name.out" &
+  local sp=$!
+  sleep $((CONC / 100 + 2))
+  local peak_rss; peak_rss=$(rss "$pid"); local th; th=$(threads "$pid")
+  local ca; ca=$(cpu "$pid"); sleep 5; local cb; cb=$(cpu "$pid")
+  wait "$sp"
+  read -r ok failed secs < "$work/conc-$name.out"
+  printf '%-8s hold      %5s concurrent calls with RTP: %s completed, %s failed; RSS %s kB idle, %s kB at peak (%s kB/call); CPU %s%% of a core at peak (%s%%/call); %s threads\n' \
+    "$name" "$CONC" "$ok" "$failed" "$idle_rss" "$peak_rss" \
+    "$(python3 -c "print(round(($peak_rss-$idle_rss)/$CONC,1))")" \
+    "$(python3 -c "print(round(100*($cb-$ca)/$ticks/5))")" \
+    "$(python3 -c "print(round(100*($cb-$ca)/$ticks/5/$CONC,3))")" "$th"
+}
+
+# voipd: auto-answer, G.711 only, silence as input, nothing recorded.
+mkdir -p "$work/v/cfg/voipd" "$work/v/run"
+vport=$(free_port)
+cat > "$work/v/cfg/voipd/config.toml" <<CFG
+[log]
+level = "warn"
+[sip]
+listen = ["udp:127.0.0.1:$vport"]
+[audio]
+input = "null"
+output = "null"
+[[account]]
+id = "alice"
+aor = "sip:alice@127.0.0.1"
+enabled = false
+codecs = ["pcmu"]
+answer = { mode = "auto" }
+CFG
+XDG_CONFIG_HOME="$work/v/cfg" XDG_RUNTIME_DIR="$work/v/run" XDG_STATE_HOME="$work/v/state" \
+  "$bin/voipd" 2>"$work/voipd.log" & pids+=($!); vpid=$!
+sleep 1
+ulimit -n 65536 2>/dev/null || true
+measure voipd "$vpid" "127.0.0.1:$vport"
+kill "$vpid"; wait "$vpid" 2>/dev/null || true
+
+[ -n "${VOIPD_ONLY:-}" ] && exit 0
+
+# baresip: auto-answer, G.711, a sine source (it needs one), no recording.
+mkdir -p "$work/b/home"
+bport=$(free_port)
+rtp=$(( ($(free_port) & ~1) ))
+cat > "$work/b/config" <<CFG
+poll_method epoll
+sip_listen 127.0.0.1:$bport
+call_max_calls 4096
+audio_source ausine,440
+audio_player aubridge,bench-null
+audio_alert aubridge,bench-null
+ausrc_srate 48000
+ausrc_channels 2
+audio_level no
+rtp_ports 10000-40000
+net_interface 127.0.0.1
+module_path /usr/lib/baresip/modules
+module g711.so
+module ausine.so
+module aubridge.so
+module_tmp account.so
+module_app menu.so
+statmode_default off
+CFG
+echo "<sip:alice@127.0.0.1;transport=udp>;regint=0;answermode=auto;audio_codecs=PCMU" > "$work/b/accounts"
+( cd "$work/b" && HOME="$work/b/home" exec baresip -f "$work/b" </dev/null >"$work/baresip.log" 2>&1 ) & pids+=($!); bpid=$!
+sleep 1
+measure baresip "$bpid" "127.0.0.1:$bport"
