@@ -20,7 +20,7 @@ fn calls(sb: &Sandbox) -> Vec<Value> {
 fn start(sb: &Sandbox, answer: &str) -> (Daemon, u16) {
     sb.write_config(&format!(
         "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[audio]\ninput = \"tone:440\"\noutput = \"file:{}\"\n\n\
-         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\ncodecs = [\"pcmu\"]\nanswer = {{ mode = \"{answer}\" }}\n",
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\ncodecs = [\"pcmu\"]\nanswer = {{ {answer} }}\n",
         sb.path().join("heard.wav").display()
     ));
     let d = sb.start_daemon();
@@ -83,7 +83,7 @@ fn pass(mut sipp: Sipp) {
 #[test]
 fn an_invite_without_sdp_gets_our_offer_and_the_ack_answers_it() {
     let sb = Sandbox::new();
-    let (d, port) = start(&sb, "auto");
+    let (d, port) = start(&sb, r#"mode = "auto""#);
     pass(uac(&sb, "call_offerless.xml", port));
     wait_until(|| calls(&sb).is_empty(), "the call to end with the BYE");
     assert!(
@@ -96,7 +96,7 @@ fn an_invite_without_sdp_gets_our_offer_and_the_ack_answers_it() {
 #[test]
 fn a_re_invite_puts_us_on_hold_and_takes_us_off() {
     let sb = Sandbox::new();
-    let (_d, port) = start(&sb, "auto");
+    let (_d, port) = start(&sb, r#"mode = "auto""#);
     pass(uac(&sb, "call_hold.xml", port));
     wait_until(|| calls(&sb).is_empty(), "the call to end");
 }
@@ -104,7 +104,7 @@ fn a_re_invite_puts_us_on_hold_and_takes_us_off() {
 #[test]
 fn retransmitted_invites_make_one_call_and_cancel_ends_it() {
     let sb = Sandbox::new();
-    let (d, port) = start(&sb, "manual");
+    let (d, port) = start(&sb, r#"mode = "manual""#);
     let sipp = uac(&sb, "call_retransmit.xml", port);
     wait_until(|| calls(&sb).len() == 1, "the call to ring");
     std::thread::sleep(Duration::from_millis(500));
@@ -125,7 +125,7 @@ fn retransmitted_invites_make_one_call_and_cancel_ends_it() {
 #[test]
 fn early_media_on_a_183_plays_before_the_answer() {
     let sb = Sandbox::new();
-    let (_d, _) = start(&sb, "manual");
+    let (_d, _) = start(&sb, r#"mode = "manual""#);
     let port = free_port();
     let mut args = sipp_args("uas_early_media.xml", &[]);
     args.extend(["-p".to_string(), port.to_string()]);
@@ -165,7 +165,7 @@ fn early_media_on_a_183_plays_before_the_answer() {
 #[test]
 fn a_bye_that_is_never_answered_does_not_hold_up_the_hangup() {
     let sb = Sandbox::new();
-    let (d, _) = start(&sb, "manual");
+    let (d, _) = start(&sb, r#"mode = "manual""#);
     let port = free_port();
     let mut args = sipp_args("uas_ignore_bye.xml", &[]);
     args.extend(["-p".to_string(), port.to_string()]);
@@ -193,7 +193,7 @@ fn a_bye_that_is_never_answered_does_not_hold_up_the_hangup() {
 #[test]
 fn bad_sdp_is_refused_with_400_and_no_common_codec_with_488() {
     let sb = Sandbox::new();
-    let (d, port) = start(&sb, "auto");
+    let (d, port) = start(&sb, r#"mode = "auto""#);
     pass(uac(&sb, "call_bad_sdp.xml", port));
     wait_until(|| calls(&sb).is_empty(), "both refused calls to end");
     assert!(d.log().contains("call ended: 400 bad SDP"), "{}", d.log());
@@ -203,4 +203,54 @@ fn bad_sdp_is_refused_with_400_and_no_common_codec_with_488() {
         d.log()
     );
     assert!(sb.voipctl(&["status"]).status.success());
+}
+
+#[test]
+fn do_not_disturb_answers_486() {
+    let sb = Sandbox::new();
+    let (d, port) = start(&sb, r#"mode = "dnd""#);
+    pass(uac(&sb, "call_busy.xml", port));
+    assert!(
+        d.log().contains("call ended: 486 do not disturb"),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn auto_answer_waits_its_delay_and_announces_the_call_first() {
+    let sb = Sandbox::new();
+    let (_d, port) = start(&sb, r#"mode = "auto", delay_ms = 1200"#);
+    let events = sb.path().join("watch.jsonl");
+    let mut watch = sb
+        .command(bin("voipctl"))
+        .args(["--json", "watch"])
+        .stdout(std::fs::File::create(&events).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(
+        || stdout(&sb.voipctl(&["--json", "status"])).contains("\"watchers\":1"),
+        "watcher",
+    );
+    pass(uac(&sb, "call_offerless.xml", port));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let calls: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"]["call_changed"].is_object())
+        .collect();
+    let at = |state: &str| {
+        calls
+            .iter()
+            .find(|e| e["kind"]["call_changed"]["state"] == state)
+            .and_then(|e| e["unix_ms"].as_u64())
+            .unwrap_or_else(|| panic!("no {state} event in {calls:?}"))
+    };
+    let waited = at("active") - at("ringing");
+    assert!(
+        (1100..3000).contains(&waited),
+        "answered {waited} ms after ringing; delay_ms is 1200"
+    );
 }
