@@ -356,3 +356,42 @@ fn malformed_rtp_does_not_break_a_call() {
         15,
     );
 }
+
+#[test]
+fn rtcp_reports_flow_and_the_far_sides_view_is_on_the_call() {
+    let sb = Sandbox::new();
+    let (_kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
+    let events = sb.path().join("watch.jsonl");
+    let mut watch = sb
+        .command(bin("voipctl"))
+        .args(["--json", "watch"])
+        .stdout(std::fs::File::create(&events).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(
+        || stdout(&sb.voipctl(&["--json", "status"])).contains("\"watchers\":1"),
+        "watcher",
+    );
+    sb.voipctl(&["dial", "carol"]);
+    wait_call(&sb, "active");
+    b.wait_event("CALL_ESTABLISHED");
+    // baresip reports every 5 s or so; give it time for two.
+    std::thread::sleep(Duration::from_secs(11));
+    sb.voipctl(&["hangup"]);
+    b.wait_event("CALL_CLOSED");
+    wait_no_calls(&sb);
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let ended = watched(&events)
+        .into_iter()
+        .find(|e| e["kind"]["call_changed"]["state"] == "ended")
+        .expect("an ended event");
+    let m = &ended["kind"]["call_changed"]["media"];
+    assert!(m["rtcp_reports"].as_u64().unwrap_or(0) >= 1, "{m}");
+    assert!(
+        m["remote_lost"].as_i64().unwrap_or(-1).abs() <= 2,
+        "loopback loses nothing: {m}"
+    );
+    assert!(m["jitter_ms"].as_u64().unwrap() < 30, "{m}");
+    assert!(m["packets_received"].as_u64().unwrap() > 400, "{m}");
+}

@@ -7,6 +7,7 @@ pub mod dtmf;
 pub mod echo;
 pub mod g711;
 pub mod jitter;
+pub mod rtcp;
 pub mod rtp;
 pub mod session;
 pub mod tone;

@@ -16,6 +16,7 @@ use super::codec::{Transcoder, frame_len, rtp_clock, sample_rate};
 use super::device::{self, DeviceAudio};
 use super::dtmf::{self, DtmfSender};
 use super::jitter::{JitterBuffer, Playout};
+use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::RtpPacket;
 use super::tone::Tone;
 use super::wav::{self, WavWriter};
@@ -44,6 +45,12 @@ pub struct MediaStats {
     pub other_payload: u64,
     pub lost: u64,
     pub late: u64,
+    /// Interarrival jitter of what we receive, in ms (RFC 3550 §A.8).
+    pub jitter_ms: u32,
+    /// RTCP reports from the far side about our stream, and what the last one said.
+    pub rtcp_reports: u64,
+    pub remote_lost: i32,
+    pub remote_jitter_ms: u32,
 }
 
 /// Packet counts readable while the call runs.
@@ -181,15 +188,28 @@ fn open_sink(ep: &AudioEndpoint, rate: u32) -> Option<Sink> {
 }
 
 /// A UDP socket for RTP on `ip`: a free port in `ports` (inclusive), or any free port.
+/// The port is even, as RTP's is by custom, so that RTCP can have the next one.
 pub async fn bind(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpSocket> {
     let Some((lo, hi)) = ports else {
-        return UdpSocket::bind(SocketAddr::new(ip, 0)).await;
+        let mut last = None;
+        for _ in 0..32 {
+            let s = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+            if s.local_addr()?.port() % 2 == 0 {
+                return Ok(s);
+            }
+            last = Some(s);
+        }
+        // Odd ports only, it seems; RTCP then simply goes without.
+        return last.ok_or_else(|| std::io::Error::other("no port"));
     };
     // Start somewhere random so that concurrent calls do not all probe the same ports.
     let span = u32::from(hi - lo) + 1;
     let start = fastrand::u32(..span);
     for i in 0..span {
         let port = lo + ((start + i) % span) as u16;
+        if port % 2 == 1 && port != hi {
+            continue;
+        }
         if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
             return Ok(s);
         }
@@ -326,6 +346,22 @@ impl Runner {
         let mut sink = open_sink(&self.output, sample_rate(p.codec));
         let ssrc = fastrand::u32(..);
         let (mut seq, mut ts) = (fastrand::u16(..), fastrand::u32(..));
+        // RTCP on the next port (RFC 3550 §11), best effort: without it the call still works.
+        let rtcp_sock = match self.sock.local_addr() {
+            Ok(a) if a.port() % 2 == 0 => UdpSocket::bind(SocketAddr::new(a.ip(), a.port() + 1))
+                .await
+                .ok(),
+            _ => None,
+        };
+        let started = Instant::now();
+        let mut reception = Reception::default();
+        let mut octets: u32 = 0;
+        let mut rtcp_buf = vec![0u8; 1500];
+        // Every 5 s (RFC 3550's minimum), jittered so that calls do not report in step.
+        let mut rtcp_tick = tokio::time::interval_at(
+            Instant::now() + Duration::from_millis(2500 + u64::from(fastrand::u16(..2500))),
+            Duration::from_secs(5),
+        );
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pcm = vec![0i16; frame_len(p.codec)];
@@ -354,6 +390,7 @@ impl Runner {
                         if can_send {
                             RtpPacket { marker: dt.first(), pt: dpt, seq, timestamp: dt.timestamp(), ssrc, payload: &ev }.write(&mut packet);
                             if self.sock.send_to(&packet, p.remote).await.is_ok() {
+                                octets = octets.wrapping_add(packet.len().saturating_sub(12) as u32);
                                 self.stats.sent += 1;
                                 self.live.sent.store(self.stats.sent, std::sync::atomic::Ordering::Relaxed);
                             }
@@ -372,6 +409,7 @@ impl Runner {
                         if !payload.is_empty() {
                             RtpPacket { marker: self.stats.sent == 0, pt: p.pt, seq, timestamp: ts, ssrc, payload: &payload }.write(&mut packet);
                             if self.sock.send_to(&packet, p.remote).await.is_ok() {
+                                octets = octets.wrapping_add(packet.len().saturating_sub(12) as u32);
                                 self.stats.sent += 1;
                                 self.live.sent.store(self.stats.sent, std::sync::atomic::Ordering::Relaxed);
                             }
@@ -434,6 +472,9 @@ impl Runner {
                     }
                     self.stats.received += 1;
                     self.live.received.store(self.stats.received, std::sync::atomic::Ordering::Relaxed);
+                    let clock = u64::from(rtp_clock(p.codec));
+                    let arrival = (started.elapsed().as_micros() as u64 * clock / 1_000_000) as u32;
+                    reception.packet(pkt.ssrc, pkt.seq, pkt.timestamp, arrival);
                     last_rx = Instant::now();
                     timed_out = false;
                     // Symmetric RTP (RFC 4961): answer where the media really comes from.
@@ -443,6 +484,29 @@ impl Runner {
                     }
                     latched = true;
                     jitter.push(pkt.seq, pkt.payload);
+                }
+                _ = rtcp_tick.tick(), if rtcp_sock.is_some() => {
+                    let Some(rs) = &rtcp_sock else { continue };
+                    let sender = (self.stats.sent > 0).then(|| SenderInfo {
+                        ntp: ntp_now(),
+                        rtp_timestamp: ts,
+                        packets: self.stats.sent as u32,
+                        octets,
+                    });
+                    let report = rtcp::compound(ssrc, sender, reception.report(), "voipd");
+                    let to = SocketAddr::new(p.remote.ip(), p.remote.port().wrapping_add(1));
+                    if p.remote.port() != 0 {
+                        let _ = rs.send_to(&report, to).await;
+                    }
+                }
+                r = recv_opt(rtcp_sock.as_ref(), &mut rtcp_buf) => {
+                    let Ok((n, _)) = r else { continue };
+                    let clock = rtp_clock(p.codec).max(1);
+                    for b in rtcp::reports_about(&rtcp_buf[..n], ssrc) {
+                        self.stats.rtcp_reports += 1;
+                        self.stats.remote_lost = b.cumulative_lost;
+                        self.stats.remote_jitter_ms = (u64::from(b.jitter) * 1000 / u64::from(clock)) as u32;
+                    }
                 }
                 Some(Control::Dtmf(digits)) = control.recv() => {
                     dtmf_out.extend(digits.chars().filter(|c| dtmf::event_code(*c).is_some()));
@@ -472,6 +536,8 @@ impl Runner {
             }
         }
         self.stats.lost = jitter.lost;
+        self.stats.jitter_ms =
+            (u64::from(reception.jitter()) * 1000 / u64::from(rtp_clock(p.codec).max(1))) as u32;
         self.stats.late = jitter.late;
         if let Some(s) = sink
             && let Err(e) = s.writer.finish(s.rate)
@@ -480,4 +546,24 @@ impl Runner {
         }
         self.stats
     }
+}
+
+/// Receives on an optional socket; never resolves without one.
+async fn recv_opt(
+    sock: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Now as a 64-bit NTP timestamp (seconds since 1900, 32.32 fixed point).
+fn ntp_now() -> u64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() + 2_208_988_800;
+    (secs << 32) | ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
 }

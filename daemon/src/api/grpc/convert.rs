@@ -167,6 +167,10 @@ impl From<CallInfo> for pb::Call {
                 packets_other_payload: c.stats.other_payload,
                 packets_lost: c.stats.lost,
                 packets_late: c.stats.late,
+                jitter_ms: c.stats.jitter_ms,
+                rtcp_reports: c.stats.rtcp_reports,
+                remote_lost: c.stats.remote_lost,
+                remote_jitter_ms: c.stats.remote_jitter_ms,
             }),
         }
     }
