@@ -22,6 +22,7 @@ pub(crate) fn call_state<S: serde::Serializer>(v: &i32, s: S) -> Result<S::Ok, S
         CallState::Active => "active",
         CallState::Ended => "ended",
         CallState::Held => "held",
+        CallState::Early => "early",
     });
     s.serialize_str(name)
 }

@@ -395,3 +395,36 @@ fn rtcp_reports_flow_and_the_far_sides_view_is_on_the_call() {
     assert!(m["jitter_ms"].as_u64().unwrap() < 30, "{m}");
     assert!(m["packets_received"].as_u64().unwrap() > 400, "{m}");
 }
+
+#[test]
+fn baresip_calls_voipd_with_each_codec_and_audio_flows_both_ways() {
+    for (ours, theirs, name) in [
+        ("pcmu", "PCMU", "PCMU"),
+        ("pcma", "PCMA", "PCMA"),
+        ("g722", "G722/16000/1", "G722"),
+        ("opus", "opus/48000/2", "opus"),
+    ] {
+        let sb = Sandbox::new();
+        let (_kam, _d, mut b) = start(&sb, ours, theirs, "auto", true);
+        b.command("dial", "sip:alice@127.0.0.1");
+        let c = wait_call(&sb, "active");
+        assert_eq!(
+            (c["codec"].as_str(), c["incoming"].as_bool()),
+            (Some(name), Some(true)),
+            "{c}"
+        );
+        b.wait_event("CALL_ESTABLISHED");
+        std::thread::sleep(Duration::from_millis(2500));
+        b.command("hangup", "");
+        wait_no_calls(&sb);
+        assert_tone(
+            &sb.path().join("voipd-heard.wav"),
+            BARESIP_TONE,
+            &[VOIPD_TONE, 1500.0],
+            15,
+        );
+        let theirs = b.received_recordings();
+        assert_eq!(theirs.len(), 1, "{theirs:?}");
+        assert_tone(&theirs[0], VOIPD_TONE, &[BARESIP_TONE, 1500.0], 15);
+    }
+}

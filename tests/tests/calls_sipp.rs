@@ -254,3 +254,35 @@ fn auto_answer_waits_its_delay_and_announces_the_call_first() {
         "answered {waited} ms after ringing; delay_ms is 1200"
     );
 }
+
+#[test]
+fn dtmf_in_sip_info_is_received() {
+    let sb = Sandbox::new();
+    let (d, port) = start(&sb, r#"mode = "auto""#);
+    pass(uac(&sb, "call_info_dtmf.xml", port));
+    assert!(d.log().contains("DTMF 5 received"), "{}", d.log());
+    assert!(d.log().contains("DTMF # received"), "{}", d.log());
+}
+
+#[test]
+fn rtp_uses_the_configured_port_range() {
+    let sb = Sandbox::new();
+    sb.write_config("[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n[audio]\ninput = \"null\"\noutput = \"null\"\nrtp_ports = \"41000-41099\"\n");
+    let _d = sb.start_daemon();
+    assert!(sb.voipctl(&["dial", "echo"]).status.success());
+    wait_until(
+        || calls(&sb).first().is_some_and(|c| c["state"] == "active"),
+        "the sound test",
+    );
+    let c = &calls(&sb)[0];
+    let port: u16 = c["rtp_local"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((41000..=41099).contains(&port) && port % 2 == 0, "{c}");
+    sb.voipctl(&["hangup"]);
+}

@@ -16,6 +16,7 @@ pub fn state_name(c: &Call) -> &'static str {
         CallState::Active => "active",
         CallState::Ended => "ended",
         CallState::Held => "on hold",
+        CallState::Early => "early media",
     }
 }
 

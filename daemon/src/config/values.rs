@@ -102,8 +102,10 @@ pub enum AudioEndpoint {
     Null,
     /// A sound device by its cpal name.
     Device(String),
-    /// A WAV file: played as input, written as output.
+    /// A WAV file: played as input (in a loop), written as output.
     File(PathBuf),
+    /// A WAV file played once as input, then silence; the call goes on.
+    FileOnce(PathBuf),
     /// A sine tone of this many Hz (input only).
     Tone(f32),
 }
@@ -122,7 +124,12 @@ impl TryFrom<String> for AudioEndpoint {
             "default" => AudioEndpoint::Default,
             "null" => AudioEndpoint::Null,
             _ => {
-                if let Some(path) = s.strip_prefix("file:") {
+                if let Some(path) = s.strip_prefix("file-once:") {
+                    if path.is_empty() {
+                        return Err("\"file-once:\" needs a path".into());
+                    }
+                    AudioEndpoint::FileOnce(path.into())
+                } else if let Some(path) = s.strip_prefix("file:") {
                     if path.is_empty() {
                         return Err(
                             "\"file:\" needs a path, e.g. \"file:/var/lib/voipd/greeting.wav\""

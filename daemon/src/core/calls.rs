@@ -33,6 +33,8 @@ pub enum CallDirection {
 pub enum CallState {
     Dialing,
     Ringing,
+    /// Ringing with early media flowing (a 18x with SDP).
+    Early,
     Active,
     /// On hold by us (a re-INVITE with sendonly was accepted).
     Held,
@@ -555,6 +557,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                     {
                         tracing::info!(call = call.info.id, "early media from {}", n.remote);
                         early = Some(call.start_media(sock, n, offer.clone()));
+                        call.set(CallState::Early).await;
                     }
                 }
                 Ok(r) if r.code < 300 => break r,
@@ -856,7 +859,10 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
 async fn echo_call(mut call: Call) {
     call.report().await;
     let lo = std::net::IpAddr::from([127, 0, 0, 1]);
-    let (rtp, reflector) = match (bind(lo, None).await, bind(lo, None).await) {
+    let (rtp, reflector) = match (
+        bind(lo, call.ctx.audio.rtp_ports).await,
+        bind(lo, None).await,
+    ) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return call.end(500, format!("no RTP port: {e}")).await,
     };

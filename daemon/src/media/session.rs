@@ -80,6 +80,7 @@ enum Source {
     File {
         samples: Vec<i16>,
         pos: usize,
+        looping: bool,
     },
     Device {
         capture: rtrb::Consumer<i16>,
@@ -91,10 +92,11 @@ impl Source {
     fn open(ep: &AudioEndpoint, rate: u32) -> Source {
         match ep {
             AudioEndpoint::Tone(f) => Source::Tone(Tone::new(*f, rate)),
-            AudioEndpoint::File(p) => match wav::read(p) {
+            AudioEndpoint::File(p) | AudioEndpoint::FileOnce(p) => match wav::read(p) {
                 Ok((samples, r)) if !samples.is_empty() => Source::File {
                     samples: resample(&samples, r, rate),
                     pos: 0,
+                    looping: matches!(ep, AudioEndpoint::File(_)),
                 },
                 Ok(_) => Source::Silence,
                 Err(e) => {
@@ -114,10 +116,18 @@ impl Source {
             Source::Silence => out.fill(0),
             Source::Tone(t) => t.fill(out),
             // Loops, and the call goes on when it wraps.
-            Source::File { samples, pos } => {
+            // Loops, or plays once and then stays silent; the call goes on either way.
+            Source::File {
+                samples,
+                pos,
+                looping,
+            } => {
                 for s in out {
-                    *s = samples[*pos];
-                    *pos = (*pos + 1) % samples.len();
+                    *s = samples.get(*pos).copied().unwrap_or(0);
+                    *pos += 1;
+                    if *pos >= samples.len() && *looping {
+                        *pos = 0;
+                    }
                 }
             }
             Source::Device { capture, scratch } => {
@@ -168,7 +178,7 @@ struct Sink {
 }
 
 fn open_sink(ep: &AudioEndpoint, rate: u32) -> Option<Sink> {
-    let AudioEndpoint::File(p) = ep else {
+    let (AudioEndpoint::File(p) | AudioEndpoint::FileOnce(p)) = ep else {
         return None;
     };
     match WavWriter::create(p, rate) {
@@ -566,4 +576,26 @@ fn ntp_now() -> u64 {
         .unwrap_or_default();
     let secs = d.as_secs() + 2_208_988_800;
     (secs << 32) | ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_plays_in_a_loop_or_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.wav");
+        let mut w = WavWriter::create(&p, 8000).unwrap();
+        w.write(&[1, 2, 3]).unwrap();
+        w.finish(8000).unwrap();
+        let mut out = [0i16; 7];
+        Source::open(&AudioEndpoint::File(p.clone()), 8000).fill(&mut out);
+        assert_eq!(out, [1, 2, 3, 1, 2, 3, 1]);
+        let mut once = Source::open(&AudioEndpoint::FileOnce(p), 8000);
+        once.fill(&mut out);
+        assert_eq!(out, [1, 2, 3, 0, 0, 0, 0]);
+        once.fill(&mut out);
+        assert_eq!(out, [0; 7], "then silence, for as long as the call lasts");
+    }
 }

@@ -143,6 +143,7 @@ impl From<CallInfo> for pb::Call {
             CallState::Ringing => (pb::CallState::Ringing, 0, String::new()),
             CallState::Active => (pb::CallState::Active, 0, String::new()),
             CallState::Held => (pb::CallState::Held, 0, String::new()),
+            CallState::Early => (pb::CallState::Early, 0, String::new()),
             CallState::Ended { code, reason } => (pb::CallState::Ended, code.into(), reason),
         };
         pb::Call {
