@@ -283,6 +283,9 @@ fn rtp_uses_the_configured_port_range() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((41000..=41099).contains(&port) && port.is_multiple_of(2), "{c}");
+    assert!(
+        (41000..=41099).contains(&port) && port.is_multiple_of(2),
+        "{c}"
+    );
     sb.voipctl(&["hangup"]);
 }
