@@ -24,6 +24,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 threads() { awk '/Threads/ {print $2}' "/proc/$1/status"; }
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+ucpu() { awk '{print $14}' "/proc/$1/stat"; }
 ticks=$(getconf CLK_TCK)
 
 # SIPp as caller; prints "ok failed elapsed".
@@ -59,14 +60,15 @@ measure() { # name pid target
   local sp=$!
   sleep $((CONC / 100 + 2))
   local peak_rss; peak_rss=$(rss "$pid"); local th; th=$(threads "$pid")
-  local ca; ca=$(cpu "$pid"); sleep 5; local cb; cb=$(cpu "$pid")
+  local ca ua; ca=$(cpu "$pid"); ua=$(ucpu "$pid"); sleep 5; local cb ub; cb=$(cpu "$pid"); ub=$(ucpu "$pid")
   wait "$sp"
   read -r ok failed secs < "$work/conc-$name.out"
-  printf '%-8s hold      %5s concurrent calls with RTP: %s completed, %s failed; RSS %s kB idle, %s kB at peak (%s kB/call); CPU %s%% of a core at peak (%s%%/call); %s threads\n' \
+  printf '%-8s hold      %5s concurrent calls with RTP: %s completed, %s failed; RSS %s kB idle, %s kB at peak (%s kB/call); CPU %s%% of a core at peak (%s%%/call; user %s%%/call, the rest kernel); %s threads\n' \
     "$name" "$CONC" "$ok" "$failed" "$idle_rss" "$peak_rss" \
     "$(python3 -c "print(round(($peak_rss-$idle_rss)/$CONC,1))")" \
     "$(python3 -c "print(round(100*($cb-$ca)/$ticks/5))")" \
-    "$(python3 -c "print(round(100*($cb-$ca)/$ticks/5/$CONC,3))")" "$th"
+    "$(python3 -c "print(round(100*($cb-$ca)/$ticks/5/$CONC,3))")" \
+    "$(python3 -c "print(round(100*($ub-$ua)/$ticks/5/$CONC,3))")" "$th"
 }
 
 # voipd: auto-answer, G.711 only, silence as input, nothing recorded.

@@ -341,12 +341,12 @@ impl Call {
                         }
                         CallCommand::Answer => {}
                         CallCommand::Hold if self.info.state == CallState::Active => {
-                            if self.reinvite(&mut dialog, &mut media, Direction::SendOnly).await {
+                            if Box::pin(self.reinvite(&mut dialog, &mut media, Direction::SendOnly)).await {
                                 self.set(CallState::Held).await;
                             }
                         }
                         CallCommand::Resume if self.info.state == CallState::Held => {
-                            if self.reinvite(&mut dialog, &mut media, Direction::SendRecv).await {
+                            if Box::pin(self.reinvite(&mut dialog, &mut media, Direction::SendRecv)).await {
                                 self.set(CallState::Active).await;
                             }
                         }
@@ -370,7 +370,7 @@ impl Call {
                                     tu.tx.respond(req.response(200, "OK")).await;
                                     break (200, "the other side hung up".into());
                                 }
-                                Method::Invite => self.answer_reinvite(&tu, &dialog, &mut media).await,
+                                Method::Invite => Box::pin(self.answer_reinvite(&tu, &dialog, &mut media)).await,
                                 Method::Info => {
                                     let code = match info_digit(req) {
                                         Some(digit) => {
@@ -627,7 +627,9 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     // The set-up's messages are not needed while the call runs; free them now rather than
     // at its end (memory per call).
     drop((tx, invite, ok));
-    call.established(dialog, media).await;
+    // The running call is a task of its own, so that the set-up's state is freed rather
+    // than carried for the whole call (memory per call).
+    tokio::spawn(async move { call.established(dialog, media).await });
 }
 
 /// Takes an incoming INVITE (out of dialog) as a new call.
@@ -834,7 +836,9 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     };
     let media = call.start_media(rtp, negotiated, ours);
     drop((tu, ack, ok, offer, req));
-    call.established(dialog, media).await;
+    // The running call is a task of its own, so that the set-up's state is freed rather
+    // than carried for the whole call (memory per call).
+    tokio::spawn(async move { call.established(dialog, media).await });
 }
 
 /// The sound test call (dial "echo"): our media goes to a local reflector that sends it

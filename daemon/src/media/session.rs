@@ -230,14 +230,14 @@ pub async fn bind(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpS
     ))
 }
 
-enum Control {
-    Dtmf(String),
-}
+/// Digits waiting to be sent. The task looks every 20 ms anyway, so a plain queue does
+/// (and costs less per call than a channel).
+type DtmfQueue = std::sync::Arc<std::sync::Mutex<VecDeque<char>>>;
 
 /// The running session. Dropping it stops the task.
 pub struct MediaSession {
     params: watch::Sender<MediaParams>,
-    control: mpsc::Sender<Control>,
+    dtmf: DtmfQueue,
     task: tokio::task::JoinHandle<MediaStats>,
 }
 
@@ -253,7 +253,7 @@ pub struct MediaOptions<'a> {
 impl MediaSession {
     pub fn start(sock: UdpSocket, params: MediaParams, opts: MediaOptions<'_>) -> MediaSession {
         let (tx, rx) = watch::channel(params);
-        let (control, control_rx) = mpsc::channel(8);
+        let dtmf = DtmfQueue::default();
         let task = tokio::spawn(
             Runner {
                 sock,
@@ -264,11 +264,11 @@ impl MediaSession {
                 live: opts.live,
                 stats: MediaStats::default(),
             }
-            .run(rx, control_rx),
+            .run(rx, dtmf.clone()),
         );
         MediaSession {
             params: tx,
-            control,
+            dtmf,
             task,
         }
     }
@@ -282,10 +282,9 @@ impl MediaSession {
     }
 
     /// Queues digits to send as RFC 4733 events (or in-band when none was negotiated).
-    pub fn send_dtmf(&self, digits: &str) -> bool {
-        self.control
-            .try_send(Control::Dtmf(digits.to_string()))
-            .is_ok()
+    pub fn send_dtmf(&self, digits: &str) {
+        let mut q = self.dtmf.lock().unwrap_or_else(|e| e.into_inner());
+        q.extend(digits.chars().filter(|c| dtmf::event_code(*c).is_some()));
     }
 
     /// Stops and returns what was counted.
@@ -333,7 +332,7 @@ impl Runner {
     async fn run(
         mut self,
         mut params: watch::Receiver<MediaParams>,
-        mut control: mpsc::Receiver<Control>,
+        dtmf_queue: DtmfQueue,
     ) -> MediaStats {
         let mut p = params.borrow_and_update().clone();
         let mut codec = match Transcoder::new(p.codec, p.fec, p.dtx) {
@@ -366,7 +365,8 @@ impl Runner {
         let started = Instant::now();
         let mut reception = Reception::default();
         let mut octets: u32 = 0;
-        let mut rtcp_buf = vec![0u8; 1500];
+        // Compound reports from phones are a few hundred bytes; a longer one is cut and read as far as it goes.
+        let mut rtcp_buf = vec![0u8; 512];
         // Every 5 s (RFC 3550's minimum), jittered so that calls do not report in step.
         let mut rtcp_tick = tokio::time::interval_at(
             Instant::now() + Duration::from_millis(2500 + u64::from(fastrand::u16(..2500))),
@@ -391,6 +391,7 @@ impl Runner {
                 _ = tick.tick() => {
                     let can_send = p.send && p.remote.port() != 0 && !p.remote.ip().is_unspecified();
                     let step = rtp_clock(p.codec) / 50;
+                    dtmf_out.extend(dtmf_queue.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
                     if sending.is_none() && let Some(d) = dtmf_out.pop_front() {
                         sending = DtmfSender::new(d, ts);
                     }
@@ -517,9 +518,6 @@ impl Runner {
                         self.stats.remote_lost = b.cumulative_lost;
                         self.stats.remote_jitter_ms = (u64::from(b.jitter) * 1000 / u64::from(clock)) as u32;
                     }
-                }
-                Some(Control::Dtmf(digits)) = control.recv() => {
-                    dtmf_out.extend(digits.chars().filter(|c| dtmf::event_code(*c).is_some()));
                 }
                 changed = params.changed() => {
                     if changed.is_err() {
