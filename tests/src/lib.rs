@@ -308,6 +308,32 @@ pub fn wait_child(child: &mut Child) -> ExitStatus {
     panic!("child process did not exit within {PATIENCE:?}");
 }
 
+/// `voipctl --json watch` running into a file, registered with the daemon before this
+/// returns. Kill the child when done; read with [`watched`].
+pub fn watch_events(sb: &Sandbox) -> (Child, PathBuf) {
+    let path = sb.path().join(format!("watch-{}.jsonl", unique()));
+    let child = sb
+        .command(bin("voipctl"))
+        .args(["--json", "watch"])
+        .stdout(std::fs::File::create(&path).expect("events file"))
+        .spawn()
+        .expect("voipctl watch");
+    wait_until(
+        || stdout(&sb.voipctl(&["--json", "status"])).contains("\"watchers\":1"),
+        "the watcher to be registered",
+    );
+    (child, path)
+}
+
+/// The events a [`watch_events`] file holds so far.
+pub fn watched(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 /// The daemon's accounts, as `voipctl --json accounts` lists them.
 pub fn accounts(sb: &Sandbox) -> Vec<serde_json::Value> {
     let out = sb.voipctl(&["--json", "accounts"]);

@@ -47,15 +47,6 @@ fn wait_no_calls(sb: &Sandbox) {
     wait_until(|| calls(sb).is_empty(), "the call to end");
 }
 
-/// The events `voipctl watch --json` printed so far.
-fn watched(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 fn start(
     sb: &Sandbox,
     codec_voipd: &str,
@@ -119,17 +110,7 @@ fn voipd_calls_baresip_with_each_codec_and_audio_flows_both_ways() {
 fn baresip_calls_voipd_which_answers_and_hears_dtmf_and_sends_it() {
     let sb = Sandbox::new();
     let (_kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
-    let events = sb.path().join("watch.jsonl");
-    let mut watch = sb
-        .command(bin("voipctl"))
-        .args(["--json", "watch"])
-        .stdout(std::fs::File::create(&events).unwrap())
-        .spawn()
-        .unwrap();
-    wait_until(
-        || stdout(&sb.voipctl(&["--json", "status"])).contains("\"watchers\":1"),
-        "watcher",
-    );
+    let (mut watch, events) = watch_events(&sb);
 
     let mut b = b;
     b.command("dial", "sip:alice@127.0.0.1");
@@ -361,17 +342,7 @@ fn malformed_rtp_does_not_break_a_call() {
 fn rtcp_reports_flow_and_the_far_sides_view_is_on_the_call() {
     let sb = Sandbox::new();
     let (_kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
-    let events = sb.path().join("watch.jsonl");
-    let mut watch = sb
-        .command(bin("voipctl"))
-        .args(["--json", "watch"])
-        .stdout(std::fs::File::create(&events).unwrap())
-        .spawn()
-        .unwrap();
-    wait_until(
-        || stdout(&sb.voipctl(&["--json", "status"])).contains("\"watchers\":1"),
-        "watcher",
-    );
+    let (mut watch, events) = watch_events(&sb);
     sb.voipctl(&["dial", "carol"]);
     wait_call(&sb, "active");
     b.wait_event("CALL_ESTABLISHED");

@@ -221,17 +221,7 @@ fn do_not_disturb_answers_486() {
 fn auto_answer_waits_its_delay_and_announces_the_call_first() {
     let sb = Sandbox::new();
     let (_d, port) = start(&sb, r#"mode = "auto", delay_ms = 1200"#);
-    let events = sb.path().join("watch.jsonl");
-    let mut watch = sb
-        .command(bin("voipctl"))
-        .args(["--json", "watch"])
-        .stdout(std::fs::File::create(&events).unwrap())
-        .spawn()
-        .unwrap();
-    wait_until(
-        || stdout(&sb.voipctl(&["--json", "status"])).contains("\"watchers\":1"),
-        "watcher",
-    );
+    let (mut watch, events) = watch_events(&sb);
     pass(uac(&sb, "call_offerless.xml", port));
     let _ = watch.kill();
     let _ = watch.wait();

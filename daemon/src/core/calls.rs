@@ -407,7 +407,7 @@ async fn final_response(mut tx: ClientTx) -> Result<Response, TxError> {
     }
 }
 
-fn new_info(
+pub(super) fn new_info(
     id: u64,
     account: &Option<Account>,
     direction: CallDirection,

@@ -599,21 +599,12 @@ impl CallEntry {
 
 /// What a call is until its task first reports.
 fn placeholder(id: u64) -> CallInfo {
-    CallInfo {
+    calls::new_info(
         id,
-        account: None,
-        remote_uri: String::new(),
-        remote_name: None,
-        direction: calls::CallDirection::Outgoing,
-        state: CallState::Dialing,
-        muted: false,
-        started: SystemTime::now(),
-        answered: None,
-        codec: None,
-        rtp_local: None,
-        rtp_remote: None,
-        stats: Default::default(),
-    }
+        &None,
+        calls::CallDirection::Outgoing,
+        CallState::Dialing,
+    )
 }
 
 /// What to call: a full URI, user@host, or a bare user or number completed with the
