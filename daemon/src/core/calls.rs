@@ -175,7 +175,7 @@ impl Call {
 
     async fn set(&mut self, state: CallState) {
         if let CallState::Ended { code, reason } = &state {
-            tracing::info!(call = self.info.id, "call ended: {code} {reason}");
+            tracing::info!(call_id = self.info.id, "call ended: {code} {reason}");
         }
         self.info.state = state;
         self.report().await;
@@ -225,7 +225,7 @@ impl Call {
                     tokio::spawn(final_response(tx));
                 }
             }
-            Err(e) => tracing::warn!(call = self.info.id, "cannot send BYE: {e}"),
+            Err(e) => tracing::warn!(call_id = self.info.id, "cannot send BYE: {e}"),
         }
     }
 
@@ -256,7 +256,7 @@ impl Call {
         };
         if resp.code >= 300 {
             tracing::info!(
-                call = self.info.id,
+                call_id = self.info.id,
                 "re-INVITE refused: {} {}",
                 resp.code,
                 resp.reason
@@ -326,7 +326,7 @@ impl Call {
                         let _ = self.ctx.updates.send(CallUpdate::Dtmf { id: self.info.id, digit }).await;
                     }
                     Some(MediaEvent::Timeout(after)) => {
-                        tracing::warn!(call = self.info.id, "no RTP for {}s; the far side is gone", after.as_secs());
+                        tracing::warn!(call_id = self.info.id, "no RTP for {}s; the far side is gone", after.as_secs());
                         self.bye(&mut dialog).await;
                         break (408, format!("no RTP for {} s", after.as_secs()));
                     }
@@ -555,7 +555,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                         && let Ok(n) = Sdp::parse(&r.body).map_err(|e| e.to_string()).and_then(|a| sdp::read_answer(&offer, &a).map_err(|e| e.to_string()))
                         && let Some(sock) = rtp.take()
                     {
-                        tracing::info!(call = call.info.id, "early media from {}", n.remote);
+                        tracing::info!(call_id = call.info.id, "early media from {}", n.remote);
                         early = Some(call.start_media(sock, n, offer.clone()));
                         call.set(CallState::Early).await;
                     }
@@ -594,10 +594,10 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     match dialog.next_hop().await {
         Ok(hop) => {
             if let Err(e) = call.ctx.ep.send_ack(ack, hop).await {
-                tracing::warn!(call = call.info.id, "ACK not sent: {e}");
+                tracing::warn!(call_id = call.info.id, "ACK not sent: {e}");
             }
         }
-        Err(e) => tracing::warn!(call = call.info.id, "ACK not sent: {e}"),
+        Err(e) => tracing::warn!(call_id = call.info.id, "ACK not sent: {e}"),
     }
     call.info.remote_name = ok.to().and_then(|t| t.display);
     let negotiated = Sdp::parse(&ok.body)
@@ -790,7 +790,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         tokio::select! {
             () = tokio::time::sleep(interval) => {
                 if tokio::time::Instant::now() >= give_up {
-                    tracing::warn!(call = call.info.id, "no ACK for our 200 OK; ending the call");
+                    tracing::warn!(call_id = call.info.id, "no ACK for our 200 OK; ending the call");
                     let mut d = dialog.clone();
                     call.bye(&mut d).await;
                     return call.end(408, "no ACK").await;

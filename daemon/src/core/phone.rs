@@ -260,7 +260,7 @@ impl Phone {
             let id = self.new_call_id();
             let sip_call_id = req.request.call_id().map(str::to_string);
             tracing::info!(
-                call = id,
+                call_id = id,
                 "incoming call from {}",
                 req.request
                     .from()
@@ -287,7 +287,7 @@ impl Phone {
         let info = match update {
             CallUpdate::Info(info) => *info,
             CallUpdate::Dtmf { id, digit } => {
-                tracing::info!(call = id, "DTMF {digit} received");
+                tracing::info!(call_id = id, "DTMF {digit} received");
                 self.events
                     .emit(EventKind::DtmfReceived { call: id, digit });
                 return;
@@ -309,7 +309,7 @@ impl Phone {
             .ok_or_else(|| CoreError::FailedPrecondition("SIP is not running".into()))?;
         if uri.trim().eq_ignore_ascii_case("echo") {
             let id = self.new_call_id();
-            tracing::info!(call = id, "sound test call");
+            tracing::info!(call_id = id, "sound test call");
             let calls::CallHandle { commands, live } = calls::echo(ctx, id);
             let info = placeholder(id);
             self.calls.insert(
@@ -326,7 +326,7 @@ impl Phone {
         let account = self.accounts.for_dialing(account)?;
         let target = dial_target(uri, account.as_ref())?;
         let id = self.new_call_id();
-        tracing::info!(call = id, "calling {target}");
+        tracing::info!(call_id = id, "calling {target}");
         let sip_call_id = format!("{}@voipd", crate::sip::transaction::random_token(20));
         let calls::CallHandle { commands, live } =
             calls::dial(ctx, id, account, target, sip_call_id.clone());
