@@ -69,15 +69,29 @@ fn is_param_char(c: char) -> bool {
 }
 
 fn is_hostname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.trim_end_matches('.').split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+    // One pass over the bytes: labels of 1 to 63 letters, digits and inner hyphens.
+    let b = s.strip_suffix('.').unwrap_or(s).as_bytes();
+    if b.is_empty() || s.len() > 253 {
+        return false;
+    }
+    let (mut len, mut prev) = (0usize, b'.');
+    for &c in b {
+        if c == b'.' {
+            if len == 0 || prev == b'-' {
+                return false;
+            }
+            len = 0;
+        } else if c.is_ascii_alphanumeric() || (c == b'-' && len > 0) {
+            len += 1;
+            if len > 63 {
+                return false;
+            }
+        } else {
+            return false;
+        }
+        prev = c;
+    }
+    len > 0 && prev != b'-'
 }
 
 fn parse_host(s: &str) -> Result<Host, UriError> {

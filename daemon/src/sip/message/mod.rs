@@ -93,6 +93,10 @@ impl fmt::Display for Method {
 pub struct Headers(Vec<(Name, String)>);
 
 impl Headers {
+    pub fn with_capacity(n: usize) -> Headers {
+        Headers(Vec::with_capacity(n))
+    }
+
     pub fn get(&self, name: &Name) -> Option<&str> {
         self.0
             .iter()

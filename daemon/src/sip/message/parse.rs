@@ -202,7 +202,8 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseErrorKind> {
 }
 
 fn header_lines(lines: &[Cow<'_, str>]) -> (Headers, bool) {
-    let mut headers = Headers::default();
+    // List headers may split into more entries than lines; this is the usual count.
+    let mut headers = Headers::with_capacity(lines.len() + 4);
     let mut ok = true;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
