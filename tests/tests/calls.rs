@@ -43,6 +43,23 @@ fn wait_call(sb: &Sandbox, state: &str) -> Value {
     }
 }
 
+/// voipd's recording holds baresip's tone, clean, in at least `blocks` 100 ms blocks.
+fn assert_heard_baresip(sb: &Sandbox, blocks: usize) {
+    assert_tone(
+        &sb.path().join("voipd-heard.wav"),
+        BARESIP_TONE,
+        &[VOIPD_TONE, 1500.0],
+        blocks,
+    );
+}
+
+/// We hang up; baresip sees the call close and voipd lists no call.
+fn hang_up(sb: &Sandbox, b: &Baresip) {
+    assert!(sb.voipctl(&["hangup"]).status.success());
+    b.wait_event("CALL_CLOSED");
+    wait_no_calls(sb);
+}
+
 fn wait_no_calls(sb: &Sandbox) {
     wait_until(|| calls(sb).is_empty(), "the call to end");
 }
@@ -171,12 +188,7 @@ fn baresip_calls_voipd_which_answers_and_hears_dtmf_and_sends_it() {
         call["media"]["packets_received"].as_u64().unwrap() > 50,
         "{call}"
     );
-    assert_tone(
-        &sb.path().join("voipd-heard.wav"),
-        BARESIP_TONE,
-        &[VOIPD_TONE, 1500.0],
-        10,
-    );
+    assert_heard_baresip(&sb, 10);
     let _ = watch.kill();
     let _ = watch.wait();
 }
@@ -222,16 +234,9 @@ fn hold_stops_our_audio_and_resume_brings_it_back() {
         s2 - s1 >= 40 && r2 - r1 >= 40,
         "audio returns: sent {s1} -> {s2}, received {r1} -> {r2}"
     );
-    sb.voipctl(&["hangup"]);
-    b.wait_event("CALL_CLOSED");
-    wait_no_calls(&sb);
+    hang_up(&sb, &b);
     // And what came after the resume was still the far side's tone.
-    assert_tone(
-        &sb.path().join("voipd-heard.wav"),
-        BARESIP_TONE,
-        &[VOIPD_TONE, 1500.0],
-        15,
-    );
+    assert_heard_baresip(&sb, 15);
 }
 
 #[test]
@@ -326,16 +331,9 @@ fn malformed_rtp_does_not_break_a_call() {
     let now = calls(&sb);
     assert_eq!(now.len(), 1);
     assert_eq!(now[0]["state"], "active", "the call survives: {now:?}");
-    sb.voipctl(&["hangup"]);
-    b.wait_event("CALL_CLOSED");
-    wait_no_calls(&sb);
+    hang_up(&sb, &b);
     // The far side's audio kept coming through.
-    assert_tone(
-        &sb.path().join("voipd-heard.wav"),
-        BARESIP_TONE,
-        &[VOIPD_TONE, 1500.0],
-        15,
-    );
+    assert_heard_baresip(&sb, 15);
 }
 
 #[test]
@@ -348,9 +346,7 @@ fn rtcp_reports_flow_and_the_far_sides_view_is_on_the_call() {
     b.wait_event("CALL_ESTABLISHED");
     // baresip reports every 5 s or so; give it time for two.
     std::thread::sleep(Duration::from_secs(11));
-    sb.voipctl(&["hangup"]);
-    b.wait_event("CALL_CLOSED");
-    wait_no_calls(&sb);
+    hang_up(&sb, &b);
     let _ = watch.kill();
     let _ = watch.wait();
     let ended = watched(&events)
