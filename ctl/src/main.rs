@@ -51,6 +51,18 @@ struct Cli {
     verb: Verb,
 }
 
+/// Audio for one call, written as in the configuration's [audio]: "null", "tone:440",
+/// "file:/path.wav" ("{id}" becomes the call's id), "file-once:…", a device name.
+#[derive(clap::Args, Clone, Default)]
+pub struct AudioArgs {
+    /// Where this call's audio comes from [default: audio.input]
+    #[arg(long, value_name = "ENDPOINT")]
+    pub input: Option<String>,
+    /// Where this call's audio goes [default: audio.output]
+    #[arg(long, value_name = "ENDPOINT")]
+    pub output: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Verb {
     /// Show version, uptime, configuration, listening addresses and counts
@@ -80,9 +92,15 @@ enum Verb {
         /// The account to call from [default: the first registered one]
         #[arg(long)]
         account: Option<String>,
+        #[command(flatten)]
+        audio: AudioArgs,
     },
     /// Answer a ringing call [default: the only one ringing]
-    Answer { id: Option<u64> },
+    Answer {
+        id: Option<u64>,
+        #[command(flatten)]
+        audio: AudioArgs,
+    },
     /// Refuse a ringing call: 603 Decline, or 486 Busy Here with --busy
     Reject {
         id: Option<u64>,
@@ -144,8 +162,12 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Accounts => cmd::accounts::list(conn, out).await,
         Verb::Register { id } => cmd::accounts::register(conn, out, id, true).await,
         Verb::Unregister { id } => cmd::accounts::register(conn, out, id, false).await,
-        Verb::Dial { uri, account } => cmd::calls::dial(conn, out, uri, account).await,
-        Verb::Answer { id } => cmd::calls::act(conn, out, id, Act::Answer).await,
+        Verb::Dial {
+            uri,
+            account,
+            audio,
+        } => cmd::calls::dial(conn, out, uri, account, audio).await,
+        Verb::Answer { id, audio } => cmd::calls::act(conn, out, id, Act::Answer(audio)).await,
         Verb::Reject { id, busy } => cmd::calls::act(conn, out, id, Act::Reject { busy }).await,
         Verb::Hangup { id } => cmd::calls::act(conn, out, id, Act::Hangup).await,
         Verb::Hold { id } => cmd::calls::act(conn, out, id, Act::Hold).await,

@@ -45,3 +45,47 @@ fn echo_plays_back_what_it_hears_a_second_later() {
         "the first 0.8 s are silent: the echo lags a second"
     );
 }
+
+#[test]
+fn a_call_can_have_its_own_endpoints_and_file_per_call() {
+    let sb = Sandbox::new();
+    sb.write_config(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n[audio]\ninput = \"null\"\noutput = \"null\"\n",
+    );
+    let _d = sb.start_daemon();
+    let pattern = sb.path().join("call-{id}.wav");
+    let out = sb.voipctl(&[
+        "dial",
+        "echo",
+        "--input",
+        "tone:900",
+        "--output",
+        &format!("file:{}", pattern.display()),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_until(
+        || stdout(&sb.voipctl(&["calls"])).contains("active"),
+        "the sound test",
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(sb.voipctl(&["hangup"]).status.success());
+    wait_until(
+        || stdout(&sb.voipctl(&["calls"])).contains("no calls"),
+        "the end",
+    );
+    // The file is named for call 1 and holds this call's own tone.
+    assert_tone(&sb.path().join("call-1.wav"), 900.0, &[440.0], 10);
+
+    // A bad endpoint is refused, naming the field; nothing starts.
+    let out = sb.voipctl(&["dial", "echo", "--output", "tone:440"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("output: a tone can only be an input"),
+        "{}",
+        describe(&out)
+    );
+    let out = sb.voipctl(&["dial", "echo", "--input", "file:"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("input: "), "{}", describe(&out));
+    assert!(stdout(&sb.voipctl(&["calls"])).contains("no calls"));
+}

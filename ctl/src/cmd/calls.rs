@@ -1,10 +1,11 @@
 use tonic::transport::Channel;
 use voipd_proto::v1::calls_client::CallsClient;
 use voipd_proto::v1::{
-    Call, CallRequest, CallState, DialRequest, DtmfRequest, ListCallsRequest, MuteRequest,
-    RejectRequest,
+    AnswerRequest, Call, CallRequest, CallState, DialRequest, DtmfRequest, ListCallsRequest,
+    MuteRequest, RejectRequest,
 };
 
+use crate::AudioArgs;
 use crate::exit::Failure;
 use crate::output::{Output, clock, duration};
 
@@ -92,11 +93,14 @@ pub async fn dial(
     out: Output,
     uri: String,
     account: Option<String>,
+    audio: AudioArgs,
 ) -> Result<(), Failure> {
     let c = CallsClient::new(conn)
         .dial(DialRequest {
             uri,
             account: account.unwrap_or_default(),
+            input: audio.input.unwrap_or_default(),
+            output: audio.output.unwrap_or_default(),
         })
         .await?
         .into_inner();
@@ -113,7 +117,7 @@ pub async fn dial(
 
 /// What a call verb does.
 pub enum Act {
-    Answer,
+    Answer(AudioArgs),
     Reject { busy: bool },
     Hangup,
     Hold,
@@ -125,7 +129,7 @@ pub enum Act {
 impl Act {
     fn verb(&self) -> &'static str {
         match self {
-            Act::Answer => "answer",
+            Act::Answer(_) => "answer",
             Act::Reject { .. } => "reject",
             Act::Hangup => "hangup",
             Act::Hold => "hold",
@@ -139,7 +143,7 @@ impl Act {
     fn fits(&self, c: &Call) -> bool {
         let ringing = c.incoming && c.state() == CallState::Ringing;
         match self {
-            Act::Answer | Act::Reject { .. } => ringing,
+            Act::Answer(_) | Act::Reject { .. } => ringing,
             Act::Hangup => true,
             Act::Hold => c.state() == CallState::Active,
             Act::Resume => c.state() == CallState::Held,
@@ -152,8 +156,14 @@ pub async fn act(conn: Channel, out: Output, id: Option<u64>, act: Act) -> Resul
     let id = the_call(conn.clone(), id, |c| act.fits(c), act.verb()).await?;
     let mut client = CallsClient::new(conn);
     let (c, doing) = match &act {
-        Act::Answer => (
-            client.answer(CallRequest { id }).await?,
+        Act::Answer(audio) => (
+            client
+                .answer(AnswerRequest {
+                    id,
+                    input: audio.input.clone().unwrap_or_default(),
+                    output: audio.output.clone().unwrap_or_default(),
+                })
+                .await?,
             "answering".to_string(),
         ),
         Act::Reject { busy } => (

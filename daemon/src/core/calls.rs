@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
-use crate::config::{Account, AnswerMode, AudioConfig, Codec};
+use crate::config::{Account, AnswerMode, AudioConfig, AudioEndpoint, Codec};
 use crate::media::session::{
     LiveStats, MediaEvent, MediaOptions, MediaParams, MediaSession, MediaStats, bind,
 };
@@ -63,9 +63,59 @@ pub struct CallInfo {
     pub stats: MediaStats,
 }
 
+/// Audio endpoints for one call, instead of the configured ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Endpoints {
+    pub input: Option<AudioEndpoint>,
+    pub output: Option<AudioEndpoint>,
+}
+
+impl Endpoints {
+    /// From their text as in the configuration; empty means "as configured".
+    pub fn parse(input: String, output: String) -> Result<Endpoints, super::CoreError> {
+        let parse =
+            |field: &'static str, s: String| -> Result<Option<AudioEndpoint>, super::CoreError> {
+                if s.is_empty() {
+                    return Ok(None);
+                }
+                let bad = |message: String| super::CoreError::InvalidArgument { field, message };
+                let ep = AudioEndpoint::try_from(s).map_err(bad)?;
+                if field == "output" && matches!(ep, AudioEndpoint::Tone(_)) {
+                    return Err(bad("a tone can only be an input".into()));
+                }
+                Ok(Some(ep))
+            };
+        Ok(Endpoints {
+            input: parse("input", input)?,
+            output: parse("output", output)?,
+        })
+    }
+
+    pub(super) fn apply(&self, audio: &mut AudioConfig) {
+        if let Some(i) = &self.input {
+            audio.input = i.clone();
+        }
+        if let Some(o) = &self.output {
+            audio.output = o.clone();
+        }
+    }
+}
+
+/// `{id}` in a file path becomes the call's id, so that each call can have its own file.
+fn for_call(ep: &AudioEndpoint, id: u64) -> AudioEndpoint {
+    let sub = |p: &std::path::Path| {
+        std::path::PathBuf::from(p.to_string_lossy().replace("{id}", &id.to_string()))
+    };
+    match ep {
+        AudioEndpoint::File(p) => AudioEndpoint::File(sub(p)),
+        AudioEndpoint::FileOnce(p) => AudioEndpoint::FileOnce(sub(p)),
+        other => other.clone(),
+    }
+}
+
 #[derive(Debug)]
 pub(super) enum CallCommand {
-    Answer,
+    Answer(Endpoints),
     /// Refuse a ringing call with this status (486 busy, 603 decline).
     Reject(u16),
     Hangup,
@@ -199,8 +249,8 @@ impl Call {
             rtp,
             params(&n, self.info.muted),
             MediaOptions {
-                input: &self.ctx.audio.input,
-                output: &self.ctx.audio.output,
+                input: &for_call(&self.ctx.audio.input, self.info.id),
+                output: &for_call(&self.ctx.audio.output, self.info.id),
                 timeout,
                 events: tx,
                 live: self.live.clone(),
@@ -339,7 +389,7 @@ impl Call {
                             self.bye(&mut dialog).await;
                             break (200, "hung up".into());
                         }
-                        CallCommand::Answer => {}
+                        CallCommand::Answer(_) => {}
                         CallCommand::Hold if self.info.state == CallState::Active => {
                             if Box::pin(self.reinvite(&mut dialog, &mut media, Direction::SendOnly)).await {
                                 self.set(CallState::Held).await;
@@ -724,7 +774,10 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 return call.end(487, "cancelled by the caller").await;
             }
             cmd = call.commands.recv() => match cmd {
-                Some(CallCommand::Answer) => break,
+                Some(CallCommand::Answer(endpoints)) => {
+                    endpoints.apply(&mut call.ctx.audio);
+                    break;
+                }
                 Some(CallCommand::Reject(code)) => {
                     tu.tx.respond(respond(code, reason_phrase(code))).await;
                     return call.end(code, "rejected").await;

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 pub use events::{EVENT_QUEUE, Event, EventKind};
 pub use phone::{CallAction, Phone, PhoneHandle, SipStack};
 
-pub use calls::{CallDirection, CallInfo, CallState};
+pub use calls::{CallDirection, CallInfo, CallState, Endpoints};
 
 pub use crate::sip::registration::RegState;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::accounts::Accounts;
-use super::calls::{self, CallCommand, CallContext, CallInfo, CallState, CallUpdate};
+use super::calls::{self, CallCommand, CallContext, CallInfo, CallState, CallUpdate, Endpoints};
 use super::events::EventBus;
 use super::{AccountInfo, ConfigSource, CoreError, Event, EventKind, ReloadReport, Status, uas};
 use crate::config::{AccountId, Config, ConfigLocation, Loaded};
@@ -32,6 +32,7 @@ enum Command {
     Dial {
         account: Option<String>,
         uri: String,
+        endpoints: Endpoints,
         reply: oneshot::Sender<Result<CallInfo, CoreError>>,
     },
     CallAction(
@@ -43,9 +44,10 @@ enum Command {
     SendDtmf(u64, String, oneshot::Sender<Result<CallInfo, CoreError>>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CallAction {
-    Answer,
+    /// Answer, optionally with other audio endpoints than the configured ones.
+    Answer(Endpoints),
     /// Refuse a ringing call: 486 Busy Here, or 603 Decline.
     Reject {
         busy: bool,
@@ -200,9 +202,10 @@ impl Phone {
             Command::Dial {
                 account,
                 uri,
+                endpoints,
                 reply,
             } => {
-                let _ = reply.send(self.dial(account.as_deref(), &uri));
+                let _ = reply.send(self.dial(account.as_deref(), &uri, &endpoints));
             }
             Command::CallAction(id, action, reply) => {
                 let _ = reply.send(self.call_action(id, action));
@@ -303,10 +306,16 @@ impl Phone {
         self.events.emit(EventKind::CallChanged(info));
     }
 
-    fn dial(&mut self, account: Option<&str>, uri: &str) -> Result<CallInfo, CoreError> {
-        let ctx = self
+    fn dial(
+        &mut self,
+        account: Option<&str>,
+        uri: &str,
+        endpoints: &Endpoints,
+    ) -> Result<CallInfo, CoreError> {
+        let mut ctx = self
             .call_context()
             .ok_or_else(|| CoreError::FailedPrecondition("SIP is not running".into()))?;
+        endpoints.apply(&mut ctx.audio);
         if uri.trim().eq_ignore_ascii_case("echo") {
             let id = self.new_call_id();
             tracing::info!(call_id = id, "sound test call");
@@ -368,7 +377,7 @@ impl Phone {
             CallAction::Hold => CallCommand::Hold,
             CallAction::Resume => CallCommand::Resume,
             CallAction::Mute(on) => CallCommand::Mute(on),
-            CallAction::Answer
+            CallAction::Answer(_)
                 if c.info.state != CallState::Ringing
                     || c.info.direction != calls::CallDirection::Incoming =>
             {
@@ -376,7 +385,7 @@ impl Phone {
                     "call {id} is not ringing here"
                 )));
             }
-            CallAction::Answer => CallCommand::Answer,
+            CallAction::Answer(e) => CallCommand::Answer(e),
             CallAction::Hangup => CallCommand::Hangup,
         };
         c.commands
@@ -553,11 +562,17 @@ impl PhoneHandle {
         self.ask(|r| Command::Unregister(id, r)).await?
     }
 
-    pub async fn dial(&self, account: Option<&str>, uri: &str) -> Result<CallInfo, CoreError> {
+    pub async fn dial(
+        &self,
+        account: Option<&str>,
+        uri: &str,
+        endpoints: Endpoints,
+    ) -> Result<CallInfo, CoreError> {
         let (account, uri) = (account.map(str::to_string), uri.to_string());
         self.ask(|reply| Command::Dial {
             account,
             uri,
+            endpoints,
             reply,
         })
         .await?

@@ -2,7 +2,7 @@ use tonic::{Request, Response, Status};
 use voipd_proto::v1 as pb;
 
 use super::status_of;
-use crate::core::{CallAction, PhoneHandle};
+use crate::core::{CallAction, Endpoints, PhoneHandle};
 
 pub(super) struct CallsService {
     phone: PhoneHandle,
@@ -32,12 +32,24 @@ impl pb::calls_server::Calls for CallsService {
     async fn dial(&self, r: Request<pb::DialRequest>) -> Result<Response<pb::Call>, Status> {
         let r = r.into_inner();
         let account = (!r.account.is_empty()).then_some(r.account.as_str());
-        let c = self.phone.dial(account, &r.uri).await.map_err(status_of)?;
+        let endpoints = Endpoints::parse(r.input, r.output).map_err(status_of)?;
+        let c = self
+            .phone
+            .dial(account, &r.uri, endpoints)
+            .await
+            .map_err(status_of)?;
         Ok(Response::new(c.into()))
     }
 
-    async fn answer(&self, r: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
-        self.act(r, CallAction::Answer).await
+    async fn answer(&self, r: Request<pb::AnswerRequest>) -> Result<Response<pb::Call>, Status> {
+        let r = r.into_inner();
+        let endpoints = Endpoints::parse(r.input, r.output).map_err(status_of)?;
+        let c = self
+            .phone
+            .call(r.id, CallAction::Answer(endpoints))
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(c.into()))
     }
 
     async fn hangup(&self, r: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
