@@ -8,6 +8,16 @@ use voipd_tests::*;
 
 /// Starts SIPp with `scenario` as registrar, then voipd with one account pointed at it.
 fn run(scenario: &str, extra_sipp: &[&str], sip_extra: &str) -> (Sandbox, Sipp, Daemon) {
+    run_keepalive(scenario, extra_sipp, sip_extra, 0)
+}
+
+/// As [`run`], with keepalives every `keepalive` seconds (0: none).
+fn run_keepalive(
+    scenario: &str,
+    extra_sipp: &[&str],
+    sip_extra: &str,
+    keepalive: u32,
+) -> (Sandbox, Sipp, Daemon) {
     let sb = Sandbox::new();
     let port = free_port();
     let mut args: Vec<String> = vec![
@@ -32,7 +42,7 @@ fn run(scenario: &str, extra_sipp: &[&str], sip_extra: &str) -> (Sandbox, Sipp, 
     // SIPp binds before it reads anything; give it a moment to be there.
     std::thread::sleep(Duration::from_millis(300));
     sb.write_config(&format!(
-        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n{sip_extra}\n\n[[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{port}\"\npassword = \"alicepw\"\nkeepalive_secs = 0\n"
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n{sip_extra}\n\n[[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{port}\"\npassword = \"alicepw\"\nkeepalive_secs = {keepalive}\n"
     ));
     let d = sb.start_daemon();
     (sb, sipp, d)
@@ -141,35 +151,7 @@ fn refreshes_arrive_before_expiry() {
 fn a_moved_nat_binding_triggers_a_new_registration() {
     // keepalive_secs = 1 for this one: the scenario answers two keepalives, the second
     // with another public port, and then wants a REGISTER.
-    let sb = Sandbox::new();
-    let port = free_port();
-    let args: Vec<String> = [
-        "-sf",
-        &sipp_scenario("reg_nat.xml").display().to_string(),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-bind_local",
-        "-t",
-        "u1",
-        "-m",
-        "1",
-        "-nostdin",
-        "-timeout",
-        "60s",
-        "-timeout_error",
-        "-trace_err",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let sipp = Sipp::spawn(sb.path(), "reg_nat", &args);
-    std::thread::sleep(Duration::from_millis(300));
-    sb.write_config(&format!(
-        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{port}\"\npassword = \"alicepw\"\nkeepalive_secs = 1\n"
-    ));
-    let d = sb.start_daemon();
+    let (_sb, sipp, d) = run_keepalive("reg_nat.xml", &["-timeout", "60s"], "", 1);
     expect_pass(sipp, Duration::from_secs(70));
     assert!(d.log().contains("public address changed"), "{}", d.log());
 }

@@ -269,21 +269,29 @@ impl Phone {
                     .from()
                     .map_or_else(String::new, |f| f.uri.to_string())
             );
-            let calls::CallHandle { commands, live } = calls::incoming(ctx, id, account, req);
-            self.calls.insert(
-                id,
-                CallEntry {
-                    info: placeholder(id),
-                    sip_call_id,
-                    commands,
-                    live,
-                },
-            );
+            let handle = calls::incoming(ctx, id, account, req);
+            self.track(id, sip_call_id, handle);
             return;
         }
         if let Some(resp) = uas::answer(&req) {
             tokio::spawn(async move { req.tx.respond(resp).await });
         }
+    }
+
+    /// Starts following a call task: commands go to it, and requests carrying its
+    /// Call-ID (when it has one) reach it.
+    fn track(&mut self, id: u64, sip_call_id: Option<String>, h: calls::CallHandle) -> CallInfo {
+        let info = placeholder(id);
+        self.calls.insert(
+            id,
+            CallEntry {
+                info: info.clone(),
+                sip_call_id,
+                commands: h.commands,
+                live: h.live,
+            },
+        );
+        info
     }
 
     fn on_call_update(&mut self, update: CallUpdate) {
@@ -319,37 +327,15 @@ impl Phone {
         if uri.trim().eq_ignore_ascii_case("echo") {
             let id = self.new_call_id();
             tracing::info!(call_id = id, "sound test call");
-            let calls::CallHandle { commands, live } = calls::echo(ctx, id);
-            let info = placeholder(id);
-            self.calls.insert(
-                id,
-                CallEntry {
-                    info: info.clone(),
-                    sip_call_id: None,
-                    commands,
-                    live,
-                },
-            );
-            return Ok(info);
+            return Ok(self.track(id, None, calls::echo(ctx, id)));
         }
         let account = self.accounts.for_dialing(account)?;
         let target = dial_target(uri, account.as_ref())?;
         let id = self.new_call_id();
         tracing::info!(call_id = id, "calling {target}");
         let sip_call_id = format!("{}@voipd", crate::sip::transaction::random_token(20));
-        let calls::CallHandle { commands, live } =
-            calls::dial(ctx, id, account, target, sip_call_id.clone());
-        let info = placeholder(id);
-        self.calls.insert(
-            id,
-            CallEntry {
-                info: info.clone(),
-                sip_call_id: Some(sip_call_id),
-                commands,
-                live,
-            },
-        );
-        Ok(info)
+        let handle = calls::dial(ctx, id, account, target, sip_call_id.clone());
+        Ok(self.track(id, Some(sip_call_id), handle))
     }
 
     fn call_action(&mut self, id: u64, action: CallAction) -> Result<CallInfo, CoreError> {

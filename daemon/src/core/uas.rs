@@ -16,9 +16,8 @@ pub(super) fn answer(req: &TuRequest) -> Option<Response> {
         match r.method {
             // A user agent is not a registrar.
             Method::Register => 405,
-            // Calls come with the call layer; until then the phone is not available.
-            Method::Invite => 480,
-            Method::Bye => 481,
+            // New INVITEs become calls; one that reaches here names a dialog we do not have.
+            Method::Invite | Method::Bye => 481,
             _ => 501,
         }
     };

@@ -83,10 +83,6 @@ impl Transcoder {
         })
     }
 
-    pub fn codec(&self) -> Codec {
-        self.codec
-    }
-
     /// Encodes one frame into `out` (cleared first).
     pub fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
         out.clear();

@@ -63,10 +63,6 @@ impl Reception {
         self.last_transit = Some(transit);
     }
 
-    pub fn ssrc(&self) -> Option<u32> {
-        self.base.map(|_| self.ssrc)
-    }
-
     fn expected(&self) -> u32 {
         self.base
             .map_or(0, |b| self.max_ext.wrapping_sub(b).wrapping_add(1))

@@ -273,10 +273,6 @@ impl MediaSession {
         }
     }
 
-    pub fn params(&self) -> MediaParams {
-        self.params.borrow().clone()
-    }
-
     pub fn update(&self, params: MediaParams) {
         let _ = self.params.send(params);
     }

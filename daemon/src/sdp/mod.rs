@@ -9,7 +9,7 @@ mod negotiate;
 use std::fmt;
 use std::net::IpAddr;
 
-pub use negotiate::{Negotiated, NegotiationError, answer, offer, read_answer, usable};
+pub use negotiate::{Negotiated, NegotiationError, answer, offer, read_answer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

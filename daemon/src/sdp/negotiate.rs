@@ -45,11 +45,6 @@ pub enum NegotiationError {
     NoAddress,
 }
 
-/// The codecs a call can use, in the account's order of preference.
-pub fn usable(codecs: &[Codec]) -> Vec<Codec> {
-    codecs.to_vec()
-}
-
 fn our_pt(c: Codec) -> u8 {
     match c {
         Codec::Pcmu => 0,
@@ -128,7 +123,7 @@ fn session(addr: IpAddr, id: u64, version: u64, media: Vec<Media>) -> Sdp {
 pub fn offer(codecs: &[Codec], addr: IpAddr, port: u16, id: u64, direction: Direction) -> Sdp {
     let mut formats = Vec::new();
     let mut maps = Vec::new();
-    for c in usable(codecs) {
+    for &c in codecs {
         let pt = our_pt(c);
         formats.push(pt);
         maps.push(rtpmap_for(c, pt));
@@ -177,7 +172,6 @@ pub fn answer(
     port: u16,
     id: u64,
 ) -> Result<(Sdp, Negotiated), NegotiationError> {
-    let ours = usable(codecs);
     let mut chosen = None;
     let mut media = Vec::new();
     for m in &offer.media {
@@ -187,7 +181,7 @@ pub fn answer(
                     m.formats.iter().find_map(|pt| {
                         m.rtpmap(*pt)
                             .and_then(|r| codec_of(&r))
-                            .filter(|c| ours.contains(c))
+                            .filter(|c| codecs.contains(c))
                             .map(|c| (*pt, c))
                     })
                 })

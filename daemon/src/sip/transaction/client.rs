@@ -124,15 +124,6 @@ impl Endpoint {
 }
 
 impl ClientTx {
-    pub fn request(&self) -> &Request {
-        &self.request
-    }
-
-    /// Where the request went; for Contact and flow tracking.
-    pub fn target(&self) -> Target {
-        self.target
-    }
-
     fn invite(&self) -> bool {
         self.request.method == Method::Invite
     }
