@@ -48,12 +48,13 @@ measure() { # name pid target
   local name=$1 pid=$2 target=$3
   local idle_rss; idle_rss=$(rss "$pid")
   # Phase 1: completed calls/s, short calls (1 s each) at RATE for 10 s.
+  # calls/s: completed over the wall time less the last call's 1 s.
   local c0; c0=$(cpu "$pid")
   read -r ok failed secs < <(run_sipp "$target" "$RATE" $((RATE * 10)) 1000 "$name-rate")
   local c1; c1=$(cpu "$pid")
   printf '%-8s rate      %5s calls offered at %s/s: %s completed, %s failed, %s s, %s calls/s, CPU %s%%\n' \
     "$name" $((RATE * 10)) "$RATE" "$ok" "$failed" "$secs" \
-    "$(python3 -c "print(int($ok/$secs))")" "$(python3 -c "print(round(100*($c1-$c0)/$ticks/$secs))")"
+    "$(python3 -c "print(int($ok/max($secs-1,1)))")" "$(python3 -c "print(round(100*($c1-$c0)/$ticks/$secs))")"
   # Phase 2: CONC concurrent calls held HOLD_S s with RTP both ways; sample at the peak.
   local hold_ms=$((HOLD_S * 1000 + CONC * 1000 / 100))
   run_sipp "$target" 100 "$CONC" "$hold_ms" "$name-conc" > "$work/conc-$name.out" &

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 use crate::config::{Account, AnswerMode, AudioConfig, AudioEndpoint, Codec};
+use crate::media::engine::MediaEngine;
 use crate::media::session::{
     LiveStats, MediaEvent, MediaOptions, MediaParams, MediaSession, MediaStats, bind,
 };
@@ -139,6 +140,7 @@ pub(super) struct CallContext {
     pub ep: Endpoint,
     pub audio: AudioConfig,
     pub updates: mpsc::Sender<CallUpdate>,
+    pub media: MediaEngine,
 }
 
 struct Call {
@@ -239,13 +241,14 @@ impl Call {
         .await;
     }
 
-    fn start_media(&mut self, rtp: tokio::net::UdpSocket, n: Negotiated, ours: Sdp) -> Media {
+    fn start_media(&mut self, rtp: std::net::UdpSocket, n: Negotiated, ours: Sdp) -> Media {
         self.info.rtp_local = rtp.local_addr().ok();
         self.info.rtp_remote = Some(n.remote);
         let (tx, events) = mpsc::channel(32);
         let timeout = (self.ctx.audio.rtp_timeout_secs > 0)
             .then(|| Duration::from_secs(u64::from(self.ctx.audio.rtp_timeout_secs)));
         let session = MediaSession::start(
+            &self.ctx.media,
             rtp,
             params(&n, self.info.muted),
             MediaOptions {
@@ -540,7 +543,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
             .end(503, format!("no local socket to reach {target}"))
             .await;
     };
-    let rtp = match bind(local.ip(), call.ctx.audio.rtp_ports).await {
+    let rtp = match bind(local.ip(), call.ctx.audio.rtp_ports) {
         Ok(s) => s,
         Err(e) => return call.end(500, format!("no RTP port: {e}")).await,
     };
@@ -795,7 +798,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         }
     }
 
-    let rtp = match bind(local.ip(), call.ctx.audio.rtp_ports).await {
+    let rtp = match bind(local.ip(), call.ctx.audio.rtp_ports) {
         Ok(s) => s,
         Err(e) => {
             tu.tx.respond(respond(500, reason_phrase(500))).await;
@@ -917,8 +920,8 @@ async fn echo_call(mut call: Call) {
     call.report().await;
     let lo = std::net::IpAddr::from([127, 0, 0, 1]);
     let (rtp, reflector) = match (
-        bind(lo, call.ctx.audio.rtp_ports).await,
-        bind(lo, None).await,
+        bind(lo, call.ctx.audio.rtp_ports),
+        bind(lo, None).and_then(tokio::net::UdpSocket::from_std),
     ) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return call.end(500, format!("no RTP port: {e}")).await,

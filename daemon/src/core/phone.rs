@@ -91,6 +91,7 @@ pub struct Phone {
     calls: HashMap<u64, CallEntry>,
     next_call: u64,
     call_updates: mpsc::Sender<CallUpdate>,
+    media: crate::media::engine::MediaEngine,
 }
 
 /// The one API every face uses. Cheap to clone.
@@ -125,6 +126,7 @@ impl Phone {
             calls: HashMap::new(),
             next_call: 1,
             call_updates,
+            media: crate::media::engine::MediaEngine::start(),
             location,
             config: loaded.config,
             embedded: loaded.embedded,
@@ -232,6 +234,7 @@ impl Phone {
             ep: self.endpoint.clone()?,
             audio: self.config.audio.clone(),
             updates: self.call_updates.clone(),
+            media: self.media.clone(),
         })
     }
 

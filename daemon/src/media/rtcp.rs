@@ -14,7 +14,7 @@ pub struct Reception {
     received_prior: u32,
     /// Interarrival jitter in timestamp units, scaled by 16 (RFC 3550 §A.8).
     jitter_x16: u32,
-    last_transit: Option<i64>,
+    last_transit: Option<i32>,
 }
 
 /// What a report block says (about either side's reception).
@@ -51,9 +51,11 @@ impl Reception {
             self.max_ext = (self.max_ext & !0xffff) | u32::from(seq);
         }
         self.received += 1;
-        let transit = i64::from(arrival) - i64::from(timestamp);
+        // Both clocks wrap (the RTP one starts anywhere); differences taken mod 2^32 stay
+        // right across a wrap.
+        let transit = arrival.wrapping_sub(timestamp) as i32;
         if let Some(last) = self.last_transit {
-            let d = (transit - last).unsigned_abs().min(u64::from(u32::MAX)) as u32;
+            let d = transit.wrapping_sub(last).unsigned_abs();
             // J += (|D| - J) / 16, kept scaled by 16.
             self.jitter_x16 = self
                 .jitter_x16

@@ -1,4 +1,5 @@
-//! One call's media: a task that every 20 ms sends a frame from its source and plays a
+//! One call's media: what SDP negotiated, the call's handle on it, and the stream the
+//! engine runs (`engine.rs`): every 20 ms it sends a frame from its source and plays a
 //! frame from the jitter buffer into its sink. Symmetric RTP: it sends from the port it
 //! receives on, and follows the far side to the address its packets really come from.
 //! DTMF goes both ways as RFC 4733 telephone events.
@@ -8,17 +9,20 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use std::net::UdpSocket;
+
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::codec::{Transcoder, frame_len, rtp_clock, sample_rate};
 use super::device::{self, DeviceAudio};
 use super::dtmf::{self, DtmfSender};
+use super::engine::MediaEngine;
 use super::jitter::{JitterBuffer, Playout};
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::RtpPacket;
 use super::tone::Tone;
+use super::udp::{self, RecvBuf};
 use super::wav::{self, WavWriter};
 use crate::config::{AudioEndpoint, Codec};
 
@@ -197,13 +201,20 @@ fn open_sink(ep: &AudioEndpoint, rate: u32) -> Option<Sink> {
     }
 }
 
-/// A UDP socket for RTP on `ip`: a free port in `ports` (inclusive), or any free port.
-/// The port is even, as RTP's is by custom, so that RTCP can have the next one.
-pub async fn bind(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpSocket> {
+/// A UDP socket for RTP on `ip`, ready for the engine: a free port in `ports` (inclusive),
+/// or any free port. The port is even, as RTP's is by custom, so that RTCP can have the
+/// next one.
+pub fn bind(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpSocket> {
+    let sock = bind_even(ip, ports)?;
+    udp::prepare(&sock)?;
+    Ok(sock)
+}
+
+fn bind_even(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpSocket> {
     let Some((lo, hi)) = ports else {
         let mut last = None;
         for _ in 0..32 {
-            let s = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+            let s = UdpSocket::bind(SocketAddr::new(ip, 0))?;
             if s.local_addr()?.port() % 2 == 0 {
                 return Ok(s);
             }
@@ -220,7 +231,7 @@ pub async fn bind(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpS
         if port % 2 == 1 && port != hi {
             continue;
         }
-        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)) {
             return Ok(s);
         }
     }
@@ -230,15 +241,15 @@ pub async fn bind(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpS
     ))
 }
 
-/// Digits waiting to be sent. The task looks every 20 ms anyway, so a plain queue does
+/// Digits waiting to be sent. The engine looks every 20 ms anyway, so a plain queue does
 /// (and costs less per call than a channel).
 type DtmfQueue = std::sync::Arc<std::sync::Mutex<VecDeque<char>>>;
 
-/// The running session. Dropping it stops the task.
+/// A running session, driven by the engine. Dropping it ends the stream at the next tick.
 pub struct MediaSession {
     params: watch::Sender<MediaParams>,
     dtmf: DtmfQueue,
-    task: tokio::task::JoinHandle<MediaStats>,
+    done: oneshot::Receiver<MediaStats>,
 }
 
 pub struct MediaOptions<'a> {
@@ -251,25 +262,37 @@ pub struct MediaOptions<'a> {
 }
 
 impl MediaSession {
-    pub fn start(sock: UdpSocket, params: MediaParams, opts: MediaOptions<'_>) -> MediaSession {
+    pub fn start(
+        engine: &MediaEngine,
+        sock: UdpSocket,
+        params: MediaParams,
+        opts: MediaOptions<'_>,
+    ) -> MediaSession {
         let (tx, rx) = watch::channel(params);
         let dtmf = DtmfQueue::default();
-        let task = tokio::spawn(
-            Runner {
-                sock,
-                input: opts.input.clone(),
-                output: opts.output.clone(),
-                timeout: opts.timeout,
-                events: opts.events,
-                live: opts.live,
-                stats: MediaStats::default(),
+        let (done_tx, done) = oneshot::channel();
+        let setup = Setup {
+            sock,
+            input: opts.input.clone(),
+            output: opts.output.clone(),
+            timeout: opts.timeout,
+            events: opts.events,
+            live: opts.live,
+            params: rx,
+            dtmf: dtmf.clone(),
+            done: done_tx,
+        };
+        let engine = engine.clone();
+        // Opening a sound device blocks; the engine's ticks must not wait for it.
+        tokio::spawn(async move {
+            if let Some(stream) = setup.open().await {
+                engine.add(stream).await;
             }
-            .run(rx, dtmf.clone()),
-        );
+        });
         MediaSession {
             params: tx,
             dtmf,
-            task,
+            done,
         }
     }
 
@@ -286,280 +309,411 @@ impl MediaSession {
     /// Stops and returns what was counted.
     pub async fn stop(self) -> MediaStats {
         drop(self.params);
-        self.task.await.unwrap_or_default()
+        self.done.await.unwrap_or_default()
     }
 }
 
-struct Runner {
+/// What a session starts from, before its devices are open.
+struct Setup {
     sock: UdpSocket,
     input: AudioEndpoint,
     output: AudioEndpoint,
     timeout: Option<Duration>,
     events: mpsc::Sender<MediaEvent>,
     live: std::sync::Arc<LiveStats>,
-    stats: MediaStats,
+    params: watch::Receiver<MediaParams>,
+    dtmf: DtmfQueue,
+    done: oneshot::Sender<MediaStats>,
 }
 
-impl Runner {
-    /// The sound devices this call's endpoints name, if any; failure leaves it silent.
-    async fn open_device(&self) -> Option<DeviceAudio> {
-        let want = |ep: &AudioEndpoint| match ep {
-            AudioEndpoint::Default => Some(None),
-            AudioEndpoint::Device(n) => Some(Some(n.clone())),
-            _ => None,
-        };
-        let (input, output) = (want(&self.input), want(&self.output));
-        if input.is_none() && output.is_none() {
-            return None;
+/// The sound devices `input` and `output` name, if any; failure leaves the call silent.
+async fn open_device(input: &AudioEndpoint, output: &AudioEndpoint) -> Option<DeviceAudio> {
+    let want = |ep: &AudioEndpoint| match ep {
+        AudioEndpoint::Default => Some(None),
+        AudioEndpoint::Device(n) => Some(Some(n.clone())),
+        _ => None,
+    };
+    let (input, output) = (want(input), want(output));
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    match tokio::task::spawn_blocking(move || device::open(input, output)).await {
+        Ok(Ok(a)) => Some(a),
+        Ok(Err(e)) => {
+            tracing::warn!("sound device unavailable ({e}); the call goes on without it");
+            None
         }
-        match tokio::task::spawn_blocking(move || device::open(input, output)).await {
-            Ok(Ok(a)) => Some(a),
-            Ok(Err(e)) => {
-                tracing::warn!("sound device unavailable ({e}); the call goes on without it");
-                None
-            }
-            Err(e) => {
-                tracing::warn!("sound device: {e}");
-                None
-            }
+        Err(e) => {
+            tracing::warn!("sound device: {e}");
+            None
         }
     }
+}
 
-    async fn run(
-        mut self,
-        mut params: watch::Receiver<MediaParams>,
-        dtmf_queue: DtmfQueue,
-    ) -> MediaStats {
-        let mut p = params.borrow_and_update().clone();
-        let mut codec = match Transcoder::new(p.codec, p.fec, p.dtx) {
+impl Setup {
+    async fn open(mut self) -> Option<Stream> {
+        let p = self.params.borrow_and_update().clone();
+        // On failure `done` is dropped, and the session's stop() reads empty figures.
+        let codec = match Transcoder::new(p.codec, p.fec, p.dtx) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("{e}; the call has no audio");
-                return self.stats;
+                return None;
             }
         };
-        let mut audio = self.open_device().await;
-        let mut source = match audio.as_mut().and_then(|a| a.capture.take()) {
+        let mut audio = open_device(&self.input, &self.output).await;
+        let source = match audio.as_mut().and_then(|a| a.capture.take()) {
             Some(capture) => Source::Device {
                 capture,
                 scratch: Vec::new(),
             },
             None => Source::open(&self.input, sample_rate(p.codec)),
         };
-        let mut playback = audio.as_mut().and_then(|a| a.playback.take());
-        let mut upsampled = Vec::new();
-        let mut sink = open_sink(&self.output, sample_rate(p.codec));
-        let ssrc = fastrand::u32(..);
-        let (mut seq, mut ts) = (fastrand::u16(..), fastrand::u32(..));
+        let playback = audio.as_mut().and_then(|a| a.playback.take());
         // RTCP on the next port (RFC 3550 §11), best effort: without it the call still works.
-        let rtcp_sock = match self.sock.local_addr() {
+        let rtcp = match self.sock.local_addr() {
             Ok(a) if a.port() % 2 == 0 => UdpSocket::bind(SocketAddr::new(a.ip(), a.port() + 1))
-                .await
-                .ok(),
+                .ok()
+                .filter(|s| s.set_nonblocking(true).is_ok()),
             _ => None,
         };
-        let started = Instant::now();
-        let mut reception = Reception::default();
-        let mut octets: u32 = 0;
-        // Compound reports from phones are a few hundred bytes; a longer one is cut and read as far as it goes.
-        let mut rtcp_buf = vec![0u8; 512];
-        // Every 5 s (RFC 3550's minimum), jittered so that calls do not report in step.
-        let mut rtcp_tick = tokio::time::interval_at(
-            Instant::now() + Duration::from_millis(2500 + u64::from(fastrand::u16(..2500))),
-            Duration::from_secs(5),
-        );
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut pcm = vec![0i16; frame_len(p.codec)];
-        // Grown to what the codec needs (172 bytes for G.711), not to the largest packet.
-        let (mut payload, mut packet, mut played) = (Vec::new(), Vec::new(), Vec::new());
-        // One Ethernet MTU: RTP is not fragmented in practice.
-        let mut buf = vec![0u8; 1500];
-        let mut jitter = JitterBuffer::new();
-        let mut dtmf_out: VecDeque<char> = VecDeque::new();
-        let mut sending: Option<DtmfSender> = None;
-        let mut dtmf_in = dtmf::Receiver::default();
-        let mut latched = false;
-        let mut last_rx = Instant::now();
-        let mut timed_out = false;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let can_send = p.send && p.remote.port() != 0 && !p.remote.ip().is_unspecified();
-                    let step = rtp_clock(p.codec) / 50;
-                    dtmf_out.extend(dtmf_queue.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
-                    if sending.is_none() && let Some(d) = dtmf_out.pop_front() {
-                        sending = DtmfSender::new(d, ts);
-                    }
-                    if let (Some(dt), Some(dpt)) = (sending.as_mut(), p.dtmf_pt) {
-                        // A telephone event replaces audio while it lasts.
-                        let (ev, done) = dt.next_packet();
-                        if can_send {
-                            RtpPacket { marker: dt.first(), pt: dpt, seq, timestamp: dt.timestamp(), ssrc, payload: &ev }.write(&mut packet);
-                            if self.sock.send_to(&packet, p.remote).await.is_ok() {
-                                octets = octets.wrapping_add(packet.len().saturating_sub(12) as u32);
-                                self.stats.sent += 1;
-                                self.live.sent.store(self.stats.sent, std::sync::atomic::Ordering::Relaxed);
-                            }
-                        }
-                        seq = seq.wrapping_add(1);
-                        if done {
-                            sending = None;
-                        }
-                    } else if can_send {
-                        if p.muted {
-                            pcm.fill(0);
-                        } else {
-                            source.fill(&mut pcm);
-                        }
-                        codec.encode(&pcm, &mut payload);
-                        if !payload.is_empty() {
-                            RtpPacket { marker: self.stats.sent == 0, pt: p.pt, seq, timestamp: ts, ssrc, payload: &payload }.write(&mut packet);
-                            if self.sock.send_to(&packet, p.remote).await.is_ok() {
-                                octets = octets.wrapping_add(packet.len().saturating_sub(12) as u32);
-                                self.stats.sent += 1;
-                                self.live.sent.store(self.stats.sent, std::sync::atomic::Ordering::Relaxed);
-                            }
-                            seq = seq.wrapping_add(1);
-                        }
-                    }
-                    if sending.is_none() && p.dtmf_pt.is_none() {
-                        // Without telephone-event, digits cannot be sent; say so once each.
-                        for d in dtmf_out.drain(..) {
-                            tracing::warn!("cannot send DTMF {d}: the far side does not take telephone-event");
-                        }
-                    }
-                    ts = ts.wrapping_add(step);
-                    played.clear();
-                    match jitter.pop() {
-                        Playout::Frame(f) => codec.decode(&f, &mut played),
-                        Playout::Lost { next } => codec.conceal(next.as_deref(), &mut played),
-                        // Nothing to play: silence, so that a recording keeps real time.
-                        Playout::Empty => played.resize(pcm.len(), 0),
-                    }
-                    if p.receive && let Some(out) = &mut playback {
-                        upsampled.resize(played.len() * device::DEVICE_RATE as usize / sample_rate(p.codec) as usize, 0);
-                        device::convert_into(&played, &mut upsampled);
-                        for s in &upsampled {
-                            // Full: the device is not draining; drop rather than wait.
-                            let _ = out.push(*s);
-                        }
-                    }
-                    if !played.is_empty() && p.receive && let Some(s) = &mut sink && let Err(e) = s.writer.write(&played) {
-                        tracing::warn!("recording to {} failed: {e}", s.path.display());
-                        sink = None;
-                    }
-                    if let Some(limit) = self.timeout && p.receive && !timed_out && last_rx.elapsed() >= limit {
-                        timed_out = true;
-                        let _ = self.events.try_send(MediaEvent::Timeout(limit));
-                    }
-                }
-                r = self.sock.recv_from(&mut buf) => {
-                    let Ok((n, from)) = r else { continue };
-                    let pkt = match RtpPacket::parse(&buf[..n]) {
-                        Ok(pkt) => pkt,
-                        Err(e) => {
-                            self.stats.malformed += 1;
-                            if self.stats.malformed == 1 {
-                                tracing::info!("dropping malformed RTP from {from}: {e}");
-                            }
-                            continue;
-                        }
-                    };
-                    if Some(pkt.pt) == p.dtmf_pt {
-                        last_rx = Instant::now();
-                        if let Some(d) = dtmf_in.packet(pkt.timestamp, pkt.payload) {
-                            let _ = self.events.try_send(MediaEvent::Dtmf(d));
-                        }
-                        continue;
-                    }
-                    if pkt.pt != p.pt {
-                        self.stats.other_payload += 1;
-                        continue;
-                    }
-                    self.stats.received += 1;
-                    self.live.received.store(self.stats.received, std::sync::atomic::Ordering::Relaxed);
-                    let clock = u64::from(rtp_clock(p.codec));
-                    let arrival = (started.elapsed().as_micros() as u64 * clock / 1_000_000) as u32;
-                    reception.packet(pkt.ssrc, pkt.seq, pkt.timestamp, arrival);
-                    last_rx = Instant::now();
-                    timed_out = false;
-                    // Symmetric RTP (RFC 4961): answer where the media really comes from.
-                    if !latched && from != p.remote {
-                        tracing::debug!("RTP from {from}, not the signalled {}; following it", p.remote);
-                        p.remote = from;
-                    }
-                    latched = true;
-                    jitter.push(pkt.seq, pkt.payload);
-                }
-                _ = rtcp_tick.tick(), if rtcp_sock.is_some() => {
-                    let Some(rs) = &rtcp_sock else { continue };
-                    let sender = (self.stats.sent > 0).then(|| SenderInfo {
-                        ntp: ntp_now(),
-                        rtp_timestamp: ts,
-                        packets: self.stats.sent as u32,
-                        octets,
-                    });
-                    let report = rtcp::compound(ssrc, sender, reception.report(), "voipd");
-                    let to = SocketAddr::new(p.remote.ip(), p.remote.port().wrapping_add(1));
-                    if p.remote.port() != 0 {
-                        let _ = rs.send_to(&report, to).await;
-                    }
-                }
-                r = recv_opt(rtcp_sock.as_ref(), &mut rtcp_buf) => {
-                    let Ok((n, _)) = r else { continue };
-                    let clock = rtp_clock(p.codec).max(1);
-                    for b in rtcp::reports_about(&rtcp_buf[..n], ssrc) {
-                        self.stats.rtcp_reports += 1;
-                        self.stats.remote_lost = b.cumulative_lost;
-                        self.stats.remote_jitter_ms = (u64::from(b.jitter) * 1000 / u64::from(clock)) as u32;
-                    }
-                }
-                changed = params.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    let next = params.borrow_and_update().clone();
-                    latched = latched && next.remote == p.remote;
-                    last_rx = Instant::now();
-                    if next.codec != p.codec {
-                        // A re-INVITE moved to another codec: new state at its rate. (A
-                        // recording keeps the rate it started with.)
-                        match Transcoder::new(next.codec, next.fec, next.dtx) {
-                            Ok(c) => {
-                                codec = c;
-                                pcm = vec![0; frame_len(next.codec)];
-                                source = Source::open(&self.input, sample_rate(next.codec));
-                                jitter = JitterBuffer::new();
-                            }
-                            Err(e) => tracing::warn!("{e}; keeping the old codec"),
-                        }
-                    }
-                    p = next;
-                }
+        let now = Instant::now();
+        Some(Stream {
+            sink: open_sink(&self.output, sample_rate(p.codec)),
+            pcm: vec![0; frame_len(p.codec)],
+            sock: self.sock,
+            rtcp,
+            input: self.input,
+            timeout: self.timeout,
+            events: self.events,
+            live: self.live,
+            params: self.params,
+            dtmf_queue: self.dtmf,
+            done: Some(self.done),
+            stats: MediaStats::default(),
+            codec,
+            _audio: audio,
+            source,
+            playback,
+            upsampled: Vec::new(),
+            ssrc: fastrand::u32(..),
+            seq: fastrand::u16(..),
+            ts: fastrand::u32(..),
+            reception: Reception::default(),
+            octets: 0,
+            // Every 5 s (RFC 3550's minimum), jittered so that calls do not report in step.
+            next_rtcp: now + Duration::from_millis(2500 + u64::from(fastrand::u16(..2500))),
+            payload: Vec::new(),
+            packet: Vec::new(),
+            played: Vec::new(),
+            jitter: JitterBuffer::new(),
+            dtmf_out: VecDeque::new(),
+            sending: None,
+            dtmf_in: dtmf::Receiver::default(),
+            latched: false,
+            last_rx: now,
+            timed_out: false,
+            p,
+        })
+    }
+}
+
+/// At most this many datagrams are read from one socket in one tick, so that a flood at
+/// one call cannot starve the others on its shard; the rest wait for the next tick.
+const MAX_READ_PER_TICK: usize = 16;
+
+/// One call's media as the engine runs it: every tick it reads what arrived, sends a frame
+/// from its source and plays a frame from the jitter buffer into its sink.
+pub(super) struct Stream {
+    sock: UdpSocket,
+    rtcp: Option<UdpSocket>,
+    input: AudioEndpoint,
+    timeout: Option<Duration>,
+    events: mpsc::Sender<MediaEvent>,
+    live: std::sync::Arc<LiveStats>,
+    params: watch::Receiver<MediaParams>,
+    dtmf_queue: DtmfQueue,
+    done: Option<oneshot::Sender<MediaStats>>,
+    stats: MediaStats,
+    p: MediaParams,
+    codec: Transcoder,
+    /// Keeps the device streams open for as long as the call runs.
+    _audio: Option<DeviceAudio>,
+    source: Source,
+    playback: Option<rtrb::Producer<i16>>,
+    upsampled: Vec<i16>,
+    sink: Option<Sink>,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    reception: Reception,
+    octets: u32,
+    next_rtcp: Instant,
+    pcm: Vec<i16>,
+    // Grown to what the codec needs (172 bytes for G.711), not to the largest packet.
+    payload: Vec<u8>,
+    packet: Vec<u8>,
+    played: Vec<i16>,
+    jitter: JitterBuffer,
+    dtmf_out: VecDeque<char>,
+    sending: Option<DtmfSender>,
+    dtmf_in: dtmf::Receiver,
+    latched: bool,
+    last_rx: Instant,
+    timed_out: bool,
+}
+
+impl Stream {
+    /// One 20 ms step. False when the session is over (its handle is gone).
+    pub(super) fn tick(&mut self, now: Instant, rx: &mut RecvBuf) -> bool {
+        match self.params.has_changed() {
+            Err(_) => return false,
+            Ok(true) => {
+                let next = self.params.borrow_and_update().clone();
+                self.renegotiated(next, now);
+            }
+            Ok(false) => {}
+        }
+        for _ in 0..MAX_READ_PER_TICK {
+            match rx.recv(&self.sock) {
+                Ok(d) => self.rtp_in(d.bytes, d.from, d.at_ns, now),
+                // WouldBlock, or an ICMP error for an earlier send: either way, done here.
+                Err(_) => break,
             }
         }
-        self.stats.lost = jitter.lost;
-        self.stats.jitter_ms =
-            (u64::from(reception.jitter()) * 1000 / u64::from(rtp_clock(p.codec).max(1))) as u32;
-        self.stats.late = jitter.late;
-        if let Some(s) = sink
+        self.rtcp_in(rx);
+        self.send_frame();
+        self.play_frame();
+        if let Some(limit) = self.timeout
+            && self.p.receive
+            && !self.timed_out
+            && now.duration_since(self.last_rx) >= limit
+        {
+            self.timed_out = true;
+            let _ = self.events.try_send(MediaEvent::Timeout(limit));
+        }
+        if now >= self.next_rtcp {
+            self.next_rtcp += Duration::from_secs(5);
+            self.rtcp_out();
+        }
+        true
+    }
+
+    fn renegotiated(&mut self, next: MediaParams, now: Instant) {
+        self.latched = self.latched && next.remote == self.p.remote;
+        self.last_rx = now;
+        if next.codec != self.p.codec {
+            // A re-INVITE moved to another codec: new state at its rate. (A recording keeps
+            // the rate it started with.)
+            match Transcoder::new(next.codec, next.fec, next.dtx) {
+                Ok(c) => {
+                    self.codec = c;
+                    self.pcm = vec![0; frame_len(next.codec)];
+                    self.source = Source::open(&self.input, sample_rate(next.codec));
+                    self.jitter = JitterBuffer::new();
+                }
+                Err(e) => tracing::warn!("{e}; keeping the old codec"),
+            }
+        }
+        self.p = next;
+    }
+
+    fn rtp_in(&mut self, bytes: &[u8], from: SocketAddr, at_ns: u128, now: Instant) {
+        let pkt = match RtpPacket::parse(bytes) {
+            Ok(pkt) => pkt,
+            Err(e) => {
+                self.stats.malformed += 1;
+                if self.stats.malformed == 1 {
+                    tracing::info!("dropping malformed RTP from {from}: {e}");
+                }
+                return;
+            }
+        };
+        if Some(pkt.pt) == self.p.dtmf_pt {
+            self.last_rx = now;
+            if let Some(d) = self.dtmf_in.packet(pkt.timestamp, pkt.payload) {
+                let _ = self.events.try_send(MediaEvent::Dtmf(d));
+            }
+            return;
+        }
+        if pkt.pt != self.p.pt {
+            self.stats.other_payload += 1;
+            return;
+        }
+        self.stats.received += 1;
+        self.live
+            .received
+            .store(self.stats.received, std::sync::atomic::Ordering::Relaxed);
+        // In RTP clock units; only differences count, so wrapping is fine.
+        let arrival = (at_ns * u128::from(rtp_clock(self.p.codec)) / 1_000_000_000) as u32;
+        self.reception
+            .packet(pkt.ssrc, pkt.seq, pkt.timestamp, arrival);
+        self.last_rx = now;
+        self.timed_out = false;
+        // Symmetric RTP (RFC 4961): answer where the media really comes from.
+        if !self.latched && from != self.p.remote {
+            tracing::debug!(
+                "RTP from {from}, not the signalled {}; following it",
+                self.p.remote
+            );
+            self.p.remote = from;
+        }
+        self.latched = true;
+        self.jitter.push(pkt.seq, pkt.payload);
+    }
+
+    fn send_rtp(&mut self) {
+        if self.sock.send_to(&self.packet, self.p.remote).is_ok() {
+            self.octets = self
+                .octets
+                .wrapping_add(self.packet.len().saturating_sub(12) as u32);
+            self.stats.sent += 1;
+            self.live
+                .sent
+                .store(self.stats.sent, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn send_frame(&mut self) {
+        let p = &self.p;
+        let can_send = p.send && p.remote.port() != 0 && !p.remote.ip().is_unspecified();
+        let step = rtp_clock(p.codec) / 50;
+        self.dtmf_out.extend(
+            self.dtmf_queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..),
+        );
+        if self.sending.is_none()
+            && let Some(d) = self.dtmf_out.pop_front()
+        {
+            self.sending = DtmfSender::new(d, self.ts);
+        }
+        if let (Some(dt), Some(dpt)) = (self.sending.as_mut(), p.dtmf_pt) {
+            // A telephone event replaces audio while it lasts.
+            let (ev, done) = dt.next_packet();
+            if can_send {
+                RtpPacket {
+                    marker: dt.first(),
+                    pt: dpt,
+                    seq: self.seq,
+                    timestamp: dt.timestamp(),
+                    ssrc: self.ssrc,
+                    payload: &ev,
+                }
+                .write(&mut self.packet);
+                self.send_rtp();
+            }
+            self.seq = self.seq.wrapping_add(1);
+            if done {
+                self.sending = None;
+            }
+        } else if can_send {
+            if p.muted {
+                self.pcm.fill(0);
+            } else {
+                self.source.fill(&mut self.pcm);
+            }
+            self.codec.encode(&self.pcm, &mut self.payload);
+            if !self.payload.is_empty() {
+                RtpPacket {
+                    marker: self.stats.sent == 0,
+                    pt: p.pt,
+                    seq: self.seq,
+                    timestamp: self.ts,
+                    ssrc: self.ssrc,
+                    payload: &self.payload,
+                }
+                .write(&mut self.packet);
+                self.send_rtp();
+                self.seq = self.seq.wrapping_add(1);
+            }
+        }
+        if self.sending.is_none() && self.p.dtmf_pt.is_none() {
+            // Without telephone-event, digits cannot be sent; say so once each.
+            for d in self.dtmf_out.drain(..) {
+                tracing::warn!("cannot send DTMF {d}: the far side does not take telephone-event");
+            }
+        }
+        self.ts = self.ts.wrapping_add(step);
+    }
+
+    fn play_frame(&mut self) {
+        self.played.clear();
+        match self.jitter.pop() {
+            Playout::Frame(f) => self.codec.decode(&f, &mut self.played),
+            Playout::Lost { next } => self.codec.conceal(next.as_deref(), &mut self.played),
+            // Nothing to play: silence, so that a recording keeps real time.
+            Playout::Empty => self.played.resize(self.pcm.len(), 0),
+        }
+        if !self.p.receive {
+            return;
+        }
+        if let Some(out) = &mut self.playback {
+            self.upsampled.resize(
+                self.played.len() * device::DEVICE_RATE as usize
+                    / sample_rate(self.p.codec) as usize,
+                0,
+            );
+            device::convert_into(&self.played, &mut self.upsampled);
+            for s in &self.upsampled {
+                // Full: the device is not draining; drop rather than wait.
+                let _ = out.push(*s);
+            }
+        }
+        if !self.played.is_empty()
+            && let Some(s) = &mut self.sink
+            && let Err(e) = s.writer.write(&self.played)
+        {
+            tracing::warn!("recording to {} failed: {e}", s.path.display());
+            self.sink = None;
+        }
+    }
+
+    fn rtcp_in(&mut self, rx: &mut RecvBuf) {
+        let Some(rs) = &self.rtcp else { return };
+        let clock = rtp_clock(self.p.codec).max(1);
+        for _ in 0..MAX_READ_PER_TICK {
+            let Ok(d) = rx.recv(rs) else { break };
+            for b in rtcp::reports_about(d.bytes, self.ssrc) {
+                self.stats.rtcp_reports += 1;
+                self.stats.remote_lost = b.cumulative_lost;
+                self.stats.remote_jitter_ms =
+                    (u64::from(b.jitter) * 1000 / u64::from(clock)) as u32;
+            }
+        }
+    }
+
+    fn rtcp_out(&mut self) {
+        let Some(rs) = &self.rtcp else { return };
+        if self.p.remote.port() == 0 {
+            return;
+        }
+        let sender = (self.stats.sent > 0).then(|| SenderInfo {
+            ntp: ntp_now(),
+            rtp_timestamp: self.ts,
+            packets: self.stats.sent as u32,
+            octets: self.octets,
+        });
+        let report = rtcp::compound(self.ssrc, sender, self.reception.report(), "voipd");
+        let to = SocketAddr::new(self.p.remote.ip(), self.p.remote.port().wrapping_add(1));
+        let _ = rs.send_to(&report, to);
+    }
+
+    /// Ends the session: closes the recording and hands over the figures.
+    pub(super) fn finish(mut self) {
+        self.stats.lost = self.jitter.lost;
+        self.stats.jitter_ms = (u64::from(self.reception.jitter()) * 1000
+            / u64::from(rtp_clock(self.p.codec).max(1))) as u32;
+        self.stats.late = self.jitter.late;
+        if let Some(s) = self.sink.take()
             && let Err(e) = s.writer.finish(s.rate)
         {
             tracing::warn!("finishing recording {}: {e}", s.path.display());
         }
-        self.stats
-    }
-}
-
-/// Receives on an optional socket; never resolves without one.
-async fn recv_opt(
-    sock: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    match sock {
-        Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
+        if let Some(done) = self.done.take() {
+            let _ = done.send(self.stats);
+        }
     }
 }
 

@@ -1,0 +1,86 @@
+//! The media engine: every call's RTP is driven by a few shared 20 ms ticks (one shard per
+//! core) rather than a timer and a wakeup per call per packet. At each tick a shard reads
+//! what arrived on each of its calls' sockets, then sends and plays one frame for each.
+//! A call costs its work and its syscalls, and nothing when the engine is idle.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::session::Stream;
+use super::udp::RecvBuf;
+
+/// Cheap to clone; the shards stop when the last clone is gone and their calls have ended.
+#[derive(Clone)]
+pub struct MediaEngine {
+    shards: Arc<[mpsc::Sender<Stream>]>,
+    next: Arc<AtomicUsize>,
+}
+
+/// More shards than cores would only take turns; more than a few buys nothing at 20 ms.
+const MAX_SHARDS: usize = 4;
+const FRAME: Duration = Duration::from_millis(20);
+
+impl MediaEngine {
+    /// Starts the shards on the current tokio runtime.
+    pub fn start() -> MediaEngine {
+        let n = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_SHARDS);
+        let shards = (0..n)
+            .map(|_| {
+                // New calls arrive one per call setup; a short queue is plenty.
+                let (tx, rx) = mpsc::channel(64);
+                tokio::spawn(shard(rx));
+                tx
+            })
+            .collect();
+        MediaEngine {
+            shards,
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Hands a call's stream to a shard, round robin.
+    pub(super) async fn add(&self, stream: Stream) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        // A shard is gone only when the runtime shuts down; the stream is dropped with it.
+        let _ = self.shards[i].send(stream).await;
+    }
+}
+
+async fn shard(mut adds: mpsc::Receiver<Stream>) {
+    let mut streams: Vec<Stream> = Vec::new();
+    let mut buf = RecvBuf::default();
+    let mut tick = tokio::time::interval(FRAME);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut open = true;
+    while open || !streams.is_empty() {
+        tokio::select! {
+            s = adds.recv(), if open => match s {
+                Some(s) => {
+                    if streams.is_empty() {
+                        // Idle until now: start the beat from here, not from long ago.
+                        tick.reset_immediately();
+                    }
+                    streams.push(s);
+                }
+                None => open = false,
+            },
+            _ = tick.tick(), if !streams.is_empty() => {
+                let now = Instant::now();
+                let mut i = 0;
+                while i < streams.len() {
+                    if streams[i].tick(now, &mut buf) {
+                        i += 1;
+                    } else {
+                        streams.swap_remove(i).finish();
+                    }
+                }
+            }
+        }
+    }
+}
