@@ -35,6 +35,8 @@ pub struct Options {
     pub location: ConfigLocation,
     pub loaded: Loaded,
     pub socket: PathBuf,
+    /// The bus to offer D-Bus control on; None: no D-Bus.
+    pub dbus: Option<crate::api::dbus::Bus>,
     pub state_dir: PathBuf,
     pub logging: Option<Logging>,
 }
@@ -74,6 +76,9 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         Some(sip),
     );
     let mut server = tokio::spawn(grpc::serve(listener, phone.clone()));
+    if let Some(bus) = opts.dbus {
+        tokio::spawn(crate::api::dbus::serve(bus, phone.clone()));
+    }
 
     if let Some(every) = notifier.watchdog_interval() {
         tokio::spawn(watchdog(phone.clone(), notifier.clone(), every));

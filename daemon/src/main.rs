@@ -2,7 +2,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use voipd::config::{ConfigLocation, EMBEDDED_DEFAULT};
+use voipd::api::dbus::Bus;
+use voipd::config::{ConfigLocation, DbusBus, EMBEDDED_DEFAULT};
 use voipd::logging::Logging;
 use voipd::paths::Mode;
 
@@ -100,10 +101,16 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let dbus = match (loaded.config.control.dbus, mode) {
+        (DbusBus::Off, _) => None,
+        (DbusBus::Session, _) | (DbusBus::Auto, Mode::User) => Some(Bus::Session),
+        (DbusBus::System, _) | (DbusBus::Auto, Mode::System) => Some(Bus::System),
+    };
     let opts = voipd::daemon::Options {
         location,
         loaded,
         socket,
+        dbus,
         state_dir: mode.state_dir(),
         logging: Some(logging),
     };

@@ -3,6 +3,7 @@
 
 pub mod audio;
 pub mod baresip;
+pub mod dbus;
 pub mod peers;
 
 use std::ffi::OsStr;
@@ -129,9 +130,26 @@ impl Sandbox {
 
     /// Starts voipd with `args`, stderr to a log file in the sandbox, NOTIFY_SOCKET set.
     pub fn spawn_daemon(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Daemon {
+        self.spawn_daemon_as(None, args, extra_env)
+    }
+
+    /// [`Sandbox::spawn_daemon`], run as `user` (see [`Sandbox::open_to_all`]).
+    pub fn spawn_daemon_as(
+        &self,
+        user: Option<&str>,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Daemon {
         let log = self.path().join(format!("voipd-{}.log", unique()));
         let file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = self.command(bin("voipd"));
+        let mut cmd = match user {
+            Some(u) => {
+                let mut c = self.command("runuser");
+                c.args(["-u", u, "--"]).arg(bin("voipd"));
+                c
+            }
+            None => self.command(bin("voipd")),
+        };
         cmd.args(args)
             .env("NOTIFY_SOCKET", self.path().join("notify.sock"))
             .stdout(file.try_clone().expect("dup log"))
@@ -193,6 +211,19 @@ impl Sandbox {
         );
     }
 
+    /// Lets another user run a daemon here: the sandbox's directories become writable by
+    /// all (they are private temp dirs, removed after the test).
+    pub fn open_to_all(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        for sub in ["", "home", "config", "config/voipd", "run"] {
+            std::fs::set_permissions(
+                self.path().join(sub),
+                std::fs::Permissions::from_mode(0o1777),
+            )
+            .expect("chmod sandbox");
+        }
+    }
+
     /// Runs voipctl against this sandbox's daemon and returns its output.
     pub fn voipctl(&self, args: &[&str]) -> Output {
         self.command(bin("voipctl"))
@@ -208,7 +239,7 @@ impl Default for Sandbox {
     }
 }
 
-fn unique() -> u64 {
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
@@ -279,6 +310,45 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// A local user named `name` (created as a system user if missing; the tests run as
+/// root), optionally in `group` (created too).
+pub fn ensure_user(name: &str, group: Option<&str>) {
+    let exists = |db: &str, key: &str| {
+        Command::new("getent")
+            .args([db, key])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if let Some(g) = group
+        && !exists("group", g)
+    {
+        let out = Command::new("groupadd").args(["--system", g]).output();
+        assert!(
+            out.as_ref().is_ok_and(|o| o.status.success()),
+            "groupadd {g}: {out:?}"
+        );
+    }
+    if !exists("passwd", name) {
+        let mut cmd = Command::new("useradd");
+        cmd.args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+        ]);
+        match group {
+            Some(g) if g == name => cmd.args(["--gid", g]),
+            Some(g) => cmd.args(["--groups", g]),
+            None => &mut cmd,
+        };
+        let out = cmd.arg(name).output();
+        assert!(
+            out.as_ref().is_ok_and(|o| o.status.success()),
+            "useradd {name} (the tests must run as root to create users): {out:?}"
+        );
     }
 }
 

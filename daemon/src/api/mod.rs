@@ -1,3 +1,4 @@
 //! The faces of the core: thin adapters, no behaviour of their own.
 
+pub mod dbus;
 pub mod grpc;

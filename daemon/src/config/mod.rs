@@ -41,6 +41,74 @@ pub struct LogConfig {
 pub struct ControlConfig {
     /// gRPC Unix socket; the default depends on user or system mode.
     pub socket: Option<PathBuf>,
+    /// Which D-Bus bus to offer `org.voipd.Voipd` on.
+    #[serde(default)]
+    pub dbus: DbusBus,
+    /// gRPC over TCP, for other machines: TLS and a bearer token, always.
+    pub tcp: Option<TcpControl>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbusBus {
+    /// The system bus for the system service (`--system`), else the session bus.
+    #[default]
+    Auto,
+    Session,
+    System,
+    Off,
+}
+
+/// The TCP listener, with its TLS identity and token read when the configuration is.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawTcpControl")]
+pub struct TcpControl {
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain and private key.
+    pub cert: Vec<u8>,
+    pub key: Secret,
+    pub token: Secret,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTcpControl {
+    listen: std::net::SocketAddr,
+    cert: PathBuf,
+    key: PathBuf,
+    token_file: PathBuf,
+}
+
+impl TryFrom<RawTcpControl> for TcpControl {
+    type Error = String;
+
+    fn try_from(r: RawTcpControl) -> Result<Self, String> {
+        let cert = read_file("cert", &r.cert)?;
+        if !String::from_utf8_lossy(&cert).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(format!(
+                "cert: {} holds no PEM certificate",
+                r.cert.display()
+            ));
+        }
+        let key = read_file("key", &r.key)?;
+        let key = String::from_utf8(key)
+            .ok()
+            .filter(|k| k.contains("PRIVATE KEY-----"))
+            .ok_or_else(|| format!("key: {} holds no PEM private key", r.key.display()))?;
+        let token = read_secret("token_file", &r.token_file)?;
+        if token.expose().len() < 16 {
+            return Err(format!(
+                "token_file: the token in {} is shorter than 16 characters",
+                r.token_file.display()
+            ));
+        }
+        Ok(TcpControl {
+            listen: r.listen,
+            cert,
+            key: Secret::new(key),
+            token,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -190,7 +258,7 @@ impl TryFrom<RawAccount> for Account {
                 return Err("password and password_file are both set; keep one".into());
             }
             (Some(p), None) => Some(p),
-            (None, Some(path)) => Some(read_secret(&path)?),
+            (None, Some(path)) => Some(read_secret("password_file", &path)?),
             (None, None) => None,
         };
         Ok(Account {
@@ -211,21 +279,25 @@ impl TryFrom<RawAccount> for Account {
     }
 }
 
-fn read_secret(path: &Path) -> Result<Secret, String> {
-    // Relative to what? The daemon's working directory is / under systemd; say so plainly.
+/// A file named by an absolute path (the daemon's working directory is / under systemd).
+fn read_file(field: &str, path: &Path) -> Result<Vec<u8>, String> {
     if !path.is_absolute() {
         return Err(format!(
-            "password_file: {} is not an absolute path",
+            "{field}: {} is not an absolute path",
             path.display()
         ));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("password_file: cannot read {}: {e}", path.display()))?;
-    // Files written with `echo` end in a newline that is not part of the password.
+    std::fs::read(path).map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))
+}
+
+fn read_secret(field: &str, path: &Path) -> Result<Secret, String> {
+    let text = String::from_utf8(read_file(field, path)?)
+        .map_err(|_| format!("{field}: {} is not UTF-8 text", path.display()))?;
+    // Files written with `echo` end in a newline that is not part of the secret.
     let pw = text.strip_suffix('\n').unwrap_or(&text);
     let pw = pw.strip_suffix('\r').unwrap_or(pw);
     if pw.is_empty() {
-        return Err(format!("password_file: {} is empty", path.display()));
+        return Err(format!("{field}: {} is empty", path.display()));
     }
     Ok(Secret::new(pw.to_string()))
 }
@@ -376,8 +448,14 @@ impl Config {
         if self.log.target != old.log.target {
             d.restart_required.push("log.target".into());
         }
-        if self.control != old.control {
+        if self.control.socket != old.control.socket {
             d.restart_required.push("control.socket".into());
+        }
+        if self.control.dbus != old.control.dbus {
+            d.restart_required.push("control.dbus".into());
+        }
+        if self.control.tcp != old.control.tcp {
+            d.restart_required.push("control.tcp".into());
         }
         if self.sip.listen() != old.sip.listen() {
             d.restart_required.push("sip.listen".into());

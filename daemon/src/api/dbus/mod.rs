@@ -1,0 +1,59 @@
+//! D-Bus: the name `org.voipd.Voipd` on the session or system bus, for desktop widgets.
+//! An adapter over the same core calls as gRPC; the introspection of each interface is
+//! committed under `proto/dbus/`.
+
+mod mirror;
+mod objects;
+
+use zbus::connection;
+use zbus::fdo::ObjectManager;
+
+use crate::core::PhoneHandle;
+
+pub const BUS_NAME: &str = "org.voipd.Voipd";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bus {
+    Session,
+    System,
+}
+
+impl std::fmt::Display for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Bus::Session => "session",
+            Bus::System => "system",
+        })
+    }
+}
+
+/// Offers the service until the core stops. Without a bus (a headless box) it warns once
+/// and returns: the daemon runs on with gRPC.
+pub async fn serve(bus: Bus, phone: PhoneHandle) {
+    // Before the objects are first filled in, so that no change falls in between.
+    let events = phone.subscribe();
+    let builder = match bus {
+        Bus::Session => connection::Builder::session(),
+        Bus::System => connection::Builder::system(),
+    };
+    let conn = builder
+        .name(BUS_NAME)
+        .serve_at(objects::ROOT, ObjectManager)
+        .serve_at(
+            objects::ROOT,
+            objects::Manager {
+                phone: phone.clone(),
+            },
+        )
+        .build()
+        .await;
+    let conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("D-Bus unavailable ({bus} bus: {e}); control is by gRPC only");
+            return;
+        }
+    };
+    tracing::info!("D-Bus: {BUS_NAME} on the {bus} bus");
+    mirror::Mirror::new(conn, phone).run(events).await;
+}

@@ -1,0 +1,327 @@
+//! The D-Bus interfaces: `org.voipd.Manager1` at the root, `org.voipd.Account1` and
+//! `org.voipd.Call1` per object. Properties are read from the last state the core announced;
+//! methods go to the core, and its events update the objects (see `mirror.rs`).
+
+use std::time::SystemTime;
+
+use zbus::object_server::SignalEmitter;
+use zbus::{DBusError, interface};
+
+use crate::core::{
+    AccountInfo, CallAction, CallDirection, CallInfo, CallState, CoreError, Endpoints, PhoneHandle,
+    RegState,
+};
+
+pub(super) const ROOT: &str = "/org/voipd/Voipd";
+
+#[derive(Debug, DBusError)]
+#[zbus(prefix = "org.voipd.Error")]
+pub(super) enum VoipdError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    NotFound(String),
+    InvalidArgument(String),
+    Failed(String),
+}
+
+impl From<CoreError> for VoipdError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::NotFound { .. } => VoipdError::NotFound(e.to_string()),
+            CoreError::InvalidArgument { .. } => VoipdError::InvalidArgument(e.to_string()),
+            _ => VoipdError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Object path elements allow only `[A-Za-z0-9_]`; account ids may also hold '-'.
+pub(super) fn account_path(id: &str) -> String {
+    let mut p = format!("{ROOT}/account/");
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() {
+            p.push(char::from(b));
+        } else {
+            p.push_str(&format!("_{b:02x}"));
+        }
+    }
+    p
+}
+
+pub(super) fn call_path(id: u64) -> String {
+    format!("{ROOT}/call/{id}")
+}
+
+fn unix_us(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+pub(super) struct Manager {
+    pub phone: PhoneHandle,
+}
+
+#[interface(name = "org.voipd.Manager1")]
+impl Manager {
+    /// Calls `uri` (or a bare user/number, completed with the account's domain) from
+    /// `account` ("" for the first registered one); returns the new call's object.
+    #[zbus(out_args("call"))]
+    async fn dial(&self, uri: &str, account: &str) -> Result<zbus::OwnedObjectPath, VoipdError> {
+        let account = (!account.is_empty()).then_some(account);
+        let call = self.phone.dial(account, uri, Endpoints::default()).await?;
+        zbus::OwnedObjectPath::try_from(call_path(call.id))
+            .map_err(|e| VoipdError::Failed(e.to_string()))
+    }
+
+    /// The objects of the calls that run now.
+    #[zbus(out_args("calls"))]
+    async fn list_calls(&self) -> Result<Vec<zbus::OwnedObjectPath>, VoipdError> {
+        let calls = self.phone.calls().await?;
+        calls
+            .iter()
+            .map(|c| {
+                zbus::OwnedObjectPath::try_from(call_path(c.id))
+                    .map_err(|e| VoipdError::Failed(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Re-reads the configuration; returns what changed (and what needs a restart).
+    #[zbus(out_args("applied", "restart_required"))]
+    async fn reload(&self) -> Result<(Vec<String>, Vec<String>), VoipdError> {
+        let r = self.phone.reload().await?;
+        Ok((r.applied, r.restart_required))
+    }
+
+    #[zbus(property)]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").into()
+    }
+
+    /// "running"; the name goes away when the daemon stops.
+    #[zbus(property)]
+    fn status(&self) -> String {
+        "running".into()
+    }
+}
+
+pub(super) struct Account {
+    pub phone: PhoneHandle,
+    pub info: AccountInfo,
+}
+
+pub(super) fn reg_state_name(s: &RegState) -> &'static str {
+    match s {
+        RegState::Unregistered => "unregistered",
+        RegState::Registering => "registering",
+        RegState::Registered { .. } => "registered",
+        RegState::Failed { .. } => "failed",
+        RegState::BackingOff { .. } => "backing_off",
+    }
+}
+
+#[interface(name = "org.voipd.Account1")]
+impl Account {
+    async fn register(&self) -> Result<(), VoipdError> {
+        self.phone.register(&self.info.id).await?;
+        Ok(())
+    }
+
+    async fn unregister(&self) -> Result<(), VoipdError> {
+        self.phone.unregister(&self.info.id).await?;
+        Ok(())
+    }
+
+    #[zbus(property)]
+    fn id(&self) -> String {
+        self.info.id.clone()
+    }
+
+    #[zbus(property)]
+    fn aor(&self) -> String {
+        self.info.aor.clone()
+    }
+
+    #[zbus(property)]
+    fn display_name(&self) -> String {
+        self.info.display_name.clone().unwrap_or_default()
+    }
+
+    #[zbus(property)]
+    fn enabled(&self) -> bool {
+        self.info.enabled
+    }
+
+    /// unregistered, registering, registered, failed or backing_off.
+    #[zbus(property)]
+    fn state(&self) -> String {
+        reg_state_name(&self.info.state).into()
+    }
+
+    /// When the registration runs out unless refreshed, in µs since the Unix epoch; 0 when
+    /// not registered.
+    #[zbus(property)]
+    fn expires(&self) -> u64 {
+        match &self.info.state {
+            RegState::Registered { until, .. } => unix_us(*until),
+            _ => 0,
+        }
+    }
+
+    /// Why the last attempt failed ("403 Forbidden", "timeout"…); empty when it did not.
+    #[zbus(property)]
+    fn last_error(&self) -> String {
+        match &self.info.state {
+            RegState::Failed { code, reason, .. } => format!("{code} {reason}"),
+            RegState::BackingOff {
+                code: Some(code),
+                reason,
+                ..
+            } => format!("{code} {reason}"),
+            RegState::BackingOff { reason, .. } => reason.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+pub(super) struct Call {
+    pub phone: PhoneHandle,
+    pub info: CallInfo,
+}
+
+pub(super) fn call_state_name(s: &CallState) -> &'static str {
+    match s {
+        CallState::Dialing => "dialing",
+        CallState::Ringing => "ringing",
+        CallState::Early => "early",
+        CallState::Active => "active",
+        CallState::Held => "held",
+        CallState::Ended { .. } => "ended",
+    }
+}
+
+impl Call {
+    async fn act(&self, action: CallAction) -> Result<(), VoipdError> {
+        self.phone.call(self.info.id, action).await?;
+        Ok(())
+    }
+}
+
+#[interface(name = "org.voipd.Call1")]
+impl Call {
+    async fn answer(&self) -> Result<(), VoipdError> {
+        self.act(CallAction::Answer(Endpoints::default())).await
+    }
+
+    /// Refuses a ringing call: 486 Busy Here when `busy`, else 603 Decline.
+    async fn reject(&self, busy: bool) -> Result<(), VoipdError> {
+        self.act(CallAction::Reject { busy }).await
+    }
+
+    async fn hangup(&self) -> Result<(), VoipdError> {
+        self.act(CallAction::Hangup).await
+    }
+
+    async fn hold(&self) -> Result<(), VoipdError> {
+        self.act(CallAction::Hold).await
+    }
+
+    async fn resume(&self) -> Result<(), VoipdError> {
+        self.act(CallAction::Resume).await
+    }
+
+    async fn mute(&self, muted: bool) -> Result<(), VoipdError> {
+        self.act(CallAction::Mute(muted)).await
+    }
+
+    /// Sends digits (0-9, *, #, A-D) as RFC 4733 telephone events.
+    async fn send_dtmf(&self, digits: &str) -> Result<(), VoipdError> {
+        self.phone.send_dtmf(self.info.id, digits).await?;
+        Ok(())
+    }
+
+    #[zbus(signal)]
+    pub(super) async fn dtmf_received(emitter: &SignalEmitter<'_>, digit: &str)
+    -> zbus::Result<()>;
+
+    #[zbus(property)]
+    fn id(&self) -> u64 {
+        self.info.id
+    }
+
+    /// The account's id; empty for the sound test.
+    #[zbus(property)]
+    fn account(&self) -> String {
+        self.info.account.clone().unwrap_or_default()
+    }
+
+    #[zbus(property)]
+    fn remote_uri(&self) -> String {
+        self.info.remote_uri.clone()
+    }
+
+    #[zbus(property)]
+    fn remote_name(&self) -> String {
+        self.info.remote_name.clone().unwrap_or_default()
+    }
+
+    /// incoming or outgoing.
+    #[zbus(property)]
+    fn direction(&self) -> String {
+        match self.info.direction {
+            CallDirection::Incoming => "incoming",
+            CallDirection::Outgoing => "outgoing",
+        }
+        .into()
+    }
+
+    /// dialing, ringing, early, active, held or ended.
+    #[zbus(property)]
+    fn state(&self) -> String {
+        call_state_name(&self.info.state).into()
+    }
+
+    #[zbus(property)]
+    fn held(&self) -> bool {
+        self.info.state == CallState::Held
+    }
+
+    #[zbus(property)]
+    fn muted(&self) -> bool {
+        self.info.muted
+    }
+
+    /// µs since the Unix epoch.
+    #[zbus(property)]
+    fn started_at(&self) -> u64 {
+        unix_us(self.info.started)
+    }
+
+    /// µs since the Unix epoch; 0 until answered.
+    #[zbus(property)]
+    fn answered_at(&self) -> u64 {
+        self.info.answered.map_or(0, unix_us)
+    }
+
+    #[zbus(property)]
+    fn codec(&self) -> String {
+        self.info.codec.clone().unwrap_or_default()
+    }
+
+    /// The SIP code and reason the call ended with (200 for a normal hang-up); 0 and empty
+    /// while it runs.
+    #[zbus(property)]
+    fn end_code(&self) -> u16 {
+        match &self.info.state {
+            CallState::Ended { code, .. } => *code,
+            _ => 0,
+        }
+    }
+
+    #[zbus(property)]
+    fn end_reason(&self) -> String {
+        match &self.info.state {
+            CallState::Ended { reason, .. } => reason.clone(),
+            _ => String::new(),
+        }
+    }
+}

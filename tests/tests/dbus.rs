@@ -1,0 +1,378 @@
+//! The D-Bus face, driven by the stock clients a desktop uses (busctl, gdbus) on a private
+//! dbus-daemon: objects, properties, methods, signals and named errors, while a real call
+//! to baresip through Kamailio runs; the committed introspection is what the daemon serves.
+
+use std::time::Duration;
+
+use voipd_tests::audio::assert_tone;
+use voipd_tests::baresip::{Baresip, BaresipOptions};
+use voipd_tests::dbus::{Bus, NAME, ROOT};
+use voipd_tests::peers::Kamailio;
+use voipd_tests::*;
+
+const MANAGER: &str = "org.voipd.Manager1";
+const ACCOUNT: &str = "org.voipd.Account1";
+const CALL: &str = "org.voipd.Call1";
+
+fn start_daemon(sb: &Sandbox, bus: &Bus) -> Daemon {
+    let mut d = sb.spawn_daemon(&[], &bus.env());
+    sb.wait_notify(|m| m.contains("READY=1"), &mut d);
+    bus.wait_for_voipd();
+    d
+}
+
+/// gdbus call on voipd; its stdout, or the error it printed.
+fn gdbus_call(bus: &Bus, path: &str, method: &str, args: &[&str]) -> Result<String, String> {
+    let mut a = vec![
+        "call",
+        "--dest",
+        NAME,
+        "--object-path",
+        path,
+        "--method",
+        method,
+    ];
+    a.extend_from_slice(args);
+    let out = bus.gdbus(&a);
+    if out.status.success() {
+        Ok(stdout(&out))
+    } else {
+        Err(stderr(&out))
+    }
+}
+
+#[test]
+fn a_desktop_client_sees_and_drives_a_real_call_over_dbus() {
+    let sb = Sandbox::new();
+    let bus = Bus::start(sb.path());
+    let kam = Kamailio::start(sb.path(), &[]);
+    sb.write_config(&format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[audio]\ninput = \"tone:440\"\noutput = \"file:{}\"\n\n\
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{}\"\npassword = \"alicepw\"\ncodecs = [\"pcmu\"]\n",
+        sb.path().join("voipd-heard.wav").display(),
+        kam.port
+    ));
+    let _d = start_daemon(&sb, &bus);
+
+    // The manager and the account object, with their properties.
+    assert_eq!(
+        bus.property(ROOT, MANAGER, "Version"),
+        format!("s \"{}\"", env!("CARGO_PKG_VERSION"))
+    );
+    let acct = format!("{ROOT}/account/alice");
+    wait_until(
+        || bus.property(&acct, ACCOUNT, "State") == "s \"registered\"",
+        "the account object to say registered",
+    );
+    assert_eq!(bus.property(&acct, ACCOUNT, "LastError"), "s \"\"");
+    let expires: u64 = bus.property(&acct, ACCOUNT, "Expires")[2..]
+        .parse()
+        .unwrap();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    assert!(expires > now_us, "Expires {expires} is not in the future");
+    let managed = bus.gdbus(&[
+        "call",
+        "--dest",
+        NAME,
+        "--object-path",
+        ROOT,
+        "--method",
+        "org.freedesktop.DBus.ObjectManager.GetManagedObjects",
+    ]);
+    assert!(stdout(&managed).contains(&acct), "{}", describe(&managed));
+
+    let mut b = Baresip::start(
+        sb.path(),
+        BaresipOptions {
+            user: "carol",
+            password: "carolpw",
+            kamailio_port: kam.port,
+            tone: 1000,
+            codec: "PCMU",
+            auto_answer: true,
+        },
+    );
+    let monitor = bus.monitor();
+
+    // Dial on the manager returns the new call's object.
+    let out = gdbus_call(&bus, ROOT, "org.voipd.Manager1.Dial", &["carol", ""]).unwrap();
+    let path = out
+        .split('\'')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no object path in {out}"))
+        .to_string();
+    assert!(path.starts_with(&format!("{ROOT}/call/")), "{path}");
+    wait_until(
+        || bus.property(&path, CALL, "State") == "s \"active\"",
+        "the call object to say active",
+    );
+    b.wait_event("CALL_ESTABLISHED");
+    assert!(bus.property(&path, CALL, "RemoteUri").contains("carol"));
+    assert_eq!(bus.property(&path, CALL, "Direction"), "s \"outgoing\"");
+    assert_eq!(bus.property(&path, CALL, "Account"), "s \"alice\"");
+    assert_eq!(bus.property(&path, CALL, "Codec"), "s \"PCMU\"");
+    assert_eq!(bus.property(&path, CALL, "Held"), "b false");
+    assert_ne!(bus.property(&path, CALL, "AnsweredAt"), "t 0");
+    let listed = bus.busctl_ok(&["call", NAME, ROOT, MANAGER, "ListCalls"]);
+    assert!(listed.contains(&path), "{listed}");
+
+    // Audio both ways while the call runs.
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // Digits from baresip arrive as a signal on the call object.
+    b.command("sndcode", "5");
+    wait_until(
+        || {
+            monitor
+                .text()
+                .contains("org.voipd.Call1.DtmfReceived ('5',)")
+        },
+        "a DtmfReceived signal",
+    );
+
+    // Hold and resume through methods; the property follows.
+    bus.busctl_ok(&["call", NAME, &path, CALL, "Hold"]);
+    wait_until(
+        || bus.property(&path, CALL, "Held") == "b true",
+        "Held to become true",
+    );
+    bus.busctl_ok(&["call", NAME, &path, CALL, "Resume"]);
+    wait_until(
+        || bus.property(&path, CALL, "Held") == "b false",
+        "Held to become false",
+    );
+    bus.busctl_ok(&["call", NAME, &path, CALL, "Mute", "b", "true"]);
+    wait_until(
+        || bus.property(&path, CALL, "Muted") == "b true",
+        "Muted to become true",
+    );
+
+    // Hang up on the call object: baresip sees it end, and the object goes.
+    gdbus_call(&bus, &path, "org.voipd.Call1.Hangup", &[]).unwrap();
+    b.wait_event("CALL_CLOSED");
+    wait_until(
+        || !bus.busctl_ok(&["tree", NAME]).contains("/call/"),
+        "the call object to vanish",
+    );
+
+    // What a widget listening to signals saw, in order.
+    let seen = monitor.text();
+    let pos = |what: &str| {
+        seen.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in the signals:\n{seen}"))
+    };
+    let added = pos(&format!("InterfacesAdded (objectpath '{path}'"));
+    let active = pos("'State': <'active'>");
+    let held = pos("'Held': <true>");
+    let ended = pos("'State': <'ended'>");
+    let removed = pos(&format!("InterfacesRemoved (objectpath '{path}'"));
+    assert!(
+        added < active && active < held && held < ended && ended < removed,
+        "{seen}"
+    );
+    // The call ended with our hang-up: the code is on the object's last change.
+    assert!(seen.contains("'EndCode': <uint16 200>"), "{seen}");
+
+    assert_tone(
+        &sb.path().join("voipd-heard.wav"),
+        1000.0,
+        &[440.0, 1500.0],
+        15,
+    );
+    let theirs = b.received_recordings();
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_tone(&theirs[0], 440.0, &[1000.0, 1500.0], 15);
+}
+
+#[test]
+fn errors_are_named_and_change_nothing() {
+    let sb = Sandbox::new();
+    let bus = Bus::start(sb.path());
+    sb.write_config(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
+    );
+    let _d = start_daemon(&sb, &bus);
+    let e = gdbus_call(&bus, ROOT, "org.voipd.Manager1.Dial", &["carol", "nosuch"]).unwrap_err();
+    assert!(e.contains("org.voipd.Error.NotFound"), "{e}");
+    assert!(e.contains("nosuch"), "{e}");
+    let e = gdbus_call(&bus, ROOT, "org.voipd.Manager1.Dial", &["sip:", "alice"]).unwrap_err();
+    assert!(e.contains("org.voipd.Error.InvalidArgument"), "{e}");
+    assert!(e.contains("uri"), "names the argument: {e}");
+    assert_eq!(
+        bus.busctl_ok(&["call", NAME, ROOT, MANAGER, "ListCalls"])
+            .trim(),
+        "ao 0"
+    );
+    // A call object that never was: the bus's own error, and the daemon carries on.
+    let e = gdbus_call(
+        &bus,
+        &format!("{ROOT}/call/99"),
+        "org.voipd.Call1.Hangup",
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.contains("org.freedesktop.DBus.Error.Unknown"), "{e}");
+    let out = sb.voipctl(&["status"]);
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+/// The interface element `name` from an introspection document, trimmed line by line.
+fn interface_xml(doc: &str, name: &str) -> String {
+    let start = doc
+        .find(&format!("<interface name=\"{name}\">"))
+        .unwrap_or_else(|| panic!("no interface {name} in:\n{doc}"));
+    let end = start + doc[start..].find("</interface>").expect("closed interface");
+    doc[start..end]
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// VOIPD_BLESS=1 rewrites the committed contract from the daemon (after a deliberate change).
+fn bless(file: &std::path::Path, served: &str, iface: &str) {
+    let start = served
+        .find(&format!("  <interface name=\"{iface}\">"))
+        .expect("interface served");
+    let end = start + served[start..].find("</interface>").expect("closed") + "</interface>".len();
+    let text = format!(
+        "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n \
+         \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n\
+         <!-- The contract of voipd's D-Bus interface {iface}, as the daemon introspects it.\n     \
+         A test compares this file with the running daemon; change both together. -->\n\
+         <node>\n{}\n</node>\n",
+        &served[start..end]
+    );
+    std::fs::write(file, text).expect("write contract");
+}
+
+#[test]
+fn the_committed_introspection_is_what_the_daemon_serves() {
+    let sb = Sandbox::new();
+    let bus = Bus::start(sb.path());
+    sb.write_config(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[audio]\ninput = \"null\"\noutput = \"null\"\n\n\
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
+    );
+    let _d = start_daemon(&sb, &bus);
+    // The sound test gives a call object without any peer.
+    assert!(sb.voipctl(&["dial", "echo"]).status.success());
+    let call = format!("{ROOT}/call/1");
+    wait_until(
+        || bus.busctl_ok(&["tree", NAME]).contains(&call),
+        "the sound test's call object",
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/dbus");
+    let mut mismatches = Vec::new();
+    for (iface, path) in [
+        (MANAGER, ROOT.to_string()),
+        (ACCOUNT, format!("{ROOT}/account/alice")),
+        (CALL, call.clone()),
+    ] {
+        let served = bus.busctl_ok(&["--xml-interface", "introspect", NAME, &path]);
+        let file = dir.join(format!("{iface}.xml"));
+        if std::env::var_os("VOIPD_BLESS").is_some() {
+            bless(&file, &served, iface);
+        }
+        let committed = std::fs::read_to_string(&file).unwrap_or_default();
+        if interface_xml(&served, iface) != interface_xml(&committed, iface) {
+            mismatches.push(format!(
+                "{} differs from what the daemon serves:\n{}",
+                file.display(),
+                &served[served
+                    .find(&format!("<interface name=\"{iface}\">"))
+                    .unwrap_or(0)..]
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+    assert!(sb.voipctl(&["hangup"]).status.success());
+}
+
+#[test]
+fn without_a_bus_the_daemon_runs_on_with_grpc_and_warns_once() {
+    let sb = Sandbox::new();
+    sb.write_config("[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n");
+    let nowhere = format!("unix:path={}", sb.path().join("no-bus").display());
+    let mut d = sb.spawn_daemon(&[], &[("DBUS_SESSION_BUS_ADDRESS", &nowhere)]);
+    sb.wait_notify(|m| m.contains("READY=1"), &mut d);
+    wait_until(
+        || d.log().contains("D-Bus unavailable"),
+        "the D-Bus warning",
+    );
+    let out = sb.voipctl(&["status"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(d.try_exit().is_none(), "voipd exited:\n{}", d.log());
+    assert_eq!(
+        d.log().matches("D-Bus unavailable").count(),
+        1,
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn on_the_system_bus_only_voipd_owns_the_name_and_only_its_group_may_call() {
+    ensure_user("voipd", Some("voipd"));
+    ensure_user("voipd-test-member", Some("voipd"));
+    ensure_user("voipd-test-other", None);
+    let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../systemd/dbus/org.voipd.Voipd.conf");
+    let config = "[control]\ndbus = \"system\"\n\n[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n";
+
+    let sb = Sandbox::new();
+    sb.open_to_all();
+    let bus = Bus::start_system(sb.path(), &policy);
+    assert!(
+        !bus.log().contains("policy"),
+        "dbus-daemon on our policy file: {}",
+        bus.log()
+    );
+
+    // root is not the voipd user: the bus refuses it the name, and it runs on without.
+    let root_sb = Sandbox::new();
+    root_sb.write_config(config);
+    let mut d = root_sb.spawn_daemon(&[], &bus.env());
+    root_sb.wait_notify(|m| m.contains("READY=1"), &mut d);
+    wait_until(
+        || d.log().contains("D-Bus unavailable"),
+        "the refusal to be logged",
+    );
+    assert!(d.log().contains("system bus"), "{}", d.log());
+    drop(d);
+
+    sb.write_config(config);
+    let _d = sb.spawn_daemon_as(Some("voipd"), &[], &bus.env());
+    bus.wait_for_voipd();
+    let version = format!("s \"{}\"", env!("CARGO_PKG_VERSION"));
+    for member in [None, Some("voipd-test-member")] {
+        let out = bus.busctl_as(member, &["get-property", NAME, ROOT, MANAGER, "Version"]);
+        assert_eq!(
+            stdout(&out).trim(),
+            version,
+            "{member:?}: {}",
+            describe(&out)
+        );
+    }
+    let out = bus.busctl_as(
+        Some("voipd-test-other"),
+        &["get-property", NAME, ROOT, MANAGER, "Version"],
+    );
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(stderr(&out).contains("Access denied"), "{}", describe(&out));
+    // Looking is allowed.
+    let out = bus.busctl_as(
+        Some("voipd-test-other"),
+        &[
+            "call",
+            NAME,
+            ROOT,
+            "org.freedesktop.DBus.Introspectable",
+            "Introspect",
+        ],
+    );
+    assert!(stdout(&out).contains(MANAGER), "{}", describe(&out));
+}
