@@ -29,6 +29,8 @@ pub enum RunError {
     Signals(std::io::Error),
     #[error(transparent)]
     Sip(#[from] TransportError),
+    #[error("control.tcp: cannot listen on {0}: {1}")]
+    Tcp(std::net::SocketAddr, std::io::Error),
 }
 
 pub struct Options {
@@ -66,6 +68,18 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         instance: crate::paths::instance_id(&opts.state_dir),
     };
     let mut listening = vec![format!("unix:{}", control.path().display())];
+    let tcp = match &opts.loaded.config.control.tcp {
+        Some(conf) => {
+            grpc::check_tls(conf)?;
+            let l = tokio::net::TcpListener::bind(conf.listen)
+                .await
+                .map_err(|e| RunError::Tcp(conf.listen, e))?;
+            let addr = l.local_addr().map_err(|e| RunError::Tcp(conf.listen, e))?;
+            listening.push(format!("tcp+tls:{addr}"));
+            Some((l, conf.clone()))
+        }
+        None => None,
+    };
     listening.extend(transport.listening());
 
     let (phone, core_task) = Phone::start(
@@ -76,6 +90,15 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         Some(sip),
     );
     let mut server = tokio::spawn(grpc::serve(listener, phone.clone()));
+    if let Some((listener, conf)) = tcp {
+        let phone = phone.clone();
+        tokio::spawn(async move {
+            if let Err(e) = grpc::serve_tcp(listener, conf, phone.clone()).await {
+                tracing::error!("gRPC over TCP: {e}");
+                let _ = phone.shutdown("the TCP gRPC server stopped").await;
+            }
+        });
+    }
     if let Some(bus) = opts.dbus {
         tokio::spawn(crate::api::dbus::serve(bus, phone.clone()));
     }

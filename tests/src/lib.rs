@@ -349,6 +349,13 @@ pub fn ensure_user(name: &str, group: Option<&str>) {
             out.as_ref().is_ok_and(|o| o.status.success()),
             "useradd {name} (the tests must run as root to create users): {out:?}"
         );
+    } else if let Some(g) = group {
+        // Made earlier, perhaps by another test with another group.
+        let out = Command::new("usermod").args(["-a", "-G", g, name]).output();
+        assert!(
+            out.as_ref().is_ok_and(|o| o.status.success()),
+            "usermod {name}: {out:?}"
+        );
     }
 }
 

@@ -1,19 +1,22 @@
 //! gRPC over the control socket, with server reflection so that clients need no .proto.
 
 mod accounts;
+mod auth;
 mod calls;
 mod convert;
 mod daemon;
 mod events;
 
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::Server;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::service::{InterceptorLayer, Routes};
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 use voipd_proto::v1::FILE_DESCRIPTOR_SET;
 use voipd_proto::v1::accounts_server::AccountsServer;
 use voipd_proto::v1::calls_server::CallsServer;
 use voipd_proto::v1::daemon_server::DaemonServer;
 use voipd_proto::v1::events_server::EventsServer;
 
+use crate::config::TcpControl;
 use crate::core::{CoreError, PhoneHandle};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,13 +25,12 @@ pub enum GrpcError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("control.tcp: the certificate or key cannot be used: {0}")]
+    Tls(String),
 }
 
-/// Serves until the core begins shutdown, then lets running calls finish.
-pub async fn serve(
-    listener: tokio::net::UnixListener,
-    phone: PhoneHandle,
-) -> Result<(), GrpcError> {
+/// Every service, for each listener.
+fn routes(phone: &PhoneHandle) -> Result<Routes, GrpcError> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()?;
@@ -36,20 +38,64 @@ pub async fn serve(
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let stopped = {
-        let phone = phone.clone();
-        async move { phone.stopped().await }
-    };
-    Server::builder()
-        .add_service(reflection_v1)
+    Ok(Routes::new(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(DaemonServer::new(daemon::DaemonService::new(phone.clone())))
         .add_service(AccountsServer::new(accounts::AccountsService::new(
             phone.clone(),
         )))
         .add_service(CallsServer::new(calls::CallsService::new(phone.clone())))
-        .add_service(EventsServer::new(events::EventsService::new(phone)))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped)
+        .add_service(EventsServer::new(events::EventsService::new(phone.clone()))))
+}
+
+fn stopped(phone: &PhoneHandle) -> impl Future<Output = ()> + use<> {
+    let phone = phone.clone();
+    async move { phone.stopped().await }
+}
+
+/// Serves the Unix socket until the core begins shutdown, then lets running calls finish.
+/// Who may connect is settled by the socket's file permissions.
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    phone: PhoneHandle,
+) -> Result<(), GrpcError> {
+    Server::builder()
+        .add_routes(routes(&phone)?)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped(&phone))
+        .await?;
+    Ok(())
+}
+
+fn tls(tcp: &TcpControl) -> ServerTlsConfig {
+    ServerTlsConfig::new().identity(Identity::from_pem(&tcp.cert, tcp.key.expose()))
+}
+
+/// Tries the TLS identity, so that a bad certificate or key stops the start, not a client.
+pub fn check_tls(tcp: &TcpControl) -> Result<(), GrpcError> {
+    Server::builder().tls_config(tls(tcp)).map_err(|e| {
+        GrpcError::Tls(
+            std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string()),
+        )
+    })?;
+    Ok(())
+}
+
+/// Serves TCP with TLS, and only to requests that carry the bearer token.
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    tcp: TcpControl,
+    phone: PhoneHandle,
+) -> Result<(), GrpcError> {
+    let tls = tls(&tcp);
+    let token = tcp.token;
+    Server::builder()
+        .tls_config(tls)?
+        .layer(InterceptorLayer::new(move |req: tonic::Request<()>| {
+            auth::check(&req, &token)?;
+            Ok(req)
+        }))
+        .add_routes(routes(&phone)?)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(&phone))
         .await?;
     Ok(())
 }
