@@ -214,3 +214,27 @@ fn diff_lists_what_changed() {
     assert_eq!(d.restart_required, vec!["sip.listen"]);
     assert_eq!(old.diff(&old), ConfigDiff::default());
 }
+
+#[test]
+fn control_dbus_and_tcp_are_checked_by_name() {
+    let e = invalid("[control]\ndbus = \"sometimes\"\n").to_string();
+    assert!(e.contains("control.dbus"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "0123456789abcdef\n").unwrap();
+    let tcp = |cert: &str, token: &std::path::Path| {
+        format!(
+            "[control]\ntcp = {{ listen = \"127.0.0.1:7443\", cert = \"{cert}\", key = \"/nonexistent/key.pem\", token_file = \"{}\" }}\n",
+            token.display()
+        )
+    };
+    let e = invalid(&tcp("cert.pem", &token)).to_string();
+    assert!(
+        e.contains("control.tcp") && e.contains("cert: cert.pem is not an absolute path"),
+        "{e}"
+    );
+    let e = invalid(&tcp("/nonexistent/cert.pem", &token)).to_string();
+    assert!(e.contains("cert: cannot read /nonexistent/cert.pem"), "{e}");
+    let e = invalid("[control]\ntcp = { listen = \"127.0.0.1:7443\" }\n").to_string();
+    assert!(e.contains("control.tcp") && e.contains("cert"), "{e}");
+}
