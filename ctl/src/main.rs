@@ -6,12 +6,13 @@
 mod client;
 mod cmd;
 mod exit;
+mod man;
 mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::cmd::calls::Act;
 use crate::exit::Failure;
@@ -32,6 +33,8 @@ Examples:
   voipctl hold / resume / mute    on the only call, or give its id
   voipctl hangup                  end the only call (or give its id)
   voipctl calls                   the calls and their states
+  voipctl completions bash        shell completion (bash, zsh, fish, elvish, powershell)
+  voipctl man | man -l -          this help as a manual page
 
 Exit codes: 0 done, 1 the daemon refused (the message says why), 2 usage error,
 3 the daemon cannot be reached.";
@@ -104,6 +107,7 @@ enum Verb {
     /// Refuse a ringing call: 603 Decline, or 486 Busy Here with --busy
     Reject {
         id: Option<u64>,
+        /// Say 486 Busy Here instead of 603 Decline
         #[arg(long)]
         busy: bool,
     },
@@ -116,6 +120,7 @@ enum Verb {
     /// Mute the microphone on a call (--off to unmute)
     Mute {
         id: Option<u64>,
+        /// Unmute instead
         #[arg(long)]
         off: bool,
     },
@@ -128,10 +133,39 @@ enum Verb {
     },
     /// List the calls
     Calls,
+    /// Print a shell completion script (e.g. `voipctl completions bash > /etc/bash_completion.d/voipctl`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, roff (e.g. `voipctl man | man -l -`)
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // These two need no daemon.
+    match cli.verb {
+        Verb::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "voipctl",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Verb::Man => {
+            return match man::render(&Cli::command(), &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("voipctl: cannot write the manual page: {e}");
+                    ExitCode::from(exit::DAEMON_SAID_NO)
+                }
+            };
+        }
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -175,5 +209,7 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Mute { id, off } => cmd::calls::act(conn, out, id, Act::Mute(!off)).await,
         Verb::Dtmf { digits, call } => cmd::calls::act(conn, out, call, Act::Dtmf(digits)).await,
         Verb::Calls => cmd::calls::list(conn, out).await,
+        // Handled in main, before connecting.
+        Verb::Completions { .. } | Verb::Man => Ok(()),
     }
 }

@@ -17,6 +17,40 @@ impl Output {
     }
 }
 
+/// Columns padded to their widest cell, two spaces apart; the last is not padded.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, c) in cells.enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            out.push_str(c);
+            if i + 1 < widths.len() {
+                out.push_str(&" ".repeat(widths[i].saturating_sub(c.chars().count())));
+            }
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&mut headers.iter().copied());
+    for r in rows {
+        out.push_str(&line(&mut r.iter().map(String::as_str)));
+    }
+    out
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 pub fn duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     match (d, h, m) {
@@ -40,6 +74,23 @@ pub fn clock(unix_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_line_up() {
+        let t = table(
+            &["ID", "STATE", "DETAIL"],
+            &[
+                vec!["home".into(), "registered".into(), "until 12:00Z".into()],
+                vec!["office-line".into(), "failed".into(), String::new()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "ID           STATE       DETAIL\n\
+             home         registered  until 12:00Z\n\
+             office-line  failed\n"
+        );
+    }
 
     #[test]
     fn durations_read_naturally() {

@@ -56,31 +56,17 @@ pub async fn list(conn: Channel, out: Output) -> Result<(), Failure> {
         println!("no accounts configured (add [[account]] tables to the configuration)");
         return Ok(());
     }
-    let w_id = r
-        .accounts
-        .iter()
-        .map(|a| a.id.len())
-        .max()
-        .unwrap_or(2)
-        .max(2);
-    let w_aor = r
-        .accounts
-        .iter()
-        .map(|a| a.aor.len())
-        .max()
-        .unwrap_or(3)
-        .max(3);
-    println!("{:w_id$}  {:13}  {:w_aor$}  DETAIL", "ID", "STATE", "AOR");
-    for a in &r.accounts {
-        println!(
-            "{:w_id$}  {:13}  {:w_aor$}  {}",
-            a.id,
-            state_name(a),
-            a.aor,
-            detail(a)
-        );
-    }
+    print!("{}", table(&r.accounts));
     Ok(())
+}
+
+/// The accounts as a table: id, state, address of record, and the detail that matters.
+pub fn table(accounts: &[Account]) -> String {
+    let rows: Vec<Vec<String>> = accounts
+        .iter()
+        .map(|a| vec![a.id.clone(), state_name(a).into(), a.aor.clone(), detail(a)])
+        .collect();
+    crate::output::table(&["ID", "STATE", "AOR", "DETAIL"], &rows)
 }
 
 pub async fn register(conn: Channel, out: Output, id: String, on: bool) -> Result<(), Failure> {

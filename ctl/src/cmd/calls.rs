@@ -7,7 +7,7 @@ use voipd_proto::v1::{
 
 use crate::AudioArgs;
 use crate::exit::Failure;
-use crate::output::{Output, clock, duration};
+use crate::output::{Output, clock, duration, now_ms};
 
 pub fn state_name(c: &Call) -> &'static str {
     match c.state() {
@@ -210,22 +210,46 @@ pub async fn list(conn: Channel, out: Output) -> Result<(), Failure> {
     }
     if calls.is_empty() {
         println!("no calls");
-    }
-    for c in &calls {
-        let since = if c.answered_unix_ms > 0 {
-            c.answered_unix_ms
-        } else {
-            c.started_unix_ms
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        println!(
-            "{}  since {} ({})",
-            describe(c),
-            clock(since),
-            duration(now.saturating_sub(since) / 1000)
-        );
+    } else {
+        print!("{}", table(&calls));
     }
     Ok(())
+}
+
+/// The calls as a table: who, which way, state, codec, and for how long.
+pub fn table(calls: &[Call]) -> String {
+    let now = now_ms();
+    let rows: Vec<Vec<String>> = calls
+        .iter()
+        .map(|c| {
+            let since = if c.answered_unix_ms > 0 {
+                c.answered_unix_ms
+            } else {
+                c.started_unix_ms
+            };
+            let who = if c.remote_name.is_empty() {
+                c.remote_uri.clone()
+            } else {
+                format!("{} <{}>", c.remote_name, c.remote_uri)
+            };
+            let state = if c.muted {
+                format!("{}, muted", state_name(c))
+            } else {
+                state_name(c).to_string()
+            };
+            vec![
+                c.id.to_string(),
+                if c.incoming { "in" } else { "out" }.into(),
+                who,
+                state,
+                c.codec.clone(),
+                format!(
+                    "{} since {}",
+                    duration(now.saturating_sub(since) / 1000),
+                    clock(since)
+                ),
+            ]
+        })
+        .collect();
+    crate::output::table(&["ID", "DIR", "REMOTE", "STATE", "CODEC", "TIME"], &rows)
 }
