@@ -125,14 +125,10 @@ impl Bus {
         self.busctl_as(None, args)
     }
 
-    /// busctl run as `user` (through runuser), or as ourselves.
+    /// busctl run as `user`, or as ourselves.
     pub fn busctl_as(&self, user: Option<&str>, args: &[&str]) -> Output {
         let mut cmd = match user {
-            Some(u) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", u, "--", "busctl"]);
-                c
-            }
+            Some(u) => crate::command_as(u, "busctl"),
             None => Command::new("busctl"),
         };
         cmd.arg(format!("--address={}", self.address))

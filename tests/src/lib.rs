@@ -144,8 +144,8 @@ impl Sandbox {
         let file = std::fs::File::create(&log).expect("log file");
         let mut cmd = match user {
             Some(u) => {
-                let mut c = self.command("runuser");
-                c.args(["-u", u, "--"]).arg(bin("voipd"));
+                let mut c = self.command("setpriv");
+                c.args(setpriv_args(u)).arg(bin("voipd"));
                 c
             }
             None => self.command(bin("voipd")),
@@ -357,6 +357,27 @@ pub fn ensure_user(name: &str, group: Option<&str>) {
             "usermod {name}: {out:?}"
         );
     }
+}
+
+/// setpriv(1) arguments that run the program after them as `user`, with its groups.
+/// setpriv execs, so the child's pid is the program's and killing it stops the program.
+pub fn setpriv_args(user: &str) -> Vec<String> {
+    let out = Command::new("id").args(["-gn", user]).output().expect("id");
+    assert!(out.status.success(), "no user {user}");
+    let group = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    vec![
+        format!("--reuid={user}"),
+        format!("--regid={group}"),
+        "--init-groups".into(),
+        "--".into(),
+    ]
+}
+
+/// A command run as `user` (see [`setpriv_args`]).
+pub fn command_as(user: &str, program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(setpriv_args(user)).arg(program);
+    c
 }
 
 /// Polls `cond` until it holds; fails the test after PATIENCE.

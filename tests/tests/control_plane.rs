@@ -223,14 +223,12 @@ fn only_the_socket_owner_and_group_may_connect() {
     )
     .unwrap();
     let voipctl_as = |user: &str| {
-        Command::new("runuser")
-            .args(["-u", user, "--"])
-            .arg(bin("voipctl"))
+        command_as(user, bin("voipctl"))
             .arg("--socket")
             .arg(&sock)
             .arg("status")
             .output()
-            .expect("runuser voipctl")
+            .expect("voipctl as another user")
     };
     let out = voipctl_as("voipd-test-other");
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
