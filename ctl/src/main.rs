@@ -33,6 +33,7 @@ Examples:
   voipctl hold / resume / mute    on the only call, or give its id
   voipctl hangup                  end the only call (or give its id)
   voipctl calls                   the calls and their states
+  voipctl history --missed        missed calls (and count them as seen)
   voipctl completions bash        shell completion (bash, zsh, fish, elvish, powershell)
   voipctl man | man -l -          this help as a manual page
 
@@ -133,6 +134,18 @@ enum Verb {
     },
     /// List the calls
     Calls,
+    /// Past calls, newest first, missed ones marked (counts them as seen)
+    History {
+        /// Only missed calls
+        #[arg(long)]
+        missed: bool,
+        /// At most this many [default: 100]
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u32,
+        /// Do not count missed calls as seen
+        #[arg(long)]
+        peek: bool,
+    },
     /// Print a shell completion script (e.g. `voipctl completions bash > /etc/bash_completion.d/voipctl`)
     Completions {
         #[arg(value_enum)]
@@ -209,6 +222,11 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Mute { id, off } => cmd::calls::act(conn, out, id, Act::Mute(!off)).await,
         Verb::Dtmf { digits, call } => cmd::calls::act(conn, out, call, Act::Dtmf(digits)).await,
         Verb::Calls => cmd::calls::list(conn, out).await,
+        Verb::History {
+            missed,
+            limit,
+            peek,
+        } => cmd::history::list(conn, out, missed, limit, peek).await,
         // Handled in main, before connecting.
         Verb::Completions { .. } | Verb::Man => Ok(()),
     }

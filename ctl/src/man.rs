@@ -57,7 +57,10 @@ pub fn render(cmd: &Command, w: &mut dyn Write) -> std::io::Result<()> {
             writeln!(w, ".RE")?;
         }
     }
-    man.render_extra_section(w)?;
+    // Examples keep their columns: no filling, no adjusting.
+    if let Some(after) = cmd.get_after_help() {
+        writeln!(w, ".SH EXAMPLES\n.nf\n{}\n.fi", roff(&after.to_string()))?;
+    }
     man.render_version_section(w)?;
     Ok(())
 }

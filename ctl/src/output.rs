@@ -61,6 +61,26 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
+/// "2026-11-26 19:45", UTC.
+pub fn date_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    // Days to civil date (Howard Hinnant's algorithm), for the proleptic Gregorian calendar.
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60
+    )
+}
+
 pub fn clock(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
     format!(
@@ -74,6 +94,13 @@ pub fn clock(unix_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(date_time(0), "1970-01-01 00:00");
+        assert_eq!(date_time(1_795_724_125_000), "2026-11-26 20:15");
+        assert_eq!(date_time(951_782_400_000), "2000-02-29 00:00");
+    }
 
     #[test]
     fn tables_line_up() {

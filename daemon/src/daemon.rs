@@ -15,6 +15,7 @@ use crate::logging::Logging;
 use crate::sdnotify::Notifier;
 use crate::sip::transaction::{Endpoint, Timers};
 use crate::sip::transport::{Transport, TransportError};
+use crate::store::Store;
 
 /// How long running gRPC calls get to finish once shutdown has begun.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -29,6 +30,8 @@ pub enum RunError {
     Signals(std::io::Error),
     #[error(transparent)]
     Sip(#[from] TransportError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("control.tcp: cannot listen on {0}: {1}")]
     Tcp(std::net::SocketAddr, std::io::Error),
 }
@@ -67,6 +70,8 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         requests,
         instance: crate::paths::instance_id(&opts.state_dir),
     };
+    // The history and what else must survive; a damaged file is moved aside (logged).
+    let (store, _) = Store::open(&opts.state_dir.join("voipd.db"))?;
     let mut listening = vec![format!("unix:{}", control.path().display())];
     let tcp = match &opts.loaded.config.control.tcp {
         Some(conf) => {
@@ -88,6 +93,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         opts.logging,
         listening.clone(),
         Some(sip),
+        store,
     );
     let mut server = tokio::spawn(grpc::serve(listener, phone.clone()));
     if let Some((listener, conf)) = tcp {

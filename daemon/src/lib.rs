@@ -12,3 +12,4 @@ pub mod paths;
 pub mod sdnotify;
 pub mod sdp;
 pub mod sip;
+pub mod store;

@@ -210,6 +210,26 @@ fn a_desktop_client_sees_and_drives_a_real_call_over_dbus() {
     let closed = b.wait_event("CALL_CLOSED");
     assert!(closed.to_string().contains("486"), "{closed}");
 
+    // The history of those three calls, and no missed one (the refusal was ours).
+    wait_until(
+        || {
+            bus.busctl_ok(&[
+                "call",
+                NAME,
+                ROOT,
+                MANAGER,
+                "ListHistory",
+                "ubb",
+                "10",
+                "false",
+                "false",
+            ])
+            .starts_with("aa{sv} 3 ")
+        },
+        "three calls in the history",
+    );
+    assert_eq!(bus.property(ROOT, MANAGER, "MissedCalls"), "u 0");
+
     // The account's methods: unregister and register again, seen in its State.
     bus.busctl_ok(&["call", NAME, &acct, ACCOUNT, "Unregister"]);
     wait_until(

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod calls;
+pub mod history;
 pub mod reload;
 pub mod shutdown;
 pub mod status;

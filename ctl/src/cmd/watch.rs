@@ -192,5 +192,13 @@ fn describe(ev: &Event) -> Option<String> {
         Kind::AccountRemoved(r) => format!("account {}: removed", r.id),
         Kind::CallChanged(c) => super::calls::describe(c),
         Kind::DtmfReceived(d) => format!("call {}: DTMF {} received", d.call_id, d.digit),
+        // The call's own line said it all; a new missed count is worth a line.
+        Kind::HistoryChanged(h) if h.missed_unseen > 0 => {
+            format!(
+                "{} missed call(s) unseen (voipctl history)",
+                h.missed_unseen
+            )
+        }
+        Kind::HistoryChanged(_) => return None,
     })
 }

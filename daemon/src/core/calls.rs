@@ -131,8 +131,18 @@ pub(super) enum CallCommand {
 #[derive(Debug)]
 pub(super) enum CallUpdate {
     Info(Box<CallInfo>),
-    Dtmf { id: u64, digit: char },
+    Dtmf {
+        id: u64,
+        digit: char,
+    },
+    /// An ended call is in the history now.
+    Recorded {
+        missed_unseen: u32,
+    },
 }
+
+/// The end reason of an incoming call we refused; it is not a missed call.
+pub const REJECTED: &str = "rejected";
 
 /// What a call task needs from the core.
 #[derive(Clone)]
@@ -783,11 +793,11 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 }
                 Some(CallCommand::Reject(code)) => {
                     tu.tx.respond(respond(code, reason_phrase(code))).await;
-                    return call.end(code, "rejected").await;
+                    return call.end(code, REJECTED).await;
                 }
                 Some(CallCommand::Hangup) | None => {
                     tu.tx.respond(respond(603, reason_phrase(603))).await;
-                    return call.end(603, "rejected").await;
+                    return call.end(603, REJECTED).await;
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 Some(CallCommand::Request(other)) => {

@@ -47,6 +47,10 @@ pub enum EventKind {
         call: u64,
         digit: char,
     },
+    /// A call was written to the history (after its CallChanged with state ended).
+    HistoryChanged {
+        missed_unseen: u32,
+    },
 }
 
 /// The sending side, owned by the core task alone, so numbering needs no lock.

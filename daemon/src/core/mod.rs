@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 pub use events::{EVENT_QUEUE, Event, EventKind};
 pub use phone::{CallAction, Phone, PhoneHandle, SipStack};
 
-pub use calls::{CallDirection, CallInfo, CallState, Endpoints};
+pub use calls::{CallDirection, CallInfo, CallState, Endpoints, REJECTED};
 
 pub use crate::sip::registration::RegState;
 
@@ -73,4 +73,6 @@ pub enum CoreError {
     FailedPrecondition(String),
     #[error("configuration not reloaded, the running one stays in force: {0}")]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(crate::store::StoreError),
 }

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::store::{HistoryEntry, HistoryQuery, Store};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::accounts::Accounts;
@@ -92,12 +93,14 @@ pub struct Phone {
     next_call: u64,
     call_updates: mpsc::Sender<CallUpdate>,
     media: crate::media::engine::MediaEngine,
+    store: Store,
 }
 
 /// The one API every face uses. Cheap to clone.
 #[derive(Clone)]
 pub struct PhoneHandle {
     commands: mpsc::Sender<Command>,
+    store: Store,
     events: broadcast::Sender<Arc<Event>>,
     stop: watch::Receiver<bool>,
 }
@@ -110,6 +113,7 @@ impl Phone {
         logging: Option<Logging>,
         listening: Vec<String>,
         sip: Option<SipStack>,
+        store: Store,
     ) -> (PhoneHandle, tokio::task::JoinHandle<()>) {
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let (stop, stop_rx) = watch::channel(false);
@@ -127,6 +131,7 @@ impl Phone {
             next_call: 1,
             call_updates,
             media: crate::media::engine::MediaEngine::start(),
+            store: store.clone(),
             location,
             config: loaded.config,
             embedded: loaded.embedded,
@@ -140,6 +145,7 @@ impl Phone {
         };
         let handle = PhoneHandle {
             commands,
+            store,
             events: phone.events.sender(),
             stop: stop_rx,
         };
@@ -306,6 +312,11 @@ impl Phone {
                     .emit(EventKind::DtmfReceived { call: id, digit });
                 return;
             }
+            CallUpdate::Recorded { missed_unseen } => {
+                self.events
+                    .emit(EventKind::HistoryChanged { missed_unseen });
+                return;
+            }
         };
         let ended = matches!(info.state, CallState::Ended { .. });
         if let Some(c) = self.calls.get_mut(&info.id) {
@@ -313,8 +324,31 @@ impl Phone {
         }
         if ended {
             self.calls.remove(&info.id);
+            self.record(&info);
         }
         self.events.emit(EventKind::CallChanged(info));
+    }
+
+    /// Writes an ended call to the history, off the core task; the sound test is not a
+    /// call anyone wants to find again.
+    fn record(&self, info: &CallInfo) {
+        if info.account.is_none() && info.remote_uri == "echo" {
+            return;
+        }
+        let (store, info, updates) = (self.store.clone(), info.clone(), self.call_updates.clone());
+        tokio::spawn(async move {
+            let written = store.record_call(&info, SystemTime::now()).await;
+            match written {
+                Ok(()) => {
+                    if let Ok(missed_unseen) = store.missed_unseen().await {
+                        let _ = updates.send(CallUpdate::Recorded { missed_unseen }).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(call_id = info.id, "call not written to the history: {e}")
+                }
+            }
+        });
     }
 
     fn dial(
@@ -578,6 +612,21 @@ impl PhoneHandle {
 
     pub async fn calls(&self) -> Result<Vec<CallInfo>, CoreError> {
         self.ask(Command::ListCalls).await
+    }
+
+    /// Ended calls, newest first, and the number of missed calls not yet seen.
+    pub async fn history(&self, q: HistoryQuery) -> Result<(Vec<HistoryEntry>, u32), CoreError> {
+        if q.limit > 10_000 {
+            return Err(CoreError::InvalidArgument {
+                field: "limit",
+                message: format!("{} is more than 10000", q.limit),
+            });
+        }
+        self.store.history(q).await.map_err(CoreError::Store)
+    }
+
+    pub async fn missed_unseen(&self) -> Result<u32, CoreError> {
+        self.store.missed_unseen().await.map_err(CoreError::Store)
     }
 
     /// Events from now on. See [`super::EVENT_QUEUE`] for what happens to a slow reader.

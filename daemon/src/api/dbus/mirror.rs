@@ -9,7 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use zbus::Connection;
 use zbus::object_server::{Interface, InterfaceRef};
 
-use super::objects::{Account, Call, account_path, call_path};
+use super::objects::{Account, Call, Manager, ROOT, account_path, call_path};
 use crate::core::{AccountInfo, CallInfo, CallState, EventKind, PhoneHandle};
 
 pub(super) struct Mirror {
@@ -78,6 +78,10 @@ impl Mirror {
             EventKind::AccountChanged(a) => self.account(a.clone()).await,
             EventKind::AccountRemoved { id } => self.remove_account(id).await,
             EventKind::CallChanged(c) => self.call(c.clone()).await,
+            EventKind::HistoryChanged { missed_unseen } => {
+                let n = *missed_unseen;
+                let _ = update::<Manager>(&self.conn, ROOT, |m| m.missed = n).await;
+            }
             EventKind::DtmfReceived { call, digit } => {
                 if let Ok(iface) = self.call_iface(*call).await {
                     let _ = Call::dtmf_received(iface.signal_emitter(), &digit.to_string()).await;

@@ -43,6 +43,7 @@ pub async fn serve(bus: Bus, phone: PhoneHandle) {
             objects::ROOT,
             objects::Manager {
                 phone: phone.clone(),
+                missed: phone.missed_unseen().await.unwrap_or_default(),
             },
         )
         .build()

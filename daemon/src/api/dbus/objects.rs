@@ -2,15 +2,17 @@
 //! `org.voipd.Call1` per object. Properties are read from the last state the core announced;
 //! methods go to the core, and its events update the objects (see `mirror.rs`).
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use zbus::object_server::SignalEmitter;
-use zbus::{DBusError, interface};
+use zbus::{DBusError, Variant, interface};
 
 use crate::core::{
     AccountInfo, CallAction, CallDirection, CallInfo, CallState, CoreError, Endpoints, PhoneHandle,
     RegState,
 };
+use crate::store::HistoryQuery;
 
 pub(super) const ROOT: &str = "/org/voipd/Voipd";
 
@@ -58,6 +60,7 @@ fn unix_us(t: SystemTime) -> u64 {
 
 pub(super) struct Manager {
     pub phone: PhoneHandle,
+    pub missed: u32,
 }
 
 #[interface(name = "org.voipd.Manager1")]
@@ -90,6 +93,60 @@ impl Manager {
     async fn reload(&self) -> Result<(Vec<String>, Vec<String>), VoipdError> {
         let r = self.phone.reload().await?;
         Ok((r.applied, r.restart_required))
+    }
+
+    /// Ended calls, newest first: at most `limit` (0: 100), only missed ones if
+    /// `missed_only`; `mark_seen` counts the missed ones as seen. Each entry: Id, Incoming,
+    /// Account, RemoteUri, RemoteName, StartedAt, AnsweredAt, EndedAt (µs since the epoch,
+    /// 0 for never), EndCode, EndReason, Missed.
+    #[zbus(out_args("entries"))]
+    async fn list_history(
+        &self,
+        limit: u32,
+        missed_only: bool,
+        mark_seen: bool,
+    ) -> Result<Vec<HashMap<String, Variant<'static>>>, VoipdError> {
+        let (entries, _) = self
+            .phone
+            .history(HistoryQuery {
+                limit,
+                missed_only,
+                mark_seen,
+            })
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                HashMap::from([
+                    ("Id".to_string(), Variant::from(e.id)),
+                    ("Incoming".into(), Variant::from(e.incoming)),
+                    (
+                        "Account".into(),
+                        Variant::from(e.account.unwrap_or_default()),
+                    ),
+                    ("RemoteUri".into(), Variant::from(e.remote_uri)),
+                    (
+                        "RemoteName".into(),
+                        Variant::from(e.remote_name.unwrap_or_default()),
+                    ),
+                    ("StartedAt".into(), Variant::from(unix_us(e.started))),
+                    (
+                        "AnsweredAt".into(),
+                        Variant::from(e.answered.map_or(0, unix_us)),
+                    ),
+                    ("EndedAt".into(), Variant::from(unix_us(e.ended))),
+                    ("EndCode".into(), Variant::from(e.end_code)),
+                    ("EndReason".into(), Variant::from(e.end_reason)),
+                    ("Missed".into(), Variant::from(e.missed)),
+                ])
+            })
+            .collect())
+    }
+
+    /// Missed calls nobody has looked at yet (ListHistory with mark_seen resets it).
+    #[zbus(property)]
+    fn missed_calls(&self) -> u32 {
+        self.missed
     }
 
     #[zbus(property)]

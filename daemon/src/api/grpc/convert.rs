@@ -83,6 +83,9 @@ impl From<&Event> for pb::Event {
                 call_id: call,
                 digit: digit.to_string(),
             }),
+            EventKind::HistoryChanged { missed_unseen } => {
+                Kind::HistoryChanged(pb::HistoryChanged { missed_unseen })
+            }
         };
         pb::Event {
             seq: e.seq,

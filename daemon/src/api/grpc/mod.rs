@@ -6,6 +6,7 @@ mod calls;
 mod convert;
 mod daemon;
 mod events;
+mod history;
 
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::service::{InterceptorLayer, Routes};
@@ -15,6 +16,7 @@ use voipd_proto::v1::accounts_server::AccountsServer;
 use voipd_proto::v1::calls_server::CallsServer;
 use voipd_proto::v1::daemon_server::DaemonServer;
 use voipd_proto::v1::events_server::EventsServer;
+use voipd_proto::v1::history_server::HistoryServer;
 
 use crate::config::TcpControl;
 use crate::core::{CoreError, PhoneHandle};
@@ -45,7 +47,10 @@ fn routes(phone: &PhoneHandle) -> Result<Routes, GrpcError> {
             phone.clone(),
         )))
         .add_service(CallsServer::new(calls::CallsService::new(phone.clone())))
-        .add_service(EventsServer::new(events::EventsService::new(phone.clone()))))
+        .add_service(EventsServer::new(events::EventsService::new(phone.clone())))
+        .add_service(HistoryServer::new(history::HistoryService::new(
+            phone.clone(),
+        ))))
 }
 
 fn stopped(phone: &PhoneHandle) -> impl Future<Output = ()> + use<> {
@@ -108,5 +113,6 @@ fn status_of(e: CoreError) -> tonic::Status {
         }
         CoreError::InvalidArgument { .. } => tonic::Status::invalid_argument(e.to_string()),
         CoreError::NotFound { .. } => tonic::Status::not_found(e.to_string()),
+        CoreError::Store(_) => tonic::Status::internal(e.to_string()),
     }
 }

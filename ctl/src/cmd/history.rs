@@ -1,0 +1,72 @@
+use tonic::transport::Channel;
+use voipd_proto::v1::ListHistoryRequest;
+use voipd_proto::v1::history_client::HistoryClient;
+
+use crate::exit::Failure;
+use crate::output::{Output, date_time, duration};
+
+pub async fn list(
+    conn: Channel,
+    out: Output,
+    missed_only: bool,
+    limit: u32,
+    peek: bool,
+) -> Result<(), Failure> {
+    let r = HistoryClient::new(conn)
+        .list(ListHistoryRequest {
+            limit,
+            missed_only,
+            mark_seen: !peek,
+        })
+        .await?
+        .into_inner();
+    if out.json {
+        out.json_line(&r);
+        return Ok(());
+    }
+    if r.entries.is_empty() {
+        println!("no calls yet");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = r
+        .entries
+        .iter()
+        .map(|e| {
+            let who = if e.remote_name.is_empty() {
+                e.remote_uri.clone()
+            } else {
+                format!("{} <{}>", e.remote_name, e.remote_uri)
+            };
+            vec![
+                date_time(e.started_unix_ms),
+                if e.missed {
+                    "missed"
+                } else if e.incoming {
+                    "in"
+                } else {
+                    "out"
+                }
+                .into(),
+                who,
+                if e.answered_unix_ms > 0 {
+                    duration(e.duration_ms / 1000)
+                } else {
+                    "-".into()
+                },
+                format!("{} {}", e.end_code, e.end_reason),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::output::table(&["WHEN (UTC)", "DIR", "REMOTE", "TALKED", "END"], &rows)
+    );
+    if r.missed_unseen > 0 {
+        println!(
+            "{} missed call{} since you last looked",
+            r.missed_unseen,
+            if r.missed_unseen == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}

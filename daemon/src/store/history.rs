@@ -1,0 +1,229 @@
+//! Call history: one row per call that ended, with whether it was missed (incoming and
+//! never answered) and whether the user has looked at it since.
+
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{Connection, params};
+
+use super::{Store, StoreError};
+use crate::core::{CallDirection, CallInfo, CallState};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub incoming: bool,
+    pub account: Option<String>,
+    pub remote_uri: String,
+    pub remote_name: Option<String>,
+    pub started: SystemTime,
+    pub answered: Option<SystemTime>,
+    pub ended: SystemTime,
+    pub end_code: u16,
+    pub end_reason: String,
+    pub missed: bool,
+}
+
+impl HistoryEntry {
+    pub fn duration(&self) -> Duration {
+        self.answered
+            .and_then(|a| self.ended.duration_since(a).ok())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Newest first, at most this many (0: a default of 100).
+    pub limit: u32,
+    pub missed_only: bool,
+    /// Marks the missed calls as seen (the user has looked).
+    pub mark_seen: bool,
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn time(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+impl Store {
+    /// Writes a call that has ended. Others are ignored.
+    pub async fn record_call(&self, c: &CallInfo, ended: SystemTime) -> Result<(), StoreError> {
+        let CallState::Ended { code, reason } = &c.state else {
+            return Ok(());
+        };
+        let incoming = c.direction == CallDirection::Incoming;
+        let row = (
+            if incoming { "incoming" } else { "outgoing" },
+            c.account.clone(),
+            c.remote_uri.clone(),
+            c.remote_name.clone(),
+            ms(c.started),
+            c.answered.map(ms),
+            ms(ended),
+            *code,
+            reason.clone(),
+            incoming && c.answered.is_none() && reason != crate::core::REJECTED,
+        );
+        self.run(move |db| {
+            db.execute(
+                "INSERT INTO calls (direction, account, remote_uri, remote_name, started_ms,
+                    answered_ms, ended_ms, end_code, end_reason, missed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9
+                ],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The history, newest first, and how many missed calls are still unseen (counted
+    /// before `mark_seen` applies).
+    pub async fn history(&self, q: HistoryQuery) -> Result<(Vec<HistoryEntry>, u32), StoreError> {
+        self.run(move |db| {
+            let tx = db.transaction()?;
+            let entries = list(&tx, q)?;
+            let unseen: u32 = tx.query_row(
+                "SELECT count(*) FROM calls WHERE missed AND NOT seen",
+                [],
+                |r| r.get(0),
+            )?;
+            if q.mark_seen {
+                tx.execute("UPDATE calls SET seen = 1 WHERE missed AND NOT seen", [])?;
+            }
+            tx.commit()?;
+            Ok((entries, unseen))
+        })
+        .await
+    }
+
+    /// Missed calls nobody has looked at yet.
+    pub async fn missed_unseen(&self) -> Result<u32, StoreError> {
+        self.run(|db| {
+            db.query_row(
+                "SELECT count(*) FROM calls WHERE missed AND NOT seen",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+}
+
+fn list(db: &Connection, q: HistoryQuery) -> rusqlite::Result<Vec<HistoryEntry>> {
+    let limit = if q.limit == 0 { 100 } else { q.limit };
+    let mut stmt = db.prepare_cached(
+        "SELECT id, direction, account, remote_uri, remote_name, started_ms, answered_ms,
+                ended_ms, end_code, end_reason, missed
+         FROM calls WHERE (?1 = 0 OR missed) ORDER BY started_ms DESC, id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![q.missed_only, limit], |r| {
+        Ok(HistoryEntry {
+            id: r.get(0)?,
+            incoming: r.get::<_, String>(1)? == "incoming",
+            account: r.get(2)?,
+            remote_uri: r.get(3)?,
+            remote_name: r.get(4)?,
+            started: time(r.get(5)?),
+            answered: r.get::<_, Option<i64>>(6)?.map(time),
+            ended: time(r.get(7)?),
+            end_code: r.get(8)?,
+            end_reason: r.get(9)?,
+            missed: r.get(10)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::session::MediaStats;
+
+    fn call(id: u64, dir: CallDirection, answered: bool, code: u16) -> CallInfo {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + id);
+        CallInfo {
+            id,
+            account: Some("home".into()),
+            remote_uri: format!("sip:peer{id}@example.com"),
+            remote_name: Some("Zoë 📞".into()),
+            direction: dir,
+            state: CallState::Ended {
+                code,
+                reason: "done".into(),
+            },
+            muted: false,
+            started: t0,
+            answered: answered.then(|| t0 + Duration::from_secs(2)),
+            codec: None,
+            rtp_local: None,
+            rtp_remote: None,
+            stats: MediaStats::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_are_kept_newest_first_and_missed_ones_counted_until_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Store::open(&dir.path().join("v.db")).unwrap();
+        let end = |c: &CallInfo| c.started + Duration::from_secs(10);
+        for c in [
+            call(1, CallDirection::Outgoing, true, 200),
+            call(2, CallDirection::Incoming, false, 487),
+            call(3, CallDirection::Incoming, true, 200),
+            call(4, CallDirection::Outgoing, false, 486),
+        ] {
+            s.record_call(&c, end(&c)).await.unwrap();
+        }
+        // One we refused ourselves is not missed.
+        let mut refused = call(0, CallDirection::Incoming, false, 603);
+        refused.state = CallState::Ended {
+            code: 603,
+            reason: crate::core::REJECTED.into(),
+        };
+        s.record_call(&refused, end(&refused)).await.unwrap();
+        let (all, unseen) = s.history(HistoryQuery::default()).await.unwrap();
+        assert_eq!(unseen, 1);
+        assert_eq!(all.len(), 5);
+        let all = &all[..4];
+        assert_eq!(
+            all.iter()
+                .map(|e| e.remote_uri.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "sip:peer4@example.com",
+                "sip:peer3@example.com",
+                "sip:peer2@example.com",
+                "sip:peer1@example.com"
+            ]
+        );
+        // An unanswered outgoing call is not "missed"; an unanswered incoming one is.
+        assert_eq!(all.iter().filter(|e| e.missed).count(), 1);
+        assert_eq!(all[1].duration(), Duration::from_secs(8));
+        assert_eq!(all[0].remote_name.as_deref(), Some("Zoë 📞"));
+        let (missed, _) = s
+            .history(HistoryQuery {
+                missed_only: true,
+                mark_seen: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(missed.len(), 1);
+        assert_eq!(missed[0].end_code, 487);
+        assert_eq!(s.missed_unseen().await.unwrap(), 0);
+        let (two, _) = s
+            .history(HistoryQuery {
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(two.len(), 2);
+    }
+}

@@ -1,0 +1,243 @@
+//! What must survive a restart (call history, and later messages and contacts), in one
+//! SQLite file in the state directory. One thread owns the connection and runs jobs from a
+//! bounded queue in order, so the async core never blocks on disk and writes never race.
+//!
+//! At start the file is checked (`PRAGMA quick_check`); a damaged one is moved aside with
+//! a loud log line and a new one made — never silently emptied.
+
+mod history;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+pub use history::{HistoryEntry, HistoryQuery};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("store {path}: {message}")]
+    Unusable { path: PathBuf, message: String },
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the store has stopped")]
+    Closed,
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Cheap to clone. The store thread ends when the last clone is dropped.
+#[derive(Clone)]
+pub struct Store {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Jobs are small and quick; a full queue makes callers wait rather than grow memory.
+const QUEUE: usize = 1024;
+
+/// How the file was found at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    Fine,
+    /// It was damaged and now lies here; a new, empty store took its place.
+    MovedAside(PathBuf),
+}
+
+impl Store {
+    /// Opens (or makes) the store at `path`, checked and migrated, and starts its thread.
+    pub fn open(path: &Path) -> Result<(Store, Opened), StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unusable {
+                path: path.to_path_buf(),
+                message: format!("cannot make its directory: {e}"),
+            })?;
+        }
+        let (conn, opened) = match open_checked(path) {
+            Ok(c) => (c, Opened::Fine),
+            Err(Damage::Damaged(why)) => {
+                let aside = move_aside(path)?;
+                tracing::error!(
+                    "store {} is damaged ({why}); moved it to {} and started a new one",
+                    path.display(),
+                    aside.display()
+                );
+                let c = open_checked(path).map_err(|e| e.into_error(path))?;
+                (c, Opened::MovedAside(aside))
+            }
+            Err(e) => return Err(e.into_error(path)),
+        };
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
+        std::thread::Builder::new()
+            .name("voipd-store".into())
+            .spawn(move || {
+                let mut conn = conn;
+                while let Some(job) = rx.blocking_recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::Unusable {
+                path: path.to_path_buf(),
+                message: format!("cannot start its thread: {e}"),
+            })?;
+        Ok((Store { jobs: tx }, opened))
+    }
+
+    /// Runs `f` on the store's thread and returns what it returned.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |c| {
+            let _ = tx.send(f(c));
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        Ok(rx.await.map_err(|_| StoreError::Closed)??)
+    }
+}
+
+enum Damage {
+    Damaged(String),
+    Other(rusqlite::Error),
+    Newer(u32),
+}
+
+impl Damage {
+    fn into_error(self, path: &Path) -> StoreError {
+        match self {
+            Damage::Damaged(why) => StoreError::Unusable {
+                path: path.to_path_buf(),
+                message: format!("damaged: {why}"),
+            },
+            Damage::Other(source) => StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+            Damage::Newer(v) => StoreError::Unusable {
+                path: path.to_path_buf(),
+                message: format!(
+                    "made by a newer voipd (schema {v}, this one knows up to {}); \
+                     upgrade voipd or move the file away",
+                    schema::VERSION
+                ),
+            },
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Damage {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                Damage::Damaged(e.to_string())
+            }
+            _ => Damage::Other(e),
+        }
+    }
+}
+
+fn open_checked(path: &Path) -> Result<Connection, Damage> {
+    let conn = Connection::open(path)?;
+    // WAL: readers do not wait for the writer; FULL: a commit is on disk before we go on,
+    // so what was acknowledged (a received message's 200) survives even a power cut.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(Damage::Damaged(check));
+    }
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > schema::VERSION {
+        return Err(Damage::Newer(version));
+    }
+    schema::migrate(&conn, version)?;
+    Ok(conn)
+}
+
+/// Moves the file (and its WAL and shared-memory files) to `NAME.damaged-UNIXTIME`.
+fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = PathBuf::from(format!("{}.damaged-{stamp}", path.display()));
+    std::fs::rename(path, &aside).map_err(|e| StoreError::Unusable {
+        path: path.to_path_buf(),
+        message: format!("damaged, and cannot be moved aside: {e}"),
+    })?;
+    for ext in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{ext}", path.display()));
+        if side.exists() {
+            let _ = std::fs::rename(&side, format!("{}{ext}", aside.display()));
+        }
+    }
+    Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_damaged_file_is_moved_aside_not_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("voipd.db");
+        std::fs::write(
+            &path,
+            b"this is not a database, but someone's data".repeat(100),
+        )
+        .unwrap();
+        let (store, opened) = Store::open(&path).unwrap();
+        let Opened::MovedAside(aside) = opened else {
+            panic!("not moved aside: {opened:?}")
+        };
+        assert!(
+            std::fs::read(&aside)
+                .unwrap()
+                .starts_with(b"this is not a database")
+        );
+        let n: i64 = store
+            .run(|c| c.query_row("SELECT count(*) FROM calls", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("voipd.db");
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 999).unwrap();
+        drop(c);
+        let e = Store::open(&path).err().unwrap().to_string();
+        assert!(e.contains("newer voipd"), "{e}");
+        assert!(path.exists());
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("voipd.db");
+        {
+            let (s, _) = Store::open(&path).unwrap();
+            s.run(|c| c.execute("INSERT INTO calls (direction, remote_uri, started_ms, ended_ms, end_code, end_reason, missed) VALUES ('incoming', 'sip:a@b', 1, 2, 487, 'cancelled', 1)", []))
+                .await
+                .unwrap();
+        }
+        let (s, opened) = Store::open(&path).unwrap();
+        assert_eq!(opened, Opened::Fine);
+        let n: i64 = s
+            .run(|c| c.query_row("SELECT count(*) FROM calls", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}

@@ -1,0 +1,37 @@
+//! Versioned migrations: `PRAGMA user_version` says how many have run. Append only; a
+//! released step is never edited.
+
+use rusqlite::Connection;
+
+const STEPS: &[&str] = &[
+    // 1: call history.
+    "CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        direction TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
+        account TEXT,
+        remote_uri TEXT NOT NULL,
+        remote_name TEXT,
+        started_ms INTEGER NOT NULL,
+        answered_ms INTEGER,
+        ended_ms INTEGER NOT NULL,
+        end_code INTEGER NOT NULL,
+        end_reason TEXT NOT NULL,
+        missed INTEGER NOT NULL,
+        seen INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX calls_by_start ON calls (started_ms);
+    CREATE INDEX calls_by_remote ON calls (remote_uri);",
+];
+
+pub(super) const VERSION: u32 = STEPS.len() as u32;
+
+pub(super) fn migrate(conn: &Connection, from: u32) -> rusqlite::Result<()> {
+    for (i, step) in STEPS.iter().enumerate().skip(from as usize) {
+        // Each step and its version number commit together, or not at all.
+        conn.execute_batch(&format!(
+            "BEGIN; {step}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+    }
+    Ok(())
+}
