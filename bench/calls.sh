@@ -20,7 +20,7 @@ work=$(mktemp -d /tmp/voipd-callbench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 threads() { awk '/Threads/ {print $2}' "/proc/$1/status"; }
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
@@ -75,21 +75,7 @@ measure() { # name pid target
 # voipd: auto-answer, G.711 only, silence as input, nothing recorded.
 mkdir -p "$work/v/cfg/voipd" "$work/v/run"
 vport=$(free_port)
-cat > "$work/v/cfg/voipd/config.toml" <<CFG
-[log]
-level = "warn"
-[sip]
-listen = ["udp:127.0.0.1:$vport"]
-[audio]
-input = "null"
-output = "null"
-[[account]]
-id = "alice"
-aor = "sip:alice@127.0.0.1"
-enabled = false
-codecs = ["pcmu"]
-answer = { mode = "auto" }
-CFG
+autoanswer_config "$work/v/cfg/voipd/config.toml" "$vport"
 XDG_CONFIG_HOME="$work/v/cfg" XDG_RUNTIME_DIR="$work/v/run" XDG_STATE_HOME="$work/v/state" \
   "$bin/voipd" 2>"$work/voipd.log" & pids+=($!); vpid=$!
 sleep 1

@@ -21,7 +21,7 @@ work=$(mktemp -d /tmp/voipd-ctlbench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 
 cat > "$work/bus.conf" <<CONF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -33,21 +33,7 @@ export DBUS_SESSION_BUS_ADDRESS="unix:path=$work/bus"
 
 mkdir -p "$work/cfg/voipd" "$work/run"
 vport=$(free_port)
-cat > "$work/cfg/voipd/config.toml" <<CFG
-[log]
-level = "warn"
-[sip]
-listen = ["udp:127.0.0.1:$vport"]
-[audio]
-input = "null"
-output = "null"
-[[account]]
-id = "alice"
-aor = "sip:alice@127.0.0.1"
-enabled = false
-codecs = ["pcmu"]
-answer = { mode = "auto" }
-CFG
+autoanswer_config "$work/cfg/voipd/config.toml" "$vport"
 export XDG_CONFIG_HOME="$work/cfg" XDG_RUNTIME_DIR="$work/run" XDG_STATE_HOME="$work/state"
 sock="$work/run/voipd/voipd.sock"
 "$bin/voipd" 2>"$work/voipd.log" & pids+=($!); vpid=$!

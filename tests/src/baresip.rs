@@ -24,6 +24,20 @@ pub struct BaresipOptions<'a> {
     pub auto_answer: bool,
 }
 
+impl BaresipOptions<'static> {
+    /// Carol (a Kamailio test user) at `kamailio_port`: a 1 kHz tone, PCMU, auto-answer.
+    pub fn carol(kamailio_port: u16) -> Self {
+        BaresipOptions {
+            user: "carol",
+            password: "carolpw",
+            kamailio_port,
+            tone: 1000,
+            codec: "PCMU",
+            auto_answer: true,
+        }
+    }
+}
+
 pub struct Baresip {
     child: Option<Child>,
     dir: PathBuf,

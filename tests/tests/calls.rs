@@ -86,12 +86,10 @@ fn start(
     let b = Baresip::start(
         sb.path(),
         BaresipOptions {
-            user: "carol",
-            password: "carolpw",
-            kamailio_port: kam.port,
             tone: BARESIP_TONE as u32,
             codec: codec_baresip,
             auto_answer: baresip_auto,
+            ..BaresipOptions::carol(kam.port)
         },
     );
     (kam, d, b)

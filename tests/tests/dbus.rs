@@ -75,17 +75,7 @@ fn a_desktop_client_sees_and_drives_a_real_call_over_dbus() {
     assert!(expires > now_us, "Expires {expires} is not in the future");
     assert!(managed(&bus).contains(&acct));
 
-    let mut b = Baresip::start(
-        sb.path(),
-        BaresipOptions {
-            user: "carol",
-            password: "carolpw",
-            kamailio_port: kam.port,
-            tone: 1000,
-            codec: "PCMU",
-            auto_answer: true,
-        },
-    );
+    let mut b = Baresip::start(sb.path(), BaresipOptions::carol(kam.port));
     let monitor = bus.monitor();
 
     // Dial on the manager returns the new call's object.

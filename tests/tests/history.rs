@@ -29,17 +29,7 @@ fn calls_stay_in_the_history_across_restarts_and_missed_ones_are_counted() {
     ));
     let mut d = sb.start_daemon();
     wait_account_state(&sb, "alice", "registered", PATIENCE);
-    let mut b = Baresip::start(
-        sb.path(),
-        BaresipOptions {
-            user: "carol",
-            password: "carolpw",
-            kamailio_port: kam.port,
-            tone: 1000,
-            codec: "PCMU",
-            auto_answer: true,
-        },
-    );
+    let mut b = Baresip::start(sb.path(), BaresipOptions::carol(kam.port));
     let (mut watch, events) = watch_events(&sb);
 
     // 1: we call carol, she answers, we hang up.

@@ -86,7 +86,8 @@ impl Store {
     /// before `mark_seen` applies).
     pub async fn history(&self, q: HistoryQuery) -> Result<(Vec<HistoryEntry>, u32), StoreError> {
         self.run(move |db| {
-            let tx = db.transaction()?;
+            // A savepoint, not a transaction: the store thread has one open already.
+            let tx = db.savepoint()?;
             let entries = list(&tx, q)?;
             let unseen: u32 = tx.query_row(
                 "SELECT count(*) FROM calls WHERE missed AND NOT seen",
