@@ -337,12 +337,9 @@ impl Phone {
         }
         let (store, info, updates) = (self.store.clone(), info.clone(), self.call_updates.clone());
         tokio::spawn(async move {
-            let written = store.record_call(&info, SystemTime::now()).await;
-            match written {
-                Ok(()) => {
-                    if let Ok(missed_unseen) = store.missed_unseen().await {
-                        let _ = updates.send(CallUpdate::Recorded { missed_unseen }).await;
-                    }
+            match store.record_call(&info, SystemTime::now()).await {
+                Ok(missed_unseen) => {
+                    let _ = updates.send(CallUpdate::Recorded { missed_unseen }).await;
                 }
                 Err(e) => {
                     tracing::error!(call_id = info.id, "call not written to the history: {e}")

@@ -50,10 +50,11 @@ fn time(ms: i64) -> SystemTime {
 }
 
 impl Store {
-    /// Writes a call that has ended. Others are ignored.
-    pub async fn record_call(&self, c: &CallInfo, ended: SystemTime) -> Result<(), StoreError> {
+    /// Writes a call that has ended (others are ignored); returns the missed calls not yet
+    /// seen, counting this one.
+    pub async fn record_call(&self, c: &CallInfo, ended: SystemTime) -> Result<u32, StoreError> {
         let CallState::Ended { code, reason } = &c.state else {
-            return Ok(());
+            return self.missed_unseen().await;
         };
         let incoming = c.direction == CallDirection::Incoming;
         let row = (
@@ -69,17 +70,17 @@ impl Store {
             incoming && c.answered.is_none() && reason != crate::core::REJECTED,
         );
         self.run(move |db| {
-            db.execute(
+            db.prepare_cached(
                 "INSERT INTO calls (direction, account, remote_uri, remote_name, started_ms,
                     answered_ms, ended_ms, end_code, end_reason, missed)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9
-                ],
-            )
+            )?
+            .execute(params![
+                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9
+            ])?;
+            count_unseen(db)
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// The history, newest first, and how many missed calls are still unseen (counted
@@ -89,11 +90,7 @@ impl Store {
             // A savepoint, not a transaction: the store thread has one open already.
             let tx = db.savepoint()?;
             let entries = list(&tx, q)?;
-            let unseen: u32 = tx.query_row(
-                "SELECT count(*) FROM calls WHERE missed AND NOT seen",
-                [],
-                |r| r.get(0),
-            )?;
+            let unseen = count_unseen(&tx)?;
             if q.mark_seen {
                 tx.execute("UPDATE calls SET seen = 1 WHERE missed AND NOT seen", [])?;
             }
@@ -105,15 +102,14 @@ impl Store {
 
     /// Missed calls nobody has looked at yet.
     pub async fn missed_unseen(&self) -> Result<u32, StoreError> {
-        self.run(|db| {
-            db.query_row(
-                "SELECT count(*) FROM calls WHERE missed AND NOT seen",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .await
+        self.run(|db| count_unseen(db)).await
     }
+}
+
+/// Answered from the partial index on unseen missed calls, not by reading the history.
+fn count_unseen(db: &Connection) -> rusqlite::Result<u32> {
+    db.prepare_cached("SELECT count(*) FROM calls WHERE missed AND NOT seen")?
+        .query_row([], |r| r.get(0))
 }
 
 fn list(db: &Connection, q: HistoryQuery) -> rusqlite::Result<Vec<HistoryEntry>> {

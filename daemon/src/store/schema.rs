@@ -20,7 +20,9 @@ const STEPS: &[&str] = &[
         seen INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX calls_by_start ON calls (started_ms);
-    CREATE INDEX calls_by_remote ON calls (remote_uri);",
+    CREATE INDEX calls_by_remote ON calls (remote_uri);
+    -- Counting unseen missed calls after every call must not read the whole history.
+    CREATE INDEX calls_unseen ON calls (id) WHERE missed AND NOT seen;",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;
