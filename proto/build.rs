@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "voipd/v1/daemon.proto",
         "voipd/v1/events.proto",
         "voipd/v1/history.proto",
+        "voipd/v1/messages.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

@@ -34,6 +34,7 @@ Examples:
   voipctl hangup                  end the only call (or give its id)
   voipctl calls                   the calls and their states
   voipctl history --missed        missed calls (and count them as seen)
+  voipctl message list            text messages received
   voipctl completions bash        shell completion (bash, zsh, fish, elvish, powershell)
   voipctl man | man -l -          this help as a manual page
 
@@ -65,6 +66,19 @@ pub struct AudioArgs {
     /// Where this call's audio goes [default: audio.output]
     #[arg(long, value_name = "ENDPOINT")]
     pub output: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum MessageVerb {
+    /// The messages, oldest first [default: the last 100]
+    List {
+        /// Only those with this peer (a SIP URI)
+        #[arg(long, value_name = "URI")]
+        with: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +159,11 @@ enum Verb {
         /// Do not count missed calls as seen
         #[arg(long)]
         peek: bool,
+    },
+    /// Text messages
+    Message {
+        #[command(subcommand)]
+        verb: MessageVerb,
     },
     /// Print a shell completion script (e.g. `voipctl completions bash > /etc/bash_completion.d/voipctl`)
     Completions {
@@ -227,6 +246,9 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
             limit,
             peek,
         } => cmd::history::list(conn, out, missed, limit, peek).await,
+        Verb::Message {
+            verb: MessageVerb::List { with, limit },
+        } => cmd::messages::list(conn, out, with, limit).await,
         // Handled in main, before connecting.
         Verb::Completions { .. } | Verb::Man => Ok(()),
     }

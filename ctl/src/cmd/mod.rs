@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod calls;
 pub mod history;
+pub mod messages;
 pub mod reload;
 pub mod shutdown;
 pub mod status;

@@ -192,6 +192,7 @@ fn describe(ev: &Event) -> Option<String> {
         Kind::AccountRemoved(r) => format!("account {}: removed", r.id),
         Kind::CallChanged(c) => super::calls::describe(c),
         Kind::DtmfReceived(d) => format!("call {}: DTMF {} received", d.call_id, d.digit),
+        Kind::MessageReceived(m) => format!("message from {}: {}", m.peer, m.body),
         // The call's own line said it all; a new missed count is worth a line.
         Kind::HistoryChanged(h) if h.missed_unseen > 0 => {
             format!(

@@ -139,6 +139,8 @@ pub(super) enum CallUpdate {
     Recorded {
         missed_unseen: u32,
     },
+    /// Not a call's: a text message was kept (the core's news all come this way).
+    MessageReceived(Box<crate::store::MessageEntry>),
 }
 
 /// The end reason of an incoming call we refused; it is not a missed call.

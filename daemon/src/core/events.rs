@@ -51,6 +51,8 @@ pub enum EventKind {
     HistoryChanged {
         missed_unseen: u32,
     },
+    /// A text message came in (and is stored).
+    MessageReceived(crate::store::MessageEntry),
 }
 
 /// The sending side, owned by the core task alone, so numbering needs no lock.

@@ -4,6 +4,7 @@
 mod accounts;
 mod calls;
 mod events;
+mod messages;
 mod phone;
 mod uas;
 

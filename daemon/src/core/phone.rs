@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::store::{HistoryEntry, HistoryQuery, Store};
+use crate::store::{HistoryEntry, HistoryQuery, MessageEntry, Store};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::accounts::Accounts;
@@ -282,6 +282,18 @@ impl Phone {
             self.track(id, sip_call_id, handle);
             return;
         }
+        if req.request.method == Method::Message
+            && !in_dialog
+            && matches!(req.request.uri, Uri::Sip(_))
+        {
+            let account = self
+                .accounts
+                .for_request_uri(&req.request.uri)
+                .map(|a| a.id.as_str().to_string());
+            let (store, updates) = (self.store.clone(), self.call_updates.clone());
+            tokio::spawn(receive_message(req, account, store, updates));
+            return;
+        }
         if let Some(resp) = uas::answer(&req) {
             tokio::spawn(async move { req.tx.respond(resp).await });
         }
@@ -310,6 +322,11 @@ impl Phone {
                 tracing::info!(call_id = id, "DTMF {digit} received");
                 self.events
                     .emit(EventKind::DtmfReceived { call: id, digit });
+                return;
+            }
+            CallUpdate::MessageReceived(m) => {
+                tracing::info!("message from {}", m.peer);
+                self.events.emit(EventKind::MessageReceived(*m));
                 return;
             }
             CallUpdate::Recorded { missed_unseen } => {
@@ -622,6 +639,24 @@ impl PhoneHandle {
         self.store.history(q).await.map_err(CoreError::Store)
     }
 
+    /// Text messages, newest first: all, or those with `peer` (a URI); at most `limit`.
+    pub async fn messages(
+        &self,
+        peer: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<MessageEntry>, CoreError> {
+        if limit > 10_000 {
+            return Err(CoreError::InvalidArgument {
+                field: "limit",
+                message: format!("{limit} is more than 10000"),
+            });
+        }
+        self.store
+            .messages(peer, limit)
+            .await
+            .map_err(CoreError::Store)
+    }
+
     pub async fn missed_unseen(&self) -> Result<u32, CoreError> {
         self.store.missed_unseen().await.map_err(CoreError::Store)
     }
@@ -693,4 +728,40 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// Stores an incoming MESSAGE, then answers it: 200 only once it is on disk, 500 (so the
+/// sender tries again) if it could not be kept, and the refusal if it is not one we take.
+async fn receive_message(
+    req: TuRequest,
+    account: Option<String>,
+    store: Store,
+    updates: mpsc::Sender<CallUpdate>,
+) {
+    let incoming = match super::messages::check(&req.request, account) {
+        Ok(m) => m,
+        Err(resp) => {
+            tracing::info!("MESSAGE refused with {}: {:?}", resp.code, resp.reason);
+            return req.tx.respond(resp).await;
+        }
+    };
+    let code = match store.receive_message(incoming).await {
+        Ok((entry, new)) => {
+            if new {
+                let _ = updates
+                    .send(CallUpdate::MessageReceived(Box::new(entry)))
+                    .await;
+            }
+            200
+        }
+        Err(e) => {
+            tracing::error!("incoming MESSAGE not kept, answered 500: {e}");
+            500
+        }
+    };
+    let mut resp = req
+        .request
+        .response(code, crate::sip::message::reason_phrase(code));
+    crate::sip::capabilities::add_to_tag(&mut resp);
+    req.tx.respond(resp).await;
 }

@@ -6,6 +6,7 @@
 //! a loud log line and a new one made — never silently emptied.
 
 mod history;
+mod messages;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use history::{HistoryEntry, HistoryQuery};
+pub use messages::{Incoming, MessageEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -23,6 +23,24 @@ const STEPS: &[&str] = &[
     CREATE INDEX calls_by_remote ON calls (remote_uri);
     -- Counting unseen missed calls after every call must not read the whole history.
     CREATE INDEX calls_unseen ON calls (id) WHERE missed AND NOT seen;",
+    // 2: text messages. A MESSAGE that arrives twice (a retransmission, or a resend after
+    // a lost 200) has the same Call-ID and CSeq, and is kept once.
+    "CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        account TEXT,
+        incoming INTEGER NOT NULL,
+        peer TEXT NOT NULL,
+        peer_name TEXT,
+        body TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('received', 'queued', 'delivered', 'failed')),
+        code INTEGER,
+        sip_call_id TEXT,
+        sip_cseq INTEGER,
+        UNIQUE (sip_call_id, sip_cseq)
+    );
+    CREATE INDEX messages_by_peer ON messages (peer, at_ms);
+    CREATE INDEX messages_by_time ON messages (at_ms);",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;

@@ -78,6 +78,23 @@ impl Mirror {
             EventKind::AccountChanged(a) => self.account(a.clone()).await,
             EventKind::AccountRemoved { id } => self.remove_account(id).await,
             EventKind::CallChanged(c) => self.call(c.clone()).await,
+            EventKind::MessageReceived(m) => {
+                if let Ok(iface) = self
+                    .conn
+                    .object_server()
+                    .interface::<_, Manager>(ROOT)
+                    .await
+                {
+                    let _ = Manager::message_received(
+                        iface.signal_emitter(),
+                        m.id,
+                        &m.peer,
+                        m.peer_name.as_deref().unwrap_or_default(),
+                        &m.body,
+                    )
+                    .await;
+                }
+            }
             EventKind::HistoryChanged { missed_unseen } => {
                 let n = *missed_unseen;
                 let _ = update::<Manager>(&self.conn, ROOT, |m| m.missed = n).await;

@@ -143,6 +143,16 @@ impl Manager {
             .collect())
     }
 
+    /// A text message came in (and is stored): its id, the sender's URI and name, the text.
+    #[zbus(signal)]
+    pub(super) async fn message_received(
+        emitter: &SignalEmitter<'_>,
+        id: i64,
+        peer: &str,
+        peer_name: &str,
+        body: &str,
+    ) -> zbus::Result<()>;
+
     /// Missed calls nobody has looked at yet (ListHistory with mark_seen resets it).
     #[zbus(property)]
     fn missed_calls(&self) -> u32 {

@@ -83,6 +83,7 @@ impl From<&Event> for pb::Event {
                 call_id: call,
                 digit: digit.to_string(),
             }),
+            EventKind::MessageReceived(m) => Kind::MessageReceived(m.into()),
             EventKind::HistoryChanged { missed_unseen } => {
                 Kind::HistoryChanged(pb::HistoryChanged { missed_unseen })
             }

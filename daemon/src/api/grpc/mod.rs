@@ -7,6 +7,7 @@ mod convert;
 mod daemon;
 mod events;
 mod history;
+mod messages;
 
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::service::{InterceptorLayer, Routes};
@@ -17,6 +18,7 @@ use voipd_proto::v1::calls_server::CallsServer;
 use voipd_proto::v1::daemon_server::DaemonServer;
 use voipd_proto::v1::events_server::EventsServer;
 use voipd_proto::v1::history_server::HistoryServer;
+use voipd_proto::v1::messages_server::MessagesServer;
 
 use crate::config::TcpControl;
 use crate::core::{CoreError, PhoneHandle};
@@ -49,6 +51,9 @@ fn routes(phone: &PhoneHandle) -> Result<Routes, GrpcError> {
         .add_service(CallsServer::new(calls::CallsService::new(phone.clone())))
         .add_service(EventsServer::new(events::EventsService::new(phone.clone())))
         .add_service(HistoryServer::new(history::HistoryService::new(
+            phone.clone(),
+        )))
+        .add_service(MessagesServer::new(messages::MessagesService::new(
             phone.clone(),
         ))))
 }

@@ -1,0 +1,161 @@
+//! Text messages (SIP MESSAGE, RFC 3428): what came in is written, and committed, before
+//! the 200 goes out, so an acknowledged message is never lost.
+
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEntry {
+    pub id: i64,
+    pub account: Option<String>,
+    pub incoming: bool,
+    /// The other side's URI, and its display name if it gave one.
+    pub peer: String,
+    pub peer_name: Option<String>,
+    pub body: String,
+    pub at: SystemTime,
+    /// received, queued, delivered or failed.
+    pub status: String,
+    /// The SIP status of a delivery attempt that ended (2xx or the failure).
+    pub code: Option<u16>,
+}
+
+/// One that came in, with the SIP identity that makes a repeat recognisable.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub account: Option<String>,
+    pub peer: String,
+    pub peer_name: Option<String>,
+    pub body: String,
+    pub sip_call_id: String,
+    pub sip_cseq: u32,
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// Keeps an incoming message, once: returns it, and whether it is new (a repeat of one
+    /// already kept returns the kept one).
+    pub async fn receive_message(&self, m: Incoming) -> Result<(MessageEntry, bool), StoreError> {
+        self.run(move |db| {
+            let inserted = db
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages (account, incoming, peer, peer_name, body,
+                        at_ms, status, sip_call_id, sip_cseq)
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, 'received', ?6, ?7)",
+                )?
+                .execute(params![
+                    m.account,
+                    m.peer,
+                    m.peer_name,
+                    m.body,
+                    ms(SystemTime::now()),
+                    m.sip_call_id,
+                    m.sip_cseq
+                ])?;
+            let id: i64 = db
+                .prepare_cached("SELECT id FROM messages WHERE sip_call_id = ?1 AND sip_cseq = ?2")?
+                .query_row(params![m.sip_call_id, m.sip_cseq], |r| r.get(0))?;
+            let entry = get(db, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            Ok((entry, inserted == 1))
+        })
+        .await
+    }
+
+    /// Newest first: all, or those with `peer` (a URI); at most `limit` (0: 100).
+    pub async fn messages(
+        &self,
+        peer: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<MessageEntry>, StoreError> {
+        let limit = if limit == 0 { 100 } else { limit };
+        self.run(move |db| {
+            let mut stmt = db.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM messages WHERE (?1 IS NULL OR peer = ?1)
+                 ORDER BY at_ms DESC, id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![peer, limit], row)?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+const COLUMNS: &str = "id, account, incoming, peer, peer_name, body, at_ms, status, code";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {
+    Ok(MessageEntry {
+        id: r.get(0)?,
+        account: r.get(1)?,
+        incoming: r.get(2)?,
+        peer: r.get(3)?,
+        peer_name: r.get(4)?,
+        body: r.get(5)?,
+        at: SystemTime::UNIX_EPOCH + Duration::from_millis(r.get::<_, i64>(6)?.max(0) as u64),
+        status: r.get(7)?,
+        code: r.get(8)?,
+    })
+}
+
+fn get(db: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<MessageEntry>> {
+    db.prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))?
+        .query_row([id], row)
+        .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming(call_id: &str, body: &str) -> Incoming {
+        Incoming {
+            account: Some("home".into()),
+            peer: "sip:carol@example.com".into(),
+            peer_name: Some("Carol".into()),
+            body: body.into(),
+            sip_call_id: call_id.into(),
+            sip_cseq: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_is_kept_once_and_listed_by_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Store::open(&dir.path().join("v.db")).unwrap();
+        let (first, new) = s
+            .receive_message(incoming("a@x", "héllo 👋"))
+            .await
+            .unwrap();
+        assert!(new);
+        assert_eq!(first.body, "héllo 👋");
+        let (again, new) = s
+            .receive_message(incoming("a@x", "héllo 👋"))
+            .await
+            .unwrap();
+        assert!(!new, "a repeat is not a new message");
+        assert_eq!(again.id, first.id);
+        s.receive_message(incoming("b@x", "second")).await.unwrap();
+        let all = s.messages(None, 0).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].body, "second");
+        assert_eq!(
+            s.messages(Some("sip:carol@example.com".into()), 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            s.messages(Some("sip:nobody@x".into()), 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! Incoming text messages (SIP MESSAGE) from SIPp: UTF-8 kept intact, a resend kept once,
+//! other charsets and types refused with 415; a message answered 200 survives kill -9.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use voipd_tests::peers::{Sipp, free_port, sipp_scenario};
+use voipd_tests::*;
+
+const TEXT: &str = "Grüße aus Köln 👋 — the door is open";
+
+fn start(sb: &Sandbox) -> (Daemon, u16) {
+    sb.write_config(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
+    );
+    let d = sb.start_daemon();
+    let s: Value = serde_json::from_str(&stdout(&sb.voipctl(&["--json", "status"]))).unwrap();
+    let port = s["listening"][1]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    (d, port.parse().unwrap())
+}
+
+fn send(sb: &Sandbox, port: u16) -> Sipp {
+    let args: Vec<String> = [
+        format!("127.0.0.1:{port}"),
+        "-sf".into(),
+        sipp_scenario("message_uac.xml").display().to_string(),
+        "-s".into(),
+        "alice".into(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-m".into(),
+        "1".into(),
+        "-nostdin".into(),
+        "-timeout".into(),
+        "30s".into(),
+        "-timeout_error".into(),
+    ]
+    .into();
+    Sipp::spawn(sb.path(), "message", &args)
+}
+
+fn messages(sb: &Sandbox) -> Vec<Value> {
+    let out = sb.voipctl(&["--json", "message", "list"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    v["messages"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_message_is_kept_once_intact_and_other_kinds_are_refused() {
+    let sb = Sandbox::new();
+    let (_d, port) = start(&sb);
+    let (mut watch, events) = watch_events(&sb);
+    let mut sipp = send(&sb, port);
+    assert_eq!(sipp.wait(Duration::from_secs(30)), 0, "{}", sipp.output());
+
+    let m = messages(&sb);
+    assert_eq!(m.len(), 1, "the resend is not a second message: {m:?}");
+    // Kept as sent, to the byte (SIPp ends its body with a line break).
+    assert_eq!(m[0]["body"], format!("{TEXT}\r\n"));
+    assert_eq!(m[0]["peer_name"], "Zoë");
+    assert!(
+        m[0]["peer"].as_str().unwrap().starts_with("sip:zoe@"),
+        "{m:?}"
+    );
+    assert_eq!(m[0]["incoming"], true);
+    assert_eq!(m[0]["status"], "received");
+    assert_eq!(m[0]["account"], "alice");
+    wait_until(
+        || {
+            watched(&events)
+                .iter()
+                .any(|e| e["kind"]["message_received"]["peer_name"] == "Zoë")
+        },
+        "a message_received event",
+    );
+    let received = watched(&events)
+        .iter()
+        .filter(|e| e["kind"]["message_received"].is_object())
+        .count();
+    assert_eq!(received, 1);
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let peer = m[0]["peer"].as_str().unwrap();
+    let text = stdout(&sb.voipctl(&["message", "list", "--with", peer]));
+    assert!(
+        text.contains(&format!("from Zoë <{peer}>: {TEXT}")),
+        "{text}"
+    );
+    assert_eq!(
+        stdout(&sb.voipctl(&["message", "list", "--with", "sip:nobody@x"])).trim(),
+        "no messages"
+    );
+}
+
+/// One MESSAGE over UDP, by hand; returns the first final response's status line.
+fn message_by_hand(port: u16, body: &str) -> String {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = sock.local_addr().unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let msg = format!(
+        "MESSAGE sip:alice@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-kill9-{}\r\n\
+         From: <sip:zoe@{local}>;tag=k9\r\nTo: <sip:alice@127.0.0.1:{port}>\r\n\
+         Call-ID: kill9-{}@test\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n\
+         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+        local.port(),
+        local.port(),
+        body.len()
+    );
+    sock.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).expect("an answer to the MESSAGE");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let line = text.lines().next().unwrap_or_default().to_string();
+        if !line.starts_with("SIP/2.0 1") {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn a_message_answered_200_survives_kill_9() {
+    let sb = Sandbox::new();
+    let (mut d, port) = start(&sb);
+    // The 200 goes out once the message is on disk; kill at once, no goodbye.
+    assert_eq!(message_by_hand(port, TEXT), "SIP/2.0 200 OK");
+    d.signal(libc::SIGKILL);
+    d.wait_exit();
+    let _d = sb.start_daemon();
+    let m = messages(&sb);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0]["body"], TEXT);
+}
+
+#[test]
+fn a_desktop_hears_of_a_message_over_dbus() {
+    let sb = Sandbox::new();
+    let bus = voipd_tests::dbus::Bus::start(sb.path());
+    sb.write_config(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
+    );
+    let mut d = sb.spawn_daemon(&[], &bus.env());
+    sb.wait_notify(|m| m.contains("READY=1"), &mut d);
+    bus.wait_for_voipd();
+    let monitor = bus.monitor();
+    let s: Value = serde_json::from_str(&stdout(&sb.voipctl(&["--json", "status"]))).unwrap();
+    let port = s["listening"][1]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    assert_eq!(
+        message_by_hand(port.parse().unwrap(), "ring me 📞"),
+        "SIP/2.0 200 OK"
+    );
+    wait_until(
+        || {
+            monitor
+                .text()
+                .contains("org.voipd.Manager1.MessageReceived (int64 1, 'sip:zoe@")
+                && monitor.text().contains("'ring me 📞'")
+        },
+        "a MessageReceived signal",
+    );
+}
