@@ -9,12 +9,15 @@ use voipd_tests::*;
 
 const TEXT: &str = "Grüße aus Köln 👋 — the door is open";
 
-fn start(sb: &Sandbox) -> (Daemon, u16) {
+/// voipd with an account "alice" that registers nowhere (senders talk to it directly),
+/// with `env` added; and its SIP port.
+fn start(sb: &Sandbox, env: &[(&str, &str)]) -> (Daemon, u16) {
     sb.write_config(
         "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
          [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
     );
-    let d = sb.start_daemon();
+    let mut d = sb.spawn_daemon(&[], env);
+    sb.wait_notify(|m| m.contains("READY=1"), &mut d);
     let s: Value = serde_json::from_str(&stdout(&sb.voipctl(&["--json", "status"]))).unwrap();
     let port = s["listening"][1]
         .as_str()
@@ -57,7 +60,7 @@ fn messages(sb: &Sandbox) -> Vec<Value> {
 #[test]
 fn a_message_is_kept_once_intact_and_other_kinds_are_refused() {
     let sb = Sandbox::new();
-    let (_d, port) = start(&sb);
+    let (_d, port) = start(&sb, &[]);
     let (mut watch, events) = watch_events(&sb);
     let mut sipp = send(&sb, port);
     assert_eq!(sipp.wait(Duration::from_secs(30)), 0, "{}", sipp.output());
@@ -131,7 +134,7 @@ fn message_by_hand(port: u16, body: &str) -> String {
 #[test]
 fn a_message_answered_200_survives_kill_9() {
     let sb = Sandbox::new();
-    let (mut d, port) = start(&sb);
+    let (mut d, port) = start(&sb, &[]);
     // The 200 goes out once the message is on disk; kill at once, no goodbye.
     assert_eq!(message_by_hand(port, TEXT), "SIP/2.0 200 OK");
     d.signal(libc::SIGKILL);
@@ -146,25 +149,10 @@ fn a_message_answered_200_survives_kill_9() {
 fn a_desktop_hears_of_a_message_over_dbus() {
     let sb = Sandbox::new();
     let bus = voipd_tests::dbus::Bus::start(sb.path());
-    sb.write_config(
-        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
-         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
-    );
-    let mut d = sb.spawn_daemon(&[], &bus.env());
-    sb.wait_notify(|m| m.contains("READY=1"), &mut d);
+    let (_d, port) = start(&sb, &bus.env());
     bus.wait_for_voipd();
     let monitor = bus.monitor();
-    let s: Value = serde_json::from_str(&stdout(&sb.voipctl(&["--json", "status"]))).unwrap();
-    let port = s["listening"][1]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap();
-    assert_eq!(
-        message_by_hand(port.parse().unwrap(), "ring me 📞"),
-        "SIP/2.0 200 OK"
-    );
+    assert_eq!(message_by_hand(port, "ring me 📞"), "SIP/2.0 200 OK");
     wait_until(
         || {
             monitor

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, params};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, ms, time};
 use crate::core::{CallDirection, CallInfo, CallState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,15 +38,6 @@ pub struct HistoryQuery {
     pub missed_only: bool,
     /// Marks the missed calls as seen (the user has looked).
     pub mark_seen: bool,
-}
-
-fn ms(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn time(ms: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
 impl Store {

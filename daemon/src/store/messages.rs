@@ -1,11 +1,11 @@
 //! Text messages (SIP MESSAGE, RFC 3428): what came in is written, and committed, before
 //! the 200 goes out, so an acknowledged message is never lost.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, ms, time};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageEntry {
@@ -32,11 +32,6 @@ pub struct Incoming {
     pub body: String,
     pub sip_call_id: String,
     pub sip_cseq: u32,
-}
-
-fn ms(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Store {
@@ -97,7 +92,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {
         peer: r.get(3)?,
         peer_name: r.get(4)?,
         body: r.get(5)?,
-        at: SystemTime::UNIX_EPOCH + Duration::from_millis(r.get::<_, i64>(6)?.max(0) as u64),
+        at: time(r.get(6)?),
         status: r.get(7)?,
         code: r.get(8)?,
     })

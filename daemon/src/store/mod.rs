@@ -142,6 +142,16 @@ fn run_batch(conn: &mut Connection, first: Job, rx: &mut mpsc::Receiver<Job>) {
     }
 }
 
+/// Times are kept as ms since the Unix epoch.
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn time(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)
+}
+
 enum Damage {
     Damaged(String),
     Other(rusqlite::Error),
