@@ -13,7 +13,7 @@ const TEXT: &str = "Grüße aus Köln 👋 — the door is open";
 /// with `env` added; and its SIP port.
 fn start(sb: &Sandbox, env: &[(&str, &str)]) -> (Daemon, u16) {
     sb.write_config(
-        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\", \"tcp:127.0.0.1:0\"]\n\n\
          [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
     );
     let mut d = sb.spawn_daemon(&[], env);
@@ -162,4 +162,36 @@ fn a_desktop_hears_of_a_message_over_dbus() {
         },
         "a MessageReceived signal",
     );
+}
+
+#[test]
+fn too_large_messages_get_a_sip_error_and_nothing_is_kept() {
+    let sb = Sandbox::new();
+    let (_d, port) = start(&sb, &[]);
+    // 40 KB of text over UDP: it arrives, and is refused as too long for a message.
+    let long = "a".repeat(40_000);
+    assert!(message_by_hand(port, &long).starts_with("SIP/2.0 413"));
+    // 1 MB over TCP: more than any SIP message voipd reads; the head is answered 513.
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = vec![b'a'; 1 << 20];
+    let head = format!(
+        "MESSAGE sip:alice@127.0.0.1:{port};transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-big\r\n\
+         From: <sip:zoe@127.0.0.1>;tag=big\r\nTo: <sip:alice@127.0.0.1>\r\n\
+         Call-ID: big@test\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    use std::io::{Read, Write};
+    tcp.write_all(head.as_bytes()).unwrap();
+    let _ = tcp.write_all(&body);
+    let mut answer = vec![0u8; 2048];
+    let n = tcp.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("SIP/2.0 513"), "{answer}");
+    assert!(answer.contains("Call-ID: big@test"), "{answer}");
+    assert!(messages(&sb).is_empty());
+    // voipd goes on.
+    assert_eq!(message_by_hand(port, "still here"), "SIP/2.0 200 OK");
 }

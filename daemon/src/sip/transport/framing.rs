@@ -104,6 +104,19 @@ impl Framer {
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }
+
+    /// After `TooLarge`: the head of the message that is too large, and how many bytes the
+    /// whole message would take, when the head itself arrived and is sound.
+    pub fn oversized(&self) -> Option<(&[u8], usize)> {
+        let (head, _) = split_head(&self.buf)?;
+        let terminator = if self.buf[head.len()..].starts_with(b"\n\n") {
+            2
+        } else {
+            3
+        };
+        let total = head.len() + terminator + content_length(head).ok()?;
+        (total > MAX_MESSAGE).then_some((head, total))
+    }
 }
 
 #[cfg(test)]
@@ -112,6 +125,20 @@ mod tests {
 
     const MSG: &[u8] =
         b"MESSAGE sip:b@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 5\r\n\r\nhello";
+
+    #[test]
+    fn an_oversized_message_shows_its_head_and_size() {
+        let mut f = Framer::default();
+        f.push(b"MESSAGE sip:b@x SIP/2.0\r\nl: 1000000\r\n\r\nabc");
+        assert_eq!(f.next_frame(), Err(FrameError::TooLarge));
+        let (head, total) = f.oversized().unwrap();
+        assert!(head.starts_with(b"MESSAGE sip:b@x SIP/2.0\r\nl: 1000000"));
+        let blank_line_end = b"MESSAGE sip:b@x SIP/2.0\r\nl: 1000000\r\n\r\n".len();
+        assert_eq!(total, blank_line_end + 1_000_000);
+        let mut small = Framer::default();
+        small.push(MSG);
+        assert_eq!(small.oversized(), None);
+    }
 
     #[test]
     fn splits_two_messages_in_one_read_and_one_over_many() {

@@ -1,5 +1,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -89,6 +91,11 @@ async fn run(
                 }
                 Err(e) => {
                     tracing::warn!("closing tcp connection from {peer}: {e}");
+                    if let Some(left) = refuse_oversized(&framer, &shared, target, &tx).await {
+                        // Read what is still coming before closing, so that closing does
+                        // not reset the connection and take the answer with it.
+                        drain(&mut rd, left, &mut buf).await;
+                    }
                     break 'read;
                 }
             }
@@ -131,4 +138,41 @@ pub(super) async fn send(
     tx.send(bytes)
         .await
         .map_err(|_| TransportError::Closed(target))
+}
+
+/// Above this a sender is not waited for: the connection is just closed.
+const DRAIN_LIMIT: usize = 4 << 20;
+
+/// Answers a request too large to take with 513 (RFC 3261 §21.5.14) when its head arrived
+/// and names the dialog; returns how many of its bytes are still to come.
+async fn refuse_oversized(
+    framer: &Framer,
+    shared: &Shared,
+    target: Target,
+    tx: &mpsc::Sender<Vec<u8>>,
+) -> Option<usize> {
+    let (head, total) = framer.oversized()?;
+    let left = total.saturating_sub(framer.buffered());
+    if left > DRAIN_LIMIT {
+        return None;
+    }
+    let mut e = match crate::sip::message::parse(head) {
+        Err(e) => e,
+        Ok(_) => return None,
+    };
+    e.kind = crate::sip::message::ParseErrorKind::TooLarge;
+    let answer = e.response()?;
+    shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!("answered an oversized request from {target} with 513");
+    tx.send(answer.encode()).await.ok()?;
+    Some(left)
+}
+
+async fn drain(rd: &mut (impl AsyncReadExt + Unpin), mut left: usize, buf: &mut [u8]) {
+    while left > 0 {
+        match tokio::time::timeout(Duration::from_secs(5), rd.read(buf)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
+        }
+    }
 }
