@@ -34,7 +34,8 @@ Examples:
   voipctl hangup                  end the only call (or give its id)
   voipctl calls                   the calls and their states
   voipctl history --missed        missed calls (and count them as seen)
-  voipctl message list            text messages received
+  voipctl message send alice hi   send a text message (then: voipctl message list)
+  voipctl message list            text messages, sent and received
   voipctl completions bash        shell completion (bash, zsh, fish, elvish, powershell)
   voipctl man | man -l -          this help as a manual page
 
@@ -70,6 +71,16 @@ pub struct AudioArgs {
 
 #[derive(Subcommand)]
 enum MessageVerb {
+    /// Send a text message: to a SIP URI, user@host, or a user at the account's domain
+    Send {
+        /// Whom to write to
+        to: String,
+        /// The text (UTF-8)
+        text: String,
+        /// The account to send from [default: the first registered one]
+        #[arg(long)]
+        account: Option<String>,
+    },
     /// The messages, oldest first [default: the last 100]
     List {
         /// Only those with this peer (a SIP URI)
@@ -249,6 +260,9 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Message {
             verb: MessageVerb::List { with, limit },
         } => cmd::messages::list(conn, out, with, limit).await,
+        Verb::Message {
+            verb: MessageVerb::Send { to, text, account },
+        } => cmd::messages::send(conn, out, to, text, account).await,
         // Handled in main, before connecting.
         Verb::Completions { .. } | Verb::Man => Ok(()),
     }

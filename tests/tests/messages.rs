@@ -162,6 +162,29 @@ fn a_desktop_hears_of_a_message_over_dbus() {
         },
         "a MessageReceived signal",
     );
+    // A widget sends one (to voipd itself, the simplest far side that answers) and sees
+    // it delivered.
+    let to = format!("sip:alice@127.0.0.1:{port}");
+    let out = bus.busctl_ok(&[
+        "call",
+        voipd_tests::dbus::NAME,
+        voipd_tests::dbus::ROOT,
+        "org.voipd.Manager1",
+        "SendMessage",
+        "sss",
+        &to,
+        "alice",
+        "sent from the panel",
+    ]);
+    let id: i64 = out.trim().trim_start_matches("x ").parse().unwrap();
+    wait_until(
+        || {
+            monitor.text().contains(&format!(
+                "org.voipd.Manager1.MessageChanged (int64 {id}, 'delivered', uint16 200)"
+            ))
+        },
+        "a MessageChanged signal saying delivered",
+    );
 }
 
 #[test]
@@ -194,4 +217,127 @@ fn too_large_messages_get_a_sip_error_and_nothing_is_kept() {
     assert!(messages(&sb).is_empty());
     // voipd goes on.
     assert_eq!(message_by_hand(port, "still here"), "SIP/2.0 200 OK");
+}
+
+/// voipd "bob" on a UDP port chosen beforehand, taking messages for anyone.
+fn start_bob(sb: &Sandbox, port: u16) -> Daemon {
+    sb.write_config(&format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\n\
+         [[account]]\nid = \"bob\"\naor = \"sip:bob@127.0.0.1:{port}\"\nenabled = false\n"
+    ));
+    sb.start_daemon()
+}
+
+/// voipd "alice", sending; short SIP timers so that an unanswered attempt ends quickly.
+fn start_alice(sb: &Sandbox) -> Daemon {
+    sb.write_config(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\nt1_ms = 50\n\n\
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\ndisplay_name = \"Alice\"\nenabled = false\n",
+    );
+    sb.start_daemon()
+}
+
+fn wait_status(sb: &Sandbox, status: &str) -> Value {
+    let mut found = Value::Null;
+    wait_until(
+        || {
+            found = messages(sb)
+                .into_iter()
+                .find(|m| m["incoming"] == false && m["status"] == status)
+                .unwrap_or(Value::Null);
+            !found.is_null()
+        },
+        &format!("a sent message {status}"),
+    );
+    found
+}
+
+#[test]
+fn one_voipd_writes_to_another_and_sees_it_delivered() {
+    let (a, b) = (Sandbox::new(), Sandbox::new());
+    let bob_port = free_port();
+    let _bob = start_bob(&b, bob_port);
+    let _alice = start_alice(&a);
+    let to = format!("sip:bob@127.0.0.1:{bob_port}");
+    // Alice is not registered anywhere, so she names her account.
+    let out = a.voipctl(&["--json", "message", "send", &to, TEXT, "--account", "alice"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let queued: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(queued["status"], "queued");
+    let sent = wait_status(&a, "delivered");
+    assert_eq!(sent["code"], 200, "{sent}");
+    assert_eq!(sent["id"], queued["id"]);
+    let got = messages(&b);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["body"], TEXT, "the text arrives intact");
+    assert_eq!(got[0]["peer_name"], "Alice");
+    assert!(
+        got[0]["peer"].as_str().unwrap().starts_with("sip:alice@"),
+        "{got:?}"
+    );
+
+    // Bad arguments are refused by name, and nothing is queued.
+    for (args, field) in [
+        (vec!["message", "send", &to, ""], "text"),
+        (vec!["message", "send", "sip:", "hi"], "to"),
+    ] {
+        let out = a.voipctl(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert!(stderr(&out).contains(field), "{}", describe(&out));
+    }
+    assert_eq!(messages(&a).len(), 1);
+}
+
+#[test]
+fn a_refusal_is_a_failure_with_its_code() {
+    let sb = Sandbox::new();
+    let _alice = start_alice(&sb);
+    let port = free_port();
+    let args: Vec<String> = vec![
+        "-sf".into(),
+        sipp_scenario("message_uas_403.xml").display().to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-m".into(),
+        "1".into(),
+        "-nostdin".into(),
+        "-timeout".into(),
+        "30s".into(),
+        "-timeout_error".into(),
+    ];
+    let mut sipp = Sipp::spawn(sb.path(), "uas403", &args);
+    std::thread::sleep(Duration::from_millis(300));
+    let to = format!("sip:carol@127.0.0.1:{port}");
+    assert!(
+        sb.voipctl(&["message", "send", &to, "hello?"])
+            .status
+            .success()
+    );
+    let failed = wait_status(&sb, "failed");
+    assert_eq!(failed["code"], 403, "{failed}");
+    assert_eq!(sipp.wait(Duration::from_secs(30)), 0, "{}", sipp.output());
+    let list = stdout(&sb.voipctl(&["message", "list"]));
+    assert!(list.contains("[failed: 403]"), "{list}");
+}
+
+#[test]
+fn a_queued_message_is_sent_after_kill_9_and_a_restart() {
+    let (a, b) = (Sandbox::new(), Sandbox::new());
+    let bob_port = free_port();
+    let mut alice = start_alice(&a);
+    // Bob is not there yet: the message stays queued.
+    let to = format!("sip:bob@127.0.0.1:{bob_port}");
+    assert!(a.voipctl(&["message", "send", &to, TEXT]).status.success());
+    assert_eq!(messages(&a)[0]["status"], "queued");
+    alice.signal(libc::SIGKILL);
+    alice.wait_exit();
+    let _bob = start_bob(&b, bob_port);
+    let _alice = a.start_daemon();
+    let sent = wait_status(&a, "delivered");
+    assert_eq!(sent["body"], TEXT);
+    wait_until(|| messages(&b).len() == 1, "bob to have it");
+    assert_eq!(messages(&b)[0]["body"], TEXT);
+    assert_eq!(messages(&a).len(), 1, "sent once, listed once");
 }

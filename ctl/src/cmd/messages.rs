@@ -1,9 +1,35 @@
 use tonic::transport::Channel;
-use voipd_proto::v1::ListMessagesRequest;
 use voipd_proto::v1::messages_client::MessagesClient;
+use voipd_proto::v1::{ListMessagesRequest, SendMessageRequest};
 
 use crate::exit::Failure;
 use crate::output::{Output, date_time};
+
+pub async fn send(
+    conn: Channel,
+    out: Output,
+    to: String,
+    text: String,
+    account: Option<String>,
+) -> Result<(), Failure> {
+    let m = MessagesClient::new(conn)
+        .send(SendMessageRequest {
+            to,
+            text,
+            account: account.unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    if out.json {
+        out.json_line(&m);
+    } else {
+        println!(
+            "message {} to {}: queued (follow with `voipctl watch`)",
+            m.id, m.peer
+        );
+    }
+    Ok(())
+}
 
 pub async fn list(
     conn: Channel,
@@ -34,7 +60,12 @@ pub async fn list(
             format!("{} <{}>", m.peer_name, m.peer)
         };
         let dir = if m.incoming { "from" } else { "to" };
-        println!("{} {dir} {who}: {}", date_time(m.unix_ms), m.body);
+        let status = match (m.incoming, m.status.as_str()) {
+            (true, _) => String::new(),
+            (false, "failed") => format!(" [failed: {}]", m.code),
+            (false, s) => format!(" [{s}]"),
+        };
+        println!("{} {dir} {who}: {}{status}", date_time(m.unix_ms), m.body);
     }
     Ok(())
 }

@@ -193,6 +193,10 @@ fn describe(ev: &Event) -> Option<String> {
         Kind::CallChanged(c) => super::calls::describe(c),
         Kind::DtmfReceived(d) => format!("call {}: DTMF {} received", d.call_id, d.digit),
         Kind::MessageReceived(m) => format!("message from {}: {}", m.peer, m.body),
+        Kind::MessageChanged(m) => match m.status.as_str() {
+            "failed" => format!("message {} to {}: failed ({})", m.id, m.peer, m.code),
+            s => format!("message {} to {}: {s}", m.id, m.peer),
+        },
         // The call's own line said it all; a new missed count is worth a line.
         Kind::HistoryChanged(h) if h.missed_unseen > 0 => {
             format!(

@@ -141,6 +141,8 @@ pub(super) enum CallUpdate {
     },
     /// Not a call's: a text message was kept (the core's news all come this way).
     MessageReceived(Box<crate::store::MessageEntry>),
+    /// A message we send was queued, delivered or failed.
+    MessageChanged(Box<crate::store::MessageEntry>),
 }
 
 /// The end reason of an incoming call we refused; it is not a missed call.
@@ -502,7 +504,7 @@ fn codecs_of(account: &Option<Account>) -> Vec<Codec> {
     )
 }
 
-fn uri_for(local: SocketAddr, user: String) -> SipUri {
+pub(super) fn uri_for(local: SocketAddr, user: String) -> SipUri {
     SipUri {
         scheme: Scheme::Sip,
         user: Some(user),

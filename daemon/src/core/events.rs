@@ -53,6 +53,8 @@ pub enum EventKind {
     },
     /// A text message came in (and is stored).
     MessageReceived(crate::store::MessageEntry),
+    /// A message we send was queued, delivered, or failed (with the SIP status).
+    MessageChanged(crate::store::MessageEntry),
 }
 
 /// The sending side, owned by the core task alone, so numbering needs no lock.

@@ -5,6 +5,7 @@ mod accounts;
 mod calls;
 mod events;
 mod messages;
+mod outbox;
 mod phone;
 mod uas;
 

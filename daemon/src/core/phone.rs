@@ -42,6 +42,12 @@ enum Command {
         oneshot::Sender<Result<CallInfo, CoreError>>,
     ),
     ListCalls(oneshot::Sender<Vec<CallInfo>>),
+    SendMessage {
+        account: Option<String>,
+        to: String,
+        text: String,
+        reply: oneshot::Sender<Result<MessageEntry, CoreError>>,
+    },
     SendDtmf(u64, String, oneshot::Sender<Result<CallInfo, CoreError>>),
 }
 
@@ -152,6 +158,7 @@ impl Phone {
         phone.events.emit(EventKind::DaemonStarted {
             version: env!("CARGO_PKG_VERSION").into(),
         });
+        phone.resume_outbox();
         let task = tokio::spawn(phone.run(rx, reg_updates, requests, call_rx));
         (handle, task)
     }
@@ -221,6 +228,12 @@ impl Phone {
             Command::SendDtmf(id, digits, reply) => {
                 let _ = reply.send(self.send_dtmf(id, &digits));
             }
+            Command::SendMessage {
+                account,
+                to,
+                text,
+                reply,
+            } => self.send_message(account.as_deref(), &to, text, reply),
             Command::ListCalls(reply) => {
                 let mut list: Vec<CallInfo> = self.calls.values().map(CallEntry::view).collect();
                 list.sort_by_key(|c| c.id);
@@ -324,6 +337,10 @@ impl Phone {
                     .emit(EventKind::DtmfReceived { call: id, digit });
                 return;
             }
+            CallUpdate::MessageChanged(m) => {
+                self.events.emit(EventKind::MessageChanged(*m));
+                return;
+            }
             CallUpdate::MessageReceived(m) => {
                 tracing::info!("message from {}", m.peer);
                 self.events.emit(EventKind::MessageReceived(*m));
@@ -344,6 +361,107 @@ impl Phone {
             self.record(&info);
         }
         self.events.emit(EventKind::CallChanged(info));
+    }
+
+    /// Queues a text message and starts sending it; answers once it is stored.
+    fn send_message(
+        &mut self,
+        account: Option<&str>,
+        to: &str,
+        text: String,
+        reply: oneshot::Sender<Result<MessageEntry, CoreError>>,
+    ) {
+        let checked = (|| {
+            if text.is_empty() || text.len() > super::messages::MAX_BODY {
+                return Err(CoreError::InvalidArgument {
+                    field: "text",
+                    message: format!("{} bytes; 1 to 32768 can be sent", text.len()),
+                });
+            }
+            let ep = self
+                .endpoint
+                .clone()
+                .ok_or_else(|| CoreError::FailedPrecondition("SIP is not running".into()))?;
+            let account = self.accounts.for_dialing(account)?;
+            let uri = dial_target(to, account.as_ref()).map_err(|e| match e {
+                CoreError::InvalidArgument { message, .. } => CoreError::InvalidArgument {
+                    field: "to",
+                    message,
+                },
+                e => e,
+            })?;
+            Ok((ep, account, uri))
+        })();
+        let (ep, account, uri) = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let (store, updates) = (self.store.clone(), self.call_updates.clone());
+        tokio::spawn(async move {
+            let sip_call_id = format!("{}@voipd", crate::sip::transaction::random_token(20));
+            let queued = store
+                .queue_message(
+                    account.as_ref().map(|a| a.id.as_str().to_string()),
+                    uri.to_string(),
+                    text,
+                    sip_call_id.clone(),
+                )
+                .await;
+            let entry = match queued {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = reply.send(Err(CoreError::Store(e)));
+                    return;
+                }
+            };
+            let _ = reply.send(Ok(entry.clone()));
+            let _ = updates
+                .send(CallUpdate::MessageChanged(Box::new(entry.clone())))
+                .await;
+            super::outbox::deliver(super::outbox::Outgoing {
+                ep,
+                store,
+                updates,
+                account,
+                entry,
+                sip_call_id,
+            })
+            .await;
+        });
+    }
+
+    /// Sends what was still queued when the daemon last stopped.
+    fn resume_outbox(&self) {
+        let Some(ep) = self.endpoint.clone() else {
+            return;
+        };
+        let (store, updates) = (self.store.clone(), self.call_updates.clone());
+        let accounts: Vec<crate::config::Account> = self.config.accounts.clone();
+        tokio::spawn(async move {
+            let queued = match store.queued_messages().await {
+                Ok(q) => q,
+                Err(e) => return tracing::error!("queued messages not read: {e}"),
+            };
+            for (entry, sip_call_id) in queued {
+                let account = entry
+                    .account
+                    .as_ref()
+                    .and_then(|id| accounts.iter().find(|a| a.id.as_str() == id))
+                    .cloned();
+                tracing::info!("message {} to {}: sending again", entry.id, entry.peer);
+                tokio::spawn(super::outbox::deliver(super::outbox::Outgoing {
+                    ep: ep.clone(),
+                    store: store.clone(),
+                    updates: updates.clone(),
+                    account,
+                    entry,
+                    sip_call_id,
+                }));
+            }
+        });
     }
 
     /// Writes an ended call to the history, off the core task; the sound test is not a
@@ -637,6 +755,28 @@ impl PhoneHandle {
             });
         }
         self.store.history(q).await.map_err(CoreError::Store)
+    }
+
+    /// Queues a text message to `to` (a URI, user@host, or a user at the account's domain)
+    /// from `account` (or the first registered one); delivery follows as events.
+    pub async fn send_message(
+        &self,
+        account: Option<&str>,
+        to: &str,
+        text: &str,
+    ) -> Result<MessageEntry, CoreError> {
+        let (account, to, text) = (
+            account.map(str::to_string),
+            to.to_string(),
+            text.to_string(),
+        );
+        self.ask(|reply| Command::SendMessage {
+            account,
+            to,
+            text,
+            reply,
+        })
+        .await?
     }
 
     /// Text messages, newest first: all, or those with `peer` (a URI); at most `limit`.

@@ -82,6 +82,65 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Keeps a message to send, queued; `sip_call_id` names it on the wire for good, so
+    /// that a resend after a restart is recognisably the same message.
+    pub async fn queue_message(
+        &self,
+        account: Option<String>,
+        peer: String,
+        body: String,
+        sip_call_id: String,
+    ) -> Result<MessageEntry, StoreError> {
+        self.run(move |db| {
+            db.prepare_cached(
+                "INSERT INTO messages (account, incoming, peer, body, at_ms, status, sip_call_id,
+                    sip_cseq) VALUES (?1, 0, ?2, ?3, ?4, 'queued', ?5, 1)",
+            )?
+            .execute(params![
+                account,
+                peer,
+                body,
+                ms(SystemTime::now()),
+                sip_call_id
+            ])?;
+            get(db, db.last_insert_rowid())?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+        })
+        .await
+    }
+
+    /// Records how sending ended: delivered or failed, with the SIP status.
+    pub async fn message_sent(
+        &self,
+        id: i64,
+        delivered: bool,
+        code: u16,
+    ) -> Result<MessageEntry, StoreError> {
+        self.run(move |db| {
+            db.prepare_cached("UPDATE messages SET status = ?2, code = ?3 WHERE id = ?1")?
+                .execute(params![
+                    id,
+                    if delivered { "delivered" } else { "failed" },
+                    code
+                ])?;
+            get(db, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+        })
+        .await
+    }
+
+    /// Messages still to send (after a restart), oldest first, with their Call-IDs.
+    pub async fn queued_messages(&self) -> Result<Vec<(MessageEntry, String)>, StoreError> {
+        self.run(|db| {
+            let mut stmt = db.prepare_cached(&format!(
+                "SELECT {COLUMNS}, sip_call_id FROM messages WHERE status = 'queued' ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((row(r)?, r.get(9)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
 const COLUMNS: &str = "id, account, incoming, peer, peer_name, body, at_ms, status, code";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {

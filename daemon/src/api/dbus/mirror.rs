@@ -95,6 +95,22 @@ impl Mirror {
                     .await;
                 }
             }
+            EventKind::MessageChanged(m) => {
+                if let Ok(iface) = self
+                    .conn
+                    .object_server()
+                    .interface::<_, Manager>(ROOT)
+                    .await
+                {
+                    let _ = Manager::message_changed(
+                        iface.signal_emitter(),
+                        m.id,
+                        &m.status,
+                        m.code.unwrap_or_default(),
+                    )
+                    .await;
+                }
+            }
             EventKind::HistoryChanged { missed_unseen } => {
                 let n = *missed_unseen;
                 let _ = update::<Manager>(&self.conn, ROOT, |m| m.missed = n).await;

@@ -153,6 +153,23 @@ impl Manager {
         body: &str,
     ) -> zbus::Result<()>;
 
+    /// Sends a text message to `to` (as Dial takes it) from `account` ("" for the first
+    /// registered one); returns its id. MessageChanged follows as it is delivered or fails.
+    #[zbus(out_args("id"))]
+    async fn send_message(&self, to: &str, account: &str, text: &str) -> Result<i64, VoipdError> {
+        let account = (!account.is_empty()).then_some(account);
+        Ok(self.phone.send_message(account, to, text).await?.id)
+    }
+
+    /// A message we send changed: status queued, delivered or failed, and the SIP code.
+    #[zbus(signal)]
+    pub(super) async fn message_changed(
+        emitter: &SignalEmitter<'_>,
+        id: i64,
+        status: &str,
+        code: u16,
+    ) -> zbus::Result<()>;
+
     /// Missed calls nobody has looked at yet (ListHistory with mark_seen resets it).
     #[zbus(property)]
     fn missed_calls(&self) -> u32 {

@@ -84,6 +84,7 @@ impl From<&Event> for pb::Event {
                 digit: digit.to_string(),
             }),
             EventKind::MessageReceived(m) => Kind::MessageReceived(m.into()),
+            EventKind::MessageChanged(m) => Kind::MessageChanged(m.into()),
             EventKind::HistoryChanged { missed_unseen } => {
                 Kind::HistoryChanged(pb::HistoryChanged { missed_unseen })
             }

@@ -34,6 +34,20 @@ impl From<MessageEntry> for pb::Message {
 
 #[tonic::async_trait]
 impl pb::messages_server::Messages for MessagesService {
+    async fn send(
+        &self,
+        r: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
+        let r = r.into_inner();
+        let account = (!r.account.is_empty()).then_some(r.account.as_str());
+        let m = self
+            .phone
+            .send_message(account, &r.to, &r.text)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(m.into()))
+    }
+
     async fn list(
         &self,
         r: Request<pb::ListMessagesRequest>,

@@ -1,0 +1,163 @@
+//! Sending text messages (SIP MESSAGE): each queued message has a task that sends it, answers
+//! a digest challenge, and tries again with backoff while the network or the far side is
+//! away, until a final answer says delivered or failed. The queue is the store: what was not
+//! sent when the daemon stopped is sent when it starts again, under the same Call-ID.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::calls::{CallUpdate, uri_for};
+use crate::config::Account;
+use crate::sip::auth::Challenge;
+use crate::sip::message::{Headers, Method, Name, NameAddr, Request, Response};
+use crate::sip::resolve::resolve;
+use crate::sip::transaction::{Endpoint, random_token};
+use crate::sip::uri::{SipUri, Uri};
+use crate::store::{MessageEntry, Store};
+
+/// Tries before giving up (about 17 minutes of backoff in all).
+const ATTEMPTS: u32 = 10;
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+const LONGEST_RETRY: Duration = Duration::from_secs(300);
+
+pub(super) struct Outgoing {
+    pub ep: Endpoint,
+    pub store: Store,
+    pub updates: mpsc::Sender<CallUpdate>,
+    pub account: Option<Account>,
+    pub entry: MessageEntry,
+    pub sip_call_id: String,
+}
+
+/// Sends until a final answer, then records and announces the outcome.
+pub(super) async fn deliver(o: Outgoing) {
+    let (delivered, code) = send(&o).await;
+    match o.store.message_sent(o.entry.id, delivered, code).await {
+        Ok(entry) => {
+            let _ = o
+                .updates
+                .send(CallUpdate::MessageChanged(Box::new(entry)))
+                .await;
+        }
+        Err(e) => tracing::error!("message {}: outcome not recorded: {e}", o.entry.id),
+    }
+}
+
+/// (delivered, SIP status); 408 when the far side could not be reached at all.
+async fn send(o: &Outgoing) -> (bool, u16) {
+    let Ok(uri) = o.entry.peer.parse::<SipUri>() else {
+        return (false, 416);
+    };
+    let proxy = o
+        .account
+        .as_ref()
+        .and_then(|a| a.outbound_proxy.first())
+        .map(|p| p.0.clone());
+    let mut cseq = 1;
+    let mut authorization: Option<(Name, String)> = None;
+    let mut auth_tries = 0;
+    let mut wait = FIRST_RETRY;
+    let mut last = 408;
+    for _ in 0..ATTEMPTS {
+        match attempt(o, &uri, proxy.as_ref(), cseq, authorization.as_ref()).await {
+            Some(r) if r.code < 300 => return (true, r.code),
+            Some(r) if matches!(r.code, 401 | 407) && auth_tries < 2 => match answer(o, &uri, &r) {
+                Some(a) => {
+                    auth_tries += 1;
+                    cseq += 1;
+                    authorization = Some(a);
+                    continue;
+                }
+                None => return (false, r.code),
+            },
+            // Busy or briefly unavailable: worth another try later.
+            Some(r) if matches!(r.code, 408 | 480 | 500 | 503 | 504) => last = r.code,
+            Some(r) => return (false, r.code),
+            None => last = 408,
+        }
+        tracing::info!(
+            "message {} to {}: no delivery yet ({last}); trying again in {wait:?}",
+            o.entry.id,
+            o.entry.peer
+        );
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(LONGEST_RETRY);
+    }
+    (false, last)
+}
+
+/// One MESSAGE and its final response; None when it got none (unreachable, timeout).
+async fn attempt(
+    o: &Outgoing,
+    uri: &SipUri,
+    proxy: Option<&SipUri>,
+    cseq: u32,
+    authorization: Option<&(Name, String)>,
+) -> Option<Response> {
+    let target = resolve(proxy.unwrap_or(uri)).await.ok()?;
+    let local = o.ep.transport().local_for(target)?;
+    let mut from = match &o.account {
+        Some(a) => NameAddr::new(Uri::Sip(a.aor.0.clone())),
+        None => NameAddr::new(Uri::Sip(uri_for(local, "voipd".into()))),
+    };
+    from.display = o.account.as_ref().and_then(|a| a.display_name.clone());
+    from.set_param("tag", Some(random_token(10)));
+    let mut h = Headers::default();
+    h.push(Name::MaxForwards, "70");
+    h.push(Name::From, from.to_string());
+    h.push(Name::To, format!("<{uri}>"));
+    h.push(Name::CallId, o.sip_call_id.clone());
+    h.push(Name::CSeq, format!("{cseq} MESSAGE"));
+    if let Some(p) = proxy {
+        let mut route = p.clone();
+        if route.param("lr").is_none() {
+            route.params.push(("lr".into(), None));
+        }
+        h.push(Name::Route, format!("<{route}>"));
+    }
+    if let Some((name, value)) = authorization {
+        h.push(name.clone(), value.clone());
+    }
+    h.push(Name::ContentType, "text/plain;charset=UTF-8");
+    let req = Request {
+        method: Method::Message,
+        uri: Uri::Sip(uri.clone()),
+        headers: h,
+        body: o.entry.body.clone().into_bytes(),
+    };
+    let mut tx = o.ep.request(req, target).await.ok()?;
+    loop {
+        match tx.response().await {
+            Ok(r) if r.code < 200 => continue,
+            Ok(r) => return Some(r),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The Authorization (or Proxy-Authorization) answering a challenge, with the account's
+/// credentials; None without them.
+fn answer(o: &Outgoing, uri: &SipUri, r: &Response) -> Option<(Name, String)> {
+    let account = o.account.as_ref()?;
+    let password = account.password.as_ref()?;
+    let (challenge_name, answer_name) = if r.code == 401 {
+        (Name::WwwAuthenticate, Name::Authorization)
+    } else {
+        (Name::ProxyAuthenticate, Name::ProxyAuthorization)
+    };
+    let ch = r.headers.all(&challenge_name).find_map(|v| {
+        Challenge::parse(v)
+            .ok()
+            .filter(|c| account.realm.as_ref().is_none_or(|realm| *realm == c.realm))
+    })?;
+    let value = ch.answer(
+        &account.username,
+        password.expose(),
+        "MESSAGE",
+        &uri.to_string(),
+        1,
+        &random_token(16),
+    );
+    Some((answer_name, value))
+}
