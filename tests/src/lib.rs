@@ -211,6 +211,20 @@ impl Sandbox {
         );
     }
 
+    /// The SIP port of this sandbox's running daemon, from `voipctl status` (its first
+    /// udp listener: the ports tests let it choose).
+    pub fn sip_port(&self) -> u16 {
+        let out = self.voipctl(&["--json", "status"]);
+        let s: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("status JSON");
+        s["listening"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str()?.strip_prefix("udp:"))
+            .find_map(|a| a.rsplit(':').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no udp listener in {s}"))
+    }
+
     /// Lets another user run a daemon here: the sandbox's directories become writable by
     /// all (they are private temp dirs, removed after the test).
     pub fn open_to_all(&self) {

@@ -11,6 +11,13 @@ use voipd_tests::*;
 
 const VOIPD_TONE: f64 = 440.0;
 const BARESIP_TONE: f64 = 1000.0;
+/// Each codec: our name for it, baresip's, and the name calls report.
+const CODECS: [(&str, &str, &str); 4] = [
+    ("pcmu", "PCMU", "PCMU"),
+    ("pcma", "PCMA", "PCMA"),
+    ("g722", "G722/16000/1", "G722"),
+    ("opus", "opus/48000/2", "opus"),
+];
 
 fn voipd_config(sb: &Sandbox, kam: &Kamailio, codec: &str, answer: &str) -> String {
     format!(
@@ -97,12 +104,7 @@ fn start(
 
 #[test]
 fn voipd_calls_baresip_with_each_codec_and_audio_flows_both_ways() {
-    for (ours, theirs, name) in [
-        ("pcmu", "PCMU", "PCMU"),
-        ("pcma", "PCMA", "PCMA"),
-        ("g722", "G722/16000/1", "G722"),
-        ("opus", "opus/48000/2", "opus"),
-    ] {
+    for (ours, theirs, name) in CODECS {
         let sb = Sandbox::new();
         let (_kam, _d, b) = start(&sb, ours, theirs, "manual", true);
         let out = sb.voipctl(&["dial", "carol"]);
@@ -360,12 +362,7 @@ fn rtcp_reports_flow_and_the_far_sides_view_is_on_the_call() {
 
 #[test]
 fn baresip_calls_voipd_with_each_codec_and_audio_flows_both_ways() {
-    for (ours, theirs, name) in [
-        ("pcmu", "PCMU", "PCMU"),
-        ("pcma", "PCMA", "PCMA"),
-        ("g722", "G722/16000/1", "G722"),
-        ("opus", "opus/48000/2", "opus"),
-    ] {
+    for (ours, theirs, name) in CODECS {
         let sb = Sandbox::new();
         let (_kam, _d, mut b) = start(&sb, ours, theirs, "auto", true);
         b.command("dial", "sip:alice@127.0.0.1");

@@ -24,16 +24,7 @@ fn start(sb: &Sandbox, answer: &str) -> (Daemon, u16) {
         sb.path().join("heard.wav").display()
     ));
     let d = sb.start_daemon();
-    let out = sb.voipctl(&["--json", "status"]);
-    let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let port = s["listening"][1]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = sb.sip_port();
     (d, port)
 }
 

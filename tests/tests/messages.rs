@@ -18,36 +18,37 @@ fn start(sb: &Sandbox, env: &[(&str, &str)]) -> (Daemon, u16) {
     );
     let mut d = sb.spawn_daemon(&[], env);
     sb.wait_notify(|m| m.contains("READY=1"), &mut d);
-    let s: Value = serde_json::from_str(&stdout(&sb.voipctl(&["--json", "status"]))).unwrap();
-    let port = s["listening"][1]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap();
-    (d, port.parse().unwrap())
+    let port = sb.sip_port();
+    (d, port)
 }
 
+/// SIPp running `scenario` once on `own_port`, with `extra` arguments.
+fn sipp(sb: &Sandbox, name: &str, scenario: &str, own_port: u16, extra: &[String]) -> Sipp {
+    let mut args: Vec<String> = extra.to_vec();
+    args.extend(
+        [
+            "-sf",
+            &sipp_scenario(scenario).display().to_string(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &own_port.to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+        ]
+        .map(String::from),
+    );
+    Sipp::spawn(sb.path(), name, &args)
+}
+
+/// SIPp sending the scenario's messages to voipd at `port`.
 fn send(sb: &Sandbox, port: u16) -> Sipp {
-    let args: Vec<String> = [
-        format!("127.0.0.1:{port}"),
-        "-sf".into(),
-        sipp_scenario("message_uac.xml").display().to_string(),
-        "-s".into(),
-        "alice".into(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        free_port().to_string(),
-        "-m".into(),
-        "1".into(),
-        "-nostdin".into(),
-        "-timeout".into(),
-        "30s".into(),
-        "-timeout_error".into(),
-    ]
-    .into();
-    Sipp::spawn(sb.path(), "message", &args)
+    let to = [format!("127.0.0.1:{port}"), "-s".into(), "alice".into()];
+    sipp(sb, "message", "message_uac.xml", free_port(), &to)
 }
 
 fn messages(sb: &Sandbox) -> Vec<Value> {
@@ -293,21 +294,7 @@ fn a_refusal_is_a_failure_with_its_code() {
     let sb = Sandbox::new();
     let _alice = start_alice(&sb);
     let port = free_port();
-    let args: Vec<String> = vec![
-        "-sf".into(),
-        sipp_scenario("message_uas_403.xml").display().to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        port.to_string(),
-        "-m".into(),
-        "1".into(),
-        "-nostdin".into(),
-        "-timeout".into(),
-        "30s".into(),
-        "-timeout_error".into(),
-    ];
-    let mut sipp = Sipp::spawn(sb.path(), "uas403", &args);
+    let mut sipp = sipp(&sb, "uas403", "message_uas_403.xml", port, &[]);
     std::thread::sleep(Duration::from_millis(300));
     let to = format!("sip:carol@127.0.0.1:{port}");
     assert!(

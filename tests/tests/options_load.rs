@@ -53,15 +53,7 @@ fn every_options_request_is_answered() {
     let sb = Sandbox::new();
     sb.write_config("[sip]\nlisten = [\"udp:127.0.0.1:0\", \"tcp:127.0.0.1:0\"]\n");
     let d = sb.start_daemon();
-    let out = sb.voipctl(&["--json", "status"]);
-    let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let port = s["listening"][1]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string();
+    let port = sb.sip_port();
     let target = format!("127.0.0.1:{port}");
 
     for (transport, rate, count) in [("u1", 1000, 5000), ("t1", 500, 1500)] {

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+use super::request::{Outbound, outbound};
 use crate::config::{Account, AnswerMode, AudioConfig, AudioEndpoint, Codec};
 use crate::media::engine::MediaEngine;
 use crate::media::session::{
@@ -16,13 +17,10 @@ use crate::media::session::{
 use crate::sdp::{self, Direction, Negotiated, Sdp};
 use crate::sip::capabilities::{ALLOW, SUPPORTED};
 use crate::sip::dialog::Dialog;
-use crate::sip::message::{
-    Headers, Method, Name, NameAddr, Request, Response, SipHeaders, reason_phrase,
-};
-use crate::sip::resolve::resolve;
+use crate::sip::message::{Method, Name, Request, Response, SipHeaders, reason_phrase};
 use crate::sip::transaction::{ClientTx, Endpoint, TuRequest, TxError, random_token};
 use crate::sip::transport::Target;
-use crate::sip::uri::{Host, Scheme, SipUri, Uri};
+use crate::sip::uri::SipUri;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallDirection {
@@ -504,21 +502,6 @@ fn codecs_of(account: &Option<Account>) -> Vec<Codec> {
     )
 }
 
-pub(super) fn uri_for(local: SocketAddr, user: String) -> SipUri {
-    SipUri {
-        scheme: Scheme::Sip,
-        user: Some(user),
-        password: None,
-        host: match local.ip() {
-            std::net::IpAddr::V4(v) => Host::V4(v),
-            std::net::IpAddr::V6(v) => Host::V6(v),
-        },
-        port: Some(local.port()),
-        params: Vec::new(),
-        headers: None,
-    }
-}
-
 /// Starts an outgoing call to `uri` from `account` (or as a direct IP call without one).
 pub(super) fn dial(
     ctx: CallContext,
@@ -544,18 +527,23 @@ pub(super) fn dial(
 
 async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_call_id: String) {
     call.report().await;
-    let proxy = account
-        .as_ref()
-        .and_then(|a| a.outbound_proxy.first())
-        .map(|p| p.0.clone());
-    let target = match resolve(proxy.as_ref().unwrap_or(&uri)).await {
-        Ok(t) => t,
-        Err(e) => return call.end(404, e).await,
-    };
-    let Some(local) = call.ctx.ep.transport().local_for(target) else {
-        return call
-            .end(503, format!("no local socket to reach {target}"))
-            .await;
+    let out = outbound(
+        &call.ctx.ep,
+        Method::Invite,
+        account.as_ref(),
+        &uri,
+        &sip_call_id,
+        1,
+    )
+    .await;
+    let Outbound {
+        target,
+        local,
+        user,
+        request: mut invite,
+    } = match out {
+        Ok(o) => o,
+        Err((code, why)) => return call.end(code, why).await,
     };
     let rtp = match bind(local.ip(), call.ctx.audio.rtp_ports) {
         Ok(s) => s,
@@ -569,40 +557,13 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         u64::from(fastrand::u32(..)),
         Direction::SendRecv,
     );
-    let user = account
-        .as_ref()
-        .and_then(|a| a.aor.0.user.clone())
-        .unwrap_or_else(|| "voipd".into());
     let our_contact = contact(&user, local, target);
-    let mut from = match &account {
-        Some(a) => NameAddr::new(Uri::Sip(a.aor.0.clone())),
-        None => NameAddr::new(Uri::Sip(uri_for(local, user.clone()))),
-    };
-    from.display = account.as_ref().and_then(|a| a.display_name.clone());
-    from.set_param("tag", Some(random_token(10)));
-    let mut h = Headers::default();
-    h.push(Name::MaxForwards, "70");
-    h.push(Name::From, from.to_string());
-    h.push(Name::To, format!("<{uri}>"));
-    h.push(Name::CallId, sip_call_id);
-    h.push(Name::CSeq, "1 INVITE");
+    let h = &mut invite.headers;
     h.push(Name::Contact, our_contact.clone());
-    if let Some(p) = &proxy {
-        let mut route = p.clone();
-        if route.param("lr").is_none() {
-            route.params.push(("lr".into(), None));
-        }
-        h.push(Name::Route, format!("<{route}>"));
-    }
     h.push(Name::Allow, ALLOW);
     h.push(Name::Supported, SUPPORTED);
     h.push(Name::ContentType, "application/sdp");
-    let invite = Request {
-        method: Method::Invite,
-        uri: Uri::Sip(uri.clone()),
-        headers: h,
-        body: offer.to_string().into_bytes(),
-    };
+    invite.body = offer.to_string().into_bytes();
     let mut tx = match call.ctx.ep.request(invite.clone(), target).await {
         Ok(tx) => tx,
         Err(e) => return call.end(503, e.to_string()).await,

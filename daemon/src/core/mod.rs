@@ -7,6 +7,7 @@ mod events;
 mod messages;
 mod outbox;
 mod phone;
+mod request;
 mod uas;
 
 use std::path::PathBuf;

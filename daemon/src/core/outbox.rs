@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::calls::{CallUpdate, uri_for};
+use super::calls::CallUpdate;
+use super::request::outbound;
 use crate::config::Account;
 use crate::sip::auth::Challenge;
-use crate::sip::message::{Headers, Method, Name, NameAddr, Request, Response};
-use crate::sip::resolve::resolve;
+use crate::sip::message::{Method, Name, Response};
 use crate::sip::transaction::{Endpoint, random_token};
-use crate::sip::uri::{SipUri, Uri};
+use crate::sip::uri::SipUri;
 use crate::store::{MessageEntry, Store};
 
 /// Tries before giving up (about 17 minutes of backoff in all).
@@ -49,18 +49,13 @@ async fn send(o: &Outgoing) -> (bool, u16) {
     let Ok(uri) = o.entry.peer.parse::<SipUri>() else {
         return (false, 416);
     };
-    let proxy = o
-        .account
-        .as_ref()
-        .and_then(|a| a.outbound_proxy.first())
-        .map(|p| p.0.clone());
     let mut cseq = 1;
     let mut authorization: Option<(Name, String)> = None;
     let mut auth_tries = 0;
     let mut wait = FIRST_RETRY;
     let mut last = 408;
     for _ in 0..ATTEMPTS {
-        match attempt(o, &uri, proxy.as_ref(), cseq, authorization.as_ref()).await {
+        match attempt(o, &uri, cseq, authorization.as_ref()).await {
             Some(r) if r.code < 300 => return (true, r.code),
             Some(r) if matches!(r.code, 401 | 407) && auth_tries < 2 => match answer(o, &uri, &r) {
                 Some(a) => {
@@ -91,42 +86,27 @@ async fn send(o: &Outgoing) -> (bool, u16) {
 async fn attempt(
     o: &Outgoing,
     uri: &SipUri,
-    proxy: Option<&SipUri>,
     cseq: u32,
     authorization: Option<&(Name, String)>,
 ) -> Option<Response> {
-    let target = resolve(proxy.unwrap_or(uri)).await.ok()?;
-    let local = o.ep.transport().local_for(target)?;
-    let mut from = match &o.account {
-        Some(a) => NameAddr::new(Uri::Sip(a.aor.0.clone())),
-        None => NameAddr::new(Uri::Sip(uri_for(local, "voipd".into()))),
-    };
-    from.display = o.account.as_ref().and_then(|a| a.display_name.clone());
-    from.set_param("tag", Some(random_token(10)));
-    let mut h = Headers::default();
-    h.push(Name::MaxForwards, "70");
-    h.push(Name::From, from.to_string());
-    h.push(Name::To, format!("<{uri}>"));
-    h.push(Name::CallId, o.sip_call_id.clone());
-    h.push(Name::CSeq, format!("{cseq} MESSAGE"));
-    if let Some(p) = proxy {
-        let mut route = p.clone();
-        if route.param("lr").is_none() {
-            route.params.push(("lr".into(), None));
-        }
-        h.push(Name::Route, format!("<{route}>"));
-    }
+    let out = outbound(
+        &o.ep,
+        Method::Message,
+        o.account.as_ref(),
+        uri,
+        &o.sip_call_id,
+        cseq,
+    )
+    .await
+    .ok()?;
+    let mut req = out.request;
     if let Some((name, value)) = authorization {
-        h.push(name.clone(), value.clone());
+        req.headers.push(name.clone(), value.clone());
     }
-    h.push(Name::ContentType, "text/plain;charset=UTF-8");
-    let req = Request {
-        method: Method::Message,
-        uri: Uri::Sip(uri.clone()),
-        headers: h,
-        body: o.entry.body.clone().into_bytes(),
-    };
-    let mut tx = o.ep.request(req, target).await.ok()?;
+    req.headers
+        .push(Name::ContentType, "text/plain;charset=UTF-8");
+    req.body = o.entry.body.clone().into_bytes();
+    let mut tx = o.ep.request(req, out.target).await.ok()?;
     loop {
         match tx.response().await {
             Ok(r) if r.code < 200 => continue,
@@ -141,16 +121,7 @@ async fn attempt(
 fn answer(o: &Outgoing, uri: &SipUri, r: &Response) -> Option<(Name, String)> {
     let account = o.account.as_ref()?;
     let password = account.password.as_ref()?;
-    let (challenge_name, answer_name) = if r.code == 401 {
-        (Name::WwwAuthenticate, Name::Authorization)
-    } else {
-        (Name::ProxyAuthenticate, Name::ProxyAuthorization)
-    };
-    let ch = r.headers.all(&challenge_name).find_map(|v| {
-        Challenge::parse(v)
-            .ok()
-            .filter(|c| account.realm.as_ref().is_none_or(|realm| *realm == c.realm))
-    })?;
+    let (ch, name) = Challenge::of_response(r, account.realm.as_deref())?;
     let value = ch.answer(
         &account.username,
         password.expose(),
@@ -159,5 +130,5 @@ fn answer(o: &Outgoing, uri: &SipUri, r: &Response) -> Option<(Name, String)> {
         1,
         &random_token(16),
     );
-    Some((answer_name, value))
+    Some((name, value))
 }

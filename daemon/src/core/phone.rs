@@ -383,13 +383,7 @@ impl Phone {
                 .clone()
                 .ok_or_else(|| CoreError::FailedPrecondition("SIP is not running".into()))?;
             let account = self.accounts.for_dialing(account)?;
-            let uri = dial_target(to, account.as_ref()).map_err(|e| match e {
-                CoreError::InvalidArgument { message, .. } => CoreError::InvalidArgument {
-                    field: "to",
-                    message,
-                },
-                e => e,
-            })?;
+            let uri = dial_target("to", to, account.as_ref())?;
             Ok((ep, account, uri))
         })();
         let (ep, account, uri) = match checked {
@@ -499,7 +493,7 @@ impl Phone {
             return Ok(self.track(id, None, calls::echo(ctx, id)));
         }
         let account = self.accounts.for_dialing(account)?;
-        let target = dial_target(uri, account.as_ref())?;
+        let target = dial_target("uri", uri, account.as_ref())?;
         let id = self.new_call_id();
         tracing::info!(call_id = id, "calling {target}");
         let sip_call_id = format!("{}@voipd", crate::sip::transaction::random_token(20));
@@ -748,12 +742,7 @@ impl PhoneHandle {
 
     /// Ended calls, newest first, and the number of missed calls not yet seen.
     pub async fn history(&self, q: HistoryQuery) -> Result<(Vec<HistoryEntry>, u32), CoreError> {
-        if q.limit > 10_000 {
-            return Err(CoreError::InvalidArgument {
-                field: "limit",
-                message: format!("{} is more than 10000", q.limit),
-            });
-        }
+        check_limit(q.limit)?;
         self.store.history(q).await.map_err(CoreError::Store)
     }
 
@@ -785,12 +774,7 @@ impl PhoneHandle {
         peer: Option<String>,
         limit: u32,
     ) -> Result<Vec<MessageEntry>, CoreError> {
-        if limit > 10_000 {
-            return Err(CoreError::InvalidArgument {
-                field: "limit",
-                message: format!("{limit} is more than 10000"),
-            });
-        }
+        check_limit(limit)?;
         self.store
             .messages(peer, limit)
             .await
@@ -834,14 +818,28 @@ fn placeholder(id: u64) -> CallInfo {
 
 /// What to call: a full URI, user@host, or a bare user or number completed with the
 /// account's domain.
-fn dial_target(input: &str, account: Option<&crate::config::Account>) -> Result<SipUri, CoreError> {
+/// How many list entries one request may ask for.
+fn check_limit(limit: u32) -> Result<(), CoreError> {
+    const MAX: u32 = 10_000;
+    if limit > MAX {
+        return Err(CoreError::InvalidArgument {
+            field: "limit",
+            message: format!("{limit} is more than {MAX}"),
+        });
+    }
+    Ok(())
+}
+
+/// Whom to reach, completed as a user types it; errors name `field` (the argument it came in).
+fn dial_target(
+    field: &'static str,
+    input: &str,
+    account: Option<&crate::config::Account>,
+) -> Result<SipUri, CoreError> {
     let input = input.trim();
-    let bad = |message: String| CoreError::InvalidArgument {
-        field: "uri",
-        message,
-    };
+    let bad = |message: String| CoreError::InvalidArgument { field, message };
     if input.is_empty() {
-        return Err(bad("whom to call is missing".into()));
+        return Err(bad("whom to reach is missing".into()));
     }
     let text = if input.contains(':') && (input.starts_with("sip:") || input.starts_with("sips:")) {
         input.to_string()

@@ -82,6 +82,9 @@ enum Source {
     Silence,
     Tone(Tone),
     File {
+        /// As read, and at the rate being sent.
+        original: Vec<i16>,
+        original_rate: u32,
         samples: Vec<i16>,
         pos: usize,
         looping: bool,
@@ -99,6 +102,8 @@ impl Source {
             AudioEndpoint::File(p) | AudioEndpoint::FileOnce(p) => match wav::read(p) {
                 Ok((samples, r)) if !samples.is_empty() => Source::File {
                     samples: resample(&samples, r, rate),
+                    original: samples,
+                    original_rate: r,
                     pos: 0,
                     looping: matches!(ep, AudioEndpoint::File(_)),
                 },
@@ -115,16 +120,37 @@ impl Source {
         }
     }
 
+    /// Goes on at another codec rate (a re-INVITE changed the codec), without going back
+    /// to the disk: this runs on the engine's shared tick.
+    fn retarget(&mut self, rate: u32) {
+        match self {
+            Source::Tone(t) => t.set_rate(rate),
+            Source::File {
+                original,
+                original_rate,
+                samples,
+                pos,
+                ..
+            } => {
+                let done = *pos as f64 / samples.len().max(1) as f64;
+                *samples = resample(original, *original_rate, rate);
+                *pos = (done * samples.len() as f64) as usize;
+            }
+            // The device runs at its own rate, converted per frame.
+            Source::Silence | Source::Device { .. } => {}
+        }
+    }
+
     fn fill(&mut self, out: &mut [i16]) {
         match self {
             Source::Silence => out.fill(0),
             Source::Tone(t) => t.fill(out),
-            // Loops, and the call goes on when it wraps.
             // Loops, or plays once and then stays silent; the call goes on either way.
             Source::File {
                 samples,
                 pos,
                 looping,
+                ..
             } => {
                 for s in out {
                     *s = samples.get(*pos).copied().unwrap_or(0);
@@ -383,7 +409,6 @@ impl Setup {
             pcm: vec![0; frame_len(p.codec)],
             sock: self.sock,
             rtcp,
-            input: self.input,
             timeout: self.timeout,
             events: self.events,
             live: self.live,
@@ -392,7 +417,7 @@ impl Setup {
             done: Some(self.done),
             stats: MediaStats::default(),
             codec,
-            _audio: audio,
+            audio,
             source,
             playback,
             upsampled: Vec::new(),
@@ -427,7 +452,6 @@ const MAX_READ_PER_TICK: usize = 16;
 pub(super) struct Stream {
     sock: UdpSocket,
     rtcp: Option<UdpSocket>,
-    input: AudioEndpoint,
     timeout: Option<Duration>,
     events: mpsc::Sender<MediaEvent>,
     live: std::sync::Arc<LiveStats>,
@@ -438,7 +462,7 @@ pub(super) struct Stream {
     p: MediaParams,
     codec: Transcoder,
     /// Keeps the device streams open for as long as the call runs.
-    _audio: Option<DeviceAudio>,
+    audio: Option<DeviceAudio>,
     source: Source,
     playback: Option<rtrb::Producer<i16>>,
     upsampled: Vec<i16>,
@@ -509,7 +533,7 @@ impl Stream {
                 Ok(c) => {
                     self.codec = c;
                     self.pcm = vec![0; frame_len(next.codec)];
-                    self.source = Source::open(&self.input, sample_rate(next.codec));
+                    self.source.retarget(sample_rate(next.codec));
                     self.jitter = JitterBuffer::new();
                 }
                 Err(e) => tracing::warn!("{e}; keeping the old codec"),
@@ -700,20 +724,31 @@ impl Stream {
         let _ = rs.send_to(&report, to);
     }
 
-    /// Ends the session: closes the recording and hands over the figures.
+    /// Ends the session: closes the recording and the devices, then hands over the
+    /// figures. Off the shared tick: both touch the disk or wait for a device thread.
     pub(super) fn finish(mut self) {
         self.stats.lost = self.jitter.lost;
         self.stats.jitter_ms = (u64::from(self.reception.jitter()) * 1000
             / u64::from(rtp_clock(self.p.codec).max(1))) as u32;
         self.stats.late = self.jitter.late;
-        if let Some(s) = self.sink.take()
-            && let Err(e) = s.writer.finish(s.rate)
-        {
-            tracing::warn!("finishing recording {}: {e}", s.path.display());
-        }
-        if let Some(done) = self.done.take() {
-            let _ = done.send(self.stats);
-        }
+        let (sink, audio, done, stats) = (
+            self.sink.take(),
+            self.audio.take(),
+            self.done.take(),
+            self.stats,
+        );
+        tokio::task::spawn_blocking(move || {
+            if let Some(s) = sink
+                && let Err(e) = s.writer.finish(s.rate)
+            {
+                tracing::warn!("finishing recording {}: {e}", s.path.display());
+            }
+            drop(audio);
+            // Only now: whoever waits for the figures may read the recording at once.
+            if let Some(done) = done {
+                let _ = done.send(stats);
+            }
+        });
     }
 }
 

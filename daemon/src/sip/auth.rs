@@ -4,7 +4,7 @@
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use crate::sip::message::DigestParams;
+use crate::sip::message::{DigestParams, Name, Response};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -69,6 +69,22 @@ pub struct Challenge {
 }
 
 impl Challenge {
+    /// The digest challenge of a 401 or 407 we can answer (in `realm`, when one is pinned),
+    /// and the header the answer goes in: Authorization or Proxy-Authorization.
+    pub fn of_response(resp: &Response, realm: Option<&str>) -> Option<(Challenge, Name)> {
+        let (challenge, answer) = match resp.code {
+            401 => (Name::WwwAuthenticate, Name::Authorization),
+            407 => (Name::ProxyAuthenticate, Name::ProxyAuthorization),
+            _ => return None,
+        };
+        let ch = resp.headers.all(&challenge).find_map(|v| {
+            Challenge::parse(v)
+                .ok()
+                .filter(|c| realm.is_none_or(|r| r == c.realm))
+        })?;
+        Some((ch, answer))
+    }
+
     /// Parses a WWW-Authenticate or Proxy-Authenticate value.
     pub fn parse(value: &str) -> Result<Challenge, AuthError> {
         let p = DigestParams::parse(value).map_err(|e| AuthError::Malformed(e.to_string()))?;

@@ -476,21 +476,8 @@ impl Task {
                     };
                 }
                 401 | 407 => {
-                    let (hname, aname) = if resp.code == 401 {
-                        (Name::WwwAuthenticate, Name::Authorization)
-                    } else {
-                        (Name::ProxyAuthenticate, Name::ProxyAuthorization)
-                    };
-                    let challenge = resp.headers.all(&hname).find_map(|v| {
-                        let ch = Challenge::parse(v).ok()?;
-                        self.b
-                            .account
-                            .realm
-                            .as_ref()
-                            .is_none_or(|r| *r == ch.realm)
-                            .then_some(ch)
-                    });
-                    let Some(ch) = challenge else {
+                    let challenge = Challenge::of_response(&resp, self.b.account.realm.as_deref());
+                    let Some((ch, aname)) = challenge else {
                         return Outcome::Refused {
                             code: resp.code,
                             reason: "no digest challenge we can answer".into(),

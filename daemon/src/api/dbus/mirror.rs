@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use tokio::sync::broadcast::error::RecvError;
 use zbus::Connection;
-use zbus::object_server::{Interface, InterfaceRef};
+use zbus::object_server::{Interface, SignalEmitter};
 
 use super::objects::{Account, Call, Manager, ROOT, account_path, call_path};
 use crate::core::{AccountInfo, CallInfo, CallState, EventKind, PhoneHandle};
@@ -79,36 +79,15 @@ impl Mirror {
             EventKind::AccountRemoved { id } => self.remove_account(id).await,
             EventKind::CallChanged(c) => self.call(c.clone()).await,
             EventKind::MessageReceived(m) => {
-                if let Ok(iface) = self
-                    .conn
-                    .object_server()
-                    .interface::<_, Manager>(ROOT)
-                    .await
-                {
-                    let _ = Manager::message_received(
-                        iface.signal_emitter(),
-                        m.id,
-                        &m.peer,
-                        m.peer_name.as_deref().unwrap_or_default(),
-                        &m.body,
-                    )
-                    .await;
+                if let Ok(em) = self.emitter(ROOT) {
+                    let name = m.peer_name.as_deref().unwrap_or_default();
+                    let _ = Manager::message_received(&em, m.id, &m.peer, name, &m.body).await;
                 }
             }
             EventKind::MessageChanged(m) => {
-                if let Ok(iface) = self
-                    .conn
-                    .object_server()
-                    .interface::<_, Manager>(ROOT)
-                    .await
-                {
-                    let _ = Manager::message_changed(
-                        iface.signal_emitter(),
-                        m.id,
-                        &m.status,
-                        m.code.unwrap_or_default(),
-                    )
-                    .await;
+                if let Ok(em) = self.emitter(ROOT) {
+                    let code = m.code.unwrap_or_default();
+                    let _ = Manager::message_changed(&em, m.id, &m.status, code).await;
                 }
             }
             EventKind::HistoryChanged { missed_unseen } => {
@@ -116,8 +95,10 @@ impl Mirror {
                 let _ = update::<Manager>(&self.conn, ROOT, |m| m.missed = n).await;
             }
             EventKind::DtmfReceived { call, digit } => {
-                if let Ok(iface) = self.call_iface(*call).await {
-                    let _ = Call::dtmf_received(iface.signal_emitter(), &digit.to_string()).await;
+                if self.calls.contains(call)
+                    && let Ok(em) = self.emitter(&call_path(*call))
+                {
+                    let _ = Call::dtmf_received(&em, &digit.to_string()).await;
                 }
             }
             _ => {}
@@ -149,11 +130,9 @@ impl Mirror {
         }
     }
 
-    async fn call_iface(&self, id: u64) -> zbus::Result<InterfaceRef<Call>> {
-        self.conn
-            .object_server()
-            .interface::<_, Call>(call_path(id).as_str())
-            .await
+    /// Signals need only the object's path, not its interface.
+    fn emitter(&self, path: &str) -> zbus::Result<SignalEmitter<'static>> {
+        SignalEmitter::new(&self.conn, path.to_string())
     }
 
     async fn call(&mut self, info: CallInfo) {

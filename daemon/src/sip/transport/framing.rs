@@ -75,22 +75,14 @@ impl Framer {
         if self.buf.first() == Some(&b'\r') && self.buf.len() < 2 {
             return Ok(None);
         }
-        let Some((head, _)) = split_head(&self.buf) else {
+        let Some(measured) = self.measure() else {
             return if self.buf.len() > MAX_MESSAGE {
                 Err(FrameError::TooLarge)
             } else {
                 Ok(None)
             };
         };
-        // split_head leaves out the blank line: "\n\n" or "\n\r\n" after the head.
-        let terminator = if self.buf[head.len()..].starts_with(b"\n\n") {
-            2
-        } else {
-            3
-        };
-        let body_start = head.len() + terminator;
-        let body_len = content_length(head)?;
-        let total = body_start + body_len;
+        let (_, total) = measured?;
         if total > MAX_MESSAGE {
             return Err(FrameError::TooLarge);
         }
@@ -105,16 +97,22 @@ impl Framer {
         self.buf.len()
     }
 
-    /// After `TooLarge`: the head of the message that is too large, and how many bytes the
-    /// whole message would take, when the head itself arrived and is sound.
-    pub fn oversized(&self) -> Option<(&[u8], usize)> {
+    /// The next message's head and the bytes the whole message takes, once its head is in.
+    fn measure(&self) -> Option<Result<(&[u8], usize), FrameError>> {
         let (head, _) = split_head(&self.buf)?;
+        // split_head leaves out the blank line: "\n\n" or "\n\r\n" after the head.
         let terminator = if self.buf[head.len()..].starts_with(b"\n\n") {
             2
         } else {
             3
         };
-        let total = head.len() + terminator + content_length(head).ok()?;
+        Some(content_length(head).map(|body| (head, head.len() + terminator + body)))
+    }
+
+    /// After `TooLarge`: the head of the message that is too large, and how many bytes the
+    /// whole message would take, when the head itself arrived and is sound.
+    pub fn oversized(&self) -> Option<(&[u8], usize)> {
+        let (head, total) = self.measure()?.ok()?;
         (total > MAX_MESSAGE).then_some((head, total))
     }
 }
