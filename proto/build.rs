@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "voipd/v1/accounts.proto",
         "voipd/v1/calls.proto",
+        "voipd/v1/contacts.proto",
         "voipd/v1/daemon.proto",
         "voipd/v1/events.proto",
         "voipd/v1/history.proto",

@@ -27,7 +27,7 @@ Examples:
   voipctl accounts                accounts and their registration state
   voipctl register home           register account \"home\" now (also retries a failed one)
   voipctl unregister home         un-REGISTER it until `register`, a reload or a restart
-  voipctl dial alice              call alice at the account's domain (or sip:bob@host)
+  voipctl dial alice              call the contact Alice (or alice at the account's domain)
   voipctl answer                  answer the ringing call (reject: refuse it)
   voipctl dtmf '#9'               send DTMF on the call (opens the door)
   voipctl hold / resume / mute    on the only call, or give its id
@@ -35,7 +35,11 @@ Examples:
   voipctl calls                   the calls and their states
   voipctl history --missed        missed calls (and count them as seen)
   voipctl message send alice hi   send a text message (then: voipctl message list)
-  voipctl message list            text messages, sent and received
+  voipctl message list --with alice   the conversation with a contact
+  voipctl contacts add Alice -a alice@example.com -a +441865270000
+  voipctl contacts import phone.vcf   vCards from another program (export: the reverse)
+  voipctl contacts list           contacts with their presence (online, away, busy…)
+  voipctl presence set away       what others see of us
   voipctl completions bash        shell completion (bash, zsh, fish, elvish, powershell)
   voipctl man | man -l -          this help as a manual page
 
@@ -71,7 +75,8 @@ pub struct AudioArgs {
 
 #[derive(Subcommand)]
 enum MessageVerb {
-    /// Send a text message: to a SIP URI, user@host, or a user at the account's domain
+    /// Send a text message: to a contact's name, a SIP URI, user@host, or a user at the
+    /// account's domain
     Send {
         /// Whom to write to
         to: String,
@@ -83,12 +88,59 @@ enum MessageVerb {
     },
     /// The messages, oldest first [default: the last 100]
     List {
-        /// Only those with this peer (a SIP URI)
-        #[arg(long, value_name = "URI")]
+        /// Only those with this peer: a SIP URI, or a contact's name (all its addresses)
+        #[arg(long, value_name = "WHOM")]
         with: Option<String>,
         /// At most this many
         #[arg(long, default_value_t = 100, value_name = "N")]
         limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContactsVerb {
+    /// List contacts, favourites first, with their presence
+    List {
+        /// Only those whose name or an address contains this
+        query: Option<String>,
+        /// Only favourites
+        #[arg(long)]
+        favourites: bool,
+    },
+    /// Show one contact (by id or name)
+    Show { contact: String },
+    /// Add a contact
+    Add {
+        name: String,
+        #[command(flatten)]
+        fields: cmd::contacts::Fields,
+    },
+    /// Change a contact (by id or name); only what is given changes
+    Edit {
+        contact: String,
+        #[command(flatten)]
+        edit: cmd::contacts::Changes,
+    },
+    /// Remove a contact (by id or name)
+    Remove { contact: String },
+    /// Import vCards (4.0, 3.0 or 2.1; `-` for stdin); known UIDs are updated
+    Import { file: PathBuf },
+    /// Export all contacts as vCard 4.0 [default: to stdout]
+    Export {
+        /// Write to this file instead
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PresenceVerb {
+    /// Set the presence others see: online, away, busy or offline
+    Set {
+        status: String,
+        /// A note shown with it
+        #[arg(long)]
+        note: Option<String>,
     },
 }
 
@@ -114,7 +166,8 @@ enum Verb {
         /// The account's id from the configuration
         id: String,
     },
-    /// Call someone: a SIP URI, user@host, or a user or number at the account's domain
+    /// Call someone: a contact's name, a SIP URI, user@host, or a user or number at the
+    /// account's domain
     Dial {
         /// Whom to call
         uri: String,
@@ -175,6 +228,16 @@ enum Verb {
     Message {
         #[command(subcommand)]
         verb: MessageVerb,
+    },
+    /// The address book (and contacts' presence)
+    Contacts {
+        #[command(subcommand)]
+        verb: ContactsVerb,
+    },
+    /// Our own presence, as others see it
+    Presence {
+        #[command(subcommand)]
+        verb: PresenceVerb,
     },
     /// Print a shell completion script (e.g. `voipctl completions bash > /etc/bash_completion.d/voipctl`)
     Completions {
@@ -263,7 +326,33 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Message {
             verb: MessageVerb::Send { to, text, account },
         } => cmd::messages::send(conn, out, to, text, account).await,
+        Verb::Contacts { verb } => match verb {
+            ContactsVerb::List { query, favourites } => {
+                cmd::contacts::list(conn, out, query, favourites).await
+            }
+            ContactsVerb::Show { contact } => cmd::contacts::get(conn, out, contact).await,
+            ContactsVerb::Add { name, fields } => cmd::contacts::add(conn, out, name, fields).await,
+            ContactsVerb::Edit { contact, edit } => {
+                cmd::contacts::edit(conn, out, contact, edit).await
+            }
+            ContactsVerb::Remove { contact } => cmd::contacts::remove(conn, out, contact).await,
+            ContactsVerb::Import { file } => cmd::contacts::import(conn, out, file).await,
+            ContactsVerb::Export { output } => cmd::contacts::export(conn, output).await,
+        },
+        Verb::Presence {
+            verb: PresenceVerb::Set { status, note },
+        } => cmd::contacts::set_presence(conn, out, status, note).await,
         // Handled in main, before connecting.
         Verb::Completions { .. } | Verb::Man => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

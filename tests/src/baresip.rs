@@ -22,6 +22,13 @@ pub struct BaresipOptions<'a> {
     /// An audio_codecs value: PCMU, PCMA, G722/16000/1, opus/48000/2.
     pub codec: &'a str,
     pub auto_answer: bool,
+    /// Load the presence module: answer SUBSCRIBEs with NOTIFYs (status with
+    /// `presence_online` / `presence_offline`).
+    pub presence: bool,
+    /// Lines of its contacts file (`"Alice" <sip:alice@127.0.0.1>`); with any, the contact
+    /// module (`message` writes to the current contact) and stdio, which prints received
+    /// messages to its log as `FROM: "TEXT"`.
+    pub contacts: &'a [&'a str],
 }
 
 impl BaresipOptions<'static> {
@@ -34,12 +41,16 @@ impl BaresipOptions<'static> {
             tone: 1000,
             codec: "PCMU",
             auto_answer: true,
+            presence: false,
+            contacts: &[],
         }
     }
 }
 
 pub struct Baresip {
     child: Option<Child>,
+    /// Kept open: stdio.so wants a pipe, and gives up on /dev/null.
+    _stdin: Option<std::process::ChildStdin>,
     dir: PathBuf,
     ctrl: TcpStream,
     events: Arc<Mutex<Vec<Value>>>,
@@ -66,6 +77,17 @@ fn read_netstring(r: &mut impl Read) -> Option<Value> {
     let mut body = vec![0u8; n + 1];
     r.read_exact(&mut body).ok()?;
     serde_json::from_slice(&body[..n]).ok()
+}
+
+fn extra_modules(o: &BaresipOptions<'_>) -> String {
+    let mut m = String::new();
+    if o.presence {
+        m.push_str("module_app presence.so\n");
+    }
+    if !o.contacts.is_empty() {
+        m.push_str("module_app contact.so\nmodule stdio.so\n");
+    }
+    m
 }
 
 /// An even port with `n` free ports after it, for RTP/RTCP pairs.
@@ -104,25 +126,33 @@ impl Baresip {
              module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule g722.so\nmodule opus.so\n\
              module ausine.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_tmp account.so\n\
              module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-             snd_path {}\nstatmode_default off\n",
+             snd_path {}\nstatmode_default off\n{}",
             rtp + 9,
             dir.join("rec").display(),
+            extra_modules(&o),
             tone = o.tone,
             user = o.user,
         );
         std::fs::write(dir.join("config"), config).expect("config");
         std::fs::write(dir.join("accounts"), "").expect("accounts");
+        std::fs::write(dir.join("contacts"), o.contacts.join("\n") + "\n").expect("contacts");
         let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
         let child = Command::new(bin)
             .arg("-f")
             .arg(&dir)
             .current_dir(&dir)
             .env("HOME", dir.join("home"))
-            .stdin(Stdio::null())
+            .stdin(if o.contacts.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)
             .spawn()
             .expect("start baresip");
+        let mut child = child;
+        let stdin = child.stdin.take();
         let deadline = Instant::now() + PATIENCE;
         let ctrl = loop {
             match TcpStream::connect(("127.0.0.1", ctrl_port)) {
@@ -143,6 +173,7 @@ impl Baresip {
         });
         let mut b = Baresip {
             child: Some(child),
+            _stdin: stdin,
             dir,
             ctrl,
             events,
@@ -219,6 +250,24 @@ impl Baresip {
         v.retain(|p| p.to_string_lossy().ends_with("-dec.wav"));
         v.sort();
         v
+    }
+
+    /// Ends it with SIGTERM, as a user quitting does (its subscribers get a last NOTIFY).
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // A plain signal to our own child's pid.
+            #[allow(unsafe_code)]
+            let _ = unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + PATIENCE;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     pub fn log(&self) -> String {

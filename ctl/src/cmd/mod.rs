@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod calls;
+pub mod contacts;
 pub mod history;
 pub mod messages;
 pub mod reload;

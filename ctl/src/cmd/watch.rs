@@ -205,5 +205,18 @@ fn describe(ev: &Event) -> Option<String> {
             )
         }
         Kind::HistoryChanged(_) => return None,
+        Kind::ContactChanged(c) => format!(
+            "contact {} (id {}): {}",
+            c.name,
+            c.id,
+            c.presence.as_ref().map_or("unknown", |p| p.status.as_str())
+        ),
+        Kind::ContactRemoved(r) => format!("contact {} removed", r.id),
+        Kind::ContactsImported(i) => {
+            format!(
+                "contacts imported: {} added, {} updated",
+                i.added, i.updated
+            )
+        }
     })
 }

@@ -24,7 +24,43 @@ pub struct Config {
     pub control: ControlConfig,
     pub sip: SipConfig,
     pub audio: AudioConfig,
+    pub presence: PresenceConfig,
     pub accounts: Vec<Account>,
+}
+
+/// Presence (RFC 3856): following contacts', and letting others follow ours.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// SUBSCRIBE to the presence of every contact's SIP address.
+    #[serde(default = "yes")]
+    pub subscribe: bool,
+    /// Who may SUBSCRIBE to ours.
+    #[serde(default)]
+    pub share: PresenceShare,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            subscribe: true,
+            share: PresenceShare::default(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceShare {
+    Everyone,
+    /// Those whose SIP address is in the address book; others are answered 403.
+    #[default]
+    Contacts,
+    Nobody,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -313,6 +349,8 @@ struct RawConfig {
     sip: SipConfig,
     #[serde(default)]
     audio: AudioConfig,
+    #[serde(default)]
+    presence: PresenceConfig,
     #[serde(default, rename = "account")]
     accounts: Vec<Account>,
 }
@@ -424,6 +462,7 @@ impl Config {
             control: raw.control,
             sip: raw.sip,
             audio: raw.audio,
+            presence: raw.presence,
             accounts: raw.accounts,
         })
     }
@@ -470,6 +509,9 @@ impl Config {
         }
         if self.audio != old.audio {
             d.applied.push("audio (for new calls)".into());
+        }
+        if self.presence != old.presence {
+            d.applied.push("presence".into());
         }
         let old_ids: BTreeMap<_, _> = old.accounts.iter().map(|a| (&a.id, a)).collect();
         let new_ids: BTreeMap<_, _> = self.accounts.iter().map(|a| (&a.id, a)).collect();

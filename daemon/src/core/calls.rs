@@ -141,6 +141,13 @@ pub(super) enum CallUpdate {
     MessageReceived(Box<crate::store::MessageEntry>),
     /// A message we send was queued, delivered or failed.
     MessageChanged(Box<crate::store::MessageEntry>),
+    /// What a presence subscription learnt of an address.
+    Presence {
+        address: String,
+        presence: super::presence::Presence,
+    },
+    /// The address book as it is now (read after a change).
+    Contacts(Vec<crate::store::Contact>),
 }
 
 /// The end reason of an incoming call we refused; it is not a missed call.

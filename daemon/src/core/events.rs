@@ -55,6 +55,16 @@ pub enum EventKind {
     MessageReceived(crate::store::MessageEntry),
     /// A message we send was queued, delivered, or failed (with the SIP status).
     MessageChanged(crate::store::MessageEntry),
+    /// A contact was added or changed, or its presence changed.
+    ContactChanged(super::ContactInfo),
+    ContactRemoved {
+        id: i64,
+    },
+    /// Many contacts changed at once (an import).
+    ContactsImported {
+        added: u32,
+        updated: u32,
+    },
 }
 
 /// The sending side, owned by the core task alone, so numbering needs no lock.

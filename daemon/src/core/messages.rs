@@ -2,6 +2,7 @@
 //! answer for what is not. Accepted ones are stored before they are answered 200.
 
 use crate::sip::message::{Name, Request, Response, SipHeaders, reason_phrase};
+use crate::sip::uri::Uri;
 use crate::store::Incoming;
 
 /// Bigger than any text a person types; MESSAGE is not for files (RFC 3428 §8).
@@ -47,7 +48,15 @@ pub(super) fn check(req: &Request, account: Option<String>) -> Result<Incoming, 
     };
     Ok(Incoming {
         account,
-        peer: from.uri.to_string(),
+        // Without parameters, so that one peer's messages are found together.
+        peer: match from.uri {
+            Uri::Sip(mut u) => {
+                u.params.clear();
+                u.headers = None;
+                u.to_string()
+            }
+            other => other.to_string(),
+        },
         peer_name: from.display,
         body,
         sip_call_id: call_id.to_string(),

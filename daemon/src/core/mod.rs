@@ -3,12 +3,16 @@
 
 mod accounts;
 mod calls;
+mod contacts;
 mod events;
 mod messages;
 mod outbox;
 mod phone;
+mod pidf;
+mod presence;
 mod request;
 mod uas;
+mod vcard;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -17,6 +21,8 @@ pub use events::{EVENT_QUEUE, Event, EventKind};
 pub use phone::{CallAction, Phone, PhoneHandle, SipStack};
 
 pub use calls::{CallDirection, CallInfo, CallState, Endpoints, REJECTED};
+pub use contacts::ContactInfo;
+pub use presence::{Presence, PresenceStatus};
 
 pub use crate::sip::registration::RegState;
 

@@ -2,14 +2,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::store::{HistoryEntry, HistoryQuery, MessageEntry, Store};
+use crate::store::{Contact, HistoryEntry, HistoryQuery, MessageEntry, Store};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::accounts::Accounts;
 use super::calls::{self, CallCommand, CallContext, CallInfo, CallState, CallUpdate, Endpoints};
+use super::contacts::ContactInfo;
 use super::events::EventBus;
+use super::presence::{Presence, PresenceStatus, Presences};
 use super::{AccountInfo, ConfigSource, CoreError, Event, EventKind, ReloadReport, Status, uas};
-use crate::config::{AccountId, Config, ConfigLocation, Loaded};
+use crate::config::{AccountId, Config, ConfigLocation, Loaded, PresenceShare};
 use crate::logging::Logging;
 use crate::sip::message::{Method, SipHeaders};
 use crate::sip::registration::{RegCommand, RegState};
@@ -49,6 +51,12 @@ enum Command {
         reply: oneshot::Sender<Result<MessageEntry, CoreError>>,
     },
     SendDtmf(u64, String, oneshot::Sender<Result<CallInfo, CoreError>>),
+    /// The address book changed (the store has it already): announce it and follow.
+    ContactsChanged(EventKind, oneshot::Sender<()>),
+    WithPresence(Vec<Contact>, oneshot::Sender<Vec<ContactInfo>>),
+    /// Addresses as they are dialled: numbers and bare users completed with the account.
+    Complete(Vec<String>, oneshot::Sender<Vec<String>>),
+    SetPresence(Presence, oneshot::Sender<Presence>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,13 +108,14 @@ pub struct Phone {
     call_updates: mpsc::Sender<CallUpdate>,
     media: crate::media::engine::MediaEngine,
     store: Store,
+    presence: Presences,
 }
 
 /// The one API every face uses. Cheap to clone.
 #[derive(Clone)]
 pub struct PhoneHandle {
     commands: mpsc::Sender<Command>,
-    store: Store,
+    pub(super) store: Store,
     events: broadcast::Sender<Arc<Event>>,
     stop: watch::Receiver<bool>,
 }
@@ -138,6 +147,7 @@ impl Phone {
             call_updates,
             media: crate::media::engine::MediaEngine::start(),
             store: store.clone(),
+            presence: Presences::new(),
             location,
             config: loaded.config,
             embedded: loaded.embedded,
@@ -159,6 +169,7 @@ impl Phone {
             version: env!("CARGO_PKG_VERSION").into(),
         });
         phone.resume_outbox();
+        phone.read_contacts();
         let task = tokio::spawn(phone.run(rx, reg_updates, requests, call_rx));
         (handle, task)
     }
@@ -176,6 +187,7 @@ impl Phone {
                     let Some(cmd) = cmd else { return };
                     if let Some(done) = self.command(cmd) {
                         self.hang_up_all(&mut call_rx).await;
+                        self.presence.shutdown().await;
                         self.accounts.shutdown().await;
                         let _ = self.stop.send(true);
                         let _ = done.send(());
@@ -185,6 +197,8 @@ impl Phone {
                 Some((id, state)) = reg_updates.recv() => {
                     if let Some(info) = self.accounts.update(&id, state) {
                         self.events.emit(EventKind::AccountChanged(info));
+                        // Presence subscriptions go from the first registered account.
+                        self.follow(None);
                     }
                 }
                 Some(req) = recv_opt(&mut requests) => self.on_request(req),
@@ -239,6 +253,36 @@ impl Phone {
                 list.sort_by_key(|c| c.id);
                 let _ = reply.send(list);
             }
+            Command::ContactsChanged(kind, done) => {
+                self.events.emit(kind);
+                self.read_contacts();
+                let _ = done.send(());
+            }
+            Command::WithPresence(list, reply) => {
+                let _ = reply.send(list.into_iter().map(|c| self.presence.info(c)).collect());
+            }
+            Command::Complete(addresses, reply) => {
+                let account = self.accounts.for_dialing(None).ok().flatten();
+                let mut done = Vec::new();
+                for a in addresses {
+                    match dial_target("with", &a, account.as_ref()) {
+                        Ok(mut u) => {
+                            done.push(bare(u.clone()));
+                            // The same user without the port (a From rarely has one).
+                            if u.port.take().is_some() {
+                                done.push(bare(u));
+                            }
+                        }
+                        Err(_) => done.push(a),
+                    }
+                }
+                let _ = reply.send(done);
+            }
+            Command::SetPresence(p, reply) => {
+                tracing::info!("our presence: {} {:?}", p.status.as_str(), p.note);
+                self.presence.set_own(p.clone());
+                let _ = reply.send(p);
+            }
             Command::Shutdown { reason, done } => {
                 tracing::info!("shutting down: {reason}");
                 self.events.emit(EventKind::ShuttingDown { reason });
@@ -267,6 +311,14 @@ impl Phone {
     fn on_request(&mut self, req: TuRequest) {
         let in_dialog = req.request.to().is_some_and(|t| t.tag().is_some())
             || req.request.method == Method::Ack;
+        if req.request.method == Method::Subscribe
+            && let Some(ep) = self.endpoint.clone()
+        {
+            return self.presence_subscribe(req, &ep);
+        }
+        if req.request.method == Method::Notify {
+            return self.presence.route(req);
+        }
         if in_dialog {
             let call_id = req.request.call_id().map(str::to_string);
             if let Some(c) = self
@@ -344,6 +396,17 @@ impl Phone {
             CallUpdate::MessageReceived(m) => {
                 tracing::info!("message from {}", m.peer);
                 self.events.emit(EventKind::MessageReceived(*m));
+                return;
+            }
+            CallUpdate::Presence { address, presence } => {
+                tracing::info!("presence of {address}: {}", presence.status.as_str());
+                for info in self.presence.learnt(address, presence) {
+                    self.events.emit(EventKind::ContactChanged(info));
+                }
+                return;
+            }
+            CallUpdate::Contacts(list) => {
+                self.follow(Some(list));
                 return;
             }
             CallUpdate::Recorded { missed_unseen } => {
@@ -425,6 +488,60 @@ impl Phone {
             })
             .await;
         });
+    }
+
+    /// Reads the address book; the core follows it once it arrives.
+    fn read_contacts(&self) {
+        let (store, updates) = (self.store.clone(), self.call_updates.clone());
+        tokio::spawn(async move {
+            match store.contacts(None, false, 0).await {
+                Ok(list) => {
+                    let _ = updates.send(CallUpdate::Contacts(list)).await;
+                }
+                Err(e) => tracing::error!("contacts not read: {e}"),
+            }
+        });
+    }
+
+    /// Follows the contacts' presence as configured, from the account to dial from.
+    fn follow(&mut self, contacts: Option<Vec<crate::store::Contact>>) {
+        let account = self.accounts.for_dialing(None).ok().flatten();
+        self.presence.follow(
+            contacts,
+            self.config.presence.subscribe,
+            self.endpoint.as_ref(),
+            account,
+            &self.call_updates,
+        );
+    }
+
+    /// Someone asks to follow our presence: granted per `presence.share`.
+    fn presence_subscribe(&mut self, req: TuRequest, ep: &crate::sip::transaction::Endpoint) {
+        let from = req.request.from().and_then(|f| match f.uri {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        });
+        let allowed = match self.config.presence.share {
+            PresenceShare::Everyone => true,
+            PresenceShare::Nobody => false,
+            PresenceShare::Contacts => from.as_ref().is_some_and(|u| self.presence.is_contact(u)),
+        };
+        // The entity is us: the account the request names, else what it asked for.
+        let entity = self
+            .accounts
+            .for_request_uri(&req.request.uri)
+            .map(|a| a.aor.0.to_string())
+            .unwrap_or_else(|| req.request.uri.to_string());
+        let msg = super::presence::notifier::Msg::Subscribe {
+            req: Box::new(req),
+            allowed,
+            entity,
+        };
+        if let Err(e) = self.presence.notifier(ep).try_send(msg) {
+            // Busy: the SUBSCRIBE is retransmitted (UDP) or the follower tries later.
+            tracing::warn!("presence SUBSCRIBE dropped: the notifier is behind");
+            drop(e);
+        }
     }
 
     /// Sends what was still queued when the daemon last stopped.
@@ -628,6 +745,7 @@ impl Phone {
         }
         let (removed, changed) = self.accounts.reconcile(&loaded.config.accounts);
         self.config = loaded.config;
+        self.follow(None);
         self.embedded = loaded.embedded;
         self.config_loaded = SystemTime::now();
         tracing::info!(
@@ -717,7 +835,8 @@ impl PhoneHandle {
         uri: &str,
         endpoints: Endpoints,
     ) -> Result<CallInfo, CoreError> {
-        let (account, uri) = (account.map(str::to_string), uri.to_string());
+        let uri = self.resolve_target("uri", uri, false).await?;
+        let account = account.map(str::to_string);
         self.ask(|reply| Command::Dial {
             account,
             uri,
@@ -754,11 +873,8 @@ impl PhoneHandle {
         to: &str,
         text: &str,
     ) -> Result<MessageEntry, CoreError> {
-        let (account, to, text) = (
-            account.map(str::to_string),
-            to.to_string(),
-            text.to_string(),
-        );
+        let to = self.resolve_target("to", to, true).await?;
+        let (account, text) = (account.map(str::to_string), text.to_string());
         self.ask(|reply| Command::SendMessage {
             account,
             to,
@@ -768,17 +884,53 @@ impl PhoneHandle {
         .await?
     }
 
-    /// Text messages, newest first: all, or those with `peer` (a URI); at most `limit`.
+    /// Text messages, newest first: all, or those with `with` (an address, or a contact's
+    /// name meaning all its addresses); at most `limit`.
     pub async fn messages(
         &self,
-        peer: Option<String>,
+        with: Option<String>,
         limit: u32,
     ) -> Result<Vec<MessageEntry>, CoreError> {
         check_limit(limit)?;
+        let peers = match with.filter(|w| !w.trim().is_empty()) {
+            Some(w) => self.peers_of(&w).await?,
+            None => Vec::new(),
+        };
         self.store
-            .messages(peer, limit)
+            .messages(peers, limit)
             .await
             .map_err(CoreError::Store)
+    }
+
+    /// Announces a change to the address book (already stored) and follows it.
+    pub(super) async fn contacts_event(&self, kind: EventKind) -> Result<(), CoreError> {
+        self.ask(|done| Command::ContactsChanged(kind, done)).await
+    }
+
+    pub(super) async fn with_presence(
+        &self,
+        list: Vec<Contact>,
+    ) -> Result<Vec<ContactInfo>, CoreError> {
+        self.ask(|r| Command::WithPresence(list, r)).await
+    }
+
+    pub(super) async fn complete(&self, addresses: Vec<String>) -> Result<Vec<String>, CoreError> {
+        self.ask(|r| Command::Complete(addresses, r)).await
+    }
+
+    /// Sets the presence others see of us.
+    pub async fn set_presence(&self, status: &str, note: &str) -> Result<Presence, CoreError> {
+        let status =
+            PresenceStatus::settable(status).ok_or_else(|| CoreError::InvalidArgument {
+                field: "status",
+                message: format!("{status:?}: use online, away, busy or offline"),
+            })?;
+        let note = super::contacts::check_notes(note).map_err(|_| CoreError::InvalidArgument {
+            field: "note",
+            message: format!("{} bytes; keep it short", note.len()),
+        })?;
+        let p = Presence::now(status, note);
+        self.ask(|r| Command::SetPresence(p, r)).await
     }
 
     pub async fn missed_unseen(&self) -> Result<u32, CoreError> {
@@ -816,10 +968,8 @@ fn placeholder(id: u64) -> CallInfo {
     )
 }
 
-/// What to call: a full URI, user@host, or a bare user or number completed with the
-/// account's domain.
 /// How many list entries one request may ask for.
-fn check_limit(limit: u32) -> Result<(), CoreError> {
+pub(super) fn check_limit(limit: u32) -> Result<(), CoreError> {
     const MAX: u32 = 10_000;
     if limit > MAX {
         return Err(CoreError::InvalidArgument {
@@ -859,6 +1009,13 @@ fn dial_target(
     };
     text.parse::<SipUri>()
         .map_err(|e| bad(format!("{text:?} is not a SIP URI: {e}")))
+}
+
+/// A URI as messages keep their peers: without parameters or headers.
+fn bare(mut u: SipUri) -> String {
+    u.params.clear();
+    u.headers = None;
+    u.to_string()
 }
 
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {

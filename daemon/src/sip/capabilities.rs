@@ -4,8 +4,9 @@
 use crate::sip::message::{Name, Request, Response};
 use crate::sip::transaction::random_token;
 
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
-pub const ACCEPT: &str = "application/sdp";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, SUBSCRIBE, NOTIFY";
+pub const ACCEPT: &str = "application/sdp, text/plain, application/pidf+xml";
+pub const ALLOW_EVENTS: &str = "presence";
 /// RFC 5626 outbound and RFC 3327 Path.
 pub const SUPPORTED: &str = "outbound, path";
 
@@ -15,6 +16,7 @@ pub fn options_response(req: &Request, server: &str) -> Response {
     resp.headers.push(Name::Allow, ALLOW);
     resp.headers.push(Name::Accept, ACCEPT);
     resp.headers.push(Name::Supported, SUPPORTED);
+    resp.headers.push(Name::AllowEvents, ALLOW_EVENTS);
     resp.headers.push(Name::Server, server);
     resp
 }

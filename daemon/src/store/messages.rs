@@ -63,20 +63,37 @@ impl Store {
         .await
     }
 
-    /// Newest first: all, or those with `peer` (a URI); at most `limit` (0: 100).
+    /// Newest first: all, or those with any of `peers` (URIs as stored); at most `limit`
+    /// (0: 100).
     pub async fn messages(
         &self,
-        peer: Option<String>,
+        peers: Vec<String>,
         limit: u32,
     ) -> Result<Vec<MessageEntry>, StoreError> {
         let limit = if limit == 0 { 100 } else { limit };
         self.run(move |db| {
+            if peers.is_empty() {
+                let mut stmt = db.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM messages ORDER BY at_ms DESC, id DESC LIMIT ?1"
+                ))?;
+                return stmt.query_map([limit], row)?.collect();
+            }
+            // One walk of the (peer, time) index per peer, merged: never a sort of a whole
+            // conversation, however long.
             let mut stmt = db.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM messages WHERE (?1 IS NULL OR peer = ?1)
+                "SELECT {COLUMNS} FROM messages WHERE peer = ?1
                  ORDER BY at_ms DESC, id DESC LIMIT ?2"
             ))?;
-            let rows = stmt.query_map(params![peer, limit], row)?;
-            rows.collect()
+            let mut all = Vec::new();
+            for p in &peers {
+                for m in stmt.query_map(params![p, limit], row)? {
+                    all.push(m?);
+                }
+            }
+            all.sort_by_key(|m| std::cmp::Reverse((m.at, m.id)));
+            all.dedup_by_key(|m| m.id);
+            all.truncate(limit as usize);
+            Ok(all)
         })
         .await
     }
@@ -195,18 +212,18 @@ mod tests {
         assert!(!new, "a repeat is not a new message");
         assert_eq!(again.id, first.id);
         s.receive_message(incoming("b@x", "second")).await.unwrap();
-        let all = s.messages(None, 0).await.unwrap();
+        let all = s.messages(Vec::new(), 0).await.unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].body, "second");
         assert_eq!(
-            s.messages(Some("sip:carol@example.com".into()), 1)
+            s.messages(vec!["sip:carol@example.com".into()], 1)
                 .await
                 .unwrap()
                 .len(),
             1
         );
         assert!(
-            s.messages(Some("sip:nobody@x".into()), 0)
+            s.messages(vec!["sip:nobody@x".into()], 0)
                 .await
                 .unwrap()
                 .is_empty()

@@ -1,10 +1,11 @@
-//! What must survive a restart (call history, and later messages and contacts), in one
+//! What must survive a restart (call history, messages and contacts), in one
 //! SQLite file in the state directory. One thread owns the connection and runs jobs from a
 //! bounded queue in order, so the async core never blocks on disk and writes never race.
 //!
 //! At start the file is checked (`PRAGMA quick_check`); a damaged one is moved aside with
 //! a loud log line and a new one made — never silently emptied.
 
+mod contacts;
 mod history;
 mod messages;
 mod schema;
@@ -15,6 +16,7 @@ use std::time::SystemTime;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+pub use contacts::{Contact, ContactEdit, Imported, NewContact};
 pub use history::{HistoryEntry, HistoryQuery};
 pub use messages::{Incoming, MessageEntry};
 

@@ -41,6 +41,24 @@ const STEPS: &[&str] = &[
     );
     CREATE INDEX messages_by_peer ON messages (peer, at_ms);
     CREATE INDEX messages_by_time ON messages (at_ms);",
+    // 3: contacts. `uid` is the vCard UID, so importing the same card again updates it.
+    // Addresses keep their order: the first is the one dialled.
+    "CREATE TABLE contacts (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        favourite INTEGER NOT NULL DEFAULT 0,
+        notes TEXT NOT NULL DEFAULT '',
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX contacts_by_name ON contacts (name COLLATE NOCASE);
+    CREATE TABLE contact_addresses (
+        contact INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        PRIMARY KEY (contact, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX contact_addresses_by_address ON contact_addresses (address);",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;

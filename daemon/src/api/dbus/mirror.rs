@@ -90,6 +90,17 @@ impl Mirror {
                     let _ = Manager::message_changed(&em, m.id, &m.status, code).await;
                 }
             }
+            EventKind::ContactChanged(c) => {
+                if let Ok(em) = self.emitter(ROOT) {
+                    let _ = Manager::contact_changed(
+                        &em,
+                        c.contact.id,
+                        &c.contact.name,
+                        c.presence.status.as_str(),
+                    )
+                    .await;
+                }
+            }
             EventKind::HistoryChanged { missed_unseen } => {
                 let n = *missed_unseen;
                 let _ = update::<Manager>(&self.conn, ROOT, |m| m.missed = n).await;

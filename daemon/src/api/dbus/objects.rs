@@ -161,6 +161,85 @@ impl Manager {
         Ok(self.phone.send_message(account, to, text).await?.id)
     }
 
+    /// Text messages, newest first: all, or those with `with` (a SIP URI, or a contact's
+    /// name meaning all its addresses); at most `limit` (0: 100). Each entry: Id, Account,
+    /// Incoming, Peer, PeerName, Body, At (µs since the epoch), Status (received, queued,
+    /// delivered, failed), Code (the SIP status of the delivery, 0 if none yet).
+    #[zbus(out_args("messages"))]
+    async fn list_messages(
+        &self,
+        with: &str,
+        limit: u32,
+    ) -> Result<Vec<HashMap<String, Variant<'static>>>, VoipdError> {
+        let with = (!with.is_empty()).then(|| with.to_string());
+        let list = self.phone.messages(with, limit).await?;
+        Ok(list
+            .into_iter()
+            .map(|m| {
+                HashMap::from([
+                    ("Id".to_string(), Variant::from(m.id)),
+                    (
+                        "Account".into(),
+                        Variant::from(m.account.unwrap_or_default()),
+                    ),
+                    ("Incoming".into(), Variant::from(m.incoming)),
+                    ("Peer".into(), Variant::from(m.peer)),
+                    (
+                        "PeerName".into(),
+                        Variant::from(m.peer_name.unwrap_or_default()),
+                    ),
+                    ("Body".into(), Variant::from(m.body)),
+                    ("At".into(), Variant::from(unix_us(m.at))),
+                    ("Status".into(), Variant::from(m.status)),
+                    ("Code".into(), Variant::from(m.code.unwrap_or_default())),
+                ])
+            })
+            .collect())
+    }
+
+    /// Contacts, favourites first: all, or those whose name or an address contains
+    /// `query`. Each entry: Id, Name, Addresses (as), Favourite, Notes, Presence (unknown,
+    /// online, away, busy, offline), PresenceNote.
+    #[zbus(out_args("contacts"))]
+    async fn list_contacts(
+        &self,
+        query: &str,
+    ) -> Result<Vec<HashMap<String, Variant<'static>>>, VoipdError> {
+        let list = self
+            .phone
+            .contacts(Some(query.to_string()), false, 0)
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                HashMap::from([
+                    ("Id".to_string(), Variant::from(c.contact.id)),
+                    ("Name".into(), Variant::from(c.contact.name)),
+                    ("Addresses".into(), Variant::from(c.contact.addresses)),
+                    ("Favourite".into(), Variant::from(c.contact.favourite)),
+                    ("Notes".into(), Variant::from(c.contact.notes)),
+                    ("Presence".into(), Variant::from(c.presence.status.as_str())),
+                    ("PresenceNote".into(), Variant::from(c.presence.note)),
+                ])
+            })
+            .collect())
+    }
+
+    /// Sets the presence others see of us: online, away, busy or offline, with a note.
+    async fn set_presence(&self, status: &str, note: &str) -> Result<(), VoipdError> {
+        self.phone.set_presence(status, note).await?;
+        Ok(())
+    }
+
+    /// A contact was added or changed, or its presence did: its id, name and presence.
+    #[zbus(signal)]
+    pub(super) async fn contact_changed(
+        emitter: &SignalEmitter<'_>,
+        id: i64,
+        name: &str,
+        presence: &str,
+    ) -> zbus::Result<()>;
+
     /// A message we send changed: status queued, delivered or failed, and the SIP code.
     #[zbus(signal)]
     pub(super) async fn message_changed(

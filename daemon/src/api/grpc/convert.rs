@@ -88,6 +88,11 @@ impl From<&Event> for pb::Event {
             EventKind::HistoryChanged { missed_unseen } => {
                 Kind::HistoryChanged(pb::HistoryChanged { missed_unseen })
             }
+            EventKind::ContactChanged(c) => Kind::ContactChanged(c.into()),
+            EventKind::ContactRemoved { id } => Kind::ContactRemoved(pb::ContactRemoved { id }),
+            EventKind::ContactsImported { added, updated } => {
+                Kind::ContactsImported(pb::ContactsImported { added, updated })
+            }
         };
         pb::Event {
             seq: e.seq,

@@ -3,6 +3,7 @@
 mod accounts;
 mod auth;
 mod calls;
+mod contacts;
 mod convert;
 mod daemon;
 mod events;
@@ -15,6 +16,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use voipd_proto::v1::FILE_DESCRIPTOR_SET;
 use voipd_proto::v1::accounts_server::AccountsServer;
 use voipd_proto::v1::calls_server::CallsServer;
+use voipd_proto::v1::contacts_server::ContactsServer;
 use voipd_proto::v1::daemon_server::DaemonServer;
 use voipd_proto::v1::events_server::EventsServer;
 use voipd_proto::v1::history_server::HistoryServer;
@@ -54,6 +56,9 @@ fn routes(phone: &PhoneHandle) -> Result<Routes, GrpcError> {
             phone.clone(),
         )))
         .add_service(MessagesServer::new(messages::MessagesService::new(
+            phone.clone(),
+        )))
+        .add_service(ContactsServer::new(contacts::ContactsService::new(
             phone.clone(),
         ))))
 }

@@ -1,0 +1,632 @@
+//! Presence (RFC 3856 over RFC 6665 subscriptions, documents in PIDF): we follow each
+//! contact's SIP address with a SUBSCRIBE of its own, and answer those who follow ours.
+//! Followers are served by one task ([`notifier`]); each followed address has a task.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::calls::CallUpdate;
+use super::contacts::ContactInfo;
+use super::pidf;
+use super::request::{outbound, uri_for};
+use crate::config::{Account, AccountId};
+use crate::sip::auth::Challenge;
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{Method, Name, Request, Response, SipHeaders, reason_phrase};
+use crate::sip::transaction::{Endpoint, TuRequest, random_token};
+use crate::sip::transport::Target;
+use crate::sip::uri::SipUri;
+use crate::store::Contact;
+
+pub(super) mod notifier;
+
+/// Most available last, so that `max` picks what a contact shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub enum PresenceStatus {
+    #[default]
+    Unknown,
+    Offline,
+    Away,
+    Busy,
+    Online,
+}
+
+impl PresenceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresenceStatus::Unknown => "unknown",
+            PresenceStatus::Offline => "offline",
+            PresenceStatus::Away => "away",
+            PresenceStatus::Busy => "busy",
+            PresenceStatus::Online => "online",
+        }
+    }
+
+    /// What a user may set for us (unknown is not a choice).
+    pub fn settable(s: &str) -> Option<PresenceStatus> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "online" => Some(PresenceStatus::Online),
+            "away" => Some(PresenceStatus::Away),
+            "busy" => Some(PresenceStatus::Busy),
+            "offline" => Some(PresenceStatus::Offline),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Presence {
+    pub status: PresenceStatus,
+    pub note: String,
+    /// When it was learnt (or set); None while unknown.
+    pub since: Option<SystemTime>,
+}
+
+impl Presence {
+    pub fn now(status: PresenceStatus, note: String) -> Presence {
+        Presence {
+            status,
+            note,
+            since: Some(SystemTime::now()),
+        }
+    }
+}
+
+/// What the core knows and does about presence: whom it follows, what it learnt, and who
+/// is in the address book (for presence events and `presence.share`).
+#[derive(Default)]
+pub(super) struct Presences {
+    known: HashMap<String, Presence>,
+    following: HashMap<String, Follow>,
+    by_call_id: HashMap<String, String>,
+    /// Every contact, as last read from the store.
+    contacts: Vec<Contact>,
+    /// The account subscriptions are made from (they restart when it changes).
+    from: Option<AccountId>,
+    pub own: Presence,
+    notifier: Option<mpsc::Sender<notifier::Msg>>,
+}
+
+impl Presences {
+    pub(super) fn new() -> Presences {
+        Presences {
+            own: Presence::now(PresenceStatus::Online, String::new()),
+            ..Presences::default()
+        }
+    }
+
+    /// Follows every contact's SIP address (when `subscribe`), as `account`; stops
+    /// following the rest.
+    pub(super) fn follow(
+        &mut self,
+        contacts: Option<Vec<Contact>>,
+        subscribe: bool,
+        ep: Option<&Endpoint>,
+        account: Option<Account>,
+        updates: &mpsc::Sender<CallUpdate>,
+    ) {
+        if let Some(c) = contacts {
+            self.contacts = c;
+        }
+        let from = account.as_ref().map(|a| a.id.clone());
+        if from != self.from {
+            // Subscriptions made as another account (or none) are made again.
+            self.stop_following(|_| true);
+            self.from = from;
+        }
+        let wanted: HashSet<String> = match ep {
+            Some(_) if subscribe => self
+                .contacts
+                .iter()
+                .flat_map(|c| c.addresses.iter())
+                .filter(|a| a.starts_with("sip:") || a.starts_with("sips:"))
+                .cloned()
+                .collect(),
+            _ => HashSet::new(),
+        };
+        self.stop_following(|a| !wanted.contains(a));
+        self.known
+            .retain(|a, _| wanted.contains(a) || self.following.contains_key(a));
+        let Some(ep) = ep else { return };
+        for address in wanted {
+            if self.following.contains_key(&address) {
+                continue;
+            }
+            let Ok(uri) = address.parse::<SipUri>() else {
+                continue;
+            };
+            let f = Follow::start(ep.clone(), account.clone(), uri, updates.clone());
+            self.by_call_id.insert(f.call_id.clone(), address.clone());
+            self.following.insert(address, f);
+        }
+    }
+
+    fn stop_following(&mut self, which: impl Fn(&str) -> bool) {
+        let gone: Vec<String> = self
+            .following
+            .keys()
+            .filter(|a| which(a))
+            .cloned()
+            .collect();
+        for a in gone {
+            if let Some(f) = self.following.remove(&a) {
+                self.by_call_id.remove(&f.call_id);
+                tokio::spawn(f.stop());
+            }
+        }
+    }
+
+    /// Hands a NOTIFY to the subscription it is for; one for none is answered 481.
+    pub(super) fn route(&self, req: TuRequest) {
+        let f = req
+            .request
+            .call_id()
+            .and_then(|c| self.by_call_id.get(c))
+            .and_then(|a| self.following.get(a));
+        match f {
+            // A follower that is behind drops it: the NOTIFY is retransmitted anyway.
+            Some(f) => drop(f.requests.try_send(req)),
+            None => {
+                tokio::spawn(async move { answer(&req, 481).await });
+            }
+        }
+    }
+
+    /// Records what was learnt of `address`; returns the contacts it changes.
+    pub(super) fn learnt(&mut self, address: String, p: Presence) -> Vec<ContactInfo> {
+        if !self.following.contains_key(&address) {
+            return Vec::new();
+        }
+        self.known.insert(address.clone(), p);
+        self.contacts
+            .iter()
+            .filter(|c| c.addresses.contains(&address))
+            .map(|c| self.info(c.clone()))
+            .collect()
+    }
+
+    /// A contact with its presence: the most available of its addresses'.
+    pub(super) fn info(&self, contact: Contact) -> ContactInfo {
+        let presence = contact
+            .addresses
+            .iter()
+            .filter_map(|a| self.known.get(a))
+            .max_by_key(|p| p.status)
+            .cloned()
+            .unwrap_or_default();
+        ContactInfo { contact, presence }
+    }
+
+    /// Whether `uri` (a follower's From) is one of the contacts' addresses: the same user
+    /// at the same host (ports and parameters do not name a person).
+    pub(super) fn is_contact(&self, uri: &SipUri) -> bool {
+        let who = |u: &SipUri| (u.user.clone(), u.host.to_string().to_ascii_lowercase());
+        let asking = who(uri);
+        self.contacts.iter().any(|c| {
+            c.addresses
+                .iter()
+                .filter_map(|a| a.parse::<SipUri>().ok())
+                .any(|u| who(&u) == asking)
+        })
+    }
+
+    /// The notifier, started on first use.
+    pub(super) fn notifier(&mut self, ep: &Endpoint) -> &mpsc::Sender<notifier::Msg> {
+        let own = self.own.clone();
+        self.notifier
+            .get_or_insert_with(|| notifier::start(ep.clone(), own))
+    }
+
+    pub(super) fn set_own(&mut self, p: Presence) {
+        self.own = p.clone();
+        if let Some(n) = &self.notifier {
+            let _ = n.try_send(notifier::Msg::Set(p));
+        }
+    }
+
+    /// Ends all subscriptions, both ways, and waits (briefly) for that to be said.
+    pub(super) async fn shutdown(&mut self) {
+        let follows: Vec<Follow> = self.following.drain().map(|(_, f)| f).collect();
+        self.by_call_id.clear();
+        let notifier = self.notifier.take();
+        let told = async {
+            if let Some(n) = notifier {
+                let (done, wait) = oneshot::channel();
+                if n.send(notifier::Msg::Stop(done)).await.is_ok() {
+                    let _ = wait.await;
+                }
+            }
+        };
+        let stopped = async {
+            for f in follows {
+                f.stop().await;
+            }
+        };
+        tokio::join!(told, stopped);
+    }
+}
+
+/// How long we ask a subscription to last; refreshed well before.
+const EXPIRES: u32 = 600;
+/// After a refusal or no answer, try again this much later (doubling up to the longest).
+const FIRST_RETRY: Duration = Duration::from_secs(15);
+const LONGEST_RETRY: Duration = Duration::from_secs(600);
+
+/// Following one address: the task and where its NOTIFYs go.
+pub(super) struct Follow {
+    pub(super) call_id: String,
+    pub(super) requests: mpsc::Sender<TuRequest>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Follow {
+    /// Starts following `uri` as `account`; updates go to `updates` as CallUpdate::Presence.
+    pub(super) fn start(
+        ep: Endpoint,
+        account: Option<Account>,
+        uri: SipUri,
+        updates: mpsc::Sender<CallUpdate>,
+    ) -> Follow {
+        let call_id = format!("{}@voipd", random_token(20));
+        let (tx, rx) = mpsc::channel(8);
+        let (stop, stop_rx) = oneshot::channel();
+        let f = Follower {
+            ep,
+            account,
+            address: uri.to_string(),
+            uri,
+            call_id: call_id.clone(),
+            cseq: 0,
+            updates,
+            requests: rx,
+            stop: stop_rx,
+            last: None,
+        };
+        Follow {
+            call_id,
+            requests: tx,
+            stop: Some(stop),
+            task: tokio::spawn(f.run()),
+        }
+    }
+
+    /// Ends the subscription (un-SUBSCRIBE) and waits a little for that to be sent.
+    pub(super) async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+struct Follower {
+    ep: Endpoint,
+    account: Option<Account>,
+    uri: SipUri,
+    address: String,
+    call_id: String,
+    cseq: u32,
+    updates: mpsc::Sender<CallUpdate>,
+    requests: mpsc::Receiver<TuRequest>,
+    stop: oneshot::Receiver<()>,
+    last: Option<(PresenceStatus, String)>,
+}
+
+/// How one subscription ended.
+enum Ended {
+    Stopped,
+    /// Start a new one after this long.
+    Retry(Duration),
+}
+
+/// A subscription in progress: the SUBSCRIBE that made it and, once known, its dialog.
+struct Sub {
+    request: Request,
+    dialog: Option<Dialog>,
+    contact: String,
+    first_hop: Target,
+    refresh_at: tokio::time::Instant,
+}
+
+impl Follower {
+    async fn run(mut self) {
+        let mut wait = FIRST_RETRY;
+        loop {
+            match self.subscription().await {
+                Ended::Stopped => return,
+                Ended::Retry(d) => {
+                    let d = if d.is_zero() {
+                        Duration::ZERO
+                    } else {
+                        d.max(wait)
+                    };
+                    if !d.is_zero() {
+                        wait = (wait * 2).min(LONGEST_RETRY);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = &mut self.stop => return,
+                        // NOTIFYs of a subscription that is over.
+                        Some(req) = self.requests.recv() => answer(&req, 481).await,
+                    }
+                }
+            }
+        }
+    }
+
+    fn tell(&mut self, status: PresenceStatus, note: String) {
+        if self.last.as_ref() == Some(&(status, note.clone())) {
+            return;
+        }
+        self.last = Some((status, note.clone()));
+        let _ = self.updates.try_send(CallUpdate::Presence {
+            address: self.address.clone(),
+            presence: Presence::now(status, note),
+        });
+    }
+
+    /// One subscription, from the first SUBSCRIBE to its end.
+    async fn subscription(&mut self) -> Ended {
+        let Some(mut sub) = self.initial().await else {
+            self.tell(PresenceStatus::Offline, String::new());
+            return Ended::Retry(FIRST_RETRY);
+        };
+        let mut tx = match self
+            .ep
+            .request(sub.request.clone(), self.target(&sub).await)
+            .await
+        {
+            Ok(tx) => Some(tx),
+            Err(_) => return Ended::Retry(FIRST_RETRY),
+        };
+        let mut auth_tries = 0;
+        loop {
+            tokio::select! {
+                r = async { tx.as_mut()?.response().await.ok() }, if tx.is_some() => {
+                    let Some(r) = r else {
+                        // No answer: the far side is gone.
+                        self.tell(PresenceStatus::Offline, String::new());
+                        return Ended::Retry(FIRST_RETRY);
+                    };
+                    if r.code < 200 {
+                        continue;
+                    }
+                    tx = None;
+                    match r.code {
+                        200..=299 => {
+                            let expires = r.headers.get(&Name::Expires)
+                                .and_then(|e| e.trim().parse::<u32>().ok())
+                                .unwrap_or(EXPIRES);
+                            if expires == 0 {
+                                return Ended::Retry(FIRST_RETRY);
+                            }
+                            if sub.dialog.is_none() {
+                                sub.dialog = Dialog::from_response(&sub.request, &r, sub.contact.clone());
+                            }
+                            sub.refresh_at = refresh_at(expires);
+                        }
+                        401 | 407 if auth_tries < 2 => {
+                            auth_tries += 1;
+                            let Some(next) = self.with_auth(&sub, &r) else {
+                                return Ended::Retry(LONGEST_RETRY);
+                            };
+                            sub.request = next;
+                            if let Some(d) = sub.dialog.as_mut() {
+                                d.local_cseq = self.cseq;
+                            }
+                            let target = self.target(&sub).await;
+                            tx = self.ep.request(sub.request.clone(), target).await.ok();
+                        }
+                        // Not registered, or not there.
+                        404 | 408 | 410 | 480 => {
+                            self.tell(PresenceStatus::Offline, String::new());
+                            return Ended::Retry(FIRST_RETRY);
+                        }
+                        // 481: the far side lost our refresh's dialog.
+                        481 => return Ended::Retry(Duration::ZERO),
+                        code => {
+                            tracing::info!("presence of {}: SUBSCRIBE answered {code}", self.address);
+                            self.tell(PresenceStatus::Unknown, String::new());
+                            return Ended::Retry(LONGEST_RETRY);
+                        }
+                    }
+                }
+                Some(req) = self.requests.recv() => {
+                    if let Some(ended) = self.notify(&mut sub, req).await {
+                        return ended;
+                    }
+                }
+                _ = tokio::time::sleep_until(sub.refresh_at), if tx.is_none() => {
+                    let Some(d) = sub.dialog.as_mut() else {
+                        return Ended::Retry(Duration::ZERO);
+                    };
+                    let mut req = d.request(Method::Subscribe, None);
+                    subscribe_headers(&mut req, EXPIRES);
+                    self.cseq = d.local_cseq;
+                    sub.request = req;
+                    auth_tries = 0;
+                    let target = self.target(&sub).await;
+                    tx = self.ep.request(sub.request.clone(), target).await.ok();
+                    // Until its answer, the next refresh is not due.
+                    sub.refresh_at = refresh_at(EXPIRES);
+                }
+                _ = &mut self.stop => {
+                    self.unsubscribe(&mut sub).await;
+                    return Ended::Stopped;
+                }
+            }
+        }
+    }
+
+    /// The first SUBSCRIBE of a new subscription (a new From tag, the same Call-ID).
+    async fn initial(&mut self) -> Option<Sub> {
+        self.cseq += 1;
+        let out = outbound(
+            &self.ep,
+            Method::Subscribe,
+            self.account.as_ref(),
+            &self.uri,
+            &self.call_id,
+            self.cseq,
+        )
+        .await
+        .ok()?;
+        let contact = format!("<{}>", uri_for(out.local, out.user));
+        let mut request = out.request;
+        request.headers.push(Name::Contact, contact.clone());
+        subscribe_headers(&mut request, EXPIRES);
+        Some(Sub {
+            request,
+            dialog: None,
+            contact,
+            first_hop: out.target,
+            refresh_at: refresh_at(EXPIRES),
+        })
+    }
+
+    /// In the dialog: its next hop; before: where the first SUBSCRIBE went.
+    async fn target(&self, sub: &Sub) -> Target {
+        if let Some(d) = &sub.dialog
+            && let Ok(t) = d.next_hop().await
+        {
+            return t;
+        }
+        sub.first_hop
+    }
+
+    /// The request again, one CSeq on, answering the challenge in `r`.
+    fn with_auth(&mut self, sub: &Sub, r: &Response) -> Option<Request> {
+        let account = self.account.as_ref()?;
+        let password = account.password.as_ref()?;
+        let (ch, name) = Challenge::of_response(r, account.realm.as_deref())?;
+        let mut req = sub.request.clone();
+        let value = ch.answer(
+            &account.username,
+            password.expose(),
+            "SUBSCRIBE",
+            &req.uri.to_string(),
+            1,
+            &random_token(16),
+        );
+        req.headers.remove(&Name::Authorization);
+        req.headers.remove(&Name::ProxyAuthorization);
+        req.headers.push(name, value);
+        let seq = req.cseq()?.seq + 1;
+        req.headers
+            .set_first(Name::CSeq, format!("{seq} SUBSCRIBE"));
+        self.cseq = seq;
+        Some(req)
+    }
+
+    /// Handles a NOTIFY; returns how the subscription ended if this ended it.
+    async fn notify(&mut self, sub: &mut Sub, req: TuRequest) -> Option<Ended> {
+        let ours = sub.request.from().and_then(|f| f.tag().map(str::to_string));
+        let to_tag = req.request.to().and_then(|t| t.tag().map(str::to_string));
+        if req.request.method != Method::Notify || ours.is_none() || to_tag != ours {
+            answer(&req, 481).await;
+            return None;
+        }
+        // A NOTIFY may come before the 200 (through a proxy): it makes the dialog too.
+        if sub.dialog.is_none()
+            && let Some(tag) = &ours
+            && let Some(mut d) = Dialog::from_request(&req.request, tag, sub.contact.clone())
+        {
+            d.local_cseq = self.cseq;
+            sub.dialog = Some(d);
+        }
+        let state = req
+            .request
+            .headers
+            .get(&Name::SubscriptionState)
+            .unwrap_or("active")
+            .to_string();
+        let body_ok = req.request.body.is_empty()
+            || req
+                .request
+                .headers
+                .get(&Name::ContentType)
+                .is_some_and(|c| c.to_ascii_lowercase().starts_with(pidf::CONTENT_TYPE));
+        if !body_ok {
+            answer(&req, 415).await;
+            return None;
+        }
+        if !req.request.body.is_empty() {
+            match pidf::parse(&req.request.body) {
+                Ok((status, note)) => self.tell(status, note),
+                Err(e) => {
+                    tracing::info!("presence of {}: unreadable PIDF: {e}", self.address);
+                    answer(&req, 400).await;
+                    return None;
+                }
+            }
+        }
+        answer(&req, 200).await;
+        let (kind, params) = state.split_once(';').unwrap_or((state.as_str(), ""));
+        let param = |name: &str| {
+            params.split(';').find_map(|p| {
+                let (n, v) = p.split_once('=')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        match kind.trim().to_ascii_lowercase().as_str() {
+            "terminated" => {
+                let retry = param("retry-after").and_then(|r| r.parse::<u64>().ok());
+                let reason = param("reason").unwrap_or_default().to_ascii_lowercase();
+                if req.request.body.is_empty() {
+                    self.tell(PresenceStatus::Offline, String::new());
+                }
+                Some(Ended::Retry(match (reason.as_str(), retry) {
+                    (_, Some(s)) => Duration::from_secs(s),
+                    ("deactivated" | "timeout", None) => Duration::ZERO,
+                    ("rejected" | "noresource" | "invariant", None) => LONGEST_RETRY,
+                    _ => FIRST_RETRY,
+                }))
+            }
+            _ => {
+                if let Some(e) = param("expires").and_then(|e| e.parse::<u32>().ok()) {
+                    sub.refresh_at = refresh_at(e.max(1));
+                }
+                None
+            }
+        }
+    }
+
+    /// SUBSCRIBE with Expires: 0 in the dialog, so the far side stops notifying.
+    async fn unsubscribe(&mut self, sub: &mut Sub) {
+        let Some(d) = sub.dialog.as_mut() else {
+            return;
+        };
+        let mut req = d.request(Method::Subscribe, None);
+        subscribe_headers(&mut req, 0);
+        if let Ok(target) = d.next_hop().await
+            && let Ok(mut tx) = self.ep.request(req, target).await
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(1), tx.response()).await;
+        }
+    }
+}
+
+fn subscribe_headers(req: &mut Request, expires: u32) {
+    req.headers.push(Name::Event, "presence");
+    req.headers.push(Name::Accept, pidf::CONTENT_TYPE);
+    req.headers.push(Name::Expires, expires.to_string());
+}
+
+/// A refresh well before the end: at 80 %, or 5 s before for short ones.
+fn refresh_at(expires: u32) -> tokio::time::Instant {
+    let secs = u64::from(expires);
+    let lead = (secs / 5).max(5).min(secs.saturating_sub(1));
+    tokio::time::Instant::now() + Duration::from_secs(secs - lead)
+}
+
+pub(super) async fn answer(req: &TuRequest, code: u16) {
+    let mut resp = req.request.response(code, reason_phrase(code));
+    crate::sip::capabilities::add_to_tag(&mut resp);
+    req.tx.respond(resp).await;
+}

@@ -1,0 +1,496 @@
+//! vCard (RFC 6350, 4.0; 3.0 and 2.1 as other programs still write them) to contacts and
+//! back. What a phone needs is read: the name (FN, else N), SIP addresses (IMPP, X-SIP, a
+//! sip: URL in TEL) and numbers (TEL), NOTE, UID and a favourite mark (CATEGORIES, or
+//! X-VOIPD-FAVOURITE); photos, postal addresses and the like are passed over.
+
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(super) struct Card {
+    pub uid: Option<String>,
+    pub name: String,
+    /// As written in the card, in preference order; checked and normalised by the caller.
+    pub addresses: Vec<String>,
+    pub favourite: bool,
+    pub notes: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("line {line}: {message}")]
+pub(super) struct VcardError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// The CATEGORIES value that marks a favourite, written and read.
+const FAVOURITES: &str = "Favourites";
+
+/// One content line, unfolded: `group.NAME;PARAM=V:value`.
+struct Line {
+    /// Where it starts in the file, 1-based.
+    number: usize,
+    name: String,
+    params: Vec<(String, String)>,
+    value: String,
+}
+
+impl Line {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// vCard 2.1 writes types bare (`TEL;CELL:`); later versions as TYPE=.
+    fn has_type(&self, t: &str) -> bool {
+        self.params.iter().any(|(n, v)| {
+            (n.eq_ignore_ascii_case("TYPE") && v.split(',').any(|x| x.eq_ignore_ascii_case(t)))
+                || (v.is_empty() && n.eq_ignore_ascii_case(t))
+        })
+    }
+}
+
+pub(super) fn parse(text: &str) -> Result<Vec<Card>, VcardError> {
+    let mut cards = Vec::new();
+    let mut current: Option<(usize, Vec<Line>)> = None;
+    for line in unfold(text.trim_start_matches('\u{feff}')) {
+        let line = line?;
+        match (line.name.as_str(), &mut current) {
+            ("BEGIN", None) if line.value.eq_ignore_ascii_case("VCARD") => {
+                current = Some((line.number, Vec::new()));
+            }
+            ("END", Some(_)) if line.value.eq_ignore_ascii_case("VCARD") => {
+                if let Some((begun, lines)) = current.take() {
+                    cards.push(card(begun, &lines)?);
+                }
+            }
+            // A card inside a card (vCard 2.1 AGENT) is not one of the address book's.
+            ("BEGIN", Some(_)) => {
+                return Err(VcardError {
+                    line: line.number,
+                    message: "BEGIN inside a card".into(),
+                });
+            }
+            (_, Some((_, lines))) => lines.push(line),
+            (_, None) => {
+                return Err(VcardError {
+                    line: line.number,
+                    message: format!("{} outside BEGIN:VCARD … END:VCARD", line.name),
+                });
+            }
+        }
+    }
+    if let Some((begun, _)) = current {
+        return Err(VcardError {
+            line: begun,
+            message: "this card has no END:VCARD".into(),
+        });
+    }
+    Ok(cards)
+}
+
+fn card(begun: usize, lines: &[Line]) -> Result<Card, VcardError> {
+    let mut c = Card::default();
+    let mut full_name = None;
+    let mut structured = None;
+    // (preference, order seen, address): PREF (1 most preferred) first, then file order.
+    let mut addresses: Vec<(u32, usize, String)> = Vec::new();
+    let mut notes = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let pref = l
+            .param("PREF")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(if l.has_type("PREF") { 100 } else { 101 });
+        match l.name.as_str() {
+            "FN" => full_name = Some(unescape(&l.value)),
+            "N" => structured = Some(l.value.clone()),
+            "UID" => c.uid = Some(l.value.trim().to_string()).filter(|u| !u.is_empty()),
+            "NOTE" => notes.push(unescape(&l.value)),
+            "TEL" => {
+                let v = unescape(&l.value);
+                let v = v.trim();
+                // A tel: URI's parameters (;ext=, ;phone-context=) are not part of the number.
+                let v = strip_scheme(v, "tel:").map_or(v, |n| n.split(';').next().unwrap_or(n));
+                if !v.is_empty() {
+                    addresses.push((pref, i, v.to_string()));
+                }
+            }
+            "IMPP" | "X-SIP" | "X-SIP-URI" => {
+                let v = unescape(&l.value);
+                let v = v.trim();
+                let sip = if strip_scheme(v, "sip:").is_some() || strip_scheme(v, "sips:").is_some()
+                {
+                    Some(v.to_string())
+                } else if l.name != "IMPP" && !v.contains(':') {
+                    Some(format!("sip:{v}"))
+                } else {
+                    // xmpp:, skype: and other services are not ours to call.
+                    None
+                };
+                if let Some(a) = sip {
+                    addresses.push((pref, i, a));
+                }
+            }
+            "CATEGORIES" => {
+                c.favourite |= split_list(&l.value).iter().any(|x| {
+                    ["favourites", "favorites", "starred"]
+                        .iter()
+                        .any(|f| x.trim().eq_ignore_ascii_case(f))
+                });
+            }
+            "X-VOIPD-FAVOURITE" => c.favourite |= l.value.trim().eq_ignore_ascii_case("TRUE"),
+            _ => {}
+        }
+    }
+    c.name = match (full_name, structured) {
+        (Some(n), _) if !n.trim().is_empty() => n.trim().to_string(),
+        (_, Some(n)) => name_from_parts(&n),
+        _ => String::new(),
+    };
+    if c.name.is_empty() {
+        return Err(VcardError {
+            line: begun,
+            message: "this card has no name (FN or N)".into(),
+        });
+    }
+    addresses.sort_by_key(|(pref, i, _)| (*pref, *i));
+    for (_, _, a) in addresses {
+        if !c.addresses.contains(&a) {
+            c.addresses.push(a);
+        }
+    }
+    c.notes = notes.join("\n");
+    Ok(c)
+}
+
+/// N is family;given;additional;prefixes;suffixes: "Dr. Given Additional Family Jr.".
+fn name_from_parts(n: &str) -> String {
+    let parts: Vec<String> = split_escaped(n, ';').iter().map(|p| unescape(p)).collect();
+    let at = |i: usize| parts.get(i).map_or("", |s| s.trim());
+    [at(3), at(1), at(2), at(0), at(4)]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn strip_scheme<'a>(v: &'a str, scheme: &str) -> Option<&'a str> {
+    (v.len() >= scheme.len() && v[..scheme.len()].eq_ignore_ascii_case(scheme))
+        .then(|| &v[scheme.len()..])
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    split_escaped(v, ',').iter().map(|p| unescape(p)).collect()
+}
+
+/// Splits at `sep` where it is not escaped with a backslash.
+fn split_escaped(v: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, ch) in v.char_indices() {
+        match ch {
+            '\\' if !escaped => escaped = true,
+            c if c == sep && !escaped => {
+                out.push(&v[start..i]);
+                start = i + 1;
+            }
+            _ => escaped = false,
+        }
+    }
+    out.push(&v[start..]);
+    out
+}
+
+fn unescape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(ch) = chars.next() {
+        if ch != '\\' {
+            out.push(ch);
+            continue;
+        }
+        match chars.next() {
+            Some('n' | 'N') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            ',' => out.push_str("\\,"),
+            ';' => out.push_str("\\;"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The content lines of `text`, unfolded (a line starting with a space or tab continues
+/// the one before; vCard 2.1 quoted-printable continues with a trailing `=`) and decoded.
+fn unfold(text: &str) -> impl Iterator<Item = Result<Line, VcardError>> + '_ {
+    let mut raw = text.lines().enumerate().peekable();
+    std::iter::from_fn(move || {
+        loop {
+            let (i, first) = raw.next()?;
+            if first.trim().is_empty() {
+                continue;
+            }
+            let mut joined = first.to_string();
+            let quoted_printable = first
+                .split(':')
+                .next()
+                .is_some_and(|head| head.to_ascii_uppercase().contains("QUOTED-PRINTABLE"));
+            loop {
+                if quoted_printable && joined.ends_with('=') {
+                    match raw.next() {
+                        Some((_, next)) => {
+                            joined.pop();
+                            joined.push_str(next);
+                            continue;
+                        }
+                        None => break,
+                    }
+                }
+                match raw.peek() {
+                    Some((_, next)) if next.starts_with([' ', '\t']) => {
+                        joined.push_str(&next[1..]);
+                        raw.next();
+                    }
+                    _ => break,
+                }
+            }
+            return Some(content_line(i + 1, &joined));
+        }
+    })
+}
+
+fn content_line(number: usize, text: &str) -> Result<Line, VcardError> {
+    let bad = |message: String| VcardError {
+        line: number,
+        message,
+    };
+    // The value starts at the first colon outside a quoted parameter value.
+    let mut quoted = false;
+    let colon = text
+        .char_indices()
+        .find(|&(_, c)| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            c == ':' && !quoted
+        })
+        .map(|(i, _)| i)
+        .ok_or_else(|| bad(format!("no ':' in {:?}", truncate(text))))?;
+    let (head, value) = (&text[..colon], &text[colon + 1..]);
+    let mut parts = head.split(';');
+    let name = parts.next().unwrap_or_default();
+    // A group prefix (item1.TEL) only ties properties together; the name is what counts.
+    let name = name.rsplit('.').next().unwrap_or(name).trim();
+    if name.is_empty() {
+        return Err(bad(format!("no property name in {:?}", truncate(text))));
+    }
+    let params: Vec<(String, String)> = parts
+        .map(|p| match p.split_once('=') {
+            Some((n, v)) => (n.trim().to_string(), v.trim().trim_matches('"').to_string()),
+            None => (p.trim().to_string(), String::new()),
+        })
+        .collect();
+    let mut line = Line {
+        number,
+        name: name.to_ascii_uppercase(),
+        params,
+        value: value.to_string(),
+    };
+    if line
+        .param("ENCODING")
+        .is_some_and(|e| e.eq_ignore_ascii_case("QUOTED-PRINTABLE"))
+        || line.has_type("QUOTED-PRINTABLE")
+    {
+        let bytes = quoted_printable(&line.value);
+        line.value = decode_charset(&bytes, line.param("CHARSET")).map_err(bad)?;
+    }
+    Ok(line)
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+fn quoted_printable(v: &str) -> Vec<u8> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'=', Some(x)) => {
+                out.push(x);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn decode_charset(bytes: &[u8], charset: Option<&str>) -> Result<String, String> {
+    match charset.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("UTF-8" | "US-ASCII") => String::from_utf8(bytes.to_vec())
+            .map_err(|_| "the text is not valid UTF-8 (say CHARSET= if it is not)".into()),
+        // Latin-1 bytes are the first 256 code points.
+        Some("ISO-8859-1" | "LATIN1") => Ok(bytes.iter().map(|&b| char::from(b)).collect()),
+        Some(other) => Err(format!("charset {other} is not supported; use UTF-8")),
+    }
+}
+
+/// What `write` needs of a contact.
+pub(super) struct Out<'a> {
+    pub uid: &'a str,
+    pub name: &'a str,
+    pub addresses: &'a [String],
+    pub favourite: bool,
+    pub notes: &'a str,
+}
+
+/// vCard 4.0, CRLF line ends, lines folded at 75 octets.
+pub(super) fn write<'a>(contacts: impl IntoIterator<Item = Out<'a>>) -> String {
+    let mut s = String::new();
+    for c in contacts {
+        let mut lines = vec![
+            "BEGIN:VCARD".to_string(),
+            "VERSION:4.0".to_string(),
+            format!("UID:{}", c.uid),
+            format!("FN:{}", escape(c.name)),
+        ];
+        // N is family;given: the last word is taken as the family name, as most do.
+        let (given, family) = c.name.rsplit_once(' ').unwrap_or(("", c.name));
+        lines.push(format!("N:{};{};;;", escape(family), escape(given)));
+        for (i, a) in c.addresses.iter().enumerate() {
+            let pref = i + 1;
+            if a.starts_with("sip:") || a.starts_with("sips:") {
+                lines.push(format!("IMPP;PREF={pref}:{a}"));
+            } else {
+                lines.push(format!("TEL;VALUE=uri;PREF={pref}:tel:{a}"));
+            }
+        }
+        if c.favourite {
+            lines.push(format!("CATEGORIES:{FAVOURITES}"));
+        }
+        if !c.notes.is_empty() {
+            lines.push(format!("NOTE:{}", escape(c.notes)));
+        }
+        lines.push("END:VCARD".to_string());
+        for l in lines {
+            fold(&mut s, &l);
+        }
+    }
+    s
+}
+
+fn fold(out: &mut String, line: &str) {
+    let mut width = 0;
+    for ch in line.chars() {
+        if width + ch.len_utf8() > 75 {
+            out.push_str("\r\n ");
+            width = 1;
+        }
+        out.push(ch);
+        width += ch.len_utf8();
+    }
+    let _ = write!(out, "\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_other_programs_write() {
+        let text = "\u{feff}BEGIN:VCARD\r\nVERSION:3.0\r\nN:Liddell;Alice;;Ms.;\r\nFN:Alice Liddell\r\n\
+            item1.TEL;TYPE=CELL:+44 1865 270000\r\nitem1.X-ABLabel:mobile\r\n\
+            IMPP;X-SERVICE-TYPE=xmpp:xmpp:alice@example.org\r\nX-SIP:alice@example.com\r\n\
+            NOTE:Lives down the rabbit hole\\, mostly.\\nCall after 10.\r\n\
+            CATEGORIES:friends,starred\r\nPHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQSkZJRgABAQAAAQABAAD\r\n \
+            /2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0\r\n\
+            END:VCARD\r\n\
+            BEGIN:VCARD\nVERSION:2.1\nN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:M=C3=BCller;J=C3=BCrgen\n\
+            TEL;WORK;VOICE:030 1234-567\nTEL;CELL;PREF:0170 7654321\nEND:VCARD\n";
+        let cards = parse(text).unwrap();
+        assert_eq!(cards.len(), 2);
+        assert_eq!(cards[0].name, "Alice Liddell");
+        assert_eq!(
+            cards[0].addresses,
+            ["+44 1865 270000", "sip:alice@example.com"]
+        );
+        assert_eq!(
+            cards[0].notes,
+            "Lives down the rabbit hole, mostly.\nCall after 10."
+        );
+        assert!(cards[0].favourite);
+        assert_eq!(cards[1].name, "Jürgen Müller");
+        assert_eq!(cards[1].addresses, ["0170 7654321", "030 1234-567"]);
+        assert!(!cards[1].favourite);
+    }
+
+    #[test]
+    fn a_broken_file_names_the_line() {
+        let e =
+            parse("BEGIN:VCARD\nVERSION:4.0\nFN:A\nthis has no colon\nEND:VCARD\n").unwrap_err();
+        assert_eq!(e.line, 4);
+        assert_eq!(parse("BEGIN:VCARD\nFN:A\n").unwrap_err().line, 1);
+        assert!(
+            parse("BEGIN:VCARD\nTEL:1\nEND:VCARD\n")
+                .unwrap_err()
+                .message
+                .contains("no name")
+        );
+        assert!(
+            parse("BEGIN:VCARD\nN;CHARSET=KOI8-R;ENCODING=QUOTED-PRINTABLE:=C1\nEND:VCARD")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn what_is_written_reads_back_the_same() {
+        let addresses = vec![
+            "+441865270000".to_string(),
+            "sip:alice@example.com".to_string(),
+        ];
+        let notes = "a, b; c\\d\nsecond line that is long enough to be folded somewhere past seventy-five octets ✓✓✓";
+        let text = write([Out {
+            uid: "urn:uuid:1",
+            name: "Ålice Liddell",
+            addresses: &addresses,
+            favourite: true,
+            notes,
+        }]);
+        assert!(text.lines().all(|l| l.len() <= 76), "{text}");
+        let back = parse(&text).unwrap();
+        assert_eq!(
+            back,
+            [Card {
+                uid: Some("urn:uuid:1".into()),
+                name: "Ålice Liddell".into(),
+                addresses,
+                favourite: true,
+                notes: notes.into(),
+            }]
+        );
+    }
+}
