@@ -51,6 +51,22 @@ def grpc_latency(sock, n):
     report("gRPC GetStatus (one channel)", ms)
 
 
+def grpc_call(sock, n, method, text):
+    """`method` over one channel, its request a message whose field 1 is `text`."""
+    ch = channel(sock)
+    raw = text.encode()
+    assert len(raw) < 128
+    req = b"\x0a" + bytes([len(raw)]) + raw
+    call = ch.unary_unary(method, request_serializer=lambda r: r, response_deserializer=lambda b: b)
+    size = len(call(req, timeout=5))
+    ms = []
+    for _ in range(n):
+        t = time.perf_counter()
+        call(req, timeout=5)
+        ms.append((time.perf_counter() - t) * 1000)
+    report(f"gRPC {method} {text!r} (one channel, {size} B answer)", ms)
+
+
 def dbus_latency(address, n):
     from jeepney import DBusAddress, Properties
     from jeepney.io.blocking import open_dbus_connection
@@ -83,6 +99,8 @@ if __name__ == "__main__":
         latency(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
     elif verb == "grpc-latency":
         grpc_latency(sys.argv[2], int(sys.argv[3]))
+    elif verb == "grpc-call":
+        grpc_call(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
     elif verb == "dbus-latency":
         dbus_latency(sys.argv[2], int(sys.argv[3]))
     elif verb == "events":

@@ -300,6 +300,75 @@ fn errors_are_named_and_change_nothing() {
     assert!(out.status.success(), "{}", describe(&out));
 }
 
+#[test]
+fn a_panel_lists_contacts_and_messages_and_sets_our_presence() {
+    let sb = Sandbox::new();
+    let bus = Bus::start(sb.path());
+    sb.write_config(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
+    );
+    let _d = start_daemon(&sb, &bus);
+    let vcf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/phone-export.vcf");
+    let out = sb.voipctl(&["contacts", "import", vcf.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let found = bus.busctl_ok(&["call", NAME, ROOT, MANAGER, "ListContacts", "s", "liddell"]);
+    assert!(found.starts_with("aa{sv} 1 "), "{found}");
+    assert!(found.contains("\"Alice Liddell\""), "{found}");
+    assert!(found.contains("\"sip:alice@127.0.0.1\""), "{found}");
+    assert!(found.contains("\"Presence\" s \"unknown\""), "{found}");
+
+    let monitor = bus.monitor();
+    let out = sb.voipctl(&["contacts", "add", "Zed", "-a", "zed@127.0.0.1"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_until(
+        || monitor.text().contains("ContactChanged") && monitor.text().contains("'Zed'"),
+        "a ContactChanged signal for Zed",
+    );
+
+    // A message on its way (to nobody who answers) is listed with its state.
+    let out = sb.voipctl(&["message", "send", "sip:nobody@127.0.0.1:9", "hello?"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let listed = bus.busctl_ok(&["call", NAME, ROOT, MANAGER, "ListMessages", "su", "", "10"]);
+    assert!(listed.starts_with("aa{sv} 1 "), "{listed}");
+    assert!(
+        listed.contains("\"hello?\"") && listed.contains("\"queued\""),
+        "{listed}"
+    );
+    let none = bus.busctl_ok(&[
+        "call",
+        NAME,
+        ROOT,
+        MANAGER,
+        "ListMessages",
+        "su",
+        "Zed",
+        "10",
+    ]);
+    assert_eq!(none.trim(), "aa{sv} 0", "Zed has no messages");
+
+    bus.busctl_ok(&[
+        "call",
+        NAME,
+        ROOT,
+        MANAGER,
+        "SetPresence",
+        "ss",
+        "away",
+        "out",
+    ]);
+    let e = gdbus_call(
+        &bus,
+        ROOT,
+        "org.voipd.Manager1.SetPresence",
+        &["sleepy", ""],
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("org.voipd.Error.InvalidArgument") && e.contains("status"),
+        "{e}"
+    );
+}
+
 /// The interface element `name` from an introspection document, trimmed line by line.
 fn interface_xml(doc: &str, name: &str) -> String {
     let start = doc

@@ -1,5 +1,6 @@
-//! Incoming text messages (SIP MESSAGE) from SIPp: UTF-8 kept intact, a resend kept once,
-//! other charsets and types refused with 415; a message answered 200 survives kill -9.
+//! Text messages (SIP MESSAGE): from SIPp (UTF-8 kept intact, a resend kept once, other
+//! charsets and types refused with 415), both ways with baresip through Kamailio, and a
+//! message answered 200 survives kill -9.
 
 use std::time::Duration;
 
@@ -327,4 +328,77 @@ fn a_queued_message_is_sent_after_kill_9_and_a_restart() {
     wait_until(|| messages(&b).len() == 1, "bob to have it");
     assert_eq!(messages(&b)[0]["body"], TEXT);
     assert_eq!(messages(&a).len(), 1, "sent once, listed once");
+}
+
+/// baresip writes to voipd and voipd to baresip, both through Kamailio, each by the
+/// contact's name on its side; the text arrives intact both ways.
+#[test]
+fn messages_go_both_ways_with_baresip_through_kamailio() {
+    use voipd_tests::baresip::{Baresip, BaresipOptions};
+    use voipd_tests::peers::Kamailio;
+
+    let sb = Sandbox::new();
+    let kam = Kamailio::start(sb.path(), &[]);
+    sb.write_config(&format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\npassword = \"alicepw\"\n\
+         outbound_proxy = [\"sip:127.0.0.1:{}\"]\n",
+        kam.port
+    ));
+    let _d = sb.start_daemon();
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
+    let mut carol = Baresip::start(
+        sb.path(),
+        BaresipOptions {
+            contacts: &["\"Alice\" <sip:alice@127.0.0.1>"],
+            ..BaresipOptions::carol(kam.port)
+        },
+    );
+    let out = sb.voipctl(&["contacts", "add", "Carol Singer", "-a", "carol@127.0.0.1"]);
+    assert!(out.status.success(), "{}", describe(&out));
+
+    // baresip to voipd: its `message` command writes to its current contact, Alice.
+    carol.command("message", TEXT);
+    let mut got = Vec::new();
+    wait_until(
+        || {
+            let out = sb.voipctl(&["--json", "message", "list", "--with", "carol"]);
+            let v: Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+            got = v["messages"].as_array().cloned().unwrap_or_default();
+            !got.is_empty()
+        },
+        "baresip's message in voipd's list",
+    );
+    assert_eq!(got[0]["body"], TEXT, "{got:?}");
+    assert_eq!(got[0]["peer"], "sip:carol@127.0.0.1", "{got:?}");
+    assert_eq!(got[0]["incoming"], true);
+
+    // voipd to baresip, by the contact's name; delivered, and shown by baresip as sent.
+    let reply = "Danke! 🚪 Tür ist zu";
+    let out = sb.voipctl(&["--json", "message", "send", "carol", reply]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let sent: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(sent["peer"], "sip:carol@127.0.0.1", "{sent}");
+    wait_until(
+        || {
+            let out = sb.voipctl(&["--json", "message", "list", "--with", "Carol Singer"]);
+            let v: Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+            v["messages"].as_array().is_some_and(|m| {
+                m.iter()
+                    .any(|m| m["body"] == reply && m["status"] == "delivered")
+            })
+        },
+        "the reply to be delivered",
+    );
+    wait_until(
+        || {
+            carol
+                .log()
+                .contains(&format!("sip:alice@127.0.0.1: \"{reply}\""))
+        },
+        "baresip to show the reply",
+    );
+    // The conversation, both ways, by name.
+    let text = stdout(&sb.voipctl(&["message", "list", "--with", "carol"]));
+    assert!(text.contains(TEXT) && text.contains(reply), "{text}");
 }

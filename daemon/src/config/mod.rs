@@ -38,6 +38,10 @@ pub struct PresenceConfig {
     /// Who may SUBSCRIBE to ours.
     #[serde(default)]
     pub share: PresenceShare,
+    /// PUBLISH ours to the server of each registered account (RFC 3903). Off unless
+    /// asked for, as in baresip and linphone: most servers do not take it.
+    #[serde(default)]
+    pub publish: bool,
 }
 
 impl Default for PresenceConfig {
@@ -45,6 +49,7 @@ impl Default for PresenceConfig {
         PresenceConfig {
             subscribe: true,
             share: PresenceShare::default(),
+            publish: false,
         }
     }
 }

@@ -78,6 +78,15 @@ impl Accounts {
         self.list.iter().map(Entry::info).collect()
     }
 
+    /// The accounts registered now.
+    pub(super) fn registered_accounts(&self) -> Vec<Account> {
+        self.list
+            .iter()
+            .filter(|e| matches!(e.state, RegState::Registered { .. }))
+            .map(|e| e.config.clone())
+            .collect()
+    }
+
     pub(super) fn registered(&self) -> usize {
         self.list
             .iter()

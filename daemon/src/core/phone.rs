@@ -197,7 +197,8 @@ impl Phone {
                 Some((id, state)) = reg_updates.recv() => {
                     if let Some(info) = self.accounts.update(&id, state) {
                         self.events.emit(EventKind::AccountChanged(info));
-                        // Presence subscriptions go from the first registered account.
+                        // Presence subscriptions go from the first registered account, and
+                        // what we publish goes through every registered one.
                         self.follow(None);
                     }
                 }
@@ -503,8 +504,14 @@ impl Phone {
         });
     }
 
-    /// Follows the contacts' presence as configured, from the account to dial from.
+    /// Follows the contacts' presence as configured, from the account to dial from, and
+    /// publishes ours through the registered accounts.
     fn follow(&mut self, contacts: Option<Vec<crate::store::Contact>>) {
+        self.presence.publish(
+            self.endpoint.as_ref(),
+            self.accounts.registered_accounts(),
+            self.config.presence.publish,
+        );
         let account = self.accounts.for_dialing(None).ok().flatten();
         self.presence.follow(
             contacts,

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::calls::CallUpdate;
 use super::contacts::ContactInfo;
@@ -21,6 +21,7 @@ use crate::sip::uri::SipUri;
 use crate::store::Contact;
 
 pub(super) mod notifier;
+mod publisher;
 
 /// Most available last, so that `max` picks what a contact shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
@@ -76,7 +77,6 @@ impl Presence {
 
 /// What the core knows and does about presence: whom it follows, what it learnt, and who
 /// is in the address book (for presence events and `presence.share`).
-#[derive(Default)]
 pub(super) struct Presences {
     known: HashMap<String, Presence>,
     following: HashMap<String, Follow>,
@@ -85,15 +85,54 @@ pub(super) struct Presences {
     contacts: Vec<Contact>,
     /// The account subscriptions are made from (they restart when it changes).
     from: Option<AccountId>,
-    pub own: Presence,
+    own: watch::Sender<Presence>,
     notifier: Option<mpsc::Sender<notifier::Msg>>,
+    publishers: HashMap<AccountId, publisher::Publisher>,
 }
 
 impl Presences {
     pub(super) fn new() -> Presences {
         Presences {
-            own: Presence::now(PresenceStatus::Online, String::new()),
-            ..Presences::default()
+            known: HashMap::new(),
+            following: HashMap::new(),
+            by_call_id: HashMap::new(),
+            contacts: Vec::new(),
+            from: None,
+            own: watch::Sender::new(Presence::now(PresenceStatus::Online, String::new())),
+            notifier: None,
+            publishers: HashMap::new(),
+        }
+    }
+
+    /// Publishes our presence through each of `registered` (when `enabled`), and stops
+    /// publishing through the others.
+    pub(super) fn publish(
+        &mut self,
+        ep: Option<&Endpoint>,
+        registered: Vec<Account>,
+        enabled: bool,
+    ) {
+        let wanted: Vec<Account> = match ep {
+            Some(_) if enabled => registered,
+            _ => Vec::new(),
+        };
+        let gone: Vec<AccountId> = self
+            .publishers
+            .keys()
+            .filter(|id| !wanted.iter().any(|a| a.id == **id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(p) = self.publishers.remove(&id) {
+                tokio::spawn(p.stop());
+            }
+        }
+        let Some(ep) = ep else { return };
+        for a in wanted {
+            if !self.publishers.contains_key(&a.id) {
+                let p = publisher::Publisher::start(ep.clone(), a.clone(), self.own.subscribe());
+                self.publishers.insert(a.id, p);
+            }
         }
     }
 
@@ -214,13 +253,13 @@ impl Presences {
 
     /// The notifier, started on first use.
     pub(super) fn notifier(&mut self, ep: &Endpoint) -> &mpsc::Sender<notifier::Msg> {
-        let own = self.own.clone();
+        let own = self.own.borrow().clone();
         self.notifier
             .get_or_insert_with(|| notifier::start(ep.clone(), own))
     }
 
     pub(super) fn set_own(&mut self, p: Presence) {
-        self.own = p.clone();
+        self.own.send_replace(p.clone());
         if let Some(n) = &self.notifier {
             let _ = n.try_send(notifier::Msg::Set(p));
         }
@@ -239,12 +278,18 @@ impl Presences {
                 }
             }
         };
+        let publishers: Vec<_> = self.publishers.drain().map(|(_, p)| p).collect();
         let stopped = async {
             for f in follows {
                 f.stop().await;
             }
         };
-        tokio::join!(told, stopped);
+        let withdrawn = async {
+            for p in publishers {
+                p.stop().await;
+            }
+        };
+        tokio::join!(told, stopped, withdrawn);
     }
 }
 

@@ -70,6 +70,8 @@ names! {
     SessionExpires = "Session-Expires" | "x",
     Date = "Date",
     Timestamp = "Timestamp",
+    SipETag = "SIP-ETag",
+    SipIfMatch = "SIP-If-Match",
 }
 
 impl Name {

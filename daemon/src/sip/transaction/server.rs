@@ -68,6 +68,13 @@ impl ServerTx {
         let (ep, key, target) = (self.ep.clone(), key.clone(), self.target);
         let t = ep.timers();
         let reliable = target.proto.reliable();
+        // Only an INVITE's final response is sent again from here; the others wait in
+        // the entry for a retransmitted request, and their timer holds no copy.
+        let bytes = if key.2 == Method::Invite {
+            bytes
+        } else {
+            Vec::new()
+        };
         tokio::spawn(async move {
             if key.2 == Method::Invite {
                 // Timer G retransmits until the ACK; Timer H gives up on it.

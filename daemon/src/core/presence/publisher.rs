@@ -1,0 +1,234 @@
+//! Publishing our presence to the account's server (PUBLISH, RFC 3903), so that watchers
+//! who ask the server rather than us learn it: once registered, on every change of our
+//! status, refreshed before it expires, and withdrawn when we stop. A server that does not
+//! take PUBLISH (405, 489, 501) is not asked again until the account registers anew.
+
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use super::{Presence, refresh_at};
+use crate::config::Account;
+use crate::core::pidf;
+use crate::core::request::outbound;
+use crate::sip::auth::Challenge;
+use crate::sip::message::{Method, Name, Response};
+use crate::sip::transaction::{Endpoint, random_token};
+
+/// How long a publication lasts; refreshed well before.
+const EXPIRES: u32 = 3600;
+const RETRY: Duration = Duration::from_secs(30);
+const LONGEST_RETRY: Duration = Duration::from_secs(600);
+
+pub(in crate::core) struct Publisher {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Publisher {
+    pub(in crate::core) fn start(
+        ep: Endpoint,
+        account: Account,
+        own: watch::Receiver<Presence>,
+    ) -> Publisher {
+        let (stop, stop_rx) = oneshot::channel();
+        let p = Publishing {
+            ep,
+            account,
+            call_id: format!("{}@voipd", random_token(20)),
+            cseq: 0,
+            etag: None,
+        };
+        Publisher {
+            stop: Some(stop),
+            task: tokio::spawn(p.run(own, stop_rx)),
+        }
+    }
+
+    /// Withdraws the publication and waits (briefly) for that to be said.
+    pub(in crate::core) async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+struct Publishing {
+    ep: Endpoint,
+    account: Account,
+    call_id: String,
+    cseq: u32,
+    /// The server's name for our publication, for refreshing, changing and removing it.
+    etag: Option<String>,
+}
+
+enum Outcome {
+    Published(u32),
+    /// The server does not take PUBLISH for presence.
+    Unsupported(u16),
+    /// No answer or a passing failure: try again later.
+    Failed(u16),
+}
+
+impl Publishing {
+    async fn run(mut self, mut own: watch::Receiver<Presence>, mut stop: oneshot::Receiver<()>) {
+        // Send the document now; later only when it changes (a refresh carries none).
+        let mut body = true;
+        let mut wait = RETRY;
+        loop {
+            let doc = body.then(|| {
+                let p = own.borrow_and_update().clone();
+                pidf::write(&self.account.aor.0.to_string(), p.status, &p.note)
+            });
+            let next = match self.publish(doc, EXPIRES).await {
+                Outcome::Published(expires) => {
+                    if body {
+                        tracing::info!(
+                            account = self.account.id.as_str(),
+                            "presence published: {}",
+                            own.borrow().status.as_str()
+                        );
+                    }
+                    wait = RETRY;
+                    body = false;
+                    refresh_at(expires)
+                }
+                Outcome::Unsupported(code) => {
+                    tracing::info!(
+                        account = self.account.id.as_str(),
+                        "the server does not take PUBLISH ({code}); presence is not published"
+                    );
+                    let _ = stop.await;
+                    return;
+                }
+                Outcome::Failed(code) => {
+                    tracing::info!(
+                        account = self.account.id.as_str(),
+                        "PUBLISH failed ({code}); trying again in {wait:?}"
+                    );
+                    // The next try starts afresh, with the document; at once if the server
+                    // only forgot our publication.
+                    self.etag = None;
+                    body = true;
+                    if code == 412 {
+                        Instant::now()
+                    } else {
+                        let at = Instant::now() + wait;
+                        wait = (wait * 2).min(LONGEST_RETRY);
+                        at
+                    }
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                changed = own.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    body = true;
+                }
+                _ = &mut stop => {
+                    if self.etag.is_some() {
+                        self.publish(None, 0).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One PUBLISH (with `doc`, or a refresh without), answering a challenge once.
+    async fn publish(&mut self, doc: Option<String>, expires: u32) -> Outcome {
+        let mut authorization = None;
+        for _ in 0..2 {
+            let r = match self
+                .attempt(doc.as_deref(), expires, authorization.take())
+                .await
+            {
+                Some(r) => r,
+                None => return Outcome::Failed(408),
+            };
+            match r.code {
+                200..=299 => {
+                    self.etag = r.headers.get(&Name::SipETag).map(str::to_string);
+                    let granted = r
+                        .headers
+                        .get(&Name::Expires)
+                        .and_then(|e| e.trim().parse().ok())
+                        .unwrap_or(expires);
+                    return Outcome::Published(granted.max(1));
+                }
+                401 | 407 => match self.answer(&r) {
+                    Some(a) => authorization = Some(a),
+                    None => return Outcome::Failed(r.code),
+                },
+                // The server forgot our publication: start a new one (with the document).
+                412 => {
+                    self.etag = None;
+                    return Outcome::Failed(412);
+                }
+                403 | 404 | 405 | 489 | 501 => return Outcome::Unsupported(r.code),
+                code => return Outcome::Failed(code),
+            }
+        }
+        Outcome::Failed(401)
+    }
+
+    async fn attempt(
+        &mut self,
+        doc: Option<&str>,
+        expires: u32,
+        authorization: Option<(Name, String)>,
+    ) -> Option<Response> {
+        self.cseq += 1;
+        let aor = self.account.aor.0.clone();
+        let out = outbound(
+            &self.ep,
+            Method::Publish,
+            Some(&self.account),
+            &aor,
+            &self.call_id,
+            self.cseq,
+        )
+        .await
+        .ok()?;
+        let mut req = out.request;
+        req.headers.push(Name::Event, "presence");
+        req.headers.push(Name::Expires, expires.to_string());
+        if let Some(etag) = &self.etag {
+            req.headers.push(Name::SipIfMatch, etag.clone());
+        }
+        if let Some((name, value)) = authorization {
+            req.headers.push(name, value);
+        }
+        if let Some(doc) = doc {
+            req.headers.push(Name::ContentType, pidf::CONTENT_TYPE);
+            req.body = doc.as_bytes().to_vec();
+        }
+        let mut tx = self.ep.request(req, out.target).await.ok()?;
+        loop {
+            match tx.response().await {
+                Ok(r) if r.code < 200 => continue,
+                Ok(r) => return Some(r),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn answer(&self, r: &Response) -> Option<(Name, String)> {
+        let password = self.account.password.as_ref()?;
+        let (ch, name) = Challenge::of_response(r, self.account.realm.as_deref())?;
+        let value = ch.answer(
+            &self.account.username,
+            password.expose(),
+            "PUBLISH",
+            &self.account.aor.0.to_string(),
+            1,
+            &random_token(16),
+        );
+        Some((name, value))
+    }
+}
