@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::peers::free_port;
+use crate::peers::{free_port, stop_child};
 use crate::{PATIENCE, require_tool};
 
 pub struct BaresipOptions<'a> {
@@ -255,18 +255,7 @@ impl Baresip {
     /// Ends it with SIGTERM, as a user quitting does (its subscribers get a last NOTIFY).
     pub fn terminate(&mut self) {
         if let Some(mut c) = self.child.take() {
-            // A plain signal to our own child's pid.
-            #[allow(unsafe_code)]
-            let _ = unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + PATIENCE;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            stop_child(&mut c);
         }
     }
 

@@ -28,7 +28,8 @@ fn signal(pid: u32, sig: libc::c_int) {
     }
 }
 
-fn stop_child(child: &mut Child) {
+/// SIGTERM, then SIGKILL if it has not ended within 5 s.
+pub fn stop_child(child: &mut Child) {
     signal(child.id(), libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {

@@ -24,6 +24,30 @@ fn voipd(sb: &Sandbox, kam: &Kamailio, user: &str) -> Daemon {
     d
 }
 
+/// SIPp playing `scenario` as a server on `port` for `calls` calls.
+fn sipp_uas(sb: &Sandbox, scenario: &str, port: u16, calls: u32) -> Sipp {
+    let args: Vec<String> = [
+        "-sf".to_string(),
+        sipp_scenario(scenario).display().to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-m".into(),
+        calls.to_string(),
+        "-nostdin".into(),
+        "-timeout".into(),
+        "60s".into(),
+        "-timeout_error".into(),
+        "-trace_err".into(),
+    ]
+    .into();
+    let sipp = Sipp::spawn(sb.path(), scenario, &args);
+    // SIPp binds before it reads anything; give it a moment to be there.
+    std::thread::sleep(Duration::from_millis(300));
+    sipp
+}
+
 fn add_contact(sb: &Sandbox, name: &str, address: &str) {
     let out = sb.voipctl(&["contacts", "add", name, "-a", address]);
     assert!(out.status.success(), "{}", describe(&out));
@@ -175,24 +199,7 @@ fn strangers_are_refused_and_unknown_event_packages_answered_489() {
 fn our_presence_is_published_changed_and_withdrawn() {
     let sb = Sandbox::new();
     let port = free_port();
-    let args: Vec<String> = [
-        "-sf".to_string(),
-        sipp_scenario("publish_uas.xml").display().to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        port.to_string(),
-        "-m".into(),
-        "2".into(),
-        "-nostdin".into(),
-        "-timeout".into(),
-        "60s".into(),
-        "-timeout_error".into(),
-        "-trace_err".into(),
-    ]
-    .into();
-    let mut sipp = Sipp::spawn(sb.path(), "publish", &args);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut sipp = sipp_uas(&sb, "publish_uas.xml", port, 2);
     sb.write_config(&format!(
         "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[presence]\npublish = true\n\n\
          [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{port}\"\nkeepalive_secs = 0\n"
@@ -220,23 +227,7 @@ fn our_presence_is_published_changed_and_withdrawn() {
 fn a_presence_agent_is_followed_through_a_refresh_to_its_end() {
     let sb = Sandbox::new();
     let port = free_port();
-    let args: Vec<String> = [
-        "-sf".to_string(),
-        sipp_scenario("presence_uas.xml").display().to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        port.to_string(),
-        "-m".into(),
-        "1".into(),
-        "-nostdin".into(),
-        "-timeout".into(),
-        "60s".into(),
-        "-timeout_error".into(),
-        "-trace_err".into(),
-    ]
-    .into();
-    let mut sipp = Sipp::spawn(sb.path(), "presence-agent", &args);
+    let mut sipp = sipp_uas(&sb, "presence_uas.xml", port, 1);
     sb.write_config(
         "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
          [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",

@@ -8,11 +8,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::calls::CallUpdate;
-use super::request::outbound;
+use super::request::{answer_challenge, outbound};
 use crate::config::Account;
-use crate::sip::auth::Challenge;
 use crate::sip::message::{Method, Name, Response};
-use crate::sip::transaction::{Endpoint, random_token};
+use crate::sip::transaction::Endpoint;
 use crate::sip::uri::SipUri;
 use crate::store::{MessageEntry, Store};
 
@@ -57,15 +56,17 @@ async fn send(o: &Outgoing) -> (bool, u16) {
     for _ in 0..ATTEMPTS {
         match attempt(o, &uri, cseq, authorization.as_ref()).await {
             Some(r) if r.code < 300 => return (true, r.code),
-            Some(r) if matches!(r.code, 401 | 407) && auth_tries < 2 => match answer(o, &uri, &r) {
-                Some(a) => {
-                    auth_tries += 1;
-                    cseq += 1;
-                    authorization = Some(a);
-                    continue;
+            Some(r) if matches!(r.code, 401 | 407) && auth_tries < 2 => {
+                match answer_challenge(o.account.as_ref(), &r, "MESSAGE", &uri.to_string()) {
+                    Some(a) => {
+                        auth_tries += 1;
+                        cseq += 1;
+                        authorization = Some(a);
+                        continue;
+                    }
+                    None => return (false, r.code),
                 }
-                None => return (false, r.code),
-            },
+            }
             // Busy or briefly unavailable: worth another try later.
             Some(r) if matches!(r.code, 408 | 480 | 500 | 503 | 504) => last = r.code,
             Some(r) => return (false, r.code),
@@ -107,28 +108,5 @@ async fn attempt(
         .push(Name::ContentType, "text/plain;charset=UTF-8");
     req.body = o.entry.body.clone().into_bytes();
     let mut tx = o.ep.request(req, out.target).await.ok()?;
-    loop {
-        match tx.response().await {
-            Ok(r) if r.code < 200 => continue,
-            Ok(r) => return Some(r),
-            Err(_) => return None,
-        }
-    }
-}
-
-/// The Authorization (or Proxy-Authorization) answering a challenge, with the account's
-/// credentials; None without them.
-fn answer(o: &Outgoing, uri: &SipUri, r: &Response) -> Option<(Name, String)> {
-    let account = o.account.as_ref()?;
-    let password = account.password.as_ref()?;
-    let (ch, name) = Challenge::of_response(r, account.realm.as_deref())?;
-    let value = ch.answer(
-        &account.username,
-        password.expose(),
-        "MESSAGE",
-        &uri.to_string(),
-        1,
-        &random_token(16),
-    );
-    Some((name, value))
+    tx.final_response().await.ok()
 }

@@ -10,9 +10,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::calls::CallUpdate;
 use super::contacts::ContactInfo;
 use super::pidf;
-use super::request::{outbound, uri_for};
+use super::request::{answer_challenge, outbound, uri_for};
 use crate::config::{Account, AccountId};
-use crate::sip::auth::Challenge;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Method, Name, Request, Response, SipHeaders, reason_phrase};
 use crate::sip::transaction::{Endpoint, TuRequest, random_token};
@@ -299,12 +298,37 @@ const EXPIRES: u32 = 600;
 const FIRST_RETRY: Duration = Duration::from_secs(15);
 const LONGEST_RETRY: Duration = Duration::from_secs(600);
 
+/// A task that says goodbye on the network when asked to stop.
+struct Stoppable {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stoppable {
+    fn spawn<F: Future<Output = ()> + Send + 'static>(
+        run: impl FnOnce(oneshot::Receiver<()>) -> F,
+    ) -> Stoppable {
+        let (stop, rx) = oneshot::channel();
+        Stoppable {
+            stop,
+            task: tokio::spawn(run(rx)),
+        }
+    }
+
+    /// Asks it to stop and waits a little for its goodbye to be sent.
+    async fn stop(self) {
+        let Stoppable { stop, mut task } = self;
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut task).await;
+        task.abort();
+    }
+}
+
 /// Following one address: the task and where its NOTIFYs go.
 pub(super) struct Follow {
     pub(super) call_id: String,
     pub(super) requests: mpsc::Sender<TuRequest>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    task: Stoppable,
 }
 
 impl Follow {
@@ -317,7 +341,6 @@ impl Follow {
     ) -> Follow {
         let call_id = format!("{}@voipd", random_token(20));
         let (tx, rx) = mpsc::channel(8);
-        let (stop, stop_rx) = oneshot::channel();
         let f = Follower {
             ep,
             account,
@@ -327,24 +350,18 @@ impl Follow {
             cseq: 0,
             updates,
             requests: rx,
-            stop: stop_rx,
             last: None,
         };
         Follow {
             call_id,
             requests: tx,
-            stop: Some(stop),
-            task: tokio::spawn(f.run()),
+            task: Stoppable::spawn(|stop| f.run(stop)),
         }
     }
 
-    /// Ends the subscription (un-SUBSCRIBE) and waits a little for that to be sent.
-    pub(super) async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
-        self.task.abort();
+    /// Ends the subscription (un-SUBSCRIBE).
+    pub(super) async fn stop(self) {
+        self.task.stop().await;
     }
 }
 
@@ -357,7 +374,6 @@ struct Follower {
     cseq: u32,
     updates: mpsc::Sender<CallUpdate>,
     requests: mpsc::Receiver<TuRequest>,
-    stop: oneshot::Receiver<()>,
     last: Option<(PresenceStatus, String)>,
 }
 
@@ -378,10 +394,10 @@ struct Sub {
 }
 
 impl Follower {
-    async fn run(mut self) {
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         let mut wait = FIRST_RETRY;
         loop {
-            match self.subscription().await {
+            match self.subscription(&mut stop).await {
                 Ended::Stopped => return,
                 Ended::Retry(d) => {
                     let d = if d.is_zero() {
@@ -394,7 +410,7 @@ impl Follower {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(d) => {}
-                        _ = &mut self.stop => return,
+                        _ = &mut stop => return,
                         // NOTIFYs of a subscription that is over.
                         Some(req) = self.requests.recv() => answer(&req, 481).await,
                     }
@@ -415,7 +431,7 @@ impl Follower {
     }
 
     /// One subscription, from the first SUBSCRIBE to its end.
-    async fn subscription(&mut self) -> Ended {
+    async fn subscription(&mut self, stop: &mut oneshot::Receiver<()>) -> Ended {
         let Some(mut sub) = self.initial().await else {
             self.tell(PresenceStatus::Offline, String::new());
             return Ended::Retry(FIRST_RETRY);
@@ -499,7 +515,7 @@ impl Follower {
                     // Until its answer, the next refresh is not due.
                     sub.refresh_at = refresh_at(EXPIRES);
                 }
-                _ = &mut self.stop => {
+                _ = &mut *stop => {
                     self.unsubscribe(&mut sub).await;
                     return Ended::Stopped;
                 }
@@ -545,18 +561,9 @@ impl Follower {
 
     /// The request again, one CSeq on, answering the challenge in `r`.
     fn with_auth(&mut self, sub: &Sub, r: &Response) -> Option<Request> {
-        let account = self.account.as_ref()?;
-        let password = account.password.as_ref()?;
-        let (ch, name) = Challenge::of_response(r, account.realm.as_deref())?;
         let mut req = sub.request.clone();
-        let value = ch.answer(
-            &account.username,
-            password.expose(),
-            "SUBSCRIBE",
-            &req.uri.to_string(),
-            1,
-            &random_token(16),
-        );
+        let (name, value) =
+            answer_challenge(self.account.as_ref(), r, "SUBSCRIBE", &req.uri.to_string())?;
         req.headers.remove(&Name::Authorization);
         req.headers.remove(&Name::ProxyAuthorization);
         req.headers.push(name, value);

@@ -347,13 +347,10 @@ impl Task {
             .request(req, flow)
             .await
             .map_err(|e| e.to_string())?;
-        loop {
-            match tx.response().await {
-                Ok(r) if r.code < 200 => continue,
-                // Any final answer proves the flow works; only silence means it does not.
-                Ok(r) => return Ok(public_address(&r)),
-                Err(e) => return Err(e.to_string()),
-            }
+        // Any final answer proves the flow works; only silence means it does not.
+        match tx.final_response().await {
+            Ok(r) => Ok(public_address(&r)),
+            Err(e) => Err(e.to_string()),
         }
     }
 

@@ -70,18 +70,7 @@ impl Store {
             c.apply(edit);
             // All of it or none: the batch around this job may commit other jobs' work.
             let sp = db.savepoint()?;
-            sp.prepare_cached(
-                "UPDATE contacts SET name = ?2, favourite = ?3, notes = ?4, updated_ms = ?5
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                c.name,
-                c.favourite,
-                c.notes,
-                ms(SystemTime::now())
-            ])?;
-            set_addresses(&sp, id, &c.addresses)?;
+            update(&sp, id, &c.name, c.favourite, &c.notes, &c.addresses)?;
             sp.commit()?;
             get(db, id)
         })
@@ -174,18 +163,7 @@ impl Store {
                     .optional()?;
                 match known {
                     Some(id) => {
-                        sp.prepare_cached(
-                            "UPDATE contacts SET name = ?2, favourite = ?3, notes = ?4,
-                             updated_ms = ?5 WHERE id = ?1",
-                        )?
-                        .execute(params![
-                            id,
-                            c.name,
-                            c.favourite,
-                            c.notes,
-                            ms(SystemTime::now())
-                        ])?;
-                        set_addresses(&sp, id, &c.addresses)?;
+                        update(&sp, id, &c.name, c.favourite, &c.notes, &c.addresses)?;
                         done.updated += 1;
                     }
                     None => {
@@ -239,6 +217,21 @@ fn insert(db: &Connection, c: &NewContact) -> rusqlite::Result<i64> {
     let id = db.last_insert_rowid();
     set_addresses(db, id, &c.addresses)?;
     Ok(id)
+}
+
+fn update(
+    db: &Connection,
+    id: i64,
+    name: &str,
+    favourite: bool,
+    notes: &str,
+    addresses: &[String],
+) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "UPDATE contacts SET name = ?2, favourite = ?3, notes = ?4, updated_ms = ?5 WHERE id = ?1",
+    )?
+    .execute(params![id, name, favourite, notes, ms(SystemTime::now())])?;
+    set_addresses(db, id, addresses)
 }
 
 fn set_addresses(db: &Connection, id: i64, addresses: &[String]) -> rusqlite::Result<()> {

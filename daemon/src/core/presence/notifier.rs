@@ -259,13 +259,7 @@ impl Notifier {
             let answered = async {
                 let target = dialog.next_hop().await.ok()?;
                 let mut tx = ep.request(req, target).await.ok()?;
-                loop {
-                    match tx.response().await {
-                        Ok(r) if r.code < 200 => continue,
-                        Ok(r) => return Some(r.code),
-                        Err(_) => return None,
-                    }
-                }
+                tx.final_response().await.ok().map(|r| r.code)
             }
             .await;
             if ended.is_none() && !matches!(answered, Some(200..=299)) {

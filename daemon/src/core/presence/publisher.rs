@@ -8,11 +8,10 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::{Presence, refresh_at};
+use super::{Presence, Stoppable, refresh_at};
 use crate::config::Account;
 use crate::core::pidf;
-use crate::core::request::outbound;
-use crate::sip::auth::Challenge;
+use crate::core::request::{answer_challenge, outbound};
 use crate::sip::message::{Method, Name, Response};
 use crate::sip::transaction::{Endpoint, random_token};
 
@@ -21,10 +20,7 @@ const EXPIRES: u32 = 3600;
 const RETRY: Duration = Duration::from_secs(30);
 const LONGEST_RETRY: Duration = Duration::from_secs(600);
 
-pub(in crate::core) struct Publisher {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
+pub(in crate::core) struct Publisher(Stoppable);
 
 impl Publisher {
     pub(in crate::core) fn start(
@@ -32,7 +28,6 @@ impl Publisher {
         account: Account,
         own: watch::Receiver<Presence>,
     ) -> Publisher {
-        let (stop, stop_rx) = oneshot::channel();
         let p = Publishing {
             ep,
             account,
@@ -40,19 +35,12 @@ impl Publisher {
             cseq: 0,
             etag: None,
         };
-        Publisher {
-            stop: Some(stop),
-            task: tokio::spawn(p.run(own, stop_rx)),
-        }
+        Publisher(Stoppable::spawn(|stop| p.run(own, stop)))
     }
 
-    /// Withdraws the publication and waits (briefly) for that to be said.
-    pub(in crate::core) async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
-        self.task.abort();
+    /// Withdraws the publication.
+    pub(in crate::core) async fn stop(self) {
+        self.0.stop().await;
     }
 }
 
@@ -161,7 +149,12 @@ impl Publishing {
                         .unwrap_or(expires);
                     return Outcome::Published(granted.max(1));
                 }
-                401 | 407 => match self.answer(&r) {
+                401 | 407 => match answer_challenge(
+                    Some(&self.account),
+                    &r,
+                    "PUBLISH",
+                    &self.account.aor.0.to_string(),
+                ) {
                     Some(a) => authorization = Some(a),
                     None => return Outcome::Failed(r.code),
                 },
@@ -209,26 +202,6 @@ impl Publishing {
             req.body = doc.as_bytes().to_vec();
         }
         let mut tx = self.ep.request(req, out.target).await.ok()?;
-        loop {
-            match tx.response().await {
-                Ok(r) if r.code < 200 => continue,
-                Ok(r) => return Some(r),
-                Err(_) => return None,
-            }
-        }
-    }
-
-    fn answer(&self, r: &Response) -> Option<(Name, String)> {
-        let password = self.account.password.as_ref()?;
-        let (ch, name) = Challenge::of_response(r, self.account.realm.as_deref())?;
-        let value = ch.answer(
-            &self.account.username,
-            password.expose(),
-            "PUBLISH",
-            &self.account.aor.0.to_string(),
-            1,
-            &random_token(16),
-        );
-        Some((name, value))
+        tx.final_response().await.ok()
     }
 }

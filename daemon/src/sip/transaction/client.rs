@@ -181,6 +181,16 @@ impl ClientTx {
         }
     }
 
+    /// The final response, past any provisional ones.
+    pub async fn final_response(&mut self) -> Result<Response, TxError> {
+        loop {
+            let r = self.response().await?;
+            if r.code >= 200 {
+                return Ok(r);
+            }
+        }
+    }
+
     /// RFC 3261 §17.1.1.3: the ACK for a non-2xx final response, sent again for each
     /// retransmission of it until Timer D.
     async fn ack_and_linger(&mut self, resp: &Response) {
