@@ -2,7 +2,8 @@
 //! she goes online and offline and quits (and calls her by her name), another voipd as it
 //! goes away, busy, online and stops, and a presence agent of another make (SIPp) through a
 //! refresh to its end; a stranger is refused, an event package we have not is answered
-//! 489, and our status is published to a server (SIPp), changed and withdrawn.
+//! 489, a contact of another make (SIPp) follows ours until it unsubscribes, and our status
+//! is published to a server (SIPp), changed and withdrawn.
 
 use std::time::Duration;
 
@@ -46,6 +47,29 @@ fn sipp_uas(sb: &Sandbox, scenario: &str, port: u16, calls: u32) -> Sipp {
     // SIPp binds before it reads anything; give it a moment to be there.
     std::thread::sleep(Duration::from_millis(300));
     sipp
+}
+
+/// SIPp playing `scenario` once as a client towards voipd's SIP `port` (user alice).
+fn sipp_uac(sb: &Sandbox, scenario: &str, port: u16) -> Sipp {
+    let args: Vec<String> = [
+        format!("127.0.0.1:{port}"),
+        "-s".into(),
+        "alice".into(),
+        "-sf".into(),
+        sipp_scenario(scenario).display().to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-m".into(),
+        "1".into(),
+        "-nostdin".into(),
+        "-timeout".into(),
+        "30s".into(),
+        "-timeout_error".into(),
+    ]
+    .into();
+    Sipp::spawn(sb.path(), scenario, &args)
 }
 
 fn add_contact(sb: &Sandbox, name: &str, address: &str) {
@@ -171,25 +195,7 @@ fn strangers_are_refused_and_unknown_event_packages_answered_489() {
     );
     let _d = sb.start_daemon();
     let port = sb.sip_port();
-    let args: Vec<String> = [
-        format!("127.0.0.1:{port}"),
-        "-s".into(),
-        "alice".into(),
-        "-sf".into(),
-        sipp_scenario("subscribe_refused.xml").display().to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        free_port().to_string(),
-        "-m".into(),
-        "1".into(),
-        "-nostdin".into(),
-        "-timeout".into(),
-        "30s".into(),
-        "-timeout_error".into(),
-    ]
-    .into();
-    let mut sipp = Sipp::spawn(sb.path(), "subscribe", &args);
+    let mut sipp = sipp_uac(&sb, "subscribe_refused.xml", port);
     assert_eq!(sipp.wait(Duration::from_secs(30)), 0, "{}", sipp.output());
 }
 
@@ -251,4 +257,27 @@ fn a_presence_agent_is_followed_through_a_refresh_to_its_end() {
         ["unknown", "away", "offline"],
         "the refresh changed nothing"
     );
+}
+
+/// A watcher of another make (SIPp, one of our contacts) follows our presence: a too brief
+/// subscription is refused 423, then it is told our status now and when it changes, and
+/// its unsubscribe is answered with a last NOTIFY.
+#[test]
+fn a_contact_follows_our_presence_until_it_unsubscribes() {
+    let sb = Sandbox::new();
+    sb.write_config(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
+    );
+    let d = sb.start_daemon();
+    add_contact(&sb, "Watcher", "watcher@127.0.0.1");
+    let port = sb.sip_port();
+    let mut sipp = sipp_uac(&sb, "subscribe_uac.xml", port);
+    wait_until(
+        || d.log().contains("follows our presence"),
+        "the watcher's subscription",
+    );
+    let out = sb.voipctl(&["presence", "set", "away", "--note", "walking the dog"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(sipp.wait(Duration::from_secs(30)), 0, "{}", sipp.output());
 }

@@ -191,6 +191,7 @@ impl Notifier {
                 dialog.call_id,
                 dialog.remote.tag().unwrap_or_default()
             );
+            tracing::info!("{} follows our presence", dialog.remote.uri);
             self.watchers.insert(
                 key.clone(),
                 Watcher {
