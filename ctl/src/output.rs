@@ -17,6 +17,27 @@ impl Output {
     }
 }
 
+/// Whom a call or message is with: the contact's name, else the display name it gave,
+/// with the address.
+pub fn who(contact: &str, display: &str, uri: &str) -> String {
+    match (contact, display) {
+        ("", "") => uri.to_string(),
+        ("", name) | (name, _) => format!("{name} <{uri}>"),
+    }
+}
+
+#[cfg(test)]
+mod who_tests {
+    use super::who;
+
+    #[test]
+    fn a_contact_name_comes_first() {
+        assert_eq!(who("", "", "sip:a@b"), "sip:a@b");
+        assert_eq!(who("", "Al", "sip:a@b"), "Al <sip:a@b>");
+        assert_eq!(who("Alice", "Al", "sip:a@b"), "Alice <sip:a@b>");
+    }
+}
+
 /// Columns padded to their widest cell, two spaces apart; the last is not padded.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();

@@ -308,6 +308,7 @@ fn a_panel_lists_contacts_and_messages_and_sets_our_presence() {
         "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
     );
     let _d = start_daemon(&sb, &bus);
+    let monitor = bus.monitor();
     let vcf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/phone-export.vcf");
     let out = sb.voipctl(&["contacts", "import", vcf.to_str().unwrap()]);
     assert!(out.status.success(), "{}", describe(&out));
@@ -317,12 +318,30 @@ fn a_panel_lists_contacts_and_messages_and_sets_our_presence() {
     assert!(found.contains("\"sip:alice@127.0.0.1\""), "{found}");
     assert!(found.contains("\"Presence\" s \"unknown\""), "{found}");
 
-    let monitor = bus.monitor();
+    wait_until(
+        || {
+            monitor
+                .text()
+                .contains("ContactsImported (uint32 3, uint32 0)")
+        },
+        "a ContactsImported signal",
+    );
     let out = sb.voipctl(&["contacts", "add", "Zed", "-a", "zed@127.0.0.1"]);
     assert!(out.status.success(), "{}", describe(&out));
     wait_until(
         || monitor.text().contains("ContactChanged") && monitor.text().contains("'Zed'"),
         "a ContactChanged signal for Zed",
+    );
+    let zed = stdout(&sb.voipctl(&["--json", "contacts", "show", "Zed"]));
+    let zed_id = serde_json::from_str::<serde_json::Value>(&zed).unwrap()["id"].to_string();
+    assert!(sb.voipctl(&["contacts", "remove", "Zed"]).status.success());
+    wait_until(
+        || {
+            monitor
+                .text()
+                .contains(&format!("ContactRemoved (int64 {zed_id},)"))
+        },
+        "a ContactRemoved signal",
     );
 
     // A message on its way (to nobody who answers) is listed with its state.

@@ -371,6 +371,7 @@ fn messages_go_both_ways_with_baresip_through_kamailio() {
     );
     assert_eq!(got[0]["body"], TEXT, "{got:?}");
     assert_eq!(got[0]["peer"], "sip:carol@127.0.0.1", "{got:?}");
+    assert_eq!(got[0]["contact"], "Carol Singer", "{got:?}");
     assert_eq!(got[0]["incoming"], true);
 
     // voipd to baresip, by the contact's name; delivered, and shown by baresip as sent.
@@ -401,4 +402,8 @@ fn messages_go_both_ways_with_baresip_through_kamailio() {
     // The conversation, both ways, by name.
     let text = stdout(&sb.voipctl(&["message", "list", "--with", "carol"]));
     assert!(text.contains(TEXT) && text.contains(reply), "{text}");
+    assert!(
+        text.contains("from Carol Singer <sip:carol@127.0.0.1>: "),
+        "shown by the contact's name: {text}"
+    );
 }

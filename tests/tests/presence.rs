@@ -119,11 +119,19 @@ fn a_contact_on_baresip_goes_online_and_offline_and_quits() {
     carol.wait_event("CALL_ESTABLISHED");
     let calls = stdout(&sb.voipctl(&["--json", "calls"]));
     assert!(
-        calls.contains("\"remote_uri\":\"sip:carol@127.0.0.1\""),
+        calls.contains("\"remote_uri\":\"sip:carol@127.0.0.1\"")
+            && calls.contains("\"contact\":\"Carol Singer\""),
         "{calls}"
     );
     assert!(sb.voipctl(&["hangup"]).status.success());
     carol.wait_event("CALL_CLOSED");
+    wait_until(
+        || {
+            stdout(&sb.voipctl(&["history", "--peek"]))
+                .contains("Carol Singer <sip:carol@127.0.0.1>")
+        },
+        "the call in the history, by her name",
+    );
     carol.command("presence_offline", "");
     wait_presence(&sb, "carol", "offline");
     carol.command("presence_online", "");

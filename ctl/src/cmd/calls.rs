@@ -7,7 +7,7 @@ use voipd_proto::v1::{
 
 use crate::AudioArgs;
 use crate::exit::Failure;
-use crate::output::{Output, clock, duration, now_ms};
+use crate::output::{Output, clock, duration, now_ms, who};
 
 pub fn state_name(c: &Call) -> &'static str {
     match c.state() {
@@ -22,11 +22,7 @@ pub fn state_name(c: &Call) -> &'static str {
 }
 
 pub fn describe(c: &Call) -> String {
-    let who = if c.remote_name.is_empty() {
-        c.remote_uri.clone()
-    } else {
-        format!("{} <{}>", c.remote_name, c.remote_uri)
-    };
+    let who = who(&c.contact, &c.remote_name, &c.remote_uri);
     let dir = if c.incoming { "from" } else { "to" };
     let mut s = format!("call {} {dir} {who}: {}", c.id, state_name(c));
     match c.state() {
@@ -227,11 +223,7 @@ pub fn table(calls: &[Call]) -> String {
             } else {
                 c.started_unix_ms
             };
-            let who = if c.remote_name.is_empty() {
-                c.remote_uri.clone()
-            } else {
-                format!("{} <{}>", c.remote_name, c.remote_uri)
-            };
+            let who = who(&c.contact, &c.remote_name, &c.remote_uri);
             let state = if c.muted {
                 format!("{}, muted", state_name(c))
             } else {

@@ -3,7 +3,7 @@ use voipd_proto::v1::ListHistoryRequest;
 use voipd_proto::v1::history_client::HistoryClient;
 
 use crate::exit::Failure;
-use crate::output::{Output, date_time, duration};
+use crate::output::{Output, date_time, duration, who};
 
 pub async fn list(
     conn: Channel,
@@ -32,11 +32,7 @@ pub async fn list(
         .entries
         .iter()
         .map(|e| {
-            let who = if e.remote_name.is_empty() {
-                e.remote_uri.clone()
-            } else {
-                format!("{} <{}>", e.remote_name, e.remote_uri)
-            };
+            let who = who(&e.contact, &e.remote_name, &e.remote_uri);
             vec![
                 date_time(e.started_unix_ms),
                 if e.missed {

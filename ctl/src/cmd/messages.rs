@@ -3,7 +3,7 @@ use voipd_proto::v1::messages_client::MessagesClient;
 use voipd_proto::v1::{ListMessagesRequest, SendMessageRequest};
 
 use crate::exit::Failure;
-use crate::output::{Output, date_time};
+use crate::output::{Output, date_time, who};
 
 pub async fn send(
     conn: Channel,
@@ -54,11 +54,7 @@ pub async fn list(
     }
     // Oldest first on screen, as a conversation reads.
     for m in r.messages.iter().rev() {
-        let who = if m.peer_name.is_empty() {
-            m.peer.clone()
-        } else {
-            format!("{} <{}>", m.peer_name, m.peer)
-        };
+        let who = who(&m.contact, &m.peer_name, &m.peer);
         let dir = if m.incoming { "from" } else { "to" };
         let status = match (m.incoming, m.status.as_str()) {
             (true, _) => String::new(),

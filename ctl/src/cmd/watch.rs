@@ -192,7 +192,11 @@ fn describe(ev: &Event) -> Option<String> {
         Kind::AccountRemoved(r) => format!("account {}: removed", r.id),
         Kind::CallChanged(c) => super::calls::describe(c),
         Kind::DtmfReceived(d) => format!("call {}: DTMF {} received", d.call_id, d.digit),
-        Kind::MessageReceived(m) => format!("message from {}: {}", m.peer, m.body),
+        Kind::MessageReceived(m) => format!(
+            "message from {}: {}",
+            crate::output::who(&m.contact, &m.peer_name, &m.peer),
+            m.body
+        ),
         Kind::MessageChanged(m) => match m.status.as_str() {
             "failed" => format!("message {} to {}: failed ({})", m.id, m.peer, m.code),
             s => format!("message {} to {}: {s}", m.id, m.peer),

@@ -50,6 +50,8 @@ pub struct CallInfo {
     pub account: Option<String>,
     pub remote_uri: String,
     pub remote_name: Option<String>,
+    /// The name of the contact the far side is, if it is one.
+    pub contact: Option<String>,
     pub direction: CallDirection,
     pub state: CallState,
     pub muted: bool,
@@ -146,8 +148,8 @@ pub(super) enum CallUpdate {
         address: String,
         presence: super::presence::Presence,
     },
-    /// The address book as it is now (read after a change).
-    Contacts(Vec<crate::store::Contact>),
+    /// The address book as it is now, from the n-th read (after a change).
+    Contacts(u64, Vec<crate::store::Contact>),
 }
 
 /// The end reason of an incoming call we refused; it is not a missed call.
@@ -199,7 +201,9 @@ fn params(n: &Negotiated, muted: bool) -> MediaParams {
     }
 }
 
-fn contact(user: &str, local: SocketAddr, target: Target) -> String {
+/// Our Contact towards `target` (over TCP it says so, or in-dialog requests would come by
+/// UDP).
+pub(super) fn contact(user: &str, local: SocketAddr, target: Target) -> String {
     let transport = if target.proto.reliable() {
         ";transport=tcp"
     } else {
@@ -490,6 +494,7 @@ pub(super) fn new_info(
         account: account.as_ref().map(|a| a.id.to_string()),
         remote_uri: String::new(),
         remote_name: None,
+        contact: None,
         direction,
         state,
         muted: false,

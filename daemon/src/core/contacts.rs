@@ -78,8 +78,9 @@ pub(super) fn check_new(c: NewContact) -> Result<NewContact, CoreError> {
 pub(super) fn normalise_address(input: &str) -> Result<String, String> {
     let a = input.trim();
     let lower = a.to_ascii_lowercase();
-    if lower.starts_with("sip:") || lower.starts_with("sips:") || a.contains('@') {
-        let text = if lower.starts_with("sip") && a.contains(':') {
+    let scheme = lower.starts_with("sip:") || lower.starts_with("sips:");
+    if scheme || a.contains('@') {
+        let text = if scheme {
             a.to_string()
         } else {
             format!("sip:{a}")
@@ -185,12 +186,25 @@ impl PhoneHandle {
         edit.name = edit.name.as_deref().map(check_name).transpose()?;
         edit.notes = edit.notes.as_deref().map(check_notes).transpose()?;
         edit.addresses = edit.addresses.as_deref().map(check_addresses).transpose()?;
-        edit.add_addresses = check_addresses(&edit.add_addresses)?;
+        edit.add_addresses =
+            check_addresses(&edit.add_addresses).map_err(|e| rename(e, "add_addresses"))?;
         edit.remove_addresses = edit
             .remove_addresses
             .iter()
             .map(|a| normalise_address(a).map_err(|m| bad("remove_addresses", m)))
             .collect::<Result<_, _>>()?;
+        // The addresses it will have, checked before anything is written.
+        let mut after = c.clone();
+        after.apply(edit.clone());
+        if after.addresses.len() > MAX_ADDRESSES {
+            return Err(bad(
+                "add_addresses",
+                format!(
+                    "it would have {} addresses; up to {MAX_ADDRESSES}",
+                    after.addresses.len()
+                ),
+            ));
+        }
         let edited = self
             .store
             .edit_contact(c.id, edit)
@@ -222,13 +236,44 @@ impl PhoneHandle {
         let cards = vcard::parse(text).map_err(|e| bad("vcard", e.to_string()))?;
         let mut checked = Vec::with_capacity(cards.len());
         let mut skipped = Vec::new();
-        for (i, card) in cards.into_iter().enumerate() {
+        for (i, mut card) in cards.into_iter().enumerate() {
             let mut addresses: Vec<String> = Vec::new();
             for a in &card.addresses {
                 match normalise_address(a) {
                     Ok(a) if !addresses.contains(&a) => addresses.push(a),
                     Ok(_) => {}
                     Err(why) => skipped.push(format!("card {} ({}): {why}", i + 1, card.name)),
+                }
+            }
+            // What does not fit is left out and said, rather than refusing the whole file.
+            if addresses.len() > MAX_ADDRESSES {
+                skipped.push(format!(
+                    "card {} ({}): {} addresses; the first {MAX_ADDRESSES} are kept",
+                    i + 1,
+                    card.name,
+                    addresses.len()
+                ));
+                addresses.truncate(MAX_ADDRESSES);
+            }
+            if card.notes.len() > MAX_NOTES {
+                skipped.push(format!(
+                    "card {} ({}): notes cut to {MAX_NOTES} bytes",
+                    i + 1,
+                    card.name
+                ));
+                let mut end = MAX_NOTES;
+                while !card.notes.is_char_boundary(end) {
+                    end -= 1;
+                }
+                card.notes.truncate(end);
+            }
+            if card.name.is_empty() {
+                match addresses.first() {
+                    Some(a) => card.name = a.clone(),
+                    None => {
+                        skipped.push(format!("card {}: no name and no address", i + 1));
+                        continue;
+                    }
                 }
             }
             // A card without a UID gets one from what it says, so importing the same file
@@ -358,6 +403,14 @@ impl PhoneHandle {
     }
 }
 
+/// The same refusal, naming the argument it came in.
+fn rename(e: CoreError, field: &'static str) -> CoreError {
+    match e {
+        CoreError::InvalidArgument { message, .. } => CoreError::InvalidArgument { field, message },
+        other => other,
+    }
+}
+
 fn not_found(reference: &str) -> CoreError {
     CoreError::NotFound {
         what: "contact",
@@ -412,6 +465,10 @@ mod tests {
         assert_eq!(
             normalise_address("SIP:alice@example.com:5080").unwrap(),
             "sip:alice@example.com:5080"
+        );
+        assert_eq!(
+            normalise_address("sipgate@example.com:5060").unwrap(),
+            "sip:sipgate@example.com:5060"
         );
         assert!(normalise_address("alice").is_err());
         assert!(normalise_address("sip:example.com").is_err());

@@ -52,10 +52,12 @@ enum Command {
     },
     SendDtmf(u64, String, oneshot::Sender<Result<CallInfo, CoreError>>),
     /// The address book changed (the store has it already): announce it and follow.
-    ContactsChanged(EventKind, oneshot::Sender<()>),
+    ContactsChanged(Box<EventKind>, oneshot::Sender<()>),
     WithPresence(Vec<Contact>, oneshot::Sender<Vec<ContactInfo>>),
     /// Addresses as they are dialled: numbers and bare users completed with the account.
     Complete(Vec<String>, oneshot::Sender<Vec<String>>),
+    /// The names of the contacts these URIs belong to.
+    ContactNames(Vec<String>, oneshot::Sender<Vec<Option<String>>>),
     SetPresence(Presence, oneshot::Sender<Presence>),
 }
 
@@ -109,6 +111,8 @@ pub struct Phone {
     media: crate::media::engine::MediaEngine,
     store: Store,
     presence: Presences,
+    /// Reads of the address book asked for; only the latest one's answer is used.
+    contacts_reads: u64,
 }
 
 /// The one API every face uses. Cheap to clone.
@@ -148,6 +152,7 @@ impl Phone {
             media: crate::media::engine::MediaEngine::start(),
             store: store.clone(),
             presence: Presences::new(),
+            contacts_reads: 0,
             location,
             config: loaded.config,
             embedded: loaded.embedded,
@@ -255,7 +260,7 @@ impl Phone {
                 let _ = reply.send(list);
             }
             Command::ContactsChanged(kind, done) => {
-                self.events.emit(kind);
+                self.events.emit(*kind);
                 self.read_contacts();
                 let _ = done.send(());
             }
@@ -278,6 +283,9 @@ impl Phone {
                     }
                 }
                 let _ = reply.send(done);
+            }
+            Command::ContactNames(uris, reply) => {
+                let _ = reply.send(uris.iter().map(|u| self.presence.name_of(u)).collect());
             }
             Command::SetPresence(p, reply) => {
                 tracing::info!("our presence: {} {:?}", p.status.as_str(), p.note);
@@ -383,19 +391,24 @@ impl Phone {
 
     fn on_call_update(&mut self, update: CallUpdate) {
         let info = match update {
-            CallUpdate::Info(info) => *info,
+            CallUpdate::Info(mut info) => {
+                info.contact = self.presence.name_of(&info.remote_uri);
+                *info
+            }
             CallUpdate::Dtmf { id, digit } => {
                 tracing::info!(call_id = id, "DTMF {digit} received");
                 self.events
                     .emit(EventKind::DtmfReceived { call: id, digit });
                 return;
             }
-            CallUpdate::MessageChanged(m) => {
+            CallUpdate::MessageChanged(mut m) => {
+                m.contact = self.presence.name_of(&m.peer);
                 self.events.emit(EventKind::MessageChanged(*m));
                 return;
             }
-            CallUpdate::MessageReceived(m) => {
+            CallUpdate::MessageReceived(mut m) => {
                 tracing::info!("message from {}", m.peer);
+                m.contact = self.presence.name_of(&m.peer);
                 self.events.emit(EventKind::MessageReceived(*m));
                 return;
             }
@@ -406,8 +419,11 @@ impl Phone {
                 }
                 return;
             }
-            CallUpdate::Contacts(list) => {
-                self.follow(Some(list));
+            CallUpdate::Contacts(n, list) => {
+                // An older read finishing late would undo a newer change.
+                if n == self.contacts_reads {
+                    self.follow(Some(list));
+                }
                 return;
             }
             CallUpdate::Recorded { missed_unseen } => {
@@ -492,12 +508,14 @@ impl Phone {
     }
 
     /// Reads the address book; the core follows it once it arrives.
-    fn read_contacts(&self) {
+    fn read_contacts(&mut self) {
+        self.contacts_reads += 1;
+        let n = self.contacts_reads;
         let (store, updates) = (self.store.clone(), self.call_updates.clone());
         tokio::spawn(async move {
             match store.contacts(None, false, 0).await {
                 Ok(list) => {
-                    let _ = updates.send(CallUpdate::Contacts(list)).await;
+                    let _ = updates.send(CallUpdate::Contacts(n, list)).await;
                 }
                 Err(e) => tracing::error!("contacts not read: {e}"),
             }
@@ -512,7 +530,13 @@ impl Phone {
             self.accounts.registered_accounts(),
             self.config.presence.publish,
         );
-        let account = self.accounts.for_dialing(None).ok().flatten();
+        // The account subscriptions go from stays while it is registered: another account
+        // coming and going does not make them all again.
+        let registered = self.accounts.registered_accounts();
+        let account = match self.presence.from() {
+            Some(current) if registered.contains(current) => Some(current.clone()),
+            _ => self.accounts.for_dialing(None).ok().flatten(),
+        };
         self.presence.follow(
             contacts,
             self.config.presence.subscribe,
@@ -531,7 +555,9 @@ impl Phone {
         let allowed = match self.config.presence.share {
             PresenceShare::Everyone => true,
             PresenceShare::Nobody => false,
-            PresenceShare::Contacts => from.as_ref().is_some_and(|u| self.presence.is_contact(u)),
+            PresenceShare::Contacts => from
+                .as_ref()
+                .is_some_and(|u| self.presence.contact_of(u).is_some()),
         };
         // The entity is us: the account the request names, else what it asked for.
         let entity = self
@@ -545,9 +571,11 @@ impl Phone {
             entity,
         };
         if let Err(e) = self.presence.notifier(ep).try_send(msg) {
-            // Busy: the SUBSCRIBE is retransmitted (UDP) or the follower tries later.
-            tracing::warn!("presence SUBSCRIBE dropped: the notifier is behind");
-            drop(e);
+            // Far behind: told to try again later rather than left without an answer.
+            tracing::warn!("presence SUBSCRIBE refused: the notifier is behind");
+            if let super::presence::notifier::Msg::Subscribe { req, .. } = e.into_inner() {
+                tokio::spawn(async move { super::presence::answer(&req, 503).await });
+            }
         }
     }
 
@@ -869,7 +897,13 @@ impl PhoneHandle {
     /// Ended calls, newest first, and the number of missed calls not yet seen.
     pub async fn history(&self, q: HistoryQuery) -> Result<(Vec<HistoryEntry>, u32), CoreError> {
         check_limit(q.limit)?;
-        self.store.history(q).await.map_err(CoreError::Store)
+        let (mut entries, missed) = self.store.history(q).await.map_err(CoreError::Store)?;
+        let uris = entries.iter().map(|e| e.remote_uri.clone()).collect();
+        let names = self.ask(|r| Command::ContactNames(uris, r)).await?;
+        for (e, name) in entries.iter_mut().zip(names) {
+            e.contact = name;
+        }
+        Ok((entries, missed))
     }
 
     /// Queues a text message to `to` (a URI, user@host, or a user at the account's domain)
@@ -903,15 +937,23 @@ impl PhoneHandle {
             Some(w) => self.peers_of(&w).await?,
             None => Vec::new(),
         };
-        self.store
+        let mut list = self
+            .store
             .messages(peers, limit)
             .await
-            .map_err(CoreError::Store)
+            .map_err(CoreError::Store)?;
+        let peers = list.iter().map(|m| m.peer.clone()).collect();
+        let names = self.ask(|r| Command::ContactNames(peers, r)).await?;
+        for (m, name) in list.iter_mut().zip(names) {
+            m.contact = name;
+        }
+        Ok(list)
     }
 
     /// Announces a change to the address book (already stored) and follows it.
     pub(super) async fn contacts_event(&self, kind: EventKind) -> Result<(), CoreError> {
-        self.ask(|done| Command::ContactsChanged(kind, done)).await
+        self.ask(|done| Command::ContactsChanged(Box::new(kind), done))
+            .await
     }
 
     pub(super) async fn with_presence(
@@ -932,10 +974,16 @@ impl PhoneHandle {
                 field: "status",
                 message: format!("{status:?}: use online, away, busy or offline"),
             })?;
-        let note = super::contacts::check_notes(note).map_err(|_| CoreError::InvalidArgument {
-            field: "note",
-            message: format!("{} bytes; keep it short", note.len()),
-        })?;
+        // It goes into every NOTIFY and PUBLISH: short, and text only (XML has no place
+        // for control characters).
+        const MAX_NOTE: usize = 256;
+        if note.chars().count() > MAX_NOTE || note.chars().any(char::is_control) {
+            return Err(CoreError::InvalidArgument {
+                field: "note",
+                message: format!("up to {MAX_NOTE} characters, no control characters"),
+            });
+        }
+        let note = note.to_string();
         let p = Presence::now(status, note);
         self.ask(|r| Command::SetPresence(p, r)).await
     }

@@ -31,7 +31,13 @@ pub(super) fn parse(body: &[u8]) -> Result<(PresenceStatus, String), String> {
     }
     let activities: Vec<&str> = root
         .descendants()
-        .filter(|n| named(n, "activities") && n.tag_name().namespace() == Some(RPID))
+        // By local name: RFC 4480's namespace, or Asterisk's rpid-person one.
+        .filter(|n| {
+            named(n, "activities")
+                && n.tag_name()
+                    .namespace()
+                    .is_some_and(|ns| ns.starts_with(RPID))
+        })
         .flat_map(|a| a.children().filter(|n| n.is_element()))
         .map(|n| n.tag_name().name())
         .collect();
@@ -151,6 +157,12 @@ mod tests {
     fn an_undecided_status_is_unknown() {
         let doc = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:b@x"><tuple id="t"><status><basic>?</basic></status></tuple></presence>"#;
         assert_eq!(parse(doc.as_bytes()).unwrap().0, PresenceStatus::Unknown);
+    }
+
+    #[test]
+    fn reads_asterisks_activities() {
+        let doc = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:pp="urn:ietf:params:xml:ns:pidf:person" xmlns:es="urn:ietf:params:xml:ns:pidf:rpid:status:rpid-status" xmlns:ep="urn:ietf:params:xml:ns:pidf:rpid:rpid-person" entity="sip:100@pbx"><pp:person><status><ep:activities><ep:busy/></ep:activities></status></pp:person><tuple id="100"><status><basic>open</basic></status></tuple></presence>"#;
+        assert_eq!(parse(doc.as_bytes()).unwrap().0, PresenceStatus::Busy);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::calls::CallUpdate;
 use super::contacts::ContactInfo;
 use super::pidf;
-use super::request::{answer_challenge, outbound, uri_for};
+use super::request::{answer_challenge, outbound};
 use crate::config::{Account, AccountId};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Method, Name, Request, Response, SipHeaders, reason_phrase};
@@ -83,10 +83,10 @@ pub(super) struct Presences {
     /// Every contact, as last read from the store.
     contacts: Vec<Contact>,
     /// The account subscriptions are made from (they restart when it changes).
-    from: Option<AccountId>,
+    from: Option<Account>,
     own: watch::Sender<Presence>,
     notifier: Option<mpsc::Sender<notifier::Msg>>,
-    publishers: HashMap<AccountId, publisher::Publisher>,
+    publishers: HashMap<AccountId, (Account, publisher::Publisher)>,
 }
 
 impl Presences {
@@ -103,6 +103,11 @@ impl Presences {
         }
     }
 
+    /// The account subscriptions are made from.
+    pub(super) fn from(&self) -> Option<&Account> {
+        self.from.as_ref()
+    }
+
     /// Publishes our presence through each of `registered` (when `enabled`), and stops
     /// publishing through the others.
     pub(super) fn publish(
@@ -115,14 +120,15 @@ impl Presences {
             Some(_) if enabled => registered,
             _ => Vec::new(),
         };
+        // Gone, or changed in a reload (a new password or proxy): withdrawn.
         let gone: Vec<AccountId> = self
             .publishers
-            .keys()
-            .filter(|id| !wanted.iter().any(|a| a.id == **id))
-            .cloned()
+            .iter()
+            .filter(|(_, (running, _))| !wanted.contains(running))
+            .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
-            if let Some(p) = self.publishers.remove(&id) {
+            if let Some((_, p)) = self.publishers.remove(&id) {
                 tokio::spawn(p.stop());
             }
         }
@@ -130,7 +136,7 @@ impl Presences {
         for a in wanted {
             if !self.publishers.contains_key(&a.id) {
                 let p = publisher::Publisher::start(ep.clone(), a.clone(), self.own.subscribe());
-                self.publishers.insert(a.id, p);
+                self.publishers.insert(a.id.clone(), (a, p));
             }
         }
     }
@@ -148,11 +154,11 @@ impl Presences {
         if let Some(c) = contacts {
             self.contacts = c;
         }
-        let from = account.as_ref().map(|a| a.id.clone());
-        if from != self.from {
-            // Subscriptions made as another account (or none) are made again.
+        if account != self.from {
+            // Subscriptions made as another account (or with its old settings) are made
+            // again.
             self.stop_following(|_| true);
-            self.from = from;
+            self.from = account.clone();
         }
         let wanted: HashSet<String> = match ep {
             Some(_) if subscribe => self
@@ -168,6 +174,7 @@ impl Presences {
         self.known
             .retain(|a, _| wanted.contains(a) || self.following.contains_key(a));
         let Some(ep) = ep else { return };
+        let mut started = 0;
         for address in wanted {
             if self.following.contains_key(&address) {
                 continue;
@@ -175,7 +182,11 @@ impl Presences {
             let Ok(uri) = address.parse::<SipUri>() else {
                 continue;
             };
-            let f = Follow::start(ep.clone(), account.clone(), uri, updates.clone());
+            // Twenty new subscriptions a second at most: a thousand contacts do not trip
+            // a proxy's flood guard.
+            let delay = STAGGER * started;
+            started += 1;
+            let f = Follow::start(ep.clone(), account.clone(), uri, updates.clone(), delay);
             self.by_call_id.insert(f.call_id.clone(), address.clone());
             self.following.insert(address, f);
         }
@@ -203,13 +214,15 @@ impl Presences {
             .call_id()
             .and_then(|c| self.by_call_id.get(c))
             .and_then(|a| self.following.get(a));
-        match f {
-            // A follower that is behind drops it: the NOTIFY is retransmitted anyway.
-            Some(f) => drop(f.requests.try_send(req)),
-            None => {
-                tokio::spawn(async move { answer(&req, 481).await });
-            }
-        }
+        let refused = match f {
+            Some(f) => match f.requests.try_send(req) {
+                Ok(()) => return,
+                // A follower far behind: the notifier may try again later.
+                Err(e) => (e.into_inner(), 500),
+            },
+            None => (req, 481),
+        };
+        tokio::spawn(async move { answer(&refused.0, refused.1).await });
     }
 
     /// Records what was learnt of `address`; returns the contacts it changes.
@@ -237,17 +250,23 @@ impl Presences {
         ContactInfo { contact, presence }
     }
 
-    /// Whether `uri` (a follower's From) is one of the contacts' addresses: the same user
-    /// at the same host (ports and parameters do not name a person).
-    pub(super) fn is_contact(&self, uri: &SipUri) -> bool {
+    /// The contact with `uri` among its addresses: the same user at the same host (ports
+    /// and parameters do not name a person).
+    pub(super) fn contact_of(&self, uri: &SipUri) -> Option<&Contact> {
         let who = |u: &SipUri| (u.user.clone(), u.host.to_string().to_ascii_lowercase());
         let asking = who(uri);
-        self.contacts.iter().any(|c| {
+        self.contacts.iter().find(|c| {
             c.addresses
                 .iter()
                 .filter_map(|a| a.parse::<SipUri>().ok())
                 .any(|u| who(&u) == asking)
         })
+    }
+
+    /// The name of the contact whose address `uri` (text, as calls and messages keep it) is.
+    pub(super) fn name_of(&self, uri: &str) -> Option<String> {
+        let u = uri.parse::<SipUri>().ok()?;
+        self.contact_of(&u).map(|c| c.name.clone())
     }
 
     /// The notifier, started on first use.
@@ -277,18 +296,17 @@ impl Presences {
                 }
             }
         };
-        let publishers: Vec<_> = self.publishers.drain().map(|(_, p)| p).collect();
-        let stopped = async {
-            for f in follows {
-                f.stop().await;
-            }
-        };
-        let withdrawn = async {
-            for p in publishers {
-                p.stop().await;
-            }
-        };
-        tokio::join!(told, stopped, withdrawn);
+        let publishers: Vec<_> = self.publishers.drain().map(|(_, (_, p))| p).collect();
+        // All at once: each may wait up to two seconds for its goodbye.
+        let mut all = tokio::task::JoinSet::new();
+        for f in follows {
+            all.spawn(f.stop());
+        }
+        for p in publishers {
+            all.spawn(p.stop());
+        }
+        let stopped = async { while all.join_next().await.is_some() {} };
+        tokio::join!(told, stopped);
     }
 }
 
@@ -297,6 +315,8 @@ const EXPIRES: u32 = 600;
 /// After a refusal or no answer, try again this much later (doubling up to the longest).
 const FIRST_RETRY: Duration = Duration::from_secs(15);
 const LONGEST_RETRY: Duration = Duration::from_secs(600);
+/// Between the starts of new subscriptions made together.
+const STAGGER: Duration = Duration::from_millis(50);
 
 /// A task that says goodbye on the network when asked to stop.
 struct Stoppable {
@@ -338,6 +358,7 @@ impl Follow {
         account: Option<Account>,
         uri: SipUri,
         updates: mpsc::Sender<CallUpdate>,
+        delay: Duration,
     ) -> Follow {
         let call_id = format!("{}@voipd", random_token(20));
         let (tx, rx) = mpsc::channel(8);
@@ -355,7 +376,7 @@ impl Follow {
         Follow {
             call_id,
             requests: tx,
-            task: Stoppable::spawn(|stop| f.run(stop)),
+            task: Stoppable::spawn(move |stop| f.run(delay, stop)),
         }
     }
 
@@ -394,46 +415,66 @@ struct Sub {
 }
 
 impl Follower {
-    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+    async fn run(mut self, delay: Duration, mut stop: oneshot::Receiver<()>) {
+        // Many contacts at once (a start, an import) are not all asked in one burst.
+        if self.pause(delay, &mut stop).await {
+            return;
+        }
         let mut wait = FIRST_RETRY;
         loop {
-            match self.subscription(&mut stop).await {
+            let began = tokio::time::Instant::now();
+            let ended = self.subscription(&mut stop).await;
+            // A subscription that lasted resets the backoff; one that ended at once (a far
+            // side that ends every one it grants) may not be asked again at once for ever.
+            let lasted = began.elapsed() > FIRST_RETRY;
+            if lasted {
+                wait = FIRST_RETRY;
+            }
+            let d = match ended {
                 Ended::Stopped => return,
+                Ended::Retry(d) if d.is_zero() && lasted => Duration::ZERO,
                 Ended::Retry(d) => {
-                    let d = if d.is_zero() {
-                        Duration::ZERO
-                    } else {
-                        d.max(wait)
-                    };
-                    if !d.is_zero() {
-                        wait = (wait * 2).min(LONGEST_RETRY);
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(d) => {}
-                        _ = &mut stop => return,
-                        // NOTIFYs of a subscription that is over.
-                        Some(req) = self.requests.recv() => answer(&req, 481).await,
-                    }
+                    let d = d.max(wait);
+                    wait = (wait * 2).min(LONGEST_RETRY);
+                    d
                 }
+            };
+            if self.pause(d, &mut stop).await {
+                return;
             }
         }
     }
 
-    fn tell(&mut self, status: PresenceStatus, note: String) {
+    /// Waits `d`, answering NOTIFYs of a subscription that is over; true when stopped.
+    async fn pause(&mut self, d: Duration, stop: &mut oneshot::Receiver<()>) -> bool {
+        let until = tokio::time::Instant::now() + d;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return false,
+                _ = &mut *stop => return true,
+                Some(req) = self.requests.recv() => answer(&req, 481).await,
+            }
+        }
+    }
+
+    async fn tell(&mut self, status: PresenceStatus, note: String) {
         if self.last.as_ref() == Some(&(status, note.clone())) {
             return;
         }
-        self.last = Some((status, note.clone()));
-        let _ = self.updates.try_send(CallUpdate::Presence {
+        let update = CallUpdate::Presence {
             address: self.address.clone(),
-            presence: Presence::now(status, note),
-        });
+            presence: Presence::now(status, note.clone()),
+        };
+        // Remembered only once the core has it, so that a change is never lost.
+        if self.updates.send(update).await.is_ok() {
+            self.last = Some((status, note));
+        }
     }
 
     /// One subscription, from the first SUBSCRIBE to its end.
     async fn subscription(&mut self, stop: &mut oneshot::Receiver<()>) -> Ended {
         let Some(mut sub) = self.initial().await else {
-            self.tell(PresenceStatus::Offline, String::new());
+            self.tell(PresenceStatus::Offline, String::new()).await;
             return Ended::Retry(FIRST_RETRY);
         };
         let mut tx = match self
@@ -450,7 +491,7 @@ impl Follower {
                 r = async { tx.as_mut()?.response().await.ok() }, if tx.is_some() => {
                     let Some(r) = r else {
                         // No answer: the far side is gone.
-                        self.tell(PresenceStatus::Offline, String::new());
+                        self.tell(PresenceStatus::Offline, String::new()).await;
                         return Ended::Retry(FIRST_RETRY);
                     };
                     if r.code < 200 {
@@ -484,14 +525,14 @@ impl Follower {
                         }
                         // Not registered, or not there.
                         404 | 408 | 410 | 480 => {
-                            self.tell(PresenceStatus::Offline, String::new());
+                            self.tell(PresenceStatus::Offline, String::new()).await;
                             return Ended::Retry(FIRST_RETRY);
                         }
                         // 481: the far side lost our refresh's dialog.
                         481 => return Ended::Retry(Duration::ZERO),
                         code => {
                             tracing::info!("presence of {}: SUBSCRIBE answered {code}", self.address);
-                            self.tell(PresenceStatus::Unknown, String::new());
+                            self.tell(PresenceStatus::Unknown, String::new()).await;
                             return Ended::Retry(LONGEST_RETRY);
                         }
                     }
@@ -536,7 +577,7 @@ impl Follower {
         )
         .await
         .ok()?;
-        let contact = format!("<{}>", uri_for(out.local, out.user));
+        let contact = super::calls::contact(&out.user, out.local, out.target);
         let mut request = out.request;
         request.headers.push(Name::Contact, contact.clone());
         subscribe_headers(&mut request, EXPIRES);
@@ -590,6 +631,32 @@ impl Follower {
             d.local_cseq = self.cseq;
             sub.dialog = Some(d);
         }
+        if let Some(d) = sub.dialog.as_mut() {
+            // Another fork of a forked SUBSCRIBE: not the dialog we keep (RFC 6665 §4.1.3).
+            if req.request.from().and_then(|f| f.tag().map(str::to_string))
+                != d.remote.tag().map(str::to_string)
+            {
+                answer(&req, 481).await;
+                return None;
+            }
+            let seq = req.request.cseq().map(|c| c.seq);
+            if let (Some(seq), Some(last)) = (seq, d.remote_cseq)
+                && seq <= last
+            {
+                // Older than one already taken (out of order over UDP).
+                answer(&req, 500).await;
+                return None;
+            }
+            d.remote_cseq = seq.or(d.remote_cseq);
+            if let Some(target) = req
+                .request
+                .headers
+                .get(&Name::Contact)
+                .and_then(|c| crate::sip::message::NameAddr::parse(c).ok())
+            {
+                d.remote_target = target.uri;
+            }
+        }
         let state = req
             .request
             .headers
@@ -606,18 +673,22 @@ impl Follower {
             answer(&req, 415).await;
             return None;
         }
+        let (kind, params) = state.split_once(';').unwrap_or((state.as_str(), ""));
+        let kind = kind.trim().to_ascii_lowercase();
         if !req.request.body.is_empty() {
             match pidf::parse(&req.request.body) {
-                Ok((status, note)) => self.tell(status, note),
+                Ok((status, note)) => self.tell(status, note).await,
                 Err(e) => {
                     tracing::info!("presence of {}: unreadable PIDF: {e}", self.address);
                     answer(&req, 400).await;
                     return None;
                 }
             }
+        } else if kind != "pending" {
+            // No document at all (a presence server with no publication): nobody there.
+            self.tell(PresenceStatus::Offline, String::new()).await;
         }
         answer(&req, 200).await;
-        let (kind, params) = state.split_once(';').unwrap_or((state.as_str(), ""));
         let param = |name: &str| {
             params.split(';').find_map(|p| {
                 let (n, v) = p.split_once('=')?;
@@ -626,13 +697,10 @@ impl Follower {
                     .then(|| v.trim().to_string())
             })
         };
-        match kind.trim().to_ascii_lowercase().as_str() {
+        match kind.as_str() {
             "terminated" => {
                 let retry = param("retry-after").and_then(|r| r.parse::<u64>().ok());
                 let reason = param("reason").unwrap_or_default().to_ascii_lowercase();
-                if req.request.body.is_empty() {
-                    self.tell(PresenceStatus::Offline, String::new());
-                }
                 Some(Ended::Retry(match (reason.as_str(), retry) {
                     (_, Some(s)) => Duration::from_secs(s),
                     ("deactivated" | "timeout", None) => Duration::ZERO,
@@ -641,8 +709,9 @@ impl Follower {
                 }))
             }
             _ => {
+                // The notifier may shorten the subscription, never lengthen it.
                 if let Some(e) = param("expires").and_then(|e| e.parse::<u32>().ok()) {
-                    sub.refresh_at = refresh_at(e.max(1));
+                    sub.refresh_at = sub.refresh_at.min(refresh_at(e.max(1)));
                 }
                 None
             }

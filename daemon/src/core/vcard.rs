@@ -1,5 +1,5 @@
 //! vCard (RFC 6350, 4.0; 3.0 and 2.1 as other programs still write them) to contacts and
-//! back. What a phone needs is read: the name (FN, else N), SIP addresses (IMPP, X-SIP, a
+//! back. What a phone needs is read: the name (FN, else N, else ORG), SIP addresses (IMPP, X-SIP, a
 //! sip: URL in TEL) and numbers (TEL), NOTE, UID and a favourite mark (CATEGORIES, or
 //! X-VOIPD-FAVOURITE); photos, postal addresses and the like are passed over.
 
@@ -61,8 +61,8 @@ pub(super) fn parse(text: &str) -> Result<Vec<Card>, VcardError> {
                 current = Some((line.number, Vec::new()));
             }
             ("END", Some(_)) if line.value.eq_ignore_ascii_case("VCARD") => {
-                if let Some((begun, lines)) = current.take() {
-                    cards.push(card(begun, &lines)?);
+                if let Some((_, lines)) = current.take() {
+                    cards.push(card(&lines)?);
                 }
             }
             // A card inside a card (vCard 2.1 AGENT) is not one of the address book's.
@@ -90,25 +90,29 @@ pub(super) fn parse(text: &str) -> Result<Vec<Card>, VcardError> {
     Ok(cards)
 }
 
-fn card(begun: usize, lines: &[Line]) -> Result<Card, VcardError> {
+fn card(lines: &[Line]) -> Result<Card, VcardError> {
     let mut c = Card::default();
     let mut full_name = None;
     let mut structured = None;
     // (preference, order seen, address): PREF (1 most preferred) first, then file order.
     let mut addresses: Vec<(u32, usize, String)> = Vec::new();
     let mut notes = Vec::new();
+    let mut organisation: Option<String> = None;
     for (i, l) in lines.iter().enumerate() {
         let pref = l
             .param("PREF")
             .and_then(|p| p.parse().ok())
             .unwrap_or(if l.has_type("PREF") { 100 } else { 101 });
         match l.name.as_str() {
-            "FN" => full_name = Some(unescape(&l.value)),
-            "N" => structured = Some(l.value.clone()),
+            "FN" => full_name = Some(unescape(&l.text()?)),
+            "N" => structured = Some(l.text()?),
+            "ORG" if organisation.is_none() => {
+                organisation = split_escaped(&l.text()?, ';').first().map(|o| unescape(o));
+            }
             "UID" => c.uid = Some(l.value.trim().to_string()).filter(|u| !u.is_empty()),
-            "NOTE" => notes.push(unescape(&l.value)),
+            "NOTE" => notes.push(unescape(&l.text()?)),
             "TEL" => {
-                let v = unescape(&l.value);
+                let v = percent_decoded(&unescape(&l.text()?));
                 let v = v.trim();
                 // A tel: URI's parameters (;ext=, ;phone-context=) are not part of the number.
                 let v = strip_scheme(v, "tel:").map_or(v, |n| n.split(';').next().unwrap_or(n));
@@ -117,7 +121,7 @@ fn card(begun: usize, lines: &[Line]) -> Result<Card, VcardError> {
                 }
             }
             "IMPP" | "X-SIP" | "X-SIP-URI" => {
-                let v = unescape(&l.value);
+                let v = unescape(&l.text()?);
                 let v = v.trim();
                 let sip = if strip_scheme(v, "sip:").is_some() || strip_scheme(v, "sips:").is_some()
                 {
@@ -143,17 +147,16 @@ fn card(begun: usize, lines: &[Line]) -> Result<Card, VcardError> {
             _ => {}
         }
     }
-    c.name = match (full_name, structured) {
-        (Some(n), _) if !n.trim().is_empty() => n.trim().to_string(),
-        (_, Some(n)) => name_from_parts(&n),
-        _ => String::new(),
-    };
-    if c.name.is_empty() {
-        return Err(VcardError {
-            line: begun,
-            message: "this card has no name (FN or N)".into(),
-        });
-    }
+    // Phones export cards with only a company, or only a number: name them by that.
+    c.name = [
+        full_name.map(|n| n.trim().to_string()),
+        structured.map(|n| name_from_parts(&n)),
+        organisation.map(|o| o.trim().to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|n| !n.is_empty())
+    .unwrap_or_default();
     addresses.sort_by_key(|(pref, i, _)| (*pref, *i));
     for (_, _, a) in addresses {
         if !c.addresses.contains(&a) {
@@ -176,8 +179,38 @@ fn name_from_parts(n: &str) -> String {
         .join(" ")
 }
 
+/// `%XX` escapes (as in a tel: URI's `%23`) decoded; others left as they are.
+fn percent_decoded(v: &str) -> String {
+    String::from_utf8(hex_escapes(v, b'%')).unwrap_or_else(|_| v.to_string())
+}
+
+/// `v` with every `MARK` and two hex digits replaced by that byte.
+fn hex_escapes(v: &str, mark: u8) -> Vec<u8> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (c, Some(x)) if c == mark => {
+                out.push(x);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 fn strip_scheme<'a>(v: &'a str, scheme: &str) -> Option<&'a str> {
-    (v.len() >= scheme.len() && v[..scheme.len()].eq_ignore_ascii_case(scheme))
+    v.get(..scheme.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
         .then(|| &v[scheme.len()..])
 }
 
@@ -305,21 +338,33 @@ fn content_line(number: usize, text: &str) -> Result<Line, VcardError> {
             None => (p.trim().to_string(), String::new()),
         })
         .collect();
-    let mut line = Line {
+    Ok(Line {
         number,
         name: name.to_ascii_uppercase(),
         params,
         value: value.to_string(),
-    };
-    if line
-        .param("ENCODING")
-        .is_some_and(|e| e.eq_ignore_ascii_case("QUOTED-PRINTABLE"))
-        || line.has_type("QUOTED-PRINTABLE")
-    {
-        let bytes = quoted_printable(&line.value);
-        line.value = decode_charset(&bytes, line.param("CHARSET")).map_err(bad)?;
+    })
+}
+
+impl Line {
+    /// The value as text: quoted-printable (vCard 2.1) decoded in its charset. Only the
+    /// properties read are decoded, so an odd charset elsewhere (a photo, an address)
+    /// does not stop an import.
+    fn text(&self) -> Result<String, VcardError> {
+        let qp = self
+            .param("ENCODING")
+            .is_some_and(|e| e.eq_ignore_ascii_case("QUOTED-PRINTABLE"))
+            || self.has_type("QUOTED-PRINTABLE");
+        if !qp {
+            return Ok(self.value.clone());
+        }
+        decode_charset(&quoted_printable(&self.value), self.param("CHARSET")).map_err(|message| {
+            VcardError {
+                line: self.number,
+                message,
+            }
+        })
     }
-    Ok(line)
 }
 
 fn truncate(s: &str) -> String {
@@ -327,27 +372,13 @@ fn truncate(s: &str) -> String {
 }
 
 fn quoted_printable(v: &str) -> Vec<u8> {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (b'=', Some(x)) => {
-                out.push(x);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
+    hex_escapes(v, b'=')
 }
+
+const WINDOWS_1252: [char; 32] = [
+    '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}',
+    '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+];
 
 fn decode_charset(bytes: &[u8], charset: Option<&str>) -> Result<String, String> {
     match charset.map(str::to_ascii_uppercase).as_deref() {
@@ -355,6 +386,14 @@ fn decode_charset(bytes: &[u8], charset: Option<&str>) -> Result<String, String>
             .map_err(|_| "the text is not valid UTF-8 (say CHARSET= if it is not)".into()),
         // Latin-1 bytes are the first 256 code points.
         Some("ISO-8859-1" | "LATIN1") => Ok(bytes.iter().map(|&b| char::from(b)).collect()),
+        // What Outlook writes: Latin-1 with printable characters where it has controls.
+        Some("WINDOWS-1252" | "CP1252") => Ok(bytes
+            .iter()
+            .map(|&b| match b {
+                0x80..=0x9f => WINDOWS_1252[usize::from(b - 0x80)],
+                _ => char::from(b),
+            })
+            .collect()),
         Some(other) => Err(format!("charset {other} is not supported; use UTF-8")),
     }
 }
@@ -386,7 +425,11 @@ pub(super) fn write<'a>(contacts: impl IntoIterator<Item = Out<'a>>) -> String {
             if a.starts_with("sip:") || a.starts_with("sips:") {
                 lines.push(format!("IMPP;PREF={pref}:{a}"));
             } else {
-                lines.push(format!("TEL;VALUE=uri;PREF={pref}:tel:{a}"));
+                // '#' would start a URI's fragment.
+                lines.push(format!(
+                    "TEL;VALUE=uri;PREF={pref}:tel:{}",
+                    a.replace('#', "%23")
+                ));
             }
         }
         if c.favourite {
@@ -454,16 +497,33 @@ mod tests {
             parse("BEGIN:VCARD\nVERSION:4.0\nFN:A\nthis has no colon\nEND:VCARD\n").unwrap_err();
         assert_eq!(e.line, 4);
         assert_eq!(parse("BEGIN:VCARD\nFN:A\n").unwrap_err().line, 1);
-        assert!(
-            parse("BEGIN:VCARD\nTEL:1\nEND:VCARD\n")
-                .unwrap_err()
-                .message
-                .contains("no name")
-        );
-        assert!(
-            parse("BEGIN:VCARD\nN;CHARSET=KOI8-R;ENCODING=QUOTED-PRINTABLE:=C1\nEND:VCARD")
-                .is_err()
-        );
+        // The name is read, so its charset must be known.
+        let e = parse("BEGIN:VCARD\nN;CHARSET=KOI8-R;ENCODING=QUOTED-PRINTABLE:=C1\nEND:VCARD")
+            .unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("KOI8-R"), "{e}");
+    }
+
+    #[test]
+    fn odd_cards_are_read_not_refused() {
+        let text = "BEGIN:VCARD\nVERSION:3.0\nORG:Pizza Roma;Delivery\nTEL:*21#\nEND:VCARD\n\
+            BEGIN:VCARD\nVERSION:2.1\nTEL:123é\nIMPP:abcé\n\
+            ADR;CHARSET=KOI8-R;ENCODING=QUOTED-PRINTABLE:=C1\n\
+            NOTE;CHARSET=WINDOWS-1252;ENCODING=QUOTED-PRINTABLE:=80 5 =96 cheap\nEND:VCARD\n";
+        let cards = parse(text).unwrap();
+        assert_eq!(cards[0].name, "Pizza Roma");
+        assert_eq!(cards[0].addresses, ["*21#"]);
+        assert_eq!(cards[1].name, "", "the caller names it by an address");
+        assert_eq!(cards[1].notes, "€ 5 – cheap");
+        let back = parse(&write([Out {
+            uid: "u",
+            name: "Pizza Roma",
+            addresses: &cards[0].addresses,
+            favourite: false,
+            notes: "",
+        }]))
+        .unwrap();
+        assert_eq!(back[0].addresses, ["*21#"], "# survives as %23");
     }
 
     #[test]

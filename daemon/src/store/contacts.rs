@@ -51,7 +51,10 @@ pub struct Imported {
 impl Store {
     pub async fn add_contact(&self, c: NewContact) -> Result<Contact, StoreError> {
         self.run(move |db| {
-            let id = insert(db, &c)?;
+            // All of it or none: the batch around this job may commit other jobs' work.
+            let sp = db.savepoint()?;
+            let id = insert(&sp, &c)?;
+            sp.commit()?;
             get(db, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
         })
         .await
@@ -180,7 +183,8 @@ impl Store {
 }
 
 impl Contact {
-    fn apply(&mut self, edit: ContactEdit) {
+    /// The contact as `edit` leaves it.
+    pub fn apply(&mut self, edit: ContactEdit) {
         if let Some(n) = edit.name {
             self.name = n;
         }

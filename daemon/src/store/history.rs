@@ -15,6 +15,8 @@ pub struct HistoryEntry {
     pub account: Option<String>,
     pub remote_uri: String,
     pub remote_name: Option<String>,
+    /// The contact's name, when the peer is one now (filled in by the core, not kept).
+    pub contact: Option<String>,
     pub started: SystemTime,
     pub answered: Option<SystemTime>,
     pub ended: SystemTime,
@@ -117,6 +119,7 @@ fn list(db: &Connection, q: HistoryQuery) -> rusqlite::Result<Vec<HistoryEntry>>
             account: r.get(2)?,
             remote_uri: r.get(3)?,
             remote_name: r.get(4)?,
+            contact: None,
             started: time(r.get(5)?),
             answered: r.get::<_, Option<i64>>(6)?.map(time),
             ended: time(r.get(7)?),
@@ -140,6 +143,7 @@ mod tests {
             account: Some("home".into()),
             remote_uri: format!("sip:peer{id}@example.com"),
             remote_name: Some("Zoë 📞".into()),
+            contact: None,
             direction: dir,
             state: CallState::Ended {
                 code,

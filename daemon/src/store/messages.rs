@@ -15,6 +15,8 @@ pub struct MessageEntry {
     /// The other side's URI, and its display name if it gave one.
     pub peer: String,
     pub peer_name: Option<String>,
+    /// The contact's name, when the peer is one now (filled in by the core, not kept).
+    pub contact: Option<String>,
     pub body: String,
     pub at: SystemTime,
     /// received, queued, delivered or failed.
@@ -167,6 +169,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {
         incoming: r.get(2)?,
         peer: r.get(3)?,
         peer_name: r.get(4)?,
+        contact: None,
         body: r.get(5)?,
         at: time(r.get(6)?),
         status: r.get(7)?,

@@ -59,6 +59,10 @@ const STEPS: &[&str] = &[
         PRIMARY KEY (contact, position)
     ) WITHOUT ROWID;
     CREATE INDEX contact_addresses_by_address ON contact_addresses (address);",
+    // 4: incoming messages' peers are kept without URI parameters from this version on, so
+    // that one peer's messages are found together; older rows are brought in line.
+    "UPDATE messages SET peer = substr(peer, 1, instr(peer, ';') - 1)
+        WHERE incoming AND instr(peer, ';') > 0;",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;

@@ -101,6 +101,16 @@ impl Mirror {
                     .await;
                 }
             }
+            EventKind::ContactRemoved { id } => {
+                if let Ok(em) = self.emitter(ROOT) {
+                    let _ = Manager::contact_removed(&em, *id).await;
+                }
+            }
+            EventKind::ContactsImported { added, updated } => {
+                if let Ok(em) = self.emitter(ROOT) {
+                    let _ = Manager::contacts_imported(&em, *added, *updated).await;
+                }
+            }
             EventKind::HistoryChanged { missed_unseen } => {
                 let n = *missed_unseen;
                 let _ = update::<Manager>(&self.conn, ROOT, |m| m.missed = n).await;

@@ -97,7 +97,7 @@ impl Manager {
 
     /// Ended calls, newest first: at most `limit` (0: 100), only missed ones if
     /// `missed_only`; `mark_seen` counts the missed ones as seen. Each entry: Id, Incoming,
-    /// Account, RemoteUri, RemoteName, StartedAt, AnsweredAt, EndedAt (µs since the epoch,
+    /// Account, RemoteUri, RemoteName, Contact, StartedAt, AnsweredAt, EndedAt (µs since the epoch,
     /// 0 for never), EndCode, EndReason, Missed.
     #[zbus(out_args("entries"))]
     async fn list_history(
@@ -128,6 +128,10 @@ impl Manager {
                     (
                         "RemoteName".into(),
                         Variant::from(e.remote_name.unwrap_or_default()),
+                    ),
+                    (
+                        "Contact".into(),
+                        Variant::from(e.contact.unwrap_or_default()),
                     ),
                     ("StartedAt".into(), Variant::from(unix_us(e.started))),
                     (
@@ -163,7 +167,7 @@ impl Manager {
 
     /// Text messages, newest first: all, or those with `with` (a SIP URI, or a contact's
     /// name meaning all its addresses); at most `limit` (0: 100). Each entry: Id, Account,
-    /// Incoming, Peer, PeerName, Body, At (µs since the epoch), Status (received, queued,
+    /// Incoming, Peer, PeerName, Contact (the contact's name, if the peer is one), Body, At (µs since the epoch), Status (received, queued,
     /// delivered, failed), Code (the SIP status of the delivery, 0 if none yet).
     #[zbus(out_args("messages"))]
     async fn list_messages(
@@ -187,6 +191,10 @@ impl Manager {
                     (
                         "PeerName".into(),
                         Variant::from(m.peer_name.unwrap_or_default()),
+                    ),
+                    (
+                        "Contact".into(),
+                        Variant::from(m.contact.unwrap_or_default()),
                     ),
                     ("Body".into(), Variant::from(m.body)),
                     ("At".into(), Variant::from(unix_us(m.at))),
@@ -238,6 +246,18 @@ impl Manager {
         id: i64,
         name: &str,
         presence: &str,
+    ) -> zbus::Result<()>;
+
+    /// A contact was removed.
+    #[zbus(signal)]
+    pub(super) async fn contact_removed(emitter: &SignalEmitter<'_>, id: i64) -> zbus::Result<()>;
+
+    /// Many contacts changed at once (an import): list them again.
+    #[zbus(signal)]
+    pub(super) async fn contacts_imported(
+        emitter: &SignalEmitter<'_>,
+        added: u32,
+        updated: u32,
     ) -> zbus::Result<()>;
 
     /// A message we send changed: status queued, delivered or failed, and the SIP code.
@@ -425,6 +445,12 @@ impl Call {
     #[zbus(property)]
     fn remote_name(&self) -> String {
         self.info.remote_name.clone().unwrap_or_default()
+    }
+
+    /// The name of the contact the far side is, if it is one ("" if not).
+    #[zbus(property)]
+    fn contact(&self) -> String {
+        self.info.contact.clone().unwrap_or_default()
     }
 
     /// incoming or outgoing.

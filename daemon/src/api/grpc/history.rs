@@ -25,6 +25,7 @@ impl From<HistoryEntry> for pb::HistoryEntry {
             account: e.account.unwrap_or_default(),
             remote_uri: e.remote_uri,
             remote_name: e.remote_name.unwrap_or_default(),
+            contact: e.contact.unwrap_or_default(),
             started_unix_ms: unix_ms(e.started),
             answered_unix_ms: e.answered.map_or(0, unix_ms),
             ended_unix_ms: unix_ms(e.ended),

@@ -24,6 +24,7 @@ impl From<MessageEntry> for pb::Message {
             incoming: m.incoming,
             peer: m.peer,
             peer_name: m.peer_name.unwrap_or_default(),
+            contact: m.contact.unwrap_or_default(),
             body: m.body,
             unix_ms: unix_ms(m.at),
             status: m.status,

@@ -58,9 +58,11 @@ fn routes(phone: &PhoneHandle) -> Result<Routes, GrpcError> {
         .add_service(MessagesServer::new(messages::MessagesService::new(
             phone.clone(),
         )))
-        .add_service(ContactsServer::new(contacts::ContactsService::new(
-            phone.clone(),
-        ))))
+        // An address book with photos in it is larger than gRPC's default 4 MiB.
+        .add_service(
+            ContactsServer::new(contacts::ContactsService::new(phone.clone()))
+                .max_decoding_message_size(64 << 20),
+        ))
 }
 
 fn stopped(phone: &PhoneHandle) -> impl Future<Output = ()> + use<> {

@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 use super::{Presence, PresenceStatus, answer};
 use crate::core::pidf;
-use crate::core::request::uri_for;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Method, Name, SipHeaders, reason_phrase};
 use crate::sip::transaction::{Endpoint, TuRequest, random_token};
@@ -30,8 +29,8 @@ pub(in crate::core) enum Msg {
         entity: String,
     },
     Set(Presence),
-    /// A follower no longer answers (481 or no response to a NOTIFY).
-    Gone(String),
+    /// A NOTIFY to a follower was answered (or not: None).
+    Sent(String, Option<u16>),
     /// Ends every subscription (with a last NOTIFY) and stops.
     Stop(oneshot::Sender<()>),
 }
@@ -40,6 +39,10 @@ struct Watcher {
     dialog: Dialog,
     entity: String,
     until: Instant,
+    /// A NOTIFY is on its way; another waits for its answer, so that they arrive in order.
+    sending: bool,
+    /// Our status changed while one was on its way.
+    dirty: bool,
 }
 
 pub(in crate::core) fn start(ep: Endpoint, own: Presence) -> mpsc::Sender<Msg> {
@@ -77,9 +80,7 @@ impl Notifier {
                             self.notify(&k, None);
                         }
                     }
-                    Some(Msg::Gone(k)) => {
-                        self.watchers.remove(&k);
-                    }
+                    Some(Msg::Sent(k, code)) => self.sent(&k, code),
                     Some(Msg::Stop(done)) => {
                         let mut sent = Vec::new();
                         let keys: Vec<String> = self.watchers.keys().cloned().collect();
@@ -142,6 +143,12 @@ impl Notifier {
                 .find(|(_, w)| w.dialog.matches(req))
                 .map(|(k, _)| k.clone())
             {
+                // No longer allowed (presence.share, or no longer a contact): ended now.
+                Some(k) if !allowed => {
+                    answer(&tu, 403).await;
+                    self.notify(&k, Some("rejected"));
+                    return;
+                }
                 Some(k) => k,
                 None => return answer(&tu, 481).await,
             }
@@ -172,11 +179,13 @@ impl Notifier {
             let Some(mut dialog) = Dialog::from_request(req, &tag, String::new()) else {
                 return answer(&tu, 400).await;
             };
-            let local = match dialog.next_hop().await {
-                Ok(t) => self.ep.transport().local_for(t),
-                Err(_) => None,
-            };
-            let Some(local) = local else {
+            // A name in the route may need a DNS lookup: bounded, as every follower waits.
+            let hop = tokio::time::timeout(Duration::from_secs(2), dialog.next_hop()).await;
+            let Some((local, target)) = hop
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|t| Some((self.ep.transport().local_for(t)?, t)))
+            else {
                 return answer(&tu, 480).await;
             };
             let user = req
@@ -185,7 +194,7 @@ impl Notifier {
                 .strip_prefix("sip:")
                 .and_then(|u| u.split_once('@'))
                 .map_or_else(|| "voipd".to_string(), |(u, _)| u.to_string());
-            dialog.contact = format!("<{}>", uri_for(local, user));
+            dialog.contact = crate::core::calls::contact(&user, local, target);
             let key = format!(
                 "{};{}",
                 dialog.call_id,
@@ -198,6 +207,8 @@ impl Notifier {
                     dialog,
                     entity,
                     until: Instant::now(),
+                    sending: false,
+                    dirty: false,
                 },
             );
             key
@@ -223,24 +234,29 @@ impl Notifier {
         key: &str,
         ended: Option<&'static str>,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        let w = if ended.is_some() {
-            self.watchers.remove(key)?
-        } else {
-            let w = self.watchers.get_mut(key)?;
-            Watcher {
-                dialog: w.dialog.clone(),
-                entity: w.entity.clone(),
-                until: w.until,
+        let (mut dialog, entity, until) = match ended {
+            // The last one goes at once, whatever is on its way.
+            Some(_) => {
+                let w = self.watchers.remove(key)?;
+                (w.dialog, w.entity, w.until)
+            }
+            None => {
+                let w = self.watchers.get_mut(key)?;
+                if w.sending {
+                    w.dirty = true;
+                    return None;
+                }
+                w.sending = true;
+                w.dirty = false;
+                // Counted on the kept dialog, so that the next one has a higher CSeq.
+                w.dialog.local_cseq += 1;
+                let mut d = w.dialog.clone();
+                d.local_cseq -= 1;
+                (d, w.entity.clone(), w.until)
             }
         };
-        let mut dialog = w.dialog;
         let mut req = dialog.request(Method::Notify, None);
-        if ended.is_none()
-            && let Some(kept) = self.watchers.get_mut(key)
-        {
-            kept.dialog.local_cseq = dialog.local_cseq;
-        }
-        let left = w.until.saturating_duration_since(Instant::now()).as_secs();
+        let left = until.saturating_duration_since(Instant::now()).as_secs();
         let state = match ended {
             Some(reason) => format!("terminated;reason={reason}"),
             None => format!("active;expires={left}"),
@@ -254,7 +270,7 @@ impl Notifier {
         req.headers.push(Name::Event, "presence");
         req.headers.push(Name::SubscriptionState, state);
         req.headers.push(Name::ContentType, pidf::CONTENT_TYPE);
-        req.body = pidf::write(&w.entity, own.status, &own.note).into_bytes();
+        req.body = pidf::write(&entity, own.status, &own.note).into_bytes();
         let (ep, me, key) = (self.ep.clone(), self.me.clone(), key.to_string());
         Some(tokio::spawn(async move {
             let answered = async {
@@ -263,11 +279,24 @@ impl Notifier {
                 tx.final_response().await.ok().map(|r| r.code)
             }
             .await;
-            if ended.is_none() && !matches!(answered, Some(200..=299)) {
-                tracing::info!("presence follower {key} gone ({answered:?})");
-                let _ = me.send(Msg::Gone(key)).await;
+            if ended.is_none() {
+                let _ = me.send(Msg::Sent(key, answered)).await;
             }
         }))
+    }
+
+    /// A NOTIFY's answer: the follower is gone (481, or none at all), or the next may go.
+    fn sent(&mut self, key: &str, code: Option<u16>) {
+        let Some(w) = self.watchers.get_mut(key) else {
+            return;
+        };
+        w.sending = false;
+        if matches!(code, None | Some(481)) {
+            tracing::info!("presence follower {key} gone ({code:?})");
+            self.watchers.remove(key);
+        } else if w.dirty {
+            self.notify(key, None);
+        }
     }
 }
 

@@ -97,9 +97,9 @@ impl Publishing {
                         account = self.account.id.as_str(),
                         "PUBLISH failed ({code}); trying again in {wait:?}"
                     );
-                    // The next try starts afresh, with the document; at once if the server
-                    // only forgot our publication.
-                    self.etag = None;
+                    // The next try carries the document, still for our publication (its
+                    // tag is dropped only when the server says it forgot it: 412), so
+                    // that no second one is made beside it. After a 412: at once.
                     body = true;
                     if code == 412 {
                         Instant::now()

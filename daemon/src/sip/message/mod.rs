@@ -249,12 +249,20 @@ impl Request {
     /// A response to this request with the headers RFC 3261 §8.2.6.2 copies: Via, From,
     /// To, Call-ID, CSeq (and Record-Route for dialog-forming responses, left to callers).
     pub fn response(&self, code: u16, reason: &str) -> Response {
+        // A response that makes a dialog carries the Record-Route of its request, so that
+        // the far side's requests in the dialog pass the same proxies (RFC 3261 §12.1.1).
+        let dialog = (101..300).contains(&code)
+            && matches!(
+                self.method,
+                Method::Invite | Method::Subscribe | Method::Refer
+            );
         let mut headers = Headers::default();
         for (n, v) in self.headers.iter() {
             if matches!(
                 n,
                 Name::Via | Name::From | Name::To | Name::CallId | Name::CSeq
-            ) {
+            ) || (dialog && *n == Name::RecordRoute)
+            {
                 headers.push(n.clone(), v);
             }
         }

@@ -504,3 +504,25 @@ fn encode_round_trips() {
         r.headers.get(&Name::Contact)
     );
 }
+
+#[test]
+fn a_dialog_making_response_keeps_the_record_route() {
+    let rr = "Record-Route: <sip:p1.example;lr>\nRecord-Route: <sip:p2.example;lr>\n";
+    let sub = req(&with_base("SUBSCRIBE sip:a@b SIP/2.0", "1 SUBSCRIBE", rr));
+    let ok = sub.response(200, "OK");
+    assert_eq!(
+        ok.headers.all(&Name::RecordRoute).collect::<Vec<_>>(),
+        ["<sip:p1.example;lr>", "<sip:p2.example;lr>"]
+    );
+    assert_eq!(
+        sub.response(403, "Forbidden")
+            .headers
+            .get(&Name::RecordRoute),
+        None
+    );
+    let msg = req(&with_base("MESSAGE sip:a@b SIP/2.0", "1 MESSAGE", rr));
+    assert_eq!(
+        msg.response(200, "OK").headers.get(&Name::RecordRoute),
+        None
+    );
+}
