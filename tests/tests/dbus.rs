@@ -13,6 +13,7 @@ use voipd_tests::*;
 const MANAGER: &str = "org.voipd.Manager1";
 const ACCOUNT: &str = "org.voipd.Account1";
 const CALL: &str = "org.voipd.Call1";
+const CONTACTS: &str = "org.voipd.Contacts1";
 
 fn start_daemon(sb: &Sandbox, bus: &Bus) -> Daemon {
     let mut d = sb.spawn_daemon(&[], &bus.env());
@@ -301,7 +302,7 @@ fn errors_are_named_and_change_nothing() {
 }
 
 #[test]
-fn a_panel_lists_contacts_and_messages_and_sets_our_presence() {
+fn a_panel_keeps_the_address_book_and_lists_messages() {
     let sb = Sandbox::new();
     let bus = Bus::start(sb.path());
     sb.write_config(
@@ -309,15 +310,17 @@ fn a_panel_lists_contacts_and_messages_and_sets_our_presence() {
     );
     let _d = start_daemon(&sb, &bus);
     let monitor = bus.monitor();
-    let vcf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/phone-export.vcf");
-    let out = sb.voipctl(&["contacts", "import", vcf.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let found = bus.busctl_ok(&["call", NAME, ROOT, MANAGER, "ListContacts", "s", "liddell"]);
-    assert!(found.starts_with("aa{sv} 1 "), "{found}");
-    assert!(found.contains("\"Alice Liddell\""), "{found}");
-    assert!(found.contains("\"sip:alice@127.0.0.1\""), "{found}");
-    assert!(found.contains("\"Presence\" s \"unknown\""), "{found}");
-
+    let call = |method: &str, args: &[&str]| {
+        let mut a = vec!["call", NAME, ROOT, CONTACTS, method];
+        a.extend_from_slice(args);
+        bus.busctl_ok(&a)
+    };
+    // A phone's export in, through D-Bus.
+    let vcf = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/phone-export.vcf"),
+    )
+    .unwrap();
+    assert_eq!(call("ImportContacts", &["s", &vcf]).trim(), "uuas 3 0 0");
     wait_until(
         || {
             monitor
@@ -326,23 +329,83 @@ fn a_panel_lists_contacts_and_messages_and_sets_our_presence() {
         },
         "a ContactsImported signal",
     );
-    let out = sb.voipctl(&["contacts", "add", "Zed", "-a", "zed@127.0.0.1"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    let found = call("ListContacts", &["s", "liddell"]);
+    assert!(found.starts_with("aa{sv} 1 "), "{found}");
+    assert!(found.contains("\"Alice Liddell\""), "{found}");
+    assert!(found.contains("\"sip:alice@127.0.0.1\""), "{found}");
+    assert!(found.contains("\"Presence\" s \"unknown\""), "{found}");
+
+    // Add, change, read back, remove; each change signalled.
+    let id = call(
+        "AddContact",
+        &["sasbs", "Zed", "1", "zed@127.0.0.1", "false", ""],
+    );
+    let id = id.trim().trim_start_matches("x ").to_string();
     wait_until(
         || monitor.text().contains("ContactChanged") && monitor.text().contains("'Zed'"),
         "a ContactChanged signal for Zed",
     );
-    let zed = stdout(&sb.voipctl(&["--json", "contacts", "show", "Zed"]));
-    let zed_id = serde_json::from_str::<serde_json::Value>(&zed).unwrap()["id"].to_string();
-    assert!(sb.voipctl(&["contacts", "remove", "Zed"]).status.success());
+    call(
+        "EditContact",
+        &[
+            "sa{sv}",
+            "Zed",
+            "2",
+            "Favourite",
+            "b",
+            "true",
+            "AddAddresses",
+            "as",
+            "1",
+            "+1 555 0100",
+        ],
+    );
+    let zed = call("GetContact", &["s", &id]);
+    assert!(zed.contains("\"Favourite\" b true"), "{zed}");
+    assert!(zed.contains("\"sip:zed@127.0.0.1\" \"+15550100\""), "{zed}");
+    // A bad change is refused by name and changes nothing.
+    let e = gdbus_call(
+        &bus,
+        ROOT,
+        "org.voipd.Contacts1.EditContact",
+        &[
+            "Zed",
+            "{'Name': <'Zed Z'>, 'AddAddresses': <['not an address']>}",
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("org.voipd.Error.InvalidArgument") && e.contains("add_addresses"),
+        "{e}"
+    );
+    let e = gdbus_call(
+        &bus,
+        ROOT,
+        "org.voipd.Contacts1.EditContact",
+        &["Zed", "{'Colour': <'red'>}"],
+    )
+    .unwrap_err();
+    assert!(e.contains("Colour"), "{e}");
+    assert!(call("GetContact", &["s", "Zed"]).contains("\"Name\" s \"Zed\""));
+    let exported = call("ExportContacts", &[]);
+    assert!(
+        exported.contains("FN:Zed") && exported.contains("FN:Alice Liddell"),
+        "{exported}"
+    );
+    assert_eq!(
+        call("RemoveContact", &["s", "Zed"]).trim(),
+        format!("x {id}")
+    );
     wait_until(
         || {
             monitor
                 .text()
-                .contains(&format!("ContactRemoved (int64 {zed_id},)"))
+                .contains(&format!("ContactRemoved (int64 {id},)"))
         },
         "a ContactRemoved signal",
     );
+    let e = gdbus_call(&bus, ROOT, "org.voipd.Contacts1.GetContact", &["Zed"]).unwrap_err();
+    assert!(e.contains("org.voipd.Error.NotFound"), "{e}");
 
     // A message on its way (to nobody who answers) is listed with its state.
     let out = sb.voipctl(&["message", "send", "sip:nobody@127.0.0.1:9", "hello?"]);
@@ -360,25 +423,16 @@ fn a_panel_lists_contacts_and_messages_and_sets_our_presence() {
         MANAGER,
         "ListMessages",
         "su",
-        "Zed",
+        "Alice Liddell",
         "10",
     ]);
-    assert_eq!(none.trim(), "aa{sv} 0", "Zed has no messages");
+    assert_eq!(none.trim(), "aa{sv} 0", "Alice has no messages");
 
-    bus.busctl_ok(&[
-        "call",
-        NAME,
-        ROOT,
-        MANAGER,
-        "SetPresence",
-        "ss",
-        "away",
-        "out",
-    ]);
+    call("SetPresence", &["ss", "away", "out"]);
     let e = gdbus_call(
         &bus,
         ROOT,
-        "org.voipd.Manager1.SetPresence",
+        "org.voipd.Contacts1.SetPresence",
         &["sleepy", ""],
     )
     .unwrap_err();
@@ -438,6 +492,7 @@ fn the_committed_introspection_is_what_the_daemon_serves() {
     let mut mismatches = Vec::new();
     for (iface, path) in [
         (MANAGER, ROOT.to_string()),
+        (CONTACTS, ROOT.to_string()),
         (ACCOUNT, format!("{ROOT}/account/alice")),
         (CALL, call.clone()),
     ] {

@@ -9,6 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use zbus::Connection;
 use zbus::object_server::{Interface, SignalEmitter};
 
+use super::contacts::Contacts;
 use super::objects::{Account, Call, Manager, ROOT, account_path, call_path};
 use crate::core::{AccountInfo, CallInfo, CallState, EventKind, PhoneHandle};
 
@@ -92,7 +93,7 @@ impl Mirror {
             }
             EventKind::ContactChanged(c) => {
                 if let Ok(em) = self.emitter(ROOT) {
-                    let _ = Manager::contact_changed(
+                    let _ = Contacts::contact_changed(
                         &em,
                         c.contact.id,
                         &c.contact.name,
@@ -103,12 +104,12 @@ impl Mirror {
             }
             EventKind::ContactRemoved { id } => {
                 if let Ok(em) = self.emitter(ROOT) {
-                    let _ = Manager::contact_removed(&em, *id).await;
+                    let _ = Contacts::contact_removed(&em, *id).await;
                 }
             }
             EventKind::ContactsImported { added, updated } => {
                 if let Ok(em) = self.emitter(ROOT) {
-                    let _ = Manager::contacts_imported(&em, *added, *updated).await;
+                    let _ = Contacts::contacts_imported(&em, *added, *updated).await;
                 }
             }
             EventKind::HistoryChanged { missed_unseen } => {

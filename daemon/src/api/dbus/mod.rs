@@ -2,6 +2,7 @@
 //! An adapter over the same core calls as gRPC; the introspection of each interface is
 //! committed under `proto/dbus/`.
 
+mod contacts;
 mod mirror;
 mod objects;
 
@@ -44,6 +45,12 @@ pub async fn serve(bus: Bus, phone: PhoneHandle) {
             objects::Manager {
                 phone: phone.clone(),
                 missed: phone.missed_unseen().await.unwrap_or_default(),
+            },
+        )
+        .serve_at(
+            objects::ROOT,
+            contacts::Contacts {
+                phone: phone.clone(),
             },
         )
         .build()

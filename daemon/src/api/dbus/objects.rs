@@ -1,4 +1,5 @@
-//! The D-Bus interfaces: `org.voipd.Manager1` at the root, `org.voipd.Account1` and
+//! The D-Bus interfaces: `org.voipd.Manager1` at the root (with `org.voipd.Contacts1`, in
+//! `contacts.rs`), `org.voipd.Account1` and
 //! `org.voipd.Call1` per object. Properties are read from the last state the core announced;
 //! methods go to the core, and its events update the objects (see `mirror.rs`).
 
@@ -53,7 +54,7 @@ pub(super) fn call_path(id: u64) -> String {
     format!("{ROOT}/call/{id}")
 }
 
-fn unix_us(t: SystemTime) -> u64 {
+pub(super) fn unix_us(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
 }
@@ -204,61 +205,6 @@ impl Manager {
             })
             .collect())
     }
-
-    /// Contacts, favourites first: all, or those whose name or an address contains
-    /// `query`. Each entry: Id, Name, Addresses (as), Favourite, Notes, Presence (unknown,
-    /// online, away, busy, offline), PresenceNote.
-    #[zbus(out_args("contacts"))]
-    async fn list_contacts(
-        &self,
-        query: &str,
-    ) -> Result<Vec<HashMap<String, Variant<'static>>>, VoipdError> {
-        let list = self
-            .phone
-            .contacts(Some(query.to_string()), false, 0)
-            .await?;
-        Ok(list
-            .into_iter()
-            .map(|c| {
-                HashMap::from([
-                    ("Id".to_string(), Variant::from(c.contact.id)),
-                    ("Name".into(), Variant::from(c.contact.name)),
-                    ("Addresses".into(), Variant::from(c.contact.addresses)),
-                    ("Favourite".into(), Variant::from(c.contact.favourite)),
-                    ("Notes".into(), Variant::from(c.contact.notes)),
-                    ("Presence".into(), Variant::from(c.presence.status.as_str())),
-                    ("PresenceNote".into(), Variant::from(c.presence.note)),
-                ])
-            })
-            .collect())
-    }
-
-    /// Sets the presence others see of us: online, away, busy or offline, with a note.
-    async fn set_presence(&self, status: &str, note: &str) -> Result<(), VoipdError> {
-        self.phone.set_presence(status, note).await?;
-        Ok(())
-    }
-
-    /// A contact was added or changed, or its presence did: its id, name and presence.
-    #[zbus(signal)]
-    pub(super) async fn contact_changed(
-        emitter: &SignalEmitter<'_>,
-        id: i64,
-        name: &str,
-        presence: &str,
-    ) -> zbus::Result<()>;
-
-    /// A contact was removed.
-    #[zbus(signal)]
-    pub(super) async fn contact_removed(emitter: &SignalEmitter<'_>, id: i64) -> zbus::Result<()>;
-
-    /// Many contacts changed at once (an import): list them again.
-    #[zbus(signal)]
-    pub(super) async fn contacts_imported(
-        emitter: &SignalEmitter<'_>,
-        added: u32,
-        updated: u32,
-    ) -> zbus::Result<()>;
 
     /// A message we send changed: status queued, delivered or failed, and the SIP code.
     #[zbus(signal)]
