@@ -82,6 +82,9 @@ pub(super) struct Presences {
     by_call_id: HashMap<String, String>,
     /// Every contact, as last read from the store.
     contacts: Vec<Contact>,
+    /// Which contact (index in `contacts`) a SIP user at a host is: calls, messages and
+    /// followers are named through it, so it must not cost a scan.
+    by_identity: HashMap<Identity, usize>,
     /// The account subscriptions are made from (they restart when it changes).
     from: Option<Account>,
     own: watch::Sender<Presence>,
@@ -96,6 +99,7 @@ impl Presences {
             following: HashMap::new(),
             by_call_id: HashMap::new(),
             contacts: Vec::new(),
+            by_identity: HashMap::new(),
             from: None,
             own: watch::Sender::new(Presence::now(PresenceStatus::Online, String::new())),
             notifier: None,
@@ -152,6 +156,15 @@ impl Presences {
         updates: &mpsc::Sender<CallUpdate>,
     ) {
         if let Some(c) = contacts {
+            self.by_identity.clear();
+            for (i, contact) in c.iter().enumerate() {
+                for a in &contact.addresses {
+                    if let Ok(u) = a.parse::<SipUri>() {
+                        // The first contact with an address keeps it.
+                        self.by_identity.entry(identity(&u)).or_insert(i);
+                    }
+                }
+            }
             self.contacts = c;
         }
         if account != self.from {
@@ -253,14 +266,9 @@ impl Presences {
     /// The contact with `uri` among its addresses: the same user at the same host (ports
     /// and parameters do not name a person).
     pub(super) fn contact_of(&self, uri: &SipUri) -> Option<&Contact> {
-        let who = |u: &SipUri| (u.user.clone(), u.host.to_string().to_ascii_lowercase());
-        let asking = who(uri);
-        self.contacts.iter().find(|c| {
-            c.addresses
-                .iter()
-                .filter_map(|a| a.parse::<SipUri>().ok())
-                .any(|u| who(&u) == asking)
-        })
+        self.by_identity
+            .get(&identity(uri))
+            .and_then(|&i| self.contacts.get(i))
     }
 
     /// The name of the contact whose address `uri` (text, as calls and messages keep it) is.
@@ -308,6 +316,13 @@ impl Presences {
         let stopped = async { while all.join_next().await.is_some() {} };
         tokio::join!(told, stopped);
     }
+}
+
+/// A SIP user at a host: who an address names, whatever its port and parameters.
+type Identity = (Option<String>, String);
+
+fn identity(u: &SipUri) -> Identity {
+    (u.user.clone(), u.host.to_string().to_ascii_lowercase())
 }
 
 /// How long we ask a subscription to last; refreshed well before.

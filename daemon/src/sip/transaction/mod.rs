@@ -69,6 +69,9 @@ pub(crate) struct Inner {
     timers: Timers,
     clients: Mutex<HashMap<ClientKey, mpsc::Sender<Response>>>,
     servers: Mutex<HashMap<ServerKey, server::Entry>>,
+    /// Completed non-INVITE server transactions to forget, each at its Timer J. They all
+    /// wait the same 64·T1, so the queue is in deadline order and one task serves it.
+    reaper: mpsc::UnboundedSender<(tokio::time::Instant, ServerKey)>,
     user_agent: Mutex<String>,
 }
 
@@ -113,15 +116,18 @@ impl Endpoint {
         timers: Timers,
         user_agent: String,
     ) -> (Endpoint, mpsc::Receiver<TuRequest>) {
+        let (reaper, reap) = mpsc::unbounded_channel();
         let ep = Endpoint {
             inner: Arc::new(Inner {
                 transport,
                 timers,
                 clients: Mutex::new(HashMap::new()),
                 servers: Mutex::new(HashMap::new()),
+                reaper,
                 user_agent: Mutex::new(user_agent),
             }),
         };
+        tokio::spawn(server::reap(Arc::downgrade(&ep.inner), reap));
         let (tu, tu_rx) = mpsc::channel(TU_QUEUE);
         tokio::spawn(ep.clone().dispatch(incoming, tu));
         (ep, tu_rx)

@@ -68,35 +68,48 @@ impl ServerTx {
         let (ep, key, target) = (self.ep.clone(), key.clone(), self.target);
         let t = ep.timers();
         let reliable = target.proto.reliable();
-        // Only an INVITE's final response is sent again from here; the others wait in
-        // the entry for a retransmitted request, and their timer holds no copy.
-        let bytes = if key.2 == Method::Invite {
-            bytes
-        } else {
-            Vec::new()
-        };
+        if key.2 != Method::Invite {
+            // Timer J (RFC 3261 §17.2.2): kept to answer a retransmitted request over UDP;
+            // over a reliable transport there is none to answer.
+            if reliable {
+                lock(&ep.inner.servers).remove(&key);
+            } else {
+                let _ = ep
+                    .inner
+                    .reaper
+                    .send((tokio::time::Instant::now() + 64 * t.t1, key));
+            }
+            return;
+        }
         tokio::spawn(async move {
-            if key.2 == Method::Invite {
-                // Timer G retransmits until the ACK; Timer H gives up on it.
-                let until = tokio::time::Instant::now() + 64 * t.t1;
-                let mut g = t.t1;
-                while tokio::time::Instant::now() < until {
-                    tokio::time::sleep(g.min(until - tokio::time::Instant::now())).await;
-                    let acked = lock(&ep.inner.servers).get(&key).is_none_or(|e| e.acked);
-                    if acked {
-                        return;
-                    }
-                    if !reliable {
-                        let _ = ep.transport().send(target, bytes.clone()).await;
-                        g = (g * 2).min(t.t2);
-                    }
+            // Timer G retransmits until the ACK; Timer H gives up on it.
+            let until = tokio::time::Instant::now() + 64 * t.t1;
+            let mut g = t.t1;
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(g.min(until - tokio::time::Instant::now())).await;
+                let acked = lock(&ep.inner.servers).get(&key).is_none_or(|e| e.acked);
+                if acked {
+                    return;
                 }
-            } else if !reliable {
-                // Timer J.
-                tokio::time::sleep(64 * t.t1).await;
+                if !reliable {
+                    let _ = ep.transport().send(target, bytes.clone()).await;
+                    g = (g * 2).min(t.t2);
+                }
             }
             lock(&ep.inner.servers).remove(&key);
         });
+    }
+}
+
+/// Forgets completed non-INVITE server transactions as their Timer J fires.
+pub(super) async fn reap(
+    inner: std::sync::Weak<super::Inner>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<(tokio::time::Instant, ServerKey)>,
+) {
+    while let Some((at, key)) = queue.recv().await {
+        tokio::time::sleep_until(at).await;
+        let Some(inner) = inner.upgrade() else { return };
+        lock(&inner.servers).remove(&key);
     }
 }
 
