@@ -135,6 +135,8 @@ enum ContactsVerb {
 
 #[derive(Subcommand)]
 enum PresenceVerb {
+    /// Show the presence others see of us
+    Show,
     /// Set the presence others see: online, away, busy or offline
     Set {
         status: String,
@@ -342,6 +344,9 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Presence {
             verb: PresenceVerb::Set { status, note },
         } => cmd::contacts::set_presence(conn, out, status, note).await,
+        Verb::Presence {
+            verb: PresenceVerb::Show,
+        } => cmd::contacts::show_presence(conn, out).await,
         // Handled in main, before connecting.
         Verb::Completions { .. } | Verb::Man => Ok(()),
     }

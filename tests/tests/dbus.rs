@@ -429,6 +429,7 @@ fn a_panel_keeps_the_address_book_and_lists_messages() {
     assert_eq!(none.trim(), "aa{sv} 0", "Alice has no messages");
 
     call("SetPresence", &["ss", "away", "out"]);
+    assert_eq!(call("GetPresence", &[]).trim(), "ss \"away\" \"out\"");
     let e = gdbus_call(
         &bus,
         ROOT,

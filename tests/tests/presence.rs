@@ -289,3 +289,35 @@ fn a_contact_follows_our_presence_until_it_unsubscribes() {
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(sipp.wait(Duration::from_secs(30)), 0, "{}", sipp.output());
 }
+
+/// What the user set stays set: "appear offline" does not end with a reboot.
+#[test]
+fn our_presence_survives_a_restart() {
+    let sb = Sandbox::new();
+    sb.write_config("[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n");
+    let show = |sb: &Sandbox| {
+        stdout(&sb.voipctl(&["presence", "show"]))
+            .trim()
+            .to_string()
+    };
+    let mut d = sb.start_daemon();
+    assert_eq!(show(&sb), "presence: online");
+    let out = sb.voipctl(&["presence", "set", "offline", "--note", "do not disturb"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let long = "x".repeat(300);
+    let out = sb.voipctl(&["presence", "set", "away", "--note", &long]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("note:"), "{}", describe(&out));
+    assert_eq!(
+        show(&sb),
+        "presence: offline (do not disturb)",
+        "a refusal changes nothing"
+    );
+    assert!(sb.voipctl(&["shutdown"]).status.success());
+    d.wait_exit();
+    let _d = sb.start_daemon();
+    wait_until(
+        || show(&sb) == "presence: offline (do not disturb)",
+        "the presence set before the restart",
+    );
+}

@@ -5,7 +5,7 @@ use tonic::transport::Channel;
 use voipd_proto::v1::contacts_client::ContactsClient;
 use voipd_proto::v1::{
     AddContactRequest, Contact, ContactRef, EditContactRequest, ExportContactsRequest,
-    ImportContactsRequest, ListContactsRequest, SetPresenceRequest,
+    GetPresenceRequest, ImportContactsRequest, ListContactsRequest, SetPresenceRequest,
 };
 
 use crate::exit::Failure;
@@ -207,6 +207,21 @@ pub async fn export(conn: Channel, file: Option<PathBuf>) -> Result<(), Failure>
             Ok(())
         }
     }
+}
+
+pub async fn show_presence(conn: Channel, out: Output) -> Result<(), Failure> {
+    let p = ContactsClient::new(conn)
+        .get_presence(GetPresenceRequest {})
+        .await?
+        .into_inner();
+    if out.json {
+        out.json_line(&p);
+    } else if p.note.is_empty() {
+        println!("presence: {}", p.status);
+    } else {
+        println!("presence: {} ({})", p.status, p.note);
+    }
+    Ok(())
 }
 
 pub async fn set_presence(

@@ -148,6 +148,8 @@ pub(super) enum CallUpdate {
         address: String,
         presence: super::presence::Presence,
     },
+    /// Our presence as the user last set it, read at start.
+    OwnPresence(super::presence::Presence),
     /// The address book as it is now, from the n-th read (after a change).
     Contacts(u64, Vec<crate::store::Contact>),
 }

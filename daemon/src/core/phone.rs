@@ -18,6 +18,9 @@ use crate::sip::registration::{RegCommand, RegState};
 use crate::sip::transaction::{Endpoint, TuRequest};
 use crate::sip::uri::{SipUri, Uri};
 
+/// The settings key of our presence: "STATUS\tNOTE".
+const OWN_PRESENCE: &str = "presence";
+
 /// Commands queue here; callers wait (not fail) when it is full, which bounds memory.
 const COMMAND_QUEUE: usize = 64;
 
@@ -59,6 +62,7 @@ enum Command {
     /// The names of the contacts these URIs belong to.
     ContactNames(Vec<String>, oneshot::Sender<Vec<Option<String>>>),
     SetPresence(Presence, oneshot::Sender<Presence>),
+    OwnPresence(oneshot::Sender<Presence>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +117,8 @@ pub struct Phone {
     presence: Presences,
     /// Reads of the address book asked for; only the latest one's answer is used.
     contacts_reads: u64,
+    /// Our presence was set since the start (the stored one, read later, must not undo it).
+    own_presence_set: bool,
 }
 
 /// The one API every face uses. Cheap to clone.
@@ -153,6 +159,7 @@ impl Phone {
             store: store.clone(),
             presence: Presences::new(),
             contacts_reads: 0,
+            own_presence_set: false,
             location,
             config: loaded.config,
             embedded: loaded.embedded,
@@ -175,6 +182,7 @@ impl Phone {
         });
         phone.resume_outbox();
         phone.read_contacts();
+        phone.read_own_presence();
         let task = tokio::spawn(phone.run(rx, reg_updates, requests, call_rx));
         (handle, task)
     }
@@ -290,7 +298,11 @@ impl Phone {
             Command::SetPresence(p, reply) => {
                 tracing::info!("our presence: {} {:?}", p.status.as_str(), p.note);
                 self.presence.set_own(p.clone());
+                self.own_presence_set = true;
                 let _ = reply.send(p);
+            }
+            Command::OwnPresence(reply) => {
+                let _ = reply.send(self.presence.own());
             }
             Command::Shutdown { reason, done } => {
                 tracing::info!("shutting down: {reason}");
@@ -419,6 +431,13 @@ impl Phone {
                 }
                 return;
             }
+            // Read at start: unless the user set another meanwhile.
+            CallUpdate::OwnPresence(p) => {
+                if !self.own_presence_set {
+                    self.presence.set_own(p);
+                }
+                return;
+            }
             CallUpdate::Contacts(n, list) => {
                 // An older read finishing late would undo a newer change.
                 if n == self.contacts_reads {
@@ -504,6 +523,24 @@ impl Phone {
                 sip_call_id,
             })
             .await;
+        });
+    }
+
+    /// Reads our presence as the user last set it.
+    fn read_own_presence(&self) {
+        let (store, updates) = (self.store.clone(), self.call_updates.clone());
+        tokio::spawn(async move {
+            match store.setting(OWN_PRESENCE).await {
+                Ok(Some(v)) => {
+                    let (status, note) = v.split_once('\t').unwrap_or((v.as_str(), ""));
+                    if let Some(status) = PresenceStatus::settable(status) {
+                        let p = Presence::now(status, note.to_string());
+                        let _ = updates.send(CallUpdate::OwnPresence(p)).await;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!("our presence not read: {e}"),
+            }
         });
     }
 
@@ -984,8 +1021,18 @@ impl PhoneHandle {
             });
         }
         let note = note.to_string();
+        // Kept first, so that what is in force is what a restart brings back.
+        self.store
+            .set_setting(OWN_PRESENCE, format!("{}\t{note}", status.as_str()))
+            .await
+            .map_err(CoreError::Store)?;
         let p = Presence::now(status, note);
         self.ask(|r| Command::SetPresence(p, r)).await
+    }
+
+    /// The presence others see of us.
+    pub async fn own_presence(&self) -> Result<Presence, CoreError> {
+        self.ask(Command::OwnPresence).await
     }
 
     pub async fn missed_unseen(&self) -> Result<u32, CoreError> {

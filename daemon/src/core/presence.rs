@@ -284,6 +284,10 @@ impl Presences {
             .get_or_insert_with(|| notifier::start(ep.clone(), own))
     }
 
+    pub(super) fn own(&self) -> Presence {
+        self.own.borrow().clone()
+    }
+
     pub(super) fn set_own(&mut self, p: Presence) {
         self.own.send_replace(p.clone());
         if let Some(n) = &self.notifier {

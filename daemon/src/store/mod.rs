@@ -9,6 +9,7 @@ mod contacts;
 mod history;
 mod messages;
 mod schema;
+mod settings;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

@@ -63,6 +63,8 @@ const STEPS: &[&str] = &[
     // that one peer's messages are found together; older rows are brought in line.
     "UPDATE messages SET peer = substr(peer, 1, instr(peer, ';') - 1)
         WHERE incoming AND instr(peer, ';') > 0;",
+    // 5: small settings the user makes through the API (our presence) that a restart keeps.
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;

@@ -148,10 +148,18 @@ impl Contacts {
         Ok(self.phone.export_vcard().await?)
     }
 
-    /// Sets the presence others see of us: online, away, busy or offline, with a note.
+    /// Sets the presence others see of us: online, away, busy or offline, with a note of up
+    /// to 256 characters. Kept across restarts.
     async fn set_presence(&self, status: &str, note: &str) -> Result<(), VoipdError> {
         self.phone.set_presence(status, note).await?;
         Ok(())
+    }
+
+    /// The presence others see of us: its status and note.
+    #[zbus(out_args("status", "note"))]
+    async fn get_presence(&self) -> Result<(String, String), VoipdError> {
+        let p = self.phone.own_presence().await?;
+        Ok((p.status.as_str().to_string(), p.note))
     }
 
     /// A contact was added or changed, or its presence did: its id, name and presence.

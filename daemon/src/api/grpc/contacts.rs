@@ -147,6 +147,14 @@ impl pb::contacts_server::Contacts for ContactsService {
         Ok(Response::new(pb::ExportContactsResponse { vcard }))
     }
 
+    async fn get_presence(
+        &self,
+        _: Request<pb::GetPresenceRequest>,
+    ) -> Result<Response<pb::Presence>, Status> {
+        let p = self.phone.own_presence().await.map_err(status_of)?;
+        Ok(Response::new(p.into()))
+    }
+
     async fn set_presence(
         &self,
         r: Request<pb::SetPresenceRequest>,
