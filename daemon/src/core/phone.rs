@@ -115,8 +115,10 @@ pub struct Phone {
     media: crate::media::engine::MediaEngine,
     store: Store,
     presence: Presences,
-    /// Reads of the address book asked for; only the latest one's answer is used.
+    /// Reads of the address book asked for, and the newest one applied: an older read that
+    /// finishes late is not applied over a newer one.
     contacts_reads: u64,
+    contacts_applied: u64,
     /// Our presence was set since the start (the stored one, read later, must not undo it).
     own_presence_set: bool,
 }
@@ -159,6 +161,7 @@ impl Phone {
             store: store.clone(),
             presence: Presences::new(),
             contacts_reads: 0,
+            contacts_applied: 0,
             own_presence_set: false,
             location,
             config: loaded.config,
@@ -439,8 +442,8 @@ impl Phone {
                 return;
             }
             CallUpdate::Contacts(n, list) => {
-                // An older read finishing late would undo a newer change.
-                if n == self.contacts_reads {
+                if n > self.contacts_applied {
+                    self.contacts_applied = n;
                     self.follow(Some(list));
                 }
                 return;

@@ -85,6 +85,8 @@ pub(super) struct Presences {
     /// Which contact (index in `contacts`) a SIP user at a host is: calls, messages and
     /// followers are named through it, so it must not cost a scan.
     by_identity: HashMap<Identity, usize>,
+    /// The same for numbers: a call from sip:+441865270000@pbx is that number's contact.
+    by_number: HashMap<String, usize>,
     /// The account subscriptions are made from (they restart when it changes).
     from: Option<Account>,
     own: watch::Sender<Presence>,
@@ -100,6 +102,7 @@ impl Presences {
             by_call_id: HashMap::new(),
             contacts: Vec::new(),
             by_identity: HashMap::new(),
+            by_number: HashMap::new(),
             from: None,
             own: watch::Sender::new(Presence::now(PresenceStatus::Online, String::new())),
             notifier: None,
@@ -157,12 +160,14 @@ impl Presences {
     ) {
         if let Some(c) = contacts {
             self.by_identity.clear();
+            self.by_number.clear();
             for (i, contact) in c.iter().enumerate() {
                 for a in &contact.addresses {
-                    if let Ok(u) = a.parse::<SipUri>() {
-                        // The first contact with an address keeps it.
-                        self.by_identity.entry(identity(&u)).or_insert(i);
-                    }
+                    // The first contact with an address keeps it.
+                    match a.parse::<SipUri>() {
+                        Ok(u) => self.by_identity.entry(identity(&u)).or_insert(i),
+                        Err(_) => self.by_number.entry(a.clone()).or_insert(i),
+                    };
                 }
             }
             self.contacts = c;
@@ -266,8 +271,14 @@ impl Presences {
     /// The contact with `uri` among its addresses: the same user at the same host (ports
     /// and parameters do not name a person).
     pub(super) fn contact_of(&self, uri: &SipUri) -> Option<&Contact> {
+        let number = || {
+            let user = uri.user.as_deref()?;
+            let n = super::contacts::normalise_address(user).ok()?;
+            self.by_number.get(&n)
+        };
         self.by_identity
             .get(&identity(uri))
+            .or_else(number)
             .and_then(|&i| self.contacts.get(i))
     }
 
@@ -279,7 +290,7 @@ impl Presences {
 
     /// The notifier, started on first use.
     pub(super) fn notifier(&mut self, ep: &Endpoint) -> &mpsc::Sender<notifier::Msg> {
-        let own = self.own.borrow().clone();
+        let own = self.own.subscribe();
         self.notifier
             .get_or_insert_with(|| notifier::start(ep.clone(), own))
     }
@@ -288,11 +299,9 @@ impl Presences {
         self.own.borrow().clone()
     }
 
+    /// Followers and publishers watch it: none misses a change.
     pub(super) fn set_own(&mut self, p: Presence) {
-        self.own.send_replace(p.clone());
-        if let Some(n) = &self.notifier {
-            let _ = n.try_send(notifier::Msg::Set(p));
-        }
+        self.own.send_replace(p);
     }
 
     /// Ends all subscriptions, both ways, and waits (briefly) for that to be said.
@@ -391,6 +400,7 @@ impl Follow {
             updates,
             requests: rx,
             last: None,
+            granted: None,
         };
         Follow {
             call_id,
@@ -415,6 +425,8 @@ struct Follower {
     updates: mpsc::Sender<CallUpdate>,
     requests: mpsc::Receiver<TuRequest>,
     last: Option<(PresenceStatus, String)>,
+    /// When the current subscription was first granted (a 2xx or a NOTIFY).
+    granted: Option<tokio::time::Instant>,
 }
 
 /// How one subscription ended.
@@ -441,11 +453,12 @@ impl Follower {
         }
         let mut wait = FIRST_RETRY;
         loop {
-            let began = tokio::time::Instant::now();
+            self.granted = None;
             let ended = self.subscription(&mut stop).await;
-            // A subscription that lasted resets the backoff; one that ended at once (a far
-            // side that ends every one it grants) may not be asked again at once for ever.
-            let lasted = began.elapsed() > FIRST_RETRY;
+            // A subscription that lasted resets the backoff; one never granted (no answer,
+            // refused) or ended at once (a far side that ends every one it grants) may not
+            // be asked again at once for ever.
+            let lasted = self.granted.is_some_and(|t| t.elapsed() > FIRST_RETRY);
             if lasted {
                 wait = FIRST_RETRY;
             }
@@ -466,7 +479,7 @@ impl Follower {
 
     /// Waits `d`, answering NOTIFYs of a subscription that is over; true when stopped.
     async fn pause(&mut self, d: Duration, stop: &mut oneshot::Receiver<()>) -> bool {
-        let until = tokio::time::Instant::now() + d;
+        let until = tokio::time::Instant::now() + d.min(LONGEST_RETRY);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return false,
@@ -528,6 +541,7 @@ impl Follower {
                             if sub.dialog.is_none() {
                                 sub.dialog = Dialog::from_response(&sub.request, &r, sub.contact.clone());
                             }
+                            self.granted.get_or_insert_with(tokio::time::Instant::now);
                             sub.refresh_at = refresh_at(expires);
                         }
                         401 | 407 if auth_tries < 2 => {
@@ -648,6 +662,8 @@ impl Follower {
             && let Some(mut d) = Dialog::from_request(&req.request, tag, sub.contact.clone())
         {
             d.local_cseq = self.cseq;
+            // This very NOTIFY is checked against it below: not yet taken.
+            d.remote_cseq = None;
             sub.dialog = Some(d);
         }
         if let Some(d) = sub.dialog.as_mut() {
@@ -694,9 +710,9 @@ impl Follower {
         }
         let (kind, params) = state.split_once(';').unwrap_or((state.as_str(), ""));
         let kind = kind.trim().to_ascii_lowercase();
-        if !req.request.body.is_empty() {
+        let learnt = if !req.request.body.is_empty() {
             match pidf::parse(&req.request.body) {
-                Ok((status, note)) => self.tell(status, note).await,
+                Ok(p) => Some(p),
                 Err(e) => {
                     tracing::info!("presence of {}: unreadable PIDF: {e}", self.address);
                     answer(&req, 400).await;
@@ -705,9 +721,16 @@ impl Follower {
             }
         } else if kind != "pending" {
             // No document at all (a presence server with no publication): nobody there.
-            self.tell(PresenceStatus::Offline, String::new()).await;
-        }
+            Some((PresenceStatus::Offline, String::new()))
+        } else {
+            None
+        };
+        // Answered before the core is told, which may take a moment when it is busy.
         answer(&req, 200).await;
+        self.granted.get_or_insert_with(tokio::time::Instant::now);
+        if let Some((status, note)) = learnt {
+            self.tell(status, note).await;
+        }
         let param = |name: &str| {
             params.split(';').find_map(|p| {
                 let (n, v) = p.split_once('=')?;
@@ -721,7 +744,7 @@ impl Follower {
                 let retry = param("retry-after").and_then(|r| r.parse::<u64>().ok());
                 let reason = param("reason").unwrap_or_default().to_ascii_lowercase();
                 Some(Ended::Retry(match (reason.as_str(), retry) {
-                    (_, Some(s)) => Duration::from_secs(s),
+                    (_, Some(s)) => Duration::from_secs(s).min(LONGEST_RETRY),
                     ("deactivated" | "timeout", None) => Duration::ZERO,
                     ("rejected" | "noresource" | "invariant", None) => LONGEST_RETRY,
                     _ => FIRST_RETRY,
@@ -769,4 +792,46 @@ pub(super) async fn answer(req: &TuRequest, code: u16) {
     let mut resp = req.request.response(code, reason_phrase(code));
     crate::sip::capabilities::add_to_tag(&mut resp);
     req.tx.respond(resp).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(id: i64, name: &str, addresses: &[&str]) -> Contact {
+        Contact {
+            id,
+            uid: format!("u{id}"),
+            name: name.into(),
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            favourite: false,
+            notes: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn peers_are_named_by_user_and_host_or_by_number() {
+        let (tx, _rx) = mpsc::channel(1);
+        let mut p = Presences::new();
+        let list = vec![
+            contact(1, "Alice", &["sip:alice@example.com", "+441865270000"]),
+            contact(2, "Bob", &["sip:bob@example.com:5080"]),
+        ];
+        p.follow(Some(list), false, None, None, &tx);
+        assert_eq!(
+            p.name_of("sip:alice@EXAMPLE.com;transport=tcp").as_deref(),
+            Some("Alice")
+        );
+        assert_eq!(
+            p.name_of("sip:bob@example.com").as_deref(),
+            Some("Bob"),
+            "ports do not name a person"
+        );
+        assert_eq!(
+            p.name_of("sip:+441865270000@pbx.example").as_deref(),
+            Some("Alice")
+        );
+        assert_eq!(p.name_of("sip:carol@example.com"), None);
+        assert_eq!(p.name_of("not a uri"), None);
+    }
 }

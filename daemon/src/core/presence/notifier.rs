@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::{Presence, PresenceStatus, answer};
@@ -19,6 +19,9 @@ const MAX_EXPIRES: u32 = 3600;
 const MIN_EXPIRES: u32 = 60;
 /// Followers at once; more are answered 503 rather than let memory grow.
 const MAX_WATCHERS: usize = 1000;
+/// A refused NOTIFY is sent again this much later (times the refusals), this many times.
+const RETRY: Duration = Duration::from_secs(2);
+const RETRIES: u32 = 3;
 
 pub(in crate::core) enum Msg {
     /// Any SUBSCRIBE for our presence; `allowed` says whether a new one may be granted,
@@ -28,9 +31,10 @@ pub(in crate::core) enum Msg {
         allowed: bool,
         entity: String,
     },
-    Set(Presence),
     /// A NOTIFY to a follower was answered (or not: None).
     Sent(String, Option<u16>),
+    /// Time to send a follower the state again, after a refused NOTIFY.
+    Again(String),
     /// Ends every subscription (with a last NOTIFY) and stops.
     Stop(oneshot::Sender<()>),
 }
@@ -43,9 +47,12 @@ struct Watcher {
     sending: bool,
     /// Our status changed while one was on its way.
     dirty: bool,
+    /// NOTIFYs refused in a row.
+    refused: u32,
 }
 
-pub(in crate::core) fn start(ep: Endpoint, own: Presence) -> mpsc::Sender<Msg> {
+/// `own` is our presence as the user sets it: every change reaches every follower.
+pub(in crate::core) fn start(ep: Endpoint, own: watch::Receiver<Presence>) -> mpsc::Sender<Msg> {
     let (tx, rx) = mpsc::channel(64);
     let n = Notifier {
         ep,
@@ -59,7 +66,7 @@ pub(in crate::core) fn start(ep: Endpoint, own: Presence) -> mpsc::Sender<Msg> {
 
 struct Notifier {
     ep: Endpoint,
-    own: Presence,
+    own: watch::Receiver<Presence>,
     watchers: HashMap<String, Watcher>,
     me: mpsc::Sender<Msg>,
 }
@@ -73,14 +80,10 @@ impl Notifier {
                     Some(Msg::Subscribe { req, allowed, entity }) => {
                         self.subscribe(*req, allowed, entity).await;
                     }
-                    Some(Msg::Set(p)) => {
-                        self.own = p;
-                        let keys: Vec<String> = self.watchers.keys().cloned().collect();
-                        for k in keys {
-                            self.notify(&k, None);
-                        }
-                    }
                     Some(Msg::Sent(k, code)) => self.sent(&k, code),
+                    Some(Msg::Again(k)) => {
+                        self.notify(&k, None);
+                    }
                     Some(Msg::Stop(done)) => {
                         let mut sent = Vec::new();
                         let keys: Vec<String> = self.watchers.keys().cloned().collect();
@@ -97,6 +100,15 @@ impl Notifier {
                     }
                     None => return,
                 },
+                changed = self.own.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let keys: Vec<String> = self.watchers.keys().cloned().collect();
+                    for k in keys {
+                        self.notify(&k, None);
+                    }
+                }
                 _ = sleep_until(next) => {
                     let now = Instant::now();
                     let over: Vec<String> = self
@@ -209,6 +221,7 @@ impl Notifier {
                     until: Instant::now(),
                     sending: false,
                     dirty: false,
+                    refused: 0,
                 },
             );
             key
@@ -261,11 +274,11 @@ impl Notifier {
             Some(reason) => format!("terminated;reason={reason}"),
             None => format!("active;expires={left}"),
         };
-        // Stopping: we are offline from now on.
-        let own = if ended == Some("deactivated") {
+        // Stopping: we are offline from now on; refused: it may no longer see ours.
+        let own = if matches!(ended, Some("deactivated" | "rejected")) {
             Presence::now(PresenceStatus::Offline, String::new())
         } else {
-            self.own.clone()
+            self.own.borrow().clone()
         };
         req.headers.push(Name::Event, "presence");
         req.headers.push(Name::SubscriptionState, state);
@@ -285,17 +298,32 @@ impl Notifier {
         }))
     }
 
-    /// A NOTIFY's answer: the follower is gone (481, or none at all), or the next may go.
+    /// A NOTIFY's answer: the follower is gone (481, or none at all, or refusals again
+    /// and again), the same is tried again a little later (a refusal), or the next may go.
     fn sent(&mut self, key: &str, code: Option<u16>) {
         let Some(w) = self.watchers.get_mut(key) else {
             return;
         };
         w.sending = false;
-        if matches!(code, None | Some(481)) {
-            tracing::info!("presence follower {key} gone ({code:?})");
-            self.watchers.remove(key);
-        } else if w.dirty {
-            self.notify(key, None);
+        match code {
+            Some(200..=299) => {
+                w.refused = 0;
+                if w.dirty {
+                    self.notify(key, None);
+                }
+            }
+            Some(c) if c != 481 && w.refused < RETRIES => {
+                w.refused += 1;
+                let (me, key, wait) = (self.me.clone(), key.to_string(), RETRY * w.refused);
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = me.send(Msg::Again(key)).await;
+                });
+            }
+            _ => {
+                tracing::info!("presence follower {key} gone ({code:?})");
+                self.watchers.remove(key);
+            }
         }
     }
 }

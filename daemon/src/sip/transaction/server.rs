@@ -113,6 +113,19 @@ pub(super) async fn reap(
     }
 }
 
+/// A request the layer above let go without a final answer (a task that ended, a queue
+/// that was full) leaves no entry behind: kept, it would swallow every retransmission
+/// unanswered and never be forgotten. Without it a retransmission is new again.
+impl Drop for ServerTx {
+    fn drop(&mut self) {
+        let Some(key) = &self.key else { return };
+        let mut servers = lock(&self.ep.inner.servers);
+        if servers.get(key).is_some_and(|e| e.last_code < 200) {
+            servers.remove(key);
+        }
+    }
+}
+
 pub(super) async fn create(
     ep: &Endpoint,
     key: ServerKey,
