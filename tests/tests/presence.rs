@@ -12,6 +12,10 @@ use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::peers::{Kamailio, Sipp, free_port, sipp_scenario};
 use voipd_tests::*;
 
+/// voipd with an account that registers nowhere: peers talk to it directly.
+const DIRECT: &str = "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
+    [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n";
+
 /// voipd as `user` (alicepw style password) through Kamailio, registered.
 fn voipd(sb: &Sandbox, kam: &Kamailio, user: &str) -> Daemon {
     sb.write_config(&format!(
@@ -197,10 +201,7 @@ fn voipd_follows_voipd_away_busy_and_stopping() {
 #[test]
 fn strangers_are_refused_and_unknown_event_packages_answered_489() {
     let sb = Sandbox::new();
-    sb.write_config(
-        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
-         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
-    );
+    sb.write_config(DIRECT);
     let _d = sb.start_daemon();
     let port = sb.sip_port();
     let mut sipp = sipp_uac(&sb, "subscribe_refused.xml", port);
@@ -242,10 +243,7 @@ fn a_presence_agent_is_followed_through_a_refresh_to_its_end() {
     let sb = Sandbox::new();
     let port = free_port();
     let mut sipp = sipp_uas(&sb, "presence_uas.xml", port, 1);
-    sb.write_config(
-        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
-         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
-    );
+    sb.write_config(DIRECT);
     let _d = sb.start_daemon();
     let (mut watch, events) = watch_events(&sb);
     add_contact(&sb, "Dave", &format!("sip:dave@127.0.0.1:{port}"));
@@ -273,10 +271,7 @@ fn a_presence_agent_is_followed_through_a_refresh_to_its_end() {
 #[test]
 fn a_contact_follows_our_presence_until_it_unsubscribes() {
     let sb = Sandbox::new();
-    sb.write_config(
-        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
-         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\n",
-    );
+    sb.write_config(DIRECT);
     let d = sb.start_daemon();
     add_contact(&sb, "Watcher", "watcher@127.0.0.1");
     let port = sb.sip_port();

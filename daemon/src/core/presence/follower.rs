@@ -1,0 +1,433 @@
+//! Following one contact's address: a task that SUBSCRIBEs (RFC 6665), answers a
+//! challenge, takes the NOTIFYs (PIDF), refreshes before the end, starts again after one,
+//! and un-SUBSCRIBEs when told to stop.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Presence, PresenceStatus, Stoppable, answer, refresh_at};
+use crate::config::Account;
+use crate::core::calls::CallUpdate;
+use crate::core::pidf;
+use crate::core::request::{answer_challenge, outbound};
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{Method, Name, Request, Response, SipHeaders};
+use crate::sip::transaction::{Endpoint, TuRequest, random_token};
+use crate::sip::transport::Target;
+use crate::sip::uri::SipUri;
+
+/// How long we ask a subscription to last; refreshed well before.
+const EXPIRES: u32 = 600;
+/// After a refusal or no answer, try again this much later (doubling up to the longest).
+const FIRST_RETRY: Duration = Duration::from_secs(15);
+const LONGEST_RETRY: Duration = Duration::from_secs(600);
+
+/// Following one address: the task and where its NOTIFYs go.
+pub(super) struct Follow {
+    pub(super) call_id: String,
+    pub(super) requests: mpsc::Sender<TuRequest>,
+    task: Stoppable,
+}
+
+impl Follow {
+    /// Starts following `uri` as `account`; updates go to `updates` as CallUpdate::Presence.
+    pub(super) fn start(
+        ep: Endpoint,
+        account: Option<Account>,
+        uri: SipUri,
+        updates: mpsc::Sender<CallUpdate>,
+        delay: Duration,
+    ) -> Follow {
+        let call_id = format!("{}@voipd", random_token(20));
+        let (tx, rx) = mpsc::channel(8);
+        let f = Follower {
+            ep,
+            account,
+            address: uri.to_string(),
+            uri,
+            call_id: call_id.clone(),
+            cseq: 0,
+            updates,
+            requests: rx,
+            last: None,
+            granted: None,
+        };
+        Follow {
+            call_id,
+            requests: tx,
+            task: Stoppable::spawn(move |stop| f.run(delay, stop)),
+        }
+    }
+
+    /// Ends the subscription (un-SUBSCRIBE).
+    pub(super) async fn stop(self) {
+        self.task.stop().await;
+    }
+}
+
+struct Follower {
+    ep: Endpoint,
+    account: Option<Account>,
+    uri: SipUri,
+    address: String,
+    call_id: String,
+    cseq: u32,
+    updates: mpsc::Sender<CallUpdate>,
+    requests: mpsc::Receiver<TuRequest>,
+    last: Option<(PresenceStatus, String)>,
+    /// When the current subscription was first granted (a 2xx or a NOTIFY).
+    granted: Option<tokio::time::Instant>,
+}
+
+/// How one subscription ended.
+enum Ended {
+    Stopped,
+    /// Start a new one after this long.
+    Retry(Duration),
+}
+
+/// A subscription in progress: the SUBSCRIBE that made it and, once known, its dialog.
+struct Sub {
+    request: Request,
+    dialog: Option<Dialog>,
+    contact: String,
+    first_hop: Target,
+    refresh_at: tokio::time::Instant,
+}
+
+impl Follower {
+    async fn run(mut self, delay: Duration, mut stop: oneshot::Receiver<()>) {
+        // Many contacts at once (a start, an import) are not all asked in one burst.
+        if self.pause(delay, &mut stop).await {
+            return;
+        }
+        let mut wait = FIRST_RETRY;
+        loop {
+            self.granted = None;
+            let ended = self.subscription(&mut stop).await;
+            // A subscription that lasted resets the backoff; one never granted (no answer,
+            // refused) or ended at once (a far side that ends every one it grants) may not
+            // be asked again at once for ever.
+            let lasted = self.granted.is_some_and(|t| t.elapsed() > FIRST_RETRY);
+            if lasted {
+                wait = FIRST_RETRY;
+            }
+            let d = match ended {
+                Ended::Stopped => return,
+                Ended::Retry(d) if d.is_zero() && lasted => Duration::ZERO,
+                Ended::Retry(d) => {
+                    let d = d.max(wait);
+                    wait = (wait * 2).min(LONGEST_RETRY);
+                    d
+                }
+            };
+            if self.pause(d, &mut stop).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits `d`, answering NOTIFYs of a subscription that is over; true when stopped.
+    async fn pause(&mut self, d: Duration, stop: &mut oneshot::Receiver<()>) -> bool {
+        let until = tokio::time::Instant::now() + d.min(LONGEST_RETRY);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return false,
+                _ = &mut *stop => return true,
+                Some(req) = self.requests.recv() => answer(&req, 481).await,
+            }
+        }
+    }
+
+    async fn tell(&mut self, status: PresenceStatus, note: String) {
+        if self.last.as_ref() == Some(&(status, note.clone())) {
+            return;
+        }
+        let update = CallUpdate::Presence {
+            address: self.address.clone(),
+            presence: Presence::now(status, note.clone()),
+        };
+        // Remembered only once the core has it, so that a change is never lost.
+        if self.updates.send(update).await.is_ok() {
+            self.last = Some((status, note));
+        }
+    }
+
+    /// One subscription, from the first SUBSCRIBE to its end.
+    async fn subscription(&mut self, stop: &mut oneshot::Receiver<()>) -> Ended {
+        let Some(mut sub) = self.initial().await else {
+            self.tell(PresenceStatus::Offline, String::new()).await;
+            return Ended::Retry(FIRST_RETRY);
+        };
+        let mut tx = match self
+            .ep
+            .request(sub.request.clone(), self.target(&sub).await)
+            .await
+        {
+            Ok(tx) => Some(tx),
+            Err(_) => return Ended::Retry(FIRST_RETRY),
+        };
+        let mut auth_tries = 0;
+        loop {
+            tokio::select! {
+                r = async { tx.as_mut()?.response().await.ok() }, if tx.is_some() => {
+                    let Some(r) = r else {
+                        // No answer: the far side is gone.
+                        self.tell(PresenceStatus::Offline, String::new()).await;
+                        return Ended::Retry(FIRST_RETRY);
+                    };
+                    if r.code < 200 {
+                        continue;
+                    }
+                    tx = None;
+                    match r.code {
+                        200..=299 => {
+                            let expires = r.headers.get(&Name::Expires)
+                                .and_then(|e| e.trim().parse::<u32>().ok())
+                                .unwrap_or(EXPIRES);
+                            if expires == 0 {
+                                return Ended::Retry(FIRST_RETRY);
+                            }
+                            if sub.dialog.is_none() {
+                                sub.dialog = Dialog::from_response(&sub.request, &r, sub.contact.clone());
+                            }
+                            self.granted.get_or_insert_with(tokio::time::Instant::now);
+                            sub.refresh_at = refresh_at(expires);
+                        }
+                        401 | 407 if auth_tries < 2 => {
+                            auth_tries += 1;
+                            let Some(next) = self.with_auth(&sub, &r) else {
+                                return Ended::Retry(LONGEST_RETRY);
+                            };
+                            sub.request = next;
+                            if let Some(d) = sub.dialog.as_mut() {
+                                d.local_cseq = self.cseq;
+                            }
+                            let target = self.target(&sub).await;
+                            tx = self.ep.request(sub.request.clone(), target).await.ok();
+                        }
+                        // Not registered, or not there.
+                        404 | 408 | 410 | 480 => {
+                            self.tell(PresenceStatus::Offline, String::new()).await;
+                            return Ended::Retry(FIRST_RETRY);
+                        }
+                        // 481: the far side lost our refresh's dialog.
+                        481 => return Ended::Retry(Duration::ZERO),
+                        code => {
+                            tracing::info!("presence of {}: SUBSCRIBE answered {code}", self.address);
+                            self.tell(PresenceStatus::Unknown, String::new()).await;
+                            return Ended::Retry(LONGEST_RETRY);
+                        }
+                    }
+                }
+                Some(req) = self.requests.recv() => {
+                    if let Some(ended) = self.notify(&mut sub, req).await {
+                        return ended;
+                    }
+                }
+                _ = tokio::time::sleep_until(sub.refresh_at), if tx.is_none() => {
+                    let Some(d) = sub.dialog.as_mut() else {
+                        return Ended::Retry(Duration::ZERO);
+                    };
+                    let mut req = d.request(Method::Subscribe, None);
+                    subscribe_headers(&mut req, EXPIRES);
+                    self.cseq = d.local_cseq;
+                    sub.request = req;
+                    auth_tries = 0;
+                    let target = self.target(&sub).await;
+                    tx = self.ep.request(sub.request.clone(), target).await.ok();
+                    // Until its answer, the next refresh is not due.
+                    sub.refresh_at = refresh_at(EXPIRES);
+                }
+                _ = &mut *stop => {
+                    self.unsubscribe(&mut sub).await;
+                    return Ended::Stopped;
+                }
+            }
+        }
+    }
+
+    /// The first SUBSCRIBE of a new subscription (a new From tag, the same Call-ID).
+    async fn initial(&mut self) -> Option<Sub> {
+        self.cseq += 1;
+        let out = outbound(
+            &self.ep,
+            Method::Subscribe,
+            self.account.as_ref(),
+            &self.uri,
+            &self.call_id,
+            self.cseq,
+        )
+        .await
+        .ok()?;
+        let contact = crate::core::calls::contact(&out.user, out.local, out.target);
+        let mut request = out.request;
+        request.headers.push(Name::Contact, contact.clone());
+        subscribe_headers(&mut request, EXPIRES);
+        Some(Sub {
+            request,
+            dialog: None,
+            contact,
+            first_hop: out.target,
+            refresh_at: refresh_at(EXPIRES),
+        })
+    }
+
+    /// In the dialog: its next hop; before: where the first SUBSCRIBE went.
+    async fn target(&self, sub: &Sub) -> Target {
+        if let Some(d) = &sub.dialog
+            && let Ok(t) = d.next_hop().await
+        {
+            return t;
+        }
+        sub.first_hop
+    }
+
+    /// The request again, one CSeq on, answering the challenge in `r`.
+    fn with_auth(&mut self, sub: &Sub, r: &Response) -> Option<Request> {
+        let mut req = sub.request.clone();
+        let (name, value) =
+            answer_challenge(self.account.as_ref(), r, "SUBSCRIBE", &req.uri.to_string())?;
+        req.headers.remove(&Name::Authorization);
+        req.headers.remove(&Name::ProxyAuthorization);
+        req.headers.push(name, value);
+        let seq = req.cseq()?.seq + 1;
+        req.headers
+            .set_first(Name::CSeq, format!("{seq} SUBSCRIBE"));
+        self.cseq = seq;
+        Some(req)
+    }
+
+    /// Handles a NOTIFY; returns how the subscription ended if this ended it.
+    async fn notify(&mut self, sub: &mut Sub, req: TuRequest) -> Option<Ended> {
+        let ours = sub.request.from().and_then(|f| f.tag().map(str::to_string));
+        let to_tag = req.request.to().and_then(|t| t.tag().map(str::to_string));
+        if req.request.method != Method::Notify || ours.is_none() || to_tag != ours {
+            answer(&req, 481).await;
+            return None;
+        }
+        // A NOTIFY may come before the 200 (through a proxy): it makes the dialog too.
+        if sub.dialog.is_none()
+            && let Some(tag) = &ours
+            && let Some(mut d) = Dialog::from_request(&req.request, tag, sub.contact.clone())
+        {
+            d.local_cseq = self.cseq;
+            // This very NOTIFY is checked against it below: not yet taken.
+            d.remote_cseq = None;
+            sub.dialog = Some(d);
+        }
+        if let Some(d) = sub.dialog.as_mut() {
+            // Another fork of a forked SUBSCRIBE: not the dialog we keep (RFC 6665 §4.1.3).
+            if req.request.from().and_then(|f| f.tag().map(str::to_string))
+                != d.remote.tag().map(str::to_string)
+            {
+                answer(&req, 481).await;
+                return None;
+            }
+            let seq = req.request.cseq().map(|c| c.seq);
+            if let (Some(seq), Some(last)) = (seq, d.remote_cseq)
+                && seq <= last
+            {
+                // Older than one already taken (out of order over UDP).
+                answer(&req, 500).await;
+                return None;
+            }
+            d.remote_cseq = seq.or(d.remote_cseq);
+            if let Some(target) = req
+                .request
+                .headers
+                .get(&Name::Contact)
+                .and_then(|c| crate::sip::message::NameAddr::parse(c).ok())
+            {
+                d.remote_target = target.uri;
+            }
+        }
+        let state = req
+            .request
+            .headers
+            .get(&Name::SubscriptionState)
+            .unwrap_or("active")
+            .to_string();
+        let body_ok = req.request.body.is_empty()
+            || req
+                .request
+                .headers
+                .get(&Name::ContentType)
+                .is_some_and(|c| c.to_ascii_lowercase().starts_with(pidf::CONTENT_TYPE));
+        if !body_ok {
+            answer(&req, 415).await;
+            return None;
+        }
+        let (kind, params) = state.split_once(';').unwrap_or((state.as_str(), ""));
+        let kind = kind.trim().to_ascii_lowercase();
+        let learnt = if !req.request.body.is_empty() {
+            match pidf::parse(&req.request.body) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::info!("presence of {}: unreadable PIDF: {e}", self.address);
+                    answer(&req, 400).await;
+                    return None;
+                }
+            }
+        } else if kind != "pending" {
+            // No document at all (a presence server with no publication): nobody there.
+            Some((PresenceStatus::Offline, String::new()))
+        } else {
+            None
+        };
+        // Answered before the core is told, which may take a moment when it is busy.
+        answer(&req, 200).await;
+        self.granted.get_or_insert_with(tokio::time::Instant::now);
+        if let Some((status, note)) = learnt {
+            self.tell(status, note).await;
+        }
+        let param = |name: &str| {
+            params.split(';').find_map(|p| {
+                let (n, v) = p.split_once('=')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        match kind.as_str() {
+            "terminated" => {
+                let retry = param("retry-after").and_then(|r| r.parse::<u64>().ok());
+                let reason = param("reason").unwrap_or_default().to_ascii_lowercase();
+                Some(Ended::Retry(match (reason.as_str(), retry) {
+                    (_, Some(s)) => Duration::from_secs(s).min(LONGEST_RETRY),
+                    ("deactivated" | "timeout", None) => Duration::ZERO,
+                    ("rejected" | "noresource" | "invariant", None) => LONGEST_RETRY,
+                    _ => FIRST_RETRY,
+                }))
+            }
+            _ => {
+                // The notifier may shorten the subscription, never lengthen it.
+                if let Some(e) = param("expires").and_then(|e| e.parse::<u32>().ok()) {
+                    sub.refresh_at = sub.refresh_at.min(refresh_at(e.max(1)));
+                }
+                None
+            }
+        }
+    }
+
+    /// SUBSCRIBE with Expires: 0 in the dialog, so the far side stops notifying.
+    async fn unsubscribe(&mut self, sub: &mut Sub) {
+        let Some(d) = sub.dialog.as_mut() else {
+            return;
+        };
+        let mut req = d.request(Method::Subscribe, None);
+        subscribe_headers(&mut req, 0);
+        if let Ok(target) = d.next_hop().await
+            && let Ok(mut tx) = self.ep.request(req, target).await
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(1), tx.response()).await;
+        }
+    }
+}
+
+fn subscribe_headers(req: &mut Request, expires: u32) {
+    req.headers.push(Name::Event, "presence");
+    req.headers.push(Name::Accept, pidf::CONTENT_TYPE);
+    req.headers.push(Name::Expires, expires.to_string());
+}
