@@ -565,14 +565,14 @@ impl Phone {
     /// Follows the contacts' presence as configured, from the account to dial from, and
     /// publishes ours through the registered accounts.
     fn follow(&mut self, contacts: Option<Vec<crate::store::Contact>>) {
+        let registered = self.accounts.registered_accounts();
         self.presence.publish(
             self.endpoint.as_ref(),
-            self.accounts.registered_accounts(),
+            registered.clone(),
             self.config.presence.publish,
         );
         // The account subscriptions go from stays while it is registered: another account
         // coming and going does not make them all again.
-        let registered = self.accounts.registered_accounts();
         let account = match self.presence.from() {
             Some(current) if registered.contains(current) => Some(current.clone()),
             _ => self.accounts.for_dialing(None).ok().flatten(),
