@@ -316,3 +316,24 @@ fn our_presence_survives_a_restart() {
         "the presence set before the restart",
     );
 }
+
+/// A follower that is no longer a contact is ended at once, and is not told our status.
+#[test]
+fn a_removed_contact_stops_following_our_presence_at_once() {
+    let sb = Sandbox::new();
+    sb.write_config(DIRECT);
+    let d = sb.start_daemon();
+    add_contact(&sb, "Watcher", "watcher@127.0.0.1");
+    let mut sipp = sipp_uac(&sb, "subscribe_revoked.xml", sb.sip_port());
+    wait_until(
+        || d.log().contains("follows our presence"),
+        "the watcher's subscription",
+    );
+    assert!(
+        sb.voipctl(&["contacts", "remove", "Watcher"])
+            .status
+            .success()
+    );
+    assert_eq!(sipp.wait(Duration::from_secs(30)), 0, "{}", sipp.output());
+    assert!(d.log().contains("no longer allowed"), "{}", d.log());
+}

@@ -11,7 +11,7 @@ use super::contacts::ContactInfo;
 use super::events::EventBus;
 use super::presence::{Presence, PresenceStatus, Presences};
 use super::{AccountInfo, ConfigSource, CoreError, Event, EventKind, ReloadReport, Status, uas};
-use crate::config::{AccountId, Config, ConfigLocation, Loaded, PresenceShare};
+use crate::config::{AccountId, Config, ConfigLocation, Loaded};
 use crate::logging::Logging;
 use crate::sip::message::{Method, SipHeaders};
 use crate::sip::registration::{RegCommand, RegState};
@@ -584,6 +584,7 @@ impl Phone {
             account,
             &self.call_updates,
         );
+        self.presence.recheck_followers(self.config.presence.share);
     }
 
     /// Someone asks to follow our presence: granted per `presence.share`.
@@ -592,13 +593,10 @@ impl Phone {
             Uri::Sip(u) => Some(u),
             _ => None,
         });
-        let allowed = match self.config.presence.share {
-            PresenceShare::Everyone => true,
-            PresenceShare::Nobody => false,
-            PresenceShare::Contacts => from
-                .as_ref()
-                .is_some_and(|u| self.presence.contact_of(u).is_some()),
-        };
+        let allowed = self
+            .presence
+            .sharing(self.config.presence.share)
+            .allows(from.as_ref());
         // The entity is us: the account the request names, else what it asked for.
         let entity = self
             .accounts

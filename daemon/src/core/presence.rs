@@ -4,13 +4,14 @@
 //! ([`follower`]); a [`publisher`] per registered account PUBLISHes ours when asked to.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::calls::CallUpdate;
 use super::contacts::ContactInfo;
-use crate::config::{Account, AccountId};
+use crate::config::{Account, AccountId, PresenceShare};
 use crate::sip::message::{SipHeaders, reason_phrase};
 use crate::sip::transaction::{Endpoint, TuRequest};
 use crate::sip::uri::SipUri;
@@ -82,11 +83,8 @@ pub(super) struct Presences {
     by_call_id: HashMap<String, String>,
     /// Every contact, as last read from the store.
     contacts: Vec<Contact>,
-    /// Which contact (index in `contacts`) a SIP user at a host is: calls, messages and
-    /// followers are named through it, so it must not cost a scan.
-    by_identity: HashMap<Identity, usize>,
-    /// The same for numbers: a call from sip:+441865270000@pbx is that number's contact.
-    by_number: HashMap<String, usize>,
+    /// Which contact a peer is, without a scan.
+    index: Arc<Index>,
     /// The account subscriptions are made from (they restart when it changes).
     from: Option<Account>,
     own: watch::Sender<Presence>,
@@ -101,8 +99,7 @@ impl Presences {
             following: HashMap::new(),
             by_call_id: HashMap::new(),
             contacts: Vec::new(),
-            by_identity: HashMap::new(),
-            by_number: HashMap::new(),
+            index: Arc::default(),
             from: None,
             own: watch::Sender::new(Presence::now(PresenceStatus::Online, String::new())),
             notifier: None,
@@ -159,17 +156,17 @@ impl Presences {
         updates: &mpsc::Sender<CallUpdate>,
     ) {
         if let Some(c) = contacts {
-            self.by_identity.clear();
-            self.by_number.clear();
+            let mut index = Index::default();
             for (i, contact) in c.iter().enumerate() {
                 for a in &contact.addresses {
                     // The first contact with an address keeps it.
                     match a.parse::<SipUri>() {
-                        Ok(u) => self.by_identity.entry(identity(&u)).or_insert(i),
-                        Err(_) => self.by_number.entry(a.clone()).or_insert(i),
+                        Ok(u) => index.by_identity.entry(identity(&u)).or_insert(i),
+                        Err(_) => index.by_number.entry(a.clone()).or_insert(i),
                     };
                 }
             }
+            self.index = Arc::new(index);
             self.contacts = c;
         }
         if account != self.from {
@@ -271,15 +268,25 @@ impl Presences {
     /// The contact with `uri` among its addresses: the same user at the same host (ports
     /// and parameters do not name a person).
     pub(super) fn contact_of(&self, uri: &SipUri) -> Option<&Contact> {
-        let number = || {
-            let user = uri.user.as_deref()?;
-            let n = super::contacts::normalise_address(user).ok()?;
-            self.by_number.get(&n)
-        };
-        self.by_identity
-            .get(&identity(uri))
-            .or_else(number)
-            .and_then(|&i| self.contacts.get(i))
+        self.index.find(uri).and_then(|i| self.contacts.get(i))
+    }
+
+    /// Who may follow our presence now, by their From: as `share` says, "contacts" meaning
+    /// those `contact_of` finds. Its own (shared) copy, for the notifier to ask.
+    pub(super) fn sharing(&self, share: PresenceShare) -> Sharing {
+        Sharing {
+            share,
+            index: self.index.clone(),
+        }
+    }
+
+    /// Tells the followers' notifier who may follow now: those no longer allowed (a
+    /// removed contact, `share` changed) are ended at once.
+    pub(super) fn recheck_followers(&self, share: PresenceShare) {
+        if let Some(n) = &self.notifier {
+            // A notifier far behind checks again at each refresh anyway.
+            let _ = n.try_send(notifier::Msg::Recheck(self.sharing(share)));
+        }
     }
 
     /// The name of the contact whose address `uri` (text, as calls and messages keep it) is.
@@ -328,6 +335,43 @@ impl Presences {
         }
         let stopped = async { while all.join_next().await.is_some() {} };
         tokio::join!(told, stopped);
+    }
+}
+
+/// Which contact (its place in the list) a peer is: by SIP user at host, or by number (a
+/// call from sip:+441865270000@pbx is that number's contact).
+#[derive(Default)]
+struct Index {
+    by_identity: HashMap<Identity, usize>,
+    by_number: HashMap<String, usize>,
+}
+
+impl Index {
+    fn find(&self, uri: &SipUri) -> Option<usize> {
+        let number = || {
+            let n = super::contacts::normalise_address(uri.user.as_deref()?).ok()?;
+            self.by_number.get(&n)
+        };
+        self.by_identity
+            .get(&identity(uri))
+            .or_else(number)
+            .copied()
+    }
+}
+
+/// Who may follow our presence: `presence.share` and the contacts when it was made.
+pub(super) struct Sharing {
+    share: PresenceShare,
+    index: Arc<Index>,
+}
+
+impl Sharing {
+    pub(super) fn allows(&self, from: Option<&SipUri>) -> bool {
+        match self.share {
+            PresenceShare::Everyone => true,
+            PresenceShare::Contacts => from.is_some_and(|u| self.index.find(u).is_some()),
+            PresenceShare::Nobody => false,
+        }
     }
 }
 

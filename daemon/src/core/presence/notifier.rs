@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::{Presence, PresenceStatus, answer};
+use super::{Presence, PresenceStatus, Sharing, answer};
 use crate::core::pidf;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Method, Name, SipHeaders, reason_phrase};
@@ -35,6 +35,8 @@ pub(in crate::core) enum Msg {
     Sent(String, Option<u16>),
     /// Time to send a follower the state again, after a refused NOTIFY.
     Again(String),
+    /// Who may follow now; the others are ended.
+    Recheck(Sharing),
     /// Ends every subscription (with a last NOTIFY) and stops.
     Stop(oneshot::Sender<()>),
 }
@@ -83,6 +85,24 @@ impl Notifier {
                     Some(Msg::Sent(k, code)) => self.sent(&k, code),
                     Some(Msg::Again(k)) => {
                         self.notify(&k, None);
+                    }
+                    Some(Msg::Recheck(sharing)) => {
+                        let refused: Vec<String> = self
+                            .watchers
+                            .iter()
+                            .filter(|(_, w)| {
+                                let from = match &w.dialog.remote.uri {
+                                    crate::sip::uri::Uri::Sip(u) => Some(u),
+                                    _ => None,
+                                };
+                                !sharing.allows(from)
+                            })
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for k in refused {
+                            tracing::info!("presence follower {k} no longer allowed");
+                            self.notify(&k, Some("rejected"));
+                        }
                     }
                     Some(Msg::Stop(done)) => {
                         let mut sent = Vec::new();
