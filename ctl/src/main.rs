@@ -86,7 +86,8 @@ enum MessageVerb {
         #[arg(long)]
         account: Option<String>,
     },
-    /// The messages, oldest first [default: the last 100]
+    /// The messages, oldest first [default: the last 100]; unread ones are marked, and
+    /// read from then on
     List {
         /// Only those with this peer: a SIP URI, or a contact's name (all its addresses)
         #[arg(long, value_name = "WHOM")]
@@ -94,6 +95,9 @@ enum MessageVerb {
         /// At most this many
         #[arg(long, default_value_t = 100, value_name = "N")]
         limit: u32,
+        /// Do not count them as read
+        #[arg(long)]
+        peek: bool,
     },
 }
 
@@ -323,8 +327,8 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
             peek,
         } => cmd::history::list(conn, out, missed, limit, peek).await,
         Verb::Message {
-            verb: MessageVerb::List { with, limit },
-        } => cmd::messages::list(conn, out, with, limit).await,
+            verb: MessageVerb::List { with, limit, peek },
+        } => cmd::messages::list(conn, out, with, limit, peek).await,
         Verb::Message {
             verb: MessageVerb::Send { to, text, account },
         } => cmd::messages::send(conn, out, to, text, account).await,

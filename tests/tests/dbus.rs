@@ -7,7 +7,7 @@ use std::time::Duration;
 use voipd_tests::audio::assert_tone;
 use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::dbus::{Bus, NAME, ROOT};
-use voipd_tests::peers::Kamailio;
+use voipd_tests::peers::{Kamailio, Sipp, free_port, sipp_scenario};
 use voipd_tests::*;
 
 const MANAGER: &str = "org.voipd.Manager1";
@@ -410,23 +410,70 @@ fn a_panel_keeps_the_address_book_and_lists_messages() {
     // A message on its way (to nobody who answers) is listed with its state.
     let out = sb.voipctl(&["message", "send", "sip:nobody@127.0.0.1:9", "hello?"]);
     assert!(out.status.success(), "{}", describe(&out));
-    let listed = bus.busctl_ok(&["call", NAME, ROOT, MANAGER, "ListMessages", "su", "", "10"]);
+    let list = |with: &str, mark: &str| {
+        bus.busctl_ok(&[
+            "call",
+            NAME,
+            ROOT,
+            MANAGER,
+            "ListMessages",
+            "sub",
+            with,
+            "10",
+            mark,
+        ])
+    };
+    let listed = list("", "false");
     assert!(listed.starts_with("aa{sv} 1 "), "{listed}");
     assert!(
         listed.contains("\"hello?\"") && listed.contains("\"queued\""),
         "{listed}"
     );
-    let none = bus.busctl_ok(&[
-        "call",
-        NAME,
-        ROOT,
-        MANAGER,
-        "ListMessages",
-        "su",
-        "Alice Liddell",
-        "10",
-    ]);
-    assert_eq!(none.trim(), "aa{sv} 0", "Alice has no messages");
+    assert_eq!(
+        list("Alice Liddell", "false").trim(),
+        "aa{sv} 0",
+        "Alice has none"
+    );
+    // One comes in (SIPp): unread until listed with mark_read.
+    let port = sb.sip_port();
+    let args: Vec<String> = [
+        format!("127.0.0.1:{port}"),
+        "-s".into(),
+        "alice".into(),
+        "-sf".into(),
+        sipp_scenario("message_uac.xml").display().to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-m".into(),
+        "1".into(),
+        "-nostdin".into(),
+        "-timeout".into(),
+        "30s".into(),
+        "-timeout_error".into(),
+    ]
+    .into();
+    let mut sipp = Sipp::spawn(sb.path(), "message", &args);
+    assert_eq!(sipp.wait(Duration::from_secs(30)), 0, "{}", sipp.output());
+    wait_until(
+        || bus.property(ROOT, MANAGER, "UnreadMessages") == "u 1",
+        "UnreadMessages 1",
+    );
+    let listed = list("", "true");
+    assert!(
+        listed.contains("\"Read\" b false"),
+        "listed as it was: {listed}"
+    );
+    wait_until(
+        || bus.property(ROOT, MANAGER, "UnreadMessages") == "u 0",
+        "UnreadMessages 0 once listed",
+    );
+    assert!(
+        monitor.text().contains("'UnreadMessages': <uint32 0>"),
+        "{}",
+        monitor.text()
+    );
 
     call("SetPresence", &["ss", "away", "out"]);
     assert_eq!(call("GetPresence", &[]).trim(), "ss \"away\" \"out\"");

@@ -52,8 +52,9 @@ fn send(sb: &Sandbox, port: u16) -> Sipp {
     sipp(sb, "message", "message_uac.xml", free_port(), &to)
 }
 
+/// The list as a script sees it, without counting them as read.
 fn messages(sb: &Sandbox) -> Vec<Value> {
-    let out = sb.voipctl(&["--json", "message", "list"]);
+    let out = sb.voipctl(&["--json", "message", "list", "--peek"]);
     assert!(out.status.success(), "{}", describe(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     v["messages"].as_array().cloned().unwrap_or_default()
@@ -79,6 +80,7 @@ fn a_message_is_kept_once_intact_and_other_kinds_are_refused() {
     assert_eq!(m[0]["incoming"], true);
     assert_eq!(m[0]["status"], "received");
     assert_eq!(m[0]["account"], "alice");
+    assert_eq!(m[0]["read"], false, "listed with --peek: still unread");
     wait_until(
         || {
             watched(&events)
@@ -92,9 +94,28 @@ fn a_message_is_kept_once_intact_and_other_kinds_are_refused() {
         .filter(|e| e["kind"]["message_received"].is_object())
         .count();
     assert_eq!(received, 1);
+    let peer = m[0]["peer"].as_str().unwrap();
+    // Listed for real, it is read from then on, and watchers are told.
+    let text = stdout(&sb.voipctl(&["message", "list"]));
+    assert!(text.starts_with("● "), "the unread one marked: {text}");
+    wait_until(
+        || {
+            watched(&events)
+                .iter()
+                .any(|e| e["kind"]["unread_messages"]["count"] == 0)
+        },
+        "unread_messages back to 0",
+    );
+    assert!(
+        watched(&events)
+            .iter()
+            .any(|e| e["kind"]["unread_messages"]["count"] == 1),
+        "one unread when it came"
+    );
     let _ = watch.kill();
     let _ = watch.wait();
-    let peer = m[0]["peer"].as_str().unwrap();
+    let peeked = stdout(&sb.voipctl(&["--json", "message", "list", "--peek"]));
+    assert!(peeked.contains("\"read\":true"), "{peeked}");
     let text = stdout(&sb.voipctl(&["message", "list", "--with", peer]));
     assert!(
         text.contains(&format!("from Zoë <{peer}>: {TEXT}")),

@@ -36,11 +36,13 @@ pub async fn list(
     out: Output,
     with: Option<String>,
     limit: u32,
+    peek: bool,
 ) -> Result<(), Failure> {
     let r = MessagesClient::new(conn)
         .list(ListMessagesRequest {
             with: with.unwrap_or_default(),
             limit,
+            mark_read: !peek,
         })
         .await?
         .into_inner();
@@ -61,7 +63,16 @@ pub async fn list(
             (false, "failed") => format!(" [failed: {}]", m.code),
             (false, s) => format!(" [{s}]"),
         };
-        println!("{} {dir} {who}: {}{status}", date_time(m.unix_ms), m.body);
+        // Not read before this listing.
+        let new = if m.incoming && !m.read { "● " } else { "" };
+        println!(
+            "{new}{} {dir} {who}: {}{status}",
+            date_time(m.unix_ms),
+            m.body
+        );
+    }
+    if peek && r.unread > 0 {
+        println!("({} unread)", r.unread);
     }
     Ok(())
 }

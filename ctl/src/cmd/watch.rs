@@ -216,6 +216,7 @@ fn describe(ev: &Event) -> Option<String> {
             c.presence.as_ref().map_or("unknown", |p| p.status.as_str())
         ),
         Kind::ContactRemoved(r) => format!("contact {} removed", r.id),
+        Kind::UnreadMessages(u) => format!("{} unread message(s) (voipctl message list)", u.count),
         Kind::ContactsImported(i) => {
             format!(
                 "contacts imported: {} added, {} updated",

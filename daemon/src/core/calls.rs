@@ -148,6 +148,8 @@ pub(super) enum CallUpdate {
         address: String,
         presence: super::presence::Presence,
     },
+    /// How many incoming messages are unread now (one more came).
+    Unread(u32),
     /// Our presence as the user last set it, read at start.
     OwnPresence(super::presence::Presence),
     /// The address book as it is now, from the n-th read (after a change).

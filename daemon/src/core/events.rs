@@ -55,6 +55,10 @@ pub enum EventKind {
     MessageReceived(crate::store::MessageEntry),
     /// A message we send was queued, delivered, or failed (with the SIP status).
     MessageChanged(crate::store::MessageEntry),
+    /// How many incoming messages are unread, when it changed (one came, some were read).
+    UnreadMessages {
+        count: u32,
+    },
     /// A contact was added or changed, or its presence changed.
     ContactChanged(super::ContactInfo),
     ContactRemoved {

@@ -56,6 +56,8 @@ enum Command {
     SendDtmf(u64, String, oneshot::Sender<Result<CallInfo, CoreError>>),
     /// The address book changed (the store has it already): announce it and follow.
     ContactsChanged(Box<EventKind>, oneshot::Sender<()>),
+    /// News the core did not make itself (a store change through the API).
+    Emit(Box<EventKind>, oneshot::Sender<()>),
     WithPresence(Vec<Contact>, oneshot::Sender<Vec<ContactInfo>>),
     /// Addresses as they are dialled: numbers and bare users completed with the account.
     Complete(Vec<String>, oneshot::Sender<Vec<String>>),
@@ -275,6 +277,10 @@ impl Phone {
                 self.read_contacts();
                 let _ = done.send(());
             }
+            Command::Emit(kind, done) => {
+                self.events.emit(*kind);
+                let _ = done.send(());
+            }
             Command::WithPresence(list, reply) => {
                 let _ = reply.send(list.into_iter().map(|c| self.presence.info(c)).collect());
             }
@@ -446,6 +452,10 @@ impl Phone {
                     self.contacts_applied = n;
                     self.follow(Some(list));
                 }
+                return;
+            }
+            CallUpdate::Unread(count) => {
+                self.events.emit(EventKind::UnreadMessages { count });
                 return;
             }
             CallUpdate::Recorded { missed_unseen } => {
@@ -964,28 +974,41 @@ impl PhoneHandle {
     }
 
     /// Text messages, newest first: all, or those with `with` (an address, or a contact's
-    /// name meaning all its addresses); at most `limit`.
+    /// name meaning all its addresses); at most `limit`. With `mark_read` the unread ones
+    /// among them are read from now on. Also: how many were unread in all, before.
     pub async fn messages(
         &self,
         with: Option<String>,
         limit: u32,
-    ) -> Result<Vec<MessageEntry>, CoreError> {
+        mark_read: bool,
+    ) -> Result<(Vec<MessageEntry>, u32), CoreError> {
         check_limit(limit)?;
         let peers = match with.filter(|w| !w.trim().is_empty()) {
             Some(w) => self.peers_of(&w).await?,
             None => Vec::new(),
         };
-        let mut list = self
+        let (mut list, before, after) = self
             .store
-            .messages(peers, limit)
+            .messages(peers, limit, mark_read)
             .await
             .map_err(CoreError::Store)?;
+        if after != before {
+            self.ask(|done| {
+                Command::Emit(Box::new(EventKind::UnreadMessages { count: after }), done)
+            })
+            .await?;
+        }
         let peers = list.iter().map(|m| m.peer.clone()).collect();
         let names = self.ask(|r| Command::ContactNames(peers, r)).await?;
         for (m, name) in list.iter_mut().zip(names) {
             m.contact = name;
         }
-        Ok(list)
+        Ok((list, before))
+    }
+
+    /// Incoming messages not read yet.
+    pub async fn unread_messages(&self) -> Result<u32, CoreError> {
+        self.store.unread_messages().await.map_err(CoreError::Store)
     }
 
     /// Announces a change to the address book (already stored) and follows it.
@@ -1144,11 +1167,12 @@ async fn receive_message(
         }
     };
     let code = match store.receive_message(incoming).await {
-        Ok((entry, new)) => {
+        Ok((entry, new, unread)) => {
             if new {
                 let _ = updates
                     .send(CallUpdate::MessageReceived(Box::new(entry)))
                     .await;
+                let _ = updates.send(CallUpdate::Unread(unread)).await;
             }
             200
         }

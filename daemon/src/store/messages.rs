@@ -23,6 +23,8 @@ pub struct MessageEntry {
     pub status: String,
     /// The SIP status of a delivery attempt that ended (2xx or the failure).
     pub code: Option<u16>,
+    /// An incoming one the user has listed; ours always are.
+    pub read: bool,
 }
 
 /// One that came in, with the SIP identity that makes a repeat recognisable.
@@ -37,15 +39,18 @@ pub struct Incoming {
 }
 
 impl Store {
-    /// Keeps an incoming message, once: returns it, and whether it is new (a repeat of one
-    /// already kept returns the kept one).
-    pub async fn receive_message(&self, m: Incoming) -> Result<(MessageEntry, bool), StoreError> {
+    /// Keeps an incoming message, once: returns it, whether it is new (a repeat of one
+    /// already kept returns the kept one), and how many are unread now.
+    pub async fn receive_message(
+        &self,
+        m: Incoming,
+    ) -> Result<(MessageEntry, bool, u32), StoreError> {
         self.run(move |db| {
             let inserted = db
                 .prepare_cached(
                     "INSERT OR IGNORE INTO messages (account, incoming, peer, peer_name, body,
-                        at_ms, status, sip_call_id, sip_cseq)
-                     VALUES (?1, 1, ?2, ?3, ?4, ?5, 'received', ?6, ?7)",
+                        at_ms, status, sip_call_id, sip_cseq, read)
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, 'received', ?6, ?7, 0)",
                 )?
                 .execute(params![
                     m.account,
@@ -60,45 +65,81 @@ impl Store {
                 .prepare_cached("SELECT id FROM messages WHERE sip_call_id = ?1 AND sip_cseq = ?2")?
                 .query_row(params![m.sip_call_id, m.sip_cseq], |r| r.get(0))?;
             let entry = get(db, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-            Ok((entry, inserted == 1))
+            Ok((entry, inserted == 1, count_unread(db)?))
         })
         .await
     }
 
     /// Newest first: all, or those with any of `peers` (URIs as stored); at most `limit`
-    /// (0: 100).
+    /// (0: 100). With `mark_read`, the unread ones of those peers (of all, without a
+    /// filter) are read from now on; the list shows them as they were. Also: how many are
+    /// unread in all, before and after.
     pub async fn messages(
         &self,
         peers: Vec<String>,
         limit: u32,
-    ) -> Result<Vec<MessageEntry>, StoreError> {
+        mark_read: bool,
+    ) -> Result<(Vec<MessageEntry>, u32, u32), StoreError> {
         let limit = if limit == 0 { 100 } else { limit };
         self.run(move |db| {
-            if peers.is_empty() {
-                let mut stmt = db.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM messages ORDER BY at_ms DESC, id DESC LIMIT ?1"
-                ))?;
-                return stmt.query_map([limit], row)?.collect();
-            }
-            // One walk of the (peer, time) index per peer, merged: never a sort of a whole
-            // conversation, however long.
-            let mut stmt = db.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM messages WHERE peer = ?1
-                 ORDER BY at_ms DESC, id DESC LIMIT ?2"
-            ))?;
-            let mut all = Vec::new();
-            for p in &peers {
-                for m in stmt.query_map(params![p, limit], row)? {
-                    all.push(m?);
+            let list = list(db, &peers, limit)?;
+            let before = count_unread(db)?;
+            if mark_read {
+                if peers.is_empty() {
+                    db.prepare_cached("UPDATE messages SET read = 1 WHERE incoming AND NOT read")?
+                        .execute([])?;
+                }
+                for p in &peers {
+                    db.prepare_cached(
+                        "UPDATE messages SET read = 1 WHERE incoming AND NOT read AND peer = ?1",
+                    )?
+                    .execute([p])?;
                 }
             }
-            all.sort_by_key(|m| std::cmp::Reverse((m.at, m.id)));
-            all.dedup_by_key(|m| m.id);
-            all.truncate(limit as usize);
-            Ok(all)
+            Ok((list, before, count_unread(db)?))
         })
         .await
     }
+
+    /// Incoming messages not read yet.
+    pub async fn unread_messages(&self) -> Result<u32, StoreError> {
+        self.run(|db| count_unread(db)).await
+    }
+}
+
+/// Answered from the partial index on unread messages, not by reading them all.
+fn count_unread(db: &rusqlite::Connection) -> rusqlite::Result<u32> {
+    db.prepare_cached("SELECT count(*) FROM messages WHERE incoming AND NOT read")?
+        .query_row([], |r| r.get(0))
+}
+
+fn list(
+    db: &rusqlite::Connection,
+    peers: &[String],
+    limit: u32,
+) -> rusqlite::Result<Vec<MessageEntry>> {
+    if peers.is_empty() {
+        let mut stmt = db.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM messages ORDER BY at_ms DESC, id DESC LIMIT ?1"
+        ))?;
+        return stmt.query_map([limit], row)?.collect();
+    }
+    // One walk of the (peer, time) index per peer, merged: never a sort of a whole
+    // conversation, however long.
+    let mut stmt = db.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM messages WHERE peer = ?1
+         ORDER BY at_ms DESC, id DESC LIMIT ?2"
+    ))?;
+    let mut all = Vec::new();
+    for p in peers {
+        for m in stmt.query_map(params![p, limit], row)? {
+            all.push(m?);
+        }
+    }
+    all.sort_by_key(|m| std::cmp::Reverse((m.at, m.id)));
+    all.dedup_by_key(|m| m.id);
+    all.truncate(limit as usize);
+    Ok(all)
 }
 
 impl Store {
@@ -153,14 +194,14 @@ impl Store {
             let mut stmt = db.prepare_cached(&format!(
                 "SELECT {COLUMNS}, sip_call_id FROM messages WHERE status = 'queued' ORDER BY id"
             ))?;
-            let rows = stmt.query_map([], |r| Ok((row(r)?, r.get(9)?)))?;
+            let rows = stmt.query_map([], |r| Ok((row(r)?, r.get(10)?)))?;
             rows.collect()
         })
         .await
     }
 }
 
-const COLUMNS: &str = "id, account, incoming, peer, peer_name, body, at_ms, status, code";
+const COLUMNS: &str = "id, account, incoming, peer, peer_name, body, at_ms, status, code, read";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {
     Ok(MessageEntry {
@@ -174,6 +215,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {
         at: time(r.get(6)?),
         status: r.get(7)?,
         code: r.get(8)?,
+        read: r.get(9)?,
     })
 }
 
@@ -202,33 +244,47 @@ mod tests {
     async fn a_message_is_kept_once_and_listed_by_peer() {
         let dir = tempfile::tempdir().unwrap();
         let (s, _) = Store::open(&dir.path().join("v.db")).unwrap();
-        let (first, new) = s
+        let (first, new, unread) = s
             .receive_message(incoming("a@x", "héllo 👋"))
             .await
             .unwrap();
+        assert_eq!(unread, 1);
+        assert!(!first.read);
         assert!(new);
         assert_eq!(first.body, "héllo 👋");
-        let (again, new) = s
+        let (again, new, unread) = s
             .receive_message(incoming("a@x", "héllo 👋"))
             .await
             .unwrap();
+        assert_eq!(unread, 1, "a repeat is not unread twice");
         assert!(!new, "a repeat is not a new message");
         assert_eq!(again.id, first.id);
         s.receive_message(incoming("b@x", "second")).await.unwrap();
-        let all = s.messages(Vec::new(), 0).await.unwrap();
+        let (_, before, after) = s
+            .messages(vec!["sip:nobody@x".into()], 0, true)
+            .await
+            .unwrap();
+        assert_eq!((before, after), (2, 2), "another peer's are not read");
+        let (listed, before, after) = s.messages(Vec::new(), 0, true).await.unwrap();
+        assert_eq!((before, after), (2, 0));
+        assert!(!listed[0].read, "listed as they were");
+        assert!(s.messages(Vec::new(), 0, false).await.unwrap().0[0].read);
+        let (all, _, _) = s.messages(Vec::new(), 0, false).await.unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].body, "second");
         assert_eq!(
-            s.messages(vec!["sip:carol@example.com".into()], 1)
+            s.messages(vec!["sip:carol@example.com".into()], 1, false)
                 .await
                 .unwrap()
+                .0
                 .len(),
             1
         );
         assert!(
-            s.messages(vec!["sip:nobody@x".into()], 0)
+            s.messages(vec!["sip:nobody@x".into()], 0, false)
                 .await
                 .unwrap()
+                .0
                 .is_empty()
         );
     }

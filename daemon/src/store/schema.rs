@@ -65,6 +65,10 @@ const STEPS: &[&str] = &[
         WHERE incoming AND instr(peer, ';') > 0;",
     // 5: small settings the user makes through the API (our presence) that a restart keeps.
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    // 6: whether an incoming message has been read (listed by the user). What came before
+    // counts as read; the unread are counted from a partial index, like missed calls.
+    "ALTER TABLE messages ADD COLUMN read INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX messages_unread ON messages (peer) WHERE incoming AND NOT read;",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;

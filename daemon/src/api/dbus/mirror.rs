@@ -112,6 +112,10 @@ impl Mirror {
                     let _ = Contacts::contacts_imported(&em, *added, *updated).await;
                 }
             }
+            EventKind::UnreadMessages { count } => {
+                let n = *count;
+                let _ = update::<Manager>(&self.conn, ROOT, |m| m.unread = n).await;
+            }
             EventKind::HistoryChanged { missed_unseen } => {
                 let n = *missed_unseen;
                 let _ = update::<Manager>(&self.conn, ROOT, |m| m.missed = n).await;

@@ -45,6 +45,7 @@ pub async fn serve(bus: Bus, phone: PhoneHandle) {
             objects::Manager {
                 phone: phone.clone(),
                 missed: phone.missed_unseen().await.unwrap_or_default(),
+                unread: phone.unread_messages().await.unwrap_or_default(),
             },
         )
         .serve_at(

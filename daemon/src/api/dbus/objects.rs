@@ -62,6 +62,7 @@ pub(super) fn unix_us(t: SystemTime) -> u64 {
 pub(super) struct Manager {
     pub phone: PhoneHandle,
     pub missed: u32,
+    pub unread: u32,
 }
 
 #[interface(name = "org.voipd.Manager1")]
@@ -167,17 +168,20 @@ impl Manager {
     }
 
     /// Text messages, newest first: all, or those with `with` (a SIP URI, or a contact's
-    /// name meaning all its addresses); at most `limit` (0: 100). Each entry: Id, Account,
-    /// Incoming, Peer, PeerName, Contact (the contact's name, if the peer is one), Body, At (µs since the epoch), Status (received, queued,
-    /// delivered, failed), Code (the SIP status of the delivery, 0 if none yet).
+    /// name meaning all its addresses); at most `limit` (0: 100); `mark_read` makes the
+    /// unread ones among them read (UnreadMessages follows). Each entry: Id, Account,
+    /// Incoming, Read, Peer, PeerName, Contact (the contact's name, if the peer is one),
+    /// Body, At (µs since the epoch), Status (received, queued, delivered, failed), Code
+    /// (the SIP status of the delivery, 0 if none yet).
     #[zbus(out_args("messages"))]
     async fn list_messages(
         &self,
         with: &str,
         limit: u32,
+        mark_read: bool,
     ) -> Result<Vec<HashMap<String, Variant<'static>>>, VoipdError> {
         let with = (!with.is_empty()).then(|| with.to_string());
-        let list = self.phone.messages(with, limit).await?;
+        let (list, _) = self.phone.messages(with, limit, mark_read).await?;
         Ok(list
             .into_iter()
             .map(|m| {
@@ -188,6 +192,7 @@ impl Manager {
                         Variant::from(m.account.unwrap_or_default()),
                     ),
                     ("Incoming".into(), Variant::from(m.incoming)),
+                    ("Read".into(), Variant::from(m.read)),
                     ("Peer".into(), Variant::from(m.peer)),
                     (
                         "PeerName".into(),
@@ -214,6 +219,12 @@ impl Manager {
         status: &str,
         code: u16,
     ) -> zbus::Result<()>;
+
+    /// Incoming messages not read yet (ListMessages with mark_read reads them).
+    #[zbus(property)]
+    fn unread_messages(&self) -> u32 {
+        self.unread
+    }
 
     /// Missed calls nobody has looked at yet (ListHistory with mark_seen resets it).
     #[zbus(property)]

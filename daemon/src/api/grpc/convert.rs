@@ -89,6 +89,9 @@ impl From<&Event> for pb::Event {
                 Kind::HistoryChanged(pb::HistoryChanged { missed_unseen })
             }
             EventKind::ContactChanged(c) => Kind::ContactChanged(c.into()),
+            EventKind::UnreadMessages { count } => {
+                Kind::UnreadMessages(pb::UnreadMessages { count })
+            }
             EventKind::ContactRemoved { id } => Kind::ContactRemoved(pb::ContactRemoved { id }),
             EventKind::ContactsImported { added, updated } => {
                 Kind::ContactsImported(pb::ContactsImported { added, updated })

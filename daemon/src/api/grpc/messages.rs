@@ -29,6 +29,7 @@ impl From<MessageEntry> for pb::Message {
             unix_ms: unix_ms(m.at),
             status: m.status,
             code: m.code.map_or(0, u32::from),
+            read: m.read,
         }
     }
 }
@@ -55,13 +56,14 @@ impl pb::messages_server::Messages for MessagesService {
     ) -> Result<Response<pb::ListMessagesResponse>, Status> {
         let r = r.into_inner();
         let with = (!r.with.is_empty()).then_some(r.with);
-        let messages = self
+        let (messages, unread) = self
             .phone
-            .messages(with, r.limit)
+            .messages(with, r.limit, r.mark_read)
             .await
             .map_err(status_of)?;
         Ok(Response::new(pb::ListMessagesResponse {
             messages: messages.into_iter().map(Into::into).collect(),
+            unread,
         }))
     }
 }
