@@ -66,15 +66,44 @@ const STEPS: &[&str] = &[
     // 5: small settings the user makes through the API (our presence) that a restart keeps.
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
     // 6: whether an incoming message has been read (listed by the user). What came before
-    // counts as read; the unread are counted from a partial index, like missed calls.
+    // counts as read. The count is kept by triggers: every message that arrives asks for
+    // it, and counting a hundred thousand unread ones each time would not do.
     "ALTER TABLE messages ADD COLUMN read INTEGER NOT NULL DEFAULT 1;
-    CREATE INDEX messages_unread ON messages (peer) WHERE incoming AND NOT read;",
+    CREATE INDEX messages_unread ON messages (peer) WHERE incoming AND NOT read;
+    CREATE TABLE unread (n INTEGER NOT NULL);
+    INSERT INTO unread VALUES (0);
+    CREATE TRIGGER unread_in AFTER INSERT ON messages WHEN NEW.incoming AND NOT NEW.read
+        BEGIN UPDATE unread SET n = n + 1; END;
+    CREATE TRIGGER unread_read AFTER UPDATE OF read ON messages
+        WHEN OLD.incoming AND NOT OLD.read AND NEW.read
+        BEGIN UPDATE unread SET n = n - 1; END;
+    CREATE TRIGGER unread_gone AFTER DELETE ON messages WHEN OLD.incoming AND NOT OLD.read
+        BEGIN UPDATE unread SET n = n - 1; END;
+    -- Unseen missed calls the same way (a flood of missed calls asks after each one).
+    CREATE TABLE unseen (n INTEGER NOT NULL);
+    INSERT INTO unseen SELECT count(*) FROM calls WHERE missed AND NOT seen;
+    CREATE TRIGGER unseen_in AFTER INSERT ON calls WHEN NEW.missed AND NOT NEW.seen
+        BEGIN UPDATE unseen SET n = n + 1; END;
+    CREATE TRIGGER unseen_seen AFTER UPDATE OF seen ON calls
+        WHEN OLD.missed AND NOT OLD.seen AND NEW.seen
+        BEGIN UPDATE unseen SET n = n - 1; END;
+    CREATE TRIGGER unseen_gone AFTER DELETE ON calls WHEN OLD.missed AND NOT OLD.seen
+        BEGIN UPDATE unseen SET n = n - 1; END;",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;
 
 pub(super) fn migrate(conn: &Connection, from: u32) -> rusqlite::Result<()> {
-    for (i, step) in STEPS.iter().enumerate().skip(from as usize) {
+    migrate_until(conn, from, VERSION)
+}
+
+fn migrate_until(conn: &Connection, from: u32, to: u32) -> rusqlite::Result<()> {
+    for (i, step) in STEPS
+        .iter()
+        .enumerate()
+        .take(to as usize)
+        .skip(from as usize)
+    {
         // Each step and its version number commit together, or not at all.
         conn.execute_batch(&format!(
             "BEGIN; {step}; PRAGMA user_version = {}; COMMIT;",
@@ -82,4 +111,40 @@ pub(super) fn migrate(conn: &Connection, from: u32) -> rusqlite::Result<()> {
         ))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counters_start_from_what_is_there() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate_until(&conn, 0, 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO calls (direction, remote_uri, started_ms, ended_ms, end_code,
+                 end_reason, missed) VALUES ('incoming', 'sip:a@b', 1, 2, 487, 'cancelled', 1);
+             INSERT INTO messages (incoming, peer, body, at_ms, status)
+                 VALUES (1, 'sip:a@b', 'old', 1, 'received');",
+        )
+        .unwrap();
+        migrate(&conn, 5).unwrap();
+        let n = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, u32>(0)).unwrap();
+        assert_eq!(n("SELECT n FROM unseen"), 1);
+        assert_eq!(
+            n("SELECT n FROM unread"),
+            0,
+            "what came before counts as read"
+        );
+        conn.execute_batch(
+            "INSERT INTO messages (incoming, peer, body, at_ms, status, read)
+                 VALUES (1, 'sip:a@b', 'new', 2, 'received', 0);
+             UPDATE calls SET seen = 1;",
+        )
+        .unwrap();
+        assert_eq!(n("SELECT n FROM unread"), 1);
+        assert_eq!(n("SELECT n FROM unseen"), 0);
+        conn.execute_batch("UPDATE messages SET read = 1").unwrap();
+        assert_eq!(n("SELECT n FROM unread"), 0);
+    }
 }
