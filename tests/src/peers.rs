@@ -20,11 +20,22 @@ pub fn free_port() -> u16 {
 
 fn signal(pid: u32, sig: libc::c_int) {
     if let Ok(pid) = i32::try_from(pid) {
-        // kill(2) on a child we started.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(pid, sig);
-        }
+        kill(pid, sig);
+    }
+}
+
+/// kill(2) on a child we started (`target` > 0) or its process group (< 0).
+fn kill(target: i32, sig: libc::c_int) {
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(target, sig);
+    }
+}
+
+/// A signal to every process in the group `pgid` leads.
+fn signal_group(pgid: u32, sig: libc::c_int) {
+    if let Ok(pgid) = i32::try_from(pgid) {
+        kill(-pgid, sig);
     }
 }
 
@@ -76,6 +87,8 @@ impl Kamailio {
             .expect("kamailio log");
         let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/kamailio.cfg");
         let mut cmd = Command::new(bin);
+        // Its own process group: stopped as a whole, workers included.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(["-DD", "-E", "-f"])
             .arg(cfg)
             .arg("-Y")
@@ -106,9 +119,22 @@ impl Kamailio {
         }
     }
 
+    /// Stops Kamailio and the workers it forked: its process group, so that none is left
+    /// behind when the main process must be killed.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            stop_child(&mut c);
+            let group = c.id();
+            signal_group(group, libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Workers that outlived their parent (or a parent that would not end).
+            signal_group(group, libc::SIGKILL);
+            let _ = c.wait();
         }
     }
 
