@@ -200,6 +200,45 @@ impl Sipp {
         }
     }
 
+    /// SIPp playing `scenario` (tests/sipp) once as a client towards voipd's SIP `port`,
+    /// as user alice.
+    pub fn client(dir: &Path, scenario: &str, port: u16) -> Sipp {
+        let to = [format!("127.0.0.1:{port}"), "-s".into(), "alice".into()];
+        Sipp::scenario(dir, scenario, free_port(), 1, &to)
+    }
+
+    /// SIPp playing `scenario` as a server on `port` for `calls` calls, bound when this
+    /// returns.
+    pub fn server(dir: &Path, scenario: &str, port: u16, calls: u32) -> Sipp {
+        let sipp = Sipp::scenario(dir, scenario, port, calls, &[]);
+        // SIPp binds before it reads anything; give it a moment to be there.
+        std::thread::sleep(Duration::from_millis(300));
+        sipp
+    }
+
+    fn scenario(dir: &Path, scenario: &str, port: u16, calls: u32, extra: &[String]) -> Sipp {
+        let mut args = extra.to_vec();
+        args.extend(
+            [
+                "-sf",
+                &sipp_scenario(scenario).display().to_string(),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-m",
+                &calls.to_string(),
+                "-nostdin",
+                "-timeout",
+                "60s",
+                "-timeout_error",
+                "-trace_err",
+            ]
+            .map(String::from),
+        );
+        Sipp::spawn(dir, scenario, &args)
+    }
+
     /// Waits for SIPp to end by itself; its exit code (0: every call passed).
     pub fn wait(&mut self, limit: Duration) -> i32 {
         let mut c = self.child.take().expect("running");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use voipd_tests::audio::assert_tone;
 use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::dbus::{Bus, NAME, ROOT};
-use voipd_tests::peers::{Kamailio, Sipp, free_port, sipp_scenario};
+use voipd_tests::peers::{Kamailio, Sipp};
 use voipd_tests::*;
 
 const MANAGER: &str = "org.voipd.Manager1";
@@ -435,26 +435,7 @@ fn a_panel_keeps_the_address_book_and_lists_messages() {
         "Alice has none"
     );
     // One comes in (SIPp): unread until listed with mark_read.
-    let port = sb.sip_port();
-    let args: Vec<String> = [
-        format!("127.0.0.1:{port}"),
-        "-s".into(),
-        "alice".into(),
-        "-sf".into(),
-        sipp_scenario("message_uac.xml").display().to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        free_port().to_string(),
-        "-m".into(),
-        "1".into(),
-        "-nostdin".into(),
-        "-timeout".into(),
-        "30s".into(),
-        "-timeout_error".into(),
-    ]
-    .into();
-    let mut sipp = Sipp::spawn(sb.path(), "message", &args);
+    let mut sipp = Sipp::client(sb.path(), "message_uac.xml", sb.sip_port());
     assert_eq!(sipp.wait(Duration::from_secs(30)), 0, "{}", sipp.output());
     wait_until(
         || bus.property(ROOT, MANAGER, "UnreadMessages") == "u 1",

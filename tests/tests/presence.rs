@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use voipd_tests::baresip::{Baresip, BaresipOptions};
-use voipd_tests::peers::{Kamailio, Sipp, free_port, sipp_scenario};
+use voipd_tests::peers::{Kamailio, Sipp, free_port};
 use voipd_tests::*;
 
 /// voipd with an account that registers nowhere: peers talk to it directly.
@@ -27,53 +27,6 @@ fn voipd(sb: &Sandbox, kam: &Kamailio, user: &str) -> Daemon {
     let d = sb.start_daemon();
     wait_account_state(sb, user, "registered", PATIENCE);
     d
-}
-
-/// SIPp playing `scenario` as a server on `port` for `calls` calls.
-fn sipp_uas(sb: &Sandbox, scenario: &str, port: u16, calls: u32) -> Sipp {
-    let args: Vec<String> = [
-        "-sf".to_string(),
-        sipp_scenario(scenario).display().to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        port.to_string(),
-        "-m".into(),
-        calls.to_string(),
-        "-nostdin".into(),
-        "-timeout".into(),
-        "60s".into(),
-        "-timeout_error".into(),
-        "-trace_err".into(),
-    ]
-    .into();
-    let sipp = Sipp::spawn(sb.path(), scenario, &args);
-    // SIPp binds before it reads anything; give it a moment to be there.
-    std::thread::sleep(Duration::from_millis(300));
-    sipp
-}
-
-/// SIPp playing `scenario` once as a client towards voipd's SIP `port` (user alice).
-fn sipp_uac(sb: &Sandbox, scenario: &str, port: u16) -> Sipp {
-    let args: Vec<String> = [
-        format!("127.0.0.1:{port}"),
-        "-s".into(),
-        "alice".into(),
-        "-sf".into(),
-        sipp_scenario(scenario).display().to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        free_port().to_string(),
-        "-m".into(),
-        "1".into(),
-        "-nostdin".into(),
-        "-timeout".into(),
-        "30s".into(),
-        "-timeout_error".into(),
-    ]
-    .into();
-    Sipp::spawn(sb.path(), scenario, &args)
 }
 
 fn add_contact(sb: &Sandbox, name: &str, address: &str) {
@@ -204,7 +157,7 @@ fn strangers_are_refused_and_unknown_event_packages_answered_489() {
     sb.write_config(DIRECT);
     let _d = sb.start_daemon();
     let port = sb.sip_port();
-    let mut sipp = sipp_uac(&sb, "subscribe_refused.xml", port);
+    let mut sipp = Sipp::client(sb.path(), "subscribe_refused.xml", port);
     assert_eq!(sipp.wait(Duration::from_secs(30)), 0, "{}", sipp.output());
 }
 
@@ -214,7 +167,7 @@ fn strangers_are_refused_and_unknown_event_packages_answered_489() {
 fn our_presence_is_published_changed_and_withdrawn() {
     let sb = Sandbox::new();
     let port = free_port();
-    let mut sipp = sipp_uas(&sb, "publish_uas.xml", port, 2);
+    let mut sipp = Sipp::server(sb.path(), "publish_uas.xml", port, 2);
     sb.write_config(&format!(
         "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[presence]\npublish = true\n\n\
          [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{port}\"\nkeepalive_secs = 0\n"
@@ -242,7 +195,7 @@ fn our_presence_is_published_changed_and_withdrawn() {
 fn a_presence_agent_is_followed_through_a_refresh_to_its_end() {
     let sb = Sandbox::new();
     let port = free_port();
-    let mut sipp = sipp_uas(&sb, "presence_uas.xml", port, 1);
+    let mut sipp = Sipp::server(sb.path(), "presence_uas.xml", port, 1);
     sb.write_config(DIRECT);
     let _d = sb.start_daemon();
     let (mut watch, events) = watch_events(&sb);
@@ -275,7 +228,7 @@ fn a_contact_follows_our_presence_until_it_unsubscribes() {
     let d = sb.start_daemon();
     add_contact(&sb, "Watcher", "watcher@127.0.0.1");
     let port = sb.sip_port();
-    let mut sipp = sipp_uac(&sb, "subscribe_uac.xml", port);
+    let mut sipp = Sipp::client(sb.path(), "subscribe_uac.xml", port);
     wait_until(
         || d.log().contains("follows our presence"),
         "the watcher's subscription",
@@ -324,7 +277,7 @@ fn a_removed_contact_stops_following_our_presence_at_once() {
     sb.write_config(DIRECT);
     let d = sb.start_daemon();
     add_contact(&sb, "Watcher", "watcher@127.0.0.1");
-    let mut sipp = sipp_uac(&sb, "subscribe_revoked.xml", sb.sip_port());
+    let mut sipp = Sipp::client(sb.path(), "subscribe_revoked.xml", sb.sip_port());
     wait_until(
         || d.log().contains("follows our presence"),
         "the watcher's subscription",

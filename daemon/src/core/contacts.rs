@@ -46,16 +46,20 @@ pub(super) fn check_notes(notes: &str) -> Result<String, CoreError> {
     Ok(notes.to_string())
 }
 
-pub(super) fn check_addresses(list: &[String]) -> Result<Vec<String>, CoreError> {
+/// Addresses normalised, duplicates dropped; errors name `field` (the argument they came in).
+pub(super) fn check_addresses(
+    field: &'static str,
+    list: &[String],
+) -> Result<Vec<String>, CoreError> {
     if list.len() > MAX_ADDRESSES {
         return Err(bad(
-            "addresses",
+            field,
             format!("{} given; up to {MAX_ADDRESSES}", list.len()),
         ));
     }
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for a in list {
-        let a = normalise_address(a).map_err(|m| bad("addresses", m))?;
+        let a = normalise_address(a).map_err(|m| bad(field, m))?;
         if !out.contains(&a) {
             out.push(a);
         }
@@ -67,7 +71,7 @@ pub(super) fn check_addresses(list: &[String]) -> Result<Vec<String>, CoreError>
 pub(super) fn check_new(c: NewContact) -> Result<NewContact, CoreError> {
     Ok(NewContact {
         name: check_name(&c.name)?,
-        addresses: check_addresses(&c.addresses)?,
+        addresses: check_addresses("addresses", &c.addresses)?,
         notes: check_notes(&c.notes)?,
         ..c
     })
@@ -185,9 +189,12 @@ impl PhoneHandle {
         let c = self.find_contact(reference).await?;
         edit.name = edit.name.as_deref().map(check_name).transpose()?;
         edit.notes = edit.notes.as_deref().map(check_notes).transpose()?;
-        edit.addresses = edit.addresses.as_deref().map(check_addresses).transpose()?;
-        edit.add_addresses =
-            check_addresses(&edit.add_addresses).map_err(|e| rename(e, "add_addresses"))?;
+        edit.addresses = edit
+            .addresses
+            .as_deref()
+            .map(|a| check_addresses("addresses", a))
+            .transpose()?;
+        edit.add_addresses = check_addresses("add_addresses", &edit.add_addresses)?;
         edit.remove_addresses = edit
             .remove_addresses
             .iter()
@@ -312,13 +319,7 @@ impl PhoneHandle {
             .contacts(None, false, 0)
             .await
             .map_err(CoreError::Store)?;
-        Ok(vcard::write(all.iter().map(|c| vcard::Out {
-            uid: &c.uid,
-            name: &c.name,
-            addresses: &c.addresses,
-            favourite: c.favourite,
-            notes: &c.notes,
-        })))
+        Ok(vcard::write(&all))
     }
 
     /// What a typed target means: a contact's address when it is a contact's name (the
@@ -400,14 +401,6 @@ impl PhoneHandle {
         self.contacts_event(EventKind::ContactChanged(info.clone()))
             .await?;
         Ok(info)
-    }
-}
-
-/// The same refusal, naming the argument it came in.
-fn rename(e: CoreError, field: &'static str) -> CoreError {
-    match e {
-        CoreError::InvalidArgument { message, .. } => CoreError::InvalidArgument { field, message },
-        other => other,
     }
 }
 

@@ -50,11 +50,7 @@ pub(super) fn check(req: &Request, account: Option<String>) -> Result<Incoming, 
         account,
         // Without parameters, so that one peer's messages are found together.
         peer: match from.uri {
-            Uri::Sip(mut u) => {
-                u.params.clear();
-                u.headers = None;
-                u.to_string()
-            }
+            Uri::Sip(u) => u.bare().to_string(),
             other => other.to_string(),
         },
         peer_name: from.display,

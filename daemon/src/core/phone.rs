@@ -289,11 +289,13 @@ impl Phone {
                 let mut done = Vec::new();
                 for a in addresses {
                     match dial_target("with", &a, account.as_ref()) {
-                        Ok(mut u) => {
-                            done.push(bare(u.clone()));
-                            // The same user without the port (a From rarely has one).
+                        // As messages keep their peers; also without the port (a From
+                        // rarely has one).
+                        Ok(u) => {
+                            let mut u = u.bare();
+                            done.push(u.to_string());
                             if u.port.take().is_some() {
-                                done.push(bare(u));
+                                done.push(u.to_string());
                             }
                         }
                         Err(_) => done.push(a),
@@ -1135,13 +1137,6 @@ fn dial_target(
     };
     text.parse::<SipUri>()
         .map_err(|e| bad(format!("{text:?} is not a SIP URI: {e}")))
-}
-
-/// A URI as messages keep their peers: without parameters or headers.
-fn bare(mut u: SipUri) -> String {
-    u.params.clear();
-    u.headers = None;
-    u.to_string()
 }
 
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {

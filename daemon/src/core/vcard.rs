@@ -5,6 +5,8 @@
 
 use std::fmt::Write as _;
 
+use crate::store::Contact;
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(super) struct Card {
     pub uid: Option<String>,
@@ -398,27 +400,18 @@ fn decode_charset(bytes: &[u8], charset: Option<&str>) -> Result<String, String>
     }
 }
 
-/// What `write` needs of a contact.
-pub(super) struct Out<'a> {
-    pub uid: &'a str,
-    pub name: &'a str,
-    pub addresses: &'a [String],
-    pub favourite: bool,
-    pub notes: &'a str,
-}
-
 /// vCard 4.0, CRLF line ends, lines folded at 75 octets.
-pub(super) fn write<'a>(contacts: impl IntoIterator<Item = Out<'a>>) -> String {
+pub(super) fn write<'a>(contacts: impl IntoIterator<Item = &'a Contact>) -> String {
     let mut s = String::new();
     for c in contacts {
         let mut lines = vec![
             "BEGIN:VCARD".to_string(),
             "VERSION:4.0".to_string(),
             format!("UID:{}", c.uid),
-            format!("FN:{}", escape(c.name)),
+            format!("FN:{}", escape(&c.name)),
         ];
         // N is family;given: the last word is taken as the family name, as most do.
-        let (given, family) = c.name.rsplit_once(' ').unwrap_or(("", c.name));
+        let (given, family) = c.name.rsplit_once(' ').unwrap_or(("", &c.name));
         lines.push(format!("N:{};{};;;", escape(family), escape(given)));
         for (i, a) in c.addresses.iter().enumerate() {
             let pref = i + 1;
@@ -436,7 +429,7 @@ pub(super) fn write<'a>(contacts: impl IntoIterator<Item = Out<'a>>) -> String {
             lines.push(format!("CATEGORIES:{FAVOURITES}"));
         }
         if !c.notes.is_empty() {
-            lines.push(format!("NOTE:{}", escape(c.notes)));
+            lines.push(format!("NOTE:{}", escape(&c.notes)));
         }
         lines.push("END:VCARD".to_string());
         for l in lines {
@@ -462,6 +455,23 @@ fn fold(out: &mut String, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn contact(
+        uid: &str,
+        name: &str,
+        addresses: Vec<String>,
+        favourite: bool,
+        notes: &str,
+    ) -> Contact {
+        Contact {
+            id: 1,
+            uid: uid.into(),
+            name: name.into(),
+            addresses,
+            favourite,
+            notes: notes.into(),
+        }
+    }
 
     #[test]
     fn reads_what_other_programs_write() {
@@ -515,13 +525,13 @@ mod tests {
         assert_eq!(cards[0].addresses, ["*21#"]);
         assert_eq!(cards[1].name, "", "the caller names it by an address");
         assert_eq!(cards[1].notes, "€ 5 – cheap");
-        let back = parse(&write([Out {
-            uid: "u",
-            name: "Pizza Roma",
-            addresses: &cards[0].addresses,
-            favourite: false,
-            notes: "",
-        }]))
+        let back = parse(&write([&contact(
+            "u",
+            "Pizza Roma",
+            cards[0].addresses.clone(),
+            false,
+            "",
+        )]))
         .unwrap();
         assert_eq!(back[0].addresses, ["*21#"], "# survives as %23");
     }
@@ -533,13 +543,13 @@ mod tests {
             "sip:alice@example.com".to_string(),
         ];
         let notes = "a, b; c\\d\nsecond line that is long enough to be folded somewhere past seventy-five octets ✓✓✓";
-        let text = write([Out {
-            uid: "urn:uuid:1",
-            name: "Ålice Liddell",
-            addresses: &addresses,
-            favourite: true,
+        let text = write([&contact(
+            "urn:uuid:1",
+            "Ålice Liddell",
+            addresses.clone(),
+            true,
             notes,
-        }]);
+        )]);
         assert!(text.lines().all(|l| l.len() <= 76), "{text}");
         let back = parse(&text).unwrap();
         assert_eq!(

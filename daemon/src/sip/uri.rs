@@ -51,6 +51,15 @@ pub enum UriError {
 }
 
 impl SipUri {
+    /// The address alone, without parameters or headers: what names one peer.
+    pub fn bare(&self) -> SipUri {
+        SipUri {
+            params: Vec::new(),
+            headers: None,
+            ..self.clone()
+        }
+    }
+
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
         self.params
             .iter()
