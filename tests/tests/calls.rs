@@ -1,5 +1,6 @@
 //! Voice calls between voipd and baresip through Kamailio, with audio proven both ways:
 //! each side sends its own tone and records; each recording must hold the other's tone.
+//! Kamailio challenges every INVITE, re-INVITE, BYE and MESSAGE with 407, as providers do.
 
 use std::time::{Duration, Instant};
 
@@ -86,7 +87,7 @@ fn start(
     answer: &str,
     baresip_auto: bool,
 ) -> (Kamailio, Daemon, Baresip) {
-    let kam = Kamailio::start(sb.path(), &[]);
+    let kam = Kamailio::start(sb.path(), &["CHALLENGE_ALL"]);
     sb.write_config(&voipd_config(sb, &kam, codec_voipd, answer));
     let d = sb.start_daemon();
     wait_account_state(sb, "alice", "registered", PATIENCE);
@@ -100,6 +101,26 @@ fn start(
         },
     );
     (kam, d, b)
+}
+
+/// The lines where Kamailio judged a request of `method` from `user`.
+fn call_auth(kam: &Kamailio, method: &str, user: &str) -> Vec<String> {
+    let (m, f) = (format!("method={method} "), format!("from={user}"));
+    kam.log_text()
+        .lines()
+        .filter(|l| l.contains("CALL-AUTH") && l.contains(&m) && l.ends_with(&f))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Kamailio challenged our `method` and then took it with alice's credentials.
+fn assert_challenged_then_ok(kam: &Kamailio, method: &str) {
+    let lines = call_auth(kam, method, "alice");
+    assert!(
+        lines.iter().any(|l| l.contains("result=challenge"))
+            && lines.iter().any(|l| l.contains("result=ok")),
+        "{method}: {lines:?}"
+    );
 }
 
 #[test]
@@ -117,7 +138,54 @@ fn voipd_calls_baresip_with_each_codec_and_audio_flows_both_ways() {
 
         // 2.5 s of call: at least 1.5 s of each tone, clean, each way.
         assert_both_ways(&sb, &b);
+        // Our INVITE and our BYE each met the proxy's challenge and got through.
+        assert_challenged_then_ok(&_kam, "INVITE");
+        // The BYE carries the answer to the INVITE's challenge (nonce count 2) at once.
+        let bye = call_auth(&_kam, "BYE", "alice");
+        assert!(bye.iter().any(|l| l.contains("result=ok")), "{bye:?}");
     }
+}
+
+#[test]
+fn a_wrong_password_ends_the_call_with_the_challenge_once() {
+    let sb = Sandbox::new();
+    let kam = Kamailio::start(sb.path(), &["CHALLENGE_ALL"]);
+    sb.write_config(
+        &voipd_config(&sb, &kam, "pcmu", "manual").replace("alicepw", "not-alices-password"),
+    );
+    let _d = sb.start_daemon();
+    let (mut watch, events) = watch_events(&sb);
+    let out = sb.voipctl(&["dial", "carol"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_until(
+        || {
+            watched(&events)
+                .iter()
+                .any(|e| e["kind"]["call_changed"]["state"] == "ended")
+        },
+        "the call to end",
+    );
+    let ended = watched(&events)
+        .into_iter()
+        .find(|e| e["kind"]["call_changed"]["state"] == "ended")
+        .unwrap();
+    let call = &ended["kind"]["call_changed"];
+    assert_eq!(call["end_code"], 407, "{call}");
+    assert!(
+        call["end_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("wrong username or password"),
+        "{call}"
+    );
+    // Kamailio challenges a wrong answer again with a fresh nonce: voipd asked once with
+    // credentials and then stopped, no loop.
+    std::thread::sleep(Duration::from_secs(2));
+    let lines = call_auth(&kam, "INVITE", "alice");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].contains("result=wrong-password"), "{lines:?}");
+    let _ = watch.kill();
+    let _ = watch.wait();
 }
 
 #[test]
@@ -171,7 +239,7 @@ fn baresip_calls_voipd_which_answers_and_hears_dtmf_and_sends_it() {
         (Some("#"), Some("9"))
     );
 
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2500));
     // The far side hangs up: voipd ends the call with its reason.
     b.command("hangup", "");
     wait_no_calls(&sb);
@@ -185,7 +253,7 @@ fn baresip_calls_voipd_which_answers_and_hears_dtmf_and_sends_it() {
         call["media"]["packets_received"].as_u64().unwrap() > 50,
         "{call}"
     );
-    assert_heard_baresip(&sb, 10);
+    assert_both_ways(&sb, &b);
     let _ = watch.kill();
     let _ = watch.wait();
 }
@@ -193,7 +261,7 @@ fn baresip_calls_voipd_which_answers_and_hears_dtmf_and_sends_it() {
 #[test]
 fn hold_stops_our_audio_and_resume_brings_it_back() {
     let sb = Sandbox::new();
-    let (_kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
+    let (kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
     sb.voipctl(&["dial", "carol"]);
     let c = wait_call(&sb, "active");
     b.wait_event("CALL_ESTABLISHED");
@@ -234,6 +302,12 @@ fn hold_stops_our_audio_and_resume_brings_it_back() {
     hang_up(&sb, &b);
     // And what came after the resume was still the far side's tone.
     assert_heard_baresip(&sb, 15);
+    // The INVITE, the hold and the resume re-INVITEs all passed the challenging proxy.
+    let ok = call_auth(&kam, "INVITE", "alice")
+        .iter()
+        .filter(|l| l.contains("result=ok"))
+        .count();
+    assert!(ok >= 3, "{:?}", call_auth(&kam, "INVITE", "alice"));
 }
 
 #[test]

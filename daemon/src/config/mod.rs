@@ -248,6 +248,8 @@ pub struct Account {
     /// Seconds between keepalives on the registration flow; None: 25 on UDP, 90 on TCP;
     /// 0: none.
     pub keepalive_secs: Option<u32>,
+    /// Calls answered with 3xx go on to the Contacts given (RFC 3261 §8.1.3.4).
+    pub follow_redirects: bool,
     id_span: std::ops::Range<usize>,
 }
 
@@ -272,6 +274,8 @@ struct RawAccount {
     #[serde(default = "default_true")]
     enabled: bool,
     keepalive_secs: Option<u32>,
+    #[serde(default = "default_true")]
+    follow_redirects: bool,
 }
 
 impl TryFrom<RawAccount> for Account {
@@ -316,6 +320,7 @@ impl TryFrom<RawAccount> for Account {
             answer: r.answer,
             enabled: r.enabled,
             keepalive_secs: r.keepalive_secs,
+            follow_redirects: r.follow_redirects,
         })
     }
 }

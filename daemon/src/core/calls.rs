@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
-use super::request::{Outbound, outbound};
+use super::request::{Outbound, credentials, outbound};
 use crate::config::{Account, AnswerMode, AudioConfig, AudioEndpoint, Codec};
 use crate::media::engine::MediaEngine;
 use crate::media::session::{
@@ -17,10 +17,11 @@ use crate::media::session::{
 use crate::sdp::{self, Direction, Negotiated, Sdp};
 use crate::sip::capabilities::{ALLOW, SUPPORTED};
 use crate::sip::dialog::Dialog;
-use crate::sip::message::{Method, Name, Request, Response, SipHeaders, reason_phrase};
-use crate::sip::transaction::{ClientTx, Endpoint, TuRequest, TxError, random_token};
+use crate::sip::message::{Method, Name, Request, SipHeaders, reason_phrase};
+use crate::sip::transaction::{Endpoint, TuRequest, random_token};
 use crate::sip::transport::Target;
 use crate::sip::uri::SipUri;
+use crate::sip::usage::initiator::{Initiator, Invitation, Progress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallDirection {
@@ -297,16 +298,21 @@ impl Call {
 
     async fn bye(&self, dialog: &mut Dialog) {
         let bye = dialog.request(Method::Bye, None);
-        match dialog.next_hop().await {
-            // The call is over for us at once; the BYE's transaction finishes on its own
-            // (a vanished far side would otherwise hold us for 64·T1).
-            Ok(hop) => {
-                if let Ok(tx) = self.ctx.ep.request(bye, hop).await {
-                    tokio::spawn(final_response(tx));
-                }
+        // The call is over for us at once; the BYE's transaction (and any challenge to it)
+        // finishes on its own (a vanished far side would otherwise hold us for 64·T1).
+        let (mut d, ep, id) = (dialog.clone(), self.ctx.ep.clone(), self.info.id);
+        tokio::spawn(async move {
+            match d.transact(&ep, bye).await {
+                Ok(x) if x.response.code >= 300 => tracing::info!(
+                    call_id = id,
+                    "BYE answered {} {}",
+                    x.response.code,
+                    x.response.reason
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(call_id = id, "BYE failed: {e}"),
             }
-            Err(e) => tracing::warn!(call_id = self.info.id, "cannot send BYE: {e}"),
-        }
+        });
     }
 
     /// A re-INVITE of ours (hold, resume): offers `direction`; true if accepted.
@@ -324,16 +330,14 @@ impl Call {
         let mut inv = dialog.request(Method::Invite, None);
         inv.headers.push(Name::ContentType, "application/sdp");
         inv.body = offer.to_string().into_bytes();
-        let cseq = inv.cseq().map(|c| c.seq);
-        let Ok(hop) = dialog.next_hop().await else {
-            return false;
+        let exchange = match dialog.transact(&self.ctx.ep, inv).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::info!(call_id = self.info.id, "re-INVITE failed: {e}");
+                return false;
+            }
         };
-        let Ok(tx) = self.ctx.ep.request(inv, hop).await else {
-            return false;
-        };
-        let Ok(resp) = final_response(tx).await else {
-            return false;
-        };
+        let resp = exchange.response.clone();
         if resp.code >= 300 {
             tracing::info!(
                 call_id = self.info.id,
@@ -343,8 +347,7 @@ impl Call {
             );
             return false;
         }
-        let ack = dialog.request(Method::Ack, cseq);
-        let _ = self.ctx.ep.send_ack(ack, hop).await;
+        dialog.confirm(&self.ctx.ep, exchange).await;
         if let Ok(n) = Sdp::parse(&resp.body)
             .map_err(|e| e.to_string())
             .and_then(|a| sdp::read_answer(&offer, &a).map_err(|e| e.to_string()))
@@ -444,6 +447,16 @@ impl Call {
                         }
                         CallCommand::Request(tu) => {
                             let req = &tu.request;
+                            // Same Call-ID is not enough: another fork's or an old dialog's
+                            // request is not for this call (RFC 3261 §12.2.2).
+                            if req.method != Method::Ack && !dialog.matches(req) {
+                                tu.tx.respond(req.response(481, reason_phrase(481))).await;
+                                continue;
+                            }
+                            if !dialog.take_remote_cseq(req) {
+                                tu.tx.respond(req.response(500, "CSeq out of order")).await;
+                                continue;
+                            }
                             match req.method {
                                 Method::Ack => {}
                                 Method::Bye => {
@@ -475,15 +488,6 @@ impl Call {
         };
         self.info.stats = media.session.stop().await;
         self.end(code, reason).await;
-    }
-}
-
-async fn final_response(mut tx: ClientTx) -> Result<Response, TxError> {
-    loop {
-        let r = tx.response().await?;
-        if r.code >= 200 {
-            return Ok(r);
-        }
     }
 }
 
@@ -573,26 +577,34 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         u64::from(fastrand::u32(..)),
         Direction::SendRecv,
     );
-    let our_contact = contact(&user, local, target);
     let h = &mut invite.headers;
-    h.push(Name::Contact, our_contact.clone());
+    h.push(Name::Contact, contact(&user, local, target));
     h.push(Name::Allow, ALLOW);
     h.push(Name::Supported, SUPPORTED);
     h.push(Name::ContentType, "application/sdp");
     invite.body = offer.to_string().into_bytes();
-    let mut tx = match call.ctx.ep.request(invite.clone(), target).await {
-        Ok(tx) => tx,
-        Err(e) => return call.end(503, e.to_string()).await,
+    let invitation = Invitation {
+        request: invite,
+        hop: target,
+        via_proxy: account
+            .as_ref()
+            .is_some_and(|a| !a.outbound_proxy.is_empty()),
+        credentials: account.as_ref().and_then(credentials),
+        follow_redirects: account.as_ref().is_none_or(|a| a.follow_redirects),
+    };
+    let mut init = match Initiator::send(&call.ctx.ep, invitation).await {
+        Ok(i) => i,
+        Err(e) => return call.end(e.code(), e.to_string()).await,
     };
     let mut cancelled = false;
     let mut rtp = Some(rtp);
     // Early media (RFC 3960): a 18x with an answer starts the audio before the 200.
     let mut early: Option<Media> = None;
-    let ok = loop {
+    let (mut dialog, ok) = loop {
         tokio::select! {
-            r = tx.response() => match r {
-                Ok(r) if r.code < 200 => {
-                    if r.code > 100 && call.info.state == CallState::Dialing {
+            r = init.next() => match r {
+                Ok(Progress::Provisional(r)) => {
+                    if call.info.state == CallState::Dialing {
                         call.set(CallState::Ringing).await;
                     }
                     if early.is_none() && !r.body.is_empty()
@@ -604,20 +616,20 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                         call.set(CallState::Early).await;
                     }
                 }
-                Ok(r) if r.code < 300 => break r,
-                Ok(r) => {
-                    let reason = if cancelled { "cancelled".to_string() } else { r.reason.clone() };
-                    return call.end(r.code, reason).await;
+                Ok(Progress::Answered { dialog, response }) => break (*dialog, response),
+                Err(e) => {
+                    let reason = if cancelled { "cancelled".to_string() } else { e.to_string() };
+                    if let Some(m) = early.take() {
+                        call.info.stats = m.session.stop().await;
+                    }
+                    return call.end(e.code(), reason).await;
                 }
-                Err(TxError::Timeout) => return call.end(408, "no answer").await,
-                Err(e) => return call.end(503, e.to_string()).await,
             },
             cmd = call.commands.recv(), if !cancelled => match cmd {
                 Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => {
                     cancelled = true;
-                    match call.ctx.ep.cancel(&tx).await {
-                        Ok(c) => { tokio::spawn(final_response(c)); }
-                        Err(e) => return call.end(487, format!("cancelled ({e})")).await,
+                    if let Err(e) = init.cancel().await {
+                        return call.end(487, format!("cancelled ({e})")).await;
                     }
                 }
                 Some(CallCommand::Request(tu)) => {
@@ -628,21 +640,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
             },
         }
     };
-    // 2xx: confirm it with an ACK, then media.
-    let Some(mut dialog) = Dialog::from_response(&invite, &ok, our_contact) else {
-        return call
-            .end(502, "the 200 OK lacks a To tag or a Contact")
-            .await;
-    };
-    let ack = dialog.request(Method::Ack, Some(1));
-    match dialog.next_hop().await {
-        Ok(hop) => {
-            if let Err(e) = call.ctx.ep.send_ack(ack, hop).await {
-                tracing::warn!(call_id = call.info.id, "ACK not sent: {e}");
-            }
-        }
-        Err(e) => tracing::warn!(call_id = call.info.id, "ACK not sent: {e}"),
-    }
+    drop(init);
     call.info.remote_name = ok.to().and_then(|t| t.display);
     let negotiated = Sdp::parse(&ok.body)
         .map_err(|e| e.to_string())
@@ -670,7 +668,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     };
     // The set-up's messages are not needed while the call runs; free them now rather than
     // at its end (memory per call).
-    drop((tx, invite, ok));
+    drop(ok);
     // The running call is a task of its own, so that the set-up's state is freed rather
     // than carried for the whole call (memory per call).
     tokio::spawn(async move { call.established(dialog, media).await });
@@ -823,10 +821,11 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     ok.headers.push(Name::Supported, SUPPORTED);
     ok.headers.push(Name::ContentType, "application/sdp");
     ok.body = ours.to_string().into_bytes();
-    let Some(dialog) = Dialog::from_request(&req, &local_tag, our_contact) else {
+    let Some(mut dialog) = Dialog::from_request(&req, &local_tag, our_contact) else {
         tu.tx.respond(respond(400, "Missing Contact")).await;
         return call.end(400, "INVITE without Contact").await;
     };
+    dialog.credentials = account.as_ref().and_then(credentials);
 
     // RFC 3261 §13.3.1.4: the UAS retransmits the 2xx until the ACK comes.
     let t = call.ctx.ep.timers();

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use crate::config::Account;
-use crate::sip::auth::Challenge;
+use crate::sip::auth::{Challenge, Credentials};
 use crate::sip::message::{Headers, Method, Name, NameAddr, Request, Response};
 use crate::sip::resolve::resolve;
 use crate::sip::transaction::{Endpoint, random_token};
@@ -96,6 +96,15 @@ pub(super) fn answer_challenge(
         &random_token(16),
     );
     Some((name, value))
+}
+
+/// What the account answers digest challenges with; None without a password.
+pub(super) fn credentials(account: &Account) -> Option<Credentials> {
+    Some(Credentials {
+        username: account.username.clone(),
+        password: account.password.as_ref()?.expose().into(),
+        realm: account.realm.clone(),
+    })
 }
 
 /// sip:user@ our address, for a request made without an account.

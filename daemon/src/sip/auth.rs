@@ -1,6 +1,10 @@
 //! HTTP Digest authentication for SIP (RFC 7616, RFC 2617, RFC 3261 §22): MD5 and SHA-256,
 //! their -sess variants, `qop=auth`, and the nonce count in hex as RFC 7616 §3.4 says.
 
+mod session;
+
+pub use session::{AuthSession, ChallengeError, Credentials};
+
 use md5::Md5;
 use sha2::{Digest, Sha256};
 

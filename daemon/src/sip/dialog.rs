@@ -1,10 +1,34 @@
 //! Dialogs (RFC 3261 §12): the state two user agents share for a call, and the requests
-//! sent inside it (ACK, BYE, re-INVITE) with the right tags, CSeq, target and route set.
+//! sent inside it (ACK, BYE, re-INVITE) with the right tags, CSeq, target and route set,
+//! answering digest challenges with the dialog's credentials.
 
+use crate::sip::auth::{AuthSession, ChallengeError, Credentials};
 use crate::sip::message::{Headers, Method, Name, NameAddr, Request, Response, SipHeaders};
 use crate::sip::resolve::resolve;
+use crate::sip::transaction::{ClientTx, Endpoint, TxError};
 use crate::sip::transport::Target;
 use crate::sip::uri::Uri;
+
+/// Why a request in a dialog got no final answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DialogError {
+    #[error("no route to the far side: {0}")]
+    Route(String),
+    #[error(transparent)]
+    Transaction(#[from] TxError),
+    #[error(transparent)]
+    Auth(#[from] ChallengeError),
+}
+
+/// A request of ours in a dialog and its final answer.
+pub struct Exchange {
+    /// As last sent (with the CSeq and credentials that got `response`).
+    pub request: Request,
+    pub response: Response,
+    /// The client transaction: an INVITE's, in Accepted, hands [`Dialog::confirm`] the
+    /// 2xx retransmissions to ACK.
+    pub tx: ClientTx,
+}
 
 #[derive(Debug, Clone)]
 pub struct Dialog {
@@ -21,6 +45,10 @@ pub struct Dialog {
     pub remote_cseq: Option<u32>,
     /// Our Contact, for re-INVITEs and their answers.
     pub contact: String,
+    /// What challenges to our requests are answered with; None: they end the request.
+    pub credentials: Option<Credentials>,
+    /// Challenges answered so far, answered again on each request (RFC 3261 §22.3).
+    pub auth: AuthSession,
 }
 
 fn contact_uri(h: &Headers) -> Option<Uri> {
@@ -49,6 +77,8 @@ impl Dialog {
             local_cseq: invite.cseq()?.seq,
             remote_cseq: None,
             contact,
+            credentials: None,
+            auth: AuthSession::default(),
         })
     }
 
@@ -69,6 +99,8 @@ impl Dialog {
             local_cseq: fastrand::u32(1..1 << 16),
             remote_cseq: req.cseq().map(|c| c.seq),
             contact,
+            credentials: None,
+            auth: AuthSession::default(),
         })
     }
 
@@ -77,6 +109,22 @@ impl Dialog {
         req.call_id() == Some(self.call_id.as_str())
             && req.to().is_some_and(|t| t.tag() == self.local.tag())
             && req.from().is_some_and(|f| f.tag() == self.remote.tag())
+    }
+
+    /// Takes the CSeq of a request from the far side: false when it is older than one
+    /// already taken (RFC 3261 §12.2.2: answer 500). ACK and CANCEL reuse the INVITE's.
+    pub fn take_remote_cseq(&mut self, req: &Request) -> bool {
+        let Some(seq) = req.cseq().map(|c| c.seq) else {
+            return false;
+        };
+        if matches!(req.method, Method::Ack | Method::Cancel) {
+            return true;
+        }
+        if self.remote_cseq.is_some_and(|r| seq < r) {
+            return false;
+        }
+        self.remote_cseq = Some(seq);
+        true
     }
 
     /// A new request in the dialog. ACK reuses the INVITE's CSeq number; others count up.
@@ -108,6 +156,67 @@ impl Dialog {
         }
     }
 
+    /// Sends `req` (made by [`Dialog::request`], with its body) and waits for its final
+    /// answer. A 401/407 is answered with the dialog's credentials and the request sent
+    /// again with the next CSeq; a wrong password ends it with [`DialogError::Auth`].
+    pub async fn transact(
+        &mut self,
+        ep: &Endpoint,
+        mut req: Request,
+    ) -> Result<Exchange, DialogError> {
+        self.auth.next_request();
+        loop {
+            self.auth.authorize(&mut req, self.credentials.as_ref());
+            let hop = self.next_hop().await.map_err(DialogError::Route)?;
+            let mut tx = ep.request(req.clone(), hop).await?;
+            let response = tx.final_response().await?;
+            if matches!(response.code, 401 | 407) {
+                self.auth.challenged(&response, self.credentials.as_ref())?;
+                self.local_cseq += 1;
+                req.headers
+                    .set(Name::CSeq, format!("{} {}", self.local_cseq, req.method));
+                continue;
+            }
+            return Ok(Exchange {
+                request: req,
+                response,
+                tx,
+            });
+        }
+    }
+
+    /// The ACK for the 2xx to `invite` (its CSeq, its credentials: RFC 3261 §13.2.2.4).
+    pub fn ack_for(&mut self, invite: &Request) -> Request {
+        let mut ack = self.request(Method::Ack, invite.cseq().map(|c| c.seq));
+        for name in [Name::Authorization, Name::ProxyAuthorization] {
+            for v in invite.headers.all(&name) {
+                ack.headers.push(name.clone(), v);
+            }
+        }
+        ack
+    }
+
+    /// Sends the ACK for the 2xx `exchange` got, and again for each retransmission of it
+    /// until Timer M (a lost ACK would make the far side end the call). A 2xx from another
+    /// fork of the INVITE is ACKed and ended with a BYE: this dialog is the call.
+    pub async fn confirm(&mut self, ep: &Endpoint, exchange: Exchange) {
+        let Exchange {
+            request: invite,
+            tx,
+            ..
+        } = exchange;
+        let ack = self.ack_for(&invite);
+        let hop = match self.next_hop().await {
+            Ok(hop) => hop,
+            Err(e) => return tracing::warn!("ACK not sent: {e}"),
+        };
+        if let Err(e) = ep.send_ack(ack.clone(), hop).await {
+            tracing::warn!("ACK not sent: {e}");
+        }
+        let (ep, ours) = (ep.clone(), self.clone());
+        tokio::spawn(reack(ep, ours, invite, tx, ack, hop));
+    }
+
     /// Where in-dialog requests are sent: the first route (loose routing), else the target.
     pub async fn next_hop(&self) -> Result<Target, String> {
         let uri = match self.route_set.first() {
@@ -121,6 +230,42 @@ impl Dialog {
         match uri {
             Uri::Sip(u) => resolve(&u).await,
             other => Err(format!("cannot send to {other}")),
+        }
+    }
+}
+
+/// Accepted (RFC 6026): ACKs each further 2xx to `invite` until Timer M; one from another
+/// fork gets its own ACK and a BYE.
+async fn reack(
+    ep: Endpoint,
+    dialog: Dialog,
+    invite: Request,
+    mut tx: ClientTx,
+    ack: Request,
+    hop: Target,
+) {
+    let ours = dialog.remote.tag().map(str::to_string);
+    while let Ok(r) = tx.response().await {
+        let tag = r.to().and_then(|t| t.tag().map(str::to_string));
+        if tag == ours {
+            let _ = ep.send_ack(ack.clone(), hop).await;
+            continue;
+        }
+        let Some(mut fork) = Dialog::from_response(&invite, &r, dialog.contact.clone()) else {
+            continue;
+        };
+        tracing::info!(
+            "a second fork answered ({}); ACK and BYE it",
+            tag.unwrap_or_default()
+        );
+        fork.credentials = dialog.credentials.clone();
+        fork.auth = dialog.auth.clone();
+        let ack = fork.ack_for(&invite);
+        if let Ok(fork_hop) = fork.next_hop().await {
+            let _ = ep.send_ack(ack, fork_hop).await;
+            let bye = fork.request(Method::Bye, None);
+            let ep = ep.clone();
+            tokio::spawn(async move { fork.transact(&ep, bye).await.map(|_| ()) });
         }
     }
 }

@@ -10,3 +10,4 @@ pub mod resolve;
 pub mod transaction;
 pub mod transport;
 pub mod uri;
+pub mod usage;

@@ -68,6 +68,7 @@ names! {
     ReferredBy = "Referred-By" | "b",
     Subject = "Subject" | "s",
     SessionExpires = "Session-Expires" | "x",
+    Reason = "Reason",
     Date = "Date",
     Timestamp = "Timestamp",
     SipETag = "SIP-ETag",

@@ -20,6 +20,9 @@ pub struct ClientTx {
     interval: Duration,
     deadline: Option<Instant>,
     done: bool,
+    /// RFC 6026 Accepted: an INVITE's 2xx came; until Timer M more 2xx (retransmitted, or
+    /// from other forks) still reach the owner, which ACKs each.
+    accepted: Option<Instant>,
 }
 
 impl Endpoint {
@@ -114,6 +117,7 @@ impl Endpoint {
             deadline: Some(now + 64 * t.t1),
             request: req,
             done: false,
+            accepted: None,
         };
         self.transport()
             .send(target, ctx.bytes.clone())
@@ -131,6 +135,9 @@ impl ClientTx {
     /// The next response: provisional ones, then the final one. After the final response
     /// or an error, returns [`TxError::Terminated`].
     pub async fn response(&mut self) -> Result<Response, TxError> {
+        if let Some(until) = self.accepted {
+            return self.more_2xx(until).await;
+        }
         if self.done {
             return Err(TxError::Terminated);
         }
@@ -177,12 +184,35 @@ impl ClientTx {
             if self.invite() && resp.code >= 300 {
                 self.ack_and_linger(&resp).await;
             }
+            if self.invite() && resp.code < 300 {
+                // Timer M.
+                self.accepted = Some(Instant::now() + 64 * t.t1);
+            }
             return Ok(resp);
         }
     }
 
+    /// In Accepted: the next 2xx before Timer M fires, else [`TxError::Terminated`].
+    async fn more_2xx(&mut self, until: Instant) -> Result<Response, TxError> {
+        loop {
+            tokio::select! {
+                r = self.rx.recv() => match r {
+                    Some(r) if (200..300).contains(&r.code) => return Ok(r),
+                    Some(_) => {}
+                    None => break,
+                },
+                () = sleep_until(until) => break,
+            }
+        }
+        self.accepted = None;
+        Err(TxError::Terminated)
+    }
+
     /// The final response, past any provisional ones.
     pub async fn final_response(&mut self) -> Result<Response, TxError> {
+        if self.accepted.is_some() || self.done {
+            return Err(TxError::Terminated);
+        }
         loop {
             let r = self.response().await?;
             if r.code >= 200 {

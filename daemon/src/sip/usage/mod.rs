@@ -1,0 +1,4 @@
+//! SIP usages, named for their RFC role: what a user agent does with a dialog or a
+//! request beyond the transaction (challenges, redirections, forks, ACKs).
+
+pub mod initiator;
