@@ -1,6 +1,7 @@
 //! Call signalling corner cases, scripted with SIPp (tests/sipp/call_*.xml, uas_*.xml):
 //! an INVITE without SDP, re-INVITE hold and resume, retransmitted INVITEs and CANCEL,
-//! early media on a 183, and a BYE that is never answered.
+//! early media on a 183, a BYE that is never answered, a far side that challenges the
+//! INVITE, retransmitted and forked 2xx, redirections and their loops, RFC 2543 peers.
 
 use std::time::{Duration, Instant};
 
@@ -18,9 +19,14 @@ fn calls(sb: &Sandbox) -> Vec<Value> {
 /// voipd on a UDP port of its own, an account "alice" that answers as `answer` says and
 /// registers nowhere (SIPp talks to voipd directly).
 fn start(sb: &Sandbox, answer: &str) -> (Daemon, u16) {
+    start_with(sb, answer, "")
+}
+
+/// As [`start`], with more lines for the account.
+fn start_with(sb: &Sandbox, answer: &str, account: &str) -> (Daemon, u16) {
     sb.write_config(&format!(
         "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[audio]\ninput = \"tone:440\"\noutput = \"file:{}\"\n\n\
-         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\ncodecs = [\"pcmu\"]\nanswer = {{ {answer} }}\n",
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1\"\nenabled = false\ncodecs = [\"pcmu\"]\nanswer = {{ {answer} }}\n{account}",
         sb.path().join("heard.wav").display()
     ));
     let d = sb.start_daemon();
@@ -265,4 +271,105 @@ fn rtp_uses_the_configured_port_range() {
         "{c}"
     );
     sb.voipctl(&["hangup"]);
+}
+
+/// SIPp playing `scenario` as the far side on a port of its own (`extra` arguments after
+/// the usual ones), and that port.
+fn uas(sb: &Sandbox, scenario: &str, extra: &[String]) -> (Sipp, u16) {
+    let port = free_port();
+    let mut args = sipp_args(scenario, &["-p".to_string(), port.to_string()]);
+    args.extend_from_slice(extra);
+    let sipp = Sipp::spawn(sb.path(), scenario, &args);
+    std::thread::sleep(Duration::from_millis(300));
+    (sipp, port)
+}
+
+fn wait_active(sb: &Sandbox) {
+    wait_until(
+        || calls(sb).first().is_some_and(|c| c["state"] == "active"),
+        "the answer",
+    );
+}
+
+#[test]
+fn an_invite_challenged_by_the_far_side_is_sent_again_with_the_digest() {
+    let sb = Sandbox::new();
+    let (_d, _) = start_with(&sb, r#"mode = "manual""#, "password = \"alicepw\"\n");
+    let (sipp, port) = uas(&sb, "uas_invite_401.xml", &[]);
+    let uri = format!("sip:uas@127.0.0.1:{port}");
+    let out = sb.voipctl(&["dial", &uri, "--account", "alice"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_active(&sb);
+    std::thread::sleep(Duration::from_millis(300));
+    sb.voipctl(&["hangup"]);
+    // SIPp checked the CSeq, the From tag and both digests (INVITE and BYE).
+    pass(sipp);
+    wait_until(|| calls(&sb).is_empty(), "the end");
+}
+
+#[test]
+fn retransmitted_2xx_are_acked_again_and_a_second_fork_is_ended() {
+    let sb = Sandbox::new();
+    let (d, _) = start(&sb, r#"mode = "manual""#);
+    let (sipp, port) = uas(&sb, "uas_2xx_fork.xml", &[]);
+    sb.voipctl(&["dial", &format!("sip:uas@127.0.0.1:{port}")]);
+    wait_active(&sb);
+    // The 200 twice more and the second fork's 200 come within about a second.
+    wait_until(
+        || d.log().contains("a second fork answered"),
+        "the second fork's 200",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let now = calls(&sb);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0]["state"], "active", "{now:?}");
+    sb.voipctl(&["hangup"]);
+    // SIPp checked: an ACK for each 200 of fork A, ACK and BYE for fork B, our BYE for A.
+    pass(sipp);
+}
+
+#[test]
+fn a_redirection_is_followed_in_q_order_and_a_loop_is_not() {
+    let sb = Sandbox::new();
+    let (d, _) = start(&sb, r#"mode = "manual""#);
+    let (ok, ok_port) = uas(&sb, "uas_answer.xml", &[]);
+    let (redirect, port) = uas(
+        &sb,
+        "uas_redirect.xml",
+        &["-key".into(), "other".into(), ok_port.to_string()],
+    );
+    sb.voipctl(&["dial", &format!("sip:first@127.0.0.1:{port}")]);
+    wait_active(&sb);
+    sb.voipctl(&["hangup"]);
+    // The redirect server saw the INVITE, then the one to the better target (486).
+    pass(redirect);
+    pass(ok);
+    wait_until(|| calls(&sb).is_empty(), "the end");
+
+    let (looping, port) = uas(&sb, "uas_redirect_loop.xml", &[]);
+    sb.voipctl(&["dial", &format!("sip:first@127.0.0.1:{port}")]);
+    wait_until(
+        || d.log().contains("call ended: 482 redirected in a loop"),
+        "the loop to end the call",
+    );
+    pass(looping);
+}
+
+#[test]
+fn an_rfc_2543_peer_without_branches_gets_one_call() {
+    let sb = Sandbox::new();
+    let (d, port) = start(&sb, r#"mode = "auto""#);
+    pass(uac(&sb, "call_rfc2543.xml", port));
+    wait_until(|| calls(&sb).is_empty(), "the call to end with the BYE");
+    assert!(
+        d.log().contains("call ended: 200 the other side hung up"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        d.log().matches("incoming call from").count(),
+        1,
+        "{}",
+        d.log()
+    );
 }

@@ -210,6 +210,9 @@ impl Sdp {
                 ("a", Some(m)) => {
                     let (name, value) = v.split_once(':').unwrap_or((v, ""));
                     match name {
+                        // A map for a format the m= line does not list means nothing
+                        // (some phones send their whole table): passed over, even broken.
+                        "rtpmap" if !lists_format(m, value) => {}
                         "rtpmap" => {
                             let (pt, enc) = value
                                 .split_once(' ')
@@ -234,6 +237,7 @@ impl Sdp {
                                 channels,
                             });
                         }
+                        "fmtp" if !lists_format(m, value) => {}
                         "fmtp" => {
                             let (pt, params) =
                                 value.split_once(' ').ok_or(SdpError::Line(n, "bad fmtp"))?;
@@ -267,6 +271,12 @@ impl Sdp {
     pub fn media_addr(&self, m: &Media) -> Option<IpAddr> {
         m.connection.or(self.connection)
     }
+}
+
+/// Whether an rtpmap or fmtp value ("PT …") is for a format `m` lists.
+fn lists_format(m: &Media, value: &str) -> bool {
+    let pt = value.split(' ').next().unwrap_or_default();
+    pt.parse::<u8>().is_ok_and(|pt| m.formats.contains(&pt))
 }
 
 fn ip_kind(a: IpAddr) -> &'static str {

@@ -166,3 +166,17 @@ fn opus_with_fec_and_g722() {
             .contains("a=rtpmap:111 opus/48000/2\r\na=rtpmap:9 G722/8000")
     );
 }
+
+#[test]
+fn maps_for_formats_not_on_the_m_line_are_passed_over() {
+    let text = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:97 iLBC\r\na=rtpmap:300 x/8000\r\n\
+a=fmtp:97 mode=30\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let offer = Sdp::parse(text.as_bytes()).expect("stray maps are not an error");
+    assert_eq!(offer.media[0].rtpmaps.len(), 1);
+    let (_, n) = answer(&offer, &[Codec::Pcmu], "10.0.0.2".parse().unwrap(), 4000, 1).unwrap();
+    assert_eq!((n.pt, n.dtmf_pt), (0, None), "101 is not offered");
+    // On a listed format a broken map is still refused.
+    let broken = text.replace("m=audio 30000 RTP/AVP 0", "m=audio 30000 RTP/AVP 0 97");
+    assert!(Sdp::parse(broken.as_bytes()).is_err());
+}

@@ -33,7 +33,7 @@ impl std::fmt::Debug for Credentials {
 /// Why a challenged request cannot be resent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChallengeError {
-    #[error("authentication required ({code}) but the account has no password")]
+    #[error("authentication required ({code}) and no password to answer with")]
     NoCredentials { code: u16 },
     #[error("challenged ({code}) for realm {realm:?} again: wrong username or password")]
     Rejected { code: u16, realm: String },

@@ -61,7 +61,8 @@ pub struct TuRequest {
 const TU_QUEUE: usize = 256;
 
 type ClientKey = (String, Method);
-/// Branch, sent-by and method (ACK counts as INVITE), as RFC 3261 §17.2.3 matches.
+/// Branch (or, from RFC 2543 peers, the request's identity), sent-by and method (ACK
+/// counts as INVITE), as RFC 3261 §17.2.3 matches.
 type ServerKey = (String, String, Method);
 
 pub(crate) struct Inner {
@@ -105,7 +106,20 @@ fn server_key(req: &Request) -> Option<ServerKey> {
         ref m => m.clone(),
     };
     let sent_by = format!("{}:{}", via.host, via.port.unwrap_or(0));
-    Some((via.branch()?.to_string(), sent_by, method))
+    let id = match via.branch() {
+        Some(b) if b.starts_with("z9hG4bK") => b.to_string(),
+        // RFC 2543 peers (no magic cookie): §17.2.3 matches by Request-URI, From tag,
+        // Call-ID and CSeq number (and the top Via, in sent-by). The To tag is left out so
+        // that the ACK for a non-2xx, which carries ours, matches its INVITE.
+        _ => format!(
+            "2543 {} {} {} {}",
+            req.uri,
+            req.from()?.tag().unwrap_or_default(),
+            req.call_id()?,
+            req.cseq()?.seq
+        ),
+    };
+    Some((id, sent_by, method))
 }
 
 impl Endpoint {
@@ -196,7 +210,7 @@ impl Endpoint {
         let Some(via) = req.top_via() else { return };
         let reply_to = response_target(&via, from);
         let Some(key) = server_key(&req) else {
-            let resp = req.response(400, "Missing branch in Via");
+            let resp = req.response(400, "Missing Call-ID, From or CSeq");
             self.send_response(reply_to, &resp).await;
             return;
         };
