@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::sip::usage::reliable::Rel100;
+use crate::sip::usage::session_timer::TimerPolicy;
+
 pub use error::{ConfigError, Invalid};
 pub use values::*;
 
@@ -250,6 +253,10 @@ pub struct Account {
     pub keepalive_secs: Option<u32>,
     /// Calls answered with 3xx go on to the Contacts given (RFC 3261 §8.1.3.4).
     pub follow_redirects: bool,
+    /// Reliable provisional responses (RFC 3262).
+    pub rel100: Rel100,
+    /// Session timers (RFC 4028) asked for and accepted.
+    pub session_timer: TimerPolicy,
     id_span: std::ops::Range<usize>,
 }
 
@@ -276,6 +283,20 @@ struct RawAccount {
     keepalive_secs: Option<u32>,
     #[serde(default = "default_true")]
     follow_redirects: bool,
+    #[serde(default, rename = "100rel")]
+    rel100: Rel100,
+    #[serde(default = "default_session_expires")]
+    session_expires: u32,
+    #[serde(default = "default_min_se")]
+    min_se: u32,
+}
+
+fn default_session_expires() -> u32 {
+    TimerPolicy::default().expires
+}
+
+fn default_min_se() -> u32 {
+    TimerPolicy::default().min_se
 }
 
 impl TryFrom<RawAccount> for Account {
@@ -297,6 +318,15 @@ impl TryFrom<RawAccount> for Account {
             if r.codecs[..i].contains(c) {
                 return Err(format!("codecs: {c:?} is listed twice"));
             }
+        }
+        if r.min_se == 0 {
+            return Err("min_se: must be at least 1 second (RFC 4028 asks for 90)".into());
+        }
+        if r.session_expires != 0 && r.session_expires < r.min_se {
+            return Err(format!(
+                "session_expires: {} is below min_se ({}); raise it, or 0 to ask for none",
+                r.session_expires, r.min_se
+            ));
         }
         let password = match (r.password, r.password_file) {
             (Some(_), Some(_)) => {
@@ -321,6 +351,11 @@ impl TryFrom<RawAccount> for Account {
             enabled: r.enabled,
             keepalive_secs: r.keepalive_secs,
             follow_redirects: r.follow_redirects,
+            rel100: r.rel100,
+            session_timer: TimerPolicy {
+                expires: r.session_expires,
+                min_se: r.min_se,
+            },
         })
     }
 }

@@ -15,13 +15,17 @@ use crate::media::session::{
     LiveStats, MediaEvent, MediaOptions, MediaParams, MediaSession, MediaStats, bind,
 };
 use crate::sdp::{self, Direction, Negotiated, Sdp};
-use crate::sip::capabilities::{ALLOW, SUPPORTED};
-use crate::sip::dialog::Dialog;
+use crate::sip::capabilities::{ALLOW, SUPPORTED_CALL, lists_option};
+use crate::sip::dialog::{Dialog, Exchange};
 use crate::sip::message::{Method, Name, Request, SipHeaders, reason_phrase};
 use crate::sip::transaction::{Endpoint, TuRequest, random_token};
 use crate::sip::transport::Target;
 use crate::sip::uri::SipUri;
 use crate::sip::usage::initiator::{Initiator, Invitation, Progress};
+use crate::sip::usage::reliable::{Rel100, Reliable1xx};
+use crate::sip::usage::session_timer::{
+    Refresher, SessionTimer, TimerPolicy, ask_initial, raise_for_422,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallDirection {
@@ -175,7 +179,44 @@ struct Call {
     commands: mpsc::Receiver<CallCommand>,
     codecs: Vec<Codec>,
     live: Arc<LiveStats>,
+    ext: Extensions,
+    /// The session timer in force (RFC 4028) and when the session was last refreshed.
+    timer: Option<SessionTimer>,
+    refreshed: tokio::time::Instant,
+    /// The far side takes UPDATE: session refreshes need no new offer.
+    peer_update: bool,
 }
+
+/// How the call's account wants SIP extensions used.
+#[derive(Debug, Clone, Copy, Default)]
+struct Extensions {
+    rel100: Rel100,
+    timers: TimerPolicy,
+}
+
+impl Extensions {
+    fn of(account: &Option<Account>) -> Extensions {
+        account
+            .as_ref()
+            .map_or_else(Extensions::default, |a| Extensions {
+                rel100: a.rel100,
+                timers: a.session_timer,
+            })
+    }
+
+    /// Supported on our INVITEs and their answers.
+    fn supported(self) -> String {
+        match self.rel100 {
+            Rel100::Off => SUPPORTED_CALL.to_string(),
+            _ => format!("{SUPPORTED_CALL}, 100rel"),
+        }
+    }
+}
+
+/// Why a request of ours in the dialog means the dialog is gone (RFC 3261 §12.2.1.2,
+/// RFC 4028 §10): the call is to be ended.
+#[derive(Debug)]
+struct DialogGone(String);
 
 /// The core's side of a call task.
 pub(super) struct CallHandle {
@@ -315,13 +356,60 @@ impl Call {
         });
     }
 
-    /// A re-INVITE of ours (hold, resume): offers `direction`; true if accepted.
+    /// Sends a re-INVITE or UPDATE of ours, with the session timer in force (every such
+    /// request refreshes it) and one retry after a 422. The 2xx exchange, None when it was
+    /// refused; Err when the far side is gone (408, 481, no answer).
+    async fn modify(
+        &mut self,
+        dialog: &mut Dialog,
+        mut req: Request,
+    ) -> Result<Option<Exchange>, DialogGone> {
+        req.headers.push(Name::Supported, self.ext.supported());
+        if let Some(t) = self.timer {
+            t.ask(self.ext.timers, &mut req);
+        }
+        let mut raised = false;
+        loop {
+            let x = dialog
+                .transact(&self.ctx.ep, req.clone())
+                .await
+                .map_err(|e| DialogGone(e.to_string()))?;
+            let r = &x.response;
+            match r.code {
+                200..=299 => {
+                    if self.timer.is_some() {
+                        self.timer = SessionTimer::from_answer(r);
+                    }
+                    self.refreshed = tokio::time::Instant::now();
+                    return Ok(Some(x));
+                }
+                422 if !raised && raise_for_422(r, &mut req) => {
+                    raised = true;
+                    dialog.renumber(&mut req);
+                }
+                408 | 481 => return Err(DialogGone(format!("{} {}", r.code, r.reason))),
+                _ => {
+                    tracing::info!(
+                        call_id = self.info.id,
+                        "{} refused: {} {}",
+                        req.method,
+                        r.code,
+                        r.reason
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// A re-INVITE of ours (hold, resume, or a session refresh): offers `direction`; true
+    /// if accepted.
     async fn reinvite(
         &mut self,
         dialog: &mut Dialog,
         media: &mut Media,
         direction: Direction,
-    ) -> bool {
+    ) -> Result<bool, DialogGone> {
         let mut offer = media.ours.clone();
         offer.session_version += 1;
         if let Some(m) = offer.media.first_mut() {
@@ -330,25 +418,12 @@ impl Call {
         let mut inv = dialog.request(Method::Invite, None);
         inv.headers.push(Name::ContentType, "application/sdp");
         inv.body = offer.to_string().into_bytes();
-        let exchange = match dialog.transact(&self.ctx.ep, inv).await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::info!(call_id = self.info.id, "re-INVITE failed: {e}");
-                return false;
-            }
+        let Some(exchange) = self.modify(dialog, inv).await? else {
+            return Ok(false);
         };
-        let resp = exchange.response.clone();
-        if resp.code >= 300 {
-            tracing::info!(
-                call_id = self.info.id,
-                "re-INVITE refused: {} {}",
-                resp.code,
-                resp.reason
-            );
-            return false;
-        }
+        let answer = exchange.response.body.clone();
         dialog.confirm(&self.ctx.ep, exchange).await;
-        if let Ok(n) = Sdp::parse(&resp.body)
+        if let Ok(n) = Sdp::parse(&answer)
             .map_err(|e| e.to_string())
             .and_then(|a| sdp::read_answer(&offer, &a).map_err(|e| e.to_string()))
         {
@@ -363,37 +438,79 @@ impl Call {
             media.negotiated = n;
         }
         media.ours = offer;
-        true
+        Ok(true)
     }
 
-    /// Answers a re-INVITE from the far side, following its new description.
-    async fn answer_reinvite(&mut self, tu: &TuRequest, dialog: &Dialog, media: &mut Media) {
+    /// Refreshes the session (RFC 4028): an UPDATE without a body where the far side takes
+    /// UPDATE, else a re-INVITE with our description as it is.
+    async fn refresh(&mut self, dialog: &mut Dialog, media: &mut Media) -> Result<(), DialogGone> {
+        if self.peer_update {
+            let update = dialog.request(Method::Update, None);
+            self.modify(dialog, update).await?;
+        } else {
+            let direction = media
+                .ours
+                .media
+                .first()
+                .map_or(Direction::SendRecv, |m| m.direction);
+            Box::pin(self.reinvite(dialog, media, direction)).await?;
+        }
+        Ok(())
+    }
+
+    /// Answers a re-INVITE or UPDATE from the far side: follows a new description (or
+    /// offers ours to an offerless re-INVITE) and takes the session timer it asks for.
+    async fn answer_modify(&mut self, tu: &TuRequest, dialog: &Dialog, media: &mut Media) {
         let req = &tu.request;
-        let port = media.ours.media.first().map_or(0, |m| m.port);
-        let answer = Sdp::parse(&req.body).ok().and_then(|offer| {
-            sdp::answer(
-                &offer,
-                &self.codecs,
-                media.ours.origin_addr,
-                port,
-                media.ours.session_id,
-            )
-            .ok()
-        });
-        let resp = match answer {
-            Some((mut ans, n)) => {
-                ans.session_version = media.ours.session_version + 1;
-                media.session.update(params(&n, self.info.muted));
-                media.negotiated = n;
-                media.ours = ans.clone();
-                let mut r = req.response(200, "OK");
-                r.headers.push(Name::Contact, dialog.contact.clone());
-                r.headers.push(Name::ContentType, "application/sdp");
-                r.body = ans.to_string().into_bytes();
-                r
+        let timer = match SessionTimer::for_request(self.ext.timers, req) {
+            Ok(t) => t,
+            Err(min_se) => {
+                let mut r = req.response(422, "Session Interval Too Small");
+                r.headers.push(Name::MinSe, min_se.to_string());
+                return tu.tx.respond(r).await;
             }
-            None => req.response(488, reason_phrase(488)),
         };
+        let mut resp = if !req.body.is_empty() {
+            let port = media.ours.media.first().map_or(0, |m| m.port);
+            let answer = Sdp::parse(&req.body).ok().and_then(|offer| {
+                sdp::answer(
+                    &offer,
+                    &self.codecs,
+                    media.ours.origin_addr,
+                    port,
+                    media.ours.session_id,
+                )
+                .ok()
+            });
+            match answer {
+                Some((mut ans, n)) => {
+                    ans.session_version = media.ours.session_version + 1;
+                    media.session.update(params(&n, self.info.muted));
+                    media.negotiated = n;
+                    media.ours = ans.clone();
+                    let mut r = req.response(200, "OK");
+                    r.headers.push(Name::ContentType, "application/sdp");
+                    r.body = ans.to_string().into_bytes();
+                    r
+                }
+                None => return tu.tx.respond(req.response(488, reason_phrase(488))).await,
+            }
+        } else {
+            let mut r = req.response(200, "OK");
+            // An offerless re-INVITE (a refresh, often) gets our description unchanged.
+            if req.method == Method::Invite {
+                r.headers.push(Name::ContentType, "application/sdp");
+                r.body = media.ours.to_string().into_bytes();
+            }
+            r
+        };
+        resp.headers.push(Name::Contact, dialog.contact.clone());
+        resp.headers.push(Name::Supported, self.ext.supported());
+        if let Some(t) = timer {
+            t.answer(req, &mut resp);
+        }
+        self.timer = timer;
+        self.refreshed = tokio::time::Instant::now();
         tu.tx.respond(resp).await;
     }
 
@@ -401,9 +518,34 @@ impl Call {
     /// ends it or the far side vanishes.
     async fn established(&mut self, mut dialog: Dialog, mut media: Media) {
         self.info.answered = Some(SystemTime::now());
+        self.refreshed = tokio::time::Instant::now();
         self.set(CallState::Active).await;
         let (code, reason) = loop {
+            let timer_due = self.timer.map(|t| {
+                self.refreshed
+                    + match t.refresher {
+                        Refresher::Us => t.refresh_after(),
+                        Refresher::Them => t.expire_after(),
+                    }
+            });
             tokio::select! {
+                () = sleep_until_opt(timer_due) => {
+                    let refresher = self.timer.map(|t| t.refresher);
+                    match refresher {
+                        Some(Refresher::Us) => {
+                            if let Err(DialogGone(why)) = Box::pin(self.refresh(&mut dialog, &mut media)).await {
+                                self.bye(&mut dialog).await;
+                                break (408, format!("session refresh failed: {why}"));
+                            }
+                        }
+                        Some(Refresher::Them) => {
+                            tracing::warn!(call_id = self.info.id, "the far side did not refresh the session");
+                            self.bye(&mut dialog).await;
+                            break (408, "the far side stopped refreshing the session".into());
+                        }
+                        None => {}
+                    }
+                }
                 ev = media.events.recv() => match ev {
                     Some(MediaEvent::Dtmf(digit)) => {
                         let _ = self.ctx.updates.send(CallUpdate::Dtmf { id: self.info.id, digit }).await;
@@ -423,14 +565,20 @@ impl Call {
                             break (200, "hung up".into());
                         }
                         CallCommand::Answer(_) => {}
-                        CallCommand::Hold if self.info.state == CallState::Active => {
-                            if Box::pin(self.reinvite(&mut dialog, &mut media, Direction::SendOnly)).await {
-                                self.set(CallState::Held).await;
-                            }
-                        }
-                        CallCommand::Resume if self.info.state == CallState::Held => {
-                            if Box::pin(self.reinvite(&mut dialog, &mut media, Direction::SendRecv)).await {
-                                self.set(CallState::Active).await;
+                        CallCommand::Hold | CallCommand::Resume
+                            if matches!((&cmd, &self.info.state), (CallCommand::Hold, CallState::Active) | (CallCommand::Resume, CallState::Held)) =>
+                        {
+                            let (direction, then) = match cmd {
+                                CallCommand::Hold => (Direction::SendOnly, CallState::Held),
+                                _ => (Direction::SendRecv, CallState::Active),
+                            };
+                            match Box::pin(self.reinvite(&mut dialog, &mut media, direction)).await {
+                                Ok(true) => self.set(then).await,
+                                Ok(false) => {}
+                                Err(DialogGone(why)) => {
+                                    self.bye(&mut dialog).await;
+                                    break (408, format!("the far side is gone: {why}"));
+                                }
                             }
                         }
                         CallCommand::Hold | CallCommand::Resume => {}
@@ -463,7 +611,7 @@ impl Call {
                                     tu.tx.respond(req.response(200, "OK")).await;
                                     break (200, "the other side hung up".into());
                                 }
-                                Method::Invite => Box::pin(self.answer_reinvite(&tu, &dialog, &mut media)).await,
+                                Method::Invite | Method::Update => Box::pin(self.answer_modify(&tu, &dialog, &mut media)).await,
                                 Method::Info => {
                                     let code = match info_digit(req) {
                                         Some(digit) => {
@@ -540,9 +688,21 @@ pub(super) fn dial(
         commands: rx,
         codecs: codecs_of(&account),
         live: live.clone(),
+        ext: Extensions::of(&account),
+        timer: None,
+        refreshed: tokio::time::Instant::now(),
+        peer_update: false,
     };
     tokio::spawn(outgoing(call, account, uri, sip_call_id));
     CallHandle { commands: tx, live }
+}
+
+/// Sleeps until `at`; forever when there is nothing to wait for.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_call_id: String) {
@@ -580,8 +740,12 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     let h = &mut invite.headers;
     h.push(Name::Contact, contact(&user, local, target));
     h.push(Name::Allow, ALLOW);
-    h.push(Name::Supported, SUPPORTED);
+    h.push(Name::Supported, call.ext.supported());
     h.push(Name::ContentType, "application/sdp");
+    if call.ext.rel100 == Rel100::Required {
+        h.push(Name::Require, "100rel");
+    }
+    ask_initial(call.ext.timers, &mut invite);
     invite.body = offer.to_string().into_bytes();
     let invitation = Invitation {
         request: invite,
@@ -642,6 +806,8 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     };
     drop(init);
     call.info.remote_name = ok.to().and_then(|t| t.display);
+    call.timer = SessionTimer::from_answer(&ok);
+    call.peer_update = lists_option(&ok.headers, &Name::Allow, "UPDATE");
     let negotiated = Sdp::parse(&ok.body)
         .map_err(|e| e.to_string())
         .and_then(|ans| sdp::read_answer(&offer, &ans).map_err(|e| e.to_string()));
@@ -694,6 +860,10 @@ pub(super) fn incoming(
         commands: rx,
         codecs: codecs_of(&account),
         live: live.clone(),
+        ext: Extensions::of(&account),
+        timer: None,
+        refreshed: tokio::time::Instant::now(),
+        peer_update: false,
     };
     tokio::spawn(answer_flow(call, account, tu));
     CallHandle { commands: tx, live }
@@ -730,6 +900,27 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         tu.tx.respond(respond(486, reason_phrase(486))).await;
         return call.end(486, "do not disturb").await;
     }
+    let reliable = match call.ext.rel100.for_request(&req) {
+        Ok(r) => r,
+        Err((code, header)) => {
+            let mut r = respond(code, reason_phrase(code));
+            r.headers.push(header, "100rel");
+            tu.tx.respond(r).await;
+            return call
+                .end(code, "reliable provisional responses (100rel) do not fit")
+                .await;
+        }
+    };
+    call.timer = match SessionTimer::for_request(call.ext.timers, &req) {
+        Ok(t) => t,
+        Err(min_se) => {
+            let mut r = respond(422, "Session Interval Too Small");
+            r.headers.push(Name::MinSe, min_se.to_string());
+            tu.tx.respond(r).await;
+            return call.end(422, "session interval too small").await;
+        }
+    };
+    call.peer_update = lists_option(&req.headers, &Name::Allow, "UPDATE");
     let Some(local) = call.ctx.ep.transport().local_for(tu.from) else {
         tu.tx.respond(respond(500, reason_phrase(500))).await;
         return call.end(500, "no local address").await;
@@ -741,7 +932,15 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     let our_contact = contact(&user, local, tu.from);
     let mut ringing = respond(180, "Ringing");
     ringing.headers.push(Name::Contact, our_contact.clone());
-    tu.tx.respond(ringing).await;
+    // RFC 3262: sent again until PRACKed. It carries no SDP, so the answer need not wait.
+    let mut ringing = if reliable {
+        let r = Reliable1xx::new(&req, ringing, call.ctx.ep.timers());
+        tu.tx.respond(r.response().clone()).await;
+        Some(r)
+    } else {
+        tu.tx.respond(ringing).await;
+        None
+    };
     // Even when answering at once, frontends and hooks hear of the call first.
     call.report().await;
 
@@ -759,8 +958,17 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     };
     tokio::pin!(auto);
     loop {
+        let again = ringing.as_ref().and_then(Reliable1xx::due);
         tokio::select! {
             () = &mut auto => break,
+            () = sleep_until_opt(again) => {
+                if let Some(r) = ringing.as_mut()
+                    && !r.retransmit(&tu.tx).await
+                {
+                    tu.tx.respond(respond(504, "No PRACK")).await;
+                    return call.end(504, "no PRACK for our reliable 180").await;
+                }
+            }
             () = tu.tx.cancelled() => {
                 tu.tx.respond(respond(487, reason_phrase(487))).await;
                 return call.end(487, "cancelled by the caller").await;
@@ -780,7 +988,9 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 Some(CallCommand::Request(other)) => {
-                    other.tx.respond(other.request.response(481, reason_phrase(481))).await;
+                    let pracked = ringing.as_mut().is_some_and(|r| r.prack(&other.request));
+                    let code = if pracked { 200 } else { 481 };
+                    other.tx.respond(other.request.response(code, reason_phrase(code))).await;
                 }
                 Some(_) => {}
             },
@@ -818,7 +1028,10 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     let mut ok = respond(200, "OK");
     ok.headers.push(Name::Contact, our_contact.clone());
     ok.headers.push(Name::Allow, ALLOW);
-    ok.headers.push(Name::Supported, SUPPORTED);
+    ok.headers.push(Name::Supported, call.ext.supported());
+    if let Some(t) = call.timer {
+        t.answer(&req, &mut ok);
+    }
     ok.headers.push(Name::ContentType, "application/sdp");
     ok.body = ours.to_string().into_bytes();
     let Some(mut dialog) = Dialog::from_request(&req, &local_tag, our_contact) else {
@@ -901,6 +1114,10 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
         commands: rx,
         codecs: vec![Codec::Pcmu],
         live: live.clone(),
+        ext: Extensions::default(),
+        timer: None,
+        refreshed: tokio::time::Instant::now(),
+        peer_update: false,
     };
     tokio::spawn(echo_call(call));
     CallHandle { commands: tx, live }

@@ -185,6 +185,14 @@ impl Dialog {
         }
     }
 
+    /// Gives `req` the next CSeq, to send it again as a new request (after a challenge, a
+    /// 422).
+    pub fn renumber(&mut self, req: &mut Request) {
+        self.local_cseq += 1;
+        req.headers
+            .set(Name::CSeq, format!("{} {}", self.local_cseq, req.method));
+    }
+
     /// The ACK for the 2xx to `invite` (its CSeq, its credentials: RFC 3261 §13.2.2.4).
     pub fn ack_for(&mut self, invite: &Request) -> Request {
         let mut ack = self.request(Method::Ack, invite.cseq().map(|c| c.seq));

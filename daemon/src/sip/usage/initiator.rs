@@ -2,11 +2,14 @@
 //! INVITE, answers digest challenges (the 401/407 is ACKed by the transaction, the INVITE
 //! sent again with the next CSeq), follows redirections, and turns the first 2xx into a
 //! confirmed dialog whose ACK is repeated for every 2xx retransmission; 2xx from other
-//! forks are ACKed and ended.
+//! forks are ACKed and ended. Reliable provisional responses (RFC 3262) are PRACKed in
+//! their early dialogs, and a 422 (RFC 4028) raises the session interval asked for.
 
+use super::reliable::{rack, rseq};
+use super::session_timer::raise_for_422;
 use crate::sip::auth::{AuthSession, ChallengeError, Credentials};
 use crate::sip::dialog::{Dialog, Exchange};
-use crate::sip::message::{Name, NameAddr, Request, Response, SipHeaders};
+use crate::sip::message::{Method, Name, NameAddr, Request, Response, SipHeaders};
 use crate::sip::resolve::resolve;
 use crate::sip::transaction::{ClientTx, Endpoint, TxError};
 use crate::sip::transport::Target;
@@ -104,6 +107,10 @@ pub struct Initiator {
     inv: Invitation,
     tx: Option<ClientTx>,
     auth: AuthSession,
+    /// Early dialogs (a reliable 1xx's fork) by To tag, with the last RSeq PRACKed.
+    early: Vec<(String, Dialog, u32)>,
+    /// A 422 was answered once: a second one ends the call.
+    raised: bool,
     /// Redirection targets not yet tried, best first; and all tried so far.
     pending: Vec<SipUri>,
     tried: Vec<String>,
@@ -120,6 +127,8 @@ impl Initiator {
             tx: None,
             auth: AuthSession::default(),
             pending: Vec::new(),
+            early: Vec::new(),
+            raised: false,
             cancelled: false,
         };
         let hop = me.inv.hop;
@@ -166,13 +175,30 @@ impl Initiator {
             let resp = tx.response().await?;
             match resp.code {
                 100 => continue,
-                101..=199 => return Ok(Progress::Provisional(resp)),
+                101..=199 => {
+                    if let Some(n) = rseq(&resp) {
+                        if !self.prack(&resp, n) {
+                            // A retransmission, or out of order: not news (RFC 3262 §4).
+                            continue;
+                        }
+                    }
+                    return Ok(Progress::Provisional(resp));
+                }
                 200..=299 => return self.answered(resp).await,
                 401 | 407 if !self.cancelled => {
                     let code = resp.code;
                     self.auth
                         .challenged(&resp, self.inv.credentials.as_ref())
                         .map_err(|source| InviteError::Auth { code, source })?;
+                    self.bump_cseq();
+                    let hop = self.inv.hop;
+                    self.start(hop).await?;
+                }
+                422 if !self.cancelled
+                    && !self.raised
+                    && raise_for_422(&resp, &mut self.inv.request) =>
+                {
+                    self.raised = true;
                     self.bump_cseq();
                     let hop = self.inv.hop;
                     self.start(hop).await?;
@@ -222,6 +248,50 @@ impl Initiator {
             dialog: Box::new(dialog),
             response: resp,
         })
+    }
+
+    /// PRACKs a reliable provisional response with RSeq `n` in its early dialog; false for
+    /// one that is not the next in its dialog (a retransmission), which gets none.
+    fn prack(&mut self, resp: &Response, n: u32) -> bool {
+        let Some(tag) = resp.to().and_then(|t| t.tag().map(str::to_string)) else {
+            return false;
+        };
+        let i = match self.early.iter().position(|(t, _, _)| *t == tag) {
+            Some(i) if self.early[i].2.checked_add(1) != Some(n) => return false,
+            Some(i) => i,
+            None => {
+                let contact = self
+                    .inv
+                    .request
+                    .headers
+                    .get(&Name::Contact)
+                    .unwrap_or_default()
+                    .to_string();
+                let Some(mut d) = Dialog::from_response(&self.inv.request, resp, contact) else {
+                    return false;
+                };
+                d.credentials = self.inv.credentials.clone();
+                d.auth = self.auth.clone();
+                self.early.push((tag, d, 0));
+                self.early.len() - 1
+            }
+        };
+        let (_, dialog, last) = &mut self.early[i];
+        *last = n;
+        let Some(rack) = rack(resp, n) else {
+            return false;
+        };
+        let mut prack = dialog.request(Method::Prack, None);
+        prack.headers.push(Name::RAck, rack);
+        let (mut d, ep) = (dialog.clone(), self.ep.clone());
+        tokio::spawn(async move {
+            match d.transact(&ep, prack).await {
+                Ok(x) if x.response.code < 300 => {}
+                Ok(x) => tracing::info!("PRACK answered {} {}", x.response.code, x.response.reason),
+                Err(e) => tracing::info!("PRACK failed: {e}"),
+            }
+        });
+        true
     }
 
     /// Queues a 3xx's Contacts, highest q first, leaving out any tried before.

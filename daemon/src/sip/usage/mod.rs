@@ -2,3 +2,5 @@
 //! request beyond the transaction (challenges, redirections, forks, ACKs).
 
 pub mod initiator;
+pub mod reliable;
+pub mod session_timer;
