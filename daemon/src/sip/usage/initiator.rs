@@ -176,11 +176,11 @@ impl Initiator {
             match resp.code {
                 100 => continue,
                 101..=199 => {
-                    if let Some(n) = rseq(&resp) {
-                        if !self.prack(&resp, n) {
-                            // A retransmission, or out of order: not news (RFC 3262 §4).
-                            continue;
-                        }
+                    // A retransmission, or out of order: not news (RFC 3262 §4).
+                    if let Some(n) = rseq(&resp)
+                        && !self.prack(&resp, n)
+                    {
+                        continue;
                     }
                     return Ok(Progress::Provisional(resp));
                 }
