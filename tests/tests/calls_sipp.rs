@@ -1,7 +1,8 @@
 //! Call signalling corner cases, scripted with SIPp (tests/sipp/call_*.xml, uas_*.xml):
 //! an INVITE without SDP, re-INVITE hold and resume, retransmitted INVITEs and CANCEL,
 //! early media on a 183, a BYE that is never answered, a far side that challenges the
-//! INVITE, retransmitted and forked 2xx, redirections and their loops, RFC 2543 peers.
+//! INVITE, retransmitted and forked 2xx, redirections and their loops, RFC 2543 peers,
+//! session timers (RFC 4028) and reliable provisional responses (RFC 3262) both ways.
 
 use std::time::{Duration, Instant};
 
@@ -372,4 +373,118 @@ fn an_rfc_2543_peer_without_branches_gets_one_call() {
         "{}",
         d.log()
     );
+}
+
+/// Short session timers, so that refreshes happen within a test (RFC 4028 asks for 90 s).
+const SHORT_TIMERS: &str = "session_expires = 4\nmin_se = 2\n";
+
+/// voipd (account alice, short timers) dials SIPp playing `scenario`.
+fn dial_timed(sb: &Sandbox, scenario: &str) -> (Daemon, Sipp) {
+    let (d, _) = start_with(sb, r#"mode = "manual""#, SHORT_TIMERS);
+    let (sipp, port) = uas(sb, scenario, &[]);
+    let uri = format!("sip:uas@127.0.0.1:{port}");
+    let out = sb.voipctl(&["dial", &uri, "--account", "alice"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    (d, sipp)
+}
+
+#[test]
+fn we_refresh_by_update_after_a_422_and_end_the_call_when_a_refresh_fails() {
+    let sb = Sandbox::new();
+    let (d, sipp) = dial_timed(&sb, "uas_session_timer.xml");
+    wait_until(
+        || {
+            d.log()
+                .contains("call ended: 408 session refresh failed: 481")
+        },
+        "the failed refresh to end the call",
+    );
+    assert_eq!(
+        d.log().matches("session refresh by UPDATE").count(),
+        2,
+        "{}",
+        d.log()
+    );
+    // SIPp checked: 4 s asked, 6 s after the 422, UPDATEs with the timer, BYE after 481.
+    pass(sipp);
+}
+
+#[test]
+fn we_refresh_by_re_invite_when_the_far_side_has_no_update() {
+    let sb = Sandbox::new();
+    let (d, sipp) = dial_timed(&sb, "uas_session_timer_reinvite.xml");
+    wait_until(
+        || d.log().contains("session refresh by re-INVITE"),
+        "the refresh",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(calls(&sb).len(), 1);
+    sb.voipctl(&["hangup"]);
+    pass(sipp);
+}
+
+#[test]
+fn the_far_sides_refreshes_keep_the_call_and_their_silence_ends_it() {
+    let sb = Sandbox::new();
+    let (d, sipp) = dial_timed(&sb, "uas_session_timer_them.xml");
+    wait_active(&sb);
+    let answered = Instant::now();
+    wait_until(
+        || {
+            d.log()
+                .contains("call ended: 408 the far side stopped refreshing the session")
+        },
+        "the call to end",
+    );
+    // Refreshed at 1 s and 2 s: it ends near 2 + (4 - 1) s, not 3 s after the answer.
+    assert!(
+        answered.elapsed() >= Duration::from_millis(4000),
+        "{:?}",
+        answered.elapsed()
+    );
+    pass(sipp);
+}
+
+#[test]
+fn a_caller_with_session_timers_gets_422_then_its_refreshes_answered() {
+    let sb = Sandbox::new();
+    let (d, port) = start_with(&sb, r#"mode = "auto""#, SHORT_TIMERS);
+    // SIPp checked the 422's Min-SE, the timer in each 200, and our BYE at the end.
+    pass(uac(&sb, "call_session_timer.xml", port));
+    assert!(
+        d.log()
+            .contains("call ended: 408 the far side stopped refreshing the session"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.log()
+            .contains("call ended: 422 session interval too small"),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn reliable_early_media_is_pracked_once() {
+    let sb = Sandbox::new();
+    let (_d, _) = start(&sb, r#"mode = "manual""#);
+    let (sipp, port) = uas(&sb, "uas_100rel.xml", &[]);
+    sb.voipctl(&["dial", &format!("sip:uas@127.0.0.1:{port}")]);
+    wait_until(
+        || calls(&sb).first().is_some_and(|c| c["state"] == "early"),
+        "early media",
+    );
+    wait_active(&sb);
+    sb.voipctl(&["hangup"]);
+    // SIPp checked: 100rel offered, one PRACK for two copies of the 183, BYE with CSeq 3.
+    pass(sipp);
+}
+
+#[test]
+fn our_ringing_goes_reliably_to_a_caller_that_requires_it() {
+    let sb = Sandbox::new();
+    let (_d, port) = start(&sb, r#"mode = "auto", delay_ms = 1500"#);
+    pass(uac(&sb, "call_100rel.xml", port));
+    wait_until(|| calls(&sb).is_empty(), "the call to end");
 }

@@ -444,6 +444,15 @@ impl Call {
     /// Refreshes the session (RFC 4028): an UPDATE without a body where the far side takes
     /// UPDATE, else a re-INVITE with our description as it is.
     async fn refresh(&mut self, dialog: &mut Dialog, media: &mut Media) -> Result<(), DialogGone> {
+        tracing::info!(
+            call_id = self.info.id,
+            "session refresh by {}",
+            if self.peer_update {
+                "UPDATE"
+            } else {
+                "re-INVITE"
+            }
+        );
         if self.peer_update {
             let update = dialog.request(Method::Update, None);
             self.modify(dialog, update).await?;

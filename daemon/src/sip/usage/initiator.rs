@@ -227,6 +227,11 @@ impl Initiator {
             .to_string();
         let mut dialog =
             Dialog::from_response(&self.inv.request, &resp, contact).ok_or(InviteError::Bad2xx)?;
+        // PRACKs in this fork's early dialog used CSeq numbers after the INVITE's.
+        let tag = dialog.remote.tag().unwrap_or_default();
+        if let Some((_, early, _)) = self.early.iter().find(|(t, _, _)| t == tag) {
+            dialog.local_cseq = dialog.local_cseq.max(early.local_cseq);
+        }
         dialog.credentials = self.inv.credentials.clone();
         self.auth.next_request();
         dialog.auth = self.auth.clone();
