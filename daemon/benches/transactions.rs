@@ -24,7 +24,13 @@ async fn endpoint() -> (
         .trim_start_matches("udp:")
         .parse()
         .expect("addr");
-    let (ep, tu) = Endpoint::start(t, incoming, Timers::default(), "bench".into());
+    let (ep, tu) = Endpoint::start(
+        t,
+        incoming,
+        Timers::default(),
+        "bench".into(),
+        Default::default(),
+    );
     (
         ep,
         tu,

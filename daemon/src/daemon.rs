@@ -64,6 +64,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         incoming,
         timers,
         sip_conf.user_agent.clone(),
+        crate::sip::resolve::Locator::new(sip_conf.dns.clone()),
     );
     let sip = SipStack {
         endpoint,

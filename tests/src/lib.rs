@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod baresip;
 pub mod dbus;
+pub mod dns;
 pub mod peers;
 
 use std::ffi::OsStr;

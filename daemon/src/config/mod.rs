@@ -169,6 +169,9 @@ pub struct SipConfig {
     pub t2_ms: TimerMs,
     #[serde(default = "default_t4")]
     pub t4_ms: TimerMs,
+    /// DNS servers (IP:port) to ask instead of /etc/resolv.conf's.
+    #[serde(default)]
+    pub dns: Vec<std::net::SocketAddr>,
 }
 
 impl SipConfig {
@@ -451,6 +454,7 @@ impl Default for SipConfig {
         SipConfig {
             listen: None,
             user_agent: default_user_agent(),
+            dns: Vec::new(),
             t1_ms: default_t1(),
             t2_ms: default_t2(),
             t4_ms: default_t4(),
@@ -548,6 +552,9 @@ impl Config {
             != (old.sip.t1_ms, old.sip.t2_ms, old.sip.t4_ms)
         {
             d.restart_required.push("sip timers".into());
+        }
+        if self.sip.dns != old.sip.dns {
+            d.restart_required.push("sip.dns".into());
         }
         if self.sip.user_agent != old.sip.user_agent {
             d.applied.push("sip.user_agent".into());

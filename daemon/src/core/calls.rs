@@ -727,6 +727,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     .await;
     let Outbound {
         target,
+        alternatives,
         local,
         user,
         request: mut invite,
@@ -759,6 +760,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     let invitation = Invitation {
         request: invite,
         hop: target,
+        alternatives,
         via_proxy: account
             .as_ref()
             .is_some_and(|a| !a.outbound_proxy.is_empty()),

@@ -6,13 +6,14 @@ use std::net::SocketAddr;
 use crate::config::Account;
 use crate::sip::auth::{Challenge, Credentials};
 use crate::sip::message::{Headers, Method, Name, NameAddr, Request, Response};
-use crate::sip::resolve::resolve;
 use crate::sip::transaction::{Endpoint, random_token};
 use crate::sip::transport::Target;
 use crate::sip::uri::{Host, Scheme, SipUri, Uri};
 
 pub(super) struct Outbound {
     pub target: Target,
+    /// The targets to fail over to, in order (RFC 3263 §4.3).
+    pub alternatives: Vec<Target>,
     /// Our address towards `target`.
     pub local: SocketAddr,
     /// The user part we speak as: the account's, else "voipd".
@@ -34,9 +35,12 @@ pub(super) async fn outbound(
     let proxy = account
         .and_then(|a| a.outbound_proxy.first())
         .map(|p| p.0.clone());
-    let target = resolve(proxy.as_ref().unwrap_or(uri))
+    let mut alternatives = ep
+        .locator()
+        .locate(proxy.as_ref().unwrap_or(uri))
         .await
         .map_err(|e| (404, e))?;
+    let target = alternatives.remove(0);
     let local = ep
         .transport()
         .local_for(target)
@@ -65,6 +69,7 @@ pub(super) async fn outbound(
     }
     Ok(Outbound {
         target,
+        alternatives,
         local,
         user,
         request: Request {

@@ -4,7 +4,6 @@
 
 use crate::sip::auth::{AuthSession, ChallengeError, Credentials};
 use crate::sip::message::{Headers, Method, Name, NameAddr, Request, Response, SipHeaders};
-use crate::sip::resolve::resolve;
 use crate::sip::transaction::{ClientTx, Endpoint, TxError};
 use crate::sip::transport::Target;
 use crate::sip::uri::Uri;
@@ -167,7 +166,7 @@ impl Dialog {
         self.auth.next_request();
         loop {
             self.auth.authorize(&mut req, self.credentials.as_ref());
-            let hop = self.next_hop().await.map_err(DialogError::Route)?;
+            let hop = self.next_hop(ep).await.map_err(DialogError::Route)?;
             let mut tx = ep.request(req.clone(), hop).await?;
             let response = tx.final_response().await?;
             if matches!(response.code, 401 | 407) {
@@ -214,7 +213,7 @@ impl Dialog {
             ..
         } = exchange;
         let ack = self.ack_for(&invite);
-        let hop = match self.next_hop().await {
+        let hop = match self.next_hop(ep).await {
             Ok(hop) => hop,
             Err(e) => return tracing::warn!("ACK not sent: {e}"),
         };
@@ -226,7 +225,7 @@ impl Dialog {
     }
 
     /// Where in-dialog requests are sent: the first route (loose routing), else the target.
-    pub async fn next_hop(&self) -> Result<Target, String> {
+    pub async fn next_hop(&self, ep: &Endpoint) -> Result<Target, String> {
         let uri = match self.route_set.first() {
             Some(r) => {
                 NameAddr::parse(r)
@@ -236,7 +235,7 @@ impl Dialog {
             None => self.remote_target.clone(),
         };
         match uri {
-            Uri::Sip(u) => resolve(&u).await,
+            Uri::Sip(u) => ep.locator().resolve(&u).await,
             other => Err(format!("cannot send to {other}")),
         }
     }
@@ -269,7 +268,7 @@ async fn reack(
         fork.credentials = dialog.credentials.clone();
         fork.auth = dialog.auth.clone();
         let ack = fork.ack_for(&invite);
-        if let Ok(fork_hop) = fork.next_hop().await {
+        if let Ok(fork_hop) = fork.next_hop(&ep).await {
             let _ = ep.send_ack(ack, fork_hop).await;
             let bye = fork.request(Method::Bye, None);
             let ep = ep.clone();

@@ -15,7 +15,6 @@ use crate::config::{Account, AccountId, Secret};
 use crate::sip::auth::Challenge;
 use crate::sip::capabilities::{ALLOW, SUPPORTED};
 use crate::sip::message::{Headers, Method, Name, NameAddr, Request, Response, SipHeaders};
-use crate::sip::resolve::resolve;
 use crate::sip::transaction::{Endpoint, TxError, random_token};
 use crate::sip::transport::{Proto, Target};
 use crate::sip::uri::{SipUri, Uri};
@@ -112,6 +111,9 @@ struct Binding {
     challenge: Option<(Name, Challenge, u32)>,
     /// Which outbound proxy is in use (failover moves to the next).
     proxy_index: usize,
+    /// Which of the hop's DNS targets (RFC 3263) is in use, of how many there were.
+    target_index: usize,
+    targets: usize,
 }
 
 impl Binding {
@@ -136,7 +138,13 @@ impl Binding {
         }
     }
 
+    /// The next of the hop's DNS targets; after the last, the next outbound proxy.
     fn fail_over(&mut self) {
+        self.target_index += 1;
+        if self.target_index < self.targets {
+            return;
+        }
+        self.target_index = 0;
         if self.account.outbound_proxy.len() > 1 {
             self.proxy_index = (self.proxy_index + 1) % self.account.outbound_proxy.len();
         }
@@ -169,6 +177,8 @@ pub fn spawn(
         cseq: 0,
         challenge: None,
         proxy_index: 0,
+        target_index: 0,
+        targets: 0,
         account,
     };
     tokio::spawn(
@@ -398,8 +408,11 @@ impl Task {
     /// One registration (or with `expires` 0, un-registration), through challenges and 423.
     async fn register(&mut self, expires: u32) -> Outcome {
         let hop = self.b.next_hop();
-        let target = match resolve(&hop).await {
-            Ok(t) => t,
+        let target = match self.ep.locator().locate(&hop).await {
+            Ok(t) => {
+                self.b.targets = t.len();
+                t[self.b.target_index % t.len()]
+            }
             Err(reason) => {
                 return Outcome::Transient {
                     code: None,

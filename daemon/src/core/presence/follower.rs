@@ -277,7 +277,7 @@ impl Follower {
     /// In the dialog: its next hop; before: where the first SUBSCRIBE went.
     async fn target(&self, sub: &Sub) -> Target {
         if let Some(d) = &sub.dialog
-            && let Ok(t) = d.next_hop().await
+            && let Ok(t) = d.next_hop(&self.ep).await
         {
             return t;
         }
@@ -418,7 +418,7 @@ impl Follower {
         };
         let mut req = d.request(Method::Subscribe, None);
         subscribe_headers(&mut req, 0);
-        if let Ok(target) = d.next_hop().await
+        if let Ok(target) = d.next_hop(&self.ep).await
             && let Ok(mut tx) = self.ep.request(req, target).await
         {
             let _ = tokio::time::timeout(Duration::from_secs(1), tx.response()).await;

@@ -212,7 +212,7 @@ impl Notifier {
                 return answer(&tu, 400).await;
             };
             // A name in the route may need a DNS lookup: bounded, as every follower waits.
-            let hop = tokio::time::timeout(Duration::from_secs(2), dialog.next_hop()).await;
+            let hop = tokio::time::timeout(Duration::from_secs(2), dialog.next_hop(&self.ep)).await;
             let Some((local, target)) = hop
                 .ok()
                 .and_then(Result::ok)
@@ -307,7 +307,7 @@ impl Notifier {
         let (ep, me, key) = (self.ep.clone(), self.me.clone(), key.to_string());
         Some(tokio::spawn(async move {
             let answered = async {
-                let target = dialog.next_hop().await.ok()?;
+                let target = dialog.next_hop(&ep).await.ok()?;
                 let mut tx = ep.request(req, target).await.ok()?;
                 tx.final_response().await.ok().map(|r| r.code)
             }

@@ -19,6 +19,7 @@ pub use client::ClientTx;
 pub use server::ServerTx;
 
 use crate::sip::message::{Message, Method, Name, Request, Response, SipHeaders};
+use crate::sip::resolve::Locator;
 use crate::sip::transport::{Incoming, Target, Transport, TransportError, lock, response_target};
 
 /// RFC 3261 timer bases; Timer F, B and H are 64·T1.
@@ -74,6 +75,7 @@ pub(crate) struct Inner {
     /// wait the same 64·T1, so the queue is in deadline order and one task serves it.
     reaper: mpsc::UnboundedSender<(tokio::time::Instant, ServerKey)>,
     user_agent: Mutex<String>,
+    locator: Locator,
 }
 
 /// The transaction layer. Cheap to clone.
@@ -129,6 +131,7 @@ impl Endpoint {
         incoming: mpsc::Receiver<Incoming>,
         timers: Timers,
         user_agent: String,
+        locator: Locator,
     ) -> (Endpoint, mpsc::Receiver<TuRequest>) {
         let (reaper, reap) = mpsc::unbounded_channel();
         let ep = Endpoint {
@@ -139,6 +142,7 @@ impl Endpoint {
                 servers: Mutex::new(HashMap::new()),
                 reaper,
                 user_agent: Mutex::new(user_agent),
+                locator,
             }),
         };
         tokio::spawn(server::reap(Arc::downgrade(&ep.inner), reap));
@@ -149,6 +153,11 @@ impl Endpoint {
 
     pub fn transport(&self) -> &Transport {
         &self.inner.transport
+    }
+
+    /// Where requests for a URI go (RFC 3263).
+    pub fn locator(&self) -> &Locator {
+        &self.inner.locator
     }
 
     pub fn timers(&self) -> Timers {

@@ -10,7 +10,6 @@ use super::session_timer::raise_for_422;
 use crate::sip::auth::{AuthSession, ChallengeError, Credentials};
 use crate::sip::dialog::{Dialog, Exchange};
 use crate::sip::message::{Method, Name, NameAddr, Request, Response, SipHeaders};
-use crate::sip::resolve::resolve;
 use crate::sip::transaction::{ClientTx, Endpoint, TxError};
 use crate::sip::transport::Target;
 use crate::sip::uri::{SipUri, Uri};
@@ -24,6 +23,8 @@ pub struct Invitation {
     pub request: Request,
     /// The first hop: the outbound proxy, or the target itself.
     pub hop: Target,
+    /// Where to go when `hop` does not answer, fails or answers 503 (RFC 3263 §4.3).
+    pub alternatives: Vec<Target>,
     /// True when `hop` is an outbound proxy: redirected requests go through it too.
     pub via_proxy: bool,
     pub credentials: Option<Credentials>,
@@ -172,7 +173,18 @@ impl Initiator {
             let Some(tx) = self.tx.as_mut() else {
                 return Err(InviteError::Transaction(TxError::Terminated));
             };
-            let resp = tx.response().await?;
+            let resp = match tx.response().await {
+                Ok(r) if r.code == 503 && self.can_fail_over() => {
+                    self.fail_over(&format!("503 {}", r.reason)).await?;
+                    continue;
+                }
+                Ok(r) => r,
+                Err(e @ (TxError::Timeout | TxError::Transport(_))) if self.can_fail_over() => {
+                    self.fail_over(&e.to_string()).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             match resp.code {
                 100 => continue,
                 101..=199 => {
@@ -253,6 +265,19 @@ impl Initiator {
             dialog: Box::new(dialog),
             response: resp,
         })
+    }
+
+    fn can_fail_over(&self) -> bool {
+        !self.cancelled && !self.inv.alternatives.is_empty()
+    }
+
+    /// Sends the INVITE to the next target of the first hop's name.
+    async fn fail_over(&mut self, why: &str) -> Result<(), InviteError> {
+        let hop = self.inv.alternatives.remove(0);
+        tracing::info!("{} failed ({why}); trying {hop}", self.inv.hop);
+        self.auth.next_request();
+        self.bump_cseq();
+        self.start(hop).await
     }
 
     /// PRACKs a reliable provisional response with RSeq `n` in its early dialog; false for
@@ -348,10 +373,16 @@ impl Initiator {
         let hop = if self.inv.via_proxy {
             self.inv.hop
         } else {
-            resolve(&uri).await.map_err(|why| InviteError::Redirect {
-                target: uri.to_string(),
-                why,
-            })?
+            // The first hop's other targets are no way to the new one.
+            self.inv.alternatives.clear();
+            self.ep
+                .locator()
+                .resolve(&uri)
+                .await
+                .map_err(|why| InviteError::Redirect {
+                    target: uri.to_string(),
+                    why,
+                })?
         };
         self.inv.request.uri = Uri::Sip(uri);
         self.auth.next_request();
