@@ -87,7 +87,7 @@ fn start(
     answer: &str,
     baresip_auto: bool,
 ) -> (Kamailio, Daemon, Baresip) {
-    let kam = Kamailio::start(sb.path(), &["CHALLENGE_ALL"]);
+    let kam = Kamailio::start(sb.path(), &[]);
     sb.write_config(&voipd_config(sb, &kam, codec_voipd, answer));
     let d = sb.start_daemon();
     wait_account_state(sb, "alice", "registered", PATIENCE);
@@ -149,7 +149,7 @@ fn voipd_calls_baresip_with_each_codec_and_audio_flows_both_ways() {
 #[test]
 fn a_wrong_password_ends_the_call_with_the_challenge_once() {
     let sb = Sandbox::new();
-    let kam = Kamailio::start(sb.path(), &["CHALLENGE_ALL"]);
+    let kam = Kamailio::start(sb.path(), &[]);
     sb.write_config(
         &voipd_config(&sb, &kam, "pcmu", "manual").replace("alicepw", "not-alices-password"),
     );

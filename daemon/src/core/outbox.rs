@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::calls::CallUpdate;
-use super::request::{answer_challenge, outbound};
+use super::request::{credentials, outbound};
 use crate::config::Account;
+use crate::sip::auth::{AuthSession, Credentials};
 use crate::sip::message::{Method, Name, Response};
 use crate::sip::transaction::Endpoint;
 use crate::sip::uri::SipUri;
@@ -49,23 +50,20 @@ async fn send(o: &Outgoing) -> (bool, u16) {
         return (false, 416);
     };
     let mut cseq = 1;
-    let mut authorization: Option<(Name, String)> = None;
-    let mut auth_tries = 0;
+    let creds = o.account.as_ref().and_then(credentials);
+    let mut auth = AuthSession::default();
     let mut wait = FIRST_RETRY;
     let mut last = 408;
     for _ in 0..ATTEMPTS {
-        match attempt(o, &uri, cseq, authorization.as_ref()).await {
+        match attempt(o, &uri, cseq, &mut auth, creds.as_ref()).await {
             Some(r) if r.code < 300 => return (true, r.code),
-            Some(r) if matches!(r.code, 401 | 407) && auth_tries < 2 => {
-                match answer_challenge(o.account.as_ref(), &r, "MESSAGE", &uri.to_string()) {
-                    Some(a) => {
-                        auth_tries += 1;
-                        cseq += 1;
-                        authorization = Some(a);
-                        continue;
-                    }
-                    None => return (false, r.code),
+            Some(r) if matches!(r.code, 401 | 407) => {
+                if let Err(e) = auth.challenged(&r, creds.as_ref()) {
+                    tracing::warn!("message {}: {e}", o.entry.id);
+                    return (false, r.code);
                 }
+                cseq += 1;
+                continue;
             }
             // Busy or briefly unavailable: worth another try later.
             Some(r) if matches!(r.code, 408 | 480 | 500 | 503 | 504) => last = r.code,
@@ -79,6 +77,8 @@ async fn send(o: &Outgoing) -> (bool, u16) {
         );
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(LONGEST_RETRY);
+        cseq += 1;
+        auth.next_request();
     }
     (false, last)
 }
@@ -88,7 +88,8 @@ async fn attempt(
     o: &Outgoing,
     uri: &SipUri,
     cseq: u32,
-    authorization: Option<&(Name, String)>,
+    auth: &mut AuthSession,
+    creds: Option<&Credentials>,
 ) -> Option<Response> {
     let out = outbound(
         &o.ep,
@@ -101,9 +102,7 @@ async fn attempt(
     .await
     .ok()?;
     let mut req = out.request;
-    if let Some((name, value)) = authorization {
-        req.headers.push(name.clone(), value.clone());
-    }
+    auth.authorize(&mut req, creds);
     req.headers
         .push(Name::ContentType, "text/plain;charset=UTF-8");
     req.body = o.entry.body.clone().into_bytes();

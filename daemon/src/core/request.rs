@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use crate::config::Account;
-use crate::sip::auth::{Challenge, Credentials};
-use crate::sip::message::{Headers, Method, Name, NameAddr, Request, Response};
+use crate::sip::auth::Credentials;
+use crate::sip::message::{Headers, Method, Name, NameAddr, Request};
 use crate::sip::transaction::{Endpoint, random_token};
 use crate::sip::transport::Target;
 use crate::sip::uri::{Host, Scheme, SipUri, Uri};
@@ -79,28 +79,6 @@ pub(super) async fn outbound(
             body: Vec::new(),
         },
     })
-}
-
-/// The Authorization (or Proxy-Authorization) answering the challenge in `r` to a
-/// `method` for `uri`, with the account's credentials; None without them.
-pub(super) fn answer_challenge(
-    account: Option<&Account>,
-    r: &Response,
-    method: &str,
-    uri: &str,
-) -> Option<(Name, String)> {
-    let account = account?;
-    let password = account.password.as_ref()?;
-    let (ch, name) = Challenge::of_response(r, account.realm.as_deref())?;
-    let value = ch.answer(
-        &account.username,
-        password.expose(),
-        method,
-        uri,
-        1,
-        &random_token(16),
-    );
-    Some((name, value))
 }
 
 /// What the account answers digest challenges with; None without a password.

@@ -10,7 +10,8 @@ use super::{Presence, PresenceStatus, Stoppable, answer, refresh_at};
 use crate::config::Account;
 use crate::core::calls::CallUpdate;
 use crate::core::pidf;
-use crate::core::request::{answer_challenge, outbound};
+use crate::core::request::{credentials, outbound};
+use crate::sip::auth::{AuthSession, Credentials};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Method, Name, Request, Response, SipHeaders};
 use crate::sip::transaction::{Endpoint, TuRequest, random_token};
@@ -94,6 +95,8 @@ struct Sub {
     contact: String,
     first_hop: Target,
     refresh_at: tokio::time::Instant,
+    /// Challenges answered, answered again on refreshes.
+    auth: AuthSession,
 }
 
 impl Follower {
@@ -168,7 +171,6 @@ impl Follower {
             Ok(tx) => Some(tx),
             Err(_) => return Ended::Retry(FIRST_RETRY),
         };
-        let mut auth_tries = 0;
         loop {
             tokio::select! {
                 r = async { tx.as_mut()?.response().await.ok() }, if tx.is_some() => {
@@ -195,9 +197,8 @@ impl Follower {
                             self.granted.get_or_insert_with(tokio::time::Instant::now);
                             sub.refresh_at = refresh_at(expires);
                         }
-                        401 | 407 if auth_tries < 2 => {
-                            auth_tries += 1;
-                            let Some(next) = self.with_auth(&sub, &r) else {
+                        401 | 407 => {
+                            let Some(next) = self.with_auth(&mut sub, &r) else {
                                 return Ended::Retry(LONGEST_RETRY);
                             };
                             sub.request = next;
@@ -233,8 +234,9 @@ impl Follower {
                     let mut req = d.request(Method::Subscribe, None);
                     subscribe_headers(&mut req, EXPIRES);
                     self.cseq = d.local_cseq;
+                    sub.auth.next_request();
+                    sub.auth.authorize(&mut req, self.credentials().as_ref());
                     sub.request = req;
-                    auth_tries = 0;
                     let target = self.target(&sub).await;
                     tx = self.ep.request(sub.request.clone(), target).await.ok();
                     // Until its answer, the next refresh is not due.
@@ -271,6 +273,7 @@ impl Follower {
             contact,
             first_hop: out.target,
             refresh_at: refresh_at(EXPIRES),
+            auth: AuthSession::default(),
         })
     }
 
@@ -284,17 +287,22 @@ impl Follower {
         sub.first_hop
     }
 
+    fn credentials(&self) -> Option<Credentials> {
+        self.account.as_ref().and_then(credentials)
+    }
+
     /// The request again, one CSeq on, answering the challenge in `r`.
-    fn with_auth(&mut self, sub: &Sub, r: &Response) -> Option<Request> {
+    fn with_auth(&mut self, sub: &mut Sub, r: &Response) -> Option<Request> {
+        let creds = self.credentials();
+        if let Err(e) = sub.auth.challenged(r, creds.as_ref()) {
+            tracing::info!("presence of {}: {e}", self.address);
+            return None;
+        }
         let mut req = sub.request.clone();
-        let (name, value) =
-            answer_challenge(self.account.as_ref(), r, "SUBSCRIBE", &req.uri.to_string())?;
-        req.headers.remove(&Name::Authorization);
-        req.headers.remove(&Name::ProxyAuthorization);
-        req.headers.push(name, value);
         let seq = req.cseq()?.seq + 1;
         req.headers
             .set_first(Name::CSeq, format!("{seq} SUBSCRIBE"));
+        sub.auth.authorize(&mut req, creds.as_ref());
         self.cseq = seq;
         Some(req)
     }
@@ -418,6 +426,8 @@ impl Follower {
         };
         let mut req = d.request(Method::Subscribe, None);
         subscribe_headers(&mut req, 0);
+        sub.auth.next_request();
+        sub.auth.authorize(&mut req, self.credentials().as_ref());
         if let Ok(target) = d.next_hop(&self.ep).await
             && let Ok(mut tx) = self.ep.request(req, target).await
         {

@@ -11,7 +11,8 @@ use tokio::time::Instant;
 use super::{Presence, Stoppable, refresh_at};
 use crate::config::Account;
 use crate::core::pidf;
-use crate::core::request::{answer_challenge, outbound};
+use crate::core::request::{credentials, outbound};
+use crate::sip::auth::{AuthSession, Credentials};
 use crate::sip::message::{Method, Name, Response};
 use crate::sip::transaction::{Endpoint, random_token};
 
@@ -30,10 +31,12 @@ impl Publisher {
     ) -> Publisher {
         let p = Publishing {
             ep,
+            creds: credentials(&account),
             account,
             call_id: format!("{}@voipd", random_token(20)),
             cseq: 0,
             etag: None,
+            auth: AuthSession::default(),
         };
         Publisher(Stoppable::spawn(|stop| p.run(own, stop)))
     }
@@ -51,6 +54,8 @@ struct Publishing {
     cseq: u32,
     /// The server's name for our publication, for refreshing, changing and removing it.
     etag: Option<String>,
+    creds: Option<Credentials>,
+    auth: AuthSession,
 }
 
 enum Outcome {
@@ -128,14 +133,12 @@ impl Publishing {
         }
     }
 
-    /// One PUBLISH (with `doc`, or a refresh without), answering a challenge once.
+    /// One PUBLISH (with `doc`, or a refresh without), answering challenges (and
+    /// carrying the answers on later PUBLISHes).
     async fn publish(&mut self, doc: Option<String>, expires: u32) -> Outcome {
-        let mut authorization = None;
-        for _ in 0..2 {
-            let r = match self
-                .attempt(doc.as_deref(), expires, authorization.take())
-                .await
-            {
+        self.auth.next_request();
+        for _ in 0..3 {
+            let r = match self.attempt(doc.as_deref(), expires).await {
                 Some(r) => r,
                 None => return Outcome::Failed(408),
             };
@@ -149,15 +152,12 @@ impl Publishing {
                         .unwrap_or(expires);
                     return Outcome::Published(granted.max(1));
                 }
-                401 | 407 => match answer_challenge(
-                    Some(&self.account),
-                    &r,
-                    "PUBLISH",
-                    &self.account.aor.0.to_string(),
-                ) {
-                    Some(a) => authorization = Some(a),
-                    None => return Outcome::Failed(r.code),
-                },
+                401 | 407 => {
+                    if let Err(e) = self.auth.challenged(&r, self.creds.as_ref()) {
+                        tracing::warn!(account = %self.account.id, "PUBLISH: {e}");
+                        return Outcome::Failed(r.code);
+                    }
+                }
                 // The server forgot our publication: start a new one (with the document).
                 412 => {
                     self.etag = None;
@@ -170,12 +170,7 @@ impl Publishing {
         Outcome::Failed(401)
     }
 
-    async fn attempt(
-        &mut self,
-        doc: Option<&str>,
-        expires: u32,
-        authorization: Option<(Name, String)>,
-    ) -> Option<Response> {
+    async fn attempt(&mut self, doc: Option<&str>, expires: u32) -> Option<Response> {
         self.cseq += 1;
         let aor = self.account.aor.0.clone();
         let out = outbound(
@@ -194,9 +189,7 @@ impl Publishing {
         if let Some(etag) = &self.etag {
             req.headers.push(Name::SipIfMatch, etag.clone());
         }
-        if let Some((name, value)) = authorization {
-            req.headers.push(name, value);
-        }
+        self.auth.authorize(&mut req, self.creds.as_ref());
         if let Some(doc) = doc {
             req.headers.push(Name::ContentType, pidf::CONTENT_TYPE);
             req.body = doc.as_bytes().to_vec();
