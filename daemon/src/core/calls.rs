@@ -218,6 +218,36 @@ impl Extensions {
 #[derive(Debug)]
 struct DialogGone(String);
 
+/// A call task that stops without ending its call (a bug, a panic) still ends it: the
+/// core hears of it at once instead of keeping a ghost.
+impl Drop for Call {
+    fn drop(&mut self) {
+        if matches!(self.info.state, CallState::Ended { .. }) {
+            return;
+        }
+        let mut info = self.info.clone();
+        info.state = CallState::Ended {
+            code: 500,
+            reason: "internal error: the call's task stopped".into(),
+        };
+        tracing::error!(
+            call_id = info.id,
+            "the call's task stopped; ending the call"
+        );
+        if self
+            .ctx
+            .updates
+            .try_send(CallUpdate::Info(Box::new(info)))
+            .is_err()
+        {
+            tracing::error!(
+                call_id = self.info.id,
+                "the core did not hear that the call ended"
+            );
+        }
+    }
+}
+
 /// The core's side of a call task.
 pub(super) struct CallHandle {
     pub commands: mpsc::Sender<CallCommand>,
@@ -573,6 +603,7 @@ impl Call {
                             self.bye(&mut dialog).await;
                             break (200, "hung up".into());
                         }
+                        // Answered already.
                         CallCommand::Answer(_) => {}
                         CallCommand::Hold | CallCommand::Resume
                             if matches!((&cmd, &self.info.state), (CallCommand::Hold, CallState::Active) | (CallCommand::Resume, CallState::Held)) =>
@@ -590,6 +621,7 @@ impl Call {
                                 }
                             }
                         }
+                        // Held already, or not held.
                         CallCommand::Hold | CallCommand::Resume => {}
                         CallCommand::Mute(on) => {
                             self.info.muted = on;
@@ -811,7 +843,8 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                     tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
-                Some(_) => {}
+                // Not before the answer; the core refuses them in this state.
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
             },
         }
     };
@@ -1003,7 +1036,8 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                     let code = if pracked { 200 } else { 481 };
                     other.tx.respond(other.request.response(code, reason_phrase(code))).await;
                 }
-                Some(_) => {}
+                // Not while ringing; the core refuses them in this state.
+                Some(CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
             },
         }
     }
@@ -1083,7 +1117,8 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                     return call.end(200, "hung up").await;
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
-                Some(_) => {}
+                // Answered already; the rest waits for the ACK.
+                Some(CallCommand::Answer(_) | CallCommand::Reject(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
             },
         }
     };
@@ -1173,7 +1208,8 @@ async fn echo_call(mut call: Call) {
                 Some(CallCommand::Request(tu)) => {
                     tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
                 }
-                Some(_) => {}
+                // The sound test has no far side to hold or send digits to.
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
             },
             // DTMF and timeouts mean nothing here.
             Some(_) = media.events.recv() => {}

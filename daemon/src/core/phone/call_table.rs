@@ -1,0 +1,264 @@
+//! The calls the core follows: starting them, acting on them, and writing them to the
+//! history when they end.
+
+use super::*;
+
+pub(super) struct CallEntry {
+    pub(super) info: CallInfo,
+    sip_call_id: Option<String>,
+    pub(super) commands: mpsc::Sender<CallCommand>,
+    live: Arc<crate::media::session::LiveStats>,
+}
+
+impl Phone {
+    /// Starts following a call task: commands go to it, and requests carrying its
+    /// Call-ID (when it has one) reach it.
+    pub(super) fn track(
+        &mut self,
+        id: u64,
+        sip_call_id: Option<String>,
+        h: calls::CallHandle,
+    ) -> CallInfo {
+        let info = placeholder(id);
+        if let Some(c) = &sip_call_id {
+            self.by_sip_call_id.insert(c.clone(), id);
+        }
+        self.calls.insert(
+            id,
+            CallEntry {
+                info: info.clone(),
+                sip_call_id,
+                commands: h.commands,
+                live: h.live,
+            },
+        );
+        info
+    }
+
+    /// A call task's report: the call as it is now; ended, it is written to the history
+    /// and let go.
+    pub(super) fn call_changed(&mut self, info: CallInfo) {
+        if let Some(c) = self.calls.get_mut(&info.id) {
+            c.info = info.clone();
+        }
+        if matches!(info.state, CallState::Ended { .. }) {
+            self.untrack(info.id);
+            self.record(&info);
+        }
+        self.events.emit(EventKind::CallChanged(info));
+    }
+
+    fn untrack(&mut self, id: u64) {
+        if let Some(c) = self.calls.remove(&id)
+            && let Some(sip) = c.sip_call_id
+        {
+            self.by_sip_call_id.remove(&sip);
+        }
+    }
+
+    /// Hands a request inside a dialog to the call it belongs to; back when none does. A
+    /// call whose task is gone without saying so is ended here (reported and written to
+    /// the history), not left as a ghost.
+    pub(super) fn route_to_call(&mut self, req: TuRequest) -> Option<TuRequest> {
+        let Some(id) = req
+            .request
+            .call_id()
+            .and_then(|c| self.by_sip_call_id.get(c))
+            .copied()
+        else {
+            return Some(req);
+        };
+        let Some(c) = self.calls.get(&id) else {
+            return Some(req);
+        };
+        match c.commands.try_send(CallCommand::Request(Box::new(req))) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Closed(CallCommand::Request(r))) => {
+                self.reap(id);
+                Some(*r)
+            }
+            // Far behind: the far side retransmits, or the transaction times out.
+            Err(_) => None,
+        }
+    }
+
+    /// Ends a call whose task stopped without ending it.
+    pub(super) fn reap(&mut self, id: u64) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let mut info = c.view();
+        tracing::error!(call_id = id, "the call's task stopped; ending the call");
+        info.state = CallState::Ended {
+            code: 500,
+            reason: "internal error: the call's task stopped".into(),
+        };
+        self.call_changed(info);
+    }
+
+    /// Writes an ended call to the history, off the core task; the sound test is not a
+    /// call anyone wants to find again.
+    pub(super) fn record(&self, info: &CallInfo) {
+        if info.account.is_none() && info.remote_uri == "echo" {
+            return;
+        }
+        let (store, info, updates) = (self.store.clone(), info.clone(), self.call_updates.clone());
+        tokio::spawn(async move {
+            match store.record_call(&info, SystemTime::now()).await {
+                Ok(missed_unseen) => {
+                    let _ = updates.send(CallUpdate::Recorded { missed_unseen }).await;
+                }
+                Err(e) => {
+                    tracing::error!(call_id = info.id, "call not written to the history: {e}")
+                }
+            }
+        });
+    }
+
+    pub(super) fn dial(
+        &mut self,
+        account: Option<&str>,
+        uri: &str,
+        endpoints: &Endpoints,
+    ) -> Result<CallInfo, CoreError> {
+        let mut ctx = self
+            .call_context()
+            .ok_or_else(|| CoreError::FailedPrecondition("SIP is not running".into()))?;
+        endpoints.apply(&mut ctx.audio);
+        if uri.trim().eq_ignore_ascii_case("echo") {
+            let id = self.new_call_id();
+            tracing::info!(call_id = id, "sound test call");
+            return Ok(self.track(id, None, calls::echo(ctx, id)));
+        }
+        let account = self.accounts.for_dialing(account)?;
+        let target = dial_target("uri", uri, account.as_ref())?;
+        let id = self.new_call_id();
+        tracing::info!(call_id = id, "calling {target}");
+        let sip_call_id = format!("{}@voipd", crate::sip::transaction::random_token(20));
+        let handle = calls::dial(ctx, id, account, target, sip_call_id.clone());
+        Ok(self.track(id, Some(sip_call_id), handle))
+    }
+
+    pub(super) fn call_action(
+        &mut self,
+        id: u64,
+        action: CallAction,
+    ) -> Result<CallInfo, CoreError> {
+        let c = self.calls.get(&id).ok_or_else(|| CoreError::NotFound {
+            what: "call",
+            id: id.to_string(),
+        })?;
+        let ringing_here = c.info.state == CallState::Ringing
+            && c.info.direction == calls::CallDirection::Incoming;
+        let cmd = match action {
+            CallAction::Get => return Ok(c.view()),
+            CallAction::Reject { .. } if !ringing_here => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not ringing here"
+                )));
+            }
+            CallAction::Reject { busy } => CallCommand::Reject(if busy { 486 } else { 603 }),
+            CallAction::Hold | CallAction::Resume
+                if !matches!(c.info.state, CallState::Active | CallState::Held) =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not established"
+                )));
+            }
+            CallAction::Hold => CallCommand::Hold,
+            CallAction::Resume => CallCommand::Resume,
+            CallAction::Mute(on) => CallCommand::Mute(on),
+            CallAction::Answer(_)
+                if c.info.state != CallState::Ringing
+                    || c.info.direction != calls::CallDirection::Incoming =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not ringing here"
+                )));
+            }
+            CallAction::Answer(e) => CallCommand::Answer(e),
+            CallAction::Hangup => CallCommand::Hangup,
+        };
+        let info = c.info.clone();
+        self.command_call(id, cmd)?;
+        Ok(info)
+    }
+
+    /// Gives a call task a command; a task that is gone is reaped.
+    fn command_call(&mut self, id: u64, cmd: CallCommand) -> Result<(), CoreError> {
+        let Some(c) = self.calls.get(&id) else {
+            return Err(CoreError::NotFound {
+                what: "call",
+                id: id.to_string(),
+            });
+        };
+        match c.commands.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(CoreError::FailedPrecondition(format!(
+                "call {id} is busy; try again"
+            ))),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.reap(id);
+                Err(CoreError::FailedPrecondition(format!(
+                    "call {id} has ended"
+                )))
+            }
+        }
+    }
+
+    pub(super) fn send_dtmf(&mut self, id: u64, digits: &str) -> Result<CallInfo, CoreError> {
+        if digits.is_empty()
+            || digits
+                .chars()
+                .any(|d| crate::media::dtmf::event_code(d).is_none())
+        {
+            return Err(CoreError::InvalidArgument {
+                field: "digits",
+                message: format!("{digits:?}: use 0-9, *, # and A-D"),
+            });
+        }
+        let c = self.calls.get(&id).ok_or_else(|| CoreError::NotFound {
+            what: "call",
+            id: id.to_string(),
+        })?;
+        if !matches!(c.info.state, CallState::Active | CallState::Held) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "call {id} is not established"
+            )));
+        }
+        let info = c.info.clone();
+        self.command_call(id, CallCommand::Dtmf(digits.to_string()))?;
+        Ok(info)
+    }
+
+    /// Ends every call before shutdown, waiting a little for the BYEs to be answered.
+    pub(super) async fn hang_up_all(&mut self, call_rx: &mut mpsc::Receiver<CallUpdate>) {
+        for c in self.calls.values() {
+            let _ = c.commands.try_send(CallCommand::Hangup);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !self.calls.is_empty() {
+            match tokio::time::timeout_at(deadline, call_rx.recv()).await {
+                Ok(Some(update)) => self.on_call_update(update),
+                _ => break,
+            }
+        }
+    }
+}
+
+/// What a call is until its task first reports.
+pub(super) fn placeholder(id: u64) -> CallInfo {
+    calls::new_info(
+        id,
+        &None,
+        calls::CallDirection::Outgoing,
+        CallState::Dialing,
+    )
+}
+
+impl CallEntry {
+    /// The call with its packet counts as they are now.
+    pub(super) fn view(&self) -> CallInfo {
+        let mut info = self.info.clone();
+        (info.stats.sent, info.stats.received) = self.live.snapshot();
+        info
+    }
+}

@@ -1,0 +1,505 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::store::{Contact, HistoryEntry, HistoryQuery, MessageEntry, Store};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::accounts::Accounts;
+use super::calls::{self, CallCommand, CallContext, CallInfo, CallState, CallUpdate, Endpoints};
+use super::contacts::ContactInfo;
+use super::events::EventBus;
+use super::{AccountInfo, ConfigSource, CoreError, Event, EventKind, ReloadReport, Status, uas};
+use crate::config::{AccountId, Config, ConfigLocation, Loaded};
+use crate::core::presence::{Presence, PresenceStatus, Presences};
+use crate::logging::Logging;
+use crate::sip::message::{Method, SipHeaders};
+use crate::sip::registration::{RegCommand, RegState};
+use crate::sip::transaction::{Endpoint, TuRequest};
+use crate::sip::uri::{SipUri, Uri};
+
+mod call_table;
+mod directory;
+mod handle;
+mod messaging;
+mod router;
+
+use call_table::CallEntry;
+use directory::dial_target;
+use messaging::receive_message;
+
+/// The settings key of our presence: "STATUS\tNOTE".
+const OWN_PRESENCE: &str = "presence";
+
+/// Commands queue here; callers wait (not fail) when it is full, which bounds memory.
+const COMMAND_QUEUE: usize = 64;
+
+enum Command {
+    Status(oneshot::Sender<Status>),
+    Reload(oneshot::Sender<Result<ReloadReport, CoreError>>),
+    Shutdown {
+        reason: String,
+        done: oneshot::Sender<()>,
+    },
+    ListAccounts(oneshot::Sender<Vec<AccountInfo>>),
+    GetAccount(String, oneshot::Sender<Result<AccountInfo, CoreError>>),
+    Register(String, oneshot::Sender<Result<AccountInfo, CoreError>>),
+    Unregister(String, oneshot::Sender<Result<AccountInfo, CoreError>>),
+    Dial {
+        account: Option<String>,
+        uri: String,
+        endpoints: Endpoints,
+        reply: oneshot::Sender<Result<CallInfo, CoreError>>,
+    },
+    CallAction(
+        u64,
+        CallAction,
+        oneshot::Sender<Result<CallInfo, CoreError>>,
+    ),
+    ListCalls(oneshot::Sender<Vec<CallInfo>>),
+    SendMessage {
+        account: Option<String>,
+        to: String,
+        text: String,
+        reply: oneshot::Sender<Result<MessageEntry, CoreError>>,
+    },
+    SendDtmf(u64, String, oneshot::Sender<Result<CallInfo, CoreError>>),
+    /// The address book changed (the store has it already): announce it and follow.
+    ContactsChanged(Box<EventKind>, oneshot::Sender<()>),
+    /// News the core did not make itself (a store change through the API).
+    Emit(Box<EventKind>, oneshot::Sender<()>),
+    WithPresence(Vec<Contact>, oneshot::Sender<Vec<ContactInfo>>),
+    /// Addresses as they are dialled: numbers and bare users completed with the account.
+    Complete(Vec<String>, oneshot::Sender<Vec<String>>),
+    /// The names of the contacts these URIs belong to.
+    ContactNames(Vec<String>, oneshot::Sender<Vec<Option<String>>>),
+    SetPresence(Presence, oneshot::Sender<Presence>),
+    OwnPresence(oneshot::Sender<Presence>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallAction {
+    /// Answer, optionally with other audio endpoints than the configured ones.
+    Answer(Endpoints),
+    /// Refuse a ringing call: 486 Busy Here, or 603 Decline.
+    Reject {
+        busy: bool,
+    },
+    Hangup,
+    Hold,
+    Resume,
+    Mute(bool),
+    Get,
+}
+
+/// The signalling stack the core drives, started before it.
+pub struct SipStack {
+    pub endpoint: Endpoint,
+    pub requests: mpsc::Receiver<TuRequest>,
+    /// RFC 5626 instance id of this installation.
+    pub instance: String,
+}
+
+/// The core's state, owned by one task: no locks, and every change happens in order.
+pub struct Phone {
+    location: ConfigLocation,
+    config: Config,
+    embedded: bool,
+    config_loaded: SystemTime,
+    started: SystemTime,
+    started_at: Instant,
+    listening: Vec<String>,
+    logging: Option<Logging>,
+    events: EventBus,
+    stop: watch::Sender<bool>,
+    accounts: Accounts,
+    endpoint: Option<Endpoint>,
+    calls: HashMap<u64, CallEntry>,
+    /// The calls by SIP Call-ID, for the requests inside them.
+    by_sip_call_id: HashMap<String, u64>,
+    next_call: u64,
+    call_updates: mpsc::Sender<CallUpdate>,
+    media: crate::media::engine::MediaEngine,
+    store: Store,
+    presence: Presences,
+    /// Reads of the address book asked for, and the newest one applied: an older read that
+    /// finishes late is not applied over a newer one.
+    contacts_reads: u64,
+    contacts_applied: u64,
+    /// Our presence was set since the start (the stored one, read later, must not undo it).
+    own_presence_set: bool,
+}
+
+/// The one API every face uses. Cheap to clone.
+#[derive(Clone)]
+pub struct PhoneHandle {
+    commands: mpsc::Sender<Command>,
+    pub(super) store: Store,
+    events: broadcast::Sender<Arc<Event>>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Phone {
+    /// Starts the core task. `listening` names the control addresses already bound.
+    pub fn start(
+        location: ConfigLocation,
+        loaded: Loaded,
+        logging: Option<Logging>,
+        listening: Vec<String>,
+        sip: Option<SipStack>,
+        store: Store,
+    ) -> (PhoneHandle, tokio::task::JoinHandle<()>) {
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (stop, stop_rx) = watch::channel(false);
+        let (endpoint, requests, instance) = match sip {
+            Some(s) => (Some(s.endpoint), Some(s.requests), s.instance),
+            None => (None, None, String::new()),
+        };
+        let (accounts, reg_updates) =
+            Accounts::new(endpoint.clone(), instance, &loaded.config.accounts);
+        let (call_updates, call_rx) = mpsc::channel(256);
+        let mut phone = Phone {
+            accounts,
+            endpoint,
+            calls: HashMap::new(),
+            by_sip_call_id: HashMap::new(),
+            next_call: 1,
+            call_updates,
+            media: crate::media::engine::MediaEngine::start(),
+            store: store.clone(),
+            presence: Presences::new(),
+            contacts_reads: 0,
+            contacts_applied: 0,
+            own_presence_set: false,
+            location,
+            config: loaded.config,
+            embedded: loaded.embedded,
+            config_loaded: SystemTime::now(),
+            started: SystemTime::now(),
+            started_at: Instant::now(),
+            listening,
+            logging,
+            events: EventBus::new(),
+            stop,
+        };
+        let handle = PhoneHandle {
+            commands,
+            store,
+            events: phone.events.sender(),
+            stop: stop_rx,
+        };
+        phone.events.emit(EventKind::DaemonStarted {
+            version: env!("CARGO_PKG_VERSION").into(),
+        });
+        phone.resume_outbox();
+        phone.read_contacts();
+        phone.read_own_presence();
+        let task = tokio::spawn(phone.run(rx, reg_updates, requests, call_rx));
+        (handle, task)
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        mut reg_updates: mpsc::Receiver<(AccountId, RegState)>,
+        mut requests: Option<mpsc::Receiver<TuRequest>>,
+        mut call_rx: mpsc::Receiver<CallUpdate>,
+    ) {
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { return };
+                    if let Some(done) = self.command(cmd) {
+                        self.hang_up_all(&mut call_rx).await;
+                        self.presence.shutdown().await;
+                        self.accounts.shutdown().await;
+                        let _ = self.stop.send(true);
+                        let _ = done.send(());
+                        return;
+                    }
+                }
+                Some((id, state)) = reg_updates.recv() => {
+                    if let Some(info) = self.accounts.update(&id, state) {
+                        self.events.emit(EventKind::AccountChanged(info));
+                        // Presence subscriptions go from the first registered account, and
+                        // what we publish goes through every registered one.
+                        self.follow(None);
+                    }
+                }
+                Some(req) = recv_opt(&mut requests) => self.on_request(req),
+                Some(update) = call_rx.recv() => self.on_call_update(update),
+            }
+        }
+    }
+
+    /// Handles one command; returns the reply channel when it is a shutdown.
+    fn command(&mut self, cmd: Command) -> Option<oneshot::Sender<()>> {
+        match cmd {
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Reload(reply) => {
+                let _ = reply.send(self.reload());
+            }
+            Command::ListAccounts(reply) => {
+                let _ = reply.send(self.accounts.infos());
+            }
+            Command::GetAccount(id, reply) => {
+                let _ = reply.send(self.accounts.get(&id));
+            }
+            Command::Register(id, reply) => {
+                let _ = reply.send(self.accounts.command(&id, RegCommand::Register));
+            }
+            Command::Unregister(id, reply) => {
+                let _ = reply.send(self.accounts.command(&id, RegCommand::Unregister));
+            }
+            Command::Dial {
+                account,
+                uri,
+                endpoints,
+                reply,
+            } => {
+                let _ = reply.send(self.dial(account.as_deref(), &uri, &endpoints));
+            }
+            Command::CallAction(id, action, reply) => {
+                let _ = reply.send(self.call_action(id, action));
+            }
+            Command::SendDtmf(id, digits, reply) => {
+                let _ = reply.send(self.send_dtmf(id, &digits));
+            }
+            Command::SendMessage {
+                account,
+                to,
+                text,
+                reply,
+            } => self.send_message(account.as_deref(), &to, text, reply),
+            Command::ListCalls(reply) => {
+                let mut list: Vec<CallInfo> = self.calls.values().map(CallEntry::view).collect();
+                list.sort_by_key(|c| c.id);
+                let _ = reply.send(list);
+            }
+            Command::ContactsChanged(kind, done) => {
+                self.events.emit(*kind);
+                self.read_contacts();
+                let _ = done.send(());
+            }
+            Command::Emit(kind, done) => {
+                self.events.emit(*kind);
+                let _ = done.send(());
+            }
+            Command::WithPresence(list, reply) => {
+                let _ = reply.send(list.into_iter().map(|c| self.presence.info(c)).collect());
+            }
+            Command::Complete(addresses, reply) => {
+                let account = self.accounts.for_dialing(None).ok().flatten();
+                let mut done = Vec::new();
+                for a in addresses {
+                    match dial_target("with", &a, account.as_ref()) {
+                        // As messages keep their peers; also without the port (a From
+                        // rarely has one).
+                        Ok(u) => {
+                            let mut u = u.bare();
+                            done.push(u.to_string());
+                            if u.port.take().is_some() {
+                                done.push(u.to_string());
+                            }
+                        }
+                        Err(_) => done.push(a),
+                    }
+                }
+                let _ = reply.send(done);
+            }
+            Command::ContactNames(uris, reply) => {
+                let _ = reply.send(uris.iter().map(|u| self.presence.name_of(u)).collect());
+            }
+            Command::SetPresence(p, reply) => {
+                tracing::info!("our presence: {} {:?}", p.status.as_str(), p.note);
+                self.presence.set_own(p.clone());
+                self.own_presence_set = true;
+                let _ = reply.send(p);
+            }
+            Command::OwnPresence(reply) => {
+                let _ = reply.send(self.presence.own());
+            }
+            Command::Shutdown { reason, done } => {
+                tracing::info!("shutting down: {reason}");
+                self.events.emit(EventKind::ShuttingDown { reason });
+                return Some(done);
+            }
+        }
+        None
+    }
+
+    fn call_context(&self) -> Option<CallContext> {
+        Some(CallContext {
+            ep: self.endpoint.clone()?,
+            audio: self.config.audio.clone(),
+            updates: self.call_updates.clone(),
+            media: self.media.clone(),
+        })
+    }
+
+    fn new_call_id(&mut self) -> u64 {
+        let id = self.next_call;
+        self.next_call += 1;
+        id
+    }
+
+    fn on_call_update(&mut self, update: CallUpdate) {
+        let info = match update {
+            CallUpdate::Info(mut info) => {
+                info.contact = self.presence.name_of(&info.remote_uri);
+                *info
+            }
+            CallUpdate::Dtmf { id, digit } => {
+                tracing::info!(call_id = id, "DTMF {digit} received");
+                self.events
+                    .emit(EventKind::DtmfReceived { call: id, digit });
+                return;
+            }
+            CallUpdate::MessageChanged(mut m) => {
+                m.contact = self.presence.name_of(&m.peer);
+                self.events.emit(EventKind::MessageChanged(*m));
+                return;
+            }
+            CallUpdate::MessageReceived(mut m) => {
+                tracing::info!("message from {}", m.peer);
+                m.contact = self.presence.name_of(&m.peer);
+                self.events.emit(EventKind::MessageReceived(*m));
+                return;
+            }
+            CallUpdate::Presence { address, presence } => {
+                tracing::info!("presence of {address}: {}", presence.status.as_str());
+                for info in self.presence.learnt(address, presence) {
+                    self.events.emit(EventKind::ContactChanged(info));
+                }
+                return;
+            }
+            // Read at start: unless the user set another meanwhile.
+            CallUpdate::OwnPresence(p) => {
+                if !self.own_presence_set {
+                    self.presence.set_own(p);
+                }
+                return;
+            }
+            CallUpdate::Contacts(n, list) => {
+                if n > self.contacts_applied {
+                    self.contacts_applied = n;
+                    self.follow(Some(list));
+                }
+                return;
+            }
+            CallUpdate::Unread(count) => {
+                self.events.emit(EventKind::UnreadMessages { count });
+                return;
+            }
+            CallUpdate::Recorded { missed_unseen } => {
+                self.events
+                    .emit(EventKind::HistoryChanged { missed_unseen });
+                return;
+            }
+        };
+        self.call_changed(info);
+    }
+
+    fn source(&self) -> ConfigSource {
+        ConfigSource {
+            path: self.location.path.clone(),
+            embedded: self.embedded,
+        }
+    }
+
+    fn status(&self) -> Status {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            started: self.started,
+            uptime: self.started_at.elapsed(),
+            config: self.source(),
+            config_loaded: self.config_loaded,
+            listening: self.listening.clone(),
+            accounts: count(self.config.accounts.len()),
+            accounts_registered: count(self.accounts.registered()),
+            calls: count(self.calls.len()),
+            watchers: count(self.events.sender().receiver_count()),
+        }
+    }
+
+    fn reload(&mut self) -> Result<ReloadReport, CoreError> {
+        let loaded = match self.location.load() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("configuration not reloaded, keeping the running one: {e}");
+                self.events.emit(EventKind::ConfigReloadFailed {
+                    config: self.source(),
+                    error: e.to_string(),
+                });
+                return Err(e.into());
+            }
+        };
+        let diff = loaded.config.diff(&self.config);
+        if let Some(logging) = &self.logging {
+            logging.apply(&loaded.config.log);
+        }
+        if let Some(ep) = &self.endpoint {
+            ep.set_user_agent(loaded.config.sip.user_agent.clone());
+        }
+        let (removed, changed) = self.accounts.reconcile(&loaded.config.accounts);
+        self.config = loaded.config;
+        self.follow(None);
+        self.embedded = loaded.embedded;
+        self.config_loaded = SystemTime::now();
+        tracing::info!(
+            "configuration reloaded from {}{}: {} change(s){}",
+            self.location.path.display(),
+            if self.embedded {
+                " (absent: embedded default)"
+            } else {
+                ""
+            },
+            diff.applied.len(),
+            if diff.restart_required.is_empty() {
+                String::new()
+            } else {
+                format!("; needs a restart: {}", diff.restart_required.join(", "))
+            }
+        );
+        let report = ReloadReport {
+            config: self.source(),
+            applied: diff.applied,
+            restart_required: diff.restart_required,
+        };
+        self.events.emit(EventKind::ConfigReloaded {
+            config: report.config.clone(),
+            applied: report.applied.clone(),
+            restart_required: report.restart_required.clone(),
+        });
+        for id in removed {
+            self.events.emit(EventKind::AccountRemoved { id });
+        }
+        for info in changed {
+            self.events.emit(EventKind::AccountChanged(info));
+        }
+        Ok(report)
+    }
+}
+
+/// How many list entries one request may ask for.
+pub(super) fn check_limit(limit: u32) -> Result<(), CoreError> {
+    const MAX: u32 = 10_000;
+    if limit > MAX {
+        return Err(CoreError::InvalidArgument {
+            field: "limit",
+            message: format!("{limit} is more than {MAX}"),
+        });
+    }
+    Ok(())
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

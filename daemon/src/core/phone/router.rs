@@ -1,0 +1,92 @@
+//! Requests from the network, routed: new calls, requests inside calls, messages,
+//! subscriptions to our presence, and the rest answered.
+
+use super::*;
+
+impl Phone {
+    /// Requests from the network: new calls, requests inside calls, and the rest.
+    pub(super) fn on_request(&mut self, mut req: TuRequest) {
+        let in_dialog = req.request.to().is_some_and(|t| t.tag().is_some())
+            || req.request.method == Method::Ack;
+        if req.request.method == Method::Subscribe
+            && let Some(ep) = self.endpoint.clone()
+        {
+            return self.presence_subscribe(req, &ep);
+        }
+        if req.request.method == Method::Notify {
+            return self.presence.route(req);
+        }
+        if in_dialog {
+            match self.route_to_call(req) {
+                None => return,
+                Some(r) => req = r,
+            }
+        } else if req.request.method == Method::Invite
+            && matches!(req.request.uri, Uri::Sip(_))
+            && let Some(ctx) = self.call_context()
+        {
+            let account = self.accounts.for_request_uri(&req.request.uri);
+            let id = self.new_call_id();
+            let sip_call_id = req.request.call_id().map(str::to_string);
+            tracing::info!(
+                call_id = id,
+                "incoming call from {}",
+                req.request
+                    .from()
+                    .map_or_else(String::new, |f| f.uri.to_string())
+            );
+            let handle = calls::incoming(ctx, id, account, req);
+            self.track(id, sip_call_id, handle);
+            return;
+        }
+        if req.request.method == Method::Message
+            && !in_dialog
+            && matches!(req.request.uri, Uri::Sip(_))
+        {
+            let account = self
+                .accounts
+                .for_request_uri(&req.request.uri)
+                .map(|a| a.id.as_str().to_string());
+            let (store, updates) = (self.store.clone(), self.call_updates.clone());
+            tokio::spawn(receive_message(req, account, store, updates));
+            return;
+        }
+        if let Some(resp) = uas::answer(&req) {
+            tokio::spawn(async move { req.tx.respond(resp).await });
+        }
+    }
+
+    /// Someone asks to follow our presence: granted per `presence.share`.
+    pub(super) fn presence_subscribe(
+        &mut self,
+        req: TuRequest,
+        ep: &crate::sip::transaction::Endpoint,
+    ) {
+        let from = req.request.from().and_then(|f| match f.uri {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        });
+        let allowed = self
+            .presence
+            .sharing(self.config.presence.share)
+            .allows(from.as_ref());
+        // The entity is us: the account the request names, else what it asked for.
+        let entity = self
+            .accounts
+            .for_request_uri(&req.request.uri)
+            .map(|a| a.aor.0.to_string())
+            .unwrap_or_else(|| req.request.uri.to_string());
+        let msg = crate::core::presence::notifier::Msg::Subscribe {
+            req: Box::new(req),
+            allowed,
+            entity,
+        };
+        if let Err(e) = self.presence.notifier(ep).try_send(msg) {
+            // Far behind: told to try again later rather than left without an answer.
+            tracing::warn!("presence SUBSCRIBE refused: the notifier is behind");
+            if let crate::core::presence::notifier::Msg::Subscribe { req, .. } = e.into_inner() {
+                tokio::spawn(async move { crate::core::presence::answer(&req, 503).await });
+            }
+        }
+    }
+}
