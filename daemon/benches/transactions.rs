@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use voipd::config::ListenAddr;
 use voipd::sip::message::{Headers, Method, Name, Request, reason_phrase};
 use voipd::sip::transaction::{Endpoint, Timers};
+use voipd::sip::transport::ListenAddr;
 use voipd::sip::transport::{Proto, Target, Transport};
 use voipd::sip::uri::Uri;
 

@@ -2,7 +2,6 @@
 //! error carries the position and field path of the value that caused it.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -41,57 +40,7 @@ pub enum LogTarget {
     Stderr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-/// A SIP listening address, written `udp:0.0.0.0:5060`, `tcp:[::]:5060` or `tls:…`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct ListenAddr {
-    pub transport: Transport,
-    pub addr: SocketAddr,
-}
-
-impl TryFrom<String> for ListenAddr {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        let (t, addr) = s.split_once(':').ok_or_else(|| {
-            format!("{s:?} is not TRANSPORT:ADDRESS:PORT, e.g. \"udp:0.0.0.0:5060\"")
-        })?;
-        let transport = match t {
-            "udp" => Transport::Udp,
-            "tcp" => Transport::Tcp,
-            "tls" => Transport::Tls,
-            _ => {
-                return Err(format!(
-                    "unknown transport {t:?} in {s:?}; expected udp, tcp or tls"
-                ));
-            }
-        };
-        let addr = addr.parse().map_err(|_| {
-            format!(
-                "{addr:?} in {s:?} is not an IP address and port, e.g. 0.0.0.0:5060 or [::]:5060"
-            )
-        })?;
-        Ok(ListenAddr { transport, addr })
-    }
-}
-
-impl fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = match self.transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        };
-        write!(f, "{t}:{}", self.addr)
-    }
-}
+pub use crate::sip::transport::{ListenAddr, ListenProto};
 
 /// Where a call's audio comes from or goes to.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -6,15 +6,15 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AccountInfo, CoreError};
-use crate::config::{Account, AccountId};
-use crate::sip::registration::{self, RegCommand, RegHandle, RegState};
+use crate::config::Account;
+use crate::sip::registration::{self, RegAccount, RegCommand, RegHandle, RegState};
 use crate::sip::transaction::Endpoint;
 
 pub(super) struct Accounts {
     ep: Option<Endpoint>,
     instance: String,
     list: Vec<Entry>,
-    updates: mpsc::Sender<(AccountId, RegState)>,
+    updates: mpsc::Sender<(String, RegState)>,
 }
 
 struct Entry {
@@ -43,7 +43,7 @@ impl Accounts {
         ep: Option<Endpoint>,
         instance: String,
         accounts: &[Account],
-    ) -> (Accounts, mpsc::Receiver<(AccountId, RegState)>) {
+    ) -> (Accounts, mpsc::Receiver<(String, RegState)>) {
         let (updates, rx) = mpsc::channel(256);
         let mut a = Accounts {
             ep,
@@ -62,7 +62,7 @@ impl Accounts {
         let task = self.ep.as_ref().map(|ep| {
             registration::spawn(
                 ep.clone(),
-                config.clone(),
+                reg_account(&config),
                 self.instance.clone(),
                 self.updates.clone(),
             )
@@ -161,8 +161,8 @@ impl Accounts {
     }
 
     /// A state report from a task; returns the account to announce if it is still ours.
-    pub(super) fn update(&mut self, id: &AccountId, state: RegState) -> Option<AccountInfo> {
-        let e = self.list.iter_mut().find(|e| e.config.id == *id)?;
+    pub(super) fn update(&mut self, id: &str, state: RegState) -> Option<AccountInfo> {
+        let e = self.list.iter_mut().find(|e| e.config.id.as_str() == id)?;
         if e.state == state {
             return None;
         }
@@ -225,5 +225,19 @@ fn stop(e: Entry) {
     if let Some(task) = e.task {
         let (done, _) = oneshot::channel();
         let _ = task.commands.try_send(RegCommand::Stop(done));
+    }
+}
+
+/// The account as its registration needs it.
+fn reg_account(a: &Account) -> RegAccount {
+    RegAccount {
+        id: a.id.as_str().to_string(),
+        aor: a.aor.0.clone(),
+        display_name: a.display_name.clone(),
+        credentials: super::request::credentials(a),
+        outbound_proxy: a.outbound_proxy.iter().map(|p| p.0.clone()).collect(),
+        expires: a.expires,
+        keepalive_secs: a.keepalive_secs,
+        enabled: a.enabled,
     }
 }

@@ -11,13 +11,28 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
-use crate::config::{Account, AccountId, Secret};
-use crate::sip::auth::Challenge;
+use crate::sip::auth::{Challenge, Credentials};
 use crate::sip::capabilities::{ALLOW, SUPPORTED};
 use crate::sip::message::{Headers, Method, Name, NameAddr, Request, Response, SipHeaders};
 use crate::sip::transaction::{Endpoint, TxError, random_token};
 use crate::sip::transport::{Proto, Target};
 use crate::sip::uri::{SipUri, Uri};
+
+/// The account as registration needs it; the core makes it from the configuration.
+#[derive(Debug, Clone)]
+pub struct RegAccount {
+    pub id: String,
+    /// The address of record: registered, and its host is the registrar.
+    pub aor: SipUri,
+    pub display_name: Option<String>,
+    pub credentials: Option<Credentials>,
+    /// Tried in order: the second is the failover.
+    pub outbound_proxy: Vec<SipUri>,
+    pub expires: u32,
+    /// Seconds between keepalives; None: 25 on UDP, 90 on TCP; 0: none.
+    pub keepalive_secs: Option<u32>,
+    pub enabled: bool,
+}
 
 /// What the owner of an account sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +117,7 @@ enum Outcome {
 
 /// Where REGISTERs go and what they say. Everything derived from the account config.
 struct Binding {
-    account: Account,
+    account: RegAccount,
     instance: String,
     call_id: String,
     from_tag: String,
@@ -118,7 +133,7 @@ struct Binding {
 
 impl Binding {
     fn registrar_uri(&self) -> SipUri {
-        let aor = &self.account.aor.0;
+        let aor = &self.account.aor;
         SipUri {
             scheme: aor.scheme,
             user: None,
@@ -133,7 +148,7 @@ impl Binding {
     /// The URI we send to: the current outbound proxy, else the registrar.
     fn next_hop(&self) -> SipUri {
         match self.account.outbound_proxy.get(self.proxy_index) {
-            Some(p) => p.0.clone(),
+            Some(p) => p.clone(),
             None => self.registrar_uri(),
         }
     }
@@ -158,16 +173,16 @@ impl Binding {
         (secs > 0).then(|| Duration::from_secs(u64::from(secs)))
     }
 
-    fn password(&self) -> Option<&Secret> {
-        self.account.password.as_ref()
+    fn credentials(&self) -> Option<&Credentials> {
+        self.account.credentials.as_ref()
     }
 }
 
 pub fn spawn(
     ep: Endpoint,
-    account: Account,
+    account: RegAccount,
     instance: String,
-    updates: mpsc::Sender<(AccountId, RegState)>,
+    updates: mpsc::Sender<(String, RegState)>,
 ) -> RegHandle {
     let (commands, rx) = mpsc::channel(8);
     let binding = Binding {
@@ -196,7 +211,7 @@ pub fn spawn(
 struct Task {
     ep: Endpoint,
     b: Binding,
-    updates: mpsc::Sender<(AccountId, RegState)>,
+    updates: mpsc::Sender<(String, RegState)>,
     rx: mpsc::Receiver<RegCommand>,
 }
 
@@ -369,7 +384,7 @@ impl Task {
         self.b.cseq += 1;
         let mut h = Headers::default();
         h.push(Name::MaxForwards, "70");
-        let mut from = NameAddr::new(Uri::Sip(a.aor.0.clone()));
+        let mut from = NameAddr::new(Uri::Sip(a.aor.clone()));
         from.display = a.display_name.clone();
         let mut to = from.clone();
         from.set_param("tag", Some(self.b.from_tag.clone()));
@@ -379,7 +394,7 @@ impl Task {
         h.push(Name::CallId, self.b.call_id.clone());
         h.push(Name::CSeq, format!("{} {method}", self.b.cseq));
         if let Some(p) = a.outbound_proxy.get(self.b.proxy_index) {
-            let mut route = p.0.clone();
+            let mut route = p.clone();
             if route.param("lr").is_none() {
                 route.params.push(("lr".into(), None));
             }
@@ -394,7 +409,7 @@ impl Task {
     }
 
     fn contact(&self, local: SocketAddr, proto: Proto) -> String {
-        let user = self.b.account.aor.0.user.clone().unwrap_or_default();
+        let user = self.b.account.aor.user.clone().unwrap_or_default();
         let transport = match proto {
             Proto::Udp => "",
             Proto::Tcp => ";transport=tcp",
@@ -443,12 +458,13 @@ impl Task {
             req.headers.push(Name::Supported, SUPPORTED);
             req.headers.push(Name::Allow, ALLOW);
             let sent_auth = self.b.challenge.is_some();
-            if let Some((name, ch, nc)) = &mut self.b.challenge {
+            if let (Some((name, ch, nc)), Some(creds)) =
+                (&mut self.b.challenge, self.b.account.credentials.as_ref())
+            {
                 *nc += 1;
-                let pw = self.b.account.password.as_ref().map_or("", Secret::expose);
                 let value = ch.answer(
-                    &self.b.account.username,
-                    pw,
+                    &creds.username,
+                    &creds.password,
                     "REGISTER",
                     &ruri.to_string(),
                     *nc,
@@ -486,14 +502,17 @@ impl Task {
                     };
                 }
                 401 | 407 => {
-                    let challenge = Challenge::of_response(&resp, self.b.account.realm.as_deref());
+                    let challenge = Challenge::of_response(
+                        &resp,
+                        self.b.credentials().and_then(|c| c.realm.as_deref()),
+                    );
                     let Some((ch, aname)) = challenge else {
                         return Outcome::Refused {
                             code: resp.code,
                             reason: "no digest challenge we can answer".into(),
                         };
                     };
-                    if self.b.password().is_none() {
+                    if self.b.credentials().is_none() {
                         return Outcome::Refused {
                             code: resp.code,
                             reason: "challenged, but the account has no password".into(),

@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{Connection, params};
 
 use super::{Store, StoreError, ms, time};
-use crate::core::{CallDirection, CallInfo, CallState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -42,26 +41,25 @@ pub struct HistoryQuery {
     pub mark_seen: bool,
 }
 
+/// A call that has ended, as the history keeps it. Whether it was missed is the core's
+/// word, not the store's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub incoming: bool,
+    pub account: Option<String>,
+    pub remote_uri: String,
+    pub remote_name: Option<String>,
+    pub started: SystemTime,
+    pub answered: Option<SystemTime>,
+    pub ended: SystemTime,
+    pub end_code: u16,
+    pub end_reason: String,
+    pub missed: bool,
+}
+
 impl Store {
-    /// Writes a call that has ended (others are ignored); returns the missed calls not yet
-    /// seen, counting this one.
-    pub async fn record_call(&self, c: &CallInfo, ended: SystemTime) -> Result<u32, StoreError> {
-        let CallState::Ended { code, reason } = &c.state else {
-            return self.missed_unseen().await;
-        };
-        let incoming = c.direction == CallDirection::Incoming;
-        let row = (
-            if incoming { "incoming" } else { "outgoing" },
-            c.account.clone(),
-            c.remote_uri.clone(),
-            c.remote_name.clone(),
-            ms(c.started),
-            c.answered.map(ms),
-            ms(ended),
-            *code,
-            reason.clone(),
-            incoming && c.answered.is_none() && reason != crate::core::REJECTED,
-        );
+    /// Writes a call that has ended; returns the missed calls not yet seen, counting it.
+    pub async fn record_call(&self, c: CallRecord) -> Result<u32, StoreError> {
         self.run(move |db| {
             db.prepare_cached(
                 "INSERT INTO calls (direction, account, remote_uri, remote_name, started_ms,
@@ -69,7 +67,16 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
-                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9
+                if c.incoming { "incoming" } else { "outgoing" },
+                c.account,
+                c.remote_uri,
+                c.remote_name,
+                ms(c.started),
+                c.answered.map(ms),
+                ms(c.ended),
+                c.end_code,
+                c.end_reason,
+                c.missed
             ])?;
             count_unseen(db)
         })
@@ -134,28 +141,20 @@ fn list(db: &Connection, q: HistoryQuery) -> rusqlite::Result<Vec<HistoryEntry>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::session::MediaStats;
 
-    fn call(id: u64, dir: CallDirection, answered: bool, code: u16) -> CallInfo {
+    fn call(id: u64, incoming: bool, answered: bool, code: u16) -> CallRecord {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + id);
-        CallInfo {
-            id,
+        CallRecord {
+            incoming,
             account: Some("home".into()),
             remote_uri: format!("sip:peer{id}@example.com"),
             remote_name: Some("Zoë 📞".into()),
-            contact: None,
-            direction: dir,
-            state: CallState::Ended {
-                code,
-                reason: "done".into(),
-            },
-            muted: false,
             started: t0,
             answered: answered.then(|| t0 + Duration::from_secs(2)),
-            codec: None,
-            rtp_local: None,
-            rtp_remote: None,
-            stats: MediaStats::default(),
+            ended: t0 + Duration::from_secs(10),
+            end_code: code,
+            end_reason: "done".into(),
+            missed: incoming && !answered,
         }
     }
 
@@ -163,22 +162,20 @@ mod tests {
     async fn calls_are_kept_newest_first_and_missed_ones_counted_until_seen() {
         let dir = tempfile::tempdir().unwrap();
         let (s, _) = Store::open(&dir.path().join("v.db")).unwrap();
-        let end = |c: &CallInfo| c.started + Duration::from_secs(10);
         for c in [
-            call(1, CallDirection::Outgoing, true, 200),
-            call(2, CallDirection::Incoming, false, 487),
-            call(3, CallDirection::Incoming, true, 200),
-            call(4, CallDirection::Outgoing, false, 486),
+            call(1, false, true, 200),
+            call(2, true, false, 487),
+            call(3, true, true, 200),
+            call(4, false, false, 486),
         ] {
-            s.record_call(&c, end(&c)).await.unwrap();
+            s.record_call(c).await.unwrap();
         }
-        // One we refused ourselves is not missed.
-        let mut refused = call(0, CallDirection::Incoming, false, 603);
-        refused.state = CallState::Ended {
-            code: 603,
-            reason: crate::core::REJECTED.into(),
+        // One we refused ourselves is not missed: the core says so.
+        let refused = CallRecord {
+            missed: false,
+            ..call(0, true, false, 603)
         };
-        s.record_call(&refused, end(&refused)).await.unwrap();
+        s.record_call(refused).await.unwrap();
         let (all, unseen) = s.history(HistoryQuery::default()).await.unwrap();
         assert_eq!(unseen, 1);
         assert_eq!(all.len(), 5);

@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use contacts::{Contact, ContactEdit, Imported, NewContact};
-pub use history::{HistoryEntry, HistoryQuery};
+pub use history::{CallRecord, HistoryEntry, HistoryQuery};
 pub use messages::{Incoming, MessageEntry};
 
 #[derive(Debug, thiserror::Error)]

@@ -102,7 +102,24 @@ impl Phone {
         }
         let (store, info, updates) = (self.store.clone(), info.clone(), self.call_updates.clone());
         tokio::spawn(async move {
-            match store.record_call(&info, SystemTime::now()).await {
+            let CallState::Ended { code, reason } = &info.state else {
+                return;
+            };
+            let incoming = info.direction == calls::CallDirection::Incoming;
+            let record = crate::store::CallRecord {
+                incoming,
+                account: info.account.clone(),
+                remote_uri: info.remote_uri.clone(),
+                remote_name: info.remote_name.clone(),
+                started: info.started,
+                answered: info.answered,
+                ended: SystemTime::now(),
+                end_code: *code,
+                // Came in, and was neither answered nor refused by us.
+                missed: incoming && info.answered.is_none() && reason != calls::REJECTED,
+                end_reason: reason.clone(),
+            };
+            match store.record_call(record).await {
                 Ok(missed_unseen) => {
                     let _ = updates.send(CallUpdate::Recorded { missed_unseen }).await;
                 }

@@ -10,7 +10,7 @@ use super::calls::{self, CallCommand, CallContext, CallInfo, CallState, CallUpda
 use super::contacts::ContactInfo;
 use super::events::EventBus;
 use super::{AccountInfo, ConfigSource, CoreError, Event, EventKind, ReloadReport, Status, uas};
-use crate::config::{AccountId, Config, ConfigLocation, Loaded};
+use crate::config::{Config, ConfigLocation, Loaded};
 use crate::core::presence::{Presence, PresenceStatus, Presences};
 use crate::logging::Logging;
 use crate::sip::message::{Method, SipHeaders};
@@ -201,7 +201,7 @@ impl Phone {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Command>,
-        mut reg_updates: mpsc::Receiver<(AccountId, RegState)>,
+        mut reg_updates: mpsc::Receiver<(String, RegState)>,
         mut requests: Option<mpsc::Receiver<TuRequest>>,
         mut call_rx: mpsc::Receiver<CallUpdate>,
     ) {

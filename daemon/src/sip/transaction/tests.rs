@@ -5,8 +5,8 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::ListenAddr;
 use crate::sip::message::{CSeq, Headers, parse, reason_phrase};
+use crate::sip::transport::ListenAddr;
 use crate::sip::transport::Proto;
 use crate::sip::uri::Uri;
 

@@ -3,8 +3,11 @@
 //! not parse. TLS gets its own `Proto` variant and connection type here later.
 
 pub mod framing;
+mod listen;
 mod tcp;
 mod udp;
+
+pub use listen::{ListenAddr, ListenProto};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +17,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc};
 
-use crate::config::{ListenAddr, Transport as ConfTransport};
 use crate::sip::message::{Message, Request, SipHeaders, Via, parse};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,7 +161,7 @@ impl Transport {
             };
             let may_move = fallback || l.addr.port() == 0;
             match l.transport {
-                ConfTransport::Udp => {
+                ListenProto::Udp => {
                     let sock = bind_or_move(addr, may_move, "udp", tokio::net::UdpSocket::bind)
                         .await
                         .map_err(bind_err)?;
@@ -171,7 +173,7 @@ impl Transport {
                     );
                     udp.push(sock);
                 }
-                ConfTransport::Tcp => {
+                ListenProto::Tcp => {
                     let listener =
                         bind_or_move(addr, may_move, "tcp", tokio::net::TcpListener::bind)
                             .await
@@ -183,7 +185,7 @@ impl Transport {
                     );
                     tcp_listen.push(local);
                 }
-                ConfTransport::Tls => return Err(TransportError::TlsUnsupported(l.to_string())),
+                ListenProto::Tls => return Err(TransportError::TlsUnsupported(l.to_string())),
             }
         }
         Ok((
