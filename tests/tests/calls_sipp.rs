@@ -488,3 +488,45 @@ fn our_ringing_goes_reliably_to_a_caller_that_requires_it() {
     pass(uac(&sb, "call_100rel.xml", port));
     wait_until(|| calls(&sb).is_empty(), "the call to end");
 }
+
+#[test]
+fn forwarding_queueing_and_reason_texts_are_shown() {
+    let sb = Sandbox::new();
+    let (_d, _) = start(&sb, r#"mode = "manual""#);
+    let (mut watch, events) = watch_events(&sb);
+    let (sipp, port) = uas(&sb, "uas_forwarded.xml", &[]);
+    sb.voipctl(&["dial", &format!("sip:pbx@127.0.0.1:{port}")]);
+    wait_until(
+        || {
+            calls(&sb)
+                .first()
+                .is_some_and(|c| c["progress"] == "182 Queued")
+        },
+        "182 shown",
+    );
+    pass(sipp);
+    wait_until(|| calls(&sb).is_empty(), "the end");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let changes: Vec<Value> = watched(&events)
+        .into_iter()
+        .filter_map(|e| {
+            e["kind"]["call_changed"]
+                .as_object()
+                .cloned()
+                .map(Value::Object)
+        })
+        .collect();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["progress"] == "181 Call Is Being Forwarded"),
+        "{changes:?}"
+    );
+    let ended = changes.last().unwrap();
+    assert_eq!(ended["end_code"], 486, "{ended}");
+    assert_eq!(
+        ended["end_reason"], "Busy Here (All agents are busy)",
+        "{ended}"
+    );
+}

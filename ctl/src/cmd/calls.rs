@@ -26,6 +26,9 @@ pub fn describe(c: &Call) -> String {
     let dir = if c.incoming { "from" } else { "to" };
     let mut s = format!("call {} {dir} {who}: {}", c.id, state_name(c));
     match c.state() {
+        CallState::Dialing | CallState::Ringing | CallState::Early if !c.progress.is_empty() => {
+            s.push_str(&format!(" ({})", c.progress));
+        }
         CallState::Active | CallState::Held if !c.codec.is_empty() => s.push_str(&format!(
             " ({}{})",
             c.codec,

@@ -21,7 +21,7 @@ use crate::sip::message::{Method, Name, Request, SipHeaders, reason_phrase};
 use crate::sip::transaction::{Endpoint, TuRequest, random_token};
 use crate::sip::transport::Target;
 use crate::sip::uri::SipUri;
-use crate::sip::usage::initiator::{Initiator, Invitation, Progress};
+use crate::sip::usage::initiator::{Initiator, Invitation, Progress, status_text};
 use crate::sip::usage::reliable::{Rel100, Reliable1xx};
 use crate::sip::usage::session_timer::{
     Refresher, SessionTimer, TimerPolicy, ask_initial, raise_for_422,
@@ -57,6 +57,9 @@ pub struct CallInfo {
     pub remote_name: Option<String>,
     /// The name of the contact the far side is, if it is one.
     pub contact: Option<String>,
+    /// Before the answer: the far side's last provisional word beyond ringing (181
+    /// forwarded, 182 queued, 183 progress), with its Reason text.
+    pub progress: Option<String>,
     pub direction: CallDirection,
     pub state: CallState,
     pub muted: bool,
@@ -692,6 +695,7 @@ pub(super) fn new_info(
         remote_uri: String::new(),
         remote_name: None,
         contact: None,
+        progress: None,
         direction,
         state,
         muted: false,
@@ -811,6 +815,14 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         tokio::select! {
             r = init.next() => match r {
                 Ok(Progress::Provisional(r)) => {
+                    let progress = (r.code != 180).then(|| status_text(&r));
+                    if progress.is_some() && progress != call.info.progress {
+                        tracing::info!(call_id = call.info.id, "the far side says {}", progress.as_deref().unwrap_or_default());
+                        call.info.progress = progress;
+                        if call.info.state != CallState::Dialing {
+                            call.report().await;
+                        }
+                    }
                     if call.info.state == CallState::Dialing {
                         call.set(CallState::Ringing).await;
                     }
@@ -849,6 +861,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         }
     };
     drop(init);
+    call.info.progress = None;
     call.info.remote_name = ok.to().and_then(|t| t.display);
     call.timer = SessionTimer::from_answer(&ok);
     call.peer_update = lists_option(&ok.headers, &Name::Allow, "UPDATE");

@@ -410,6 +410,13 @@ impl Call {
         self.info.contact.clone().unwrap_or_default()
     }
 
+    /// Before the answer, what the far side said beyond ringing, e.g. "181 Call Is Being
+    /// Forwarded" or "182 Queued" ("" if nothing).
+    #[zbus(property)]
+    fn progress(&self) -> String {
+        self.info.progress.clone().unwrap_or_default()
+    }
+
     /// incoming or outgoing.
     #[zbus(property)]
     fn direction(&self) -> String {

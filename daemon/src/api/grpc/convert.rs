@@ -165,6 +165,7 @@ impl From<CallInfo> for pb::Call {
             remote_uri: c.remote_uri,
             remote_name: c.remote_name.unwrap_or_default(),
             contact: c.contact.unwrap_or_default(),
+            progress: c.progress.unwrap_or_default(),
             incoming: c.direction == CallDirection::Incoming,
             state: state.into(),
             started_unix_ms: unix_ms(c.started),

@@ -90,6 +90,11 @@ impl From<TxError> for InviteError {
     }
 }
 
+/// A response as people read it: code, phrase, and the Reason text when there is one.
+pub fn status_text(r: &Response) -> String {
+    format!("{} {}", r.code, refusal(r))
+}
+
 /// The reason phrase, and the Reason header's text when the far side gave one (RFC 3326).
 fn refusal(r: &Response) -> String {
     let text = r.headers.get(&Name::Reason).and_then(|v| {
