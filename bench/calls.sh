@@ -6,6 +6,9 @@
 #
 # usage: bench/calls.sh [RATE] [CONCURRENT]     (default: 200 calls/s; 500 concurrent)
 #        VOIPD_ONLY=1 bench/calls.sh …           (skip baresip)
+#        VIA_KAMAILIO=1 bench/calls.sh …         (voipd only, registered at Kamailio, which
+#                                                 challenges each INVITE and BYE with 407 and
+#                                                 relays; SIPp calls as bob, answering them)
 # Needs sipp (sip-tester) and baresip (baresip-core). Loopback only; it stops all it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +21,7 @@ cargo build --release -q -p voipd -p voipctl
 bin="$CARGO_TARGET_DIR/release"
 work=$(mktemp -d /tmp/voipd-callbench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill -- "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 . bench/lib.sh
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -32,7 +35,7 @@ run_sipp() { # target rate count duration_ms peak_var
   local target=$1 rate=$2 count=$3 dur=$4 tag=$5
   local stats="$work/stats-$tag.csv"
   local t0; t0=$(date +%s.%N)
-  sipp "$target" -sn uac -s alice -i 127.0.0.1 -p "$(free_port)" -mi 127.0.0.1 -mp "$(( $(free_port) & ~1 ))" \
+  sipp "$target" "${SCENARIO[@]}" -s alice -i 127.0.0.1 -p "$(free_port)" -mi 127.0.0.1 -mp "$(( $(free_port) & ~1 ))" \
     -rtp_echo -r "$rate" -m "$count" -d "$dur" -l $((count)) -nostdin -timeout 300s \
     -default_behaviors all,-bye -trace_stat -stf "$stats" -fd 1 >/dev/null 2>&1 || true
   local t1; t1=$(date +%s.%N)
@@ -72,16 +75,39 @@ measure() { # name pid target
     "$(python3 -c "print(round(100*($ub-$ua)/$ticks/5/$CONC,3))")" "$th"
 }
 
+SCENARIO=(-sn uac)
 # voipd: auto-answer, G.711 only, silence as input, nothing recorded.
 mkdir -p "$work/v/cfg/voipd" "$work/v/run"
 vport=$(free_port)
 autoanswer_config "$work/v/cfg/voipd/config.toml" "$vport"
+target="127.0.0.1:$vport"
+if [ -n "${VIA_KAMAILIO:-}" ]; then
+  command -v kamailio >/dev/null || { echo "kamailio missing (apt-get install kamailio)" >&2; exit 1; }
+  kport=$(free_port)
+  mkdir -p "$work/k"
+  setsid kamailio -DD -E -f tests/peers/kamailio.cfg -Y "$work/k" -P "$work/k/pid" -m 256 \
+    -A "LISTEN_PORT=$kport" -A CHILDREN=4 >"$work/kamailio.log" 2>&1 & kpid=$!
+  pids+=(-"$kpid")
+  sleep 1
+  # alice registers at Kamailio with her password.
+  sed -i -e "s|aor = \"sip:alice@127.0.0.1\"|aor = \"sip:alice@127.0.0.1:$kport\"\npassword = \"alicepw\"|" \
+    -e 's|enabled = false|enabled = true|' "$work/v/cfg/voipd/config.toml"
+  target="127.0.0.1:$kport"
+  SCENARIO=(-sf bench/uac_auth.xml -au bob -ap bobpw)
+fi
 XDG_CONFIG_HOME="$work/v/cfg" XDG_RUNTIME_DIR="$work/v/run" XDG_STATE_HOME="$work/v/state" \
   "$bin/voipd" 2>"$work/voipd.log" & pids+=($!); vpid=$!
 sleep 1
+if [ -n "${VIA_KAMAILIO:-}" ]; then
+  for _ in $(seq 50); do
+    XDG_RUNTIME_DIR="$work/v/run" "$bin/voipctl" accounts | grep -q registered && break
+    sleep 0.2
+  done
+fi
 ulimit -n 65536 2>/dev/null || true
-measure voipd "$vpid" "127.0.0.1:$vport"
+measure voipd "$vpid" "$target"
 kill "$vpid"; wait "$vpid" 2>/dev/null || true
+[ -n "${VIA_KAMAILIO:-}" ] && exit 0
 
 [ -n "${VOIPD_ONLY:-}" ] && exit 0
 

@@ -44,8 +44,60 @@ pub enum CallState {
     Held,
     Ended {
         code: u16,
-        reason: String,
+        reason: EndReason,
     },
+}
+
+/// Why a call ended. The faces and the history show it as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// We hung up.
+    HungUp,
+    /// The far side hung up.
+    RemoteHungUp,
+    /// We refused an incoming call (it is not a missed call).
+    Rejected,
+    /// We gave up on our call before it was answered.
+    Cancelled,
+    /// The caller gave up before we answered.
+    CallerCancelled,
+    /// Refused at once: do not disturb.
+    DoNotDisturb,
+    /// The call could not be set up, or the far side refused it: what it said.
+    Failed(String),
+    /// No RTP came for this many seconds.
+    NoMedia(u64),
+    /// Session timers (RFC 4028): the far side's refreshes stopped.
+    SessionExpired,
+    /// Session timers: our refresh failed (the far side answered 408/481, or nothing).
+    RefreshFailed(String),
+    /// The far side is gone (a request in the dialog got 408/481, no ACK came).
+    Gone(String),
+    /// The daemon stopped.
+    DaemonStopped,
+    SoundTestOver,
+    /// Something in voipd went wrong.
+    Internal(String),
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::HungUp => f.write_str("hung up"),
+            EndReason::RemoteHungUp => f.write_str("the other side hung up"),
+            EndReason::Rejected => f.write_str("rejected"),
+            EndReason::Cancelled => f.write_str("cancelled"),
+            EndReason::CallerCancelled => f.write_str("cancelled by the caller"),
+            EndReason::DoNotDisturb => f.write_str("do not disturb"),
+            EndReason::Failed(why) | EndReason::Gone(why) => f.write_str(why),
+            EndReason::NoMedia(secs) => write!(f, "no RTP for {secs} s"),
+            EndReason::SessionExpired => f.write_str("the far side stopped refreshing the session"),
+            EndReason::RefreshFailed(why) => write!(f, "session refresh failed: {why}"),
+            EndReason::DaemonStopped => f.write_str("daemon stopped"),
+            EndReason::SoundTestOver => f.write_str("sound test over"),
+            EndReason::Internal(why) => write!(f, "internal error: {why}"),
+        }
+    }
 }
 
 /// A call as the faces show it.
@@ -164,9 +216,6 @@ pub(super) enum CallUpdate {
     Contacts(u64, Vec<crate::store::Contact>),
 }
 
-/// The end reason of an incoming call we refused; it is not a missed call.
-pub const REJECTED: &str = "rejected";
-
 /// What a call task needs from the core.
 #[derive(Clone)]
 pub(super) struct CallContext {
@@ -231,7 +280,7 @@ impl Drop for Call {
         let mut info = self.info.clone();
         info.state = CallState::Ended {
             code: 500,
-            reason: "internal error: the call's task stopped".into(),
+            reason: EndReason::Internal("the call's task stopped".into()),
         };
         tracing::error!(
             call_id = info.id,
@@ -335,12 +384,8 @@ impl Call {
         self.report().await;
     }
 
-    async fn end(&mut self, code: u16, reason: impl Into<String>) {
-        self.set(CallState::Ended {
-            code,
-            reason: reason.into(),
-        })
-        .await;
+    async fn end(&mut self, code: u16, reason: EndReason) {
+        self.set(CallState::Ended { code, reason }).await;
     }
 
     fn start_media(&mut self, rtp: std::net::UdpSocket, n: Negotiated, ours: Sdp) -> Media {
@@ -577,13 +622,13 @@ impl Call {
                         Some(Refresher::Us) => {
                             if let Err(DialogGone(why)) = Box::pin(self.refresh(&mut dialog, &mut media)).await {
                                 self.bye(&mut dialog).await;
-                                break (408, format!("session refresh failed: {why}"));
+                                break (408, EndReason::RefreshFailed(why));
                             }
                         }
                         Some(Refresher::Them) => {
                             tracing::warn!(call_id = self.info.id, "the far side did not refresh the session");
                             self.bye(&mut dialog).await;
-                            break (408, "the far side stopped refreshing the session".into());
+                            break (408, EndReason::SessionExpired);
                         }
                         None => {}
                     }
@@ -595,16 +640,16 @@ impl Call {
                     Some(MediaEvent::Timeout(after)) => {
                         tracing::warn!(call_id = self.info.id, "no RTP for {}s; the far side is gone", after.as_secs());
                         self.bye(&mut dialog).await;
-                        break (408, format!("no RTP for {} s", after.as_secs()));
+                        break (408, EndReason::NoMedia(after.as_secs()));
                     }
                     None => {}
                 },
                 cmd = self.commands.recv() => {
-                    let Some(cmd) = cmd else { break (200, "daemon stopped".to_string()) };
+                    let Some(cmd) = cmd else { break (200, EndReason::DaemonStopped) };
                     match cmd {
                         CallCommand::Hangup | CallCommand::Reject(_) => {
                             self.bye(&mut dialog).await;
-                            break (200, "hung up".into());
+                            break (200, EndReason::HungUp);
                         }
                         // Answered already.
                         CallCommand::Answer(_) => {}
@@ -620,7 +665,7 @@ impl Call {
                                 Ok(false) => {}
                                 Err(DialogGone(why)) => {
                                     self.bye(&mut dialog).await;
-                                    break (408, format!("the far side is gone: {why}"));
+                                    break (408, EndReason::Gone(format!("the far side is gone: {why}")));
                                 }
                             }
                         }
@@ -653,7 +698,7 @@ impl Call {
                                 Method::Ack => {}
                                 Method::Bye => {
                                     tu.tx.respond(req.response(200, "OK")).await;
-                                    break (200, "the other side hung up".into());
+                                    break (200, EndReason::RemoteHungUp);
                                 }
                                 Method::Invite | Method::Update => Box::pin(self.answer_modify(&tu, &dialog, &mut media)).await,
                                 Method::Info => {
@@ -769,11 +814,15 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         request: mut invite,
     } = match out {
         Ok(o) => o,
-        Err((code, why)) => return call.end(code, why).await,
+        Err((code, why)) => return call.end(code, EndReason::Failed(why)).await,
     };
     let rtp = match bind(local.ip(), call.ctx.audio.rtp_ports) {
         Ok(s) => s,
-        Err(e) => return call.end(500, format!("no RTP port: {e}")).await,
+        Err(e) => {
+            return call
+                .end(500, EndReason::Internal(format!("no RTP port: {e}")))
+                .await;
+        }
     };
     let rtp_port = rtp.local_addr().map_or(0, |a| a.port());
     let offer = sdp::offer(
@@ -805,7 +854,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     };
     let mut init = match Initiator::send(&call.ctx.ep, invitation).await {
         Ok(i) => i,
-        Err(e) => return call.end(e.code(), e.to_string()).await,
+        Err(e) => return call.end(e.code(), EndReason::Failed(e.to_string())).await,
     };
     let mut cancelled = false;
     let mut rtp = Some(rtp);
@@ -837,7 +886,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                 }
                 Ok(Progress::Answered { dialog, response }) => break (*dialog, response),
                 Err(e) => {
-                    let reason = if cancelled { "cancelled".to_string() } else { e.to_string() };
+                    let reason = if cancelled { EndReason::Cancelled } else { EndReason::Failed(e.to_string()) };
                     if let Some(m) = early.take() {
                         call.info.stats = m.session.stop().await;
                     }
@@ -848,7 +897,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                 Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => {
                     cancelled = true;
                     if let Err(e) = init.cancel().await {
-                        return call.end(487, format!("cancelled ({e})")).await;
+                        return call.end(487, EndReason::Failed(format!("cancelled ({e})"))).await;
                     }
                 }
                 Some(CallCommand::Request(tu)) => {
@@ -873,13 +922,15 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         Err(e) => {
             // An answer we cannot use: the call cannot carry audio; end it properly.
             call.bye(&mut dialog).await;
-            return call.end(488, format!("bad SDP answer: {e}")).await;
+            return call
+                .end(488, EndReason::Failed(format!("bad SDP answer: {e}")))
+                .await;
         }
     };
     if cancelled {
         // The callee answered as we cancelled: the call exists, so end it with a BYE.
         call.bye(&mut dialog).await;
-        return call.end(487, "cancelled").await;
+        return call.end(487, EndReason::Cancelled).await;
     }
     let media = match (early, rtp) {
         (Some(m), _) => {
@@ -887,7 +938,11 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
             Media { negotiated: n, ..m }
         }
         (None, Some(sock)) => call.start_media(sock, n, offer),
-        (None, None) => return call.end(500, "no RTP socket").await,
+        (None, None) => {
+            return call
+                .end(500, EndReason::Internal("no RTP socket".into()))
+                .await;
+        }
     };
     // The set-up's messages are not needed while the call runs; free them now rather than
     // at its end (memory per call).
@@ -945,7 +1000,9 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             Ok(o) => Some(o),
             Err(e) => {
                 tu.tx.respond(respond(400, "Bad SDP")).await;
-                return call.end(400, format!("bad SDP: {e}")).await;
+                return call
+                    .end(400, EndReason::Failed(format!("bad SDP: {e}")))
+                    .await;
             }
         }
     };
@@ -955,7 +1012,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     if mode == AnswerMode::Dnd {
         call.report().await;
         tu.tx.respond(respond(486, reason_phrase(486))).await;
-        return call.end(486, "do not disturb").await;
+        return call.end(486, EndReason::DoNotDisturb).await;
     }
     let reliable = match call.ext.rel100.for_request(&req) {
         Ok(r) => r,
@@ -964,7 +1021,10 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             r.headers.push(header, "100rel");
             tu.tx.respond(r).await;
             return call
-                .end(code, "reliable provisional responses (100rel) do not fit")
+                .end(
+                    code,
+                    EndReason::Failed("reliable provisional responses (100rel) do not fit".into()),
+                )
                 .await;
         }
     };
@@ -974,13 +1034,17 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             let mut r = respond(422, "Session Interval Too Small");
             r.headers.push(Name::MinSe, min_se.to_string());
             tu.tx.respond(r).await;
-            return call.end(422, "session interval too small").await;
+            return call
+                .end(422, EndReason::Failed("session interval too small".into()))
+                .await;
         }
     };
     call.peer_update = lists_option(&req.headers, &Name::Allow, "UPDATE");
     let Some(local) = call.ctx.ep.transport().local_for(tu.from) else {
         tu.tx.respond(respond(500, reason_phrase(500))).await;
-        return call.end(500, "no local address").await;
+        return call
+            .end(500, EndReason::Internal("no local address".into()))
+            .await;
     };
     let user = account
         .as_ref()
@@ -1023,12 +1087,12 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                     && !r.retransmit(&tu.tx).await
                 {
                     tu.tx.respond(respond(504, "No PRACK")).await;
-                    return call.end(504, "no PRACK for our reliable 180").await;
+                    return call.end(504, EndReason::Gone("no PRACK for our reliable 180".into())).await;
                 }
             }
             () = tu.tx.cancelled() => {
                 tu.tx.respond(respond(487, reason_phrase(487))).await;
-                return call.end(487, "cancelled by the caller").await;
+                return call.end(487, EndReason::CallerCancelled).await;
             }
             cmd = call.commands.recv() => match cmd {
                 Some(CallCommand::Answer(endpoints)) => {
@@ -1037,11 +1101,11 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 }
                 Some(CallCommand::Reject(code)) => {
                     tu.tx.respond(respond(code, reason_phrase(code))).await;
-                    return call.end(code, REJECTED).await;
+                    return call.end(code, EndReason::Rejected).await;
                 }
                 Some(CallCommand::Hangup) | None => {
                     tu.tx.respond(respond(603, reason_phrase(603))).await;
-                    return call.end(603, REJECTED).await;
+                    return call.end(603, EndReason::Rejected).await;
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 Some(CallCommand::Request(other)) => {
@@ -1059,7 +1123,9 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         Ok(s) => s,
         Err(e) => {
             tu.tx.respond(respond(500, reason_phrase(500))).await;
-            return call.end(500, format!("no RTP port: {e}")).await;
+            return call
+                .end(500, EndReason::Internal(format!("no RTP port: {e}")))
+                .await;
         }
     };
     let rtp_port = rtp.local_addr().map_or(0, |a| a.port());
@@ -1069,7 +1135,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             Ok((a, n)) => (a, Some(n)),
             Err(e) => {
                 tu.tx.respond(respond(488, reason_phrase(488))).await;
-                return call.end(488, e.to_string()).await;
+                return call.end(488, EndReason::Failed(e.to_string())).await;
             }
         },
         None => (
@@ -1094,7 +1160,9 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     ok.body = ours.to_string().into_bytes();
     let Some(mut dialog) = Dialog::from_request(&req, &local_tag, our_contact) else {
         tu.tx.respond(respond(400, "Missing Contact")).await;
-        return call.end(400, "INVITE without Contact").await;
+        return call
+            .end(400, EndReason::Failed("INVITE without Contact".into()))
+            .await;
     };
     dialog.credentials = account.as_ref().and_then(credentials);
 
@@ -1110,7 +1178,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                     tracing::warn!(call_id = call.info.id, "no ACK for our 200 OK; ending the call");
                     let mut d = dialog.clone();
                     call.bye(&mut d).await;
-                    return call.end(408, "no ACK").await;
+                    return call.end(408, EndReason::Gone("no ACK".into())).await;
                 }
                 tu.tx.respond(ok.clone()).await;
                 interval = (interval * 2).min(t.t2);
@@ -1119,7 +1187,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 Some(CallCommand::Request(r)) if r.request.method == Method::Ack => break r,
                 Some(CallCommand::Request(r)) if r.request.method == Method::Bye => {
                     r.tx.respond(r.request.response(200, "OK")).await;
-                    return call.end(200, "the other side hung up").await;
+                    return call.end(200, EndReason::RemoteHungUp).await;
                 }
                 Some(CallCommand::Request(r)) => {
                     r.tx.respond(r.request.response(491, "Request Pending")).await;
@@ -1127,7 +1195,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 Some(CallCommand::Hangup) | None => {
                     let mut d = dialog.clone();
                     call.bye(&mut d).await;
-                    return call.end(200, "hung up").await;
+                    return call.end(200, EndReason::HungUp).await;
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 // Answered already; the rest waits for the ACK.
@@ -1147,7 +1215,10 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 let mut d = dialog.clone();
                 call.bye(&mut d).await;
                 return call
-                    .end(488, format!("no usable answer in the ACK: {e}"))
+                    .end(
+                        488,
+                        EndReason::Failed(format!("no usable answer in the ACK: {e}")),
+                    )
                     .await;
             }
         },
@@ -1190,10 +1261,16 @@ async fn echo_call(mut call: Call) {
         bind(lo, None).and_then(tokio::net::UdpSocket::from_std),
     ) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return call.end(500, format!("no RTP port: {e}")).await,
+        (Err(e), _) | (_, Err(e)) => {
+            return call
+                .end(500, EndReason::Internal(format!("no RTP port: {e}")))
+                .await;
+        }
     };
     let Ok(remote) = reflector.local_addr() else {
-        return call.end(500, "no reflector address").await;
+        return call
+            .end(500, EndReason::Internal("no reflector address".into()))
+            .await;
     };
     let port = rtp.local_addr().map_or(0, |a| a.port());
     let ours = sdp::offer(&[Codec::Pcmu], lo, port, 1, Direction::SendRecv);
@@ -1230,5 +1307,5 @@ async fn echo_call(mut call: Call) {
     }
     reflect.abort();
     call.info.stats = media.session.stop().await;
-    call.end(200, "sound test over").await;
+    call.end(200, EndReason::SoundTestOver).await;
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 pub use events::{EVENT_QUEUE, Event, EventKind};
 pub use phone::{CallAction, Phone, PhoneHandle, SipStack};
 
-pub use calls::{CallDirection, CallInfo, CallState, Endpoints, REJECTED};
+pub use calls::{CallDirection, CallInfo, CallState, EndReason, Endpoints};
 pub use contacts::ContactInfo;
 pub use presence::{Presence, PresenceStatus};
 

@@ -473,7 +473,7 @@ impl Call {
     #[zbus(property)]
     fn end_reason(&self) -> String {
         match &self.info.state {
-            CallState::Ended { reason, .. } => reason.clone(),
+            CallState::Ended { reason, .. } => reason.to_string(),
             _ => String::new(),
         }
     }

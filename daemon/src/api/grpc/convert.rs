@@ -157,7 +157,9 @@ impl From<CallInfo> for pb::Call {
             CallState::Active => (pb::CallState::Active, 0, String::new()),
             CallState::Held => (pb::CallState::Held, 0, String::new()),
             CallState::Early => (pb::CallState::Early, 0, String::new()),
-            CallState::Ended { code, reason } => (pb::CallState::Ended, code.into(), reason),
+            CallState::Ended { code, reason } => {
+                (pb::CallState::Ended, code.into(), reason.to_string())
+            }
         };
         pb::Call {
             id: c.id,

@@ -89,7 +89,7 @@ impl Phone {
         tracing::error!(call_id = id, "the call's task stopped; ending the call");
         info.state = CallState::Ended {
             code: 500,
-            reason: "internal error: the call's task stopped".into(),
+            reason: calls::EndReason::Internal("the call's task stopped".into()),
         };
         self.call_changed(info);
     }
@@ -116,8 +116,10 @@ impl Phone {
                 ended: SystemTime::now(),
                 end_code: *code,
                 // Came in, and was neither answered nor refused by us.
-                missed: incoming && info.answered.is_none() && reason != calls::REJECTED,
-                end_reason: reason.clone(),
+                missed: incoming
+                    && info.answered.is_none()
+                    && *reason != calls::EndReason::Rejected,
+                end_reason: reason.to_string(),
             };
             match store.record_call(record).await {
                 Ok(missed_unseen) => {
