@@ -21,6 +21,7 @@ mod follower;
 pub(super) mod notifier;
 mod publisher;
 
+use crate::sip::usage::subscription::refresh_at;
 use follower::Follow;
 
 /// Most available last, so that `max` picks what a contact shows.
@@ -411,13 +412,7 @@ impl Stoppable {
     }
 }
 
-/// A refresh well before the end: at 80 %, or 5 s before for short ones.
-fn refresh_at(expires: u32) -> tokio::time::Instant {
-    let secs = u64::from(expires);
-    let lead = (secs / 5).max(5).min(secs.saturating_sub(1));
-    tokio::time::Instant::now() + Duration::from_secs(secs - lead)
-}
-
+/// Answers a presence request with `code` alone (and a To tag of ours).
 pub(super) async fn answer(req: &TuRequest, code: u16) {
     let mut resp = req.request.response(code, reason_phrase(code));
     crate::sip::capabilities::add_to_tag(&mut resp);

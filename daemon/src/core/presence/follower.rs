@@ -17,6 +17,7 @@ use crate::sip::message::{Method, Name, Request, Response, SipHeaders};
 use crate::sip::transaction::{Endpoint, TuRequest, random_token};
 use crate::sip::transport::Target;
 use crate::sip::uri::SipUri;
+use crate::sip::usage::subscription::{PRESENCE, SubState, take_notify};
 
 /// How long we ask a subscription to last; refreshed well before.
 const EXPIRES: u32 = 600;
@@ -232,7 +233,7 @@ impl Follower {
                         return Ended::Retry(Duration::ZERO);
                     };
                     let mut req = d.request(Method::Subscribe, None);
-                    subscribe_headers(&mut req, EXPIRES);
+                    PRESENCE.subscribe_headers(&mut req, EXPIRES);
                     self.cseq = d.local_cseq;
                     sub.auth.next_request();
                     sub.auth.authorize(&mut req, self.credentials().as_ref());
@@ -266,7 +267,7 @@ impl Follower {
         let contact = crate::core::calls::contact(&out.user, out.local, out.target);
         let mut request = out.request;
         request.headers.push(Name::Contact, contact.clone());
-        subscribe_headers(&mut request, EXPIRES);
+        PRESENCE.subscribe_headers(&mut request, EXPIRES);
         Some(Sub {
             request,
             dialog: None,
@@ -309,66 +310,19 @@ impl Follower {
 
     /// Handles a NOTIFY; returns how the subscription ended if this ended it.
     async fn notify(&mut self, sub: &mut Sub, req: TuRequest) -> Option<Ended> {
-        let ours = sub.request.from().and_then(|f| f.tag().map(str::to_string));
-        let to_tag = req.request.to().and_then(|t| t.tag().map(str::to_string));
-        if req.request.method != Method::Notify || ours.is_none() || to_tag != ours {
+        if req.request.method != Method::Notify {
             answer(&req, 481).await;
             return None;
         }
-        // A NOTIFY may come before the 200 (through a proxy): it makes the dialog too.
-        if sub.dialog.is_none()
-            && let Some(tag) = &ours
-            && let Some(mut d) = Dialog::from_request(&req.request, tag, sub.contact.clone())
-        {
-            d.local_cseq = self.cseq;
-            // This very NOTIFY is checked against it below: not yet taken.
-            d.remote_cseq = None;
-            sub.dialog = Some(d);
+        if let Err(code) = take_notify(&mut sub.dialog, &sub.request, &sub.contact, &req.request) {
+            answer(&req, code).await;
+            return None;
         }
-        if let Some(d) = sub.dialog.as_mut() {
-            // Another fork of a forked SUBSCRIBE: not the dialog we keep (RFC 6665 §4.1.3).
-            if req.request.from().and_then(|f| f.tag().map(str::to_string))
-                != d.remote.tag().map(str::to_string)
-            {
-                answer(&req, 481).await;
-                return None;
-            }
-            let seq = req.request.cseq().map(|c| c.seq);
-            if let (Some(seq), Some(last)) = (seq, d.remote_cseq)
-                && seq <= last
-            {
-                // Older than one already taken (out of order over UDP).
-                answer(&req, 500).await;
-                return None;
-            }
-            d.remote_cseq = seq.or(d.remote_cseq);
-            if let Some(target) = req
-                .request
-                .headers
-                .get(&Name::Contact)
-                .and_then(|c| crate::sip::message::NameAddr::parse(c).ok())
-            {
-                d.remote_target = target.uri;
-            }
-        }
-        let state = req
-            .request
-            .headers
-            .get(&Name::SubscriptionState)
-            .unwrap_or("active")
-            .to_string();
-        let body_ok = req.request.body.is_empty()
-            || req
-                .request
-                .headers
-                .get(&Name::ContentType)
-                .is_some_and(|c| c.to_ascii_lowercase().starts_with(pidf::CONTENT_TYPE));
-        if !body_ok {
+        if !PRESENCE.takes(&req.request) {
             answer(&req, 415).await;
             return None;
         }
-        let (kind, params) = state.split_once(';').unwrap_or((state.as_str(), ""));
-        let kind = kind.trim().to_ascii_lowercase();
+        let state = SubState::of(&req.request);
         let learnt = if !req.request.body.is_empty() {
             match pidf::parse(&req.request.body) {
                 Ok(p) => Some(p),
@@ -378,7 +332,7 @@ impl Follower {
                     return None;
                 }
             }
-        } else if kind != "pending" {
+        } else if !matches!(state, SubState::Pending { .. }) {
             // No document at all (a presence server with no publication): nobody there.
             Some((PresenceStatus::Offline, String::new()))
         } else {
@@ -390,28 +344,19 @@ impl Follower {
         if let Some((status, note)) = learnt {
             self.tell(status, note).await;
         }
-        let param = |name: &str| {
-            params.split(';').find_map(|p| {
-                let (n, v) = p.split_once('=')?;
-                n.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().to_string())
-            })
-        };
-        match kind.as_str() {
-            "terminated" => {
-                let retry = param("retry-after").and_then(|r| r.parse::<u64>().ok());
-                let reason = param("reason").unwrap_or_default().to_ascii_lowercase();
-                Some(Ended::Retry(match (reason.as_str(), retry) {
-                    (_, Some(s)) => Duration::from_secs(s).min(LONGEST_RETRY),
-                    ("deactivated" | "timeout", None) => Duration::ZERO,
-                    ("rejected" | "noresource" | "invariant", None) => LONGEST_RETRY,
-                    _ => FIRST_RETRY,
-                }))
-            }
-            _ => {
+        match state {
+            SubState::Terminated {
+                reason,
+                retry_after,
+            } => Some(Ended::Retry(match (reason.as_str(), retry_after) {
+                (_, Some(s)) => Duration::from_secs(s).min(LONGEST_RETRY),
+                ("deactivated" | "timeout", None) => Duration::ZERO,
+                ("rejected" | "noresource" | "invariant", None) => LONGEST_RETRY,
+                _ => FIRST_RETRY,
+            })),
+            SubState::Active { expires } | SubState::Pending { expires } => {
                 // The notifier may shorten the subscription, never lengthen it.
-                if let Some(e) = param("expires").and_then(|e| e.parse::<u32>().ok()) {
+                if let Some(e) = expires {
                     sub.refresh_at = sub.refresh_at.min(refresh_at(e.max(1)));
                 }
                 None
@@ -425,7 +370,7 @@ impl Follower {
             return;
         };
         let mut req = d.request(Method::Subscribe, None);
-        subscribe_headers(&mut req, 0);
+        PRESENCE.subscribe_headers(&mut req, 0);
         sub.auth.next_request();
         sub.auth.authorize(&mut req, self.credentials().as_ref());
         if let Ok(target) = d.next_hop(&self.ep).await
@@ -434,10 +379,4 @@ impl Follower {
             let _ = tokio::time::timeout(Duration::from_secs(1), tx.response()).await;
         }
     }
-}
-
-fn subscribe_headers(req: &mut Request, expires: u32) {
-    req.headers.push(Name::Event, "presence");
-    req.headers.push(Name::Accept, pidf::CONTENT_TYPE);
-    req.headers.push(Name::Expires, expires.to_string());
 }

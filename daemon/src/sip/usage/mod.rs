@@ -4,3 +4,4 @@
 pub mod initiator;
 pub mod reliable;
 pub mod session_timer;
+pub mod subscription;
