@@ -37,7 +37,8 @@ run_sipp() { # target rate count duration_ms peak_var
   local t0; t0=$(date +%s.%N)
   sipp "$target" "${SCENARIO[@]}" -s alice -i 127.0.0.1 -p "$(free_port)" -mi 127.0.0.1 -mp "$(( $(free_port) & ~1 ))" \
     -rtp_echo -r "$rate" -m "$count" -d "$dur" -l $((count)) -nostdin -timeout 300s \
-    -default_behaviors all,-bye -trace_stat -stf "$stats" -fd 1 >/dev/null 2>&1 || true
+    -default_behaviors all,-bye -trace_stat -stf "$stats" -fd 1 \
+    -trace_err -error_file "$work/errors-$tag.log" >/dev/null 2>&1 || true
   local t1; t1=$(date +%s.%N)
   python3 - "$stats" "$t0" "$t1" <<'PY'
 import sys
@@ -45,6 +46,16 @@ rows=[l.rstrip("\n").split(";") for l in open(sys.argv[1]) if l.strip()]
 h,last=rows[0],rows[-1]
 print(last[h.index("SuccessfulCall(C)")], last[h.index("FailedCall(C)")], f"{float(sys.argv[3])-float(sys.argv[2]):.1f}")
 PY
+}
+
+# Why SIPp failed calls, most common first (retransmissions to finished calls left out).
+why_failed() {
+  local f="$work/errors-$1.log"
+  grep -q 'Aborting\|[Tt]imeout' "$f" 2>/dev/null || return 0
+  echo "  failures ($1):"
+  grep 'Aborting\|[Tt]imeout' "$f" | grep -v 'Dead call' \
+    | sed -e "s/.*Aborting call on unexpected message.*\(while [a-z]*\).*received '\(.*\)/unexpected \2 \1/" \
+          -e 's/^[0-9-]*\t[0-9:.]*\t[0-9.]*: //' | sort | uniq -c | sort -rn | head -5 | sed 's/^/    /'
 }
 
 measure() { # name pid target
@@ -55,6 +66,7 @@ measure() { # name pid target
   local c0; c0=$(cpu "$pid")
   read -r ok failed secs < <(run_sipp "$target" "$RATE" $((RATE * 10)) 1000 "$name-rate")
   local c1; c1=$(cpu "$pid")
+  why_failed "$name-rate"
   printf '%-8s rate      %5s calls offered at %s/s: %s completed, %s failed, %s s, %s calls/s, CPU %s%%\n' \
     "$name" $((RATE * 10)) "$RATE" "$ok" "$failed" "$secs" \
     "$(python3 -c "print(int($ok/max($secs-1,1)))")" "$(python3 -c "print(round(100*($c1-$c0)/$ticks/$secs))")"
@@ -67,6 +79,7 @@ measure() { # name pid target
   local ca ua; ca=$(cpu "$pid"); ua=$(ucpu "$pid"); sleep 5; local cb ub; cb=$(cpu "$pid"); ub=$(ucpu "$pid")
   wait "$sp"
   read -r ok failed secs < "$work/conc-$name.out"
+  why_failed "$name-conc"
   printf '%-8s hold      %5s concurrent calls with RTP: %s completed, %s failed; RSS %s kB idle, %s kB at peak (%s kB/call); CPU %s%% of a core at peak (%s%%/call; user %s%%/call, the rest kernel); %s threads\n' \
     "$name" "$CONC" "$ok" "$failed" "$idle_rss" "$peak_rss" \
     "$(python3 -c "print(round(($peak_rss-$idle_rss)/$CONC,1))")" \
