@@ -111,6 +111,16 @@ fn bad_values_are_refused_with_the_field() {
             "log.target",
             "unknown variant",
         ),
+        (
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\n100rel = \"always\"\n",
+            "account[0].100rel",
+            "unknown variant",
+        ),
+        (
+            "[sip]\ndns = [\"8.8.8.8\"]\n",
+            "sip.dns[0]",
+            "socket address",
+        ),
     ] {
         let e = invalid(text);
         assert_eq!(e.field, field, "{text}");
@@ -137,6 +147,15 @@ fn account_level_rules() {
         "[[account]]\nid = \"x\"\naor = \"sip:a@b.c\"\n\n[[account]]\nid = \"x\"\naor = \"sip:b@b.c\"\n",
     );
     assert_eq!((e.line, e.field.as_str()), (6, "account[1].id"));
+    let e = invalid(
+        "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nsession_expires = 60\nmin_se = 90\n",
+    );
+    assert!(
+        e.message.contains("session_expires: 60 is below min_se"),
+        "{e}"
+    );
+    let e = invalid("[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nmin_se = 0\n");
+    assert!(e.message.contains("min_se: must be at least 1"), "{e}");
 }
 
 #[test]
