@@ -16,9 +16,9 @@ use crate::media::session::{
 };
 use crate::sdp::{self, Direction, Negotiated, Sdp};
 use crate::sip::capabilities::{ALLOW, SUPPORTED_CALL, lists_option};
-use crate::sip::dialog::{Dialog, Exchange};
+use crate::sip::dialog::{Dialog, DialogError, Exchange};
 use crate::sip::message::{Method, Name, Request, SipHeaders, reason_phrase};
-use crate::sip::transaction::{Endpoint, TuRequest, random_token};
+use crate::sip::transaction::{Endpoint, TuRequest, TxError, random_token};
 use crate::sip::transport::Target;
 use crate::sip::uri::SipUri;
 use crate::sip::usage::initiator::{Initiator, Invitation, Progress, status_text};
@@ -63,6 +63,9 @@ pub enum EndReason {
     CallerCancelled,
     /// Refused at once: do not disturb.
     DoNotDisturb,
+    /// An incoming call we could not take as offered (bad SDP, no common codec, an
+    /// extension or session interval that does not fit): why. Not a missed call.
+    Refused(String),
     /// The call could not be set up, or the far side refused it: what it said.
     Failed(String),
     /// No RTP came for this many seconds.
@@ -89,7 +92,9 @@ impl std::fmt::Display for EndReason {
             EndReason::Cancelled => f.write_str("cancelled"),
             EndReason::CallerCancelled => f.write_str("cancelled by the caller"),
             EndReason::DoNotDisturb => f.write_str("do not disturb"),
-            EndReason::Failed(why) | EndReason::Gone(why) => f.write_str(why),
+            EndReason::Failed(why) | EndReason::Gone(why) | EndReason::Refused(why) => {
+                f.write_str(why)
+            }
             EndReason::NoMedia(secs) => write!(f, "no RTP for {secs} s"),
             EndReason::SessionExpired => f.write_str("the far side stopped refreshing the session"),
             EndReason::RefreshFailed(why) => write!(f, "session refresh failed: {why}"),
@@ -448,15 +453,22 @@ impl Call {
         }
         let mut raised = false;
         loop {
-            let x = dialog
-                .transact(&self.ctx.ep, req.clone())
-                .await
-                .map_err(|e| DialogGone(e.to_string()))?;
+            let x = match dialog.transact(&self.ctx.ep, req.clone()).await {
+                Ok(x) => x,
+                // No answer at all: the far side is gone (RFC 3261 §12.2.1.2).
+                Err(e @ DialogError::Transaction(TxError::Timeout)) => {
+                    return Err(DialogGone(e.to_string()));
+                }
+                Err(e) => {
+                    tracing::info!(call_id = self.info.id, "{} failed: {e}", req.method);
+                    return Ok(None);
+                }
+            };
             let r = &x.response;
             match r.code {
                 200..=299 => {
                     if self.timer.is_some() {
-                        self.timer = SessionTimer::from_answer(r);
+                        self.timer = SessionTimer::from_answer(r, self.ext.timers.min_se);
                     }
                     self.refreshed = tokio::time::Instant::now();
                     return Ok(Some(x));
@@ -508,7 +520,7 @@ impl Call {
             let mut p = params(&n, self.info.muted);
             // On hold we send nothing, not even silence: the far side plays its own
             // hold indication, and no microphone audio leaks out.
-            if direction != Direction::SendRecv {
+            if direction == Direction::SendOnly {
                 p.send = false;
                 p.receive = false;
             }
@@ -520,8 +532,12 @@ impl Call {
     }
 
     /// Refreshes the session (RFC 4028): an UPDATE without a body where the far side takes
-    /// UPDATE, else a re-INVITE with our description as it is.
-    async fn refresh(&mut self, dialog: &mut Dialog, media: &mut Media) -> Result<(), DialogGone> {
+    /// UPDATE, else a re-INVITE with our description as it is. True when it was accepted.
+    async fn refresh(
+        &mut self,
+        dialog: &mut Dialog,
+        media: &mut Media,
+    ) -> Result<bool, DialogGone> {
         tracing::info!(
             call_id = self.info.id,
             "session refresh by {}",
@@ -533,16 +549,15 @@ impl Call {
         );
         if self.peer_update {
             let update = dialog.request(Method::Update, None);
-            self.modify(dialog, update).await?;
+            Ok(self.modify(dialog, update).await?.is_some())
         } else {
             let direction = media
                 .ours
                 .media
                 .first()
                 .map_or(Direction::SendRecv, |m| m.direction);
-            Box::pin(self.reinvite(dialog, media, direction)).await?;
+            Box::pin(self.reinvite(dialog, media, direction)).await
         }
-        Ok(())
     }
 
     /// Answers a re-INVITE or UPDATE from the far side: follows a new description (or
@@ -607,25 +622,35 @@ impl Call {
         self.info.answered = Some(SystemTime::now());
         self.refreshed = tokio::time::Instant::now();
         self.set(CallState::Active).await;
+        let mut refresh_retry = None;
         let (code, reason) = loop {
-            let timer_due = self.timer.map(|t| {
-                self.refreshed
-                    + match t.refresher {
-                        Refresher::Us => t.refresh_after(),
-                        Refresher::Them => t.expire_after(),
-                    }
+            let timer_due = self.timer.map(|t| match t.refresher {
+                Refresher::Us => refresh_retry.unwrap_or(self.refreshed + t.refresh_after()),
+                Refresher::Them => self.refreshed + t.expire_after(),
             });
             tokio::select! {
                 () = sleep_until_opt(timer_due) => {
-                    let refresher = self.timer.map(|t| t.refresher);
-                    match refresher {
-                        Some(Refresher::Us) => {
-                            if let Err(DialogGone(why)) = Box::pin(self.refresh(&mut dialog, &mut media)).await {
+                    match self.timer {
+                        Some(t) if t.refresher == Refresher::Us => {
+                            // Refused refreshes are tried again, a little later each time,
+                            // until the session would have expired.
+                            if tokio::time::Instant::now() >= self.refreshed + t.expire_after() {
                                 self.bye(&mut dialog).await;
-                                break (408, EndReason::RefreshFailed(why));
+                                break (408, EndReason::RefreshFailed("no refresh was accepted in time".into()));
+                            }
+                            match Box::pin(self.refresh(&mut dialog, &mut media)).await {
+                                Ok(true) => refresh_retry = None,
+                                Ok(false) => {
+                                    let wait = (t.refresh_after() / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                                    refresh_retry = Some(tokio::time::Instant::now() + wait);
+                                }
+                                Err(DialogGone(why)) => {
+                                    self.bye(&mut dialog).await;
+                                    break (408, EndReason::RefreshFailed(why));
+                                }
                             }
                         }
-                        Some(Refresher::Them) => {
+                        Some(_) => {
                             tracing::warn!(call_id = self.info.id, "the far side did not refresh the session");
                             self.bye(&mut dialog).await;
                             break (408, EndReason::SessionExpired);
@@ -835,11 +860,9 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     let h = &mut invite.headers;
     h.push(Name::Contact, contact(&user, local, target));
     h.push(Name::Allow, ALLOW);
-    h.push(Name::Supported, call.ext.supported());
+    h.push(Name::Supported, SUPPORTED_CALL);
     h.push(Name::ContentType, "application/sdp");
-    if call.ext.rel100 == Rel100::Required {
-        h.push(Name::Require, "100rel");
-    }
+    call.ext.rel100.ask(&mut invite);
     ask_initial(call.ext.timers, &mut invite);
     invite.body = offer.to_string().into_bytes();
     let invitation = Invitation {
@@ -861,58 +884,76 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     // Early media (RFC 3960): a 18x with an answer starts the audio before the 200.
     let mut early: Option<Media> = None;
     let (mut dialog, ok) = loop {
-        tokio::select! {
-            r = init.next() => match r {
-                Ok(Progress::Provisional(r)) => {
-                    let progress = (r.code != 180).then(|| status_text(&r));
-                    if progress.is_some() && progress != call.info.progress {
-                        tracing::info!(call_id = call.info.id, "the far side says {}", progress.as_deref().unwrap_or_default());
-                        call.info.progress = progress;
-                        if call.info.state != CallState::Dialing {
-                            call.report().await;
+        // Only the wait for a response is raced with commands: acting on one (resending,
+        // confirming a 2xx) must not be cut off half way.
+        let heard = tokio::select! {
+            r = init.wait() => r,
+            cmd = call.commands.recv(), if !cancelled => {
+                match cmd {
+                    Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => {
+                        cancelled = true;
+                        if let Err(e) = init.cancel().await {
+                            return call.end(487, EndReason::Failed(format!("cancelled ({e})"))).await;
                         }
                     }
-                    if call.info.state == CallState::Dialing {
-                        call.set(CallState::Ringing).await;
+                    Some(CallCommand::Request(tu)) => {
+                        tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
                     }
-                    if early.is_none() && !r.body.is_empty()
-                        && let Ok(n) = Sdp::parse(&r.body).map_err(|e| e.to_string()).and_then(|a| sdp::read_answer(&offer, &a).map_err(|e| e.to_string()))
-                        && let Some(sock) = rtp.take()
-                    {
-                        tracing::info!(call_id = call.info.id, "early media from {}", n.remote);
-                        early = Some(call.start_media(sock, n, offer.clone()));
-                        call.set(CallState::Early).await;
-                    }
+                    Some(CallCommand::Mute(on)) => call.info.muted = on,
+                    // Not before the answer; the core refuses them in this state.
+                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
                 }
-                Ok(Progress::Answered { dialog, response }) => break (*dialog, response),
-                Err(e) => {
-                    let reason = if cancelled { EndReason::Cancelled } else { EndReason::Failed(e.to_string()) };
-                    if let Some(m) = early.take() {
-                        call.info.stats = m.session.stop().await;
-                    }
-                    return call.end(e.code(), reason).await;
-                }
-            },
-            cmd = call.commands.recv(), if !cancelled => match cmd {
-                Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => {
-                    cancelled = true;
-                    if let Err(e) = init.cancel().await {
-                        return call.end(487, EndReason::Failed(format!("cancelled ({e})"))).await;
+                continue;
+            }
+        };
+        match init.handle(heard).await {
+            Ok(None) => {}
+            Ok(Some(Progress::Provisional(r))) => {
+                let progress = (r.code != 180).then(|| status_text(&r));
+                if progress.is_some() && progress != call.info.progress {
+                    tracing::info!(
+                        call_id = call.info.id,
+                        "the far side says {}",
+                        progress.as_deref().unwrap_or_default()
+                    );
+                    call.info.progress = progress;
+                    if call.info.state != CallState::Dialing {
+                        call.report().await;
                     }
                 }
-                Some(CallCommand::Request(tu)) => {
-                    tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
+                if call.info.state == CallState::Dialing {
+                    call.set(CallState::Ringing).await;
                 }
-                Some(CallCommand::Mute(on)) => call.info.muted = on,
-                // Not before the answer; the core refuses them in this state.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
-            },
+                if early.is_none()
+                    && !r.body.is_empty()
+                    && let Ok(n) = Sdp::parse(&r.body)
+                        .map_err(|e| e.to_string())
+                        .and_then(|a| sdp::read_answer(&offer, &a).map_err(|e| e.to_string()))
+                    && let Some(sock) = rtp.take()
+                {
+                    tracing::info!(call_id = call.info.id, "early media from {}", n.remote);
+                    early = Some(call.start_media(sock, n, offer.clone()));
+                    call.set(CallState::Early).await;
+                }
+            }
+            Ok(Some(Progress::Answered { dialog, response })) => break (*dialog, response),
+            Err(e) => {
+                let reason = if cancelled {
+                    EndReason::Cancelled
+                } else {
+                    EndReason::Failed(e.to_string())
+                };
+                if let Some(m) = early.take() {
+                    call.info.stats = m.session.stop().await;
+                }
+                return call.end(e.code(), reason).await;
+            }
         }
     };
     drop(init);
     call.info.progress = None;
     call.info.remote_name = ok.to().and_then(|t| t.display);
-    call.timer = SessionTimer::from_answer(&ok);
+    call.timer = SessionTimer::from_answer(&ok, call.ext.timers.min_se);
     call.peer_update = lists_option(&ok.headers, &Name::Allow, "UPDATE");
     let negotiated = Sdp::parse(&ok.body)
         .map_err(|e| e.to_string())
@@ -1001,7 +1042,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             Err(e) => {
                 tu.tx.respond(respond(400, "Bad SDP")).await;
                 return call
-                    .end(400, EndReason::Failed(format!("bad SDP: {e}")))
+                    .end(400, EndReason::Refused(format!("bad SDP: {e}")))
                     .await;
             }
         }
@@ -1023,7 +1064,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             return call
                 .end(
                     code,
-                    EndReason::Failed("reliable provisional responses (100rel) do not fit".into()),
+                    EndReason::Refused("reliable provisional responses (100rel) do not fit".into()),
                 )
                 .await;
         }
@@ -1035,7 +1076,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             r.headers.push(Name::MinSe, min_se.to_string());
             tu.tx.respond(r).await;
             return call
-                .end(422, EndReason::Failed("session interval too small".into()))
+                .end(422, EndReason::Refused("session interval too small".into()))
                 .await;
         }
     };
@@ -1135,7 +1176,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             Ok((a, n)) => (a, Some(n)),
             Err(e) => {
                 tu.tx.respond(respond(488, reason_phrase(488))).await;
-                return call.end(488, EndReason::Failed(e.to_string())).await;
+                return call.end(488, EndReason::Refused(e.to_string())).await;
             }
         },
         None => (
@@ -1161,7 +1202,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     let Some(mut dialog) = Dialog::from_request(&req, &local_tag, our_contact) else {
         tu.tx.respond(respond(400, "Missing Contact")).await;
         return call
-            .end(400, EndReason::Failed("INVITE without Contact".into()))
+            .end(400, EndReason::Refused("INVITE without Contact".into()))
             .await;
     };
     dialog.credentials = account.as_ref().and_then(credentials);

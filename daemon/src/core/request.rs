@@ -41,6 +41,9 @@ pub(super) async fn outbound(
         .await
         .map_err(|e| (404, e))?;
     let target = alternatives.remove(0);
+    // The request's Contact (and a call's SDP) are made for the first target's transport
+    // and address family: only targets like it are worth failing over to.
+    alternatives.retain(|a| a.proto == target.proto && a.addr.is_ipv4() == target.addr.is_ipv4());
     let local = ep
         .transport()
         .local_for(target)

@@ -252,12 +252,20 @@ async fn reack(
     hop: Target,
 ) {
     let ours = dialog.remote.tag().map(str::to_string);
+    let mut ended_forks = Vec::new();
     while let Ok(r) = tx.response().await {
         let tag = r.to().and_then(|t| t.tag().map(str::to_string));
+        // Each with a Via of its own: a far side that takes a byte-identical ACK for a
+        // retransmission (SIPp does) would answer it with the 200 again, and again.
         if tag == ours {
             let _ = ep.send_ack(ack.clone(), hop).await;
             continue;
         }
+        // A fork's retransmitted 2xx: its ACK and BYE are on their way already.
+        if ended_forks.contains(&tag) {
+            continue;
+        }
+        ended_forks.push(tag.clone());
         let Some(mut fork) = Dialog::from_response(&invite, &r, dialog.contact.clone()) else {
             continue;
         };

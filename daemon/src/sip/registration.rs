@@ -126,9 +126,10 @@ struct Binding {
     challenge: Option<(Name, Challenge, u32)>,
     /// Which outbound proxy is in use (failover moves to the next).
     proxy_index: usize,
-    /// Which of the hop's DNS targets (RFC 3263) is in use, of how many there were.
+    /// The hop's DNS targets (RFC 3263) as first found, and the one in use: kept until
+    /// all have failed, so that refreshes go to the same registrar.
+    targets: Vec<Target>,
     target_index: usize,
-    targets: usize,
 }
 
 impl Binding {
@@ -153,13 +154,15 @@ impl Binding {
         }
     }
 
-    /// The next of the hop's DNS targets; after the last, the next outbound proxy.
+    /// The next of the hop's DNS targets; after the last, the next outbound proxy (and a
+    /// new lookup).
     fn fail_over(&mut self) {
         self.target_index += 1;
-        if self.target_index < self.targets {
+        if self.target_index < self.targets.len() {
             return;
         }
         self.target_index = 0;
+        self.targets.clear();
         if self.account.outbound_proxy.len() > 1 {
             self.proxy_index = (self.proxy_index + 1) % self.account.outbound_proxy.len();
         }
@@ -192,8 +195,8 @@ pub fn spawn(
         cseq: 0,
         challenge: None,
         proxy_index: 0,
+        targets: Vec::new(),
         target_index: 0,
-        targets: 0,
         account,
     };
     tokio::spawn(
@@ -423,18 +426,26 @@ impl Task {
     /// One registration (or with `expires` 0, un-registration), through challenges and 423.
     async fn register(&mut self, expires: u32) -> Outcome {
         let hop = self.b.next_hop();
-        let target = match self.ep.locator().locate(&hop).await {
-            Ok(t) => {
-                self.b.targets = t.len();
-                t[self.b.target_index % t.len()]
+        if self.b.targets.is_empty() {
+            match self.ep.locator().locate(&hop).await {
+                Ok(t) => self.b.targets = t,
+                Err(reason) => {
+                    return Outcome::Transient {
+                        code: None,
+                        reason,
+                        retry_after: None,
+                    };
+                }
             }
-            Err(reason) => {
-                return Outcome::Transient {
-                    code: None,
-                    reason,
-                    retry_after: None,
-                };
-            }
+        }
+        // locate() never gives an empty list; index 0 of a fresh one.
+        let Some(&target) = self.b.targets.get(self.b.target_index) else {
+            self.b.fail_over();
+            return Outcome::Transient {
+                code: None,
+                reason: format!("no address for {hop}"),
+                retry_after: None,
+            };
         };
         let Some(local) = self.ep.transport().local_for(target) else {
             return Outcome::Transient {

@@ -21,7 +21,7 @@ use crate::sip::uri::{Host, Scheme, SipUri};
 pub struct Locator {
     /// Name servers to ask instead of the system's.
     servers: Arc<Vec<SocketAddr>>,
-    dns: Arc<OnceLock<Result<TokioResolver, String>>>,
+    dns: Arc<OnceLock<TokioResolver>>,
 }
 
 impl std::fmt::Debug for Locator {
@@ -50,40 +50,41 @@ impl Locator {
         }
     }
 
+    /// The resolver, built at first use; a failed build is tried again next time (a daemon
+    /// started before the network is up).
     fn dns(&self) -> Result<&TokioResolver, String> {
-        self.dns
-            .get_or_init(|| {
-                let mut b = if self.servers.is_empty() {
-                    TokioResolver::builder_tokio()
-                        .map_err(|e| format!("no DNS configuration: {e}"))?
-                } else {
-                    let servers = self
-                        .servers
-                        .iter()
-                        .map(|s| {
-                            let mut udp = ConnectionConfig::udp();
-                            udp.port = s.port();
-                            let mut tcp = ConnectionConfig::tcp();
-                            tcp.port = s.port();
-                            let mut ns = NameServerConfig::udp_and_tcp(s.ip());
-                            ns.connections = vec![udp, tcp];
-                            ns
-                        })
-                        .collect();
-                    TokioResolver::builder_with_config(
-                        ResolverConfig::from_name_servers(servers),
-                        TokioRuntimeProvider::default(),
-                    )
-                };
-                // A name server that is down must not hold a call for the default 10 s.
-                let o = b.options_mut();
-                o.timeout = Duration::from_secs(2);
-                o.attempts = 1;
-                b.build()
-                    .map_err(|e| format!("cannot start the DNS resolver: {e}"))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        if let Some(r) = self.dns.get() {
+            return Ok(r);
+        }
+        let mut b = if self.servers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| format!("no DNS configuration: {e}"))?
+        } else {
+            let servers = self
+                .servers
+                .iter()
+                .map(|s| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = s.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = s.port();
+                    let mut ns = NameServerConfig::udp_and_tcp(s.ip());
+                    ns.connections = vec![udp, tcp];
+                    ns
+                })
+                .collect();
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(servers),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        // A name server that is down must not hold a call for the default 10 s.
+        let o = b.options_mut();
+        o.timeout = Duration::from_secs(2);
+        o.attempts = 1;
+        let built = b
+            .build()
+            .map_err(|e| format!("cannot start the DNS resolver: {e}"))?;
+        Ok(self.dns.get_or_init(|| built))
     }
 
     /// The first target for `uri`.
@@ -209,16 +210,29 @@ impl Locator {
         out
     }
 
-    /// A and AAAA records of `name`.
+    /// A and AAAA records of `name`; failing that, what the system's resolver says (NSS:
+    /// /etc/hosts, mDNS), unless other DNS servers were named.
     async fn addresses(&self, name: &str, port: u16, proto: Proto) -> Result<Vec<Target>, String> {
-        let dns = self.dns()?;
         let fqdn = format!("{}.", name.trim_end_matches('.'));
-        let ips = dns
-            .lookup_ip(fqdn.as_str())
-            .await
-            .map_err(|e| format!("cannot resolve {name}: {e}"))?;
+        let found = match self.dns() {
+            Ok(dns) => dns
+                .lookup_ip(fqdn.as_str())
+                .await
+                .map(|ips| ips.iter().collect::<Vec<IpAddr>>())
+                .map_err(|e| format!("cannot resolve {name}: {e}")),
+            Err(e) => Err(e),
+        };
+        let ips = match found {
+            Ok(ips) if !ips.is_empty() => ips,
+            Err(e) if !self.servers.is_empty() => return Err(e),
+            _ => tokio::net::lookup_host((name, port))
+                .await
+                .map_err(|e| format!("cannot resolve {name}: {e}"))?
+                .map(|a| a.ip())
+                .collect(),
+        };
         let targets: Vec<Target> = ips
-            .iter()
+            .into_iter()
             .map(|ip| Target {
                 proto,
                 addr: SocketAddr::new(ip, port),

@@ -42,18 +42,27 @@ impl Phone {
             c.info = info.clone();
         }
         if matches!(info.state, CallState::Ended { .. }) {
-            self.untrack(info.id);
+            // Once: a reaped call's own last report may still come.
+            if !self.untrack(info.id) {
+                return;
+            }
             self.record(&info);
         }
         self.events.emit(EventKind::CallChanged(info));
     }
 
-    fn untrack(&mut self, id: u64) {
-        if let Some(c) = self.calls.remove(&id)
-            && let Some(sip) = c.sip_call_id
+    /// Lets a call go; false when it was gone already.
+    fn untrack(&mut self, id: u64) -> bool {
+        let Some(c) = self.calls.remove(&id) else {
+            return false;
+        };
+        // A newer call may have the same Call-ID (a caller's retry after our 422).
+        if let Some(sip) = c.sip_call_id
+            && self.by_sip_call_id.get(&sip) == Some(&id)
         {
             self.by_sip_call_id.remove(&sip);
         }
+        true
     }
 
     /// Hands a request inside a dialog to the call it belongs to; back when none does. A
@@ -118,7 +127,10 @@ impl Phone {
                 // Came in, and was neither answered nor refused by us.
                 missed: incoming
                     && info.answered.is_none()
-                    && *reason != calls::EndReason::Rejected,
+                    && !matches!(
+                        reason,
+                        calls::EndReason::Rejected | calls::EndReason::Refused(_)
+                    ),
                 end_reason: reason.to_string(),
             };
             match store.record_call(record).await {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{AuthError, Challenge};
+use super::{Algorithm, AuthError, Challenge};
 use crate::sip::message::{Name, Request, Response};
 use crate::sip::transaction::random_token;
 
@@ -41,6 +41,13 @@ pub enum ChallengeError {
     Unanswerable { code: u16, why: Option<AuthError> },
     #[error("challenged ({code}) {MAX_ROUNDS} times for one request")]
     TooMany { code: u16 },
+}
+
+fn strength(a: Algorithm) -> u8 {
+    match a {
+        Algorithm::Md5 | Algorithm::Md5Sess => 1,
+        Algorithm::Sha256 | Algorithm::Sha256Sess => 2,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +97,17 @@ impl AuthSession {
         if challenges.is_empty() {
             return Err(ChallengeError::Unanswerable { code, why });
         }
+        // One answer per realm: a server offering SHA-256 and MD5 (RFC 8760) gets the
+        // stronger; a second challenge in the same response is no refusal.
+        let mut best: Vec<Challenge> = Vec::new();
         for ch in challenges {
+            match best.iter_mut().find(|b| b.realm == ch.realm) {
+                Some(b) if strength(ch.algorithm) > strength(b.algorithm) => *b = ch,
+                Some(_) => {}
+                None => best.push(ch),
+            }
+        }
+        for ch in best {
             let known = self
                 .entries
                 .iter_mut()
@@ -242,6 +259,27 @@ mod tests {
         // A carried answer challenged on a later request is answered anew.
         s.next_request();
         s.challenged(&again, Some(&c)).unwrap();
+    }
+
+    #[test]
+    fn two_algorithms_for_one_realm_get_one_answer_the_stronger() {
+        let mut s = AuthSession::default();
+        s.challenged(
+            &challenge(
+                401,
+                &[
+                    "Digest realm=\"r\", nonce=\"n\", algorithm=MD5",
+                    "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256",
+                ],
+            ),
+            Some(&creds()),
+        )
+        .unwrap();
+        let mut req = invite();
+        s.authorize(&mut req, Some(&creds()));
+        let a: Vec<&str> = req.headers.all(&Name::Authorization).collect();
+        assert_eq!(a.len(), 1);
+        assert!(a[0].contains("algorithm=SHA-256"), "{a:?}");
     }
 
     #[test]

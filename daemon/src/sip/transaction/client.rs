@@ -23,6 +23,8 @@ pub struct ClientTx {
     /// RFC 6026 Accepted: an INVITE's 2xx came; until Timer M more 2xx (retransmitted, or
     /// from other forks) still reach the owner, which ACKs each.
     accepted: Option<Instant>,
+    /// A final response whose ACK was being sent when the caller stopped waiting.
+    pending: Option<Response>,
 }
 
 impl Endpoint {
@@ -118,6 +120,7 @@ impl Endpoint {
             request: req,
             done: false,
             accepted: None,
+            pending: None,
         };
         self.transport()
             .send(target, ctx.bytes.clone())
@@ -135,6 +138,9 @@ impl ClientTx {
     /// The next response: provisional ones, then the final one. After the final response
     /// or an error, returns [`TxError::Terminated`].
     pub async fn response(&mut self) -> Result<Response, TxError> {
+        if let Some(r) = self.pending.take() {
+            return Ok(r);
+        }
         if let Some(until) = self.accepted {
             return self.more_2xx(until).await;
         }
@@ -182,7 +188,11 @@ impl ClientTx {
             }
             self.done = true;
             if self.invite() && resp.code >= 300 {
+                // Kept until the ACK is out: cut off while sending it, the next call
+                // still gets the response.
+                self.pending = Some(resp.clone());
                 self.ack_and_linger(&resp).await;
+                self.pending = None;
             }
             if self.invite() && resp.code < 300 {
                 // Timer M.
@@ -221,8 +231,8 @@ impl ClientTx {
         }
     }
 
-    /// RFC 3261 §17.1.1.3: the ACK for a non-2xx final response, sent again for each
-    /// retransmission of it until Timer D.
+    /// RFC 3261 §17.1.1.3: the ACK for a non-2xx final response (before anything else
+    /// goes out), sent again for each retransmission of it until Timer D.
     async fn ack_and_linger(&mut self, resp: &Response) {
         let req = &self.request;
         let mut ack = Request {

@@ -142,17 +142,43 @@ impl Initiator {
         Ok(me)
     }
 
+    /// Our Contact, as the INVITE gives it: the dialogs' too.
+    fn contact(&self) -> String {
+        self.inv
+            .request
+            .headers
+            .get(&Name::Contact)
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// The INVITE as last sent (its CSeq and credentials).
     pub fn request(&self) -> &Request {
         &self.inv.request
     }
 
-    async fn start(&mut self, hop: Target) -> Result<(), InviteError> {
-        self.auth
-            .authorize(&mut self.inv.request, self.inv.credentials.as_ref());
-        self.tx = Some(self.ep.request(self.inv.request.clone(), hop).await?);
-        self.inv.hop = hop;
-        Ok(())
+    /// Sends the INVITE to `hop`; one that cannot be sent there goes to the next of the
+    /// name's targets (RFC 3263 §4.3).
+    async fn start(&mut self, mut hop: Target) -> Result<(), InviteError> {
+        loop {
+            self.auth
+                .authorize(&mut self.inv.request, self.inv.credentials.as_ref());
+            match self.ep.request(self.inv.request.clone(), hop).await {
+                Ok(tx) => {
+                    self.tx = Some(tx);
+                    self.inv.hop = hop;
+                    return Ok(());
+                }
+                Err(e @ TxError::Transport(_)) if self.can_fail_over() => {
+                    let next = self.inv.alternatives.remove(0);
+                    tracing::info!("{hop} failed ({e}); trying {next}");
+                    self.auth.next_request();
+                    self.bump_cseq();
+                    hop = next;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The same INVITE again with the next CSeq (after a challenge or a redirection).
@@ -175,75 +201,88 @@ impl Initiator {
     /// The next step: a provisional response, the answer, or why the call failed.
     pub async fn next(&mut self) -> Result<Progress, InviteError> {
         loop {
-            let Some(tx) = self.tx.as_mut() else {
-                return Err(InviteError::Transaction(TxError::Terminated));
-            };
-            let resp = match tx.response().await {
-                Ok(r) if r.code == 503 && self.can_fail_over() => {
-                    self.fail_over(&format!("503 {}", r.reason)).await?;
-                    continue;
-                }
-                Ok(r) => r,
-                Err(e @ (TxError::Timeout | TxError::Transport(_))) if self.can_fail_over() => {
-                    self.fail_over(&e.to_string()).await?;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            match resp.code {
-                100 => continue,
-                101..=199 => {
-                    // A retransmission, or out of order: not news (RFC 3262 §4).
-                    if let Some(n) = rseq(&resp)
-                        && !self.prack(&resp, n)
-                    {
-                        continue;
-                    }
-                    return Ok(Progress::Provisional(resp));
-                }
-                200..=299 => return self.answered(resp).await,
-                401 | 407 if !self.cancelled => {
-                    let code = resp.code;
-                    self.auth
-                        .challenged(&resp, self.inv.credentials.as_ref())
-                        .map_err(|source| InviteError::Auth { code, source })?;
-                    self.bump_cseq();
-                    let hop = self.inv.hop;
-                    self.start(hop).await?;
-                }
-                422 if !self.cancelled
-                    && !self.raised
-                    && raise_for_422(&resp, &mut self.inv.request) =>
-                {
-                    self.raised = true;
-                    self.bump_cseq();
-                    let hop = self.inv.hop;
-                    self.start(hop).await?;
-                }
-                300..=399 if self.inv.follow_redirects && !self.cancelled => {
-                    self.redirected(&resp)?;
-                    self.next_target(resp.code).await?;
-                }
-                // A redirection target that refuses: the next one is tried; the last
-                // refusal is the news.
-                _ if !self.cancelled && !self.pending.is_empty() => {
-                    self.next_target(resp.code).await?;
-                }
-                _ => return Err(InviteError::Refused(Box::new(resp))),
+            let r = self.wait().await;
+            if let Some(p) = self.handle(r).await? {
+                return Ok(p);
             }
         }
     }
 
+    /// What the current INVITE transaction hears next. Cancel-safe: a caller may race it
+    /// with other work in `select!` and hand what it got to [`Initiator::handle`], which
+    /// is not to be raced.
+    pub async fn wait(&mut self) -> Result<Response, TxError> {
+        match self.tx.as_mut() {
+            Some(tx) => tx.response().await,
+            None => Err(TxError::Terminated),
+        }
+    }
+
+    /// Acts on what [`Initiator::wait`] got: answers challenges, follows redirections,
+    /// fails over, PRACKs, confirms the answer. None: nothing to tell yet.
+    pub async fn handle(
+        &mut self,
+        r: Result<Response, TxError>,
+    ) -> Result<Option<Progress>, InviteError> {
+        let resp = match r {
+            Ok(r) if r.code == 503 && self.can_fail_over() => {
+                self.fail_over(&format!("503 {}", r.reason)).await?;
+                return Ok(None);
+            }
+            Ok(r) => r,
+            Err(e @ (TxError::Timeout | TxError::Transport(_))) if self.can_fail_over() => {
+                self.fail_over(&e.to_string()).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match resp.code {
+            100 => {}
+            101..=199 => {
+                // A retransmission, or out of order: not news (RFC 3262 §4).
+                if rseq(&resp).is_none_or(|n| self.prack(&resp, n)) {
+                    return Ok(Some(Progress::Provisional(resp)));
+                }
+            }
+            200..=299 => return self.answered(resp).await.map(Some),
+            401 | 407 if !self.cancelled => {
+                let code = resp.code;
+                self.auth
+                    .challenged(&resp, self.inv.credentials.as_ref())
+                    .map_err(|source| InviteError::Auth { code, source })?;
+                self.resend().await?;
+            }
+            422 if !self.cancelled
+                && !self.raised
+                && raise_for_422(&resp, &mut self.inv.request) =>
+            {
+                self.raised = true;
+                self.resend().await?;
+            }
+            300..=399 if self.inv.follow_redirects && !self.cancelled => {
+                self.redirected(&resp)?;
+                self.next_target(resp.code).await?;
+            }
+            // A redirection target that refuses: the next one is tried; the last
+            // refusal is the news.
+            _ if !self.cancelled && !self.pending.is_empty() => {
+                self.next_target(resp.code).await?;
+            }
+            _ => return Err(InviteError::Refused(Box::new(resp))),
+        }
+        Ok(None)
+    }
+
+    /// The INVITE again to the same hop, with the next CSeq (after a challenge, a 422).
+    async fn resend(&mut self) -> Result<(), InviteError> {
+        self.bump_cseq();
+        let hop = self.inv.hop;
+        self.start(hop).await
+    }
+
     async fn answered(&mut self, resp: Response) -> Result<Progress, InviteError> {
-        let contact = self
-            .inv
-            .request
-            .headers
-            .get(&Name::Contact)
-            .unwrap_or_default()
-            .to_string();
-        let mut dialog =
-            Dialog::from_response(&self.inv.request, &resp, contact).ok_or(InviteError::Bad2xx)?;
+        let mut dialog = Dialog::from_response(&self.inv.request, &resp, self.contact())
+            .ok_or(InviteError::Bad2xx)?;
         // PRACKs in this fork's early dialog used CSeq numbers after the INVITE's.
         let tag = dialog.remote.tag().unwrap_or_default();
         if let Some((_, early, _)) = self.early.iter().find(|(t, _, _)| t == tag) {
@@ -295,14 +334,8 @@ impl Initiator {
             Some(i) if self.early[i].2.checked_add(1) != Some(n) => return false,
             Some(i) => i,
             None => {
-                let contact = self
-                    .inv
-                    .request
-                    .headers
-                    .get(&Name::Contact)
-                    .unwrap_or_default()
-                    .to_string();
-                let Some(mut d) = Dialog::from_response(&self.inv.request, resp, contact) else {
+                let Some(mut d) = Dialog::from_response(&self.inv.request, resp, self.contact())
+                else {
                     return false;
                 };
                 d.credentials = self.inv.credentials.clone();

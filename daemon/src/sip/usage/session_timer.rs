@@ -84,10 +84,12 @@ impl SessionTimer {
     }
 
     /// The timer the 2xx to our INVITE, re-INVITE or UPDATE set: none when it names none.
-    pub fn from_answer(resp: &Response) -> Option<SessionTimer> {
+    /// An interval below our `min_se` (a 2xx may not name one: RFC 4028 §7.2) is taken as
+    /// `min_se`, so a far side cannot make us refresh in a loop.
+    pub fn from_answer(resp: &Response, min_se: u32) -> Option<SessionTimer> {
         let (interval, uac) = session_expires(&resp.headers)?;
         Some(SessionTimer {
-            interval,
+            interval: interval.max(min_se).max(1),
             // The UAS must name the refresher; one that does not leaves it to us.
             refresher: if uac.unwrap_or(true) {
                 Refresher::Us
@@ -103,22 +105,22 @@ impl SessionTimer {
         let supports = lists_option(&req.headers, &Name::Supported, "timer")
             || lists_option(&req.headers, &Name::Require, "timer");
         let (interval, uac) = match session_expires(&req.headers) {
-            Some((delta, _)) if delta < policy.min_se => {
+            // 422 only to those who know timers (RFC 4028 §9); the others get our floor.
+            Some((delta, _)) if delta < policy.min_se && supports => {
                 return Err(policy.min_se.max(min_se(&req.headers).unwrap_or(0)));
             }
-            Some(x) => x,
+            Some((delta, uac)) => (delta.max(policy.min_se), uac),
             None if policy.expires > 0 => {
                 let floor = min_se(&req.headers).unwrap_or(0);
                 (policy.expires.max(floor), None)
             }
             None => return Ok(None),
         };
-        // Unless they chose, the one who can refreshes: they when they know timers.
+        // Unless they chose, the one who can refreshes: they when they know timers. One
+        // that does not know them cannot be the refresher, whatever it says.
         let refresher = match uac {
-            Some(true) => Refresher::Them,
-            Some(false) => Refresher::Us,
-            None if supports => Refresher::Them,
-            None => Refresher::Us,
+            Some(true) | None if supports => Refresher::Them,
+            _ => Refresher::Us,
         };
         Ok(Some(SessionTimer {
             interval,
@@ -225,9 +227,13 @@ mod tests {
         t.answer(&r, &mut resp);
         assert_eq!(resp.headers.get(&Name::Require), None);
         // refresher=uas in their request: us.
-        let r = invite("Session-Expires: 300;refresher=uas\r\n");
+        let r = invite("Supported: timer\r\nSession-Expires: 300;refresher=uas\r\n");
         let t = SessionTimer::for_request(POLICY, &r).unwrap().unwrap();
         assert_eq!(t.refresher, Refresher::Us);
+        // A caller without timer support: no 422, our floor, and we refresh.
+        let r = invite("Session-Expires: 30;refresher=uac\r\n");
+        let t = SessionTimer::for_request(POLICY, &r).unwrap().unwrap();
+        assert_eq!((t.interval, t.refresher), (90, Refresher::Us));
     }
 
     #[test]
@@ -241,7 +247,7 @@ mod tests {
         assert!(!raise_for_422(&resp, &mut r), "once is enough");
         let mut ok = r.response(200, "OK");
         ok.headers.push(Name::SessionExpires, "3600;refresher=uas");
-        let t = SessionTimer::from_answer(&ok).unwrap();
+        let t = SessionTimer::from_answer(&ok, 90).unwrap();
         assert_eq!(t.refresher, Refresher::Them);
         assert_eq!(t.refresh_after(), Duration::from_secs(1800));
         assert_eq!(t.expire_after(), Duration::from_secs(3600 - 32));
@@ -250,5 +256,8 @@ mod tests {
             refresher: Refresher::Us,
         };
         assert_eq!(short.expire_after(), Duration::from_secs(60));
+        // A 2xx naming less than our floor cannot make us refresh in a loop.
+        ok.headers.set(Name::SessionExpires, "0;refresher=uac");
+        assert_eq!(SessionTimer::from_answer(&ok, 90).unwrap().interval, 90);
     }
 }
