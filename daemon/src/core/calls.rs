@@ -421,22 +421,9 @@ impl Call {
     }
 
     async fn bye(&self, dialog: &mut Dialog) {
+        // The call is over for us at once; the BYE finishes on its own.
         let bye = dialog.request(Method::Bye, None);
-        // The call is over for us at once; the BYE's transaction (and any challenge to it)
-        // finishes on its own (a vanished far side would otherwise hold us for 64·T1).
-        let (mut d, ep, id) = (dialog.clone(), self.ctx.ep.clone(), self.info.id);
-        tokio::spawn(async move {
-            match d.transact(&ep, bye).await {
-                Ok(x) if x.response.code >= 300 => tracing::info!(
-                    call_id = id,
-                    "BYE answered {} {}",
-                    x.response.code,
-                    x.response.reason
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(call_id = id, "BYE failed: {e}"),
-            }
-        });
+        dialog.send_detached(&self.ctx.ep, bye);
     }
 
     /// Sends a re-INVITE or UPDATE of ours, with the session timer in force (every such

@@ -184,6 +184,27 @@ impl Dialog {
         }
     }
 
+    /// Sends `req` (made by [`Dialog::request`]) in a task of its own: its transaction and
+    /// any challenge finish there, and a refusal or failure is logged. For requests whose
+    /// answer changes nothing here (BYE, PRACK): a far side that never answers must not
+    /// hold anyone up for 64·T1.
+    pub fn send_detached(&self, ep: &Endpoint, req: Request) {
+        let (mut d, ep) = (self.clone(), ep.clone());
+        tokio::spawn(async move {
+            let method = req.method.clone();
+            match d.transact(&ep, req).await {
+                Ok(x) if x.response.code >= 300 => tracing::info!(
+                    "{method} in {} answered {} {}",
+                    d.call_id,
+                    x.response.code,
+                    x.response.reason
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("{method} in {} failed: {e}", d.call_id),
+            }
+        });
+    }
+
     /// Gives `req` the next CSeq, to send it again as a new request (after a challenge, a
     /// 422).
     pub fn renumber(&mut self, req: &mut Request) {
@@ -279,8 +300,7 @@ async fn reack(
         if let Ok(fork_hop) = fork.next_hop(&ep).await {
             let _ = ep.send_ack(ack, fork_hop).await;
             let bye = fork.request(Method::Bye, None);
-            let ep = ep.clone();
-            tokio::spawn(async move { fork.transact(&ep, bye).await.map(|_| ()) });
+            fork.send_detached(&ep, bye);
         }
     }
 }

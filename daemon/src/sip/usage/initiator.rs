@@ -351,14 +351,7 @@ impl Initiator {
         };
         let mut prack = dialog.request(Method::Prack, None);
         prack.headers.push(Name::RAck, rack);
-        let (mut d, ep) = (dialog.clone(), self.ep.clone());
-        tokio::spawn(async move {
-            match d.transact(&ep, prack).await {
-                Ok(x) if x.response.code < 300 => {}
-                Ok(x) => tracing::info!("PRACK answered {} {}", x.response.code, x.response.reason),
-                Err(e) => tracing::info!("PRACK failed: {e}"),
-            }
-        });
+        dialog.send_detached(&self.ep, prack);
         true
     }
 
