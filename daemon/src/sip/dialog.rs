@@ -308,15 +308,12 @@ async fn reack(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::{Message, parse};
+    use crate::sip::message::request;
 
     const INVITE: &str = "INVITE sip:bob@b.example SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\nFrom: <sip:alice@a.example>;tag=a1\r\nTo: <sip:bob@b.example>\r\nCall-ID: c1\r\nCSeq: 5 INVITE\r\nContact: <sip:alice@10.0.0.1>\r\nRecord-Route: <sip:p2.example;lr>, <sip:p1.example;lr>\r\nContent-Length: 0\r\n\r\n";
 
     fn req() -> Request {
-        match parse(INVITE.as_bytes()) {
-            Ok(Message::Request(r)) => r,
-            other => panic!("{other:?}"),
-        }
+        request(INVITE)
     }
 
     #[test]

@@ -17,6 +17,15 @@ pub use name::Name;
 pub(crate) use parse::split_head;
 pub use parse::{MAX_MESSAGE, ParseError, ParseErrorKind, parse};
 
+/// A request from its text, for tests.
+#[cfg(test)]
+pub(crate) fn request(text: &str) -> Request {
+    match parse(text.as_bytes()) {
+        Ok(Message::Request(r)) => r,
+        other => panic!("not a request: {other:?}"),
+    }
+}
+
 use crate::sip::uri::Uri;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -136,16 +136,13 @@ impl Reliable1xx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::{Message, parse};
+    use crate::sip::message::request;
 
     fn invite(extra: &str) -> Request {
         let text = format!(
             "INVITE sip:bob@b.example SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:a@a.example>;tag=a\r\nTo: <sip:bob@b.example>\r\nCall-ID: c\r\nCSeq: 7 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
         );
-        match parse(text.as_bytes()) {
-            Ok(Message::Request(r)) => r,
-            other => panic!("{other:?}"),
-        }
+        request(&text)
     }
 
     #[test]

@@ -145,16 +145,13 @@ pub fn refresh_at(expires: u32) -> tokio::time::Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::{Message, Method, parse};
+    use crate::sip::message::{Method, request};
 
     fn notify(state: &str) -> Request {
         let text = format!(
             "NOTIFY sip:a@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK1\r\nFrom: <sip:b@b.example>;tag=b1\r\nTo: <sip:a@a.example>;tag=a1\r\nCall-ID: c\r\nCSeq: 5 NOTIFY\r\nContact: <sip:b@10.0.0.2>\r\nEvent: presence\r\nSubscription-State: {state}\r\nContent-Length: 0\r\n\r\n"
         );
-        match parse(text.as_bytes()) {
-            Ok(Message::Request(r)) => r,
-            other => panic!("{other:?}"),
-        }
+        request(&text)
     }
 
     #[test]
