@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
-use crate::sip::auth::{Challenge, Credentials};
+use crate::sip::auth::{AuthSession, ChallengeError, Credentials};
 use crate::sip::capabilities::{ALLOW, SUPPORTED};
 use crate::sip::message::{Headers, Method, Name, NameAddr, Request, Response, SipHeaders};
 use crate::sip::transaction::{Endpoint, TxError, random_token};
@@ -122,8 +122,8 @@ struct Binding {
     call_id: String,
     from_tag: String,
     cseq: u32,
-    /// The last challenge, to authorise refreshes without a round trip.
-    challenge: Option<(Name, Challenge, u32)>,
+    /// The challenges answered, answered again on refreshes without a round trip.
+    auth: AuthSession,
     /// Which outbound proxy is in use (failover moves to the next).
     proxy_index: usize,
     /// The hop's DNS targets (RFC 3263) as first found, and the one in use: kept until
@@ -175,10 +175,6 @@ impl Binding {
         });
         (secs > 0).then(|| Duration::from_secs(u64::from(secs)))
     }
-
-    fn credentials(&self) -> Option<&Credentials> {
-        self.account.credentials.as_ref()
-    }
 }
 
 pub fn spawn(
@@ -193,7 +189,7 @@ pub fn spawn(
         call_id: format!("{}@voipd", random_token(20)),
         from_tag: random_token(10),
         cseq: 0,
-        challenge: None,
+        auth: AuthSession::default(),
         proxy_index: 0,
         targets: Vec::new(),
         target_index: 0,
@@ -461,28 +457,17 @@ impl Task {
         let contact = self.contact(local, target.proto);
         let ruri = Uri::Sip(self.b.registrar_uri());
         let mut expires = expires;
-        let (mut auth_tries, mut tries_423, mut fresh) = (0u32, 0u32, false);
+        let mut tries_423 = 0u32;
+        self.b.auth.next_request();
         loop {
             let mut req = self.base_request(Method::Register, ruri.clone());
             req.headers.push(Name::Contact, contact.clone());
             req.headers.push(Name::Expires, expires.to_string());
             req.headers.push(Name::Supported, SUPPORTED);
             req.headers.push(Name::Allow, ALLOW);
-            let sent_auth = self.b.challenge.is_some();
-            if let (Some((name, ch, nc)), Some(creds)) =
-                (&mut self.b.challenge, self.b.account.credentials.as_ref())
-            {
-                *nc += 1;
-                let value = ch.answer(
-                    &creds.username,
-                    &creds.password,
-                    "REGISTER",
-                    &ruri.to_string(),
-                    *nc,
-                    &random_token(16),
-                );
-                req.headers.push(name.clone(), value);
-            }
+            self.b
+                .auth
+                .authorize(&mut req, self.b.account.credentials.as_ref());
             let resp = match self.transact(req, target).await {
                 Ok(r) => r,
                 Err(TxError::Timeout) => {
@@ -513,42 +498,23 @@ impl Task {
                     };
                 }
                 401 | 407 => {
-                    let challenge = Challenge::of_response(
-                        &resp,
-                        self.b.credentials().and_then(|c| c.realm.as_deref()),
-                    );
-                    let Some((ch, aname)) = challenge else {
-                        return Outcome::Refused {
-                            code: resp.code,
-                            reason: "no digest challenge we can answer".into(),
+                    // A second challenge for a realm answered in this exchange means the
+                    // credentials are wrong, unless the nonce only went stale; one for an
+                    // answer kept from before (a restarted registrar) is answered anew.
+                    let creds = self.b.account.credentials.as_ref();
+                    if let Err(e) = self.b.auth.challenged(&resp, creds) {
+                        self.b.auth = AuthSession::default();
+                        let reason = match e {
+                            ChallengeError::Rejected { .. } => {
+                                format!("{} (wrong username or password?)", resp.reason)
+                            }
+                            other => other.to_string(),
                         };
-                    };
-                    if self.b.credentials().is_none() {
                         return Outcome::Refused {
                             code: resp.code,
-                            reason: "challenged, but the account has no password".into(),
-                        };
-                    }
-                    // A new challenge to an answer we made from a challenge of this same
-                    // exchange means the credentials are wrong, unless the nonce only went
-                    // stale. (A cached challenge may simply be from a restarted registrar.)
-                    if sent_auth && fresh && !ch.stale {
-                        self.b.challenge = None;
-                        return Outcome::Refused {
-                            code: resp.code,
-                            reason: format!("{} (wrong username or password?)", resp.reason),
+                            reason,
                         };
                     }
-                    auth_tries += 1;
-                    if auth_tries > 4 {
-                        self.b.challenge = None;
-                        return Outcome::Refused {
-                            code: resp.code,
-                            reason: resp.reason.clone(),
-                        };
-                    }
-                    fresh = true;
-                    self.b.challenge = Some((aname, ch, 0));
                 }
                 423 => {
                     let min = resp
