@@ -530,3 +530,25 @@ fn forwarding_queueing_and_reason_texts_are_shown() {
         "{ended}"
     );
 }
+
+#[test]
+fn a_cancelled_call_ends_even_when_the_far_side_never_answers_the_invite() {
+    let sb = Sandbox::new();
+    // T1 50 ms: 64·T1 is 3.2 s.
+    sb.write_config(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\nt1_ms = 50\n[audio]\ninput = \"null\"\noutput = \"null\"\n",
+    );
+    let d = sb.start_daemon();
+    let (sipp, port) = uas(&sb, "uas_ignore_cancel.xml", &[]);
+    sb.voipctl(&["dial", &format!("sip:deaf@127.0.0.1:{port}")]);
+    wait_until(
+        || calls(&sb).first().is_some_and(|c| c["state"] == "ringing"),
+        "ringing",
+    );
+    let t = Instant::now();
+    assert!(sb.voipctl(&["hangup"]).status.success());
+    wait_until(|| calls(&sb).is_empty(), "the cancelled call to end");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(d.log().contains("call ended: 408 cancelled"), "{}", d.log());
+    pass(sipp);
+}

@@ -121,6 +121,9 @@ pub struct Initiator {
     pending: Vec<SipUri>,
     tried: Vec<String>,
     cancelled: bool,
+    /// After a CANCEL, the INVITE's final answer is waited for this long at most (RFC 3261
+    /// §9.1: 64·T1), even when a provisional response stopped Timer B.
+    give_up_at: Option<tokio::time::Instant>,
 }
 
 impl Initiator {
@@ -136,6 +139,7 @@ impl Initiator {
             early: Vec::new(),
             raised: false,
             cancelled: false,
+            give_up_at: None,
         };
         let hop = me.inv.hop;
         me.start(hop).await?;
@@ -191,6 +195,7 @@ impl Initiator {
     /// CANCELs the INVITE (RFC 3261 §9.1); the final answer still comes through `next`.
     pub async fn cancel(&mut self) -> Result<(), InviteError> {
         self.cancelled = true;
+        self.give_up_at = Some(tokio::time::Instant::now() + 64 * self.ep.timers().t1);
         if let Some(tx) = &self.tx {
             let mut c = self.ep.cancel(tx).await?;
             tokio::spawn(async move { c.final_response().await.map(|_| ()) });
@@ -212,9 +217,15 @@ impl Initiator {
     /// with other work in `select!` and hand what it got to [`Initiator::handle`], which
     /// is not to be raced.
     pub async fn wait(&mut self) -> Result<Response, TxError> {
-        match self.tx.as_mut() {
-            Some(tx) => tx.response().await,
-            None => Err(TxError::Terminated),
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(TxError::Terminated);
+        };
+        match self.give_up_at {
+            Some(at) => tokio::select! {
+                r = tx.response() => r,
+                () = tokio::time::sleep_until(at) => Err(TxError::Timeout),
+            },
+            None => tx.response().await,
         }
     }
 
