@@ -31,7 +31,11 @@ impl std::fmt::Display for Bus {
 /// Offers the service until the core stops. Without a bus (a headless box) it warns once
 /// and returns: the daemon runs on with gRPC.
 pub async fn serve(bus: Bus, phone: PhoneHandle) {
-    // Before the objects are first filled in, so that no change falls in between.
+    let missed = phone.missed_unseen().await.unwrap_or_default();
+    let unread = phone.unread_messages().await.unwrap_or_default();
+    // Before the objects are first filled in, so that no change falls in between; after
+    // the store's reads, so that a daemon without a bus does not look watched for their
+    // while (status counts watchers).
     let events = phone.subscribe();
     let builder = match bus {
         Bus::Session => connection::Builder::session(),
@@ -44,8 +48,8 @@ pub async fn serve(bus: Bus, phone: PhoneHandle) {
             objects::ROOT,
             objects::Manager {
                 phone: phone.clone(),
-                missed: phone.missed_unseen().await.unwrap_or_default(),
-                unread: phone.unread_messages().await.unwrap_or_default(),
+                missed,
+                unread,
             },
         )
         .serve_at(
