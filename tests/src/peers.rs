@@ -204,26 +204,47 @@ impl Sipp {
     /// as user alice.
     pub fn client(dir: &Path, scenario: &str, port: u16) -> Sipp {
         let to = [format!("127.0.0.1:{port}"), "-s".into(), "alice".into()];
-        Sipp::scenario(dir, scenario, free_port(), 1, &to)
+        Sipp::scenario(dir, scenario, scenario, "127.0.0.1", free_port(), 1, &to)
     }
 
     /// SIPp playing `scenario` as a server on `port` for `calls` calls, bound when this
     /// returns.
     pub fn server(dir: &Path, scenario: &str, port: u16, calls: u32) -> Sipp {
-        let sipp = Sipp::scenario(dir, scenario, port, calls, &[]);
+        Sipp::server_at(dir, scenario, scenario, "127.0.0.1", port, calls)
+    }
+
+    /// As [`Sipp::server`], on the loopback address `ip`, logging as `name` (several
+    /// servers may play one scenario).
+    pub fn server_at(
+        dir: &Path,
+        name: &str,
+        scenario: &str,
+        ip: &str,
+        port: u16,
+        calls: u32,
+    ) -> Sipp {
+        let sipp = Sipp::scenario(dir, name, scenario, ip, port, calls, &[]);
         // SIPp binds before it reads anything; give it a moment to be there.
         std::thread::sleep(Duration::from_millis(300));
         sipp
     }
 
-    fn scenario(dir: &Path, scenario: &str, port: u16, calls: u32, extra: &[String]) -> Sipp {
+    fn scenario(
+        dir: &Path,
+        name: &str,
+        scenario: &str,
+        ip: &str,
+        port: u16,
+        calls: u32,
+        extra: &[String],
+    ) -> Sipp {
         let mut args = extra.to_vec();
         args.extend(
             [
                 "-sf",
                 &sipp_scenario(scenario).display().to_string(),
                 "-i",
-                "127.0.0.1",
+                ip,
                 "-p",
                 &port.to_string(),
                 "-m",
@@ -236,7 +257,7 @@ impl Sipp {
             ]
             .map(String::from),
         );
-        Sipp::spawn(dir, scenario, &args)
+        Sipp::spawn(dir, name, &args)
     }
 
     /// Waits for SIPp to end by itself; its exit code (0: every call passed).

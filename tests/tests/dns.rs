@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use voipd_tests::dns::Dnsmasq;
-use voipd_tests::peers::{Kamailio, Sipp, free_port, sipp_scenario};
+use voipd_tests::peers::{Kamailio, Sipp, free_port};
 use voipd_tests::*;
 
 fn config(dns: &Dnsmasq, account: &str) -> String {
@@ -86,32 +86,12 @@ fn an_account_with_only_a_domain_registers_by_naptr_and_srv_and_fails_over() {
 fn a_call_fails_over_on_503_and_a_name_without_srv_falls_back_to_a() {
     let sb = Sandbox::new();
     let (p1, p2) = (free_port(), free_port());
-    let server = |name: &str, scenario: &str, ip: &str, port: u16| {
-        let args: Vec<String> = [
-            "-sf",
-            &sipp_scenario(scenario).display().to_string(),
-            "-i",
-            ip,
-            "-p",
-            &port.to_string(),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "60s",
-            "-timeout_error",
-            "-trace_err",
-        ]
-        .map(String::from)
-        .to_vec();
-        Sipp::spawn(sb.path(), name, &args)
-    };
+    let server = |name, scenario, ip, port| Sipp::server_at(sb.path(), name, scenario, ip, port, 1);
     let mut busy = server("busy", "uas_503.xml", "127.0.0.1", p1);
     let mut ok = server("ok", "uas_plain.xml", "127.0.0.1", p2);
     // RFC 3263's last resort is port 5060 on the name's address: a loopback address of
     // its own, so that nothing else on the machine is in the way.
     let mut plain = server("plain", "uas_plain.xml", "127.0.0.66", 5060);
-    std::thread::sleep(Duration::from_millis(300));
     let dns = Dnsmasq::start(
         sb.path(),
         &[
