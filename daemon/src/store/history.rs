@@ -7,27 +7,21 @@ use rusqlite::{Connection, params};
 
 use super::{Store, StoreError, ms, time};
 
+/// A call in the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
     pub id: i64,
-    pub incoming: bool,
-    pub account: Option<String>,
-    pub remote_uri: String,
-    pub remote_name: Option<String>,
+    pub call: CallRecord,
     /// The contact's name, when the peer is one now (filled in by the core, not kept).
     pub contact: Option<String>,
-    pub started: SystemTime,
-    pub answered: Option<SystemTime>,
-    pub ended: SystemTime,
-    pub end_code: u16,
-    pub end_reason: String,
-    pub missed: bool,
 }
 
 impl HistoryEntry {
+    /// The talk time: from the answer to the end.
     pub fn duration(&self) -> Duration {
-        self.answered
-            .and_then(|a| self.ended.duration_since(a).ok())
+        let c = &self.call;
+        c.answered
+            .and_then(|a| c.ended.duration_since(a).ok())
             .unwrap_or_default()
     }
 }
@@ -122,17 +116,19 @@ fn list(db: &Connection, q: HistoryQuery) -> rusqlite::Result<Vec<HistoryEntry>>
     let rows = stmt.query_map(params![q.missed_only, limit], |r| {
         Ok(HistoryEntry {
             id: r.get(0)?,
-            incoming: r.get::<_, String>(1)? == "incoming",
-            account: r.get(2)?,
-            remote_uri: r.get(3)?,
-            remote_name: r.get(4)?,
+            call: CallRecord {
+                incoming: r.get::<_, String>(1)? == "incoming",
+                account: r.get(2)?,
+                remote_uri: r.get(3)?,
+                remote_name: r.get(4)?,
+                started: time(r.get(5)?),
+                answered: r.get::<_, Option<i64>>(6)?.map(time),
+                ended: time(r.get(7)?),
+                end_code: r.get(8)?,
+                end_reason: r.get(9)?,
+                missed: r.get(10)?,
+            },
             contact: None,
-            started: time(r.get(5)?),
-            answered: r.get::<_, Option<i64>>(6)?.map(time),
-            ended: time(r.get(7)?),
-            end_code: r.get(8)?,
-            end_reason: r.get(9)?,
-            missed: r.get(10)?,
         })
     })?;
     rows.collect()
@@ -182,7 +178,7 @@ mod tests {
         let all = &all[..4];
         assert_eq!(
             all.iter()
-                .map(|e| e.remote_uri.as_str())
+                .map(|e| e.call.remote_uri.as_str())
                 .collect::<Vec<_>>(),
             [
                 "sip:peer4@example.com",
@@ -192,9 +188,9 @@ mod tests {
             ]
         );
         // An unanswered outgoing call is not "missed"; an unanswered incoming one is.
-        assert_eq!(all.iter().filter(|e| e.missed).count(), 1);
+        assert_eq!(all.iter().filter(|e| e.call.missed).count(), 1);
         assert_eq!(all[1].duration(), Duration::from_secs(8));
-        assert_eq!(all[0].remote_name.as_deref(), Some("Zoë 📞"));
+        assert_eq!(all[0].call.remote_name.as_deref(), Some("Zoë 📞"));
         let (missed, _) = s
             .history(HistoryQuery {
                 missed_only: true,
@@ -204,7 +200,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(missed.len(), 1);
-        assert_eq!(missed[0].end_code, 487);
+        assert_eq!(missed[0].call.end_code, 487);
         assert_eq!(s.missed_unseen().await.unwrap(), 0);
         let (two, _) = s
             .history(HistoryQuery {

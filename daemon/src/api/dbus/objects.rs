@@ -121,29 +121,29 @@ impl Manager {
             .map(|e| {
                 HashMap::from([
                     ("Id".to_string(), Variant::from(e.id)),
-                    ("Incoming".into(), Variant::from(e.incoming)),
+                    ("Incoming".into(), Variant::from(e.call.incoming)),
                     (
                         "Account".into(),
-                        Variant::from(e.account.unwrap_or_default()),
+                        Variant::from(e.call.account.unwrap_or_default()),
                     ),
-                    ("RemoteUri".into(), Variant::from(e.remote_uri)),
+                    ("RemoteUri".into(), Variant::from(e.call.remote_uri)),
                     (
                         "RemoteName".into(),
-                        Variant::from(e.remote_name.unwrap_or_default()),
+                        Variant::from(e.call.remote_name.unwrap_or_default()),
                     ),
                     (
                         "Contact".into(),
                         Variant::from(e.contact.unwrap_or_default()),
                     ),
-                    ("StartedAt".into(), Variant::from(unix_us(e.started))),
+                    ("StartedAt".into(), Variant::from(unix_us(e.call.started))),
                     (
                         "AnsweredAt".into(),
-                        Variant::from(e.answered.map_or(0, unix_us)),
+                        Variant::from(e.call.answered.map_or(0, unix_us)),
                     ),
-                    ("EndedAt".into(), Variant::from(unix_us(e.ended))),
-                    ("EndCode".into(), Variant::from(e.end_code)),
-                    ("EndReason".into(), Variant::from(e.end_reason)),
-                    ("Missed".into(), Variant::from(e.missed)),
+                    ("EndedAt".into(), Variant::from(unix_us(e.call.ended))),
+                    ("EndCode".into(), Variant::from(e.call.end_code)),
+                    ("EndReason".into(), Variant::from(e.call.end_reason)),
+                    ("Missed".into(), Variant::from(e.call.missed)),
                 ])
             })
             .collect())

@@ -20,18 +20,18 @@ impl From<HistoryEntry> for pb::HistoryEntry {
     fn from(e: HistoryEntry) -> Self {
         pb::HistoryEntry {
             id: e.id,
-            incoming: e.incoming,
+            incoming: e.call.incoming,
             duration_ms: e.duration().as_millis() as u64,
-            account: e.account.unwrap_or_default(),
-            remote_uri: e.remote_uri,
-            remote_name: e.remote_name.unwrap_or_default(),
+            account: e.call.account.unwrap_or_default(),
+            remote_uri: e.call.remote_uri,
+            remote_name: e.call.remote_name.unwrap_or_default(),
             contact: e.contact.unwrap_or_default(),
-            started_unix_ms: unix_ms(e.started),
-            answered_unix_ms: e.answered.map_or(0, unix_ms),
-            ended_unix_ms: unix_ms(e.ended),
-            end_code: u32::from(e.end_code),
-            end_reason: e.end_reason,
-            missed: e.missed,
+            started_unix_ms: unix_ms(e.call.started),
+            answered_unix_ms: e.call.answered.map_or(0, unix_ms),
+            ended_unix_ms: unix_ms(e.call.ended),
+            end_code: u32::from(e.call.end_code),
+            end_reason: e.call.end_reason,
+            missed: e.call.missed,
         }
     }
 }

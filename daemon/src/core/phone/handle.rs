@@ -82,7 +82,7 @@ impl PhoneHandle {
     pub async fn history(&self, q: HistoryQuery) -> Result<(Vec<HistoryEntry>, u32), CoreError> {
         check_limit(q.limit)?;
         let (mut entries, missed) = self.store.history(q).await.map_err(CoreError::Store)?;
-        let uris = entries.iter().map(|e| e.remote_uri.clone()).collect();
+        let uris = entries.iter().map(|e| e.call.remote_uri.clone()).collect();
         let names = self.ask(|r| Command::ContactNames(uris, r)).await?;
         for (e, name) in entries.iter_mut().zip(names) {
             e.contact = name;
