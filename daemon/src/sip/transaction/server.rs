@@ -59,9 +59,15 @@ impl ServerTx {
             if code < 200 {
                 return;
             }
-            // A 2xx to INVITE ends the transaction; the dialog retransmits it.
+            // RFC 6026 Accepted: the dialog retransmits the 2xx; the transaction stays for
+            // 64·T1 only to absorb copies of the INVITE, which would otherwise be new
+            // calls. Forgotten with the completed non-INVITE ones (the same 64·T1).
             if key.2 == Method::Invite && code < 300 {
-                servers.remove(key);
+                e.last = None;
+                let _ = self.ep.inner.reaper.send((
+                    tokio::time::Instant::now() + 64 * self.ep.timers().t1,
+                    key.clone(),
+                ));
                 return;
             }
         }
