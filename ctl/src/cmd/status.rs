@@ -43,5 +43,9 @@ pub async fn run(conn: Channel, out: Output) -> Result<(), Failure> {
     );
     println!("calls      {}", counts.calls);
     println!("watchers   {}", counts.watchers);
+    println!(
+        "strangers  {} refused ({} sources lately)",
+        counts.strangers_refused, counts.stranger_sources
+    );
     Ok(())
 }

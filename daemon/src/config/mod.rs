@@ -172,11 +172,54 @@ pub struct SipConfig {
     /// DNS servers (IP:port) to ask instead of /etc/resolv.conf's.
     #[serde(default)]
     pub dns: Vec<std::net::SocketAddr>,
+    /// Who may call or message us directly, not through an account's provider. None: the
+    /// default, everyone without accounts and no one with.
+    #[serde(default)]
+    pub accept_direct: Option<AcceptDirect>,
+    /// What those not accepted hear.
+    #[serde(default)]
+    pub stranger_reply: StrangerReply,
+    /// An incoming call not answered after this long is answered 480.
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_secs: u32,
+    /// Incoming calls ringing at once, in all; more are answered 486.
+    #[serde(default = "default_max_ringing")]
+    pub max_ringing: u32,
+}
+
+/// Who may reach us without going through an account's provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AcceptDirect {
+    None,
+    /// Those whose address (the From) is in the address book.
+    Contacts,
+    /// Anyone: only without accounts (a LAN intercom, tests).
+    Everyone,
+}
+
+/// The answer to a request from a stranger: the same whatever it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum StrangerReply {
+    #[default]
+    #[serde(rename = "403")]
+    Forbidden,
+    #[serde(rename = "drop")]
+    Drop,
 }
 
 impl SipConfig {
     pub fn listen(&self) -> Vec<ListenAddr> {
         self.listen.clone().unwrap_or_else(default_listen)
+    }
+
+    /// `accept_direct` as in force with `accounts` accounts.
+    pub fn accept_direct(&self, accounts: usize) -> AcceptDirect {
+        self.accept_direct.unwrap_or(if accounts == 0 {
+            AcceptDirect::Everyone
+        } else {
+            AcceptDirect::None
+        })
     }
 }
 
@@ -260,6 +303,8 @@ pub struct Account {
     pub rel100: Rel100,
     /// Session timers (RFC 4028) asked for and accepted.
     pub session_timer: TimerPolicy,
+    /// Incoming calls to this account ringing at once; more are answered 486.
+    pub max_ringing: u32,
     id_span: std::ops::Range<usize>,
 }
 
@@ -292,6 +337,12 @@ struct RawAccount {
     session_expires: u32,
     #[serde(default = "default_min_se")]
     min_se: u32,
+    #[serde(default = "default_account_ringing")]
+    max_ringing: u32,
+}
+
+fn default_account_ringing() -> u32 {
+    4
 }
 
 fn default_session_expires() -> u32 {
@@ -353,6 +404,7 @@ impl TryFrom<RawAccount> for Account {
             answer: r.answer,
             enabled: r.enabled,
             keepalive_secs: r.keepalive_secs,
+            max_ringing: r.max_ringing,
             follow_redirects: r.follow_redirects,
             rel100: r.rel100,
             session_timer: TimerPolicy {
@@ -418,6 +470,14 @@ fn default_listen() -> Vec<ListenAddr> {
 fn default_user_agent() -> String {
     concat!("voipd/", env!("CARGO_PKG_VERSION")).into()
 }
+fn default_ring_timeout() -> u32 {
+    60
+}
+
+fn default_max_ringing() -> u32 {
+    16
+}
+
 fn default_t1() -> TimerMs {
     TimerMs(500)
 }
@@ -455,6 +515,10 @@ impl Default for SipConfig {
             listen: None,
             user_agent: default_user_agent(),
             dns: Vec::new(),
+            accept_direct: None,
+            stranger_reply: StrangerReply::default(),
+            ring_timeout_secs: default_ring_timeout(),
+            max_ringing: default_max_ringing(),
             t1_ms: default_t1(),
             t2_ms: default_t2(),
             t4_ms: default_t4(),
@@ -505,6 +569,27 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if raw.sip.accept_direct == Some(AcceptDirect::Everyone) && !raw.accounts.is_empty() {
+            return Err(ConfigError::invalid(
+                origin,
+                text,
+                None,
+                "sip.accept_direct".into(),
+                "\"everyone\" is only for a voipd without accounts: with one, any scanner \
+                 on the network could ring it; use \"contacts\" to take calls from the \
+                 address book"
+                    .into(),
+            ));
+        }
+        if raw.sip.ring_timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                text,
+                None,
+                "sip.ring_timeout_secs".into(),
+                "must be at least 1 second".into(),
+            ));
         }
         Ok(Config {
             log: raw.log,
@@ -558,6 +643,18 @@ impl Config {
         }
         if self.sip.user_agent != old.sip.user_agent {
             d.applied.push("sip.user_agent".into());
+        }
+        if (self.sip.accept_direct, self.sip.stranger_reply)
+            != (old.sip.accept_direct, old.sip.stranger_reply)
+        {
+            d.applied
+                .push("sip.accept_direct, sip.stranger_reply".into());
+        }
+        if (self.sip.ring_timeout_secs, self.sip.max_ringing)
+            != (old.sip.ring_timeout_secs, old.sip.max_ringing)
+        {
+            d.applied
+                .push("sip.ring_timeout_secs, sip.max_ringing (for new calls)".into());
         }
         if self.audio != old.audio {
             d.applied.push("audio (for new calls)".into());

@@ -70,6 +70,8 @@ pub enum EndReason {
     Failed(String),
     /// No RTP came for this many seconds.
     NoMedia(u64),
+    /// An incoming call rang this many seconds unanswered (`sip.ring_timeout_secs`).
+    NotAnswered(u64),
     /// Session timers (RFC 4028): the far side's refreshes stopped.
     SessionExpired,
     /// Session timers: our refresh failed (the far side answered 408/481, or nothing).
@@ -96,6 +98,7 @@ impl std::fmt::Display for EndReason {
                 f.write_str(why)
             }
             EndReason::NoMedia(secs) => write!(f, "no RTP for {secs} s"),
+            EndReason::NotAnswered(secs) => write!(f, "not answered in {secs} s"),
             EndReason::SessionExpired => f.write_str("the far side stopped refreshing the session"),
             EndReason::RefreshFailed(why) => write!(f, "session refresh failed: {why}"),
             EndReason::DaemonStopped => f.write_str("daemon stopped"),
@@ -219,6 +222,8 @@ pub(super) enum CallUpdate {
     OwnPresence(super::presence::Presence),
     /// The address book as it is now, from the n-th read (after a change).
     Contacts(u64, Vec<crate::store::Contact>),
+    /// The accounts' registrars and outbound proxies, as DNS names them now.
+    Providers(std::collections::HashSet<std::net::IpAddr>),
 }
 
 /// What a call task needs from the core.
@@ -226,6 +231,8 @@ pub(super) enum CallUpdate {
 pub(super) struct CallContext {
     pub ep: Endpoint,
     pub audio: AudioConfig,
+    /// How long an incoming call may ring.
+    pub ring_timeout: Duration,
     pub updates: mpsc::Sender<CallUpdate>,
     pub media: MediaEngine,
 }
@@ -309,6 +316,8 @@ impl Drop for Call {
 pub(super) struct CallHandle {
     pub commands: mpsc::Sender<CallCommand>,
     pub live: Arc<LiveStats>,
+    /// The call as it starts, until its task reports.
+    pub info: CallInfo,
 }
 
 fn codec_name(c: Codec) -> &'static str {
@@ -784,6 +793,7 @@ pub(super) fn dial(
     let live = Arc::new(LiveStats::default());
     let mut info = new_info(id, &account, CallDirection::Outgoing, CallState::Dialing);
     info.remote_uri = uri.to_string();
+    let first = info.clone();
     let call = Call {
         ctx,
         info,
@@ -796,7 +806,11 @@ pub(super) fn dial(
         peer_update: false,
     };
     tokio::spawn(outgoing(call, account, uri, sip_call_id));
-    CallHandle { commands: tx, live }
+    CallHandle {
+        commands: tx,
+        live,
+        info: first,
+    }
 }
 
 /// Sleeps until `at`; forever when there is nothing to wait for.
@@ -994,6 +1008,7 @@ pub(super) fn incoming(
         info.remote_uri = f.uri.to_string();
         info.remote_name = f.display;
     }
+    let first = info.clone();
     let call = Call {
         ctx,
         info,
@@ -1006,7 +1021,11 @@ pub(super) fn incoming(
         peer_update: false,
     };
     tokio::spawn(answer_flow(call, account, tu));
-    CallHandle { commands: tx, live }
+    CallHandle {
+        commands: tx,
+        live,
+        info: first,
+    }
 }
 
 async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
@@ -1106,10 +1125,17 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         }
     };
     tokio::pin!(auto);
+    let give_up = tokio::time::Instant::now() + call.ctx.ring_timeout;
     loop {
         let again = ringing.as_ref().and_then(Reliable1xx::due);
         tokio::select! {
             () = &mut auto => break,
+            () = tokio::time::sleep_until(give_up) => {
+                let secs = call.ctx.ring_timeout.as_secs();
+                tracing::info!(call_id = call.info.id, "not answered in {secs}s; answering 480");
+                tu.tx.respond(respond(480, reason_phrase(480))).await;
+                return call.end(480, EndReason::NotAnswered(secs)).await;
+            }
             () = sleep_until_opt(again) => {
                 if let Some(r) = ringing.as_mut()
                     && !r.retransmit(&tu.tx).await
@@ -1266,6 +1292,7 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
     let mut info = new_info(id, &None, CallDirection::Outgoing, CallState::Dialing);
     info.remote_uri = "echo".into();
     info.remote_name = Some("Sound test".into());
+    let first = info.clone();
     let call = Call {
         ctx,
         info,
@@ -1278,7 +1305,11 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
         peer_update: false,
     };
     tokio::spawn(echo_call(call));
-    CallHandle { commands: tx, live }
+    CallHandle {
+        commands: tx,
+        live,
+        info: first,
+    }
 }
 
 async fn echo_call(mut call: Call) {

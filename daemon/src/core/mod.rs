@@ -5,6 +5,7 @@ mod accounts;
 mod calls;
 mod contacts;
 mod events;
+mod inbound;
 mod messages;
 mod outbox;
 mod phone;
@@ -22,6 +23,7 @@ pub use phone::{CallAction, Phone, PhoneHandle, SipStack};
 
 pub use calls::{CallDirection, CallInfo, CallState, EndReason, Endpoints};
 pub use contacts::ContactInfo;
+pub use inbound::StrangerStats;
 pub use presence::{Presence, PresenceStatus};
 
 pub use crate::sip::registration::RegState;
@@ -48,6 +50,8 @@ pub struct Status {
     pub accounts_registered: u32,
     pub calls: u32,
     pub watchers: u32,
+    /// Requests from those not let in (`sip.accept_direct`).
+    pub strangers: StrangerStats,
 }
 
 #[derive(Debug, Clone, PartialEq)]

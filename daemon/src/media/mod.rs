@@ -9,6 +9,7 @@ pub mod echo;
 pub mod engine;
 pub mod g711;
 pub mod jitter;
+mod latch;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;

@@ -19,6 +19,7 @@ use super::device::{self, DeviceAudio};
 use super::dtmf::{self, DtmfSender};
 use super::engine::MediaEngine;
 use super::jitter::{JitterBuffer, Playout};
+use super::latch::Latch;
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::RtpPacket;
 use super::tone::Tone;
@@ -47,6 +48,8 @@ pub struct MediaStats {
     pub received: u64,
     pub malformed: u64,
     pub other_payload: u64,
+    /// Packets from others than the far side's stream (source or SSRC), dropped.
+    pub foreign: u64,
     pub lost: u64,
     pub late: u64,
     /// Interarrival jitter of what we receive, in ms (RFC 3550 §A.8).
@@ -435,7 +438,7 @@ impl Setup {
             dtmf_out: VecDeque::new(),
             sending: None,
             dtmf_in: dtmf::Receiver::default(),
-            latched: false,
+            latch: Latch::new(p.remote),
             last_rx: now,
             timed_out: false,
             p,
@@ -443,9 +446,10 @@ impl Setup {
     }
 }
 
-/// At most this many datagrams are read from one socket in one tick, so that a flood at
-/// one call cannot starve the others on its shard; the rest wait for the next tick.
-const MAX_READ_PER_TICK: usize = 16;
+/// At most this many datagrams are read from one socket in one tick (25,600 a second):
+/// enough that junk at a call's port cannot crowd out the far side's few packets, and a
+/// bound so that a flood at one call cannot take a shard's whole tick from the others.
+const MAX_READ_PER_TICK: usize = 512;
 
 /// One call's media as the engine runs it: every tick it reads what arrived, sends a frame
 /// from its source and plays a frame from the jitter buffer into its sink.
@@ -482,7 +486,8 @@ pub(super) struct Stream {
     dtmf_out: VecDeque<char>,
     sending: Option<DtmfSender>,
     dtmf_in: dtmf::Receiver,
-    latched: bool,
+    /// Where the far side's RTP is taken from and ours goes.
+    latch: Latch,
     last_rx: Instant,
     timed_out: bool,
 }
@@ -524,7 +529,7 @@ impl Stream {
     }
 
     fn renegotiated(&mut self, next: MediaParams, now: Instant) {
-        self.latched = self.latched && next.remote == self.p.remote;
+        self.latch.signalled(next.remote, self.p.remote);
         self.last_rx = now;
         if next.codec != self.p.codec {
             // A re-INVITE moved to another codec: new state at its rate. (A recording keeps
@@ -553,6 +558,21 @@ impl Stream {
                 return;
             }
         };
+        let clock = rtp_clock(self.p.codec);
+        if !self
+            .latch
+            .accept(from, pkt.ssrc, pkt.seq, pkt.timestamp, clock)
+        {
+            self.stats.foreign += 1;
+            if self.stats.foreign == 1 {
+                tracing::info!(
+                    "dropping RTP from {from} (SSRC {:08x}): not the far side's stream at {}",
+                    pkt.ssrc,
+                    self.latch.remote()
+                );
+            }
+            return;
+        }
         if Some(pkt.pt) == self.p.dtmf_pt {
             self.last_rx = now;
             if let Some(d) = self.dtmf_in.packet(pkt.timestamp, pkt.payload) {
@@ -569,25 +589,17 @@ impl Stream {
             .received
             .store(self.stats.received, std::sync::atomic::Ordering::Relaxed);
         // In RTP clock units; only differences count, so wrapping is fine.
-        let arrival = (at_ns * u128::from(rtp_clock(self.p.codec)) / 1_000_000_000) as u32;
+        let arrival = (at_ns * u128::from(clock) / 1_000_000_000) as u32;
         self.reception
             .packet(pkt.ssrc, pkt.seq, pkt.timestamp, arrival);
         self.last_rx = now;
         self.timed_out = false;
-        // Symmetric RTP (RFC 4961): answer where the media really comes from.
-        if !self.latched && from != self.p.remote {
-            tracing::debug!(
-                "RTP from {from}, not the signalled {}; following it",
-                self.p.remote
-            );
-            self.p.remote = from;
-        }
-        self.latched = true;
         self.jitter.push(pkt.seq, pkt.payload);
     }
 
     fn send_rtp(&mut self) {
-        if self.sock.send_to(&self.packet, self.p.remote).is_ok() {
+        // Symmetric RTP (RFC 4961): where the far side's stream comes from, once known.
+        if self.sock.send_to(&self.packet, self.latch.remote()).is_ok() {
             self.octets = self
                 .octets
                 .wrapping_add(self.packet.len().saturating_sub(12) as u32);
@@ -600,7 +612,8 @@ impl Stream {
 
     fn send_frame(&mut self) {
         let p = &self.p;
-        let can_send = p.send && p.remote.port() != 0 && !p.remote.ip().is_unspecified();
+        let remote = self.latch.remote();
+        let can_send = p.send && remote.port() != 0 && !remote.ip().is_unspecified();
         let step = rtp_clock(p.codec) / 50;
         self.dtmf_out.extend(
             self.dtmf_queue
@@ -699,6 +712,9 @@ impl Stream {
         let clock = rtp_clock(self.p.codec).max(1);
         for _ in 0..MAX_READ_PER_TICK {
             let Ok(d) = rx.recv(rs) else { break };
+            if d.from.ip() != self.latch.remote().ip() {
+                continue;
+            }
             for b in rtcp::reports_about(d.bytes, self.ssrc) {
                 self.stats.rtcp_reports += 1;
                 self.stats.remote_lost = b.cumulative_lost;
@@ -710,7 +726,8 @@ impl Stream {
 
     fn rtcp_out(&mut self) {
         let Some(rs) = &self.rtcp else { return };
-        if self.p.remote.port() == 0 {
+        let remote = self.latch.remote();
+        if remote.port() == 0 {
             return;
         }
         let sender = (self.stats.sent > 0).then(|| SenderInfo {
@@ -720,7 +737,7 @@ impl Stream {
             octets: self.octets,
         });
         let report = rtcp::compound(self.ssrc, sender, self.reception.report(), "voipd");
-        let to = SocketAddr::new(self.p.remote.ip(), self.p.remote.port().wrapping_add(1));
+        let to = SocketAddr::new(remote.ip(), remote.port().wrapping_add(1));
         let _ = rs.send_to(&report, to);
     }
 
@@ -731,6 +748,12 @@ impl Stream {
         self.stats.jitter_ms = (u64::from(self.reception.jitter()) * 1000
             / u64::from(rtp_clock(self.p.codec).max(1))) as u32;
         self.stats.late = self.jitter.late;
+        if self.stats.foreign > 0 {
+            tracing::warn!(
+                "dropped {} RTP packets from others than the far side during the call",
+                self.stats.foreign
+            );
+        }
         let (sink, audio, done, stats) = (
             self.sink.take(),
             self.audio.take(),

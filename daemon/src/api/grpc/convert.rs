@@ -37,6 +37,8 @@ impl From<Status> for pb::Status {
                 accounts_registered: s.accounts_registered,
                 calls: s.calls,
                 watchers: s.watchers,
+                strangers_refused: s.strangers.refused,
+                stranger_sources: s.strangers.sources,
             }),
             config_loaded_unix_ms: unix_ms(s.config_loaded),
         }

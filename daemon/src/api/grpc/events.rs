@@ -33,6 +33,9 @@ impl pb::events_server::Events for EventsService {
             loop {
                 let item = tokio::select! {
                     ev = events.recv() => ev,
+                    // The client went away: let go of the subscription now, not at the
+                    // next event (the watcher count and its memory come back).
+                    () = tx.closed() => return,
                     // Ends the stream so graceful shutdown is not held up by watchers.
                     () = phone.stopped() => match events.try_recv() {
                         Ok(ev) => Ok(ev),

@@ -19,7 +19,7 @@ impl Phone {
         sip_call_id: Option<String>,
         h: calls::CallHandle,
     ) -> CallInfo {
-        let info = placeholder(id);
+        let info = h.info;
         if let Some(c) = &sip_call_id {
             self.by_sip_call_id.insert(c.clone(), id);
         }
@@ -273,16 +273,6 @@ impl Phone {
             }
         }
     }
-}
-
-/// What a call is until its task first reports.
-pub(super) fn placeholder(id: u64) -> CallInfo {
-    calls::new_info(
-        id,
-        &None,
-        calls::CallDirection::Outgoing,
-        CallState::Dialing,
-    )
 }
 
 impl CallEntry {

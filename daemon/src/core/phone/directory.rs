@@ -60,6 +60,10 @@ impl Phone {
             &self.call_updates,
         );
         self.presence.recheck_followers(self.config.presence.share);
+        self.inbound.set_contacts(
+            self.presence
+                .sharing(crate::config::PresenceShare::Contacts),
+        );
     }
 }
 

@@ -9,6 +9,7 @@ use super::accounts::Accounts;
 use super::calls::{self, CallCommand, CallContext, CallInfo, CallState, CallUpdate, Endpoints};
 use super::contacts::ContactInfo;
 use super::events::EventBus;
+use super::inbound::Inbound;
 use super::{AccountInfo, ConfigSource, CoreError, Event, EventKind, ReloadReport, Status, uas};
 use crate::config::{Config, ConfigLocation, Loaded};
 use crate::core::presence::{Presence, PresenceStatus, Presences};
@@ -128,7 +129,14 @@ pub struct Phone {
     contacts_applied: u64,
     /// Our presence was set since the start (the stored one, read later, must not undo it).
     own_presence_set: bool,
+    /// The gate in front of the SIP stack: who may reach us.
+    inbound: Arc<Inbound>,
+    /// The look-up of the providers' addresses under way, if any.
+    resolving: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// The providers' addresses are looked up again this often (DNS changes, failover hosts).
+const RESOLVE_EVERY: Duration = Duration::from_secs(300);
 
 /// The one API every face uses. Cheap to clone.
 #[derive(Clone)]
@@ -158,7 +166,17 @@ impl Phone {
         let (accounts, reg_updates) =
             Accounts::new(endpoint.clone(), instance, &loaded.config.accounts);
         let (call_updates, call_rx) = mpsc::channel(256);
+        let sip_config = &loaded.config.sip;
+        let inbound = Arc::new(Inbound::new(
+            sip_config.accept_direct(loaded.config.accounts.len()),
+            sip_config.stranger_reply,
+        ));
+        if let Some(ep) = &endpoint {
+            ep.set_admission(inbound.clone());
+        }
         let mut phone = Phone {
+            inbound,
+            resolving: None,
             accounts,
             endpoint,
             calls: HashMap::new(),
@@ -205,11 +223,17 @@ impl Phone {
         mut requests: Option<mpsc::Receiver<TuRequest>>,
         mut call_rx: mpsc::Receiver<CallUpdate>,
     ) {
+        let mut resolve = tokio::time::interval(RESOLVE_EVERY);
+        resolve.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return };
                     if let Some(done) = self.command(cmd) {
+                        if let Some(r) = self.resolving.take() {
+                            r.abort();
+                            let _ = r.await;
+                        }
                         self.hang_up_all(&mut call_rx).await;
                         self.presence.shutdown().await;
                         self.accounts.shutdown().await;
@@ -218,7 +242,11 @@ impl Phone {
                         return;
                     }
                 }
+                _ = resolve.tick() => self.resolve_providers(),
                 Some((id, state)) = reg_updates.recv() => {
+                    if let RegState::Registered { registrar, .. } = &state {
+                        self.inbound.set_registered(&id, Some(registrar.addr.ip()));
+                    }
                     if let Some(info) = self.accounts.update(&id, state) {
                         self.events.emit(EventKind::AccountChanged(info));
                         // Presence subscriptions go from the first registered account, and
@@ -336,6 +364,7 @@ impl Phone {
             audio: self.config.audio.clone(),
             updates: self.call_updates.clone(),
             media: self.media.clone(),
+            ring_timeout: Duration::from_secs(u64::from(self.config.sip.ring_timeout_secs)),
         })
     }
 
@@ -393,6 +422,12 @@ impl Phone {
                 self.events.emit(EventKind::UnreadMessages { count });
                 return;
             }
+            CallUpdate::Providers(ips) => {
+                tracing::debug!("providers' addresses: {ips:?}");
+                self.inbound.set_resolved(ips);
+                self.resolving = None;
+                return;
+            }
             CallUpdate::Recorded { missed_unseen } => {
                 self.events
                     .emit(EventKind::HistoryChanged { missed_unseen });
@@ -423,6 +458,7 @@ impl Phone {
             accounts_registered: count(self.accounts.registered()),
             calls: count(self.calls.len()),
             watchers: count(self.events.sender().receiver_count()),
+            strangers: self.inbound.stats(),
         }
     }
 
@@ -446,7 +482,18 @@ impl Phone {
             ep.set_user_agent(loaded.config.sip.user_agent.clone());
         }
         let (removed, changed) = self.accounts.reconcile(&loaded.config.accounts);
+        for id in &removed {
+            self.inbound.set_registered(id, None);
+        }
+        self.inbound.configure(
+            loaded
+                .config
+                .sip
+                .accept_direct(loaded.config.accounts.len()),
+            loaded.config.sip.stranger_reply,
+        );
         self.config = loaded.config;
+        self.resolve_providers();
         self.follow(None);
         self.embedded = loaded.embedded;
         self.config_loaded = SystemTime::now();
@@ -482,6 +529,44 @@ impl Phone {
             self.events.emit(EventKind::AccountChanged(info));
         }
         Ok(report)
+    }
+}
+
+impl Phone {
+    /// Looks up the addresses of every account's registrar and outbound proxies (RFC
+    /// 3263: all the hosts DNS names), off the core task; they come back as an update.
+    fn resolve_providers(&mut self) {
+        let Some(ep) = self.endpoint.clone() else {
+            return;
+        };
+        let mut hops: Vec<SipUri> = Vec::new();
+        for a in &self.config.accounts {
+            let aor = &a.aor.0;
+            hops.push(SipUri {
+                scheme: aor.scheme,
+                user: None,
+                password: None,
+                host: aor.host.clone(),
+                port: aor.port,
+                params: Vec::new(),
+                headers: None,
+            });
+            hops.extend(a.outbound_proxy.iter().map(|p| p.0.clone()));
+        }
+        let updates = self.call_updates.clone();
+        if let Some(old) = self.resolving.take() {
+            old.abort();
+        }
+        self.resolving = Some(tokio::spawn(async move {
+            let mut ips = std::collections::HashSet::new();
+            for hop in &hops {
+                match ep.locator().locate(hop).await {
+                    Ok(targets) => ips.extend(targets.iter().map(|t| t.addr.ip())),
+                    Err(e) => tracing::warn!("cannot resolve {hop}: {e}"),
+                }
+            }
+            let _ = updates.send(CallUpdate::Providers(ips)).await;
+        }));
     }
 }
 

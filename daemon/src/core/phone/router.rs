@@ -2,6 +2,8 @@
 //! subscriptions to our presence, and the rest answered.
 
 use super::*;
+use crate::sip::capabilities::add_to_tag;
+use crate::sip::message::reason_phrase;
 
 impl Phone {
     /// Requests from the network: new calls, requests inside calls, and the rest.
@@ -26,6 +28,13 @@ impl Phone {
             && let Some(ctx) = self.call_context()
         {
             let account = self.accounts.for_request_uri(&req.request.uri);
+            if let Some(limit) = self.ringing_full(account.as_ref()) {
+                tracing::warn!("incoming call refused with 486: {limit}");
+                let mut resp = req.request.response(486, reason_phrase(486));
+                add_to_tag(&mut resp);
+                tokio::spawn(async move { req.tx.respond(resp).await });
+                return;
+            }
             let id = self.new_call_id();
             let sip_call_id = req.request.call_id().map(str::to_string);
             tracing::info!(
@@ -54,6 +63,26 @@ impl Phone {
         if let Some(resp) = uas::answer(&req) {
             tokio::spawn(async move { req.tx.respond(resp).await });
         }
+    }
+
+    /// Which bound a new incoming call to `account` would pass, if any.
+    fn ringing_full(&self, account: Option<&crate::config::Account>) -> Option<String> {
+        let ringing = || {
+            self.calls.values().map(|c| &c.info).filter(|i| {
+                i.direction == calls::CallDirection::Incoming
+                    && matches!(i.state, CallState::Ringing | CallState::Early)
+            })
+        };
+        let all = ringing().count();
+        if all >= self.config.sip.max_ringing as usize {
+            return Some(format!("{all} calls ringing (sip.max_ringing)"));
+        }
+        let a = account?;
+        let mine = ringing()
+            .filter(|i| i.account.as_deref() == Some(a.id.as_str()))
+            .count();
+        (mine >= a.max_ringing as usize)
+            .then(|| format!("{mine} calls ringing for account {} (max_ringing)", a.id))
     }
 
     /// Someone asks to follow our presence: granted per `presence.share`.

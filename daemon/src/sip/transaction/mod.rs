@@ -6,6 +6,7 @@
 //! short timer task per completed transaction clears it. Out-of-dialog OPTIONS are answered
 //! statelessly (RFC 3261 §8.2.7), so a keepalive flood creates no state at all.
 
+mod admission;
 mod client;
 mod server;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+pub use admission::{Admission, Admit};
 pub use client::ClientTx;
 pub use server::ServerTx;
 
@@ -76,6 +78,8 @@ pub(crate) struct Inner {
     reaper: mpsc::UnboundedSender<(tokio::time::Instant, ServerKey)>,
     user_agent: Mutex<String>,
     locator: Locator,
+    /// None: everything is taken (until the layer above installs its gate).
+    admission: Mutex<Option<Arc<dyn Admission>>>,
 }
 
 /// The transaction layer. Cheap to clone.
@@ -143,6 +147,7 @@ impl Endpoint {
                 reaper,
                 user_agent: Mutex::new(user_agent),
                 locator,
+                admission: Mutex::new(None),
             }),
         };
         tokio::spawn(server::reap(Arc::downgrade(&ep.inner), reap));
@@ -170,6 +175,11 @@ impl Endpoint {
 
     pub fn set_user_agent(&self, ua: String) {
         *lock(&self.inner.user_agent) = ua;
+    }
+
+    /// Puts `gate` in front of every request that arrives from now on.
+    pub fn set_admission(&self, gate: Arc<dyn Admission>) {
+        *lock(&self.inner.admission) = Some(gate);
     }
 
     /// Sends a request statelessly (an ACK for a 2xx, a CRLF keepalive is not a request).
@@ -225,6 +235,19 @@ impl Endpoint {
         };
         if server::absorb(self, &key, &req, reply_to).await {
             return;
+        }
+        let gate = lock(&self.inner.admission).clone();
+        match gate.map_or(Admit::Take, |g| g.admit(&req, from)) {
+            Admit::Take => {}
+            Admit::Drop => return,
+            Admit::Refuse => {
+                if req.method != Method::Ack {
+                    let mut resp = req.response(403, "Forbidden");
+                    crate::sip::capabilities::add_to_tag(&mut resp);
+                    self.send_response(reply_to, &resp).await;
+                }
+                return;
+            }
         }
         match req.method {
             // An ACK for a 2xx belongs to the dialog, not to a transaction.

@@ -2,6 +2,7 @@
 //! address, `received`/`rport` stamping (RFC 3581), and the answer to a request that does
 //! not parse. TLS gets its own `Proto` variant and connection type here later.
 
+mod conns;
 pub mod framing;
 mod listen;
 mod tcp;
@@ -94,8 +95,6 @@ pub enum TransportError {
 /// How many incoming messages may wait for the stack. Past it, datagrams are dropped (the
 /// sender retransmits) and TCP readers wait, which pushes back on the peer.
 const INCOMING_QUEUE: usize = 4096;
-/// More simultaneous TCP connections than this are refused.
-const MAX_CONNECTIONS: usize = 1024;
 /// A connection silent this long is closed; registration keepalives keep ours busy.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(900);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,13 +107,9 @@ struct Counters {
     last_log: AtomicU64,
 }
 
-struct Conn {
-    tx: mpsc::Sender<Vec<u8>>,
-}
-
 pub(crate) struct Shared {
     incoming: mpsc::Sender<Incoming>,
-    conns: Mutex<HashMap<SocketAddr, Conn>>,
+    conns: Mutex<conns::Connections>,
     closed: broadcast::Sender<Target>,
     counters: Counters,
 }
@@ -137,9 +132,11 @@ impl Transport {
         fallback: bool,
     ) -> Result<(Transport, mpsc::Receiver<Incoming>), TransportError> {
         let (incoming, rx) = mpsc::channel(INCOMING_QUEUE);
+        let limit = conns::connection_limit();
+        tracing::debug!("up to {limit} SIP connections at once");
         let shared = Arc::new(Shared {
             incoming,
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(conns::Connections::new(limit)),
             closed: broadcast::Sender::new(64),
             counters: Counters::default(),
         });
@@ -352,22 +349,30 @@ pub fn response_target(via: &Via, from: Target) -> Target {
     }
 }
 
+/// What became of a message read from the network.
+pub(crate) struct Taken {
+    /// It parsed (whether or not the stack had room for it).
+    pub parsed: bool,
+    /// Bytes to send back on the same flow.
+    pub answer: Option<Vec<u8>>,
+}
+
 /// A message read from the network: parsed and handed up, or answered/dropped with a log
-/// line. Returns the bytes to send back on the same flow, if any.
-pub(crate) fn accept(shared: &Shared, bytes: &[u8], from: Target) -> Option<Vec<u8>> {
-    match parse(bytes) {
+/// line.
+pub(crate) fn accept(shared: &Shared, bytes: &[u8], from: Target) -> Taken {
+    let answer = match parse(bytes) {
         Ok(mut msg) => {
             if let Message::Request(r) = &mut msg {
                 stamp_via(r, from.addr);
             }
-            match shared.incoming.try_send(Incoming { msg, from }) {
-                Ok(()) => None,
-                Err(_) => {
-                    shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("stack busy, dropped a message from {from}");
-                    None
-                }
+            if shared.incoming.try_send(Incoming { msg, from }).is_err() {
+                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("stack busy, dropped a message from {from}");
             }
+            return Taken {
+                parsed: true,
+                answer: None,
+            };
         }
         Err(e) => {
             let n = shared.counters.malformed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -388,6 +393,10 @@ pub(crate) fn accept(shared: &Shared, bytes: &[u8], from: Target) -> Option<Vec<
             }
             answer.map(|r| r.encode())
         }
+    };
+    Taken {
+        parsed: false,
+        answer,
     }
 }
 

@@ -7,42 +7,90 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::conns::{Activity, Refusal};
 use super::framing::{Frame, Framer};
-use super::{
-    CONNECT_TIMEOUT, Conn, IDLE_TIMEOUT, MAX_CONNECTIONS, Proto, Shared, Target, TransportError,
-    accept, lock,
-};
+use super::{CONNECT_TIMEOUT, IDLE_TIMEOUT, Proto, Shared, Target, TransportError, accept, lock};
 
 /// Bytes queued for one connection before senders wait.
 const WRITE_QUEUE: usize = 64;
+/// A connection that has not sent a valid message in this long is closed: an honest
+/// client sends its request at once.
+const UNPROVEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Backoff after a failed accept (out of file descriptors, say): from the first to the
+/// longest wait.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+/// At most one log line this often for refused connections and failed accepts.
+const LOG_EVERY: Duration = Duration::from_secs(60);
 
 pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut backoff = ACCEPT_BACKOFF.0;
+    let mut failures = Throttled::default();
+    let mut refusals = Throttled::default();
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
+            Ok(s) => {
+                backoff = ACCEPT_BACKOFF.0;
+                s
+            }
             Err(e) => {
-                // EMFILE and friends: wait a moment rather than spin.
-                tracing::warn!("tcp accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                // EMFILE and friends: the connection stays queued and accept would fail
+                // again at once; wait rather than spin, and say so once a minute.
+                failures.note(|n| tracing::warn!("tcp accept failed {n} times lately: {e}"));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                 continue;
             }
         };
-        if lock(&shared.conns).len() >= MAX_CONNECTIONS {
-            tracing::warn!(
-                "refusing tcp connection from {peer}: {MAX_CONNECTIONS} connections open"
-            );
-            continue;
+        let refused = lock(&shared.conns).make_room(peer);
+        match refused {
+            Ok(()) => {
+                register(&shared, stream, peer, true);
+            }
+            Err(why) => {
+                // Dropping the stream closes it.
+                refusals.note(|n| {
+                    let why = match why {
+                        Refusal::PerSource(k) => format!("{k} open from {}", peer.ip()),
+                        Refusal::Full(k) => format!("{k} open, none to close"),
+                    };
+                    tracing::warn!(
+                        "refused {n} tcp connections lately, the last from {peer}: {why}"
+                    );
+                });
+            }
         }
-        register(&shared, stream, peer);
+    }
+}
+
+/// Counts events and logs the first, then at most one line a minute.
+#[derive(Default)]
+struct Throttled {
+    count: u64,
+    logged: Option<std::time::Instant>,
+}
+
+impl Throttled {
+    fn note(&mut self, log: impl FnOnce(u64)) {
+        self.count += 1;
+        if self.logged.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+            log(self.count);
+            self.count = 0;
+            self.logged = Some(std::time::Instant::now());
+        }
     }
 }
 
 /// Starts reader and writer for a connection and makes it available for sending.
-fn register(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) -> mpsc::Sender<Vec<u8>> {
+fn register(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    inbound: bool,
+) -> mpsc::Sender<Vec<u8>> {
     let _ = stream.set_nodelay(true);
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-    lock(&shared.conns).insert(peer, Conn { tx: tx.clone() });
-    tokio::spawn(run(stream, peer, rx, tx.clone(), shared.clone()));
+    let activity = lock(&shared.conns).insert(peer, tx.clone(), inbound);
+    tokio::spawn(run(stream, peer, rx, tx.clone(), activity, shared.clone()));
     tx
 }
 
@@ -51,6 +99,7 @@ async fn run(
     peer: SocketAddr,
     mut rx: mpsc::Receiver<Vec<u8>>,
     tx: mpsc::Sender<Vec<u8>>,
+    activity: Arc<Activity>,
     shared: Arc<Shared>,
 ) {
     let target = Target {
@@ -68,7 +117,17 @@ async fn run(
     let mut framer = Framer::default();
     let mut buf = vec![0u8; 16 * 1024];
     'read: loop {
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, rd.read(&mut buf)).await {
+        let idle = if activity.valid.load(Ordering::Relaxed) {
+            IDLE_TIMEOUT
+        } else {
+            UNPROVEN_TIMEOUT
+        };
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, rd.read(&mut buf)) => r,
+            // Closed to make room for a newer connection.
+            () = activity.close.notified() => break,
+        };
+        let n = match read {
             Ok(Ok(0)) | Err(_) => break,
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
@@ -76,6 +135,7 @@ async fn run(
                 break;
             }
         };
+        activity.touch();
         framer.push(&buf[..n]);
         loop {
             match framer.next_frame() {
@@ -85,7 +145,11 @@ async fn run(
                 }
                 Ok(Some(Frame::Pong)) => {}
                 Ok(Some(Frame::Message(m))) => {
-                    if let Some(answer) = accept(&shared, &m, target) {
+                    let taken = accept(&shared, &m, target);
+                    if taken.parsed {
+                        activity.valid.store(true, Ordering::Relaxed);
+                    }
+                    if let Some(answer) = taken.answer {
                         let _ = tx.send(answer).await;
                     }
                 }
@@ -101,13 +165,7 @@ async fn run(
             }
         }
     }
-    {
-        let mut conns = lock(&shared.conns);
-        // Only our own entry: a newer connection to the same peer may have replaced it.
-        if conns.get(&peer).is_some_and(|c| c.tx.same_channel(&tx)) {
-            conns.remove(&peer);
-        }
-    }
+    lock(&shared.conns).remove(&peer, Some(&activity));
     drop(tx);
     writer.abort();
     let _ = shared.closed.send(target);
@@ -132,7 +190,7 @@ pub(super) async fn send(
                     addr: target.addr,
                     source,
                 })?;
-            register(shared, stream, target.addr)
+            register(shared, stream, target.addr, false)
         }
     };
     tx.send(bytes)

@@ -28,7 +28,7 @@ pub(super) async fn recv_loop(sock: Arc<UdpSocket>, shared: Arc<Shared>) {
             proto: Proto::Udp,
             addr: from,
         };
-        if let Some(answer) = accept(&shared, data, from)
+        if let Some(answer) = accept(&shared, data, from).answer
             && let Err(e) = sock.send_to(&answer, from.addr).await
         {
             tracing::debug!("udp send to {}: {e}", from.addr);
