@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::peers::{free_port, stop_child};
+use crate::peers::{free_even_ports, free_port, stop_child};
 use crate::{PATIENCE, require_tool};
 
 pub struct BaresipOptions<'a> {
@@ -90,19 +90,6 @@ fn extra_modules(o: &BaresipOptions<'_>) -> String {
     m
 }
 
-/// An even port with `n` free ports after it, for RTP/RTCP pairs.
-fn even_range(n: u16) -> u16 {
-    loop {
-        let p = free_port() & !1;
-        if p > 1024
-            && p < 60_000
-            && (0..n).all(|i| std::net::UdpSocket::bind(("127.0.0.1", p + i)).is_ok())
-        {
-            return p;
-        }
-    }
-}
-
 impl Baresip {
     pub fn start(parent: &Path, o: BaresipOptions<'_>) -> Baresip {
         let bin = require_tool("baresip", "baresip-core");
@@ -118,7 +105,7 @@ impl Baresip {
             }
         };
         let ctrl_port = free_port();
-        let rtp = even_range(10);
+        let rtp = free_even_ports(10);
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{sip}\ncall_local_timeout 120\ncall_max_calls 4\n\
              audio_source ausine,{tone}\naudio_player aubridge,{user}-null\naudio_alert aubridge,{user}-null\n\

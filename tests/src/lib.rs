@@ -141,12 +141,36 @@ impl Sandbox {
         args: &[&str],
         extra_env: &[(&str, &str)],
     ) -> Daemon {
+        let prefix = match user {
+            Some(u) => [vec!["setpriv".to_string()], setpriv_args(u)].concat(),
+            None => Vec::new(),
+        };
+        self.spawn_daemon_via(&prefix, args, extra_env)
+    }
+
+    /// Starts voipd, and waits for READY=1, with at most `nofile` open files (soft and
+    /// hard limit, as a unit's LimitNOFILE sets them).
+    pub fn start_daemon_with_nofile(&self, nofile: u64) -> Daemon {
+        require_tool("prlimit", "util-linux");
+        let prefix = ["prlimit".to_string(), format!("--nofile={nofile}:{nofile}")];
+        let mut d = self.spawn_daemon_via(&prefix, &[], &[]);
+        self.wait_notify(|m| m.contains("READY=1"), &mut d);
+        d
+    }
+
+    /// Runs voipd through `prefix` (a program that execs it: its PID is voipd's).
+    fn spawn_daemon_via(
+        &self,
+        prefix: &[String],
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Daemon {
         let log = self.path().join(format!("voipd-{}.log", unique()));
         let file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = match user {
-            Some(u) => {
-                let mut c = self.command("setpriv");
-                c.args(setpriv_args(u)).arg(bin("voipd"));
+        let mut cmd = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = self.command(program);
+                c.args(rest).arg(bin("voipd"));
                 c
             }
             None => self.command(bin("voipd")),
@@ -307,6 +331,11 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The file its stderr goes to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// Resident memory from /proc/PID/status, in KiB.

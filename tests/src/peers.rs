@@ -39,6 +39,19 @@ fn signal_group(pgid: u32, sig: libc::c_int) {
     }
 }
 
+/// An even port with `n` free UDP ports from it on, for RTP/RTCP pairs.
+pub fn free_even_ports(n: u16) -> u16 {
+    loop {
+        let p = free_port() & !1;
+        if p > 1024
+            && p < 60_000
+            && (0..n).all(|i| std::net::UdpSocket::bind(("127.0.0.1", p + i)).is_ok())
+        {
+            return p;
+        }
+    }
+}
+
 /// SIGTERM, then SIGKILL if it has not ended within 5 s.
 pub fn stop_child(child: &mut Child) {
     signal(child.id(), libc::SIGTERM);
@@ -205,6 +218,21 @@ impl Sipp {
     pub fn client(dir: &Path, scenario: &str, port: u16) -> Sipp {
         let to = [format!("127.0.0.1:{port}"), "-s".into(), "alice".into()];
         Sipp::scenario(dir, scenario, scenario, "127.0.0.1", free_port(), 1, &to)
+    }
+
+    /// SIPp playing `scenario` `calls` times as a client from the loopback address `ip`
+    /// towards voipd's SIP `port`, for user `service`, logging as `name`.
+    pub fn client_from(
+        dir: &Path,
+        name: &str,
+        scenario: &str,
+        ip: &str,
+        port: u16,
+        service: &str,
+        calls: u32,
+    ) -> Sipp {
+        let to = [format!("127.0.0.1:{port}"), "-s".into(), service.into()];
+        Sipp::scenario(dir, name, scenario, ip, free_port(), calls, &to)
     }
 
     /// SIPp playing `scenario` as a server on `port` for `calls` calls, bound when this

@@ -179,6 +179,10 @@ pub struct SipConfig {
     /// What those not accepted hear.
     #[serde(default)]
     pub stranger_reply: StrangerReply,
+    /// More addresses taken as the providers': a provider whose calls come from other
+    /// hosts than its registrar's.
+    #[serde(default)]
+    pub trusted: Vec<Network>,
     /// An incoming call not answered after this long is answered 480.
     #[serde(default = "default_ring_timeout")]
     pub ring_timeout_secs: u32,
@@ -191,6 +195,7 @@ pub struct SipConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AcceptDirect {
+    /// No one: only the providers.
     None,
     /// Those whose address (the From) is in the address book.
     Contacts,
@@ -201,9 +206,11 @@ pub enum AcceptDirect {
 /// The answer to a request from a stranger: the same whatever it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum StrangerReply {
+    /// 403 Forbidden, sent statelessly.
     #[default]
     #[serde(rename = "403")]
     Forbidden,
+    /// Nothing at all: a scanner cannot tell a SIP device is there.
     #[serde(rename = "drop")]
     Drop,
 }
@@ -373,6 +380,9 @@ impl TryFrom<RawAccount> for Account {
                 return Err(format!("codecs: {c:?} is listed twice"));
             }
         }
+        if r.max_ringing == 0 {
+            return Err("max_ringing: must be at least 1 (0 would refuse every call)".into());
+        }
         if r.min_se == 0 {
             return Err("min_se: must be at least 1 second (RFC 4028 asks for 90)".into());
         }
@@ -517,6 +527,7 @@ impl Default for SipConfig {
             dns: Vec::new(),
             accept_direct: None,
             stranger_reply: StrangerReply::default(),
+            trusted: Vec::new(),
             ring_timeout_secs: default_ring_timeout(),
             max_ringing: default_max_ringing(),
             t1_ms: default_t1(),
@@ -582,14 +593,27 @@ impl Config {
                     .into(),
             ));
         }
-        if raw.sip.ring_timeout_secs == 0 {
-            return Err(ConfigError::invalid(
-                origin,
-                text,
-                None,
-                "sip.ring_timeout_secs".into(),
-                "must be at least 1 second".into(),
-            ));
+        for (field, value, what) in [
+            (
+                "sip.ring_timeout_secs",
+                raw.sip.ring_timeout_secs,
+                "1 second",
+            ),
+            (
+                "sip.max_ringing",
+                raw.sip.max_ringing,
+                "1 (0 would refuse every call)",
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(
+                    origin,
+                    text,
+                    None,
+                    field.into(),
+                    format!("must be at least {what}"),
+                ));
+            }
         }
         Ok(Config {
             log: raw.log,
@@ -644,11 +668,17 @@ impl Config {
         if self.sip.user_agent != old.sip.user_agent {
             d.applied.push("sip.user_agent".into());
         }
-        if (self.sip.accept_direct, self.sip.stranger_reply)
-            != (old.sip.accept_direct, old.sip.stranger_reply)
-        {
+        if (
+            self.sip.accept_direct,
+            self.sip.stranger_reply,
+            &self.sip.trusted,
+        ) != (
+            old.sip.accept_direct,
+            old.sip.stranger_reply,
+            &old.sip.trusted,
+        ) {
             d.applied
-                .push("sip.accept_direct, sip.stranger_reply".into());
+                .push("sip.accept_direct, sip.stranger_reply, sip.trusted".into());
         }
         if (self.sip.ring_timeout_secs, self.sip.max_ringing)
             != (old.sip.ring_timeout_secs, old.sip.max_ringing)

@@ -121,6 +121,27 @@ fn bad_values_are_refused_with_the_field() {
             "sip.dns[0]",
             "socket address",
         ),
+        (
+            "[sip]\naccept_direct = \"everyone\"\n[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\n",
+            "sip.accept_direct",
+            "only for a voipd without accounts",
+        ),
+        (
+            "[sip]\nstranger_reply = \"404\"\n",
+            "sip.stranger_reply",
+            "unknown variant",
+        ),
+        (
+            "[sip]\ntrusted = [\"203.0.113.0/33\"]\n",
+            "sip.trusted[0]",
+            "not an IP address or a network",
+        ),
+        (
+            "[sip]\nring_timeout_secs = 0\n",
+            "sip.ring_timeout_secs",
+            "at least 1 second",
+        ),
+        ("[sip]\nmax_ringing = 0\n", "sip.max_ringing", "at least 1"),
     ] {
         let e = invalid(text);
         assert_eq!(e.field, field, "{text}");

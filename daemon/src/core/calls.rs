@@ -222,8 +222,8 @@ pub(super) enum CallUpdate {
     OwnPresence(super::presence::Presence),
     /// The address book as it is now, from the n-th read (after a change).
     Contacts(u64, Vec<crate::store::Contact>),
-    /// The accounts' registrars and outbound proxies, as DNS names them now.
-    Providers(std::collections::HashSet<std::net::IpAddr>),
+    /// Registrars and outbound proxies (by URI) and the addresses DNS gave for them now.
+    Providers(Vec<(String, Vec<std::net::IpAddr>)>),
 }
 
 /// What a call task needs from the core.

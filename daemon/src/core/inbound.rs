@@ -5,23 +5,27 @@
 //! Strangers get one answer whatever they name (or none), a rate limit, and one log line
 //! per source a minute in a form fail2ban matches (`systemd/fail2ban/`).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::{AcceptDirect, StrangerReply};
+use crate::config::{AcceptDirect, Network, SipConfig, StrangerReply};
 use crate::core::presence::Sharing;
 use crate::sip::message::{Method, Request, SipHeaders};
 use crate::sip::transaction::{Admission, Admit};
-use crate::sip::transport::{Target, lock};
+use crate::sip::transport::{Target, lock, source_key};
 use crate::sip::uri::Uri;
 
 /// A stranger's requests, taken or answered: this many a second, in bursts of `BURST`.
 const RATE: f64 = 10.0;
 const BURST: f64 = 20.0;
-/// Sources followed at once; past it, new ones are dropped unanswered until old ones age.
+/// Sources followed each on its own; past it, new ones share one budget until old ones
+/// age, so that filling the table shuts no one out for good.
 const MAX_SOURCES: usize = 4096;
+/// A full table is swept for aged sources at most this often (a sweep walks it all).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// A source quiet this long is forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(120);
 const LOG_EVERY: Duration = Duration::from_secs(60);
@@ -34,12 +38,17 @@ pub(super) struct Inbound {
 struct State {
     accept: AcceptDirect,
     reply: StrangerReply,
+    /// Networks the configuration names as the providers' too.
+    trusted: Vec<Network>,
     /// The providers' addresses as DNS gave them at the last look.
     resolved: HashSet<IpAddr>,
     /// Where each account registered last.
     registered: HashMap<String, IpAddr>,
     contacts: Option<Sharing>,
     sources: HashMap<IpAddr, Source>,
+    /// The budget new sources share while the table is full.
+    overflow: Source,
+    swept: Instant,
     refused: u64,
 }
 
@@ -61,24 +70,30 @@ pub struct StrangerStats {
 }
 
 impl Inbound {
-    pub(super) fn new(accept: AcceptDirect, reply: StrangerReply) -> Inbound {
+    /// The gate as `sip` sets it, for a configuration with `accounts` accounts.
+    pub(super) fn new(sip: &SipConfig, accounts: usize) -> Inbound {
         Inbound {
             state: Mutex::new(State {
-                accept,
-                reply,
+                accept: sip.accept_direct(accounts),
+                reply: sip.stranger_reply,
+                trusted: sip.trusted.clone(),
                 resolved: HashSet::new(),
                 registered: HashMap::new(),
                 contacts: None,
                 sources: HashMap::new(),
+                overflow: Source::new(Instant::now()),
+                swept: Instant::now(),
                 refused: 0,
             }),
         }
     }
 
-    pub(super) fn configure(&self, accept: AcceptDirect, reply: StrangerReply) {
+    /// Applies a reloaded configuration.
+    pub(super) fn configure(&self, sip: &SipConfig, accounts: usize) {
         let mut s = lock(&self.state);
-        s.accept = accept;
-        s.reply = reply;
+        s.accept = sip.accept_direct(accounts);
+        s.reply = sip.stranger_reply;
+        s.trusted = sip.trusted.clone();
     }
 
     /// The providers' addresses, freshly resolved.
@@ -100,6 +115,7 @@ impl Inbound {
         lock(&self.state).contacts = Some(contacts);
     }
 
+    /// Refusals so far, and the sources followed now.
     pub(super) fn stats(&self) -> StrangerStats {
         let mut s = lock(&self.state);
         let now = Instant::now();
@@ -114,27 +130,36 @@ impl Inbound {
 
 impl Admission for Inbound {
     fn admit(&self, req: &Request, from: Target) -> Admit {
-        let ip = from.addr.ip();
+        self.admit_at(req, from, Instant::now())
+    }
+}
+
+impl Inbound {
+    fn admit_at(&self, req: &Request, from: Target, now: Instant) -> Admit {
+        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+        let ip = from.addr.ip().to_canonical();
         let mut s = lock(&self.state);
         if s.accept == AcceptDirect::Everyone
             || s.resolved.contains(&ip)
             || s.registered.values().any(|r| *r == ip)
+            || s.trusted.iter().any(|n| n.contains(ip))
         {
             return Admit::Take;
         }
-        let now = Instant::now();
-        let within_rate = s.spend(ip, now);
         // Inside a dialog the Call-ID and tags are the proof; the core answers 481 to
         // those it does not have. CANCEL follows an INVITE that was taken.
         let welcome = matches!(req.method, Method::Ack | Method::Cancel)
             || req.to().is_some_and(|t| t.tag().is_some())
-            || (s.accept == AcceptDirect::Contacts && s.is_contact(req));
+            || (s.accept == AcceptDirect::Contacts && s.is_contact(req, ip));
+        let reply = s.reply;
+        let src = s.source(source_key(ip), now);
+        let within_rate = src.take(now);
         if welcome && within_rate {
             return Admit::Take;
         }
+        src.log_refusal(ip, &req.method, now);
         s.refused += 1;
-        s.log_refusal(ip, &req.method, now);
-        match (within_rate, s.reply) {
+        match (within_rate, reply) {
             (true, StrangerReply::Forbidden) => Admit::Refuse,
             _ => Admit::Drop,
         }
@@ -142,49 +167,68 @@ impl Admission for Inbound {
 }
 
 impl State {
-    /// Takes one of `ip`'s tokens; false when it has none left (or cannot be followed).
-    fn spend(&mut self, ip: IpAddr, now: Instant) -> bool {
-        if !self.sources.contains_key(&ip) && self.sources.len() >= MAX_SOURCES {
+    /// `key`'s budget: its own, or the shared one while the table is full.
+    fn source(&mut self, key: IpAddr, now: Instant) -> &mut Source {
+        if self.sources.len() >= MAX_SOURCES
+            && !self.sources.contains_key(&key)
+            && now.duration_since(self.swept) >= SWEEP_EVERY
+        {
+            self.swept = now;
             self.sources
                 .retain(|_, src| now.duration_since(src.at) < FORGET_AFTER);
-            if self.sources.len() >= MAX_SOURCES {
-                return false;
-            }
         }
-        let src = self.sources.entry(ip).or_insert(Source {
+        let full = self.sources.len() >= MAX_SOURCES;
+        match self.sources.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) if !full => e.insert(Source::new(now)),
+            Entry::Vacant(_) => &mut self.overflow,
+        }
+    }
+
+    /// From someone in the address book. From is not authenticated: when it names an
+    /// address rather than a host name, it must at least be the one the request came from.
+    fn is_contact(&self, req: &Request, ip: IpAddr) -> bool {
+        let Some(Uri::Sip(from)) = req.from().map(|f| f.uri) else {
+            return false;
+        };
+        let host = from.host.to_string();
+        let literal: Option<IpAddr> = host.trim_matches(['[', ']']).parse().ok();
+        if literal.is_some_and(|l| l.to_canonical() != ip) {
+            return false;
+        }
+        self.contacts
+            .as_ref()
+            .is_some_and(|c| c.allows(Some(&from)))
+    }
+}
+
+impl Source {
+    fn new(now: Instant) -> Source {
+        Source {
             tokens: BURST,
             at: now,
             logged: None,
             unlogged: 0,
-        });
-        let refill = now.duration_since(src.at).as_secs_f64() * RATE;
-        src.tokens = (src.tokens + refill).min(BURST);
-        src.at = now;
-        if src.tokens < 1.0 {
-            return false;
         }
-        src.tokens -= 1.0;
-        true
     }
 
-    fn is_contact(&self, req: &Request) -> bool {
-        let from = req.from().and_then(|f| match f.uri {
-            Uri::Sip(u) => Some(u),
-            _ => None,
-        });
-        self.contacts
-            .as_ref()
-            .is_some_and(|c| c.allows(from.as_ref()))
+    /// Takes a token; false when none is left.
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.duration_since(self.at).as_secs_f64() * RATE;
+        self.tokens = (self.tokens + refill).min(BURST);
+        self.at = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
     }
 
     /// One line per source a minute. Only the method (a token: no spaces) comes from the
     /// request, so nothing a stranger sends can make the line match for another address.
     fn log_refusal(&mut self, ip: IpAddr, method: &Method, now: Instant) {
-        let Some(src) = self.sources.get_mut(&ip) else {
-            return;
-        };
-        src.unlogged += 1;
-        if src
+        self.unlogged += 1;
+        if self
             .logged
             .is_some_and(|at| now.duration_since(at) < LOG_EVERY)
         {
@@ -192,10 +236,10 @@ impl State {
         }
         tracing::warn!(
             "refused SIP {method} from stranger {ip} ({} refused since the last line)",
-            src.unlogged
+            self.unlogged
         );
-        src.logged = Some(now);
-        src.unlogged = 0;
+        self.logged = Some(now);
+        self.unlogged = 0;
     }
 }
 
@@ -213,6 +257,19 @@ mod tests {
         ))
     }
 
+    fn gate(accept: AcceptDirect, reply: StrangerReply, trusted: &[&str]) -> Inbound {
+        let sip = SipConfig {
+            accept_direct: Some(accept),
+            stranger_reply: reply,
+            trusted: trusted
+                .iter()
+                .map(|t| Network::try_from(t.to_string()).unwrap())
+                .collect(),
+            ..SipConfig::default()
+        };
+        Inbound::new(&sip, 1)
+    }
+
     fn from(ip: &str) -> Target {
         Target {
             proto: Proto::Udp,
@@ -222,55 +279,107 @@ mod tests {
 
     #[test]
     fn strangers_are_refused_and_providers_taken() {
-        let gate = Inbound::new(AcceptDirect::None, StrangerReply::Forbidden);
+        let gate = gate(
+            AcceptDirect::None,
+            StrangerReply::Forbidden,
+            &["203.0.113.0/24", "2001:db8::1"],
+        );
         gate.set_resolved(["192.0.2.10".parse().unwrap()].into());
         gate.set_registered("a", Some("192.0.2.11".parse().unwrap()));
         let req = invite("");
         assert_eq!(gate.admit(&req, from("192.0.2.10")), Admit::Take);
         assert_eq!(gate.admit(&req, from("192.0.2.11")), Admit::Take);
+        assert_eq!(gate.admit(&req, from("203.0.113.200")), Admit::Take);
+        assert_eq!(gate.admit(&req, from("2001:db8::1")), Admit::Take);
+        assert_eq!(gate.admit(&req, from("203.0.114.1")), Admit::Refuse);
         assert_eq!(gate.admit(&req, from("198.51.100.7")), Admit::Refuse);
         // Inside a dialog: taken, the core knows whether it has it.
         assert_eq!(
             gate.admit(&invite(";tag=x"), from("198.51.100.7")),
             Admit::Take
         );
-        gate.configure(AcceptDirect::None, StrangerReply::Drop);
+        let drop = |accept| SipConfig {
+            accept_direct: Some(accept),
+            stranger_reply: StrangerReply::Drop,
+            ..SipConfig::default()
+        };
+        gate.configure(&drop(AcceptDirect::None), 1);
         assert_eq!(gate.admit(&req, from("198.51.100.7")), Admit::Drop);
         gate.set_registered("a", None);
         assert_eq!(gate.admit(&req, from("192.0.2.11")), Admit::Drop);
-        assert_eq!(gate.stats().refused, 3);
-        gate.configure(AcceptDirect::Everyone, StrangerReply::Drop);
+        assert_eq!(gate.stats().refused, 4);
+        assert_eq!(
+            gate.admit(&req, from("203.0.113.200")),
+            Admit::Drop,
+            "reloaded"
+        );
+        gate.configure(&drop(AcceptDirect::Everyone), 1);
         assert_eq!(gate.admit(&req, from("198.51.100.7")), Admit::Take);
     }
 
     #[test]
     fn a_flooding_stranger_is_answered_at_a_bounded_rate() {
-        let gate = Inbound::new(AcceptDirect::None, StrangerReply::Forbidden);
+        let gate = gate(AcceptDirect::None, StrangerReply::Forbidden, &[]);
         let req = invite("");
-        let answered = (0..1000)
-            .filter(|_| gate.admit(&req, from("198.51.100.7")) == Admit::Refuse)
-            .count();
-        // The burst, and what trickled in while the loop ran.
-        assert!((20..30).contains(&answered), "{answered}");
-        assert_eq!(gate.stats().refused, 1000);
-        // Another source has its own budget.
-        assert_eq!(gate.admit(&req, from("198.51.100.8")), Admit::Refuse);
+        let t0 = Instant::now();
+        let answered = |at: Instant| {
+            (0..1000)
+                .filter(|_| gate.admit_at(&req, from("198.51.100.7"), at) == Admit::Refuse)
+                .count()
+        };
+        assert_eq!(answered(t0), BURST as usize, "the burst, then nothing");
+        assert_eq!(answered(t0 + Duration::from_secs(1)), RATE as usize);
+        assert_eq!(gate.stats().refused, 2000);
+        // Another source has its own budget, also when it comes as ::ffff:a.b.c.d.
+        assert_eq!(gate.admit_at(&req, from("198.51.100.8"), t0), Admit::Refuse);
+        assert_eq!(
+            gate.admit_at(
+                &req,
+                from("::ffff:198.51.100.7"),
+                t0 + Duration::from_secs(1)
+            ),
+            Admit::Drop
+        );
+        // An IPv6 host is its /64.
+        for _ in 0..BURST as usize {
+            gate.admit_at(&req, from("2001:db8:1:2::1"), t0);
+        }
+        assert_eq!(
+            gate.admit_at(&req, from("2001:db8:1:2::ffff"), t0),
+            Admit::Drop
+        );
+        assert_eq!(
+            gate.admit_at(&req, from("2001:db8:1:3::1"), t0),
+            Admit::Refuse
+        );
     }
 
     #[test]
-    fn the_source_table_is_bounded() {
-        let gate = Inbound::new(AcceptDirect::None, StrangerReply::Forbidden);
+    fn a_full_source_table_shuts_no_one_out() {
+        let gate = gate(AcceptDirect::None, StrangerReply::Forbidden, &[]);
         let req = invite("");
-        for i in 0..(MAX_SOURCES as u32 + 100) {
-            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            gate.admit(
-                &req,
-                Target {
-                    proto: Proto::Udp,
-                    addr: (ip, 5060).into(),
-                },
-            );
+        let t0 = Instant::now();
+        let v4 = |i: u32| Target {
+            proto: Proto::Udp,
+            addr: (
+                IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
+                5060,
+            )
+                .into(),
+        };
+        for i in 0..MAX_SOURCES as u32 {
+            gate.admit_at(&req, v4(i), t0);
         }
         assert_eq!(gate.stats().sources as usize, MAX_SOURCES);
+        // Newcomers share a budget: still answered, and inside a dialog still taken.
+        assert_eq!(gate.admit_at(&req, v4(1 << 20), t0), Admit::Refuse);
+        assert_eq!(
+            gate.admit_at(&invite(";tag=x"), v4(1 << 21), t0),
+            Admit::Take
+        );
+        // Aged sources make room again.
+        let later = t0 + FORGET_AFTER + SWEEP_EVERY;
+        assert_eq!(gate.admit_at(&req, v4(1 << 22), later), Admit::Refuse);
+        assert_eq!(lock(&gate.state).sources.len(), 1);
     }
 }

@@ -9,11 +9,11 @@ mod inbound;
 mod messages;
 mod outbox;
 mod phone;
-mod pidf;
+pub mod pidf;
 mod presence;
 mod request;
 mod uas;
-mod vcard;
+pub mod vcard;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};

@@ -9,7 +9,7 @@ const PIDF: &str = "urn:ietf:params:xml:ns:pidf";
 const RPID: &str = "urn:ietf:params:xml:ns:pidf:rpid";
 
 /// A document's status and note (the first note found, person before tuple).
-pub(super) fn parse(body: &[u8]) -> Result<(PresenceStatus, String), String> {
+pub fn parse(body: &[u8]) -> Result<(PresenceStatus, String), String> {
     let text = std::str::from_utf8(body).map_err(|_| "not UTF-8".to_string())?;
     let doc = roxmltree::Document::parse(text).map_err(|e| e.to_string())?;
     let root = doc.root_element();
@@ -82,7 +82,7 @@ pub(super) fn parse(body: &[u8]) -> Result<(PresenceStatus, String), String> {
 }
 
 /// Our document for `entity` (our address of record).
-pub(super) fn write(entity: &str, status: PresenceStatus, note: &str) -> String {
+pub fn write(entity: &str, status: PresenceStatus, note: &str) -> String {
     let basic = if status == PresenceStatus::Offline {
         "closed"
     } else {

@@ -7,20 +7,28 @@ use std::fmt::Write as _;
 
 use crate::store::Contact;
 
+/// A contact as one card describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(super) struct Card {
+pub struct Card {
+    /// UID, when the card has one.
     pub uid: Option<String>,
+    /// FN, else N, else ORG.
     pub name: String,
     /// As written in the card, in preference order; checked and normalised by the caller.
     pub addresses: Vec<String>,
+    /// In the favourites category.
     pub favourite: bool,
+    /// NOTE.
     pub notes: String,
 }
 
+/// Why a file is not vCards, and where.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("line {line}: {message}")]
-pub(super) struct VcardError {
+pub struct VcardError {
+    /// Where, counting from 1.
     pub line: usize,
+    /// What is wrong there.
     pub message: String,
 }
 
@@ -53,7 +61,8 @@ impl Line {
     }
 }
 
-pub(super) fn parse(text: &str) -> Result<Vec<Card>, VcardError> {
+/// Every card in `text`, in order.
+pub fn parse(text: &str) -> Result<Vec<Card>, VcardError> {
     let mut cards = Vec::new();
     let mut current: Option<(usize, Vec<Line>)> = None;
     for line in unfold(text.trim_start_matches('\u{feff}')) {
@@ -401,7 +410,7 @@ fn decode_charset(bytes: &[u8], charset: Option<&str>) -> Result<String, String>
 }
 
 /// vCard 4.0, CRLF line ends, lines folded at 75 octets.
-pub(super) fn write<'a>(contacts: impl IntoIterator<Item = &'a Contact>) -> String {
+pub fn write<'a>(contacts: impl IntoIterator<Item = &'a Contact>) -> String {
     let mut s = String::new();
     for c in contacts {
         let mut lines = vec![

@@ -56,11 +56,11 @@ impl Reception {
         let transit = arrival.wrapping_sub(timestamp) as i32;
         if let Some(last) = self.last_transit {
             let d = transit.wrapping_sub(last).unsigned_abs();
-            // J += (|D| - J) / 16, kept scaled by 16.
-            self.jitter_x16 = self
-                .jitter_x16
-                .wrapping_add(d)
-                .wrapping_sub((self.jitter_x16 + 8) >> 4);
+            // J += (|D| - J) / 16, kept scaled by 16; wide, because crafted timestamps
+            // can make |D| as large as 2^31 and the sum overflow.
+            let j = u64::from(self.jitter_x16);
+            let next = (j + u64::from(d)).saturating_sub((j + 8) >> 4);
+            self.jitter_x16 = u32::try_from(next).unwrap_or(u32::MAX);
         }
         self.last_transit = Some(transit);
     }
@@ -210,6 +210,17 @@ pub fn reports_about(packet: &[u8], ours: u32) -> Vec<ReportBlock> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crafted_timestamps_do_not_overflow_the_jitter() {
+        let mut r = Reception::default();
+        for i in 0..200u32 {
+            // Transit swinging by 2^31 each packet: |D| as large as it gets.
+            let ts = if i % 2 == 0 { 0 } else { 0x8000_0000 };
+            r.packet(7, i as u16, ts, 0);
+        }
+        assert!(r.jitter() > 0);
+    }
 
     #[test]
     fn loss_and_jitter_are_counted() {

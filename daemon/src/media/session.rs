@@ -559,10 +559,14 @@ impl Stream {
             }
         };
         let clock = rtp_clock(self.p.codec);
-        if !self
-            .latch
-            .accept(from, pkt.ssrc, pkt.seq, pkt.timestamp, clock)
-        {
+        if !self.latch.accept(
+            from,
+            pkt.ssrc,
+            pkt.seq,
+            pkt.timestamp,
+            clock,
+            now.into_std(),
+        ) {
             self.stats.foreign += 1;
             if self.stats.foreign == 1 {
                 tracing::info!(

@@ -130,6 +130,9 @@ struct Binding {
     /// all have failed, so that refreshes go to the same registrar.
     targets: Vec<Target>,
     target_index: usize,
+    /// The registrar's 200 listed our binding recognisably, so that a binding query can
+    /// tell whether it still has it; else keepalives are OPTIONS.
+    queryable: bool,
 }
 
 impl Binding {
@@ -193,6 +196,7 @@ pub fn spawn(
         proxy_index: 0,
         targets: Vec::new(),
         target_index: 0,
+        queryable: false,
         account,
     };
     tokio::spawn(
@@ -353,8 +357,9 @@ impl Task {
         tracing::info!(account = %self.b.account.id, "unregistered");
     }
 
-    /// An OPTIONS (UDP) or CRLF ping (TCP) on the registration flow. Returns the public
-    /// address the far side saw, when it says.
+    /// A CRLF ping (TCP), or over UDP a binding query (or an OPTIONS, with a registrar
+    /// whose answers do not show our binding recognisably). Returns the public address the
+    /// far side saw, when it says; an error when the flow or our binding is gone.
     async fn keepalive(&mut self, flow: Target) -> Result<Option<SocketAddr>, String> {
         if flow.proto.reliable() {
             self.ep
@@ -362,6 +367,9 @@ impl Task {
                 .await
                 .map_err(|e| e.to_string())?;
             return Ok(None);
+        }
+        if self.b.queryable {
+            return self.query(flow).await;
         }
         let mut req = self.base_request(Method::Options, Uri::Sip(self.b.next_hop()));
         req.headers
@@ -375,6 +383,43 @@ impl Task {
         match tx.final_response().await {
             Ok(r) => Ok(public_address(&r)),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// A REGISTER without Contact asks the registrar which bindings it holds (RFC 3261
+    /// §10.2.3). Unlike an OPTIONS answer, which a registrar that restarted and lost our
+    /// binding gives just the same, it proves that calls can still reach us.
+    async fn query(&mut self, flow: Target) -> Result<Option<SocketAddr>, String> {
+        let local = self
+            .ep
+            .transport()
+            .local_for(flow)
+            .ok_or_else(|| format!("no local socket to reach {flow}"))?;
+        let ours = NameAddr::parse(&self.contact(local, flow.proto))
+            .map_err(|e| e.to_string())?
+            .uri;
+        let ruri = Uri::Sip(self.b.registrar_uri());
+        self.b.auth.next_request();
+        loop {
+            let mut req = self.base_request(Method::Register, ruri.clone());
+            self.b
+                .auth
+                .authorize(&mut req, self.b.account.credentials.as_ref());
+            let resp = self.transact(req, flow).await.map_err(|e| e.to_string())?;
+            match resp.code {
+                200..=299 if holds_binding(&resp, &self.b.instance, &ours) => {
+                    return Ok(public_address(&resp));
+                }
+                200..=299 => return Err("the registrar no longer has our binding".into()),
+                401 | 407 => {
+                    let creds = self.b.account.credentials.as_ref();
+                    self.b
+                        .auth
+                        .challenged(&resp, creds)
+                        .map_err(|e| e.to_string())?;
+                }
+                _ => return Err(format!("{} {}", resp.code, resp.reason)),
+            }
         }
     }
 
@@ -455,6 +500,7 @@ impl Task {
             };
         };
         let contact = self.contact(local, target.proto);
+        let ours = NameAddr::parse(&contact).map(|c| c.uri).ok();
         let ruri = Uri::Sip(self.b.registrar_uri());
         let mut expires = expires;
         let mut tries_423 = 0u32;
@@ -487,6 +533,9 @@ impl Task {
             };
             match resp.code {
                 200..=299 => {
+                    self.b.queryable = ours
+                        .as_ref()
+                        .is_some_and(|o| holds_binding(&resp, &self.b.instance, o));
                     return Outcome::Registered {
                         granted: Duration::from_secs(u64::from(granted_expires(
                             &resp,
@@ -582,6 +631,36 @@ fn granted_expires(resp: &Response, instance: &str, asked: u32) -> u32 {
         .unwrap_or(asked)
 }
 
+/// Whether a registrar's answer lists our binding: by instance id (RFC 5626), else by
+/// our Contact's user, host and port.
+fn holds_binding(resp: &Response, instance: &str, ours: &Uri) -> bool {
+    let key = |u: &crate::sip::uri::SipUri| {
+        (
+            u.user.clone(),
+            u.host.to_string().to_ascii_lowercase(),
+            u.port,
+        )
+    };
+    let ours = match ours {
+        Uri::Sip(u) => Some(key(u)),
+        _ => None,
+    };
+    resp.headers
+        .all(&Name::Contact)
+        .filter_map(|c| NameAddr::parse(c).ok())
+        .any(|c| {
+            let by_instance = c
+                .param("+sip.instance")
+                .flatten()
+                .is_some_and(|v| v.trim_matches('"').trim_matches(['<', '>']) == instance);
+            let by_address = match &c.uri {
+                Uri::Sip(u) => ours.as_ref().is_some_and(|o| *o == key(u)),
+                _ => false,
+            };
+            by_instance || by_address
+        })
+}
+
 fn public_address(resp: &Response) -> Option<SocketAddr> {
     let via = resp.top_via()?;
     let ip = via.received()?.parse().ok()?;
@@ -645,5 +724,14 @@ Contact: <sip:a@10.0.0.1>;expires=120;+sip.instance=\"<urn:uuid:me>\"\r\nExpires
         assert_eq!(granted_expires(&r, "urn:uuid:nobody", 600), 3600);
         assert_eq!(public_address(&r), Some("192.0.2.9:4000".parse().unwrap()));
         assert_eq!(retry_after(&r), Some(Duration::from_secs(30)));
+        let ours = |s: &str| Uri::Sip(s.parse().unwrap());
+        assert!(holds_binding(&r, "urn:uuid:me", &ours("sip:a@192.0.2.1")));
+        assert!(holds_binding(&r, "urn:uuid:x", &ours("sip:a@10.0.0.2")));
+        assert!(!holds_binding(
+            &r,
+            "urn:uuid:x",
+            &ours("sip:a@10.0.0.2:5070")
+        ));
+        assert!(!holds_binding(&r, "urn:uuid:x", &ours("sip:b@10.0.0.2")));
     }
 }

@@ -23,6 +23,7 @@ mod call_table;
 mod directory;
 mod handle;
 mod messaging;
+mod providers;
 mod router;
 
 use call_table::CallEntry;
@@ -133,10 +134,9 @@ pub struct Phone {
     inbound: Arc<Inbound>,
     /// The look-up of the providers' addresses under way, if any.
     resolving: Option<tokio::task::JoinHandle<()>>,
+    /// Each registrar's and outbound proxy's addresses, as DNS last gave them.
+    providers: HashMap<String, Vec<std::net::IpAddr>>,
 }
-
-/// The providers' addresses are looked up again this often (DNS changes, failover hosts).
-const RESOLVE_EVERY: Duration = Duration::from_secs(300);
 
 /// The one API every face uses. Cheap to clone.
 #[derive(Clone)]
@@ -166,10 +166,9 @@ impl Phone {
         let (accounts, reg_updates) =
             Accounts::new(endpoint.clone(), instance, &loaded.config.accounts);
         let (call_updates, call_rx) = mpsc::channel(256);
-        let sip_config = &loaded.config.sip;
         let inbound = Arc::new(Inbound::new(
-            sip_config.accept_direct(loaded.config.accounts.len()),
-            sip_config.stranger_reply,
+            &loaded.config.sip,
+            loaded.config.accounts.len(),
         ));
         if let Some(ep) = &endpoint {
             ep.set_admission(inbound.clone());
@@ -177,6 +176,7 @@ impl Phone {
         let mut phone = Phone {
             inbound,
             resolving: None,
+            providers: HashMap::new(),
             accounts,
             endpoint,
             calls: HashMap::new(),
@@ -223,7 +223,7 @@ impl Phone {
         mut requests: Option<mpsc::Receiver<TuRequest>>,
         mut call_rx: mpsc::Receiver<CallUpdate>,
     ) {
-        let mut resolve = tokio::time::interval(RESOLVE_EVERY);
+        let mut resolve = tokio::time::interval(providers::RESOLVE_EVERY);
         resolve.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -422,10 +422,8 @@ impl Phone {
                 self.events.emit(EventKind::UnreadMessages { count });
                 return;
             }
-            CallUpdate::Providers(ips) => {
-                tracing::debug!("providers' addresses: {ips:?}");
-                self.inbound.set_resolved(ips);
-                self.resolving = None;
+            CallUpdate::Providers(found) => {
+                self.providers_found(found);
                 return;
             }
             CallUpdate::Recorded { missed_unseen } => {
@@ -485,13 +483,8 @@ impl Phone {
         for id in &removed {
             self.inbound.set_registered(id, None);
         }
-        self.inbound.configure(
-            loaded
-                .config
-                .sip
-                .accept_direct(loaded.config.accounts.len()),
-            loaded.config.sip.stranger_reply,
-        );
+        self.inbound
+            .configure(&loaded.config.sip, loaded.config.accounts.len());
         self.config = loaded.config;
         self.resolve_providers();
         self.follow(None);
@@ -529,44 +522,6 @@ impl Phone {
             self.events.emit(EventKind::AccountChanged(info));
         }
         Ok(report)
-    }
-}
-
-impl Phone {
-    /// Looks up the addresses of every account's registrar and outbound proxies (RFC
-    /// 3263: all the hosts DNS names), off the core task; they come back as an update.
-    fn resolve_providers(&mut self) {
-        let Some(ep) = self.endpoint.clone() else {
-            return;
-        };
-        let mut hops: Vec<SipUri> = Vec::new();
-        for a in &self.config.accounts {
-            let aor = &a.aor.0;
-            hops.push(SipUri {
-                scheme: aor.scheme,
-                user: None,
-                password: None,
-                host: aor.host.clone(),
-                port: aor.port,
-                params: Vec::new(),
-                headers: None,
-            });
-            hops.extend(a.outbound_proxy.iter().map(|p| p.0.clone()));
-        }
-        let updates = self.call_updates.clone();
-        if let Some(old) = self.resolving.take() {
-            old.abort();
-        }
-        self.resolving = Some(tokio::spawn(async move {
-            let mut ips = std::collections::HashSet::new();
-            for hop in &hops {
-                match ep.locator().locate(hop).await {
-                    Ok(targets) => ips.extend(targets.iter().map(|t| t.addr.ip())),
-                    Err(e) => tracing::warn!("cannot resolve {hop}: {e}"),
-                }
-            }
-            let _ = updates.send(CallUpdate::Providers(ips)).await;
-        }));
     }
 }
 

@@ -238,7 +238,14 @@ impl Endpoint {
         }
         let gate = lock(&self.inner.admission).clone();
         match gate.map_or(Admit::Take, |g| g.admit(&req, from)) {
-            Admit::Take => {}
+            Admit::Take => {
+                // Out of dialog, only those the gate lets in are taken: the flow is theirs.
+                let out_of_dialog = !matches!(req.method, Method::Ack | Method::Cancel)
+                    && req.to().is_some_and(|t| t.tag().is_none());
+                if out_of_dialog {
+                    self.inner.transport.prove(from);
+                }
+            }
             Admit::Drop => return,
             Admit::Refuse => {
                 if req.method != Method::Ack {

@@ -216,6 +216,16 @@ impl Transport {
         lock(&self.shared.conns).clear();
     }
 
+    /// A request on this flow was taken by the layer above: a TCP connection from a
+    /// stranger that only ever sends what is refused stays unproven, and goes first.
+    pub fn prove(&self, flow: Target) {
+        if flow.proto == Proto::Tcp
+            && let Some(c) = lock(&self.shared.conns).get(&flow.addr)
+        {
+            c.activity.valid.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Connections that closed (for RFC 5626 flow recovery).
     pub fn closed_flows(&self) -> broadcast::Receiver<Target> {
         self.shared.closed.subscribe()
@@ -300,6 +310,15 @@ where
             Ok(s)
         }
         other => other,
+    }
+}
+
+/// What a peer is known by for per-source limits: its address (an IPv4 peer on a
+/// dual-stack socket as IPv4), or for IPv6 its /64, as one host may hold a whole /64.
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
     }
 }
 

@@ -13,8 +13,8 @@ use super::{CONNECT_TIMEOUT, IDLE_TIMEOUT, Proto, Shared, Target, TransportError
 
 /// Bytes queued for one connection before senders wait.
 const WRITE_QUEUE: usize = 64;
-/// A connection that has not sent a valid message in this long is closed: an honest
-/// client sends its request at once.
+/// A connection none of whose requests was taken in this long after it opened is closed:
+/// an honest client sends its request at once.
 const UNPROVEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Backoff after a failed accept (out of file descriptors, say): from the first to the
 /// longest wait.
@@ -116,14 +116,16 @@ async fn run(
     });
     let mut framer = Framer::default();
     let mut buf = vec![0u8; 16 * 1024];
+    // Unproven, a connection has this long in all, however it trickles bytes in.
+    let unproven_until = tokio::time::Instant::now() + UNPROVEN_TIMEOUT;
     'read: loop {
-        let idle = if activity.valid.load(Ordering::Relaxed) {
-            IDLE_TIMEOUT
+        let until = if activity.valid.load(Ordering::Relaxed) {
+            tokio::time::Instant::now() + IDLE_TIMEOUT
         } else {
-            UNPROVEN_TIMEOUT
+            unproven_until
         };
         let read = tokio::select! {
-            r = tokio::time::timeout(idle, rd.read(&mut buf)) => r,
+            r = tokio::time::timeout_at(until, rd.read(&mut buf)) => r,
             // Closed to make room for a newer connection.
             () = activity.close.notified() => break,
         };
@@ -135,7 +137,6 @@ async fn run(
                 break;
             }
         };
-        activity.touch();
         framer.push(&buf[..n]);
         loop {
             match framer.next_frame() {
@@ -146,8 +147,9 @@ async fn run(
                 Ok(Some(Frame::Pong)) => {}
                 Ok(Some(Frame::Message(m))) => {
                     let taken = accept(&shared, &m, target);
+                    // Messages count as activity; pings and trickled bytes do not.
                     if taken.parsed {
-                        activity.valid.store(true, Ordering::Relaxed);
+                        activity.touch();
                     }
                     if let Some(answer) = taken.answer {
                         let _ = tx.send(answer).await;
