@@ -45,6 +45,9 @@ for _ in $(seq 100); do [ -S "$work/run/voipd/voipd.sock" ] && break; sleep 0.05
 listener() { "$bin/voipctl" --json status | python3 -c "import json,sys; print([l for l in json.load(sys.stdin)['listening'] if l.startswith('$1:')][0].rsplit(':',1)[1])"; }
 udp=$(listener udp); tcp=$(listener tcp)
 rss() { awk '/VmRSS/ {print $2}' "/proc/$vpid/status"; }
+# The heap and stacks alone: RSS also counts pages of the binary a flood's code paths
+# touched for the first time, which nothing keeps but the page cache.
+anon() { awk '/RssAnon/ {print $2}' "/proc/$vpid/status"; }
 sleep 2
 
 # Runs "$@" in the background, sampling RSS until it ends; sets peak.
@@ -59,9 +62,9 @@ sample_while() {
   wait "$job" || true
 }
 
-printf '%-10s %-12s %-12s %-12s %s\n' flood rss_before rss_peak rss_after note
+printf '%-10s %-12s %-12s %-12s %-20s %s\n' flood rss_before rss_peak rss_after "anon before→after" note
 for flood in "${floods[@]}"; do
-  before=$(rss)
+  before=$(rss); anon_before=$(anon)
   case "$flood" in
   strangers)
     sample_while sipp "127.0.0.1:$udp" -sf tests/sipp/invite_stranger.xml -i 127.0.0.2 -p 0 \
@@ -84,7 +87,7 @@ for flood in "${floods[@]}"; do
   *) echo "unknown flood $flood" >&2; exit 2 ;;
   esac
   sleep "$settle"
-  after=$(rss)
+  after=$(rss); anon_after=$(anon)
   [ "$flood" = watchers ] && note="watchers left: $("$bin/voipctl" --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["counts"].get("watchers",0))')"
-  printf '%-10s %-12s %-12s %-12s %s\n' "$flood" "${before} kB" "${peak} kB" "${after} kB" "$note"
+  printf '%-10s %-12s %-12s %-12s %-20s %s\n' "$flood" "${before} kB" "${peak} kB" "${after} kB" "${anon_before}→${anon_after} kB" "$note"
 done

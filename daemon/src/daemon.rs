@@ -67,7 +67,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         crate::sip::resolve::Locator::new(sip_conf.dns.clone()),
     );
     let sip = SipStack {
-        endpoint,
+        endpoint: endpoint.clone(),
         requests,
         instance: crate::paths::instance_id(&opts.state_dir),
     };
@@ -118,9 +118,15 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     notifier.ready(&ready);
 
     let mut failure = None;
+    let mut trim = tokio::time::interval(crate::memory::TRIM_EVERY);
+    trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = phone.stopped() => break,
+            _ = trim.tick() => {
+                endpoint.compact();
+                crate::memory::trim();
+            }
             res = &mut server => {
                 let err = match res {
                     Ok(Ok(())) => None,

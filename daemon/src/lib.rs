@@ -8,6 +8,7 @@ pub mod core;
 pub mod daemon;
 pub mod logging;
 pub mod media;
+pub mod memory;
 pub mod paths;
 pub mod sdnotify;
 pub mod sdp;

@@ -7,12 +7,6 @@ use voipd::config::{ConfigLocation, DbusBus, EMBEDDED_DEFAULT};
 use voipd::logging::Logging;
 use voipd::paths::Mode;
 
-/// mimalloc gives memory freed after a burst (a flood of messages, thousands of watchers)
-/// back to the system within moments; glibc's malloc keeps much of it for good, spread
-/// over its per-thread arenas.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit codes: 0 done, 1 could not run (e.g. the socket is taken), 2 bad configuration or
 /// usage.
 const EXIT_FAILURE: u8 = 1;

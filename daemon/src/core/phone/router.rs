@@ -65,12 +65,27 @@ impl Phone {
         }
     }
 
-    /// Which bound a new incoming call to `account` would pass, if any.
+    /// Which bound a new incoming call to `account` would pass, if any. Only calls that
+    /// wait for someone count: an account that answers at once rings for no one.
     fn ringing_full(&self, account: Option<&crate::config::Account>) -> Option<String> {
+        let at_once = |a: &crate::config::Account| {
+            a.answer.mode == crate::config::AnswerMode::Auto && a.answer.delay_ms == 0
+        };
+        if account.is_some_and(at_once) {
+            return None;
+        }
+        let waits = |id: Option<&str>| {
+            !self
+                .config
+                .accounts
+                .iter()
+                .any(|a| Some(a.id.as_str()) == id && at_once(a))
+        };
         let ringing = || {
             self.calls.values().map(|c| &c.info).filter(|i| {
                 i.direction == calls::CallDirection::Incoming
                     && matches!(i.state, CallState::Ringing | CallState::Early)
+                    && waits(i.account.as_deref())
             })
         };
         let all = ringing().count();

@@ -177,6 +177,14 @@ impl Endpoint {
         *lock(&self.inner.user_agent) = ua;
     }
 
+    /// Gives back the room the transaction tables grew to in a burst: a map keeps its
+    /// largest capacity until asked (a flood would otherwise hold its peak for good).
+    pub fn compact(&self) {
+        crate::memory::shrink(&mut lock(&self.inner.servers));
+        crate::memory::shrink(&mut lock(&self.inner.clients));
+        self.inner.transport.compact();
+    }
+
     /// Puts `gate` in front of every request that arrives from now on.
     pub fn set_admission(&self, gate: Arc<dyn Admission>) {
         *lock(&self.inner.admission) = Some(gate);

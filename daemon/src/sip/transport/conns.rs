@@ -182,6 +182,12 @@ impl Connections {
         Some(c)
     }
 
+    /// Gives back the room the table grew to in a burst.
+    pub(super) fn compact(&mut self) {
+        crate::memory::shrink(&mut self.map);
+        crate::memory::shrink(&mut self.per_ip);
+    }
+
     pub(super) fn clear(&mut self) {
         for c in self.map.values() {
             c.activity.close.notify_one();

@@ -226,6 +226,11 @@ impl Transport {
         }
     }
 
+    /// Gives back the room the connection table grew to.
+    pub fn compact(&self) {
+        lock(&self.shared.conns).compact();
+    }
+
     /// Connections that closed (for RFC 5626 flow recovery).
     pub fn closed_flows(&self) -> broadcast::Receiver<Target> {
         self.shared.closed.subscribe()
