@@ -15,7 +15,7 @@ use crate::config::{AcceptDirect, Network, SipConfig, StrangerReply};
 use crate::core::presence::Sharing;
 use crate::sip::message::{Method, Request, SipHeaders};
 use crate::sip::transaction::{Admission, Admit};
-use crate::sip::transport::{Target, lock, source_key};
+use crate::sip::transport::{ErrorGate, Target, lock, source_key};
 use crate::sip::uri::Uri;
 
 /// A stranger's requests, taken or answered: this many a second, in bursts of `BURST`.
@@ -134,16 +134,28 @@ impl Admission for Inbound {
     }
 }
 
+impl ErrorGate for Inbound {
+    /// A stranger's garbage is answered as its requests are: within its budget, and not
+    /// at all with `stranger_reply = "drop"` (a malformed probe must not find us either).
+    fn may_answer(&self, from: Target) -> bool {
+        let ip = from.addr.ip().to_canonical();
+        let now = Instant::now();
+        let mut s = lock(&self.state);
+        if s.trusts(ip) {
+            return true;
+        }
+        let reply = s.reply;
+        let src = s.source(source_key(ip), now);
+        src.take(now) && reply == StrangerReply::Forbidden
+    }
+}
+
 impl Inbound {
     fn admit_at(&self, req: &Request, from: Target, now: Instant) -> Admit {
         // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
         let ip = from.addr.ip().to_canonical();
         let mut s = lock(&self.state);
-        if s.accept == AcceptDirect::Everyone
-            || s.resolved.contains(&ip)
-            || s.registered.values().any(|r| *r == ip)
-            || s.trusted.iter().any(|n| n.contains(ip))
-        {
+        if s.trusts(ip) {
             return Admit::Take;
         }
         // Inside a dialog the Call-ID and tags are the proof; the core answers 481 to
@@ -167,6 +179,14 @@ impl Inbound {
 }
 
 impl State {
+    /// Everyone is let in, or `ip` is a provider's.
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.accept == AcceptDirect::Everyone
+            || self.resolved.contains(&ip)
+            || self.registered.values().any(|r| *r == ip)
+            || self.trusted.iter().any(|n| n.contains(ip))
+    }
+
     /// `key`'s budget: its own, or the shared one while the table is full.
     fn source(&mut self, key: IpAddr, now: Instant) -> &mut Source {
         if self.sources.len() >= MAX_SOURCES
@@ -315,6 +335,22 @@ mod tests {
         );
         gate.configure(&drop(AcceptDirect::Everyone), 1);
         assert_eq!(gate.admit(&req, from("198.51.100.7")), Admit::Take);
+    }
+
+    #[test]
+    fn a_strangers_garbage_is_answered_as_its_requests_are() {
+        let silent = gate(AcceptDirect::None, StrangerReply::Drop, &[]);
+        let gate = gate(
+            AcceptDirect::None,
+            StrangerReply::Forbidden,
+            &["192.0.2.10"],
+        );
+        assert!(gate.may_answer(from("192.0.2.10")));
+        let answered = (0..100)
+            .filter(|_| gate.may_answer(from("198.51.100.7")))
+            .count();
+        assert!((20..25).contains(&answered), "{answered}");
+        assert!(!silent.may_answer(from("198.51.100.7")));
     }
 
     #[test]

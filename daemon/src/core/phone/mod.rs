@@ -172,6 +172,7 @@ impl Phone {
         ));
         if let Some(ep) = &endpoint {
             ep.set_admission(inbound.clone());
+            ep.transport().set_error_gate(inbound.clone());
         }
         let mut phone = Phone {
             inbound,

@@ -236,14 +236,7 @@ impl Endpoint {
     async fn on_request(&self, req: Request, from: Target, tu: &mpsc::Sender<TuRequest>) {
         let Some(via) = req.top_via() else { return };
         let reply_to = response_target(&via, from);
-        let Some(key) = server_key(&req) else {
-            let resp = req.response(400, "Missing Call-ID, From or CSeq");
-            self.send_response(reply_to, &resp).await;
-            return;
-        };
-        if server::absorb(self, &key, &req, reply_to).await {
-            return;
-        }
+        // Before anything is answered or kept: a stranger learns nothing.
         let gate = lock(&self.inner.admission).clone();
         match gate.map_or(Admit::Take, |g| g.admit(&req, from)) {
             Admit::Take => {
@@ -263,6 +256,14 @@ impl Endpoint {
                 }
                 return;
             }
+        }
+        let Some(key) = server_key(&req) else {
+            let resp = req.response(400, "Missing Call-ID, From or CSeq");
+            self.send_response(reply_to, &resp).await;
+            return;
+        };
+        if server::absorb(self, &key, &req, reply_to).await {
+            return;
         }
         match req.method {
             // An ACK for a 2xx belongs to the dialog, not to a transaction.

@@ -107,8 +107,16 @@ struct Counters {
     last_log: AtomicU64,
 }
 
+/// Whether a message that does not parse may be answered (400, 505, 513): the layer above
+/// knows who is a stranger, and a stranger may be owed silence, or only so many answers.
+pub trait ErrorGate: Send + Sync {
+    /// True when an answer may go to `from`.
+    fn may_answer(&self, from: Target) -> bool;
+}
+
 pub(crate) struct Shared {
     incoming: mpsc::Sender<Incoming>,
+    error_gate: Mutex<Option<Arc<dyn ErrorGate>>>,
     conns: Mutex<conns::Connections>,
     closed: broadcast::Sender<Target>,
     counters: Counters,
@@ -136,6 +144,7 @@ impl Transport {
         tracing::debug!("up to {limit} SIP connections at once");
         let shared = Arc::new(Shared {
             incoming,
+            error_gate: Mutex::new(None),
             conns: Mutex::new(conns::Connections::new(limit)),
             closed: broadcast::Sender::new(64),
             counters: Counters::default(),
@@ -224,6 +233,11 @@ impl Transport {
         {
             c.activity.valid.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Puts `gate` in front of the answers to messages that do not parse.
+    pub fn set_error_gate(&self, gate: Arc<dyn ErrorGate>) {
+        *lock(&self.shared.error_gate) = Some(gate);
     }
 
     /// Gives back the room the connection table grew to.
@@ -400,7 +414,10 @@ pub(crate) fn accept(shared: &Shared, bytes: &[u8], from: Target) -> Taken {
         }
         Err(e) => {
             let n = shared.counters.malformed.fetch_add(1, Ordering::Relaxed) + 1;
-            let answer = e.response();
+            let gate = lock(&shared.error_gate).clone();
+            let answer = e
+                .response()
+                .filter(|_| gate.is_none_or(|g| g.may_answer(from)));
             // One line a second at most: a flood of garbage must not flood the journal.
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
