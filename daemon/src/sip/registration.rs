@@ -137,16 +137,7 @@ struct Binding {
 
 impl Binding {
     fn registrar_uri(&self) -> SipUri {
-        let aor = &self.account.aor;
-        SipUri {
-            scheme: aor.scheme,
-            user: None,
-            password: None,
-            host: aor.host.clone(),
-            port: aor.port,
-            params: Vec::new(),
-            headers: None,
-        }
+        self.account.aor.domain()
     }
 
     /// The URI we send to: the current outbound proxy, else the registrar.

@@ -60,6 +60,17 @@ impl SipUri {
         }
     }
 
+    /// The host (and port) alone: an address of record's domain, where its registrar is.
+    pub fn domain(&self) -> SipUri {
+        SipUri {
+            user: None,
+            password: None,
+            params: Vec::new(),
+            headers: None,
+            ..self.clone()
+        }
+    }
+
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
         self.params
             .iter()

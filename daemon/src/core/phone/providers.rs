@@ -15,16 +15,7 @@ impl Phone {
     fn provider_hops(&self) -> Vec<SipUri> {
         let mut hops = Vec::new();
         for a in &self.config.accounts {
-            let aor = &a.aor.0;
-            hops.push(SipUri {
-                scheme: aor.scheme,
-                user: None,
-                password: None,
-                host: aor.host.clone(),
-                port: aor.port,
-                params: Vec::new(),
-                headers: None,
-            });
+            hops.push(a.aor.0.domain());
             hops.extend(a.outbound_proxy.iter().map(|p| p.0.clone()));
         }
         hops
