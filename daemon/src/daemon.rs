@@ -120,12 +120,13 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     let mut failure = None;
     let mut trim = tokio::time::interval(crate::memory::TRIM_EVERY);
     trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trimmer = crate::memory::Trimmer::default();
     loop {
         tokio::select! {
             () = phone.stopped() => break,
             _ = trim.tick() => {
                 endpoint.compact();
-                crate::memory::trim();
+                trimmer.tick();
             }
             res = &mut server => {
                 let err = match res {
