@@ -280,7 +280,8 @@ impl Default for Sandbox {
     }
 }
 
-pub(crate) fn unique() -> u64 {
+/// A number no other call in this test process got: for file names.
+pub fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)

@@ -216,8 +216,7 @@ impl Sipp {
     /// SIPp playing `scenario` (tests/sipp) once as a client towards voipd's SIP `port`,
     /// as user alice.
     pub fn client(dir: &Path, scenario: &str, port: u16) -> Sipp {
-        let to = [format!("127.0.0.1:{port}"), "-s".into(), "alice".into()];
-        Sipp::scenario(dir, scenario, scenario, "127.0.0.1", free_port(), 1, &to)
+        Sipp::client_from(dir, scenario, scenario, "127.0.0.1", port, "alice", 1)
     }
 
     /// SIPp playing `scenario` `calls` times as a client from the loopback address `ip`

@@ -448,16 +448,10 @@ fn options_answered(sb: &Sandbox, port: u16, transport: &str) -> bool {
     .collect();
     let mut sipp = Sipp::spawn(
         sb.path(),
-        &format!("options-{transport}-{}", unique_id()),
+        &format!("options-{transport}-{}", unique()),
         &args,
     );
     sipp.wait(Duration::from_secs(30)) == 0
-}
-
-fn unique_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The hard limit on open files this process may give its children.
