@@ -5,6 +5,14 @@ use super::{ClientKey, Endpoint, TxError, new_branch};
 use crate::sip::message::{Method, Name, Request, Response, SipHeaders};
 use crate::sip::transport::{Target, TransportError, lock};
 
+/// What reaches a client transaction.
+#[derive(Debug)]
+pub(crate) enum Heard {
+    Response(Response),
+    /// An ICMP error came back for what was sent to its target: why.
+    Unreachable(String),
+}
+
 /// A client transaction. Timers run while [`ClientTx::response`] is awaited, which the
 /// owner does until a final response; dropping it ends the transaction (after absorbing
 /// retransmissions for Timer K or D on unreliable transports).
@@ -12,7 +20,7 @@ use crate::sip::transport::{Target, TransportError, lock};
 pub struct ClientTx {
     ep: Endpoint,
     key: ClientKey,
-    rx: mpsc::Receiver<Response>,
+    rx: mpsc::Receiver<Heard>,
     request: Request,
     bytes: Vec<u8>,
     target: Target,
@@ -25,6 +33,9 @@ pub struct ClientTx {
     accepted: Option<Instant>,
     /// A final response whose ACK was being sent when the caller stopped waiting.
     pending: Option<Response>,
+    /// A response came: the far side is there, and a later ICMP error is about something
+    /// else sent to the same address.
+    heard: bool,
 }
 
 impl Endpoint {
@@ -103,7 +114,7 @@ impl Endpoint {
         let bytes = req.encode();
         let (tx, rx) = mpsc::channel(8);
         let key = (branch, req.method.clone());
-        lock(&self.inner.clients).insert(key.clone(), tx);
+        lock(&self.inner.clients).insert(key.clone(), (tx, target));
         let t = self.timers();
         let now = Instant::now();
         let mut ctx = ClientTx {
@@ -121,6 +132,7 @@ impl Endpoint {
             done: false,
             accepted: None,
             pending: None,
+            heard: false,
         };
         self.transport()
             .send(target, ctx.bytes.clone())
@@ -172,10 +184,22 @@ impl ClientTx {
                 },
                 None => self.rx.recv().await,
             };
-            let Some(resp) = resp else {
-                self.done = true;
-                return Err(TxError::Terminated);
+            let resp = match resp {
+                Some(Heard::Response(r)) => r,
+                Some(Heard::Unreachable(_)) if self.heard => continue,
+                Some(Heard::Unreachable(why)) => {
+                    self.done = true;
+                    return Err(TxError::Transport(TransportError::Unreachable {
+                        target: self.target,
+                        why,
+                    }));
+                }
+                None => {
+                    self.done = true;
+                    return Err(TxError::Terminated);
+                }
             };
+            self.heard = true;
             if resp.code < 200 {
                 if self.invite() {
                     // Proceeding: the far side has it; INVITE waits for the callee.
@@ -207,7 +231,7 @@ impl ClientTx {
         loop {
             tokio::select! {
                 r = self.rx.recv() => match r {
-                    Some(r) if (200..300).contains(&r.code) => return Ok(r),
+                    Some(Heard::Response(r)) if (200..300).contains(&r.code) => return Ok(r),
                     Some(_) => {}
                     None => break,
                 },
@@ -273,7 +297,7 @@ impl ClientTx {
             loop {
                 tokio::select! {
                     r = rx.recv() => match r {
-                        Some(r) if r.code >= 300 => { let _ = ep.transport().send(target, bytes.clone()).await; }
+                        Some(Heard::Response(r)) if r.code >= 300 => { let _ = ep.transport().send(target, bytes.clone()).await; }
                         Some(_) => {}
                         None => return,
                     },

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 pub use admission::{Admission, Admit};
 pub use client::ClientTx;
@@ -71,7 +71,9 @@ type ServerKey = (String, String, Method);
 pub(crate) struct Inner {
     transport: Transport,
     timers: Timers,
-    clients: Mutex<HashMap<ClientKey, mpsc::Sender<Response>>>,
+    /// Each client transaction's inbox, and where it sent its request (an ICMP error from
+    /// there fails it).
+    clients: Mutex<HashMap<ClientKey, (mpsc::Sender<client::Heard>, Target)>>,
     servers: Mutex<HashMap<ServerKey, server::Entry>>,
     /// Completed non-INVITE server transactions to forget, each at its Timer J. They all
     /// wait the same 64·T1, so the queue is in deadline order and one task serves it.
@@ -200,11 +202,43 @@ impl Endpoint {
     }
 
     async fn dispatch(self, mut incoming: mpsc::Receiver<Incoming>, tu: mpsc::Sender<TuRequest>) {
-        while let Some(Incoming { msg, from }) = incoming.recv().await {
-            match msg {
-                Message::Response(r) => self.on_response(r),
-                Message::Request(r) => self.on_request(r, from, &tu).await,
+        let mut unreachable = self.inner.transport.unreachable();
+        let mut reports = true;
+        loop {
+            tokio::select! {
+                m = incoming.recv() => match m {
+                    Some(Incoming { msg: Message::Response(r), .. }) => self.on_response(r),
+                    Some(Incoming { msg: Message::Request(r), from }) => {
+                        self.on_request(r, from, &tu).await
+                    }
+                    None => return,
+                },
+                u = unreachable.recv(), if reports => match u {
+                    Ok((target, why)) => self.on_unreachable(target, &why),
+                    // Missed reports: those transactions time out as they would have.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => reports = false,
+                },
             }
+        }
+    }
+
+    /// RFC 3261 §8.1.3.1: a transport error ends the transactions it concerns now, not
+    /// at Timer B/F.
+    fn on_unreachable(&self, target: Target, why: &str) {
+        let hit: Vec<_> = lock(&self.inner.clients)
+            .values()
+            .filter(|(_, t)| *t == target)
+            .map(|(tx, _)| tx.clone())
+            .collect();
+        if !hit.is_empty() {
+            tracing::info!(
+                "{target} is unreachable ({why}); failing {} transaction(s)",
+                hit.len()
+            );
+        }
+        for tx in hit {
+            let _ = tx.try_send(client::Heard::Unreachable(why.to_string()));
         }
     }
 
@@ -214,11 +248,13 @@ impl Endpoint {
         };
         let Some(branch) = via.branch() else { return };
         let key = (branch.to_string(), cseq.method);
-        let tx = lock(&self.inner.clients).get(&key).cloned();
+        let tx = lock(&self.inner.clients)
+            .get(&key)
+            .map(|(tx, _)| tx.clone());
         match tx {
             // Full means the transaction is not reading: a retransmission it can miss.
             Some(tx) => {
-                let _ = tx.try_send(resp);
+                let _ = tx.try_send(client::Heard::Response(resp));
             }
             None => tracing::debug!(
                 "dropping unmatched response {} for branch {branch}",

@@ -90,6 +90,9 @@ pub enum TransportError {
     },
     #[error("the connection to {0} is closed")]
     Closed(Target),
+    /// An ICMP error answered what we sent there.
+    #[error("{target} is unreachable ({why})")]
+    Unreachable { target: Target, why: String },
 }
 
 /// How many incoming messages may wait for the stack. Past it, datagrams are dropped (the
@@ -119,6 +122,8 @@ pub(crate) struct Shared {
     error_gate: Mutex<Option<Arc<dyn ErrorGate>>>,
     conns: Mutex<conns::Connections>,
     closed: broadcast::Sender<Target>,
+    /// Destinations an ICMP error said cannot be reached, and why.
+    unreachable: broadcast::Sender<(Target, String)>,
     counters: Counters,
 }
 
@@ -147,18 +152,19 @@ impl Transport {
             error_gate: Mutex::new(None),
             conns: Mutex::new(conns::Connections::new(limit)),
             closed: broadcast::Sender::new(64),
+            unreachable: broadcast::Sender::new(64),
             counters: Counters::default(),
         });
         let mut udp = Vec::new();
         let mut tcp_listen = Vec::new();
         let mut tasks = Vec::new();
-        // Port 0 for both UDP and TCP on one IP gets one port number for both.
-        let mut chosen: HashMap<IpAddr, u16> = HashMap::new();
+        // UDP and TCP asked for on one IP and port get one port number for both, also when
+        // it was 0 (any) or had to move: a peer that learnt one reaches us on the other.
+        let mut chosen: HashMap<(IpAddr, u16), u16> = HashMap::new();
         for l in listen {
             let mut addr = l.addr;
-            if addr.port() == 0
-                && let Some(p) = chosen.get(&addr.ip())
-            {
+            let asked = (addr.ip(), addr.port());
+            if let Some(p) = chosen.get(&asked) {
                 addr.set_port(*p);
             }
             let bind_err = |source| TransportError::Bind {
@@ -168,12 +174,28 @@ impl Transport {
             let may_move = fallback || l.addr.port() == 0;
             match l.transport {
                 ListenProto::Udp => {
-                    let sock = bind_or_move(addr, may_move, "udp", tokio::net::UdpSocket::bind)
+                    // Its TCP twin's port taken: both move, not UDP alone.
+                    let twin = listen
+                        .iter()
+                        .any(|o| o.transport == ListenProto::Tcp && o.addr == l.addr);
+                    if may_move
+                        && twin
+                        && addr.port() != 0
+                        && std::net::TcpListener::bind(addr)
+                            .is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+                    {
+                        tracing::warn!(
+                            "tcp:{addr} is in use; listening on a free port for UDP and TCP instead (voipctl status shows it)"
+                        );
+                        addr.set_port(0);
+                    }
+                    let sock = bind_or_move(addr, may_move, "udp", bind_udp_with_tcp_free)
                         .await
                         .map_err(bind_err)?;
+                    udp::report_errors(&sock);
                     let sock = Arc::new(sock);
                     let local = sock.local_addr().map_err(bind_err)?;
-                    chosen.entry(local.ip()).or_insert(local.port());
+                    chosen.entry(asked).or_insert(local.port());
                     tasks.push(
                         tokio::spawn(udp::recv_loop(sock.clone(), shared.clone())).abort_handle(),
                     );
@@ -185,7 +207,7 @@ impl Transport {
                             .await
                             .map_err(bind_err)?;
                     let local = listener.local_addr().map_err(bind_err)?;
-                    chosen.entry(local.ip()).or_insert(local.port());
+                    chosen.entry(asked).or_insert(local.port());
                     tasks.push(
                         tokio::spawn(tcp::accept_loop(listener, shared.clone())).abort_handle(),
                     );
@@ -243,6 +265,11 @@ impl Transport {
     /// Gives back the room the connection table grew to.
     pub fn compact(&self) {
         lock(&self.shared.conns).compact();
+    }
+
+    /// Destinations that ICMP said cannot be reached, as it comes.
+    pub fn unreachable(&self) -> broadcast::Receiver<(Target, String)> {
+        self.shared.unreachable.subscribe()
     }
 
     /// Connections that closed (for RFC 5626 flow recovery).
@@ -305,6 +332,28 @@ impl Transport {
         let ip = probe.local_addr().ok()?.ip();
         lock(&self.routes).insert(dest.ip(), ip);
         Some(ip)
+    }
+}
+
+/// Binds UDP at `addr`; for port 0, a port whose TCP twin is free too (tried a few
+/// times), so that TCP can follow it.
+async fn bind_udp_with_tcp_free(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    if addr.port() != 0 {
+        return tokio::net::UdpSocket::bind(addr).await;
+    }
+    let mut last = None;
+    for _ in 0..16 {
+        let sock = tokio::net::UdpSocket::bind(addr).await?;
+        let port = sock.local_addr()?.port();
+        match std::net::TcpListener::bind(SocketAddr::new(addr.ip(), port)) {
+            Ok(_) => return Ok(sock),
+            Err(e) => last = Some(sock).filter(|_| e.kind() == std::io::ErrorKind::AddrInUse),
+        }
+    }
+    // Every try had its TCP twin taken: UDP alone it is; TCP moves on its own.
+    match last {
+        Some(sock) => Ok(sock),
+        None => tokio::net::UdpSocket::bind(addr).await,
     }
 }
 
