@@ -26,7 +26,8 @@ struct Args {
     /// Stay in the foreground; voipd never forks, so this is always so
     #[arg(long)]
     foreground: bool,
-    /// Validate the configuration and exit: 0 when valid, 2 with the error when not
+    /// Validate the configuration and exit: 0 when valid, 2 with every problem when not,
+    /// including files and sound devices that are not there
     #[arg(long)]
     check_config: bool,
     /// Print the embedded default configuration, with every key explained, and exit
@@ -55,10 +56,19 @@ fn main() -> ExitCode {
             explicit: false,
         },
     };
-    let loaded = match location.load() {
+    // --check-config also refuses what the daemon would only warn of (a sound device not
+    // plugged in), and lists every problem rather than the first.
+    let loaded = if args.check_config {
+        location.check()
+    } else {
+        location.load()
+    };
+    let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("voipd: {e}");
+            for line in e.to_string().lines() {
+                eprintln!("voipd: {line}");
+            }
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -91,6 +101,8 @@ fn main() -> ExitCode {
         },
         logging.target
     );
+    // load() logged them before there was anywhere to log to.
+    loaded.log_warnings();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

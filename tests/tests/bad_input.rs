@@ -13,7 +13,7 @@ const BAD_CONFIGS: &[(&str, &str, &str)] = &[
     (
         "wrong type",
         "[[account]]\nid = \"home\"\naor = \"sip:alice@example.com\"\nexpires = \"600\"\n",
-        "config.toml:4:11: account[0].expires: invalid type: string \"600\", expected u32",
+        "config.toml:4:11: account[0].expires: invalid type: string \"600\", expected a whole number",
     ),
     (
         "bad SIP URI",

@@ -299,3 +299,115 @@ fn embedded_default_when_no_file_and_shutdown_over_grpc() {
     sb.wait_notify(|m| m.contains("STOPPING=1"), &mut d);
     assert_eq!(d.wait_exit().code(), Some(0));
 }
+
+// --check-config against the machine (issue #13): what would only fail once running (a
+// sound device that is not there, a relative path, a password file that cannot be read)
+// fails the check, every problem at once and each at its key, while the daemon itself only
+// warns of a missing device, which may be plugged in later.
+
+#[test]
+fn check_config_finds_what_would_fail_later_each_at_its_key() {
+    let sb = Sandbox::new();
+    let missing = sb.path().join("secrets/home");
+    sb.write_config(&format!(
+        "[audio]\ninput = \"nul\"\noutput = \"file:rec.wav\"\n\n\
+         [[account]]\nid = \"home\"\naor = \"sip:alice@example.com\"\n\
+         password_file = \"{}\"\nenabled = false\n",
+        missing.display()
+    ));
+    let out = sb
+        .command(bin("voipd"))
+        .arg("--check-config")
+        .output()
+        .expect("run voipd");
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let file = sb.config_path().display().to_string();
+    let want = [
+        format!(
+            "voipd: {file}:2:9: audio.input: no sound device \"nul\" here (did you mean \"null\"?)"
+        ),
+        format!(
+            "voipd: {file}:3:10: audio.output: \"rec.wav\" must be an absolute path, \
+             e.g. \"file:/var/lib/voipd/rec.wav\""
+        ),
+        format!(
+            "voipd: {file}:8:17: account[0].password_file: cannot read {}: there is no such file",
+            missing.display()
+        ),
+    ];
+    // One line each, in the order of the file.
+    let lines: Vec<String> = stderr(&out)
+        .lines()
+        .filter(|l| l.starts_with("voipd: "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), want.len(), "{}", describe(&out));
+    for (line, want) in lines.iter().zip(&want) {
+        assert!(
+            line.starts_with(want.as_str()),
+            "wanted {want:?}, got {line:?}"
+        );
+    }
+
+    // Without the file problems the daemon starts, and only warns of the device, at start
+    // and on reload; the check still refuses it.
+    sb.write_config("[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[audio]\ninput = \"nul\"\n");
+    let out = sb
+        .command(bin("voipd"))
+        .arg("--check-config")
+        .output()
+        .expect("run voipd");
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let warning = format!("{file}:5:9: audio.input: no sound device \"nul\" here");
+    assert!(stderr(&out).contains(&warning), "{}", describe(&out));
+    let mut d = sb.start_daemon();
+    assert_eq!(d.log().matches(&warning).count(), 1, "{}", d.log());
+    let out = sb.voipctl(&["reload"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_until(
+        || d.log().matches(&warning).count() == 2,
+        "the warning logged again on reload",
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit().code(), Some(0), "{}", d.log());
+}
+
+#[test]
+fn check_config_says_how_to_make_an_unreadable_password_file_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    ensure_user("voipd-test-other", None);
+    let sb = Sandbox::new();
+    sb.open_to_all();
+    // Root's alone, as a secret copied in by root often is.
+    let secret = sb.path().join("home.pw");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    sb.write_config(&format!(
+        "[[account]]\nid = \"home\"\naor = \"sip:alice@example.com\"\npassword_file = \"{}\"\n",
+        secret.display()
+    ));
+    let out = command_as("voipd-test-other", bin("voipd"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(sb.config_path())
+        .output()
+        .expect("run voipd");
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:4:17: account[0].password_file: cannot read {}: permission denied",
+            sb.config_path().display(),
+            secret.display()
+        )) && err.contains("group voipd, mode 0640"),
+        "{}",
+        describe(&out)
+    );
+    // Root reads it: valid.
+    let out = sb
+        .command(bin("voipd"))
+        .arg("--check-config")
+        .output()
+        .expect("run voipd");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}

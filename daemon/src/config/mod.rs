@@ -1,11 +1,12 @@
 //! The configuration: a TOML file the user owns, validated strictly. Unknown keys are
 //! errors, and every error names the file, line, column and field.
 
+mod checks;
 mod error;
 mod values;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -13,6 +14,7 @@ use toml::Spanned;
 use crate::sip::usage::reliable::Rel100;
 use crate::sip::usage::session_timer::TimerPolicy;
 
+pub use checks::SoundDevices;
 pub use error::{ConfigError, Invalid};
 pub use values::*;
 
@@ -105,53 +107,39 @@ pub enum DbusBus {
 
 /// The TCP listener, with its TLS identity and token read when the configuration is.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "RawTcpControl")]
+#[serde(from = "TcpFiles")]
 pub struct TcpControl {
+    /// Where to listen.
     pub listen: std::net::SocketAddr,
     /// PEM certificate chain and private key.
     pub cert: Vec<u8>,
+    /// The PEM private key of `cert`.
     pub key: Secret,
+    /// The bearer token clients must send.
     pub token: Secret,
+    /// Where the three come from. They are read after the whole file is known good (see
+    /// checks.rs), so that every unreadable file is reported, each at its key.
+    files: TcpFiles,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTcpControl {
+struct TcpFiles {
     listen: std::net::SocketAddr,
     cert: PathBuf,
     key: PathBuf,
     token_file: PathBuf,
 }
 
-impl TryFrom<RawTcpControl> for TcpControl {
-    type Error = String;
-
-    fn try_from(r: RawTcpControl) -> Result<Self, String> {
-        let cert = read_file("cert", &r.cert)?;
-        if !String::from_utf8_lossy(&cert).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(format!(
-                "cert: {} holds no PEM certificate",
-                r.cert.display()
-            ));
+impl From<TcpFiles> for TcpControl {
+    fn from(files: TcpFiles) -> Self {
+        TcpControl {
+            listen: files.listen,
+            cert: Vec::new(),
+            key: Secret::default(),
+            token: Secret::default(),
+            files,
         }
-        let key = read_file("key", &r.key)?;
-        let key = String::from_utf8(key)
-            .ok()
-            .filter(|k| k.contains("PRIVATE KEY-----"))
-            .ok_or_else(|| format!("key: {} holds no PEM private key", r.key.display()))?;
-        let token = read_secret("token_file", &r.token_file)?;
-        if token.expose().len() < 16 {
-            return Err(format!(
-                "token_file: the token in {} is shorter than 16 characters",
-                r.token_file.display()
-            ));
-        }
-        Ok(TcpControl {
-            listen: r.listen,
-            cert,
-            key: Secret::new(key),
-            token,
-        })
     }
 }
 
@@ -292,7 +280,10 @@ pub struct Account {
     pub display_name: Option<String>,
     /// Authentication user; the AOR's user part unless set.
     pub username: String,
+    /// Written in the file, or read from `password_file`.
     pub password: Option<Secret>,
+    /// Read after the whole file is known good (see checks.rs).
+    password_file: Option<PathBuf>,
     /// Only answer challenges for this realm when set.
     pub realm: Option<String>,
     /// Tried in order: the second is the failover.
@@ -392,21 +383,17 @@ impl TryFrom<RawAccount> for Account {
                 r.session_expires, r.min_se
             ));
         }
-        let password = match (r.password, r.password_file) {
-            (Some(_), Some(_)) => {
-                return Err("password and password_file are both set; keep one".into());
-            }
-            (Some(p), None) => Some(p),
-            (None, Some(path)) => Some(read_secret("password_file", &path)?),
-            (None, None) => None,
-        };
+        if r.password.is_some() && r.password_file.is_some() {
+            return Err("password and password_file are both set; keep one".into());
+        }
         Ok(Account {
             id_span: r.id.span(),
             id: r.id.into_inner(),
             username: r.username.unwrap_or(aor_user),
             aor: r.aor,
             display_name: r.display_name,
-            password,
+            password: r.password,
+            password_file: r.password_file,
             realm: r.realm,
             outbound_proxy: r.outbound_proxy,
             expires: r.expires.0,
@@ -423,29 +410,6 @@ impl TryFrom<RawAccount> for Account {
             },
         })
     }
-}
-
-/// A file named by an absolute path (the daemon's working directory is / under systemd).
-fn read_file(field: &str, path: &Path) -> Result<Vec<u8>, String> {
-    if !path.is_absolute() {
-        return Err(format!(
-            "{field}: {} is not an absolute path",
-            path.display()
-        ));
-    }
-    std::fs::read(path).map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))
-}
-
-fn read_secret(field: &str, path: &Path) -> Result<Secret, String> {
-    let text = String::from_utf8(read_file(field, path)?)
-        .map_err(|_| format!("{field}: {} is not UTF-8 text", path.display()))?;
-    // Files written with `echo` end in a newline that is not part of the secret.
-    let pw = text.strip_suffix('\n').unwrap_or(&text);
-    let pw = pw.strip_suffix('\r').unwrap_or(pw);
-    if pw.is_empty() {
-        return Err(format!("{field}: {} is empty", path.display()));
-    }
-    Ok(Secret::new(pw.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -549,8 +513,24 @@ impl Default for AudioConfig {
 }
 
 impl Config {
-    /// Parses and validates `text`; `origin` names it in errors.
+    /// Parses and validates `text`, and reads the files it names (passwords, TLS identity);
+    /// `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let (config, problems) = Config::parse_and_resolve(text, origin)?;
+        ConfigError::from_all(problems)?;
+        Ok(config)
+    }
+
+    /// The structure first, stopping at its first error (serde cannot go on past one); then
+    /// the paths and files, all of them, as problems beside a configuration that is only
+    /// complete when there are none.
+    fn parse_and_resolve(text: &str, origin: &str) -> Result<(Config, Vec<Invalid>), ConfigError> {
+        let mut config = Config::parse_structure(text, origin)?;
+        let problems = checks::resolve_files(&mut config, text, origin);
+        Ok((config, problems))
+    }
+
+    fn parse_structure(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let de = toml::Deserializer::parse(text).map_err(|e| {
             ConfigError::invalid(origin, text, e.span(), String::new(), e.message().into())
         })?;
@@ -564,7 +544,8 @@ impl Config {
                 .collect::<Vec<_>>()
                 .join(".");
             let inner = e.into_inner();
-            ConfigError::invalid(origin, text, inner.span(), field, inner.message().into())
+            let message = error::in_words(inner.message());
+            ConfigError::invalid(origin, text, inner.span(), field, message)
         })?;
         let mut seen: BTreeMap<&AccountId, usize> = BTreeMap::new();
         for (i, a) in raw.accounts.iter().enumerate() {
@@ -732,28 +713,80 @@ pub struct ConfigLocation {
     pub explicit: bool,
 }
 
+/// A configuration as loaded for the daemon.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
+    /// What is in force.
     pub config: Config,
+    /// No file: the embedded default.
     pub embedded: bool,
+    /// What the machine lacks now but may have later (a sound device named but not plugged
+    /// in, an input file not yet made): the daemon runs on and says so; `--check-config`
+    /// refuses them.
+    pub warnings: Vec<Invalid>,
+}
+
+impl Loaded {
+    /// Logs the warnings, each with what it means for calls.
+    pub fn log_warnings(&self) {
+        for w in &self.warnings {
+            tracing::warn!("{w}; calls go on without it until it is there");
+        }
+    }
 }
 
 impl ConfigLocation {
+    /// Loads the configuration for the daemon, warning of what the machine lacks (logged
+    /// here for a reload; at start, before logging is set up, the caller logs
+    /// [`Loaded::warnings`] again once it is).
     pub fn load(&self) -> Result<Loaded, ConfigError> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => Ok(Loaded {
-                config: Config::parse(&text, &self.path.display().to_string())?,
-                embedded: false,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.explicit => Ok(Loaded {
-                config: Config::embedded_default(),
-                embedded: true,
-            }),
-            Err(source) => Err(ConfigError::Read {
-                path: self.path.clone(),
-                source,
-            }),
+        let loaded = self.read(false)?;
+        loaded.log_warnings();
+        Ok(loaded)
+    }
+
+    /// Loads the configuration for `--check-config`: what the daemon would only warn of is
+    /// an error too, and every problem found is reported, not only the first.
+    pub fn check(&self) -> Result<Loaded, ConfigError> {
+        self.read(true)
+    }
+
+    fn read(&self, strict: bool) -> Result<Loaded, ConfigError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.explicit => {
+                return Ok(Loaded {
+                    config: Config::embedded_default(),
+                    embedded: true,
+                    warnings: Vec::new(),
+                });
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let origin = self.path.display().to_string();
+        let (config, mut problems) = Config::parse_and_resolve(&text, &origin)?;
+        if !strict {
+            // What the daemon cannot run with is refused before the sound system is asked.
+            ConfigError::from_all(std::mem::take(&mut problems))?;
         }
+        let lacking = checks::machine_problems(&config, &text, &origin, SoundDevices::present);
+        let warnings = if strict {
+            problems.extend(lacking);
+            Vec::new()
+        } else {
+            lacking
+        };
+        ConfigError::from_all(problems)?;
+        Ok(Loaded {
+            config,
+            embedded: false,
+            warnings,
+        })
     }
 }
 

@@ -8,6 +8,15 @@ fn invalid(text: &str) -> Invalid {
     }
 }
 
+/// Every problem `text` has, one or several.
+fn problems(text: &str) -> Vec<Invalid> {
+    match Config::parse(text, "test.toml") {
+        Err(e @ ConfigError::Read { .. }) => panic!("expected validation errors, got {e}"),
+        Err(e) => e.problems().into_iter().cloned().collect(),
+        Ok(c) => panic!("expected an error, parsed {c:?}"),
+    }
+}
+
 #[test]
 fn embedded_default_is_valid_and_has_no_accounts() {
     let c = Config::embedded_default();
@@ -64,7 +73,7 @@ fn wrong_type_names_field_and_line() {
     assert!(e.message.contains("invalid type"), "{e}");
     assert_eq!(
         e.to_string(),
-        "test.toml:4:11: account[0].expires: invalid type: string \"soon\", expected u32"
+        "test.toml:4:11: account[0].expires: invalid type: string \"soon\", expected a whole number"
     );
 }
 
@@ -206,10 +215,11 @@ fn password_file_is_read_and_trimmed() {
     );
 
     let missing = text.replace("/pw", "/absent");
+    let e = invalid(&missing);
+    assert_eq!((e.line, e.field.as_str()), (4, "account[0].password_file"));
     assert!(
-        invalid(&missing)
-            .message
-            .contains("password_file: cannot read")
+        e.message.contains("cannot read") && e.message.contains("there is no such file"),
+        "{e}"
     );
 }
 
@@ -268,13 +278,463 @@ fn control_dbus_and_tcp_are_checked_by_name() {
             token.display()
         )
     };
-    let e = invalid(&tcp("cert.pem", &token)).to_string();
+    // Both the relative cert and the missing key, each at its own key.
+    let p = problems(&tcp("cert.pem", &token));
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[0].field, "control.tcp.cert");
     assert!(
-        e.contains("control.tcp") && e.contains("cert: cert.pem is not an absolute path"),
-        "{e}"
+        p[0].message
+            .starts_with("\"cert.pem\" must be an absolute path, e.g. \"/etc/voipd/cert.pem\""),
+        "{}",
+        p[0]
     );
-    let e = invalid(&tcp("/nonexistent/cert.pem", &token)).to_string();
-    assert!(e.contains("cert: cannot read /nonexistent/cert.pem"), "{e}");
+    assert_eq!(p[1].field, "control.tcp.key");
+    assert!(
+        p[1].message.contains("cannot read /nonexistent/key.pem"),
+        "{}",
+        p[1]
+    );
+    let p = problems(&tcp("/nonexistent/cert.pem", &token));
+    assert!(
+        p[0].to_string()
+            .contains("control.tcp.cert: cannot read /nonexistent/cert.pem"),
+        "{p:?}"
+    );
     let e = invalid("[control]\ntcp = { listen = \"127.0.0.1:7443\" }\n").to_string();
     assert!(e.contains("control.tcp") && e.contains("cert"), "{e}");
+}
+
+#[test]
+fn type_names_are_put_in_words() {
+    use super::error::in_words;
+    for (serde, words) in [
+        (
+            "invalid type: string \"600\", expected u32",
+            "invalid type: string \"600\", expected a whole number",
+        ),
+        (
+            "invalid value: integer `-5`, expected u32",
+            "invalid value: integer `-5`, expected a whole number from 0 to 4294967295",
+        ),
+        (
+            "invalid value: integer `70000`, expected u16",
+            "invalid value: integer `70000`, expected a whole number from 0 to 65535",
+        ),
+        (
+            "invalid type: string \"x\", expected u8",
+            "invalid type: string \"x\", expected a whole number from 0 to 255",
+        ),
+        (
+            "invalid value: integer `-1`, expected u64",
+            "invalid value: integer `-1`, expected a whole number, 0 or more",
+        ),
+        (
+            "invalid type: floating point `1.5`, expected u64",
+            "invalid type: decimal number `1.5`, expected a whole number",
+        ),
+        (
+            "invalid type: string \"x\", expected f32",
+            "invalid type: string \"x\", expected a number",
+        ),
+        (
+            "invalid type: string \"yes\", expected a boolean",
+            "invalid type: string \"yes\", expected true or false",
+        ),
+        (
+            "invalid type: string \"opus\", expected a sequence",
+            "invalid type: string \"opus\", expected a list",
+        ),
+        (
+            "invalid type: string \"auto\", expected struct Answer",
+            "invalid type: string \"auto\", expected a table",
+        ),
+        (
+            "invalid type: integer `1`, expected a map",
+            "invalid type: integer `1`, expected a table",
+        ),
+        (
+            "invalid type: sequence, expected a string",
+            "invalid type: list, expected a string",
+        ),
+        (
+            "invalid type: map, expected u32",
+            "invalid type: table, expected a whole number",
+        ),
+        (
+            "invalid type: integer `5`, expected path string",
+            "invalid type: integer `5`, expected a path, as a string",
+        ),
+        ("wanted string or table", "expected a string"),
+    ] {
+        assert_eq!(in_words(serde), words, "{serde}");
+    }
+    // Words already, or voipd's own: untouched.
+    for same in [
+        "invalid type: integer `5`, expected a string",
+        "invalid type: integer `5`, expected a string or a list of strings",
+        "unknown field `levle`, expected `level` or `target`",
+        "unknown variant `gsm`, expected one of `opus`, `g722`, `pcmu`, `pcma`",
+        "60 is outside 10..=60000 milliseconds",
+        "invalid type: integer `5`, expected socket address",
+    ] {
+        assert_eq!(in_words(same), same);
+    }
+}
+
+#[test]
+fn wrong_types_are_named_in_words_in_the_file() {
+    for (text, field, message) in [
+        (
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nexpires = \"600\"\n",
+            "account[0].expires",
+            "invalid type: string \"600\", expected a whole number",
+        ),
+        (
+            "[sip]\nring_timeout_secs = 99999999999\n",
+            "sip.ring_timeout_secs",
+            "invalid value: integer `99999999999`, expected a whole number from 0 to 4294967295",
+        ),
+        (
+            "[presence]\nsubscribe = 1\n",
+            "presence.subscribe",
+            "invalid type: integer `1`, expected true or false",
+        ),
+        (
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\ncodecs = \"opus\"\n",
+            "account[0].codecs",
+            "invalid type: string \"opus\", expected a list",
+        ),
+        (
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nanswer = \"auto\"\n",
+            "account[0].answer",
+            "invalid type: string \"auto\", expected a table",
+        ),
+        ("[log]\nlevel = 5\n", "log.level", "expected a string"),
+    ] {
+        let e = invalid(text);
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            (field, message),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn relative_paths_are_refused_at_their_key() {
+    for (text, line, field, needle) in [
+        (
+            "[audio]\ninput = \"null\"\noutput = \"file:rec.wav\"\n",
+            3,
+            "audio.output",
+            "\"rec.wav\" must be an absolute path, e.g. \"file:/var/lib/voipd/rec.wav\"",
+        ),
+        (
+            "[audio]\ninput = \"file-once:sounds/hello.wav\"\n",
+            2,
+            "audio.input",
+            "e.g. \"file-once:/var/lib/voipd/hello.wav\"",
+        ),
+        (
+            "[control]\nsocket = \"voipd.sock\"\n",
+            2,
+            "control.socket",
+            "e.g. \"/run/voipd/voipd.sock\"",
+        ),
+        (
+            "\n[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\npassword_file = \"secrets/a\"\n",
+            5,
+            "account[0].password_file",
+            "\"secrets/a\" must be an absolute path, e.g. \"/etc/voipd/a\"",
+        ),
+        (
+            "[control.tcp]\nlisten = \"127.0.0.1:7443\"\ncert = \"/c\"\nkey = \"/k\"\n\
+             token_file = \"token\"\n",
+            5,
+            "control.tcp.token_file",
+            "must be an absolute path",
+        ),
+        (
+            "[audio]\noutput = \"file:~/calls/{id}.wav\"\n",
+            2,
+            "audio.output",
+            "voipd does not expand ~",
+        ),
+    ] {
+        let p = problems(text);
+        let e = p
+            .iter()
+            .find(|e| e.field == field)
+            .unwrap_or_else(|| panic!("no {field} in {p:?}"));
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains(needle), "{e}");
+        assert!(
+            e.message.contains("under systemd it runs in /") || e.message.contains('~'),
+            "{e}"
+        );
+    }
+    // Absolute ones, and "{id}" in them, are fine.
+    let c = Config::parse(
+        "[audio]\ninput = \"file-once:/var/lib/voipd/hello.wav\"\noutput = \"file:/var/lib/voipd/{id}.wav\"\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(
+        c.audio.output,
+        AudioEndpoint::File("/var/lib/voipd/{id}.wav".into())
+    );
+}
+
+#[test]
+fn tilde_is_explained_not_expanded() {
+    let e = AudioEndpoint::try_from("file:~/x.wav".to_string())
+        .unwrap()
+        .check_absolute()
+        .unwrap_err();
+    assert!(e.starts_with("\"~/x.wav\": voipd does not expand ~"), "{e}");
+    assert!(
+        e.contains("/x.wav\""),
+        "an example with the home directory: {e}"
+    );
+}
+
+#[test]
+fn every_file_problem_is_reported_at_once_in_file_order() {
+    let text = "[audio]\noutput = \"file:rec.wav\"\n\n[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\n\
+                password_file = \"/nonexistent/voipd/a\"\n\n[[account]]\nid = \"b\"\n\
+                aor = \"sip:b@b.c\"\npassword_file = \"/nonexistent/voipd/b\"\n";
+    let e = Config::parse(text, "test.toml").unwrap_err();
+    let p = e.problems();
+    let at: Vec<(usize, &str)> = p.iter().map(|i| (i.line, i.field.as_str())).collect();
+    assert_eq!(
+        at,
+        [
+            (2, "audio.output"),
+            (7, "account[0].password_file"),
+            (12, "account[1].password_file")
+        ]
+    );
+    // One line each, as --check-config prints them.
+    assert_eq!(e.to_string().lines().count(), 3, "{e}");
+    assert!(
+        e.to_string()
+            .contains("test.toml:7:17: account[0].password_file: cannot read /nonexistent/voipd/a"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unreadable_password_file_says_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let text = |p: &std::path::Path| {
+        format!(
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\npassword_file = \"{}\"\n",
+            p.display()
+        )
+    };
+    // A directory where the file should be.
+    let e = invalid(&text(dir.path()));
+    assert_eq!(e.field, "account[0].password_file");
+    assert!(e.message.contains("it is a directory"), "{e}");
+    // An empty file.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    assert!(invalid(&text(&empty)).message.contains("is empty"));
+    // Mode 0000: only root reads it anyway, and then there is nothing to see.
+    let locked = dir.path().join("locked");
+    std::fs::write(&locked, "pw\n").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&locked).is_err() {
+        let e = invalid(&text(&locked));
+        assert_eq!((e.line, e.field.as_str()), (4, "account[0].password_file"));
+        assert!(
+            e.message.contains("permission denied") && e.message.contains("group voipd, mode 0640"),
+            "{e}"
+        );
+    }
+}
+
+fn devices(inputs: &[&str], outputs: &[&str]) -> SoundDevices {
+    SoundDevices {
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: outputs.iter().map(|s| s.to_string()).collect(),
+        error: None,
+    }
+}
+
+/// What `--check-config` adds to `text` (which must otherwise be valid) given `present`.
+fn lacking(text: &str, present: SoundDevices) -> Vec<Invalid> {
+    let config = Config::parse(text, "test.toml").unwrap();
+    checks::machine_problems(&config, text, "test.toml", || present)
+}
+
+#[test]
+fn absent_sound_devices_are_named_with_a_guess() {
+    let p = lacking(
+        "[audio]\ninput = \"nul\"\noutput = \"usb headset\"\n",
+        devices(&["default", "USB Headset"], &["default", "USB Headset"]),
+    );
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(
+        p[0].to_string(),
+        "test.toml:2:9: audio.input: no sound device \"nul\" here (did you mean \"null\"?); \
+         devices: \"default\", \"USB Headset\""
+    );
+    assert_eq!((p[1].line, p[1].field.as_str()), (3, "audio.output"));
+    assert!(
+        p[1].message.contains("(did you mean \"USB Headset\"?)"),
+        "{}",
+        p[1]
+    );
+
+    let p = lacking("[audio]\ninput = \"Headset\"\n", devices(&[], &[]));
+    assert_eq!(
+        p[0].message,
+        "no sound device \"Headset\" here; there are no sound devices"
+    );
+    let failed = SoundDevices {
+        error: Some("ALSA is broken".into()),
+        ..SoundDevices::default()
+    };
+    let p = lacking("[audio]\noutput = \"Headset\"\n", failed);
+    assert!(
+        p[0].message
+            .ends_with("; the sound devices cannot be listed: ALSA is broken"),
+        "{}",
+        p[0]
+    );
+
+    // A device that is there, and inputs checked against inputs only.
+    let present = devices(&["Mic"], &["Speaker"]);
+    assert!(
+        lacking(
+            "[audio]\ninput = \"Mic\"\noutput = \"Speaker\"\n",
+            present.clone()
+        )
+        .is_empty()
+    );
+    let p = lacking("[audio]\ninput = \"Speaker\"\n", present);
+    assert_eq!(p.len(), 1);
+
+    // No device named: the sound system is not asked at all.
+    let config = Config::parse("[audio]\ninput = \"null\"\n", "t").unwrap();
+    let p = checks::machine_problems(&config, "", "t", || -> SoundDevices {
+        panic!("devices listed though none is named")
+    });
+    assert!(p.is_empty());
+}
+
+#[test]
+fn long_device_lists_are_cut() {
+    let many: Vec<String> = (0..20).map(|i| format!("dev{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let p = lacking("[audio]\ninput = \"Headset\"\n", devices(&many, &[]));
+    assert!(p[0].message.ends_with("\"dev11\" and 8 more"), "{}", p[0]);
+}
+
+#[test]
+fn guesses_for_names_that_are_no_device() {
+    let devices = ["USB Headset".to_string(), "hw:CARD=PCH,DEV=0".to_string()];
+    for (name, guess) in [
+        ("nul", Some("null")),
+        ("nulll", Some("null")),
+        ("nlul", Some("null")),
+        ("NULL", Some("null")),
+        ("defualt", Some("default")),
+        ("tone", Some("tone:440")),
+        ("tnoe:440", Some("tone:440")),
+        (
+            "flie:/var/lib/voipd/x.wav",
+            Some("file:/var/lib/voipd/x.wav"),
+        ),
+        ("file_once:/x.wav", Some("file-once:/x.wav")),
+        ("usb headset", Some("USB Headset")),
+        ("USB Headst", Some("USB Headset")),
+        ("hw:CARD=PCH,DEV=1", Some("hw:CARD=PCH,DEV=0")),
+        ("Headset", None),
+        ("hw:1", None),
+        ("x", None),
+    ] {
+        assert_eq!(
+            checks::suggestion(name, true, &devices).as_deref(),
+            guess,
+            "{name}"
+        );
+    }
+    // A tone is no output.
+    assert_eq!(checks::suggestion("tnoe:440", false, &devices), None);
+    assert_eq!(checks::suggestion("tone", false, &devices), None);
+    assert_eq!(
+        checks::suggestion("flie:/x.wav", false, &devices).as_deref(),
+        Some("file:/x.wav")
+    );
+    assert_eq!(checks::distance("nul", "null"), 1);
+    assert_eq!(checks::distance("nlul", "null"), 1);
+    assert_eq!(checks::distance("", "abc"), 3);
+    assert_eq!(checks::distance("kitten", "sitting"), 3);
+}
+
+#[test]
+fn missing_input_file_and_output_directory_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[audio]\ninput = \"file:{0}/absent.wav\"\noutput = \"file:{0}/no/dir/{{id}}.wav\"\n",
+        dir.path().display()
+    );
+    let p = lacking(&text, SoundDevices::default());
+    let at: Vec<(usize, &str)> = p.iter().map(|i| (i.line, i.field.as_str())).collect();
+    assert_eq!(at, [(2, "audio.input"), (3, "audio.output")], "{p:?}");
+    assert!(p[0].message.contains("there is no such file"), "{}", p[0]);
+    assert!(p[1].message.contains("no directory"), "{}", p[1]);
+    // Present, or made per call: nothing to say.
+    std::fs::write(dir.path().join("absent.wav"), b"RIFF").unwrap();
+    let text = format!(
+        "[audio]\ninput = \"file:{0}/absent.wav\"\noutput = \"file:{0}/{{id}}.wav\"\n",
+        dir.path().display()
+    );
+    assert!(lacking(&text, SoundDevices::default()).is_empty());
+}
+
+#[test]
+fn check_refuses_what_load_only_warns_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[log]\nlevel = \"info\"\n\n[audio]\ninput = \"nul\"\n",
+    )
+    .unwrap();
+    let location = ConfigLocation {
+        path: path.clone(),
+        explicit: true,
+    };
+    // "nul" is no device on any machine, whatever this one has.
+    let loaded = location.load().unwrap();
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert_eq!(
+        (loaded.warnings[0].line, loaded.warnings[0].field.as_str()),
+        (5, "audio.input")
+    );
+    let e = location.check().unwrap_err();
+    let p = e.problems();
+    assert_eq!((p[0].line, p[0].field.as_str()), (5, "audio.input"));
+    assert!(
+        p[0].message
+            .starts_with("no sound device \"nul\" here (did you mean \"null\"?)"),
+        "{e}"
+    );
+
+    // With a file problem besides, check() reports both; load() stops at the file.
+    std::fs::write(
+        &path,
+        "[audio]\ninput = \"nul\"\noutput = \"file:rec.wav\"\n",
+    )
+    .unwrap();
+    let e = location.check().unwrap_err();
+    let fields: Vec<&str> = e.problems().into_iter().map(|i| i.field.as_str()).collect();
+    assert_eq!(fields, ["audio.input", "audio.output"]);
+    let e = location.load().unwrap_err();
+    let fields: Vec<&str> = e.problems().into_iter().map(|i| i.field.as_str()).collect();
+    assert_eq!(fields, ["audio.output"]);
 }

@@ -2,7 +2,7 @@
 //! error carries the position and field path of the value that caused it.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::Deserialize;
@@ -101,6 +101,67 @@ impl TryFrom<String> for AudioEndpoint {
             }
         })
     }
+}
+
+impl AudioEndpoint {
+    /// The file a `file:` or `file-once:` endpoint names.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            AudioEndpoint::File(p) | AudioEndpoint::FileOnce(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Refuses a file endpoint with a relative path: voipd's working directory is not the
+    /// user's (it is / under systemd), so the file would be looked for somewhere else.
+    pub fn check_absolute(&self) -> Result<(), String> {
+        let prefix = match self {
+            AudioEndpoint::File(_) => "file:",
+            AudioEndpoint::FileOnce(_) => "file-once:",
+            _ => return Ok(()),
+        };
+        self.path().map_or(Ok(()), |path| {
+            must_be_absolute(path, "/var/lib/voipd", |example| {
+                format!("{prefix}{example}")
+            })
+        })
+    }
+}
+
+/// Ok for an absolute path, else what to write instead: an example in `example_dir`, or for
+/// `~/…` in $HOME, as voipd does not expand `~` (only a shell does). `show` writes an
+/// example path as it would stand in the file (an endpoint adds its `file:`).
+pub(super) fn must_be_absolute(
+    path: &Path,
+    example_dir: &str,
+    show: impl Fn(&str) -> String,
+) -> Result<(), String> {
+    if path.is_absolute() {
+        return Ok(());
+    }
+    let text = path.to_string_lossy();
+    if let Some(after) = text.strip_prefix('~') {
+        let (user, rest) = after.split_once('/').unwrap_or((after, ""));
+        let home = if user.is_empty() {
+            std::env::var("HOME").unwrap_or_else(|_| "/home/USER".into())
+        } else {
+            format!("/home/{user}")
+        };
+        let whole = format!("{}/{rest}", home.trim_end_matches('/'));
+        return Err(format!(
+            "{text:?}: voipd does not expand ~ (only a shell does); write the whole path, \
+             e.g. {:?}",
+            show(whole.trim_end_matches('/'))
+        ));
+    }
+    let name = path
+        .file_name()
+        .map_or_else(|| "FILE".into(), |n| n.to_string_lossy().into_owned());
+    Err(format!(
+        "{text:?} must be an absolute path, e.g. {:?}: voipd does not resolve a relative \
+         one against any directory (under systemd it runs in /)",
+        show(&format!("{example_dir}/{name}"))
+    ))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
