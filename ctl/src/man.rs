@@ -20,7 +20,27 @@ fn roff(text: &str) -> String {
         .join("\n")
 }
 
+/// groff reads its input as Latin-1 and warns about (or garbles) the bytes of UTF-8, so the
+/// page is pure ASCII: every other character is written as its Unicode escape, `\[u2026]`.
+fn ascii(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    for c in page.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\[u{:04X}]", u32::from(c)));
+        }
+    }
+    out
+}
+
 pub fn render(cmd: &Command, w: &mut dyn Write) -> std::io::Result<()> {
+    let mut page = Vec::new();
+    render_page(cmd, &mut page)?;
+    w.write_all(ascii(&String::from_utf8_lossy(&page)).as_bytes())
+}
+
+fn render_page(cmd: &Command, w: &mut dyn Write) -> std::io::Result<()> {
     let man = clap_mangen::Man::new(cmd.clone());
     man.render_title(w)?;
     man.render_name_section(w)?;
@@ -63,4 +83,15 @@ pub fn render(cmd: &Command, w: &mut dyn Write) -> std::io::Result<()> {
     }
     man.render_version_section(w)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_page_is_ascii() {
+        assert_eq!(
+            super::ascii("busy\u{2026} \u{25cf} caf\u{e9} \u{1f600}"),
+            "busy\\[u2026] \\[u25CF] caf\\[u00E9] \\[u1F600]"
+        );
+    }
 }

@@ -361,7 +361,8 @@ impl Drop for Daemon {
 }
 
 /// A local user named `name` (created as a system user if missing; the tests run as
-/// root), optionally in `group` (created too).
+/// root), optionally in `group` (created too). `voipd` is made as an install makes it, by
+/// systemd-sysusers from systemd/sysusers.d/voipd.conf (home /var/lib/voipd, in `audio`).
 pub fn ensure_user(name: &str, group: Option<&str>) {
     let exists = |db: &str, key: &str| {
         Command::new("getent")
@@ -369,6 +370,10 @@ pub fn ensure_user(name: &str, group: Option<&str>) {
             .output()
             .is_ok_and(|o| o.status.success())
     };
+    if name == "voipd" {
+        ensure_voipd_user(group);
+        return;
+    }
     if let Some(g) = group
         && !exists("group", g)
     {
@@ -402,6 +407,31 @@ pub fn ensure_user(name: &str, group: Option<&str>) {
         assert!(
             out.as_ref().is_ok_and(|o| o.status.success()),
             "usermod {name}: {out:?}"
+        );
+    }
+}
+
+/// The system service's user, from the shipped sysusers.d file; one made earlier (by
+/// useradd, or an older sysusers file) keeps its home but is put in `audio` as well.
+fn ensure_voipd_user(group: Option<&str>) {
+    let sysusers = require_tool("systemd-sysusers", "systemd");
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/sysusers.d/voipd.conf");
+    let out = Command::new(sysusers).arg(&conf).output();
+    assert!(
+        out.as_ref().is_ok_and(|o| o.status.success()),
+        "systemd-sysusers {} (the tests must run as root to create users): {out:?}",
+        conf.display()
+    );
+    // sysusers applies `m voipd audio` to a user that existed too; usermod makes sure of it
+    // (it is idempotent). `voipd` is the user's own group, not a supplementary one.
+    let groups = ["audio"].into_iter().chain(group.filter(|&g| g != "voipd"));
+    for g in groups {
+        let out = Command::new("usermod")
+            .args(["-a", "-G", g, "voipd"])
+            .output();
+        assert!(
+            out.as_ref().is_ok_and(|o| o.status.success()),
+            "usermod -a -G {g} voipd: {out:?}"
         );
     }
 }

@@ -1,15 +1,34 @@
 //! The shipped units pass `systemd-analyze verify` with no output at all: an unknown key
-//! or a bad value only warns there (exit 0), so any output is a failure.
+//! or a bad value only warns there (exit 0), so any output is a failure. That includes its
+//! man check: `Documentation=man:voipd(8)` is docs/voipd.8, found by man(1) through
+//! MANPATH as if installed.
 
 use std::path::Path;
 
 use voipd_tests::*;
 
+/// A man directory in the sandbox holding docs/voipd.8, as `install -Dm644 docs/voipd.8
+/// /usr/local/share/man/man8/voipd.8` would; its path is the MANPATH to give.
+fn install_man_page(sb: &Sandbox) -> std::path::PathBuf {
+    let man = sb.path().join("man");
+    std::fs::create_dir_all(man.join("man8")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/voipd.8"),
+        man.join("man8/voipd.8"),
+    )
+    .unwrap();
+    man
+}
+
 /// Verifies `unit` with its ExecStart pointed at the freshly built binary, since
-/// /usr/local/bin/voipd need not be installed where the tests run. Nothing else changes.
+/// /usr/local/bin/voipd need not be installed where the tests run, and the manual page
+/// in the sandbox's MANPATH. Nothing else changes.
 fn verify(unit: &str, user: bool) {
     let analyze = require_tool("systemd-analyze", "systemd");
+    // systemd-analyze runs `man 8 voipd` for Documentation=man:voipd(8).
+    require_tool("man", "man-db");
     let sb = Sandbox::new();
+    let manpath = install_man_page(&sb);
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../systemd")
@@ -28,7 +47,7 @@ fn verify(unit: &str, user: bool) {
     )
     .unwrap();
     let mut cmd = sb.command(analyze);
-    cmd.arg("verify").arg("--man=no");
+    cmd.env("MANPATH", manpath).arg("verify");
     if user {
         cmd.arg("--user");
     }
@@ -69,6 +88,33 @@ fn verify_would_catch_a_mistake() {
         .unwrap();
     assert!(
         !out.stderr.is_empty() || !out.stdout.is_empty(),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn verify_would_catch_a_missing_manual_page() {
+    // Guards the man check: with the same MANPATH, a page that is not there is reported.
+    let analyze = require_tool("systemd-analyze", "systemd");
+    require_tool("man", "man-db");
+    let sb = Sandbox::new();
+    let manpath = install_man_page(&sb);
+    let unit = sb.path().join("undocumented.service");
+    std::fs::write(
+        &unit,
+        "[Unit]\nDocumentation=man:voipd-no-such-page(8)\n\n[Service]\nType=simple\nExecStart=/bin/true\n",
+    )
+    .unwrap();
+    let out = sb
+        .command(analyze)
+        .env("MANPATH", manpath)
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("voipd-no-such-page"),
         "{}",
         describe(&out)
     );
