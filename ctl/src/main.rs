@@ -28,8 +28,10 @@ Examples:
   voipctl register home           register account \"home\" now (also retries a failed one)
   voipctl unregister home         un-REGISTER it until `register`, a reload or a restart
   voipctl dial alice              call the contact Alice (or alice at the account's domain)
+  voipctl dial --wait alice && voipctl dtmf '#9' && voipctl hangup
+                                  call, and once answered open the door and hang up
   voipctl answer                  answer the ringing call (reject: refuse it)
-  voipctl dtmf '#9'               send DTMF on the call (opens the door)
+  voipctl dtmf '#9'               send DTMF on the established call
   voipctl hold / resume / mute    on the only call, or give its id
   voipctl hangup                  end the only call (or give its id)
   voipctl calls                   the calls and their states
@@ -43,8 +45,8 @@ Examples:
   voipctl completions bash        shell completion (bash, zsh, fish, elvish, powershell)
   voipctl man | man -l -          this help as a manual page
 
-Exit codes: 0 done, 1 the daemon refused (the message says why), 2 usage error,
-3 the daemon cannot be reached.";
+Exit codes: 0 done, 1 refused or failed (no such call, the call ended; the message
+says why), 2 usage error (a bad or ambiguous argument), 3 the daemon cannot be reached.";
 
 /// Control voipd, the headless VoIP daemon.
 #[derive(Parser)]
@@ -66,11 +68,28 @@ struct Cli {
 #[derive(clap::Args, Clone, Default)]
 pub struct AudioArgs {
     /// Where this call's audio comes from [default: audio.input]
-    #[arg(long, value_name = "ENDPOINT")]
+    #[arg(long, value_name = "ENDPOINT", value_parser = absolute_file)]
     pub input: Option<String>,
     /// Where this call's audio goes [default: audio.output]
-    #[arg(long, value_name = "ENDPOINT")]
+    #[arg(long, value_name = "ENDPOINT", value_parser = absolute_file)]
     pub output: Option<String>,
+}
+
+/// A file endpoint's relative path made absolute from where voipctl runs: the daemon's
+/// working directory is another (/ under systemd), and it refuses relative paths.
+fn absolute_file(s: &str) -> Result<String, String> {
+    for prefix in ["file:", "file-once:"] {
+        if let Some(path) = s.strip_prefix(prefix)
+            && !path.is_empty()
+            && !path.starts_with('/')
+            && !path.starts_with('~')
+        {
+            let here = std::env::current_dir()
+                .map_err(|e| format!("cannot tell the current directory: {e}"))?;
+            return Ok(format!("{prefix}{}", here.join(path).display()));
+        }
+    }
+    Ok(s.to_string())
 }
 
 #[derive(Subcommand)]
@@ -79,6 +98,7 @@ enum MessageVerb {
     /// account's domain
     Send {
         /// Whom to write to
+        #[arg(value_name = "WHOM")]
         to: String,
         /// The text (UTF-8)
         text: String,
@@ -143,11 +163,53 @@ enum PresenceVerb {
     Show,
     /// Set the presence others see: online, away, busy or offline
     Set {
-        status: String,
+        #[arg(value_enum)]
+        status: PresenceStatus,
         /// A note shown with it
         #[arg(long)]
         note: Option<String>,
     },
+}
+
+/// What others may see of us.
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum PresenceStatus {
+    Online,
+    Away,
+    Busy,
+    Offline,
+}
+
+impl PresenceStatus {
+    fn word(self) -> &'static str {
+        match self {
+            PresenceStatus::Online => "online",
+            PresenceStatus::Away => "away",
+            PresenceStatus::Busy => "busy",
+            PresenceStatus::Offline => "offline",
+        }
+    }
+}
+
+/// `--wait` and its `--timeout`, for verbs that start a call.
+#[derive(clap::Args, Clone, Copy, Default)]
+pub struct WaitArgs {
+    /// Wait until the call is established (exit 0) or has ended (exit 1, with its code
+    /// and reason); without it the command returns at once
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds, hang the call up and exit 1
+    #[arg(long, value_name = "SECS", requires = "wait", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+}
+
+impl From<WaitArgs> for cmd::calls::Wait {
+    fn from(w: WaitArgs) -> Self {
+        cmd::calls::Wait {
+            wait: w.wait,
+            timeout: w.timeout,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -173,21 +235,28 @@ enum Verb {
         id: String,
     },
     /// Call someone: a contact's name, a SIP URI, user@host, or a user or number at the
-    /// account's domain
+    /// account's domain; `echo` is the sound test. Returns once the call is dialling
+    /// (see --wait)
+    #[command(visible_alias = "call")]
     Dial {
         /// Whom to call
-        uri: String,
+        #[arg(value_name = "WHOM")]
+        whom: String,
         /// The account to call from [default: the first registered one]
         #[arg(long)]
         account: Option<String>,
         #[command(flatten)]
         audio: AudioArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
-    /// Answer a ringing call [default: the only one ringing]
+    /// Answer a ringing call [default: the only one ringing]; returns at once (see --wait)
     Answer {
         id: Option<u64>,
         #[command(flatten)]
         audio: AudioArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Refuse a ringing call: 603 Decline, or 486 Busy Here with --busy
     Reject {
@@ -298,6 +367,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// A call verb that returns at once.
+async fn act(
+    conn: tonic::transport::Channel,
+    out: output::Output,
+    id: Option<u64>,
+    act: Act,
+) -> Result<(), Failure> {
+    cmd::calls::act(conn, out, id, act, cmd::calls::Wait::default()).await
+}
+
 async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result<(), Failure> {
     let conn = client::connect(socket).await?;
     match verb {
@@ -309,17 +388,20 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Register { id } => cmd::accounts::register(conn, out, id, true).await,
         Verb::Unregister { id } => cmd::accounts::register(conn, out, id, false).await,
         Verb::Dial {
-            uri,
+            whom,
             account,
             audio,
-        } => cmd::calls::dial(conn, out, uri, account, audio).await,
-        Verb::Answer { id, audio } => cmd::calls::act(conn, out, id, Act::Answer(audio)).await,
-        Verb::Reject { id, busy } => cmd::calls::act(conn, out, id, Act::Reject { busy }).await,
-        Verb::Hangup { id } => cmd::calls::act(conn, out, id, Act::Hangup).await,
-        Verb::Hold { id } => cmd::calls::act(conn, out, id, Act::Hold).await,
-        Verb::Resume { id } => cmd::calls::act(conn, out, id, Act::Resume).await,
-        Verb::Mute { id, off } => cmd::calls::act(conn, out, id, Act::Mute(!off)).await,
-        Verb::Dtmf { digits, call } => cmd::calls::act(conn, out, call, Act::Dtmf(digits)).await,
+            wait,
+        } => cmd::calls::dial(conn, out, whom, account, audio, wait.into()).await,
+        Verb::Answer { id, audio, wait } => {
+            cmd::calls::act(conn, out, id, Act::Answer(audio), wait.into()).await
+        }
+        Verb::Reject { id, busy } => act(conn, out, id, Act::Reject { busy }).await,
+        Verb::Hangup { id } => act(conn, out, id, Act::Hangup).await,
+        Verb::Hold { id } => act(conn, out, id, Act::Hold).await,
+        Verb::Resume { id } => act(conn, out, id, Act::Resume).await,
+        Verb::Mute { id, off } => act(conn, out, id, Act::Mute(!off)).await,
+        Verb::Dtmf { digits, call } => act(conn, out, call, Act::Dtmf(digits)).await,
         Verb::Calls => cmd::calls::list(conn, out).await,
         Verb::History {
             missed,
@@ -343,11 +425,11 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
             }
             ContactsVerb::Remove { contact } => cmd::contacts::remove(conn, out, contact).await,
             ContactsVerb::Import { file } => cmd::contacts::import(conn, out, file).await,
-            ContactsVerb::Export { output } => cmd::contacts::export(conn, output).await,
+            ContactsVerb::Export { output } => cmd::contacts::export(conn, out, output).await,
         },
         Verb::Presence {
             verb: PresenceVerb::Set { status, note },
-        } => cmd::contacts::set_presence(conn, out, status, note).await,
+        } => cmd::contacts::set_presence(conn, out, status.word().to_string(), note).await,
         Verb::Presence {
             verb: PresenceVerb::Show,
         } => cmd::contacts::show_presence(conn, out).await,

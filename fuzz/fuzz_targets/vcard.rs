@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             notes: c.notes.clone(),
         })
         .collect();
-    let written = vcard::write(&contacts);
+    let written = vcard::write(&contacts, None);
     let back = vcard::parse(&written)
         .unwrap_or_else(|e| panic!("our export does not import: {e}\n{written}"));
     assert_eq!(back.len(), contacts.len(), "{written}");

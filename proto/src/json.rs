@@ -23,6 +23,7 @@ pub(crate) fn call_state<S: serde::Serializer>(v: &i32, s: S) -> Result<S::Ok, S
         CallState::Ended => "ended",
         CallState::Held => "held",
         CallState::Early => "early",
+        CallState::Ending => "ending",
     });
     s.serialize_str(name)
 }

@@ -342,9 +342,9 @@ fn cancel_reject_and_busy() {
     b.command("hangup", "");
     wait_no_calls(&sb);
 
-    // Nothing to answer now: a clear refusal, exit 2 (which call?).
+    // Nothing to answer now: a clear refusal, exit 1 (as for an id that is not there).
     let out = sb.voipctl(&["answer"]);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
         stderr(&out).contains("no call to answer"),
         "{}",

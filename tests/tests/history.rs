@@ -97,7 +97,7 @@ fn calls_stay_in_the_history_across_restarts_and_missed_ones_are_counted() {
     assert_eq!(history(&sb, &["--peek"])["missed_unseen"], 0);
     let table = stdout(&sb.voipctl(&["history"]));
     assert!(
-        table.starts_with("WHEN (UTC)") && table.contains("missed"),
+        table.starts_with("ID  WHEN (UTC)") && table.contains("missed"),
         "{table}"
     );
     assert_eq!(
@@ -109,7 +109,7 @@ fn calls_stay_in_the_history_across_restarts_and_missed_ones_are_counted() {
     );
     // A limit beyond reason is refused, naming the field.
     let out = sb.voipctl(&["history", "--limit", "20000"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(stderr(&out).contains("limit"), "{}", describe(&out));
 }
 

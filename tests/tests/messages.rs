@@ -279,11 +279,11 @@ fn one_voipd_writes_to_another_and_sees_it_delivered() {
 
     // Bad arguments are refused by name, and nothing is queued.
     for (args, field) in [
-        (vec!["message", "send", &to, ""], "text"),
-        (vec!["message", "send", "sip:", "hi"], "to"),
+        (vec!["message", "send", &to, ""], "TEXT:"),
+        (vec!["message", "send", "sip:", "hi"], "WHOM:"),
     ] {
         let out = a.voipctl(&args);
-        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
         assert!(stderr(&out).contains(field), "{}", describe(&out));
     }
     assert_eq!(messages(&a).len(), 1);

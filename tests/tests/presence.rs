@@ -141,9 +141,14 @@ fn voipd_follows_voipd_away_busy_and_stopping() {
     wait_presence(&a, "bob", "offline");
     set("online", "");
     wait_presence(&a, "bob", "online");
+    // A usage error, caught before the daemon is asked.
     let out = b.voipctl(&["presence", "set", "sleepy"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(stderr(&out).contains("status:"), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("possible values: online, away, busy, offline"),
+        "{}",
+        describe(&out)
+    );
 
     // Bob stops: his last NOTIFY says so.
     bob.signal(libc::SIGTERM);
@@ -254,7 +259,7 @@ fn our_presence_survives_a_restart() {
     assert!(out.status.success(), "{}", describe(&out));
     let long = "x".repeat(300);
     let out = sb.voipctl(&["presence", "set", "away", "--note", &long]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(stderr(&out).contains("note:"), "{}", describe(&out));
     assert_eq!(
         show(&sb),

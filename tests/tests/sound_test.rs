@@ -78,14 +78,14 @@ fn a_call_can_have_its_own_endpoints_and_file_per_call() {
 
     // A bad endpoint is refused, naming the field; nothing starts.
     let out = sb.voipctl(&["dial", "echo", "--output", "tone:440"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(
         stderr(&out).contains("output: a tone can only be an input"),
         "{}",
         describe(&out)
     );
     let out = sb.voipctl(&["dial", "echo", "--input", "file:"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(stderr(&out).contains("input: "), "{}", describe(&out));
     assert!(stdout(&sb.voipctl(&["calls"])).contains("no calls"));
 }

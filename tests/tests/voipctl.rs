@@ -42,7 +42,8 @@ fn completions_and_the_manual_page_come_from_the_cli() {
     let text = stdout(&out);
     for want in [
         "COMMANDS",
-        "voipctl dial URI",
+        "voipctl dial",
+        "WHOM",
         "--account ACCOUNT",
         "voipctl answer [ID]",
         "voipctl dtmf DIGITS",

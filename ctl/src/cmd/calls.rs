@@ -1,8 +1,13 @@
+use std::time::Duration;
+
+use tonic::Streaming;
 use tonic::transport::Channel;
 use voipd_proto::v1::calls_client::CallsClient;
+use voipd_proto::v1::event::Kind;
+use voipd_proto::v1::events_client::EventsClient;
 use voipd_proto::v1::{
-    AnswerRequest, Call, CallRequest, CallState, DialRequest, DtmfRequest, ListCallsRequest,
-    MuteRequest, RejectRequest,
+    AnswerRequest, Call, CallRequest, CallState, DialRequest, DtmfRequest, Event, ListCallsRequest,
+    MuteRequest, RejectRequest, WatchRequest,
 };
 
 use crate::AudioArgs;
@@ -18,6 +23,7 @@ pub fn state_name(c: &Call) -> &'static str {
         CallState::Ended => "ended",
         CallState::Held => "on hold",
         CallState::Early => "early media",
+        CallState::Ending => "ending",
     }
 }
 
@@ -68,14 +74,23 @@ async fn the_call(
     if let Some(id) = id {
         return Ok(id);
     }
-    let calls: Vec<Call> = list_calls(conn)
+    let mut calls: Vec<Call> = list_calls(conn)
         .await?
         .into_iter()
         .filter(|c| fits(c))
         .collect();
+    // A call we already hung up is only meant when it is the only one left (and then the
+    // daemon says it is ending).
+    if calls.iter().any(|c| c.state() != CallState::Ending) {
+        calls.retain(|c| c.state() != CallState::Ending);
+    }
     match calls.as_slice() {
         [one] => Ok(one.id),
-        [] => Err(Failure::Usage(format!("no call to {verb}"))),
+        // As `hangup 7` for a call that is not there: nothing to act on.
+        [] => Err(Failure::Failed(format!(
+            "no call to {}",
+            if verb == "hangup" { "hang up" } else { verb }
+        ))),
         many => Err(Failure::Usage(format!(
             "{} calls could be meant; say which: {}",
             many.len(),
@@ -87,31 +102,140 @@ async fn the_call(
     }
 }
 
+/// How long `--wait` waits, if not for ever.
+#[derive(Clone, Copy, Default)]
+pub struct Wait {
+    pub wait: bool,
+    pub timeout: Option<u64>,
+}
+
 pub async fn dial(
     conn: Channel,
     out: Output,
-    uri: String,
+    whom: String,
     account: Option<String>,
     audio: AudioArgs,
+    wait: Wait,
 ) -> Result<(), Failure> {
-    let c = CallsClient::new(conn)
+    // Watch before dialling: nothing the call does can come before we listen.
+    let events = if wait.wait {
+        Some(watch(conn.clone()).await?)
+    } else {
+        None
+    };
+    let c = CallsClient::new(conn.clone())
         .dial(DialRequest {
-            uri,
+            uri: whom,
             account: account.unwrap_or_default(),
             input: audio.input.unwrap_or_default(),
             output: audio.output.unwrap_or_default(),
         })
         .await?
         .into_inner();
-    if out.json {
-        out.json_line(&c);
-    } else {
-        println!(
-            "call {}: dialing (follow with `voipctl watch`, end with `voipctl hangup`)",
-            c.id
-        );
+    if !out.json {
+        let to = who(&c.contact, &c.remote_name, &c.remote_uri);
+        match events {
+            Some(_) => println!("call {} to {to}: dialing", c.id),
+            None => println!(
+                "call {} to {to}: dialing (follow with `voipctl watch`, end with `voipctl hangup {}`)",
+                c.id, c.id
+            ),
+        }
+        note_audio(&c);
     }
-    Ok(())
+    match events {
+        Some(events) => settle(conn, out, events, c, wait.timeout).await,
+        None => {
+            if out.json {
+                out.json_line(&c);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A stream of the daemon's events, from now on.
+async fn watch(conn: Channel) -> Result<Streaming<Event>, Failure> {
+    Ok(EventsClient::new(conn)
+        .watch(WatchRequest {})
+        .await?
+        .into_inner())
+}
+
+/// Says once, where a person reads it, when the call's audio goes nowhere.
+fn note_audio(c: &Call) {
+    if !c.audio_note.is_empty() {
+        eprintln!("voipctl: call {}: {}", c.id, c.audio_note);
+    }
+}
+
+/// Follows call `c` until it is established (Ok) or has ended (a failure saying how). On
+/// timeout it is hung up, so that a script that gave up leaves no call behind.
+async fn settle(
+    conn: Channel,
+    out: Output,
+    mut events: Streaming<Event>,
+    mut c: Call,
+    timeout: Option<u64>,
+) -> Result<(), Failure> {
+    let id = c.id;
+    let deadline = timeout.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    loop {
+        match c.state() {
+            CallState::Active | CallState::Held => {
+                if out.json {
+                    out.json_line(&c);
+                } else {
+                    println!("{}", describe(&c));
+                }
+                return Ok(());
+            }
+            CallState::Ended => {
+                if out.json {
+                    out.json_line(&c);
+                }
+                return Err(Failure::Failed(format!(
+                    "call {id} ended: {} {}",
+                    c.end_code, c.end_reason
+                )));
+            }
+            _ => {}
+        }
+        let next = async {
+            loop {
+                match events.message().await? {
+                    Some(Event {
+                        kind: Some(Kind::CallChanged(n)),
+                        ..
+                    }) if n.id == id => return Ok(Some(n)),
+                    Some(_) => {}
+                    None => return Ok::<_, tonic::Status>(None),
+                }
+            }
+        };
+        let got = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, next).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let _ = CallsClient::new(conn).hangup(CallRequest { id }).await;
+                    return Err(Failure::Failed(format!(
+                        "call {id}: still {} after {} s; hung up",
+                        state_name(&c),
+                        timeout.unwrap_or_default()
+                    )));
+                }
+            },
+            None => next.await,
+        };
+        match got? {
+            Some(n) => c = n,
+            None => {
+                return Err(Failure::Failed(format!(
+                    "voipd stopped before call {id} was established"
+                )));
+            }
+        }
+    }
 }
 
 /// What a call verb does.
@@ -151,9 +275,20 @@ impl Act {
     }
 }
 
-pub async fn act(conn: Channel, out: Output, id: Option<u64>, act: Act) -> Result<(), Failure> {
+pub async fn act(
+    conn: Channel,
+    out: Output,
+    id: Option<u64>,
+    act: Act,
+    wait: Wait,
+) -> Result<(), Failure> {
     let id = the_call(conn.clone(), id, |c| act.fits(c), act.verb()).await?;
-    let mut client = CallsClient::new(conn);
+    let events = if wait.wait {
+        Some(watch(conn.clone()).await?)
+    } else {
+        None
+    };
+    let mut client = CallsClient::new(conn.clone());
     let (c, doing) = match &act {
         Act::Answer(audio) => (
             client
@@ -193,10 +328,20 @@ pub async fn act(conn: Channel, out: Output, id: Option<u64>, act: Act) -> Resul
         ),
     };
     let c = c.into_inner();
+    if let Some(events) = events {
+        if !out.json {
+            println!("call {}: {doing}", c.id);
+            note_audio(&c);
+        }
+        return settle(conn, out, events, c, wait.timeout).await;
+    }
     if out.json {
         out.json_line(&c);
     } else {
         println!("call {}: {doing}", c.id);
+        if matches!(act, Act::Answer(_)) {
+            note_audio(&c);
+        }
     }
     Ok(())
 }
@@ -227,11 +372,13 @@ pub fn table(calls: &[Call]) -> String {
                 c.started_unix_ms
             };
             let who = who(&c.contact, &c.remote_name, &c.remote_uri);
-            let state = if c.muted {
-                format!("{}, muted", state_name(c))
-            } else {
-                state_name(c).to_string()
-            };
+            let mut state = state_name(c).to_string();
+            if c.muted {
+                state.push_str(", muted");
+            }
+            if !c.audio_note.is_empty() {
+                state.push_str(", no sound");
+            }
             vec![
                 c.id.to_string(),
                 if c.incoming { "in" } else { "out" }.into(),
@@ -246,5 +393,9 @@ pub fn table(calls: &[Call]) -> String {
             ]
         })
         .collect();
-    crate::output::table(&["ID", "DIR", "REMOTE", "STATE", "CODEC", "TIME"], &rows)
+    let mut out = crate::output::table(&["ID", "DIR", "REMOTE", "STATE", "CODEC", "TIME"], &rows);
+    for c in calls.iter().filter(|c| !c.audio_note.is_empty()) {
+        out.push_str(&format!("call {}: {}\n", c.id, c.audio_note));
+    }
+    out
 }

@@ -47,6 +47,9 @@ pub struct Changes {
 
 fn presence(c: &Contact) -> String {
     match &c.presence {
+        Some(p) if p.status == "unknown" && !p.reason.is_empty() => {
+            format!("unknown ({})", p.reason)
+        }
         Some(p) if !p.note.is_empty() => format!("{} ({})", p.status, p.note),
         Some(p) => p.status.clone(),
         None => "unknown".into(),
@@ -193,14 +196,30 @@ pub async fn import(conn: Channel, out: Output, file: PathBuf) -> Result<(), Fai
     Ok(())
 }
 
-pub async fn export(conn: Channel, file: Option<PathBuf>) -> Result<(), Failure> {
+pub async fn export(conn: Channel, out: Output, file: Option<PathBuf>) -> Result<(), Failure> {
     let r = ContactsClient::new(conn)
         .export(ExportContactsRequest {})
         .await?
         .into_inner();
     match file {
         Some(f) => {
-            std::fs::write(&f, r.vcard).map_err(|e| Failure::Usage(format!("{}: {e}", f.display())))
+            std::fs::write(&f, &r.vcard)
+                .map_err(|e| Failure::Failed(format!("cannot write {}: {e}", f.display())))?;
+            let n = r
+                .vcard
+                .lines()
+                .filter(|l| l.eq_ignore_ascii_case("BEGIN:VCARD"))
+                .count();
+            if out.json {
+                out.json_line(&serde_json::json!({ "file": f, "contacts": n }));
+            } else {
+                println!(
+                    "wrote {n} contact{} to {} (vCard 4.0)",
+                    if n == 1 { "" } else { "s" },
+                    f.display()
+                );
+            }
+            Ok(())
         }
         None => {
             print!("{}", r.vcard);

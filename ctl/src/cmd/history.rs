@@ -34,6 +34,7 @@ pub async fn list(
         .map(|e| {
             let who = who(&e.contact, &e.remote_name, &e.remote_uri);
             vec![
+                e.id.to_string(),
                 date_time(e.started_unix_ms),
                 if e.missed {
                     "missed"
@@ -55,7 +56,10 @@ pub async fn list(
         .collect();
     print!(
         "{}",
-        crate::output::table(&["WHEN (UTC)", "DIR", "REMOTE", "TALKED", "END"], &rows)
+        crate::output::table(
+            &["ID", "WHEN (UTC)", "DIR", "REMOTE", "TALKED", "END"],
+            &rows
+        )
     );
     if r.missed_unseen > 0 {
         println!(

@@ -42,6 +42,8 @@ pub enum CallState {
     Active,
     /// On hold by us (a re-INVITE with sendonly was accepted).
     Held,
+    /// We hung up; the call task is saying so to the far side.
+    Ending,
     Ended {
         code: u16,
         reason: EndReason,
@@ -130,6 +132,8 @@ pub struct CallInfo {
     pub rtp_local: Option<SocketAddr>,
     pub rtp_remote: Option<SocketAddr>,
     pub stats: MediaStats,
+    /// When the call's audio goes nowhere or comes from nowhere (no sound device): why.
+    pub audio_note: Option<String>,
 }
 
 /// Audio endpoints for one call, instead of the configured ones.
@@ -149,6 +153,7 @@ impl Endpoints {
                 }
                 let bad = |message: String| super::CoreError::InvalidArgument { field, message };
                 let ep = AudioEndpoint::try_from(s).map_err(bad)?;
+                ep.check_absolute().map_err(bad)?;
                 if field == "output" && matches!(ep, AudioEndpoint::Tone(_)) {
                     return Err(bad("a tone can only be an input".into()));
                 }
@@ -663,6 +668,10 @@ impl Call {
                         self.bye(&mut dialog).await;
                         break (408, EndReason::NoMedia(after.as_secs()));
                     }
+                    Some(MediaEvent::NoSound { why, input, output }) => {
+                        self.info.audio_note = Some(no_sound(&why, input, output));
+                        self.report().await;
+                    }
                     None => {}
                 },
                 cmd = self.commands.recv() => {
@@ -754,6 +763,7 @@ pub(super) fn new_info(
     account: &Option<Account>,
     direction: CallDirection,
     state: CallState,
+    audio: &AudioConfig,
 ) -> CallInfo {
     CallInfo {
         id,
@@ -771,7 +781,33 @@ pub(super) fn new_info(
         rtp_local: None,
         rtp_remote: None,
         stats: MediaStats::default(),
+        audio_note: audio_note(audio),
     }
+}
+
+/// What a person must be told when `audio` names a sound device and there is none, so
+/// that a silent call is not a mystery.
+fn audio_note(audio: &AudioConfig) -> Option<String> {
+    let device =
+        |ep: &AudioEndpoint| matches!(ep, AudioEndpoint::Default | AudioEndpoint::Device(_));
+    let (input, output) = (device(&audio.input), device(&audio.output));
+    if !input && !output {
+        return None;
+    }
+    let why = crate::media::device::sound_missing()?;
+    Some(no_sound(&why, input, output))
+}
+
+/// The note for a call whose sound device could not be had.
+fn no_sound(why: &str, input: bool, output: bool) -> String {
+    let what = match (input, output) {
+        (true, true) => "what the far side says goes nowhere and only silence is sent",
+        (true, false) => "only silence is sent",
+        _ => "what the far side says goes nowhere",
+    };
+    format!(
+        "no sound device ({why}): {what}; use a file or null for [audio] input/output, or --input/--output"
+    )
 }
 
 fn codecs_of(account: &Option<Account>) -> Vec<Codec> {
@@ -791,7 +827,13 @@ pub(super) fn dial(
 ) -> CallHandle {
     let (tx, rx) = mpsc::channel(16);
     let live = Arc::new(LiveStats::default());
-    let mut info = new_info(id, &account, CallDirection::Outgoing, CallState::Dialing);
+    let mut info = new_info(
+        id,
+        &account,
+        CallDirection::Outgoing,
+        CallState::Dialing,
+        &ctx.audio,
+    );
     info.remote_uri = uri.to_string();
     let first = info.clone();
     let call = Call {
@@ -1003,7 +1045,13 @@ pub(super) fn incoming(
 ) -> CallHandle {
     let (tx, rx) = mpsc::channel(16);
     let live = Arc::new(LiveStats::default());
-    let mut info = new_info(id, &account, CallDirection::Incoming, CallState::Ringing);
+    let mut info = new_info(
+        id,
+        &account,
+        CallDirection::Incoming,
+        CallState::Ringing,
+        &ctx.audio,
+    );
     if let Some(f) = tu.request.from() {
         info.remote_uri = f.uri.to_string();
         info.remote_name = f.display;
@@ -1151,6 +1199,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             cmd = call.commands.recv() => match cmd {
                 Some(CallCommand::Answer(endpoints)) => {
                     endpoints.apply(&mut call.ctx.audio);
+                    call.info.audio_note = audio_note(&call.ctx.audio);
                     break;
                 }
                 Some(CallCommand::Reject(code)) => {
@@ -1289,7 +1338,13 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
 pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
     let (tx, rx) = mpsc::channel(16);
     let live = Arc::new(LiveStats::default());
-    let mut info = new_info(id, &None, CallDirection::Outgoing, CallState::Dialing);
+    let mut info = new_info(
+        id,
+        &None,
+        CallDirection::Outgoing,
+        CallState::Dialing,
+        &ctx.audio,
+    );
     info.remote_uri = "echo".into();
     info.remote_name = Some("Sound test".into());
     let first = info.clone();
@@ -1360,8 +1415,13 @@ async fn echo_call(mut call: Call) {
                 // The sound test has no far side to hold or send digits to.
                 Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
             },
-            // DTMF and timeouts mean nothing here.
-            Some(_) = media.events.recv() => {}
+            Some(ev) = media.events.recv() => {
+                if let MediaEvent::NoSound { why, input, output } = ev {
+                    call.info.audio_note = Some(no_sound(&why, input, output));
+                    call.report().await;
+                }
+                // DTMF and timeouts mean nothing here.
+            }
         }
     }
     reflect.abort();

@@ -3,8 +3,8 @@
 
 use super::phone::check_limit;
 use super::presence::Presence;
-use super::{CoreError, EventKind, PhoneHandle, vcard};
-use crate::sip::uri::SipUri;
+use super::{AccountInfo, CoreError, EventKind, PhoneHandle, vcard};
+use crate::sip::uri::{Host, SipUri};
 use crate::store::{Contact, ContactEdit, Imported, NewContact};
 
 /// A contact with what is known of its presence now.
@@ -17,6 +17,11 @@ pub struct ContactInfo {
 const MAX_NAME: usize = 200;
 const MAX_NOTES: usize = 8192;
 const MAX_ADDRESSES: usize = 32;
+/// Properties named in one card's "not imported" line; a card with more (a file made to
+/// flood the report) has the rest counted.
+const MAX_NAMED: usize = 12;
+/// Said with what a card loses, so nobody looks for it elsewhere.
+const KEPT: &str = "voipd keeps names, SIP addresses, numbers and notes";
 
 fn bad(field: &'static str, message: String) -> CoreError {
     CoreError::InvalidArgument { field, message }
@@ -124,7 +129,9 @@ pub(super) fn looks_like_name(input: &str) -> bool {
     !t.is_empty() && !t.contains(['@', ':']) && normalise_address(t).is_err()
 }
 
-/// The one contact `matches` names, or an error listing them all.
+/// The one contact `matches` names, or an error listing them all with what does pick
+/// one: for `contact` arguments the id, elsewhere (where an id would be dialled as a
+/// number) an address.
 pub(super) fn one_of(
     field: &'static str,
     typed: &str,
@@ -133,7 +140,7 @@ pub(super) fn one_of(
     match matches.len() {
         0 => Ok(None),
         1 => Ok(matches.pop()),
-        _ => Err(bad(
+        _ if field == "contact" => Err(bad(
             field,
             format!(
                 "{typed:?} matches {} contacts: {}; use a longer name or the id",
@@ -145,7 +152,32 @@ pub(super) fn one_of(
                     .join(", ")
             ),
         )),
+        _ => Err(bad(
+            field,
+            format!(
+                "{typed:?} matches {} contacts: {}; use a longer name or the address",
+                matches.len(),
+                matches
+                    .iter()
+                    .map(|c| match c.addresses.first() {
+                        Some(a) => format!("{} ({a})", c.name),
+                        None => format!("{} (no address)", c.name),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
     }
+}
+
+/// What a typed target means: the contact it names with its addresses in order, or the
+/// input itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Resolved {
+    /// The contact's name and id, when it named one.
+    pub contact: Option<(String, i64)>,
+    /// The contact's addresses, or the input alone.
+    pub addresses: Vec<String>,
 }
 
 impl PhoneHandle {
@@ -238,7 +270,8 @@ impl PhoneHandle {
     }
 
     /// Reads vCards and keeps them all, or none if one is wrong. An address that is
-    /// neither a SIP address nor a number (1-800-FLOWERS) is left out and reported.
+    /// neither a SIP address nor a number (1-800-FLOWERS) is left out and reported, and
+    /// so, in one line per card, is what voipd has no place for (EMAIL, ADR, PHOTO, …).
     pub async fn import_vcard(&self, text: &str) -> Result<(Imported, Vec<String>), CoreError> {
         let cards = vcard::parse(text).map_err(|e| bad("vcard", e.to_string()))?;
         let mut checked = Vec::with_capacity(cards.len());
@@ -283,6 +316,14 @@ impl PhoneHandle {
                     }
                 }
             }
+            if !card.skipped.is_empty() {
+                skipped.push(format!(
+                    "card {} ({}): {} not imported ({KEPT})",
+                    i + 1,
+                    card.name,
+                    listed(&card.skipped)
+                ));
+            }
             // A card without a UID gets one from what it says, so importing the same file
             // twice updates rather than doubles.
             let uid = card
@@ -312,14 +353,16 @@ impl PhoneHandle {
         Ok((done, skipped))
     }
 
-    /// Every contact as vCard 4.0.
+    /// Every contact as vCard 4.0; local numbers say they are local to the first enabled
+    /// account's domain.
     pub async fn export_vcard(&self) -> Result<String, CoreError> {
         let all = self
             .store
             .contacts(None, false, 0)
             .await
             .map_err(CoreError::Store)?;
-        Ok(vcard::write(&all))
+        let context = phone_context(&self.accounts().await?);
+        Ok(vcard::write(&all, context.as_deref()))
     }
 
     /// What a typed target means: a contact's address when it is a contact's name (the
@@ -330,30 +373,49 @@ impl PhoneHandle {
         input: &str,
         sip_only: bool,
     ) -> Result<String, CoreError> {
+        let r = self.resolve(field, input).await?;
+        let pick = if sip_only {
+            r.addresses
+                .iter()
+                .find(|a| a.starts_with("sip"))
+                .or(r.addresses.first())
+        } else {
+            r.addresses.first()
+        };
+        match (pick, r.contact) {
+            (Some(a), _) => Ok(a.clone()),
+            (None, Some((name, id))) => Err(bad(
+                field,
+                format!("contact {name} (id {id}) has no address"),
+            )),
+            (None, None) => Ok(input.to_string()),
+        }
+    }
+
+    /// The contact a typed target names, with all its addresses; else the input.
+    pub(super) async fn resolve(
+        &self,
+        field: &'static str,
+        input: &str,
+    ) -> Result<Resolved, CoreError> {
+        let itself = || Resolved {
+            contact: None,
+            addresses: vec![input.to_string()],
+        };
         if !looks_like_name(input) {
-            return Ok(input.to_string());
+            return Ok(itself());
         }
         let matches = self
             .store
             .contacts_named(input.trim().to_string())
             .await
             .map_err(CoreError::Store)?;
-        let Some(c) = one_of(field, input, matches)? else {
-            return Ok(input.to_string());
-        };
-        let pick = if sip_only {
-            c.addresses
-                .iter()
-                .find(|a| a.starts_with("sip"))
-                .or(c.addresses.first())
-        } else {
-            c.addresses.first()
-        };
-        pick.cloned().ok_or_else(|| {
-            bad(
-                field,
-                format!("contact {} (id {}) has no address", c.name, c.id),
-            )
+        Ok(match one_of(field, input, matches)? {
+            Some(c) => Resolved {
+                contact: Some((c.name, c.id)),
+                addresses: c.addresses,
+            },
+            None => itself(),
         })
     }
 
@@ -409,6 +471,30 @@ fn not_found(reference: &str) -> CoreError {
         what: "contact",
         id: reference.to_string(),
     }
+}
+
+/// "EMAIL, ADR, PHOTO", the names past [`MAX_NAMED`] counted.
+fn listed(names: &[String]) -> String {
+    let shown = names.get(..MAX_NAMED).unwrap_or(names).join(", ");
+    match names.len().saturating_sub(MAX_NAMED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// The domain a contact's local number (one without +) is dialled in, for its tel: URI's
+/// phone-context: the provider's, as its numbering plan is the one the number was saved
+/// for. The first enabled account's, as dialling falls back to it (a registered one is
+/// not preferred, so an export does not change with the network); else the first with a
+/// domain name. None without accounts, or with IP addresses only.
+fn phone_context(accounts: &[AccountInfo]) -> Option<String> {
+    let domain = |a: &AccountInfo| match a.aor.parse::<SipUri>().ok()?.host {
+        Host::Domain(d) => Some(d),
+        Host::V4(_) | Host::V6(_) => None,
+    };
+    let (enabled, disabled): (Vec<&AccountInfo>, Vec<&AccountInfo>) =
+        accounts.iter().partition(|a| a.enabled);
+    enabled.into_iter().chain(disabled).find_map(domain)
 }
 
 /// A random version-4 UUID URN, as vCard 4.0 suggests for UID.
@@ -476,6 +562,40 @@ mod tests {
         assert_ne!(derived_uid("A", &a), derived_uid("B", &a));
         assert!(new_uid().starts_with("urn:uuid:"));
         assert_ne!(new_uid(), new_uid());
+    }
+
+    #[test]
+    fn a_long_list_of_skipped_properties_is_cut() {
+        let names: Vec<String> = (1..=15).map(|i| format!("X-{i}")).collect();
+        assert_eq!(listed(&names[..3]), "X-1, X-2, X-3");
+        let all = listed(&names);
+        assert!(all.starts_with("X-1, X-2,"), "{all}");
+        assert!(all.ends_with("X-12 and 3 more"), "{all}");
+    }
+
+    #[test]
+    fn local_numbers_are_local_to_the_first_enabled_accounts_domain() {
+        let account = |aor: &str, enabled: bool| AccountInfo {
+            id: aor.into(),
+            aor: aor.into(),
+            display_name: None,
+            enabled,
+            state: super::super::RegState::Unregistered,
+        };
+        assert_eq!(phone_context(&[]), None);
+        assert_eq!(
+            phone_context(&[
+                account("sip:a@old.example", false),
+                account("sip:b@192.0.2.1", true),
+                account("sip:c@sip.example.com:5080", true),
+            ]),
+            Some("sip.example.com".into())
+        );
+        assert_eq!(
+            phone_context(&[account("sip:a@old.example", false)]),
+            Some("old.example".into())
+        );
+        assert_eq!(phone_context(&[account("sip:b@[2001:db8::1]", true)]), None);
     }
 
     #[test]

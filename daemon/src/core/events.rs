@@ -42,7 +42,7 @@ pub enum EventKind {
         id: String,
     },
     /// A call started, changed state, or ended (then with its media figures).
-    CallChanged(CallInfo),
+    CallChanged(Box<CallInfo>),
     DtmfReceived {
         call: u64,
         digit: char,

@@ -64,6 +64,8 @@ pub struct Presence {
     pub note: String,
     /// When it was learnt (or set); None while unknown.
     pub since: Option<SystemTime>,
+    /// Unknown: why it cannot be known (the name does not resolve, the server refused).
+    pub reason: String,
 }
 
 impl Presence {
@@ -72,6 +74,16 @@ impl Presence {
             status,
             note,
             since: Some(SystemTime::now()),
+            reason: String::new(),
+        }
+    }
+
+    /// Presence that cannot be learnt now, and why: not "offline", which would say the
+    /// contact is away when we only failed to ask.
+    pub fn unknown(reason: String) -> Presence {
+        Presence {
+            reason,
+            ..Presence::default()
         }
     }
 }
@@ -256,13 +268,27 @@ impl Presences {
 
     /// A contact with its presence: the most available of its addresses'.
     pub(super) fn info(&self, contact: Contact) -> ContactInfo {
-        let presence = contact
+        let known = contact
             .addresses
             .iter()
             .filter_map(|a| self.known.get(a))
             .max_by_key(|p| p.status)
-            .cloned()
-            .unwrap_or_default();
+            .cloned();
+        let presence = known.unwrap_or_else(|| {
+            let sip = contact.addresses.iter().any(|a| a.starts_with("sip"));
+            let followed = contact
+                .addresses
+                .iter()
+                .any(|a| self.following.contains_key(a));
+            Presence::unknown(
+                match (sip, followed) {
+                    (false, _) => "a number has no presence; only SIP addresses do",
+                    (true, false) => "not asked yet (or presence.subscribe is off)",
+                    (true, true) => "asked, no answer yet",
+                }
+                .into(),
+            )
+        });
         ContactInfo { contact, presence }
     }
 

@@ -1,7 +1,13 @@
 //! vCard (RFC 6350, 4.0; 3.0 and 2.1 as other programs still write them) to contacts and
 //! back. What a phone needs is read: the name (FN, else N, else ORG), SIP addresses (IMPP, X-SIP, a
-//! sip: URL in TEL) and numbers (TEL), NOTE, UID and a favourite mark (CATEGORIES, or
-//! X-VOIPD-FAVOURITE); photos, postal addresses and the like are passed over.
+//! sip: URL in TEL) and numbers (TEL), NOTE, UID and a favourite mark (CATEGORIES Favourites
+//! or Google's starred, or X-VOIPD-FAVOURITE). What voipd has no place for (EMAIL, ADR, PHOTO,
+//! ORG beside a name, a number's extension, …) is not kept but named in [`Card::skipped`], so
+//! the import can say what it left out; a card's bookkeeping (VERSION, PRODID, REV, …) is not.
+//!
+//! Written cards are vCard 4.0. Numbers are tel: URIs; a local one (no leading +) carries
+//! the domain it is dialled in as phone-context (RFC 3966 §5.1.5), or is written as text
+//! when no domain is known. A contact named by its number has an empty N.
 
 use std::fmt::Write as _;
 
@@ -20,6 +26,9 @@ pub struct Card {
     pub favourite: bool,
     /// NOTE.
     pub notes: String,
+    /// What the card has that is not kept (`EMAIL`, `IMPP (xmpp)`, `TEL extension 12`),
+    /// each once, in the order first seen; bookkeeping that loses nothing is not named.
+    pub skipped: Vec<String>,
 }
 
 /// Why a file is not vCards, and where.
@@ -34,6 +43,50 @@ pub struct VcardError {
 
 /// The CATEGORIES value that marks a favourite, written and read.
 const FAVOURITES: &str = "Favourites";
+
+/// CATEGORIES values read as a favourite mark, any case: ours, the American spelling and
+/// Google Contacts' `starred` (it exports `CATEGORIES:myContacts,starred`).
+const FAVOURITE_CATEGORIES: &[&str] = &[
+    "favourites",
+    "favorites",
+    "favourite",
+    "favorite",
+    "starred",
+];
+
+/// Properties not named among the skipped although they are not kept: they describe the
+/// card rather than the person (format version, the program that wrote it, when, how to
+/// sort or file it, sync state), so nothing the user entered is lost with them. The X-
+/// ones are the vendor bookkeeping phones and mail programs commonly write (Apple's ids,
+/// item labels and display hints, Outlook's layout, Thunderbird's mail format flag); a
+/// label (X-ABLabel) only describes a value beside it, which is kept or named itself.
+/// Other X- properties are named: they are private to their writer (RFC 6350 §6.10) and
+/// often hold what the user typed (X-ANDROID-CUSTOM nicknames, X-JABBER, X-SKYPE), and
+/// saying too much is better than losing something silently.
+const NOT_REPORTED: &[&str] = &[
+    "VERSION",
+    "PRODID",
+    "REV",
+    "KIND",
+    "SOURCE",
+    "CLIENTPIDMAP",
+    "PROFILE",
+    "NAME",
+    "SORT-STRING",
+    "CLASS",
+    "X-ABUID",
+    "X-ABLABEL",
+    "X-ABSHOWAS",
+    "X-ABADR",
+    "X-ADDRESSBOOKSERVER-KIND",
+    "X-IMAGETYPE",
+    "X-IMAGEHASH",
+    "X-SHARED-PHOTO-DISPLAY-PREF",
+    "X-MOZILLA-HTML",
+    "X-EVOLUTION-FILE-AS",
+    "X-MS-OL-DESIGN",
+    "X-MS-OL-DEFAULT-POSTAL-ADDRESS",
+];
 
 /// One content line, unfolded: `group.NAME;PARAM=V:value`.
 struct Line {
@@ -109,6 +162,10 @@ fn card(lines: &[Line]) -> Result<Card, VcardError> {
     let mut addresses: Vec<(u32, usize, String)> = Vec::new();
     let mut notes = Vec::new();
     let mut organisation: Option<String> = None;
+    // What is not kept, as it will be named; the first ORG's place, as it is kept after
+    // all when it names the card.
+    let mut left: Vec<String> = Vec::new();
+    let mut organisation_at = None;
     for (i, l) in lines.iter().enumerate() {
         let pref = l
             .param("PREF")
@@ -118,7 +175,15 @@ fn card(lines: &[Line]) -> Result<Card, VcardError> {
             "FN" => full_name = Some(unescape(&l.text()?)),
             "N" => structured = Some(l.text()?),
             "ORG" if organisation.is_none() => {
-                organisation = split_escaped(&l.text()?, ';').first().map(|o| unescape(o));
+                let o = split_escaped(&l.text()?, ';')
+                    .first()
+                    .map(|o| unescape(o))
+                    .unwrap_or_default();
+                if !o.trim().is_empty() {
+                    organisation_at = Some(left.len());
+                    left.push("ORG".into());
+                }
+                organisation = Some(o);
             }
             "UID" => c.uid = Some(l.value.trim().to_string()).filter(|u| !u.is_empty()),
             "NOTE" => notes.push(unescape(&l.text()?)),
@@ -126,9 +191,16 @@ fn card(lines: &[Line]) -> Result<Card, VcardError> {
                 let v = percent_decoded(&unescape(&l.text()?));
                 let v = v.trim();
                 // A tel: URI's parameters (;ext=, ;phone-context=) are not part of the number.
-                let v = strip_scheme(v, "tel:").map_or(v, |n| n.split(';').next().unwrap_or(n));
+                let (v, params) = match strip_scheme(v, "tel:") {
+                    Some(uri) => uri.split_once(';').unwrap_or((uri, "")),
+                    None => (v, ""),
+                };
                 if !v.is_empty() {
                     addresses.push((pref, i, v.to_string()));
+                    // Dialling the number without it reaches the switchboard, not the person.
+                    if let Some(ext) = param_value(params, "ext") {
+                        left.push(extension(ext));
+                    }
                 }
             }
             "IMPP" | "X-SIP" | "X-SIP-URI" => {
@@ -143,31 +215,48 @@ fn card(lines: &[Line]) -> Result<Card, VcardError> {
                     // xmpp:, skype: and other services are not ours to call.
                     None
                 };
-                if let Some(a) = sip {
-                    addresses.push((pref, i, a));
+                match sip {
+                    Some(a) => addresses.push((pref, i, a)),
+                    None if !v.is_empty() => left.push(with_scheme(&l.name, v)),
+                    None => {}
                 }
             }
+            // Read for the favourite mark only: its other values (Google's myContacts) are
+            // groups in the program the card came from, not facts about the person.
             "CATEGORIES" => {
                 c.favourite |= split_list(&l.value).iter().any(|x| {
-                    ["favourites", "favorites", "starred"]
+                    FAVOURITE_CATEGORIES
                         .iter()
                         .any(|f| x.trim().eq_ignore_ascii_case(f))
                 });
             }
             "X-VOIPD-FAVOURITE" => c.favourite |= l.value.trim().eq_ignore_ascii_case("TRUE"),
-            _ => {}
+            name if NOT_REPORTED.contains(&name) || name.starts_with("X-VOIPD-") => {}
+            _ if !has_value(l) => {}
+            "X-ANDROID-CUSTOM" => left.push(android_custom(&l.value)),
+            name => left.push(shown(name)),
         }
     }
     // Phones export cards with only a company, or only a number: name them by that.
-    c.name = [
-        full_name.map(|n| n.trim().to_string()),
-        structured.map(|n| name_from_parts(&n)),
-        organisation.map(|o| o.trim().to_string()),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|n| !n.is_empty())
-    .unwrap_or_default();
+    let full_name = full_name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    let structured = structured
+        .map(|n| name_from_parts(&n))
+        .filter(|n| !n.is_empty());
+    let organisation = organisation
+        .map(|o| o.trim().to_string())
+        .filter(|o| !o.is_empty());
+    c.name = match (full_name.or(structured), organisation) {
+        (Some(name), _) => name,
+        (None, Some(o)) => {
+            if let Some(at) = organisation_at {
+                left.remove(at);
+            }
+            o
+        }
+        (None, None) => String::new(),
+    };
     addresses.sort_by_key(|(pref, i, _)| (*pref, *i));
     for (_, _, a) in addresses {
         if !c.addresses.contains(&a) {
@@ -175,7 +264,89 @@ fn card(lines: &[Line]) -> Result<Card, VcardError> {
         }
     }
     c.notes = notes.join("\n");
+    for l in left {
+        if !c.skipped.contains(&l) {
+            c.skipped.push(l);
+        }
+    }
     Ok(c)
+}
+
+/// Whether a property says anything: `ADR:;;;;;;` and `ORG:` do not, so nothing is lost.
+fn has_value(l: &Line) -> bool {
+    !l.value
+        .trim_matches(|c: char| c == ';' || c == ',' || c.is_whitespace())
+        .is_empty()
+}
+
+/// The value of `;name=value` among a tel: URI's parameters (`ext=12;isub=3`).
+fn param_value<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    params.split(';').find_map(|p| {
+        p.split_once('=')
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    })
+}
+
+/// `TEL extension 12`; the extension only when it is digits, as it comes from the file.
+fn extension(ext: &str) -> String {
+    let digits = !ext.is_empty()
+        && ext.len() <= 20
+        && ext
+            .chars()
+            .all(|c| c.is_ascii_digit() || "-.()".contains(c));
+    if digits {
+        format!("TEL extension {ext}")
+    } else {
+        "TEL extension".into()
+    }
+}
+
+/// `IMPP (xmpp)`: which service an address not called was for, when it says.
+fn with_scheme(name: &str, v: &str) -> String {
+    match v.split_once(':') {
+        Some((scheme, _)) if is_scheme(scheme) => {
+            format!("{} ({})", shown(name), shown(&scheme.to_ascii_lowercase()))
+        }
+        _ => shown(name),
+    }
+}
+
+/// RFC 3986 §3.1: a letter, then letters, digits, '+', '-' and '.'.
+fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+}
+
+/// Android writes what vCard has no property for (nickname, relation, events) as
+/// `X-ANDROID-CUSTOM:vnd.android.cursor.item/nickname;…`: named by that kind.
+fn android_custom(v: &str) -> String {
+    let kind = v
+        .split(';')
+        .next()
+        .and_then(|t| t.rsplit('/').next())
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    match kind {
+        Some(k) => format!("X-ANDROID-CUSTOM ({})", shown(k)),
+        None => "X-ANDROID-CUSTOM".into(),
+    }
+}
+
+/// A name from the file as it may be shown on a terminal: short, and only the characters
+/// a property name has (RFC 6350 §3.3), others as '?'.
+fn shown(name: &str) -> String {
+    name.chars()
+        .take(40)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 /// N is family;given;additional;prefixes;suffixes: "Dr. Given Additional Family Jr.".
@@ -409,8 +580,14 @@ fn decode_charset(bytes: &[u8], charset: Option<&str>) -> Result<String, String>
     }
 }
 
-/// vCard 4.0, CRLF line ends, lines folded at 75 octets.
-pub fn write<'a>(contacts: impl IntoIterator<Item = &'a Contact>) -> String {
+/// vCard 4.0, CRLF line ends, lines folded at 75 octets. `phone_context` is the domain
+/// local numbers (those without a leading +) are dialled in, such as the account's; it is
+/// not used unless it is a domain name.
+pub fn write<'a>(
+    contacts: impl IntoIterator<Item = &'a Contact>,
+    phone_context: Option<&str>,
+) -> String {
+    let phone_context = phone_context.filter(|d| is_domain_name(d));
     let mut s = String::new();
     for c in contacts {
         let mut lines = vec![
@@ -419,19 +596,36 @@ pub fn write<'a>(contacts: impl IntoIterator<Item = &'a Contact>) -> String {
             format!("UID:{}", c.uid),
             format!("FN:{}", escape(&c.name)),
         ];
-        // N is family;given: the last word is taken as the family name, as most do.
-        let (given, family) = c.name.rsplit_once(' ').unwrap_or(("", &c.name));
-        lines.push(format!("N:{};{};;;", escape(family), escape(given)));
+        // A contact imported with only a number (or SIP address) is named by it; as a
+        // family name it would be filed under its digits. N is still written, empty, as
+        // vCard 3.0 readers require one.
+        if super::contacts::normalise_address(&c.name).is_ok() {
+            lines.push("N:;;;;".to_string());
+        } else {
+            // N is family;given: the last word is taken as the family name, as most do.
+            let (given, family) = c.name.rsplit_once(' ').unwrap_or(("", &c.name));
+            lines.push(format!("N:{};{};;;", escape(family), escape(given)));
+        }
         for (i, a) in c.addresses.iter().enumerate() {
             let pref = i + 1;
+            // '#' would start a URI's fragment.
+            let uri = || a.replace('#', "%23");
             if a.starts_with("sip:") || a.starts_with("sips:") {
                 lines.push(format!("IMPP;PREF={pref}:{a}"));
-            } else {
-                // '#' would start a URI's fragment.
+            } else if a.starts_with('+') {
+                lines.push(format!("TEL;VALUE=uri;PREF={pref}:tel:{}", uri()));
+            } else if let Some(domain) = phone_context {
+                // RFC 3966 §5.1.5: a local number's tel: URI must say where it is local.
                 lines.push(format!(
-                    "TEL;VALUE=uri;PREF={pref}:tel:{}",
-                    a.replace('#', "%23")
+                    "TEL;VALUE=uri;PREF={pref}:tel:{};phone-context={domain}",
+                    uri()
                 ));
+            } else {
+                // No domain is known, and one made up would claim a numbering plan nobody
+                // runs. Text is what TEL is by default (RFC 6350 §6.4.1) and what vCard
+                // 3.0 always wrote, so every reader takes it; a tel: URI without
+                // phone-context would be invalid.
+                lines.push(format!("TEL;VALUE=text;PREF={pref}:{}", escape(a)));
             }
         }
         if c.favourite {
@@ -446,6 +640,20 @@ pub fn write<'a>(contacts: impl IntoIterator<Item = &'a Contact>) -> String {
         }
     }
     s
+}
+
+/// RFC 3966's domainname: labels of letters, digits and inner hyphens, the last starting
+/// with a letter (so an IP address, which phone-context cannot hold, is not one).
+fn is_domain_name(d: &str) -> bool {
+    let d = d.strip_suffix('.').unwrap_or(d);
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let top = d.rsplit('.').next().unwrap_or(d);
+    d.len() <= 253 && d.split('.').all(label) && top.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
 fn fold(out: &mut String, line: &str) {
@@ -505,9 +713,15 @@ mod tests {
             "Lives down the rabbit hole, mostly.\nCall after 10."
         );
         assert!(cards[0].favourite);
+        assert_eq!(
+            cards[0].skipped,
+            ["IMPP (xmpp)", "PHOTO"],
+            "X-ABLabel is not"
+        );
         assert_eq!(cards[1].name, "Jürgen Müller");
         assert_eq!(cards[1].addresses, ["0170 7654321", "030 1234-567"]);
         assert!(!cards[1].favourite);
+        assert!(cards[1].skipped.is_empty());
     }
 
     #[test]
@@ -534,15 +748,30 @@ mod tests {
         assert_eq!(cards[0].addresses, ["*21#"]);
         assert_eq!(cards[1].name, "", "the caller names it by an address");
         assert_eq!(cards[1].notes, "€ 5 – cheap");
-        let back = parse(&write([&contact(
-            "u",
-            "Pizza Roma",
-            cards[0].addresses.clone(),
-            false,
-            "",
-        )]))
-        .unwrap();
-        assert_eq!(back[0].addresses, ["*21#"], "# survives as %23");
+        assert!(
+            cards[0].skipped.is_empty(),
+            "ORG names it: {:?}",
+            cards[0].skipped
+        );
+        assert_eq!(
+            cards[1].skipped,
+            ["IMPP", "ADR"],
+            "named, not decoded, so its charset does not matter"
+        );
+        for context in [None, Some("example.com")] {
+            let back = parse(&write(
+                [&contact(
+                    "u",
+                    "Pizza Roma",
+                    cards[0].addresses.clone(),
+                    false,
+                    "",
+                )],
+                context,
+            ))
+            .unwrap();
+            assert_eq!(back[0].addresses, ["*21#"], "# survives as %23");
+        }
     }
 
     #[test]
@@ -550,26 +779,179 @@ mod tests {
         let addresses = vec![
             "+441865270000".to_string(),
             "sip:alice@example.com".to_string(),
+            "01707654321".to_string(),
+            "*21#".to_string(),
         ];
         let notes = "a, b; c\\d\nsecond line that is long enough to be folded somewhere past seventy-five octets ✓✓✓";
-        let text = write([&contact(
-            "urn:uuid:1",
-            "Ålice Liddell",
-            addresses.clone(),
-            true,
-            notes,
-        )]);
-        assert!(text.lines().all(|l| l.len() <= 76), "{text}");
-        let back = parse(&text).unwrap();
+        for context in [None, Some("sip.example.com"), Some("192.0.2.1")] {
+            let text = write(
+                [&contact(
+                    "urn:uuid:1",
+                    "Ålice Liddell",
+                    addresses.clone(),
+                    true,
+                    notes,
+                )],
+                context,
+            );
+            assert!(text.lines().all(|l| l.len() <= 76), "{text}");
+            let back = parse(&text).unwrap();
+            assert_eq!(
+                back,
+                [Card {
+                    uid: Some("urn:uuid:1".into()),
+                    name: "Ålice Liddell".into(),
+                    addresses: addresses.clone(),
+                    favourite: true,
+                    notes: notes.into(),
+                    skipped: Vec::new(),
+                }],
+                "{context:?}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn googles_starred_is_a_favourite() {
+        let google = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Alice Liddell\r\nN:Liddell;Alice;;;\r\n\
+            TEL;TYPE=CELL:+44 1865 270000\r\nCATEGORIES:myContacts,starred\r\nEND:VCARD\r\n";
+        let cards = parse(google).unwrap();
+        assert!(cards[0].favourite);
+        assert!(cards[0].skipped.is_empty(), "{:?}", cards[0].skipped);
+        for (categories, favourite) in [
+            ("Starred", true),
+            ("friends,FAVORITES", true),
+            ("Favourite", true),
+            ("favorite", true),
+            ("myContacts", false),
+            ("starred friends", false),
+        ] {
+            let text = format!("BEGIN:VCARD\nFN:A\nCATEGORIES:{categories}\nEND:VCARD\n");
+            assert_eq!(
+                parse(&text).unwrap()[0].favourite,
+                favourite,
+                "{categories}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_is_not_kept_is_named_once_per_card() {
+        let text = "BEGIN:VCARD\r\nVERSION:3.0\r\nPRODID:-//Apple Inc.//iPhone OS 17.2//EN\r\n\
+            N:Liddell;Alice;;;\r\nFN:Alice Liddell\r\nORG:Wonderland Ltd.;Tea Parties\r\n\
+            item1.EMAIL;TYPE=INTERNET:alice@example.org\r\nitem1.X-ABLabel:_$!<Home>!$_\r\n\
+            EMAIL;TYPE=WORK:alice@work.example\r\nADR;TYPE=HOME:;;1 Rabbit Hole;Oxford;;;UK\r\n\
+            ADR;TYPE=WORK:;;;;;;\r\nPHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQ\r\nBDAY:1852-05-04\r\n\
+            item2.URL:http\\://example.org\r\nitem2.X-ABLabel:\r\n\
+            TEL;VALUE=uri:tel:+1-555-0100;ext=12\r\nIMPP:xmpp:alice@example.org\r\n\
+            IMPP:sip:alice@example.com\r\nX-JABBER:alice@example.org\r\n\
+            X-ANDROID-CUSTOM:vnd.android.cursor.item/nickname;Ally;1;;;;;;;;;;;;;\r\n\
+            X-ABUID:5AD380FD-B2DE-4261-BA99-DE1D1DB52FBE:ABPerson\r\nREV:2024-01-01T12:00:00Z\r\n\
+            UID:1\r\nNOTE:kept\r\nCATEGORIES:myContacts\r\nX-VOIPD-FAVOURITE:FALSE\r\n\
+            X-ODD\u{1b}[31m:x\r\nEND:VCARD\r\n\
+            BEGIN:VCARD\r\nVERSION:4.0\r\nORG:Pizza Roma\r\nTEL:+39 06 1234\r\nKIND:org\r\n\
+            END:VCARD\r\n";
+        let cards = parse(text).unwrap();
+        assert_eq!(cards[0].name, "Alice Liddell");
         assert_eq!(
-            back,
-            [Card {
-                uid: Some("urn:uuid:1".into()),
-                name: "Ålice Liddell".into(),
-                addresses,
-                favourite: true,
-                notes: notes.into(),
-            }]
+            cards[0].addresses,
+            ["+1-555-0100", "sip:alice@example.com"],
+            "the number without its extension"
         );
+        assert_eq!(
+            cards[0].skipped,
+            [
+                "ORG",
+                "EMAIL",
+                "ADR",
+                "PHOTO",
+                "BDAY",
+                "URL",
+                "TEL extension 12",
+                "IMPP (xmpp)",
+                "X-JABBER",
+                "X-ANDROID-CUSTOM (nickname)",
+                "X-ODD??31M",
+            ]
+        );
+        assert_eq!(cards[1].name, "Pizza Roma");
+        assert!(
+            cards[1].skipped.is_empty(),
+            "the ORG that names a card is kept: {:?}",
+            cards[1].skipped
+        );
+    }
+
+    #[test]
+    fn local_numbers_say_where_they_are_local() {
+        let c = contact(
+            "u",
+            "Jürgen Müller",
+            vec![
+                "01707654321".to_string(),
+                "+49301234567".to_string(),
+                "*21#".to_string(),
+            ],
+            false,
+            "",
+        );
+        let text = write([&c], Some("sip.example.de"));
+        assert!(
+            text.contains(
+                "\r\nTEL;VALUE=uri;PREF=1:tel:01707654321;phone-context=sip.example.de\r\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nTEL;VALUE=uri;PREF=2:tel:+49301234567\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nTEL;VALUE=uri;PREF=3:tel:*21%23;phone-context=sip.example.de\r\n"),
+            "{text}"
+        );
+        assert_eq!(parse(&text).unwrap()[0].addresses, c.addresses);
+        // No domain, or none that phone-context can hold: text, never an invalid tel: URI.
+        for context in [None, Some("192.0.2.1"), Some("[2001:db8::1]"), Some("")] {
+            let text = write([&c], context);
+            assert!(
+                text.contains("\r\nTEL;VALUE=text;PREF=1:01707654321\r\n"),
+                "{text}"
+            );
+            assert!(!text.contains("phone-context"), "{text}");
+            assert_eq!(parse(&text).unwrap()[0].addresses, c.addresses);
+        }
+        // What others write reads as the same local number.
+        let theirs =
+            "BEGIN:VCARD\nFN:J\nTEL;VALUE=uri:tel:01707654321;phone-context=example.com\nEND:VCARD";
+        assert_eq!(parse(theirs).unwrap()[0].addresses, ["01707654321"]);
+        assert!(parse(theirs).unwrap()[0].skipped.is_empty());
+
+        assert!(is_domain_name("example.com"));
+        assert!(is_domain_name("example.com."));
+        assert!(is_domain_name("localhost"));
+        assert!(is_domain_name("a-1.example"));
+        assert!(!is_domain_name("192.0.2.1"));
+        assert!(!is_domain_name("-a.example"));
+        assert!(!is_domain_name("a..example"));
+        assert!(!is_domain_name("example.com;x=y"));
+    }
+
+    #[test]
+    fn a_contact_named_by_its_number_has_no_family_name() {
+        for name in ["+441865270000", "0170 7654321", "sip:bob@example.com"] {
+            let text = write(
+                [&contact("u", name, vec![name.to_string()], false, "")],
+                None,
+            );
+            assert!(text.contains(&format!("\r\nFN:{name}\r\n")), "{text}");
+            assert!(text.contains("\r\nN:;;;;\r\n"), "{text}");
+            assert_eq!(parse(&text).unwrap()[0].name, name);
+        }
+        let text = write(
+            [&contact("u", "Alice Liddell", Vec::new(), false, "")],
+            None,
+        );
+        assert!(text.contains("\r\nN:Liddell;Alice;;;\r\n"), "{text}");
     }
 }

@@ -60,8 +60,60 @@ fn config() -> cpal::StreamConfig {
     }
 }
 
+/// Why no call can have sound, when that is plain without opening anything: no sound
+/// card, and nothing that makes a device of something else (an ALSA configuration of the
+/// user's or the system's, a PulseAudio or PipeWire server). None: there may be sound.
+pub fn sound_missing() -> Option<String> {
+    let cards = std::fs::read_to_string("/proc/asound/cards").unwrap_or_default();
+    if !cards.trim().is_empty() && !cards.contains("no soundcards") {
+        return None;
+    }
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".config")));
+    let elsewhere = [
+        home.as_ref().map(|h| h.join(".asoundrc")),
+        config_home.map(|c| c.join("alsa/asoundrc")),
+        Some("/etc/asound.conf".into()),
+        std::env::var_os("ALSA_CONFIG_PATH").map(Into::into),
+        runtime.as_ref().map(|r| r.join("pulse/native")),
+        runtime.as_ref().map(|r| r.join("pipewire-0")),
+    ];
+    if elsewhere.iter().flatten().any(|p| p.exists()) {
+        return None;
+    }
+    Some("this machine has no sound card".into())
+}
+
+/// The names of the devices that can capture and of those that can play, as `find` takes
+/// them. Without a sound card (see [`sound_missing`]) ALSA is not asked.
+pub fn names() -> Result<(Vec<String>, Vec<String>), String> {
+    if sound_missing().is_some() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // alsa-lib's complaints while it looks go to a buffer of this thread, not to stderr.
+    #[cfg(target_os = "linux")]
+    let _quiet = alsa::Output::local_error_handler().ok();
+    let host = cpal::default_host();
+    let inputs = host.input_devices().map_err(|e| why(&e))?;
+    let inputs = inputs.map(|d| d.to_string()).collect();
+    let outputs = host.output_devices().map_err(|e| why(&e))?;
+    Ok((inputs, outputs.map(|d| d.to_string()).collect()))
+}
+
+/// A cpal failure in words: cpal's own text for a device that is not there speaks of a
+/// device that "may have been disconnected", which misleads where there never was one.
+fn why(e: &cpal::Error) -> String {
+    match e.kind() {
+        cpal::ErrorKind::DeviceNotAvailable => "no such device here".into(),
+        _ => e.to_string(),
+    }
+}
+
 /// Opens capture from `input` and playback to `output` (Some(None): the default device;
-/// None: not wanted).
+/// None: not wanted). Each end is tried even when the other fails; the error names both.
 pub fn open(
     input: Option<Option<String>>,
     output: Option<Option<String>>,
@@ -76,13 +128,16 @@ pub fn open(
     let thread = std::thread::Builder::new()
         .name("voipd-audio".into())
         .spawn(move || {
+            // alsa-lib writes its own complaints to stderr, which is our log: they are
+            // gathered here and logged at debug level instead.
+            #[cfg(target_os = "linux")]
+            let alsa_said = alsa::Output::local_error_handler().ok();
             let host = cpal::default_host();
             let mut streams = Vec::new();
-            let mut cap_tx = Some(cap_tx);
-            let mut play_rx = Some(play_rx);
-            let built = (|| -> Result<(), String> {
-                if let (Some(name), Some(mut tx)) = (input, cap_tx.take()) {
-                    let dev = find(&host, name.as_deref(), true)?;
+            let mut failed = Vec::new();
+            if let Some(name) = input {
+                let mut tx = cap_tx;
+                let opened = find(&host, name.as_deref(), true).and_then(|dev| {
                     let s = dev
                         .build_input_stream::<i16, _, _>(
                             config(),
@@ -95,12 +150,18 @@ pub fn open(
                             |e| tracing::warn!("audio input: {e}"),
                             None,
                         )
-                        .map_err(|e| format!("cannot open input {dev}: {e}"))?;
-                    s.play().map_err(|e| e.to_string())?;
-                    streams.push(s);
+                        .map_err(|e| format!("input {dev}: {}", why(&e)))?;
+                    s.play().map_err(|e| format!("input {dev}: {}", why(&e)))?;
+                    Ok(s)
+                });
+                match opened {
+                    Ok(s) => streams.push(s),
+                    Err(e) => failed.push(e),
                 }
-                if let (Some(name), Some(mut rx)) = (output, play_rx.take()) {
-                    let dev = find(&host, name.as_deref(), false)?;
+            }
+            if let Some(name) = output {
+                let mut rx = play_rx;
+                let opened = find(&host, name.as_deref(), false).and_then(|dev| {
                     let s = dev
                         .build_output_stream::<i16, _, _>(
                             config(),
@@ -112,12 +173,26 @@ pub fn open(
                             |e| tracing::warn!("audio output: {e}"),
                             None,
                         )
-                        .map_err(|e| format!("cannot open output {dev}: {e}"))?;
-                    s.play().map_err(|e| e.to_string())?;
-                    streams.push(s);
+                        .map_err(|e| format!("output {dev}: {}", why(&e)))?;
+                    s.play().map_err(|e| format!("output {dev}: {}", why(&e)))?;
+                    Ok(s)
+                });
+                match opened {
+                    Ok(s) => streams.push(s),
+                    Err(e) => failed.push(e),
                 }
+            }
+            #[cfg(target_os = "linux")]
+            if let Some(text) = alsa_said.map(|o| o.borrow().to_string())
+                && !text.trim().is_empty()
+            {
+                tracing::debug!("ALSA: {}", text.trim_end().replace('\n', "; "));
+            }
+            let built = if failed.is_empty() {
                 Ok(())
-            })();
+            } else {
+                Err(failed.join("; "))
+            };
             let ok = built.is_ok();
             let _ = ready_tx.send(built);
             if ok {

@@ -79,6 +79,13 @@ pub enum MediaEvent {
     Dtmf(char),
     /// No RTP for this long while some was expected.
     Timeout(Duration),
+    /// The sound device the call was to use could not be had (why), for its input,
+    /// output or both: the call goes on without.
+    NoSound {
+        why: String,
+        input: bool,
+        output: bool,
+    },
 }
 
 enum Source {
@@ -355,25 +362,53 @@ struct Setup {
     done: oneshot::Sender<MediaStats>,
 }
 
-/// The sound devices `input` and `output` name, if any; failure leaves the call silent.
-async fn open_device(input: &AudioEndpoint, output: &AudioEndpoint) -> Option<DeviceAudio> {
+/// The sound devices `input` and `output` name, if any; failure leaves the call silent
+/// and is told to the call (`events`), which tells the user.
+async fn open_device(
+    input: &AudioEndpoint,
+    output: &AudioEndpoint,
+    events: &mpsc::Sender<MediaEvent>,
+) -> Option<DeviceAudio> {
     let want = |ep: &AudioEndpoint| match ep {
         AudioEndpoint::Default => Some(None),
         AudioEndpoint::Device(n) => Some(Some(n.clone())),
         _ => None,
     };
     let (input, output) = (want(input), want(output));
-    if input.is_none() && output.is_none() {
+    let (wants_in, wants_out) = (input.is_some(), output.is_some());
+    if !wants_in && !wants_out {
         return None;
     }
-    match tokio::task::spawn_blocking(move || device::open(input, output)).await {
-        Ok(Ok(a)) => Some(a),
-        Ok(Err(e)) => {
-            tracing::warn!("sound device unavailable ({e}); the call goes on without it");
-            None
-        }
-        Err(e) => {
-            tracing::warn!("sound device: {e}");
+    // Without a card ALSA has nothing to open; asking it anyway only fills the log.
+    let opened = match device::sound_missing() {
+        Some(why) => Err(why),
+        None => match tokio::task::spawn_blocking(move || device::open(input, output)).await {
+            Ok(r) => r,
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    match opened {
+        Ok(a) => Some(a),
+        Err(why) => {
+            // Once at warning level: on a machine without a card every call would say it.
+            static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            let end = match (wants_in, wants_out) {
+                (true, true) => "input or output",
+                (true, false) => "input",
+                _ => "output",
+            };
+            if TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::debug!("no sound {end} ({why}); the call goes on without");
+            } else {
+                tracing::warn!(
+                    "no sound {end} ({why}); calls go on without it (set [audio] input and output to \"null\" or files to mean that)"
+                );
+            }
+            let _ = events.try_send(MediaEvent::NoSound {
+                why,
+                input: wants_in,
+                output: wants_out,
+            });
             None
         }
     }
@@ -390,7 +425,7 @@ impl Setup {
                 return None;
             }
         };
-        let mut audio = open_device(&self.input, &self.output).await;
+        let mut audio = open_device(&self.input, &self.output, &self.events).await;
         let source = match audio.as_mut().and_then(|a| a.capture.take()) {
             Some(capture) => Source::Device {
                 capture,

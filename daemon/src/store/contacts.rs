@@ -209,7 +209,8 @@ impl Contact {
 
 fn insert(db: &Connection, c: &NewContact) -> rusqlite::Result<i64> {
     db.prepare_cached(
-        "INSERT INTO contacts (uid, name, favourite, notes, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO contacts (id, uid, name, favourite, notes, updated_ms)
+         VALUES ((SELECT last + 1 FROM id_marks WHERE name = 'contacts'), ?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![
         c.uid,
@@ -343,6 +344,23 @@ mod tests {
             names(s.contacts_named("alice liddell".into()).await.unwrap()),
             ["Alice Liddell"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_removed_contacts_id_is_not_given_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let (s, _) = Store::open(&path).unwrap();
+        let a = s.add_contact(card("u1", "A", &[])).await.unwrap();
+        let b = s.add_contact(card("u2", "B", &[])).await.unwrap();
+        assert!(s.remove_contact(b.id).await.unwrap());
+        let c = s.add_contact(card("u3", "C", &[])).await.unwrap();
+        assert!(c.id > b.id && b.id > a.id, "{} {} {}", a.id, b.id, c.id);
+        assert!(s.remove_contact(c.id).await.unwrap());
+        drop(s);
+        let (s, _) = Store::open(&path).unwrap();
+        let d = s.add_contact(card("u4", "D", &[])).await.unwrap();
+        assert!(d.id > c.id, "not after a restart either: {} {}", c.id, d.id);
     }
 
     #[tokio::test]

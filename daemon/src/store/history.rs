@@ -39,6 +39,9 @@ pub struct HistoryQuery {
 /// word, not the store's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRecord {
+    /// The call's id while it ran, kept as the entry's id: one id from `dial` to the
+    /// history.
+    pub id: u64,
     pub incoming: bool,
     pub account: Option<String>,
     pub remote_uri: String,
@@ -56,9 +59,12 @@ impl Store {
     pub async fn record_call(&self, c: CallRecord) -> Result<u32, StoreError> {
         self.run(move |db| {
             db.prepare_cached(
-                "INSERT INTO calls (direction, account, remote_uri, remote_name, started_ms,
+                // An id already taken (a store carried over from elsewhere) gets a new one
+                // rather than losing the call.
+                "INSERT INTO calls (id, direction, account, remote_uri, remote_name, started_ms,
                     answered_ms, ended_ms, end_code, end_reason, missed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (CASE WHEN EXISTS (SELECT 1 FROM calls WHERE id = ?11) THEN NULL
+                    ELSE ?11 END, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 if c.incoming { "incoming" } else { "outgoing" },
@@ -70,9 +76,22 @@ impl Store {
                 ms(c.ended),
                 c.end_code,
                 c.end_reason,
-                c.missed
+                c.missed,
+                i64::try_from(c.id).ok()
             ])?;
             count_unseen(db)
+        })
+        .await
+    }
+
+    /// Marks call ids up to `last` as given, so that after a restart new calls start
+    /// above them.
+    pub async fn reserve_call_ids(&self, last: u64) -> Result<(), StoreError> {
+        let last = i64::try_from(last).unwrap_or(i64::MAX);
+        self.run(move |db| {
+            db.prepare_cached("UPDATE id_marks SET last = max(last, ?1) WHERE name = 'calls'")?
+                .execute([last])
+                .map(|_| ())
         })
         .await
     }
@@ -117,6 +136,7 @@ fn list(db: &Connection, q: HistoryQuery) -> rusqlite::Result<Vec<HistoryEntry>>
         Ok(HistoryEntry {
             id: r.get(0)?,
             call: CallRecord {
+                id: r.get::<_, i64>(0)?.try_into().unwrap_or_default(),
                 incoming: r.get::<_, String>(1)? == "incoming",
                 account: r.get(2)?,
                 remote_uri: r.get(3)?,
@@ -141,6 +161,7 @@ mod tests {
     fn call(id: u64, incoming: bool, answered: bool, code: u16) -> CallRecord {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + id);
         CallRecord {
+            id,
             incoming,
             account: Some("home".into()),
             remote_uri: format!("sip:peer{id}@example.com"),
@@ -152,6 +173,37 @@ mod tests {
             end_reason: "done".into(),
             missed: incoming && !answered,
         }
+    }
+
+    #[tokio::test]
+    async fn a_call_keeps_its_id_and_ids_are_not_given_twice_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        {
+            let (s, _) = Store::open(&path).unwrap();
+            assert_eq!(s.calls_given(), 0);
+            s.record_call(call(7, false, true, 200)).await.unwrap();
+            // Taken already: kept under a new id rather than lost.
+            s.record_call(call(7, true, false, 487)).await.unwrap();
+            s.reserve_call_ids(70).await.unwrap();
+            let (all, _) = s.history(HistoryQuery::default()).await.unwrap();
+            let mut ids: Vec<i64> = all.iter().map(|e| e.id).collect();
+            ids.sort();
+            assert_eq!(ids, [7, 8]);
+        }
+        let (s, _) = Store::open(&path).unwrap();
+        assert_eq!(
+            s.calls_given(),
+            70,
+            "reserved ids stay given after a restart"
+        );
+        s.reserve_call_ids(10).await.unwrap();
+        drop(s);
+        assert_eq!(
+            Store::open(&path).unwrap().0.calls_given(),
+            70,
+            "never lowered"
+        );
     }
 
     #[tokio::test]

@@ -51,6 +51,8 @@ const BATCH: usize = 256;
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
+    /// The highest call id given out before this start.
+    calls_given: u64,
 }
 
 /// Jobs are small and quick; a full queue makes callers wait rather than grow memory.
@@ -87,6 +89,16 @@ impl Store {
             }
             Err(e) => return Err(e.into_error(path)),
         };
+        let calls_given = conn
+            .query_row("SELECT last FROM id_marks WHERE name = 'calls'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .try_into()
+            .unwrap_or_default();
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("voipd-store".into())
@@ -100,7 +112,18 @@ impl Store {
                 path: path.to_path_buf(),
                 message: format!("cannot start its thread: {e}"),
             })?;
-        Ok((Store { jobs: tx }, opened))
+        Ok((
+            Store {
+                jobs: tx,
+                calls_given,
+            },
+            opened,
+        ))
+    }
+
+    /// The highest call id given out before this start: new calls' ids are above it.
+    pub fn calls_given(&self) -> u64 {
+        self.calls_given
     }
 
     /// Runs `f` on the store's thread and returns what it returned.

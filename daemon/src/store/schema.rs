@@ -89,6 +89,18 @@ const STEPS: &[&str] = &[
         BEGIN UPDATE unseen SET n = n - 1; END;
     CREATE TRIGGER unseen_gone AFTER DELETE ON calls WHEN OLD.missed AND NOT OLD.seen
         BEGIN UPDATE unseen SET n = n - 1; END;",
+    // 7: ids are never given twice. SQLite hands out max(id) + 1, so removing the newest
+    // contact would give its id to the next one, and a script holding that id would act
+    // on someone else. The highest id ever given is kept here; calls' ids (which the
+    // history keeps) are reserved by the core ahead of use, so a restart does not reuse
+    // those of calls that never reached the history.
+    "CREATE TABLE id_marks (name TEXT PRIMARY KEY, last INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO id_marks SELECT 'contacts', coalesce(max(id), 0) FROM contacts;
+    INSERT INTO id_marks SELECT 'calls', coalesce(max(id), 0) FROM calls;
+    CREATE TRIGGER contacts_mark AFTER INSERT ON contacts
+        BEGIN UPDATE id_marks SET last = max(last, NEW.id) WHERE name = 'contacts'; END;
+    CREATE TRIGGER calls_mark AFTER INSERT ON calls
+        BEGIN UPDATE id_marks SET last = max(last, NEW.id) WHERE name = 'calls'; END;",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;

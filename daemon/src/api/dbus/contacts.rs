@@ -17,7 +17,7 @@ pub(super) struct Contacts {
 type Dict = HashMap<String, Variant<'static>>;
 
 /// Id, Uid, Name, Addresses (as), Favourite, Notes, Presence (unknown, online, away, busy,
-/// offline), PresenceNote.
+/// offline), PresenceNote, PresenceReason (why it is unknown).
 fn dict(c: ContactInfo) -> Dict {
     HashMap::from([
         ("Id".to_string(), Variant::from(c.contact.id)),
@@ -28,6 +28,7 @@ fn dict(c: ContactInfo) -> Dict {
         ("Notes".into(), Variant::from(c.contact.notes)),
         ("Presence".into(), Variant::from(c.presence.status.as_str())),
         ("PresenceNote".into(), Variant::from(c.presence.note)),
+        ("PresenceReason".into(), Variant::from(c.presence.reason)),
     ])
 }
 
@@ -65,7 +66,8 @@ impl Contacts {
 
     /// One contact, by id ("12") or name (exact, any case; else a word of it that starts
     /// so): Id, Uid, Name, Addresses (as), Favourite, Notes, Presence (unknown, online,
-    /// away, busy, offline), PresenceNote. InvalidArgument when a name fits several.
+    /// away, busy, offline), PresenceNote, PresenceReason (why it is unknown).
+    /// InvalidArgument when a name fits several.
     #[zbus(out_args("contact"))]
     async fn get_contact(&self, contact: &str) -> Result<Dict, VoipdError> {
         Ok(dict(self.phone.contact(contact).await?))

@@ -78,7 +78,7 @@ impl Mirror {
         match ev {
             EventKind::AccountChanged(a) => self.account(a.clone()).await,
             EventKind::AccountRemoved { id } => self.remove_account(id).await,
-            EventKind::CallChanged(c) => self.call(c.clone()).await,
+            EventKind::CallChanged(c) => self.call((**c).clone()).await,
             EventKind::MessageReceived(m) => {
                 if let Ok(em) = self.emitter(ROOT) {
                     let name = m.peer_name.as_deref().unwrap_or_default();

@@ -335,6 +335,7 @@ pub(super) fn call_state_name(s: &CallState) -> &'static str {
         CallState::Early => "early",
         CallState::Active => "active",
         CallState::Held => "held",
+        CallState::Ending => "ending",
         CallState::Ended { .. } => "ended",
     }
 }
@@ -417,6 +418,13 @@ impl Call {
         self.info.progress.clone().unwrap_or_default()
     }
 
+    /// Why the call has no sound, when a sound device was wanted and there is none ("" if
+    /// it has).
+    #[zbus(property)]
+    fn audio_note(&self) -> String {
+        self.info.audio_note.clone().unwrap_or_default()
+    }
+
     /// incoming or outgoing.
     #[zbus(property)]
     fn direction(&self) -> String {
@@ -427,7 +435,7 @@ impl Call {
         .into()
     }
 
-    /// dialing, ringing, early, active, held or ended.
+    /// dialing, ringing, early, active, held, ending (we hung up) or ended.
     #[zbus(property)]
     fn state(&self) -> String {
         call_state_name(&self.info.state).into()

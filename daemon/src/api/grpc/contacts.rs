@@ -22,6 +22,7 @@ impl From<Presence> for pb::Presence {
             status: p.status.as_str().into(),
             note: p.note,
             unix_ms: p.since.map_or(0, unix_ms),
+            reason: p.reason,
         }
     }
 }

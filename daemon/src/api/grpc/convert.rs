@@ -80,7 +80,7 @@ impl From<&Event> for pb::Event {
             EventKind::ShuttingDown { reason } => Kind::ShuttingDown(pb::ShuttingDown { reason }),
             EventKind::AccountChanged(a) => Kind::AccountChanged(a.into()),
             EventKind::AccountRemoved { id } => Kind::AccountRemoved(pb::AccountRemoved { id }),
-            EventKind::CallChanged(c) => Kind::CallChanged(c.into()),
+            EventKind::CallChanged(c) => Kind::CallChanged((*c).into()),
             EventKind::DtmfReceived { call, digit } => Kind::DtmfReceived(pb::DtmfReceived {
                 call_id: call,
                 digit: digit.to_string(),
@@ -158,6 +158,7 @@ impl From<CallInfo> for pb::Call {
             CallState::Ringing => (pb::CallState::Ringing, 0, String::new()),
             CallState::Active => (pb::CallState::Active, 0, String::new()),
             CallState::Held => (pb::CallState::Held, 0, String::new()),
+            CallState::Ending => (pb::CallState::Ending, 0, String::new()),
             CallState::Early => (pb::CallState::Early, 0, String::new()),
             CallState::Ended { code, reason } => {
                 (pb::CallState::Ended, code.into(), reason.to_string())
@@ -170,6 +171,7 @@ impl From<CallInfo> for pb::Call {
             remote_name: c.remote_name.unwrap_or_default(),
             contact: c.contact.unwrap_or_default(),
             progress: c.progress.unwrap_or_default(),
+            audio_note: c.audio_note.unwrap_or_default(),
             incoming: c.direction == CallDirection::Incoming,
             state: state.into(),
             started_unix_ms: unix_ms(c.started),

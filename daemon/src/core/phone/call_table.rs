@@ -2,6 +2,7 @@
 //! history when they end.
 
 use super::*;
+use crate::core::contacts::Resolved;
 
 pub(super) struct CallEntry {
     pub(super) info: CallInfo,
@@ -37,8 +38,13 @@ impl Phone {
 
     /// A call task's report: the call as it is now; ended, it is written to the history
     /// and let go.
-    pub(super) fn call_changed(&mut self, info: CallInfo) {
+    pub(super) fn call_changed(&mut self, mut info: CallInfo) {
         if let Some(c) = self.calls.get_mut(&info.id) {
+            // A report the task sent before it took our hang-up must not bring the call
+            // back: it is ending until it has ended.
+            if c.info.state == CallState::Ending && !matches!(info.state, CallState::Ended { .. }) {
+                info.state = CallState::Ending;
+            }
             c.info = info.clone();
         }
         if matches!(info.state, CallState::Ended { .. }) {
@@ -48,7 +54,7 @@ impl Phone {
             }
             self.record(&info);
         }
-        self.events.emit(EventKind::CallChanged(info));
+        self.events.emit(EventKind::CallChanged(Box::new(info)));
     }
 
     /// Lets a call go; false when it was gone already.
@@ -116,6 +122,7 @@ impl Phone {
             };
             let incoming = info.direction == calls::CallDirection::Incoming;
             let record = crate::store::CallRecord {
+                id: info.id,
                 incoming,
                 account: info.account.clone(),
                 remote_uri: info.remote_uri.clone(),
@@ -147,25 +154,76 @@ impl Phone {
     pub(super) fn dial(
         &mut self,
         account: Option<&str>,
-        uri: &str,
+        target: &Resolved,
         endpoints: &Endpoints,
     ) -> Result<CallInfo, CoreError> {
         let mut ctx = self
             .call_context()
             .ok_or_else(|| CoreError::FailedPrecondition("SIP is not running".into()))?;
         endpoints.apply(&mut ctx.audio);
-        if uri.trim().eq_ignore_ascii_case("echo") {
+        if target.contact.is_none()
+            && let [typed] = target.addresses.as_slice()
+            && typed.trim().eq_ignore_ascii_case("echo")
+        {
             let id = self.new_call_id();
             tracing::info!(call_id = id, "sound test call");
             return Ok(self.track(id, None, calls::echo(ctx, id)));
         }
         let account = self.accounts.for_dialing(account)?;
-        let target = dial_target("uri", uri, account.as_ref())?;
+        // A contact's number cannot be called without an account; its SIP address can.
+        let mut tried = Vec::new();
+        let mut uri = None;
+        for a in &target.addresses {
+            match dial_target("uri", a, account.as_ref()) {
+                Ok(u) => {
+                    uri = Some(u);
+                    break;
+                }
+                Err(e) => tried.push(e),
+            }
+        }
+        let target_uri = match (uri, &target.contact) {
+            (Some(u), _) => u,
+            (None, None) => {
+                return Err(tried.pop().unwrap_or_else(|| CoreError::InvalidArgument {
+                    field: "uri",
+                    message: "whom to reach is missing".into(),
+                }));
+            }
+            (None, Some((name, id))) => {
+                let why: Vec<String> = tried
+                    .iter()
+                    .map(|e| match e {
+                        CoreError::InvalidArgument { message, .. } => message.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                return Err(CoreError::InvalidArgument {
+                    field: "uri",
+                    message: if why.is_empty() {
+                        format!("contact {name} (id {id}) has no address")
+                    } else {
+                        format!(
+                            "contact {name} (id {id}) has no address that can be called: {}",
+                            why.join("; ")
+                        )
+                    },
+                });
+            }
+        };
         let id = self.new_call_id();
-        tracing::info!(call_id = id, "calling {target}");
+        match &target.contact {
+            Some((name, _)) => tracing::info!(call_id = id, "calling {name} at {target_uri}"),
+            None => tracing::info!(call_id = id, "calling {target_uri}"),
+        }
         let sip_call_id = format!("{}@voipd", crate::sip::transaction::random_token(20));
-        let handle = calls::dial(ctx, id, account, target, sip_call_id.clone());
-        Ok(self.track(id, Some(sip_call_id), handle))
+        let handle = calls::dial(ctx, id, account, target_uri, sip_call_id.clone());
+        let mut info = self.track(id, Some(sip_call_id), handle);
+        info.contact = self.presence.name_of(&info.remote_uri);
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.info.contact.clone_from(&info.contact);
+        }
+        Ok(info)
     }
 
     pub(super) fn call_action(
@@ -179,6 +237,11 @@ impl Phone {
         })?;
         let ringing_here = c.info.state == CallState::Ringing
             && c.info.direction == calls::CallDirection::Incoming;
+        if c.info.state == CallState::Ending && action != CallAction::Get {
+            return Err(CoreError::FailedPrecondition(format!(
+                "call {id} is already ending"
+            )));
+        }
         let cmd = match action {
             CallAction::Get => return Ok(c.view()),
             CallAction::Reject { .. } if !ringing_here => {
@@ -208,9 +271,22 @@ impl Phone {
             CallAction::Answer(e) => CallCommand::Answer(e),
             CallAction::Hangup => CallCommand::Hangup,
         };
-        let info = c.info.clone();
+        let hangup = matches!(cmd, CallCommand::Hangup | CallCommand::Reject(_));
         self.command_call(id, cmd)?;
-        Ok(info)
+        let Some(c) = self.calls.get_mut(&id) else {
+            return Err(CoreError::FailedPrecondition(format!(
+                "call {id} has ended"
+            )));
+        };
+        if hangup {
+            // Shown at once: `calls` right after `hangup` must not say the call is active.
+            c.info.state = CallState::Ending;
+            let info = c.view();
+            self.events
+                .emit(EventKind::CallChanged(Box::new(info.clone())));
+            return Ok(info);
+        }
+        Ok(c.info.clone())
     }
 
     /// Gives a call task a command; a task that is gone is reaped.

@@ -78,22 +78,99 @@ pub(super) fn dial_target(
     if input.is_empty() {
         return Err(bad("whom to reach is missing".into()));
     }
-    let text = if input.contains(':') && (input.starts_with("sip:") || input.starts_with("sips:")) {
+    let lower = input.to_ascii_lowercase();
+    let text = if lower.starts_with("sip:") || lower.starts_with("sips:") {
         input.to_string()
     } else if input.contains('@') {
         format!("sip:{input}")
     } else {
+        let Some(user) = typed_user(input) else {
+            return Err(bad(format!(
+                "{input:?} is not valid: give a contact's name, a number, a user name, \
+                 user@host or a sip: URI"
+            )));
+        };
+        let number = user.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '*');
         let a = account.ok_or_else(|| {
-            bad(format!(
-                "{input:?} needs an account to complete it; give a full sip: URI"
-            ))
+            bad(if number {
+                format!(
+                    "{input:?} is a number, and numbers are called through an account's \
+                     provider; configure an account, or give user@host or a sip: URI"
+                )
+            } else {
+                format!(
+                    "no contact is named {input:?}, and without an account there is no \
+                     domain to call it at; give user@host or a sip: URI, or configure an \
+                     account"
+                )
+            })
         })?;
         let aor = &a.aor.0;
         match aor.port {
-            Some(p) => format!("sip:{input}@{}:{p}", aor.host),
-            None => format!("sip:{input}@{}", aor.host),
+            Some(p) => format!("sip:{user}@{}:{p}", aor.host),
+            None => format!("sip:{user}@{}", aor.host),
         }
     };
     text.parse::<SipUri>()
-        .map_err(|e| bad(format!("{text:?} is not a SIP URI: {e}")))
+        .map_err(|e| bad(format!("{input:?} is not a valid SIP address: {e}")))
+}
+
+/// A number (digits, a leading +, * and #, with separators people type) or a user name
+/// (letters, digits and `.-_+~`), as it goes into a SIP URI's user part; None when it is
+/// neither, which is a typo rather than someone to call.
+fn typed_user(input: &str) -> Option<String> {
+    let visual = |c: char| matches!(c, ' ' | '-' | '.' | '(' | ')' | '/');
+    let dialable = input.chars().enumerate().all(|(i, c)| {
+        c.is_ascii_digit() || matches!(c, '*' | '#') || (c == '+' && i == 0) || visual(c)
+    });
+    if dialable && input.chars().any(|c| c.is_ascii_digit()) {
+        // '#' is not allowed bare in a user part (RFC 3261 §25.1).
+        return Some(
+            input
+                .chars()
+                .filter(|c| !visual(*c))
+                .map(|c| {
+                    if c == '#' {
+                        "%23".to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        );
+    }
+    let mut chars = input.chars();
+    let user = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '~'));
+    user.then(|| input.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_people_type_becomes_a_user_part_or_is_refused() {
+        assert_eq!(
+            typed_user("+44 1865 270000").as_deref(),
+            Some("+441865270000")
+        );
+        assert_eq!(typed_user("*97#").as_deref(), Some("*97%23"));
+        assert_eq!(typed_user("alice.smith").as_deref(), Some("alice.smith"));
+        assert_eq!(typed_user("1001").as_deref(), Some("1001"));
+        for junk in ["!!!garbage###", "a b", "-x", "é", "#", "+"] {
+            assert_eq!(typed_user(junk), None, "{junk}");
+        }
+        let e = dial_target("uri", "!!!garbage###", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not valid"), "{e}");
+        let e = dial_target("uri", "bob", None).unwrap_err().to_string();
+        assert!(e.contains("no contact is named"), "{e}");
+        let e = dial_target("uri", "+44 1865", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a number"), "{e}");
+        assert!(dial_target("uri", "bob@example.com", None).is_ok());
+    }
 }

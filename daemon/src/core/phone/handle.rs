@@ -54,11 +54,11 @@ impl PhoneHandle {
         uri: &str,
         endpoints: Endpoints,
     ) -> Result<CallInfo, CoreError> {
-        let uri = self.resolve_target("uri", uri, false).await?;
+        let target = self.resolve("uri", uri).await?;
         let account = account.map(str::to_string);
         self.ask(|reply| Command::Dial {
             account,
-            uri,
+            target,
             endpoints,
             reply,
         })

@@ -49,7 +49,9 @@ enum Command {
     Unregister(String, oneshot::Sender<Result<AccountInfo, CoreError>>),
     Dial {
         account: Option<String>,
-        uri: String,
+        /// Whom: a contact's addresses in order (the first that can be dialled is), or
+        /// what was typed.
+        target: crate::core::contacts::Resolved,
         endpoints: Endpoints,
         reply: oneshot::Sender<Result<CallInfo, CoreError>>,
     },
@@ -120,6 +122,8 @@ pub struct Phone {
     /// The calls by SIP Call-ID, for the requests inside them.
     by_sip_call_id: HashMap<String, u64>,
     next_call: u64,
+    /// Call ids up to this one are marked as given in the store.
+    calls_reserved: u64,
     call_updates: mpsc::Sender<CallUpdate>,
     media: crate::media::engine::MediaEngine,
     store: Store,
@@ -182,7 +186,8 @@ impl Phone {
             endpoint,
             calls: HashMap::new(),
             by_sip_call_id: HashMap::new(),
-            next_call: 1,
+            next_call: store.calls_given() + 1,
+            calls_reserved: store.calls_given(),
             call_updates,
             media: crate::media::engine::MediaEngine::start(),
             store: store.clone(),
@@ -284,11 +289,11 @@ impl Phone {
             }
             Command::Dial {
                 account,
-                uri,
+                target,
                 endpoints,
                 reply,
             } => {
-                let _ = reply.send(self.dial(account.as_deref(), &uri, &endpoints));
+                let _ = reply.send(self.dial(account.as_deref(), &target, &endpoints));
             }
             Command::CallAction(id, action, reply) => {
                 let _ = reply.send(self.call_action(id, action));
@@ -369,9 +374,21 @@ impl Phone {
         })
     }
 
+    /// A call id never given before, not even before a restart: the history keeps it, and
+    /// scripts follow a call by it. Ids are marked as given in the store a block ahead, so
+    /// not every call waits on a write.
     fn new_call_id(&mut self) -> u64 {
         let id = self.next_call;
         self.next_call += 1;
+        if id > self.calls_reserved {
+            self.calls_reserved = id + 63;
+            let (store, last) = (self.store.clone(), self.calls_reserved);
+            tokio::spawn(async move {
+                if let Err(e) = store.reserve_call_ids(last).await {
+                    tracing::warn!("call ids not reserved: {e}");
+                }
+            });
+        }
         id
     }
 

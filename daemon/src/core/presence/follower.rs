@@ -145,12 +145,29 @@ impl Follower {
     }
 
     async fn tell(&mut self, status: PresenceStatus, note: String) {
+        self.tell_presence(Presence::now(status, note)).await;
+    }
+
+    /// That the presence cannot be learnt now, and why.
+    async fn cannot_know(&mut self, reason: String) {
+        tracing::info!("presence of {}: unknown ({reason})", self.address);
+        self.tell_presence(Presence::unknown(reason)).await;
+    }
+
+    async fn tell_presence(&mut self, presence: Presence) {
+        let (status, note) = (presence.status, presence.note.clone());
+        // The reason counts too: a different failure is news.
+        let note = if status == PresenceStatus::Unknown {
+            presence.reason.clone()
+        } else {
+            note
+        };
         if self.last.as_ref() == Some(&(status, note.clone())) {
             return;
         }
         let update = CallUpdate::Presence {
             address: self.address.clone(),
-            presence: Presence::now(status, note.clone()),
+            presence,
         };
         // Remembered only once the core has it, so that a change is never lost.
         if self.updates.send(update).await.is_ok() {
@@ -160,9 +177,14 @@ impl Follower {
 
     /// One subscription, from the first SUBSCRIBE to its end.
     async fn subscription(&mut self, stop: &mut oneshot::Receiver<()>) -> Ended {
-        let Some(mut sub) = self.initial().await else {
-            self.tell(PresenceStatus::Offline, String::new()).await;
-            return Ended::Retry(FIRST_RETRY);
+        let mut sub = match self.initial().await {
+            Ok(sub) => sub,
+            // The name does not resolve, there is no route: nothing is learnt of the
+            // contact, who may well be online.
+            Err(why) => {
+                self.cannot_know(why).await;
+                return Ended::Retry(FIRST_RETRY);
+            }
         };
         let mut tx = match self
             .ep
@@ -170,7 +192,10 @@ impl Follower {
             .await
         {
             Ok(tx) => Some(tx),
-            Err(_) => return Ended::Retry(FIRST_RETRY),
+            Err(e) => {
+                self.cannot_know(e.to_string()).await;
+                return Ended::Retry(FIRST_RETRY);
+            }
         };
         loop {
             tokio::select! {
@@ -217,8 +242,7 @@ impl Follower {
                         // 481: the far side lost our refresh's dialog.
                         481 => return Ended::Retry(Duration::ZERO),
                         code => {
-                            tracing::info!("presence of {}: SUBSCRIBE answered {code}", self.address);
-                            self.tell(PresenceStatus::Unknown, String::new()).await;
+                            self.cannot_know(format!("the server answered {code} {}", r.reason)).await;
                             return Ended::Retry(LONGEST_RETRY);
                         }
                     }
@@ -252,7 +276,7 @@ impl Follower {
     }
 
     /// The first SUBSCRIBE of a new subscription (a new From tag, the same Call-ID).
-    async fn initial(&mut self) -> Option<Sub> {
+    async fn initial(&mut self) -> Result<Sub, String> {
         self.cseq += 1;
         let out = outbound(
             &self.ep,
@@ -263,12 +287,12 @@ impl Follower {
             self.cseq,
         )
         .await
-        .ok()?;
+        .map_err(|(_, why)| why)?;
         let contact = crate::core::calls::contact(&out.user, out.local, out.target);
         let mut request = out.request;
         request.headers.push(Name::Contact, contact.clone());
         PRESENCE.subscribe_headers(&mut request, EXPIRES);
-        Some(Sub {
+        Ok(Sub {
             request,
             dialog: None,
             contact,
