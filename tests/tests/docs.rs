@@ -197,21 +197,48 @@ fn readme_example_config_checks_but_for_what_it_says_to_create() {
     assert_eq!(out.status.code(), Some(if want.is_empty() { 0 } else { 2 }));
 }
 
-/// `./dev` without Rust on PATH (or with Debian's, too old) says what is needed and how
-/// to get it, instead of failing on a missing `cargo` somewhere in the middle.
+/// `./dev` without Rust on PATH, or with one too old (Debian 12's), says what is needed
+/// and how to get it, instead of failing on a missing `cargo` somewhere in the middle.
 #[test]
-fn dev_without_rust_says_how_to_get_it() {
+fn dev_without_a_new_enough_rust_says_how_to_get_it() {
     let sb = Sandbox::new();
-    for verb in ["run", "test"] {
-        let out = sb
-            .command("bash")
-            .arg(repo("dev"))
-            .arg(verb)
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{verb}: {}", describe(&out));
-        let e = String::from_utf8_lossy(&out.stderr);
-        assert!(e.contains("1.89") && e.contains("rustup"), "{verb}: {e}");
+    // A PATH whose rustc is Debian 12's 1.63.
+    let stubs = sb.path().join("stubs");
+    std::fs::create_dir(&stubs).unwrap();
+    for (name, says) in [("rustc", "rustc 1.63.0"), ("cargo", "cargo 1.63.0")] {
+        let f = stubs.join(name);
+        std::fs::write(&f, format!("#!/bin/sh\necho '{says}'\n")).unwrap();
+        let mut p = std::fs::metadata(&f).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
+        std::fs::set_permissions(&f, p).unwrap();
+    }
+    let system = "/usr/sbin:/usr/bin:/sbin:/bin";
+    let mut cases = vec![(
+        format!("{}:{system}", stubs.display()),
+        "older than the Rust 1.89",
+    )];
+    // With no cargo at all: only where the system has none of its own.
+    if !system
+        .split(':')
+        .any(|d| Path::new(d).join("cargo").exists())
+    {
+        cases.push((system.to_string(), "cargo is not on PATH"));
+    }
+    for (path, want) in cases {
+        for verb in ["run", "test"] {
+            let out = sb
+                .command("/bin/bash")
+                .arg(repo("dev"))
+                .arg(verb)
+                .env("PATH", &path)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{verb}: {}", describe(&out));
+            let e = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                e.contains(want) && e.contains("rustup"),
+                "{verb} with {path}: {e}"
+            );
+        }
     }
 }

@@ -105,8 +105,9 @@ fn dial_wait_exits_1_with_the_code_when_the_call_fails() {
 #[test]
 fn a_wait_that_times_out_hangs_up_and_an_ending_call_says_so() {
     let sb = Sandbox::new();
-    // T1 of 100 ms: the CANCEL nobody ends with 487 is given up after 6.4 s.
-    let d = start(&sb, "t1_ms = 100");
+    // T1 of 200 ms: the CANCEL nobody ends with 487 is given up after 12.8 s, time
+    // enough to look at the call in between even on a loaded machine.
+    let d = start(&sb, "t1_ms = 200");
     let port = free_port();
     let mut sipp = Sipp::server(sb.path(), "uas_ignore_cancel.xml", port, 1);
     let out = sb.voipctl(&[
@@ -118,7 +119,7 @@ fn a_wait_that_times_out_hangs_up_and_an_ending_call_says_so() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
-        stderr(&out).contains("still ringing after 1 s; hung up"),
+        stderr(&out).contains("after 1 s; hung up"),
         "{}",
         describe(&out)
     );
@@ -277,8 +278,9 @@ fn contacts_are_named_and_dialled_as_people_expect() {
         d.log()
             .contains(&format!("calling Bob at sip:bob@127.0.0.1:{closed}"))
     );
+    // Not a usage error: the command is fine, an account is what is missing.
     let out = sb.voipctl(&["dial", "numbers"]);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
         stderr(&out).contains("contact Numbers Only")
             && stderr(&out).contains("\"555\" is a number")
@@ -314,13 +316,19 @@ fn without_a_sound_card_every_call_says_its_audio_goes_nowhere() {
     // The default devices, as the embedded configuration has them.
     sb.write_config("[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n");
     let d = sb.start_daemon();
-    let cards = std::fs::read_to_string("/proc/asound/cards").unwrap_or_default();
-    assert!(
-        cards.trim().is_empty() || cards.contains("no soundcards"),
-        "this test needs a machine without a sound card (CI's); here: {cards}"
-    );
     let out = sb.voipctl(&["dial", "echo"]);
     assert!(out.status.success(), "{}", describe(&out));
+    // CI's machine has no card; one with a card (or an ALSA configuration that makes a
+    // device of something) is only held to keeping ALSA's lines out of the log.
+    let cards = std::fs::read_to_string("/proc/asound/cards").unwrap_or_default();
+    let no_card = (cards.trim().is_empty() || cards.contains("no soundcards"))
+        && !std::path::Path::new("/etc/asound.conf").exists();
+    if !no_card {
+        assert!(sb.voipctl(&["hangup"]).status.success());
+        wait_until(|| calls(&sb).is_empty(), "the sound test to end");
+        assert!(!d.log().contains("ALSA lib"), "{}", d.log());
+        return;
+    }
     assert!(
         stderr(&out).contains("no sound device (this machine has no sound card)")
             && stderr(&out).contains("goes nowhere"),

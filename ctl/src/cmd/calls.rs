@@ -105,7 +105,9 @@ async fn the_call(
 /// How long `--wait` waits, if not for ever.
 #[derive(Clone, Copy, Default)]
 pub struct Wait {
+    /// Wait for the call to be established or to end.
     pub wait: bool,
+    /// Give up (and hang up) after this many seconds.
     pub timeout: Option<u64>,
 }
 

@@ -387,6 +387,12 @@ struct Media {
 }
 
 impl Call {
+    /// The sound device could not be had: the call says so to whoever shows it.
+    async fn no_sound(&mut self, why: &str, input: bool, output: bool) {
+        self.info.audio_note = Some(no_sound(why, input, output));
+        self.report().await;
+    }
+
     async fn report(&self) {
         let _ = self
             .ctx
@@ -669,8 +675,7 @@ impl Call {
                         break (408, EndReason::NoMedia(after.as_secs()));
                     }
                     Some(MediaEvent::NoSound { why, input, output }) => {
-                        self.info.audio_note = Some(no_sound(&why, input, output));
-                        self.report().await;
+                        self.no_sound(&why, input, output).await;
                     }
                     None => {}
                 },
@@ -1295,14 +1300,16 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 Some(CallCommand::Request(r)) => {
                     r.tx.respond(r.request.response(491, "Request Pending")).await;
                 }
-                Some(CallCommand::Hangup) | None => {
+                // A reject that raced our answer (the core still saw it ringing) ends
+                // the call as a hang-up does: the core shows it ending already.
+                Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => {
                     let mut d = dialog.clone();
                     call.bye(&mut d).await;
                     return call.end(200, EndReason::HungUp).await;
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 // Answered already; the rest waits for the ACK.
-                Some(CallCommand::Answer(_) | CallCommand::Reject(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
             },
         }
     };
@@ -1417,8 +1424,7 @@ async fn echo_call(mut call: Call) {
             },
             Some(ev) = media.events.recv() => {
                 if let MediaEvent::NoSound { why, input, output } = ev {
-                    call.info.audio_note = Some(no_sound(&why, input, output));
-                    call.report().await;
+                    call.no_sound(&why, input, output).await;
                 }
                 // DTMF and timeouts mean nothing here.
             }

@@ -137,37 +137,27 @@ pub(super) fn one_of(
     typed: &str,
     mut matches: Vec<Contact>,
 ) -> Result<Option<Contact>, CoreError> {
-    match matches.len() {
-        0 => Ok(None),
-        1 => Ok(matches.pop()),
-        _ if field == "contact" => Err(bad(
-            field,
-            format!(
-                "{typed:?} matches {} contacts: {}; use a longer name or the id",
-                matches.len(),
-                matches
-                    .iter()
-                    .map(|c| format!("{} (id {})", c.name, c.id))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
-        _ => Err(bad(
-            field,
-            format!(
-                "{typed:?} matches {} contacts: {}; use a longer name or the address",
-                matches.len(),
-                matches
-                    .iter()
-                    .map(|c| match c.addresses.first() {
-                        Some(a) => format!("{} ({a})", c.name),
-                        None => format!("{} (no address)", c.name),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
+    if matches.len() < 2 {
+        return Ok(matches.pop());
     }
+    let by_id = field == "contact";
+    let each: Vec<String> = matches
+        .iter()
+        .map(|c| match (by_id, c.addresses.first()) {
+            (true, _) => format!("{} (id {})", c.name, c.id),
+            (false, Some(a)) => format!("{} ({a})", c.name),
+            (false, None) => format!("{} (no address)", c.name),
+        })
+        .collect();
+    Err(bad(
+        field,
+        format!(
+            "{typed:?} matches {} contacts: {}; use a longer name or the {}",
+            matches.len(),
+            each.join(", "),
+            if by_id { "id" } else { "address" }
+        ),
+    ))
 }
 
 /// What a typed target means: the contact it names with its addresses in order, or the

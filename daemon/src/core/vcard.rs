@@ -258,17 +258,19 @@ fn card(lines: &[Line]) -> Result<Card, VcardError> {
         (None, None) => String::new(),
     };
     addresses.sort_by_key(|(pref, i, _)| (*pref, *i));
-    for (_, _, a) in addresses {
-        if !c.addresses.contains(&a) {
-            c.addresses.push(a);
-        }
-    }
+    // A set, not a scan of what is kept: a crafted card of a million lines stays linear.
+    let mut seen = std::collections::HashSet::new();
+    c.addresses = addresses
+        .into_iter()
+        .map(|(_, _, a)| a)
+        .filter(|a| seen.insert(a.clone()))
+        .collect();
     c.notes = notes.join("\n");
-    for l in left {
-        if !c.skipped.contains(&l) {
-            c.skipped.push(l);
-        }
-    }
+    let mut seen = std::collections::HashSet::new();
+    c.skipped = left
+        .into_iter()
+        .filter(|l| seen.insert(l.clone()))
+        .collect();
     Ok(c)
 }
 

@@ -55,6 +55,10 @@ pub struct Store {
     calls_given: u64,
 }
 
+/// Call ids are marked as given this many at a time, so that not every call waits on a
+/// write; a restart skips what was marked but not used.
+pub const CALL_ID_BLOCK: u64 = 64;
+
 /// Jobs are small and quick; a full queue makes callers wait rather than grow memory.
 const QUEUE: usize = 1024;
 
@@ -99,6 +103,16 @@ impl Store {
             })?
             .try_into()
             .unwrap_or_default();
+        // The first block of ids is ours before any call is made: a crash right after the
+        // first call cannot give its id again.
+        conn.execute(
+            "UPDATE id_marks SET last = max(last, ?1) WHERE name = 'calls'",
+            [i64::try_from(calls_given + CALL_ID_BLOCK).unwrap_or(i64::MAX)],
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("voipd-store".into())
@@ -121,7 +135,8 @@ impl Store {
         ))
     }
 
-    /// The highest call id given out before this start: new calls' ids are above it.
+    /// The highest call id given out before this start: new calls' ids are above it, and
+    /// the next [`CALL_ID_BLOCK`] are marked as given already.
     pub fn calls_given(&self) -> u64 {
         self.calls_given
     }

@@ -198,17 +198,14 @@ impl Phone {
                         other => other.to_string(),
                     })
                     .collect();
-                return Err(CoreError::InvalidArgument {
-                    field: "uri",
-                    message: if why.is_empty() {
-                        format!("contact {name} (id {id}) has no address")
-                    } else {
-                        format!(
-                            "contact {name} (id {id}) has no address that can be called: {}",
-                            why.join("; ")
-                        )
-                    },
-                });
+                return Err(CoreError::FailedPrecondition(if why.is_empty() {
+                    format!("contact {name} (id {id}) has no address")
+                } else {
+                    format!(
+                        "contact {name} (id {id}) has no address that can be called: {}",
+                        why.join("; ")
+                    )
+                }));
             }
         };
         let id = self.new_call_id();

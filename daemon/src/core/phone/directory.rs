@@ -91,8 +91,9 @@ pub(super) fn dial_target(
             )));
         };
         let number = user.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '*');
+        // Not the command line's fault: what is missing is an account.
         let a = account.ok_or_else(|| {
-            bad(if number {
+            CoreError::FailedPrecondition(if number {
                 format!(
                     "{input:?} is a number, and numbers are called through an account's \
                      provider; configure an account, or give user@host or a sip: URI"

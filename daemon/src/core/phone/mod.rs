@@ -187,7 +187,7 @@ impl Phone {
             calls: HashMap::new(),
             by_sip_call_id: HashMap::new(),
             next_call: store.calls_given() + 1,
-            calls_reserved: store.calls_given(),
+            calls_reserved: store.calls_given() + crate::store::CALL_ID_BLOCK,
             call_updates,
             media: crate::media::engine::MediaEngine::start(),
             store: store.clone(),
@@ -381,7 +381,7 @@ impl Phone {
         let id = self.next_call;
         self.next_call += 1;
         if id > self.calls_reserved {
-            self.calls_reserved = id + 63;
+            self.calls_reserved = id + crate::store::CALL_ID_BLOCK - 1;
             let (store, last) = (self.store.clone(), self.calls_reserved);
             tokio::spawn(async move {
                 if let Err(e) = store.reserve_call_ids(last).await {

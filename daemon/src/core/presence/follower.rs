@@ -14,7 +14,7 @@ use crate::core::request::{credentials, outbound};
 use crate::sip::auth::{AuthSession, Credentials};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Method, Name, Request, Response, SipHeaders};
-use crate::sip::transaction::{Endpoint, TuRequest, random_token};
+use crate::sip::transaction::{Endpoint, TuRequest, TxError, random_token};
 use crate::sip::transport::Target;
 use crate::sip::uri::SipUri;
 use crate::sip::usage::subscription::{PRESENCE, SubState, take_notify};
@@ -199,11 +199,25 @@ impl Follower {
         };
         loop {
             tokio::select! {
-                r = async { tx.as_mut()?.response().await.ok() }, if tx.is_some() => {
-                    let Some(r) = r else {
-                        // No answer: the far side is gone.
-                        self.tell(PresenceStatus::Offline, String::new()).await;
-                        return Ended::Retry(FIRST_RETRY);
+                r = async { Some(tx.as_mut()?.response().await) }, if tx.is_some() => {
+                    let r = match r {
+                        Some(Ok(r)) => r,
+                        // The provider's server cannot be reached: nothing is learnt of
+                        // the contact, who may well be online.
+                        Some(Err(TxError::Transport(e))) if self.account.is_some() => {
+                            self.cannot_know(e.to_string()).await;
+                            return Ended::Retry(FIRST_RETRY);
+                        }
+                        Some(Err(TxError::Timeout)) if self.account.is_some() => {
+                            self.cannot_know("the server does not answer".into()).await;
+                            return Ended::Retry(FIRST_RETRY);
+                        }
+                        // Asked directly, no answer (or nobody at the port): the
+                        // contact's phone is gone.
+                        _ => {
+                            self.tell(PresenceStatus::Offline, String::new()).await;
+                            return Ended::Retry(FIRST_RETRY);
+                        }
                     };
                     if r.code < 200 {
                         continue;

@@ -8,6 +8,7 @@ use crate::sip::transport::{Target, TransportError, lock};
 /// What reaches a client transaction.
 #[derive(Debug)]
 pub(crate) enum Heard {
+    /// A response to its request.
     Response(Response),
     /// An ICMP error came back for what was sent to its target: why.
     Unreachable(String),

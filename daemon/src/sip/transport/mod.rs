@@ -92,7 +92,12 @@ pub enum TransportError {
     Closed(Target),
     /// An ICMP error answered what we sent there.
     #[error("{target} is unreachable ({why})")]
-    Unreachable { target: Target, why: String },
+    Unreachable {
+        /// Where the datagram went.
+        target: Target,
+        /// What the ICMP error said: port, host or network unreachable.
+        why: String,
+    },
 }
 
 /// How many incoming messages may wait for the stack. Past it, datagrams are dropped (the
@@ -178,8 +183,10 @@ impl Transport {
                     let twin = listen
                         .iter()
                         .any(|o| o.transport == ListenProto::Tcp && o.addr == l.addr);
+                    // A twin bound already (listed first) holds the port itself.
                     if may_move
                         && twin
+                        && !chosen.contains_key(&asked)
                         && addr.port() != 0
                         && std::net::TcpListener::bind(addr)
                             .is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
@@ -283,9 +290,8 @@ impl Transport {
                 let sock = self
                     .udp_for(target.addr)
                     .ok_or(TransportError::NoSocket(Proto::Udp, target.addr))?;
-                sock.send_to(&bytes, target.addr)
+                udp::send_to(sock, &bytes, target.addr)
                     .await
-                    .map(|_| ())
                     .map_err(|source| TransportError::Send { target, source })
             }
             Proto::Tcp => tcp::send(&self.shared, target, bytes).await,
@@ -532,5 +538,67 @@ mod tests {
             "192.0.2.7:5070".parse().unwrap(),
             "received IP, Via port"
         );
+    }
+
+    fn listen(list: &[&str]) -> Vec<ListenAddr> {
+        list.iter()
+            .map(|l| ListenAddr::try_from(l.to_string()).unwrap())
+            .collect()
+    }
+
+    fn ports(t: &Transport) -> Vec<u16> {
+        t.listening()
+            .iter()
+            .filter_map(|l| l.rsplit(':').next()?.parse().ok())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn udp_and_tcp_share_a_port_in_either_order() {
+        for order in [
+            ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
+            ["tcp:127.0.0.1:0", "udp:127.0.0.1:0"],
+        ] {
+            let (t, _rx) = Transport::start(&listen(&order), false).await.unwrap();
+            let p = ports(&t);
+            assert_eq!(p.len(), 2, "{order:?}");
+            assert_eq!(p[0], p[1], "{order:?}: {:?}", t.listening());
+            t.shutdown();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_icmp_error_is_reported_and_does_not_fail_a_send_to_someone_else() {
+        let (t, _rx) = Transport::start(&listen(&["udp:127.0.0.1:0"]), false)
+            .await
+            .unwrap();
+        let mut reports = t.unreachable();
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dead = closed.local_addr().unwrap();
+        drop(closed);
+        let live = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = |addr| Target {
+            proto: Proto::Udp,
+            addr,
+        };
+        t.send(to(dead), b"OPTIONS".to_vec()).await.unwrap();
+        let (target, why) = tokio::time::timeout(Duration::from_secs(5), reports.recv())
+            .await
+            .expect("an ICMP report")
+            .unwrap();
+        assert_eq!(target, to(dead));
+        assert_eq!(why, "port unreachable");
+        // Another ICMP error pending on the socket when the next send goes out (to a
+        // peer that is there) must not fail that send.
+        for _ in 0..3 {
+            t.send(to(dead), b"x".to_vec()).await.unwrap();
+            t.send(to(live.local_addr().unwrap()), b"hello".to_vec())
+                .await
+                .unwrap();
+        }
+        let mut buf = [0u8; 16];
+        let (n, _) = live.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        t.shutdown();
     }
 }

@@ -15,19 +15,21 @@ pub(super) async fn recv_loop(sock: Arc<UdpSocket>, shared: Arc<Shared>) {
             r = sock.recv_from(&mut buf) => r,
             r = sock.ready(Interest::ERROR) => {
                 if r.is_ok() {
-                    for (to, why) in drain_errors(&sock) {
-                        let _ = shared.unreachable.send((Target { proto: Proto::Udp, addr: to }, why));
-                    }
+                    report_errors_queued(&sock, &shared);
                 }
                 continue;
             }
         };
         let (n, from) = match got {
             Ok(r) => r,
-            // With IP_RECVERR an ICMP error also fails the next receive once; the error
-            // queue has said what it concerns.
+            // With IP_RECVERR an ICMP error also fails the next receive once, and that
+            // may come before the error readiness: the queue is read here too.
             Err(e) => {
-                tracing::debug!("udp receive: {e}");
+                if unreachable_kind(&e) {
+                    report_errors_queued(&sock, &shared);
+                } else {
+                    tracing::debug!("udp receive: {e}");
+                }
                 continue;
             }
         };
@@ -44,11 +46,39 @@ pub(super) async fn recv_loop(sock: Arc<UdpSocket>, shared: Arc<Shared>) {
             addr: from,
         };
         if let Some(answer) = accept(&shared, data, from).answer
-            && let Err(e) = sock.send_to(&answer, from.addr).await
+            && let Err(e) = send_to(&sock, &answer, from.addr).await
         {
             tracing::debug!("udp send to {}: {e}", from.addr);
         }
     }
+}
+
+/// Sends one datagram. With IP_RECVERR on, an ICMP error about an earlier datagram (to
+/// anyone) fails the next send once, whoever it is for: that send is made again, as the
+/// error was not its own. The error also leaves tokio's readiness for the socket marked
+/// writable for good (EPOLLERR with EPOLLOUT reads as write-closed), so a full send buffer
+/// is waited out with short sleeps (for up to about two seconds) rather than spun on.
+pub(super) async fn send_to(sock: &UdpSocket, bytes: &[u8], to: SocketAddr) -> std::io::Result<()> {
+    let (mut stale, mut full) = (0, 0);
+    loop {
+        match sock.try_send_to(bytes, to) {
+            Ok(_) => return Ok(()),
+            Err(e) if unreachable_kind(&e) && stale < 4 => stale += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && full < 2000 => {
+                full += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The errors an ICMP report leaves on the socket.
+fn unreachable_kind(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH)
+    )
 }
 
 /// Asks the kernel to queue ICMP errors about what we send, with the destination each
@@ -68,19 +98,28 @@ pub(super) fn report_errors(sock: &UdpSocket) {
     }
 }
 
-/// The destinations the queued ICMP errors are about, with what each error says; only
-/// the errors that mean nobody is there (a closed port, no route) are kept.
-fn drain_errors(sock: &UdpSocket) -> Vec<(SocketAddr, String)> {
-    let mut found = Vec::new();
+/// Reads the queued ICMP errors and tells the layer above of the destinations that
+/// cannot be reached (a closed port, no route).
+fn report_errors_queued(sock: &UdpSocket, shared: &Shared) {
     // Bounded: the queue holds what the kernel kept, but a flood must not keep us here.
     for _ in 0..64 {
-        match sock.try_io(Interest::ERROR, || read_error(sock.as_raw_fd())) {
-            Ok(Some(e)) => found.push(e),
+        match read_error(sock.as_raw_fd()) {
+            Ok(Some((to, why))) => {
+                let target = Target {
+                    proto: Proto::Udp,
+                    addr: to,
+                };
+                let _ = shared.unreachable.send((target, why));
+            }
             Ok(None) => {}
             Err(_) => break,
         }
     }
-    found
+    // The queue is read directly, as it may be before tokio has seen the error readiness;
+    // this clears that readiness so that the next error wakes the loop again.
+    let _ = sock.try_io(Interest::ERROR, || {
+        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+    });
 }
 
 /// One entry of the socket's error queue (recvmsg with MSG_ERRQUEUE).
