@@ -315,11 +315,7 @@ fn check_config_finds_what_would_fail_later_each_at_its_key() {
          password_file = \"{}\"\nenabled = false\n",
         missing.display()
     ));
-    let out = sb
-        .command(bin("voipd"))
-        .arg("--check-config")
-        .output()
-        .expect("run voipd");
+    let out = check_config(&sb);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let file = sb.config_path().display().to_string();
     let want = [
@@ -352,11 +348,7 @@ fn check_config_finds_what_would_fail_later_each_at_its_key() {
     // Without the file problems the daemon starts, and only warns of the device, at start
     // and on reload; the check still refuses it.
     sb.write_config("[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[audio]\ninput = \"nul\"\n");
-    let out = sb
-        .command(bin("voipd"))
-        .arg("--check-config")
-        .output()
-        .expect("run voipd");
+    let out = check_config(&sb);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let warning = format!("{file}:5:9: audio.input: no sound device \"nul\" here");
     assert!(stderr(&out).contains(&warning), "{}", describe(&out));
@@ -404,10 +396,14 @@ fn check_config_says_how_to_make_an_unreadable_password_file_readable() {
         describe(&out)
     );
     // Root reads it: valid.
-    let out = sb
-        .command(bin("voipd"))
+    let out = check_config(&sb);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}
+
+/// `voipd --check-config` on the sandbox's configuration file.
+fn check_config(sb: &Sandbox) -> std::process::Output {
+    sb.command(bin("voipd"))
         .arg("--check-config")
         .output()
-        .expect("run voipd");
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        .expect("run voipd")
 }
