@@ -81,7 +81,13 @@ pub fn sound_missing() -> Option<String> {
         runtime.as_ref().map(|r| r.join("pulse/native")),
         runtime.as_ref().map(|r| r.join("pipewire-0")),
     ];
-    if elsewhere.iter().flatten().any(|p| p.exists()) {
+    // A sound server elsewhere (PULSE_SERVER), or a system ALSA configuration snippet
+    // (pipewire-alsa, pulseaudio's plugin) that routes the default device to one.
+    let snippets = std::fs::read_dir("/etc/alsa/conf.d").is_ok_and(|mut d| d.next().is_some());
+    if snippets
+        || std::env::var_os("PULSE_SERVER").is_some()
+        || elsewhere.iter().flatten().any(|p| p.exists())
+    {
         return None;
     }
     Some("this machine has no sound card".into())
