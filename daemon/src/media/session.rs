@@ -264,12 +264,19 @@ fn bind_even(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpSocket
     let start = fastrand::u32(..span);
     for i in 0..span {
         let port = lo + ((start + i) % span) as u16;
-        if port % 2 == 1 && port != hi {
+        if port % 2 == 1 {
             continue;
         }
         if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)) {
             return Ok(s);
         }
+    }
+    // An odd last port (a range of one odd port) only when no even one is free: RTCP then
+    // goes without, as it does in any case an odd port is all there is.
+    if hi % 2 == 1
+        && let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, hi))
+    {
+        return Ok(s);
     }
     Err(std::io::Error::new(
         std::io::ErrorKind::AddrInUse,
@@ -826,6 +833,22 @@ fn ntp_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rtp_ports_are_even_while_an_even_one_is_free() {
+        let lo = std::iter::repeat_with(|| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        })
+        .find(|p| p % 2 == 0 && *p < u16::MAX - 1)
+        .unwrap();
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        // The range's odd last port was as likely as the even one before.
+        for _ in 0..20 {
+            let s = bind_even(ip, Some((lo, lo + 1))).unwrap();
+            assert_eq!(s.local_addr().unwrap().port(), lo);
+        }
+    }
 
     #[test]
     fn a_file_plays_in_a_loop_or_once() {
