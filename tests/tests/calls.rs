@@ -146,6 +146,52 @@ fn voipd_calls_baresip_with_each_codec_and_audio_flows_both_ways() {
     }
 }
 
+/// The door intercom's script, as the README writes it, through a proxy that challenges
+/// every request: `dial --wait` returns once baresip has answered, the digits reach it,
+/// and the call carried audio both ways. A call to nobody fails the script with exit 1.
+#[test]
+fn the_door_script_waits_for_the_answer_through_a_challenging_proxy() {
+    let sb = Sandbox::new();
+    let (kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
+    let voipctl = bin("voipctl");
+    let path = format!(
+        "{}:{}",
+        voipctl.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = |line: &str| {
+        sb.command("sh")
+            .arg("-c")
+            .arg(line)
+            .env("PATH", &path)
+            .env("VOIPD_SOCKET", sb.socket())
+            .output()
+            .unwrap()
+    };
+    let out = script("voipctl dial --wait carol && voipctl dtmf '#9'");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains(": active (PCMU)"),
+        "{}",
+        describe(&out)
+    );
+    let first = b.wait_event("CALL_DTMF_START");
+    let second = b.wait_event("CALL_DTMF_START");
+    assert_eq!(
+        (first["param"].as_str(), second["param"].as_str()),
+        (Some("#"), Some("9"))
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    hang_up(&sb, &b);
+    assert_both_ways(&sb, &b);
+    assert_challenged_then_ok(&kam, "INVITE");
+
+    // Nobody is registered as dave: the proxy's 404 ends the script's call.
+    let out = script("voipctl dial --wait dave && voipctl dtmf '#9'");
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("ended: 404"), "{}", describe(&out));
+}
+
 #[test]
 fn a_wrong_password_ends_the_call_with_the_challenge_once() {
     let sb = Sandbox::new();
