@@ -10,6 +10,7 @@
 # Needs sipp and the test venv (./dev test makes it). Loopback only; stops what it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voipd-target}"
 VENV="${VOIPD_VENV:-/var/tmp/voipd-venv}"
 command -v sipp >/dev/null || { echo "sipp missing: apt-get install sip-tester" >&2; exit 1; }
@@ -24,20 +25,7 @@ cleanup() { [ -n "${vpid:-}" ] && kill "$vpid" 2>/dev/null; [ -n "${hpid:-}" ] &
 trap cleanup EXIT
 
 mkdir -p "$work/cfg/voipd" "$work/run"
-cat > "$work/cfg/voipd/config.toml" <<CFG
-[log]
-level = "warn"
-[sip]
-listen = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
-[audio]
-input = "null"
-output = "null"
-[[account]]
-id = "alice"
-aor = "sip:alice@127.0.0.1"
-enabled = false
-codecs = ["pcmu"]
-CFG
+voipd_config "$work/cfg/voipd/config.toml" '"udp:127.0.0.1:0", "tcp:127.0.0.1:0"'
 export XDG_CONFIG_HOME="$work/cfg" XDG_RUNTIME_DIR="$work/run" XDG_STATE_HOME="$work/state"
 "$bin/voipd" 2>"$work/voipd.log" &
 vpid=$!
