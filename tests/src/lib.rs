@@ -266,6 +266,24 @@ impl Sandbox {
     }
 
     /// Runs voipctl against this sandbox's daemon and returns its output.
+    /// A shell line run as a script would, with voipctl on PATH and this sandbox's socket.
+    pub fn script(&self, line: &str) -> Output {
+        let voipctl = bin("voipctl");
+        let dir = voipctl.parent().expect("voipctl's directory");
+        let path = format!(
+            "{}:{}",
+            dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        self.command("sh")
+            .arg("-c")
+            .arg(line)
+            .env("PATH", path)
+            .env("VOIPD_SOCKET", self.socket())
+            .output()
+            .expect("run sh")
+    }
+
     pub fn voipctl(&self, args: &[&str]) -> Output {
         self.command(bin("voipctl"))
             .args(args)

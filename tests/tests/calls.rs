@@ -69,6 +69,16 @@ fn assert_both_ways(sb: &Sandbox, b: &Baresip) {
     assert_tone(&theirs[0], VOIPD_TONE, &[BARESIP_TONE, 1500.0], 15);
 }
 
+/// baresip reported the door opener's digits, # then 9.
+fn assert_baresip_got_door_digits(b: &Baresip) {
+    let first = b.wait_event("CALL_DTMF_START");
+    let second = b.wait_event("CALL_DTMF_START");
+    assert_eq!(
+        (first["param"].as_str(), second["param"].as_str()),
+        (Some("#"), Some("9"))
+    );
+}
+
 /// We hang up; baresip sees the call close and voipd lists no call.
 fn hang_up(sb: &Sandbox, b: &Baresip) {
     assert!(sb.voipctl(&["hangup"]).status.success());
@@ -153,41 +163,21 @@ fn voipd_calls_baresip_with_each_codec_and_audio_flows_both_ways() {
 fn the_door_script_waits_for_the_answer_through_a_challenging_proxy() {
     let sb = Sandbox::new();
     let (kam, _d, b) = start(&sb, "pcmu", "PCMU", "manual", true);
-    let voipctl = bin("voipctl");
-    let path = format!(
-        "{}:{}",
-        voipctl.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let script = |line: &str| {
-        sb.command("sh")
-            .arg("-c")
-            .arg(line)
-            .env("PATH", &path)
-            .env("VOIPD_SOCKET", sb.socket())
-            .output()
-            .unwrap()
-    };
-    let out = script("voipctl dial --wait carol && voipctl dtmf '#9'");
+    let out = sb.script("voipctl dial --wait carol && voipctl dtmf '#9'");
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
         stdout(&out).contains(": active (PCMU)"),
         "{}",
         describe(&out)
     );
-    let first = b.wait_event("CALL_DTMF_START");
-    let second = b.wait_event("CALL_DTMF_START");
-    assert_eq!(
-        (first["param"].as_str(), second["param"].as_str()),
-        (Some("#"), Some("9"))
-    );
+    assert_baresip_got_door_digits(&b);
     std::thread::sleep(Duration::from_millis(2500));
     hang_up(&sb, &b);
     assert_both_ways(&sb, &b);
     assert_challenged_then_ok(&kam, "INVITE");
 
     // Nobody is registered as dave: the proxy's 404 ends the script's call.
-    let out = script("voipctl dial --wait dave && voipctl dtmf '#9'");
+    let out = sb.script("voipctl dial --wait dave && voipctl dtmf '#9'");
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(stderr(&out).contains("ended: 404"), "{}", describe(&out));
 }
@@ -278,17 +268,21 @@ fn baresip_calls_voipd_which_answers_and_hears_dtmf_and_sends_it() {
     // voipd sends #9 (the door opener); baresip reports both digits.
     let out = sb.voipctl(&["dtmf", "#9"]);
     assert!(out.status.success(), "{}", describe(&out));
-    let first = b.wait_event("CALL_DTMF_START");
-    let second = b.wait_event("CALL_DTMF_START");
-    assert_eq!(
-        (first["param"].as_str(), second["param"].as_str()),
-        (Some("#"), Some("9"))
-    );
+    assert_baresip_got_door_digits(&b);
 
     std::thread::sleep(Duration::from_millis(2500));
     // The far side hangs up: voipd ends the call with its reason.
     b.command("hangup", "");
     wait_no_calls(&sb);
+    // The watcher writes the event after the call is gone from the list: wait for it.
+    wait_until(
+        || {
+            watched(&events)
+                .iter()
+                .any(|e| e["kind"]["call_changed"]["state"] == "ended")
+        },
+        "the ended event in the watcher's output",
+    );
     let ended: Vec<Value> = watched(&events)
         .into_iter()
         .filter(|e| e["kind"]["call_changed"]["state"] == "ended")
@@ -464,11 +458,17 @@ fn rtcp_reports_flow_and_the_far_sides_view_is_on_the_call() {
     // baresip reports every 5 s or so; give it time for two.
     std::thread::sleep(Duration::from_secs(11));
     hang_up(&sb, &b);
+    // The watcher writes the event after the call is gone from the list: wait for it.
+    let ended = |e: &Value| e["kind"]["call_changed"]["state"] == "ended";
+    wait_until(
+        || watched(&events).iter().any(ended),
+        "the ended event in the watcher's output",
+    );
     let _ = watch.kill();
     let _ = watch.wait();
     let ended = watched(&events)
         .into_iter()
-        .find(|e| e["kind"]["call_changed"]["state"] == "ended")
+        .find(ended)
         .expect("an ended event");
     let m = &ended["kind"]["call_changed"]["media"];
     assert!(m["rtcp_reports"].as_u64().unwrap_or(0) >= 1, "{m}");

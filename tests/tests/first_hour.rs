@@ -32,32 +32,15 @@ fn start(sb: &Sandbox, extra_sip: &str) -> Daemon {
     sb.start_daemon()
 }
 
-/// A shell line run with this sandbox's socket, as a script would.
-fn sh(sb: &Sandbox, line: &str) -> std::process::Output {
-    let voipctl = bin("voipctl");
-    let dir = voipctl.parent().unwrap().display().to_string();
-    let path = format!("{dir}:{}", std::env::var("PATH").unwrap_or_default());
-    sb.command("sh")
-        .arg("-c")
-        .arg(line)
-        .env("PATH", path)
-        .env("VOIPD_SOCKET", sb.socket())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn the_readme_script_waits_for_the_answer_then_sends_digits_and_hangs_up() {
     let sb = Sandbox::new();
     let _d = start(&sb, "");
     let port = free_port();
     let mut sipp = Sipp::server(sb.path(), "uas_plain.xml", port, 1);
-    let out = sh(
-        &sb,
-        &format!(
-            "voipctl dial --wait sip:door@127.0.0.1:{port} && voipctl dtmf '#9' && voipctl hangup"
-        ),
-    );
+    let out = sb.script(&format!(
+        "voipctl dial --wait sip:door@127.0.0.1:{port} && voipctl dtmf '#9' && voipctl hangup"
+    ));
     assert!(out.status.success(), "{}", describe(&out));
     let text = stdout(&out);
     assert!(text.contains("active"), "{text}");

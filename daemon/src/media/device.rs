@@ -64,6 +64,22 @@ fn config() -> cpal::StreamConfig {
 /// card, and nothing that makes a device of something else (an ALSA configuration of the
 /// user's or the system's, a PulseAudio or PipeWire server). None: there may be sound.
 pub fn sound_missing() -> Option<String> {
+    // Asked for every new call, on the core's task: the files are looked at once in a few
+    // seconds at most, which still sees a card plugged in before the next call or so.
+    static LAST: std::sync::Mutex<Option<(std::time::Instant, Option<String>)>> =
+        std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, known)) = &*last
+        && at.elapsed() < std::time::Duration::from_secs(5)
+    {
+        return known.clone();
+    }
+    let now = look_for_sound();
+    *last = Some((std::time::Instant::now(), now.clone()));
+    now
+}
+
+fn look_for_sound() -> Option<String> {
     let cards = std::fs::read_to_string("/proc/asound/cards").unwrap_or_default();
     if !cards.trim().is_empty() && !cards.contains("no soundcards") {
         return None;
