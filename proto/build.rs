@@ -32,6 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".voipd.v1.Call.state",
             "#[cfg_attr(feature = \"serde\", serde(serialize_with = \"crate::json::call_state\"))]",
         )
+        .field_attribute(
+            ".voipd.v1.Call.media_encryption",
+            "#[cfg_attr(feature = \"serde\", serde(serialize_with = \"crate::json::media_encryption\"))]",
+        )
         .compile_protos(&protos, &["."])?;
     Ok(())
 }

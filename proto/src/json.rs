@@ -1,6 +1,6 @@
 //! JSON forms for voipctl --json: enum fields as their short lowercase names.
 
-use crate::v1::{CallState, RegistrationState};
+use crate::v1::{CallState, MediaEncryption, RegistrationState};
 
 pub(crate) fn registration_state<S: serde::Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
     let name = RegistrationState::try_from(*v).map_or("unknown", |st| match st {
@@ -24,6 +24,16 @@ pub(crate) fn call_state<S: serde::Serializer>(v: &i32, s: S) -> Result<S::Ok, S
         CallState::Held => "held",
         CallState::Early => "early",
         CallState::Ending => "ending",
+    });
+    s.serialize_str(name)
+}
+
+pub(crate) fn media_encryption<S: serde::Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
+    let name = MediaEncryption::try_from(*v).map_or("unknown", |e| match e {
+        MediaEncryption::Unspecified => "unspecified",
+        MediaEncryption::None => "none",
+        MediaEncryption::Sdes => "sdes",
+        MediaEncryption::Dtls => "dtls",
     });
     s.serialize_str(name)
 }

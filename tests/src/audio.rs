@@ -60,10 +60,9 @@ pub fn power(x: &[f64], freq: f64, rate: u32) -> f64 {
     (s1 * s1 + s2 * s2 - k * s1 * s2) / (x.len() as f64).powi(2)
 }
 
-/// Asserts that `path` holds `freq` clearly (30 dB above each of `others`, and loud) in
-/// at least `min_blocks` 100 ms blocks. Returns the number of such blocks.
-pub fn assert_tone(path: &Path, freq: f64, others: &[f64], min_blocks: usize) -> usize {
-    let (x, rate) = read_wav(path);
+/// How many 100 ms blocks of `x` hold `freq` clearly (30 dB above each of `others`, and
+/// loud), of how many.
+pub fn tone_blocks(x: &[f64], rate: u32, freq: f64, others: &[f64]) -> (usize, usize) {
     let block = (rate / 10) as usize;
     let mut good = 0;
     let mut total = 0;
@@ -75,6 +74,26 @@ pub fn assert_tone(path: &Path, freq: f64, others: &[f64], min_blocks: usize) ->
             good += 1;
         }
     }
+    (good, total)
+}
+
+/// G.711 µ-law bytes as linear samples (ITU-T G.711), to read what a capture carried.
+pub fn ulaw_decode(bytes: &[u8]) -> Vec<f64> {
+    bytes
+        .iter()
+        .map(|b| {
+            let u = !b;
+            let t = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+            f64::from(if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 })
+        })
+        .collect()
+}
+
+/// Asserts that `path` holds `freq` clearly (30 dB above each of `others`, and loud) in
+/// at least `min_blocks` 100 ms blocks. Returns the number of such blocks.
+pub fn assert_tone(path: &Path, freq: f64, others: &[f64], min_blocks: usize) -> usize {
+    let (x, rate) = read_wav(path);
+    let (good, total) = tone_blocks(&x, rate, freq, others);
     assert!(
         good >= min_blocks,
         "{}: {freq} Hz clear in only {good} of {total} blocks of 100 ms (need {min_blocks})",

@@ -29,6 +29,9 @@ pub struct BaresipOptions<'a> {
     /// module (`message` writes to the current contact) and stdio, which prints received
     /// messages to its log as `FROM: "TEXT"`.
     pub contacts: &'a [&'a str],
+    /// Its account's media encryption: `srtp` (SDES, optional), `srtp-mand` (SDES, in
+    /// RTP/SAVP, required) or `dtls_srtp`; None: clear RTP.
+    pub mediaenc: Option<&'a str>,
 }
 
 impl BaresipOptions<'static> {
@@ -43,6 +46,7 @@ impl BaresipOptions<'static> {
             auto_answer: true,
             presence: false,
             contacts: &[],
+            mediaenc: None,
         }
     }
 }
@@ -86,6 +90,11 @@ fn extra_modules(o: &BaresipOptions<'_>) -> String {
     }
     if !o.contacts.is_empty() {
         m.push_str("module_app contact.so\nmodule stdio.so\n");
+    }
+    match o.mediaenc {
+        Some("dtls_srtp") => m.push_str("module dtls_srtp.so\n"),
+        Some(_) => m.push_str("module srtp.so\n"),
+        None => {}
     }
     m
 }
@@ -170,8 +179,12 @@ impl Baresip {
         b.command(
             "uanew",
             &format!(
-                "<sip:{}@127.0.0.1;transport=udp>;auth_pass={};outbound=\"sip:127.0.0.1:{};transport=udp\";answermode={answer};audio_codecs={};regint=600",
-                o.user, o.password, o.kamailio_port, o.codec
+                "<sip:{}@127.0.0.1;transport=udp>;auth_pass={};outbound=\"sip:127.0.0.1:{};transport=udp\";answermode={answer};audio_codecs={};regint=600{}",
+                o.user,
+                o.password,
+                o.kamailio_port,
+                o.codec,
+                o.mediaenc.map(|m| format!(";mediaenc={m}")).unwrap_or_default()
             ),
         );
         b.wait_event("REGISTER_OK");

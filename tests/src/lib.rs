@@ -3,6 +3,7 @@
 
 pub mod audio;
 pub mod baresip;
+pub mod capture;
 pub mod dbus;
 pub mod dns;
 pub mod peers;

@@ -185,11 +185,11 @@ fn a_bye_that_is_never_answered_does_not_hold_up_the_hangup() {
 }
 
 #[test]
-fn bad_sdp_is_refused_with_400_and_no_common_codec_with_488() {
+fn bad_sdp_gets_400_and_offers_we_cannot_take_488_saying_why() {
     let sb = Sandbox::new();
     let (d, port) = start(&sb, r#"mode = "auto""#);
     pass(uac(&sb, "call_bad_sdp.xml", port));
-    wait_until(|| calls(&sb).is_empty(), "both refused calls to end");
+    wait_until(|| calls(&sb).is_empty(), "the refused calls to end");
     assert!(d.log().contains("call ended: 400 bad SDP"), "{}", d.log());
     assert!(
         d.log().contains("call ended: 488 no codec in common"),

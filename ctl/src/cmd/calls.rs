@@ -7,7 +7,7 @@ use voipd_proto::v1::event::Kind;
 use voipd_proto::v1::events_client::EventsClient;
 use voipd_proto::v1::{
     AnswerRequest, Call, CallRequest, CallState, DialRequest, DtmfRequest, Event, ListCallsRequest,
-    MuteRequest, RejectRequest, WatchRequest,
+    MediaEncryption, MuteRequest, RejectRequest, WatchRequest,
 };
 
 use crate::AudioArgs;
@@ -25,6 +25,42 @@ pub fn state_name(c: &Call) -> &'static str {
         CallState::Early => "early media",
         CallState::Ending => "ending",
     }
+}
+
+/// How media is protected, as people say it: "clear", or "srtp (sdes)" and "srtp (dtls)"
+/// after how the keys were agreed; "-" when not known.
+pub fn protection(encryption: &str) -> String {
+    match encryption {
+        "none" => "clear".into(),
+        "" => "-".into(),
+        keyed => format!("srtp ({keyed})"),
+    }
+}
+
+/// The call's media protection; "-" until media runs, as nothing is negotiated before.
+fn media(c: &Call) -> String {
+    if c.rtp_local.is_empty() {
+        return "-".into();
+    }
+    protection(match c.media_encryption() {
+        MediaEncryption::Unspecified => "",
+        MediaEncryption::None => "none",
+        MediaEncryption::Sdes => "sdes",
+        MediaEncryption::Dtls => "dtls",
+    })
+}
+
+/// Whether the signalling is encrypted while the media runs in the clear: a lock on the
+/// SIP side is easily taken for a private call, so this is said out loud.
+fn clear_under_tls(c: &Call) -> bool {
+    c.transport == "tls" && !c.rtp_local.is_empty() && c.media_encryption() == MediaEncryption::None
+}
+
+fn clear_under_tls_note(c: &Call) -> String {
+    format!(
+        "call {}: signalling is encrypted (tls) but media is not",
+        c.id
+    )
 }
 
 pub fn describe(c: &Call) -> String {
@@ -189,6 +225,9 @@ async fn settle(
                     out.json_line(&c);
                 } else {
                     println!("{}", describe(&c));
+                    if clear_under_tls(&c) {
+                        eprintln!("voipctl: {}", clear_under_tls_note(&c));
+                    }
                 }
                 return Ok(());
             }
@@ -362,7 +401,8 @@ pub async fn list(conn: Channel, out: Output) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The calls as a table: who, which way, state, codec, and for how long.
+/// The calls as a table: who, which way, state, codec, how media and signalling are
+/// carried, and for how long.
 pub fn table(calls: &[Call]) -> String {
     let now = now_ms();
     let rows: Vec<Vec<String>> = calls
@@ -387,6 +427,12 @@ pub fn table(calls: &[Call]) -> String {
                 who,
                 state,
                 c.codec.clone(),
+                media(c),
+                if c.transport.is_empty() {
+                    "-".into()
+                } else {
+                    c.transport.clone()
+                },
                 format!(
                     "{} since {}",
                     duration(now.saturating_sub(since) / 1000),
@@ -395,9 +441,65 @@ pub fn table(calls: &[Call]) -> String {
             ]
         })
         .collect();
-    let mut out = crate::output::table(&["ID", "DIR", "REMOTE", "STATE", "CODEC", "TIME"], &rows);
-    for c in calls.iter().filter(|c| !c.audio_note.is_empty()) {
-        out.push_str(&format!("call {}: {}\n", c.id, c.audio_note));
+    let mut out = crate::output::table(
+        &[
+            "ID", "DIR", "REMOTE", "STATE", "CODEC", "MEDIA", "SIP", "TIME",
+        ],
+        &rows,
+    );
+    for c in calls {
+        if !c.audio_note.is_empty() {
+            out.push_str(&format!("call {}: {}\n", c.id, c.audio_note));
+        }
+        if clear_under_tls(c) {
+            out.push_str(&clear_under_tls_note(c));
+            out.push('\n');
+        }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: u64, encryption: MediaEncryption, transport: &str) -> Call {
+        Call {
+            id,
+            remote_uri: format!("sip:peer{id}@example.com"),
+            state: CallState::Active.into(),
+            codec: "PCMU".into(),
+            rtp_local: "127.0.0.1:4000".into(),
+            media_encryption: encryption.into(),
+            transport: transport.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_table_says_how_a_call_is_carried_and_warns_of_clear_media_under_tls() {
+        let ringing = Call {
+            rtp_local: String::new(),
+            state: CallState::Ringing.into(),
+            ..call(4, MediaEncryption::None, "tls")
+        };
+        let t = table(&[
+            call(1, MediaEncryption::Sdes, "tls"),
+            call(2, MediaEncryption::None, "tls"),
+            call(3, MediaEncryption::Dtls, "udp"),
+            ringing,
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("CODEC  MEDIA        SIP  TIME"), "{t}");
+        assert!(lines[1].contains("PCMU   srtp (sdes)  tls"), "{t}");
+        assert!(lines[2].contains("PCMU   clear        tls"), "{t}");
+        assert!(lines[3].contains("PCMU   srtp (dtls)  udp"), "{t}");
+        // Nothing is negotiated before media runs: neither said nor warned of.
+        assert!(lines[4].contains("PCMU   -            tls"), "{t}");
+        assert_eq!(
+            lines[5..],
+            ["call 2: signalling is encrypted (tls) but media is not"],
+            "{t}"
+        );
+    }
 }

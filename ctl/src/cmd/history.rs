@@ -50,6 +50,17 @@ pub async fn list(
                 } else {
                     "-".into()
                 },
+                // Unanswered, there may have been no media at all: "clear" would mislead.
+                if e.answered_unix_ms > 0 {
+                    super::calls::protection(&e.media_encryption)
+                } else {
+                    "-".into()
+                },
+                if e.transport.is_empty() {
+                    "-".into()
+                } else {
+                    e.transport.clone()
+                },
                 format!("{} {}", e.end_code, e.end_reason),
             ]
         })
@@ -57,7 +68,16 @@ pub async fn list(
     print!(
         "{}",
         crate::output::table(
-            &["ID", "WHEN (UTC)", "DIR", "REMOTE", "TALKED", "END"],
+            &[
+                "ID",
+                "WHEN (UTC)",
+                "DIR",
+                "REMOTE",
+                "TALKED",
+                "MEDIA",
+                "SIP",
+                "END"
+            ],
             &rows
         )
     );

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::media::codec::Codec;
+use crate::media::srtp::SrtpSuite;
 use crate::sip::usage::reliable::Rel100;
 use crate::sip::usage::session_timer::TimerPolicy;
 
@@ -290,6 +292,9 @@ pub struct Account {
     pub outbound_proxy: Vec<ConfigUri>,
     pub expires: u32,
     pub codecs: Vec<Codec>,
+    /// Media encryption asked of calls, and the SRTP suites offered and taken, in order.
+    pub media_encryption: MediaEncryptionPolicy,
+    pub srtp_suites: Vec<SrtpSuite>,
     pub answer: Answer,
     pub enabled: bool,
     /// Seconds between keepalives on the registration flow; None: 25 on UDP, 90 on TCP;
@@ -323,6 +328,9 @@ struct RawAccount {
     #[serde(default = "default_codecs")]
     codecs: Vec<Codec>,
     #[serde(default)]
+    media_encryption: MediaEncryptionPolicy,
+    srtp_suites: Option<Vec<String>>,
+    #[serde(default)]
     answer: Answer,
     #[serde(default = "default_true")]
     enabled: bool,
@@ -337,6 +345,37 @@ struct RawAccount {
     min_se: u32,
     #[serde(default = "default_account_ringing")]
     max_ringing: u32,
+}
+
+/// The suites named, each known and once; at least one.
+fn srtp_suites(names: &[String]) -> Result<Vec<SrtpSuite>, String> {
+    let known = || {
+        SrtpSuite::ALL
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if names.is_empty() {
+        return Err(format!(
+            "srtp_suites: the list is empty; name at least one of {}",
+            known()
+        ));
+    }
+    let mut out = Vec::new();
+    for n in names {
+        let suite = SrtpSuite::from_name(n).ok_or_else(|| {
+            format!(
+                "srtp_suites: {n:?} is not a suite voipd speaks; use {}",
+                known()
+            )
+        })?;
+        if out.contains(&suite) {
+            return Err(format!("srtp_suites: {n:?} is listed twice"));
+        }
+        out.push(suite);
+    }
+    Ok(out)
 }
 
 fn default_account_ringing() -> u32 {
@@ -371,6 +410,13 @@ impl TryFrom<RawAccount> for Account {
                 return Err(format!("codecs: {c:?} is listed twice"));
             }
         }
+        let srtp_suites = match r.srtp_suites {
+            None => SrtpSuite::ALL.to_vec(),
+            Some(names) => srtp_suites(&names)?,
+        };
+        if r.media_encryption == MediaEncryptionPolicy::Dtls {
+            return Err("media_encryption: \"dtls\" (DTLS-SRTP) is not built yet; use \"sdes\" or \"sdes-optional\"".into());
+        }
         if r.max_ringing == 0 {
             return Err("max_ringing: must be at least 1 (0 would refuse every call)".into());
         }
@@ -398,6 +444,8 @@ impl TryFrom<RawAccount> for Account {
             outbound_proxy: r.outbound_proxy,
             expires: r.expires.0,
             codecs: r.codecs,
+            media_encryption: r.media_encryption,
+            srtp_suites,
             answer: r.answer,
             enabled: r.enabled,
             keepalive_secs: r.keepalive_secs,

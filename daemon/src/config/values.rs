@@ -164,13 +164,29 @@ pub(super) fn must_be_absolute(
     ))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Codec {
-    Opus,
-    G722,
-    Pcmu,
-    Pcma,
+/// What an account asks of its calls' media encryption.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaEncryptionPolicy {
+    /// Clear RTP offered; an offer of SRTP is still taken.
+    #[default]
+    None,
+    /// SRTP keyed in the SDP (RFC 4568), or no call: clear answers and offers get 488.
+    Sdes,
+    /// SDES offered in RTP/AVP; a clear answer or offer is taken.
+    SdesOptional,
+    /// DTLS-SRTP (RFC 5763/5764), or no call.
+    Dtls,
+}
+
+impl MediaEncryptionPolicy {
+    /// Whether calls without encryption are refused.
+    pub fn mandatory(self) -> bool {
+        matches!(
+            self,
+            MediaEncryptionPolicy::Sdes | MediaEncryptionPolicy::Dtls
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

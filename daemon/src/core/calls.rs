@@ -9,12 +9,14 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 use super::request::{Outbound, credentials, outbound};
-use crate::config::{Account, AnswerMode, AudioConfig, AudioEndpoint, Codec};
+use crate::config::{Account, AnswerMode, AudioConfig, AudioEndpoint, MediaEncryptionPolicy};
+use crate::media::codec::Codec;
 use crate::media::engine::MediaEngine;
 use crate::media::session::{
     LiveStats, MediaEvent, MediaOptions, MediaParams, MediaSession, MediaStats, bind,
 };
-use crate::sdp::{self, Direction, Negotiated, Sdp};
+use crate::media::srtp::SrtpSuite;
+use crate::sdp::{self, Direction, Negotiated, NegotiationError, Sdp, Security};
 use crate::sip::capabilities::{ALLOW, SUPPORTED_CALL, lists_option};
 use crate::sip::dialog::{Dialog, DialogError, Exchange};
 use crate::sip::message::{Method, Name, Request, SipHeaders, reason_phrase};
@@ -134,6 +136,33 @@ pub struct CallInfo {
     pub stats: MediaStats,
     /// When the call's audio goes nowhere or comes from nowhere (no sound device): why.
     pub audio_note: Option<String>,
+    /// How the call's media is protected, as negotiated (none until media runs).
+    pub media_encryption: MediaEncryption,
+    /// The SIP transport the call's signalling goes over.
+    pub transport: crate::sip::transport::Proto,
+}
+
+/// How a call's media is protected on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MediaEncryption {
+    /// Clear RTP.
+    #[default]
+    None,
+    /// SRTP keyed in the SDP (RFC 4568).
+    Sdes,
+    /// SRTP keyed by a DTLS handshake on the media path (RFC 5763/5764).
+    Dtls,
+}
+
+impl MediaEncryption {
+    /// As the faces and the history name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MediaEncryption::None => "none",
+            MediaEncryption::Sdes => "sdes",
+            MediaEncryption::Dtls => "dtls",
+        }
+    }
 }
 
 /// Audio endpoints for one call, instead of the configured ones.
@@ -246,7 +275,7 @@ struct Call {
     ctx: CallContext,
     info: CallInfo,
     commands: mpsc::Receiver<CallCommand>,
-    codecs: Vec<Codec>,
+    prefs: MediaPrefs,
     live: Arc<LiveStats>,
     ext: Extensions,
     /// The session timer in force (RFC 4028) and when the session was last refreshed.
@@ -254,6 +283,66 @@ struct Call {
     refreshed: tokio::time::Instant,
     /// The far side takes UPDATE: session refreshes need no new offer.
     peer_update: bool,
+}
+
+/// What the call's account asks of its media.
+#[derive(Debug, Clone)]
+struct MediaPrefs {
+    codecs: Vec<Codec>,
+    encryption: MediaEncryptionPolicy,
+    suites: Vec<SrtpSuite>,
+}
+
+impl MediaPrefs {
+    fn of(account: &Option<Account>) -> MediaPrefs {
+        match account {
+            Some(a) => MediaPrefs {
+                codecs: a.codecs.clone(),
+                encryption: a.media_encryption,
+                suites: a.srtp_suites.clone(),
+            },
+            None => MediaPrefs {
+                codecs: crate::media::codec::CODECS
+                    .iter()
+                    .map(|c| c.codec)
+                    .collect(),
+                encryption: MediaEncryptionPolicy::None,
+                suites: SrtpSuite::ALL.to_vec(),
+            },
+        }
+    }
+
+    fn security(&self) -> Security<'_> {
+        Security {
+            policy: self.encryption,
+            suites: &self.suites,
+        }
+    }
+}
+
+/// A 488 for an offer we cannot take, saying why in a Warning (RFC 3261 §20.43; 399:
+/// miscellaneous, 304: media type not available).
+fn not_acceptable(
+    mut r: crate::sip::message::Response,
+    e: &NegotiationError,
+) -> crate::sip::message::Response {
+    let code = match e {
+        NegotiationError::NoCommonCodec(_) => 305,
+        NegotiationError::NoAudio => 304,
+        _ => 399,
+    };
+    let text = e.to_string().replace(['"', '\\'], "'");
+    r.headers
+        .push(Name::Warning, format!("{code} voipd \"{text}\""));
+    r
+}
+
+fn encryption_of(n: &Negotiated) -> MediaEncryption {
+    if n.srtp.is_some() {
+        MediaEncryption::Sdes
+    } else {
+        MediaEncryption::None
+    }
 }
 
 /// How the call's account wants SIP extensions used.
@@ -325,15 +414,6 @@ pub(super) struct CallHandle {
     pub info: CallInfo,
 }
 
-fn codec_name(c: Codec) -> &'static str {
-    match c {
-        Codec::Pcmu => "PCMU",
-        Codec::Pcma => "PCMA",
-        Codec::G722 => "G722",
-        Codec::Opus => "opus",
-    }
-}
-
 fn params(n: &Negotiated, muted: bool) -> MediaParams {
     MediaParams {
         codec: n.codec,
@@ -345,6 +425,7 @@ fn params(n: &Negotiated, muted: bool) -> MediaParams {
         muted,
         fec: n.codec == Codec::Opus && n.fmtp_flag("useinbandfec"),
         dtx: n.codec == Codec::Opus && n.fmtp_flag("usedtx"),
+        srtp: n.srtp.clone(),
     }
 }
 
@@ -419,8 +500,10 @@ impl Call {
         let (tx, events) = mpsc::channel(32);
         let timeout = (self.ctx.audio.rtp_timeout_secs > 0)
             .then(|| Duration::from_secs(u64::from(self.ctx.audio.rtp_timeout_secs)));
+        self.info.media_encryption = encryption_of(&n);
         let session = MediaSession::start(
             &self.ctx.media,
+            &n.mid,
             rtp,
             params(&n, self.info.muted),
             MediaOptions {
@@ -431,7 +514,7 @@ impl Call {
                 live: self.live.clone(),
             },
         );
-        self.info.codec = Some(codec_name(n.codec).into());
+        self.info.codec = Some(n.codec.name().into());
         Media {
             session,
             events,
@@ -512,6 +595,10 @@ impl Call {
         if let Some(m) = offer.media.first_mut() {
             m.direction = direction;
         }
+        if let Err(e) = sdp::rekey(&mut offer) {
+            tracing::warn!(call_id = self.info.id, "no re-INVITE: {e}");
+            return Ok(false);
+        }
         let mut inv = dialog.request(Method::Invite, None);
         inv.headers.push(Name::ContentType, "application/sdp");
         inv.body = offer.to_string().into_bytes();
@@ -531,7 +618,8 @@ impl Call {
                 p.send = false;
                 p.receive = false;
             }
-            media.session.update(p);
+            media.session.update(&n.mid, p);
+            self.info.media_encryption = encryption_of(&n);
             media.negotiated = n;
         }
         media.ours = offer;
@@ -581,20 +669,26 @@ impl Call {
         };
         let mut resp = if !req.body.is_empty() {
             let port = media.ours.media.first().map_or(0, |m| m.port);
-            let answer = Sdp::parse(&req.body).ok().and_then(|offer| {
-                sdp::answer(
-                    &offer,
-                    &self.codecs,
-                    media.ours.origin_addr,
-                    port,
-                    media.ours.session_id,
-                )
-                .ok()
-            });
+            let answer = Sdp::parse(&req.body)
+                .map_err(|e| NegotiationError::BadCrypto(format!("bad SDP: {e}")))
+                .and_then(|offer| {
+                    sdp::answer(
+                        &offer,
+                        &self.prefs.codecs,
+                        media.ours.origin_addr,
+                        port,
+                        media.ours.session_id,
+                        self.prefs.security(),
+                    )
+                });
             match answer {
-                Some((mut ans, n)) => {
+                Ok((mut ans, n)) => {
                     ans.session_version = media.ours.session_version + 1;
-                    media.session.update(params(&n, self.info.muted));
+                    media.session.update(&n.mid, params(&n, self.info.muted));
+                    if encryption_of(&n) != self.info.media_encryption {
+                        self.info.media_encryption = encryption_of(&n);
+                        self.report().await;
+                    }
                     media.negotiated = n;
                     media.ours = ans.clone();
                     let mut r = req.response(200, "OK");
@@ -602,7 +696,11 @@ impl Call {
                     r.body = ans.to_string().into_bytes();
                     r
                 }
-                None => return tu.tx.respond(req.response(488, reason_phrase(488))).await,
+                Err(e) => {
+                    tracing::info!(call_id = self.info.id, "refused a new offer: {e}");
+                    let r = not_acceptable(req.response(488, reason_phrase(488)), &e);
+                    return tu.tx.respond(r).await;
+                }
             }
         } else {
             let mut r = req.response(200, "OK");
@@ -710,7 +808,7 @@ impl Call {
                             self.info.muted = on;
                             // While held nothing is sent anyway; resuming applies it.
                             if self.info.state != CallState::Held {
-                                media.session.update(params(&media.negotiated, on));
+                                media.session.update(&media.negotiated.mid, params(&media.negotiated, on));
                             }
                             self.report().await;
                         }
@@ -787,6 +885,8 @@ pub(super) fn new_info(
         rtp_remote: None,
         stats: MediaStats::default(),
         audio_note: audio_note(audio),
+        media_encryption: MediaEncryption::None,
+        transport: crate::sip::transport::Proto::Udp,
     }
 }
 
@@ -815,13 +915,6 @@ fn no_sound(why: &str, input: bool, output: bool) -> String {
     )
 }
 
-fn codecs_of(account: &Option<Account>) -> Vec<Codec> {
-    account.as_ref().map_or_else(
-        || vec![Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma],
-        |a| a.codecs.clone(),
-    )
-}
-
 /// Starts an outgoing call to `uri` from `account` (or as a direct IP call without one).
 pub(super) fn dial(
     ctx: CallContext,
@@ -845,7 +938,7 @@ pub(super) fn dial(
         ctx,
         info,
         commands: rx,
-        codecs: codecs_of(&account),
+        prefs: MediaPrefs::of(&account),
         live: live.clone(),
         ext: Extensions::of(&account),
         timer: None,
@@ -897,14 +990,19 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                 .await;
         }
     };
+    call.info.transport = target.proto;
     let rtp_port = rtp.local_addr().map_or(0, |a| a.port());
-    let offer = sdp::offer(
-        &call.codecs,
+    let offer = match sdp::offer(
+        &call.prefs.codecs,
         local.ip(),
         rtp_port,
         u64::from(fastrand::u32(..)),
         Direction::SendRecv,
-    );
+        call.prefs.security(),
+    ) {
+        Ok(o) => o,
+        Err(e) => return call.end(500, EndReason::Internal(e.to_string())).await,
+    };
     let h = &mut invite.headers;
     h.push(Name::Contact, contact(&user, local, target));
     h.push(Name::Allow, ALLOW);
@@ -1023,7 +1121,8 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     }
     let media = match (early, rtp) {
         (Some(m), _) => {
-            m.session.update(params(&n, call.info.muted));
+            m.session.update(&n.mid, params(&n, call.info.muted));
+            call.info.media_encryption = encryption_of(&n);
             Media { negotiated: n, ..m }
         }
         (None, Some(sock)) => call.start_media(sock, n, offer),
@@ -1066,7 +1165,7 @@ pub(super) fn incoming(
         ctx,
         info,
         commands: rx,
-        codecs: codecs_of(&account),
+        prefs: MediaPrefs::of(&account),
         live: live.clone(),
         ext: Extensions::of(&account),
         timer: None,
@@ -1106,6 +1205,25 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             }
         }
     };
+    call.info.transport = tu.from.proto;
+    // An offer we could not answer is refused now, not after it has rung.
+    if let Some(o) = &offer
+        && let Err(e) = sdp::answer(
+            o,
+            &call.prefs.codecs,
+            o.origin_addr,
+            0,
+            0,
+            call.prefs.security(),
+        )
+    {
+        tracing::info!(call_id = call.info.id, "refusing the offer: {e}");
+        call.report().await;
+        tu.tx
+            .respond(not_acceptable(respond(488, reason_phrase(488)), &e))
+            .await;
+        return call.end(488, EndReason::Refused(e.to_string())).await;
+    }
     let mode = account
         .as_ref()
         .map_or(AnswerMode::Manual, |a| a.answer.mode);
@@ -1239,23 +1357,36 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     let rtp_port = rtp.local_addr().map_or(0, |a| a.port());
     let session_id = u64::from(fastrand::u32(..));
     let (ours, negotiated) = match &offer {
-        Some(o) => match sdp::answer(o, &call.codecs, local.ip(), rtp_port, session_id) {
+        Some(o) => match sdp::answer(
+            o,
+            &call.prefs.codecs,
+            local.ip(),
+            rtp_port,
+            session_id,
+            call.prefs.security(),
+        ) {
             Ok((a, n)) => (a, Some(n)),
             Err(e) => {
-                tu.tx.respond(respond(488, reason_phrase(488))).await;
+                tu.tx
+                    .respond(not_acceptable(respond(488, reason_phrase(488)), &e))
+                    .await;
                 return call.end(488, EndReason::Refused(e.to_string())).await;
             }
         },
-        None => (
-            sdp::offer(
-                &call.codecs,
-                local.ip(),
-                rtp_port,
-                session_id,
-                Direction::SendRecv,
-            ),
-            None,
-        ),
+        None => match sdp::offer(
+            &call.prefs.codecs,
+            local.ip(),
+            rtp_port,
+            session_id,
+            Direction::SendRecv,
+            call.prefs.security(),
+        ) {
+            Ok(o) => (o, None),
+            Err(e) => {
+                tu.tx.respond(respond(500, reason_phrase(500))).await;
+                return call.end(500, EndReason::Internal(e.to_string())).await;
+            }
+        },
     };
     let mut ok = respond(200, "OK");
     ok.headers.push(Name::Contact, our_contact.clone());
@@ -1359,7 +1490,11 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
         ctx,
         info,
         commands: rx,
-        codecs: vec![Codec::Pcmu],
+        prefs: MediaPrefs {
+            codecs: vec![Codec::Pcmu],
+            encryption: MediaEncryptionPolicy::None,
+            suites: Vec::new(),
+        },
         live: live.clone(),
         ext: Extensions::default(),
         timer: None,
@@ -1394,7 +1529,17 @@ async fn echo_call(mut call: Call) {
             .await;
     };
     let port = rtp.local_addr().map_or(0, |a| a.port());
-    let ours = sdp::offer(&[Codec::Pcmu], lo, port, 1, Direction::SendRecv);
+    let ours = match sdp::offer(
+        &[Codec::Pcmu],
+        lo,
+        port,
+        1,
+        Direction::SendRecv,
+        Security::CLEAR,
+    ) {
+        Ok(o) => o,
+        Err(e) => return call.end(500, EndReason::Internal(e.to_string())).await,
+    };
     let n = Negotiated {
         codec: Codec::Pcmu,
         pt: 0,
@@ -1402,6 +1547,8 @@ async fn echo_call(mut call: Call) {
         remote,
         direction: Direction::SendRecv,
         fmtp: None,
+        mid: "0".into(),
+        srtp: None,
     };
     let reflect = tokio::spawn(crate::media::echo::reflect(reflector));
     let mut media = call.start_media(rtp, n, ours);
@@ -1413,7 +1560,7 @@ async fn echo_call(mut call: Call) {
                 Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => break,
                 Some(CallCommand::Mute(on)) => {
                     call.info.muted = on;
-                    media.session.update(params(&media.negotiated, on));
+                    media.session.update(&media.negotiated.mid, params(&media.negotiated, on));
                     call.report().await;
                 }
                 Some(CallCommand::Request(tu)) => {

@@ -1,26 +1,122 @@
-//! The audio codecs behind one interface: G.711 µ/A-law, G.722 (ezk-g722's port of the
-//! ITU reference) and Opus (libopus). 20 ms frames; each codec at its own sample rate.
+//! The audio codecs: one table of what each is (its names, rates and payload type), and
+//! one interface over them: G.711 µ/A-law, G.722 (ezk-g722's port of the ITU reference)
+//! and Opus (libopus). 20 ms frames; each codec at its own sample rate.
 
 use ezk_g722::libg722::{Bitrate, decoder::Decoder as G722Dec, encoder::Encoder as G722Enc};
+use serde::Deserialize;
 
 use super::g711;
-use crate::config::Codec;
 
-/// Audio samples per second the codec works at (not its RTP clock: G.722 runs at 16 kHz
-/// with an 8 kHz clock, by an old mistake in RFC 1890).
-pub fn sample_rate(c: Codec) -> u32 {
-    match c {
-        Codec::Pcmu | Codec::Pcma => 8000,
-        Codec::G722 => 16_000,
-        Codec::Opus => 48_000,
+/// An audio codec voipd speaks. The configuration names them in lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    Opus,
+    G722,
+    Pcmu,
+    Pcma,
+}
+
+/// What one codec is, for SDP and for RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecInfo {
+    pub codec: Codec,
+    /// The rtpmap encoding name, as we write it (compared without case).
+    pub encoding: &'static str,
+    /// The RTP clock (and rtpmap rate): not always the sample rate; G.722 runs at 16 kHz
+    /// with an 8 kHz clock, by an old mistake in RFC 1890.
+    pub clock: u32,
+    /// Audio samples per second the codec works at.
+    pub sample_rate: u32,
+    /// The payload type we offer: the static one (RFC 3551) where there is one.
+    pub pt: u8,
+    /// Whether the type is static, so that an SDP may list it without an rtpmap.
+    pub static_pt: bool,
+    /// The rtpmap's channel count, where it must be written (Opus is always "/2").
+    pub channels: Option<u8>,
+}
+
+/// Every codec, in the order voipd prefers them by default.
+pub const CODECS: [CodecInfo; 4] = [
+    CodecInfo {
+        codec: Codec::Opus,
+        encoding: "opus",
+        clock: 48_000,
+        sample_rate: 48_000,
+        pt: 111,
+        static_pt: false,
+        channels: Some(2),
+    },
+    CodecInfo {
+        codec: Codec::G722,
+        encoding: "G722",
+        clock: 8000,
+        sample_rate: 16_000,
+        pt: 9,
+        static_pt: true,
+        channels: None,
+    },
+    CodecInfo {
+        codec: Codec::Pcmu,
+        encoding: "PCMU",
+        clock: 8000,
+        sample_rate: 8000,
+        pt: 0,
+        static_pt: true,
+        channels: None,
+    },
+    CodecInfo {
+        codec: Codec::Pcma,
+        encoding: "PCMA",
+        clock: 8000,
+        sample_rate: 8000,
+        pt: 8,
+        static_pt: true,
+        channels: None,
+    },
+];
+
+impl Codec {
+    /// This codec's line in the table.
+    pub fn info(self) -> &'static CodecInfo {
+        match self {
+            Codec::Opus => &CODECS[0],
+            Codec::G722 => &CODECS[1],
+            Codec::Pcmu => &CODECS[2],
+            Codec::Pcma => &CODECS[3],
+        }
+    }
+
+    /// The codec an rtpmap names (encoding without case, and clock rate).
+    pub fn from_rtpmap(encoding: &str, clock: u32) -> Option<Codec> {
+        CODECS
+            .iter()
+            .find(|c| c.encoding.eq_ignore_ascii_case(encoding) && c.clock == clock)
+            .map(|c| c.codec)
+    }
+
+    /// The codec a static payload type means without an rtpmap.
+    pub fn from_static_pt(pt: u8) -> Option<Codec> {
+        CODECS
+            .iter()
+            .find(|c| c.static_pt && c.pt == pt)
+            .map(|c| c.codec)
+    }
+
+    /// Its name as people see it (the rtpmap encoding).
+    pub fn name(self) -> &'static str {
+        self.info().encoding
     }
 }
 
+/// Audio samples per second the codec works at.
+pub fn sample_rate(c: Codec) -> u32 {
+    c.info().sample_rate
+}
+
+/// The codec's RTP clock rate.
 pub fn rtp_clock(c: Codec) -> u32 {
-    match c {
-        Codec::Opus => 48_000,
-        _ => 8000,
-    }
+    c.info().clock
 }
 
 /// Samples in a 20 ms frame at the codec's sample rate.
@@ -154,6 +250,16 @@ mod tests {
             s1 = s0;
         }
         s1 * s1 + s2 * s2 - k * s1 * s2
+    }
+
+    #[test]
+    fn the_table_names_each_codec_once() {
+        for c in CODECS {
+            assert_eq!(c.codec.info(), &c);
+            assert_eq!(Codec::from_rtpmap(c.encoding, c.clock), Some(c.codec));
+        }
+        assert_eq!(Codec::from_static_pt(9), Some(Codec::G722));
+        assert_eq!(Codec::from_static_pt(111), None, "Opus has no static type");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::session::Stream;
+use super::stream::Stream;
 use super::udp::RecvBuf;
 
 /// Cheap to clone; the shards stop when the last clone is gone and their calls have ended.

@@ -82,6 +82,13 @@ impl Latch {
         }
     }
 
+    /// Whether a packet could be the far side's at all, judged on its source and SSRC
+    /// alone: from the far side's host, or the known stream from elsewhere. What passes is
+    /// worth authenticating; `accept` then decides.
+    pub(super) fn may_be(&self, from: SocketAddr, ssrc: u32) -> bool {
+        from.ip() == self.remote.ip() || self.stream.is_some_and(|s| s.ssrc == ssrc)
+    }
+
     /// Whether a packet that came at `now` is the far side's stream. `clock` is the RTP
     /// clock rate.
     pub(super) fn accept(

@@ -1,5 +1,6 @@
-//! Media: RTP, codecs, audio sources and sinks, the per-call session that joins them, and the
-//! engine that runs all sessions on shared ticks.
+//! Media: RTP and its transport (clear or SRTP), codecs, audio sources and sinks, the
+//! streams that join them, a call's session of streams, and the engine that runs all
+//! streams on shared ticks.
 //! It knows nothing of SIP; the core hands it what SDP negotiated.
 
 pub mod codec;
@@ -13,6 +14,11 @@ mod latch;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+mod sink;
+mod source;
+pub mod srtp;
+mod stream;
 pub mod tone;
+mod transport;
 pub mod udp;
 pub mod wav;

@@ -23,21 +23,8 @@ pub enum RtpError {
 
 impl<'a> RtpPacket<'a> {
     pub fn parse(b: &'a [u8]) -> Result<RtpPacket<'a>, RtpError> {
-        if b.len() < 12 {
-            return Err(RtpError::Short);
-        }
-        let version = b[0] >> 6;
-        if version != 2 {
-            return Err(RtpError::Version(version));
-        }
+        let start = RtpPacket::header_len(b)?;
         let padding = b[0] & 0x20 != 0;
-        let extension = b[0] & 0x10 != 0;
-        let csrc = usize::from(b[0] & 0x0f);
-        let mut start = 12 + 4 * csrc;
-        if extension {
-            let ext = b.get(start + 2..start + 4).ok_or(RtpError::Truncated)?;
-            start += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
-        }
         let mut end = b.len();
         if padding {
             let pad = usize::from(*b.last().ok_or(RtpError::Truncated)?);
@@ -54,6 +41,28 @@ impl<'a> RtpPacket<'a> {
             ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
             payload: &b[start..end],
         })
+    }
+
+    /// The length of the header (with CSRCs and extension) that `b` begins with: what SRTP
+    /// leaves in clear, and all of an SRTP packet that can be read before it is decrypted.
+    pub fn header_len(b: &[u8]) -> Result<usize, RtpError> {
+        if b.len() < 12 {
+            return Err(RtpError::Short);
+        }
+        let version = b[0] >> 6;
+        if version != 2 {
+            return Err(RtpError::Version(version));
+        }
+        let csrc = usize::from(b[0] & 0x0f);
+        let mut len = 12 + 4 * csrc;
+        if b[0] & 0x10 != 0 {
+            let ext = b.get(len + 2..len + 4).ok_or(RtpError::Truncated)?;
+            len += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+        }
+        if len > b.len() {
+            return Err(RtpError::Truncated);
+        }
+        Ok(len)
     }
 
     pub fn write(&self, out: &mut Vec<u8>) {

@@ -4,12 +4,14 @@
 //! types with rtpmap/fmtp, direction and ptime. Other lines are kept so that an answer can
 //! be written back faithfully; lines that do not parse make the whole description invalid.
 
+mod crypto;
 mod negotiate;
 
 use std::fmt;
 use std::net::IpAddr;
 
-pub use negotiate::{Negotiated, NegotiationError, answer, offer, read_answer};
+pub use crypto::Crypto;
+pub use negotiate::{Negotiated, NegotiationError, Security, answer, offer, read_answer, rekey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -59,6 +61,8 @@ pub struct Media {
     pub direction: Direction,
     pub connection: Option<IpAddr>,
     pub ptime: Option<u32>,
+    /// `a=crypto` values (SDES keys, RFC 4568), as written.
+    pub crypto: Vec<String>,
     /// Attributes not typed above, as written (without "a=").
     pub other_attrs: Vec<String>,
 }
@@ -86,21 +90,25 @@ pub enum SdpError {
 
 /// The static payload types a phone may meet without an rtpmap (RFC 3551).
 pub fn static_rtpmap(pt: u8) -> Option<RtpMap> {
-    let (name, rate) = match pt {
-        0 => ("PCMU", 8000),
-        8 => ("PCMA", 8000),
-        9 => ("G722", 8000),
-        _ => return None,
-    };
+    let info = crate::media::codec::Codec::from_static_pt(pt)?.info();
     Some(RtpMap {
         pt,
-        encoding: name.into(),
-        clock_rate: rate,
+        encoding: info.encoding.into(),
+        clock_rate: info.clock,
         channels: None,
     })
 }
 
 impl Media {
+    /// Its `a=mid` (RFC 5888), or its place among the media when it has none: what the
+    /// call's streams are keyed by.
+    pub fn mid(&self, index: usize) -> String {
+        self.other_attrs
+            .iter()
+            .find_map(|a| a.strip_prefix("mid:"))
+            .map_or_else(|| index.to_string(), |m| m.trim().to_string())
+    }
+
     /// The rtpmap for a payload type: the explicit one, else the static one.
     pub fn rtpmap(&self, pt: u8) -> Option<RtpMap> {
         self.rtpmaps
@@ -204,6 +212,7 @@ impl Sdp {
                         direction: Direction::SendRecv,
                         connection: None,
                         ptime: None,
+                        crypto: Vec::new(),
                         other_attrs: Vec::new(),
                     });
                 }
@@ -247,6 +256,7 @@ impl Sdp {
                             m.fmtps.push((pt, params.trim().into()));
                         }
                         "ptime" => m.ptime = value.trim().parse().ok(),
+                        "crypto" => m.crypto.push(value.trim().into()),
                         "sendrecv" => m.direction = Direction::SendRecv,
                         "sendonly" => m.direction = Direction::SendOnly,
                         "recvonly" => m.direction = Direction::RecvOnly,
@@ -329,6 +339,9 @@ impl fmt::Display for Sdp {
             }
             if let Some(p) = m.ptime {
                 write!(f, "a=ptime:{p}\r\n")?;
+            }
+            for c in &m.crypto {
+                write!(f, "a=crypto:{c}\r\n")?;
             }
             for a in &m.other_attrs {
                 write!(f, "a={a}\r\n")?;

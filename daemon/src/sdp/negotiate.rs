@@ -1,13 +1,32 @@
-//! The offer/answer model (RFC 3264) for one audio stream.
+//! The offer/answer model (RFC 3264) for one audio stream, with SDES keys (RFC 4568)
+//! when its media is encrypted.
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::crypto::Crypto;
 use super::{Direction, Media, RtpMap, Sdp};
-use crate::config::Codec;
+use crate::config::MediaEncryptionPolicy;
+use crate::media::codec::Codec;
+use crate::media::srtp::{SrtpKeys, SrtpSuite};
 
-/// The payload types we offer for RFC 4733 telephone events and for Opus.
+/// What an account asks of media encryption, as negotiation needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Security<'a> {
+    pub policy: MediaEncryptionPolicy,
+    /// Suites offered, in order, and the ones taken from an offer.
+    pub suites: &'a [SrtpSuite],
+}
+
+impl Security<'_> {
+    /// Clear RTP, as a call with no account has it.
+    pub const CLEAR: Security<'static> = Security {
+        policy: MediaEncryptionPolicy::None,
+        suites: &SrtpSuite::ALL,
+    };
+}
+
+/// The payload type we offer for RFC 4733 telephone events.
 const DTMF_PT: u8 = 101;
-const OPUS_PT: u8 = 111;
 
 /// What both sides agreed on for the audio stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +41,10 @@ pub struct Negotiated {
     pub direction: Direction,
     /// The far side's fmtp for the codec (Opus: useinbandfec, usedtx, …).
     pub fmtp: Option<String>,
+    /// The stream's `mid`, what the call's media session keys it by.
+    pub mid: String,
+    /// SRTP keys, when the stream is encrypted (SDES).
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl Negotiated {
@@ -43,39 +66,35 @@ pub enum NegotiationError {
     NoCommonCodec(String),
     #[error("the stream has no address")]
     NoAddress,
+    #[error("{0}")]
+    BadCrypto(String),
+    #[error("no SRTP suite in common (offered: {0})")]
+    NoCommonSuite(String),
+    #[error("media encryption is required and the offer has none")]
+    EncryptionRequired,
+    #[error("media encryption is required and the answer has none")]
+    Unencrypted,
+    #[error("DTLS-SRTP ({0}) is not supported yet")]
+    DtlsUnsupported(String),
+    #[error("no key for SRTP: {0}")]
+    Keys(String),
 }
 
 fn our_pt(c: Codec) -> u8 {
-    match c {
-        Codec::Pcmu => 0,
-        Codec::Pcma => 8,
-        Codec::G722 => 9,
-        Codec::Opus => OPUS_PT,
-    }
+    c.info().pt
 }
 
 fn codec_of(map: &RtpMap) -> Option<Codec> {
-    match (map.encoding.to_ascii_uppercase().as_str(), map.clock_rate) {
-        ("PCMU", 8000) => Some(Codec::Pcmu),
-        ("PCMA", 8000) => Some(Codec::Pcma),
-        ("G722", 8000) => Some(Codec::G722),
-        ("OPUS", 48000) => Some(Codec::Opus),
-        _ => None,
-    }
+    Codec::from_rtpmap(&map.encoding, map.clock_rate)
 }
 
 fn rtpmap_for(c: Codec, pt: u8) -> RtpMap {
-    let (encoding, clock_rate) = match c {
-        Codec::Pcmu => ("PCMU", 8000),
-        Codec::Pcma => ("PCMA", 8000),
-        Codec::G722 => ("G722", 8000),
-        Codec::Opus => ("opus", 48000),
-    };
+    let info = c.info();
     RtpMap {
         pt,
-        encoding: encoding.into(),
-        clock_rate,
-        channels: matches!(c, Codec::Opus).then_some(2),
+        encoding: info.encoding.into(),
+        clock_rate: info.clock,
+        channels: info.channels,
     }
 }
 
@@ -85,6 +104,8 @@ fn audio(
     port: u16,
     dtmf: Option<u8>,
     dir: Direction,
+    proto: &str,
+    crypto: Vec<String>,
 ) -> Media {
     let mut fmtps = Vec::new();
     if let Some(r) = rtpmaps.iter().find(|r| r.encoding == "opus") {
@@ -96,13 +117,14 @@ fn audio(
     Media {
         kind: "audio".into(),
         port,
-        proto: "RTP/AVP".into(),
+        proto: proto.into(),
         formats,
         rtpmaps,
         fmtps,
         direction: dir,
         connection: None,
         ptime: Some(20),
+        crypto,
         other_attrs: Vec::new(),
     }
 }
@@ -119,8 +141,16 @@ fn session(addr: IpAddr, id: u64, version: u64, media: Vec<Media>) -> Sdp {
     }
 }
 
-/// Our offer: every usable codec, then telephone-event.
-pub fn offer(codecs: &[Codec], addr: IpAddr, port: u16, id: u64, direction: Direction) -> Sdp {
+/// Our offer: every usable codec, then telephone-event; with fresh SDES keys, one per
+/// suite, when the account encrypts (in RTP/SAVP when it must, RTP/AVP when it may).
+pub fn offer(
+    codecs: &[Codec],
+    addr: IpAddr,
+    port: u16,
+    id: u64,
+    direction: Direction,
+    security: Security<'_>,
+) -> Result<Sdp, NegotiationError> {
     let mut formats = Vec::new();
     let mut maps = Vec::new();
     for &c in codecs {
@@ -135,12 +165,67 @@ pub fn offer(codecs: &[Codec], addr: IpAddr, port: u16, id: u64, direction: Dire
         clock_rate: 8000,
         channels: None,
     });
-    session(
+    let (proto, crypto) = match security.policy {
+        MediaEncryptionPolicy::None | MediaEncryptionPolicy::Dtls => ("RTP/AVP", Vec::new()),
+        MediaEncryptionPolicy::Sdes | MediaEncryptionPolicy::SdesOptional => {
+            let lines = (1..)
+                .zip(security.suites)
+                .map(|(tag, suite)| Crypto::generate(tag, *suite).map(|c| c.value()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| NegotiationError::Keys(e.to_string()))?;
+            let proto = if security.policy.mandatory() {
+                "RTP/SAVP"
+            } else {
+                "RTP/AVP"
+            };
+            (proto, lines)
+        }
+    };
+    Ok(session(
         addr,
         id,
         id,
-        vec![audio(formats, maps, port, Some(DTMF_PT), direction)],
-    )
+        vec![audio(
+            formats,
+            maps,
+            port,
+            Some(DTMF_PT),
+            direction,
+            proto,
+            crypto,
+        )],
+    ))
+}
+
+/// New keys in each of our offer's `a=crypto` lines: every offer carries fresh ones.
+pub fn rekey(ours: &mut Sdp) -> Result<(), NegotiationError> {
+    for m in &mut ours.media {
+        for line in &mut m.crypto {
+            if let Ok(Some(c)) = Crypto::parse(line) {
+                let fresh = Crypto::generate(c.tag, c.suite)
+                    .map_err(|e| NegotiationError::Keys(e.to_string()))?;
+                *line = fresh.value();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The SDES line of an offer to take: the first in its order whose suite we take. A
+/// malformed line of such a suite spoils the offer; lines of other suites are passed over.
+fn pick_crypto(m: &Media, suites: &[SrtpSuite]) -> Result<Option<Crypto>, NegotiationError> {
+    for line in &m.crypto {
+        match Crypto::parse(line).map_err(NegotiationError::BadCrypto)? {
+            Some(c) if suites.contains(&c.suite) => return Ok(Some(c)),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Whether a transport protocol is SRTP's.
+fn secure(proto: &str) -> bool {
+    proto.contains("SAVP")
 }
 
 fn telephone_event(m: &Media) -> Option<u8> {
@@ -171,10 +256,22 @@ pub fn answer(
     addr: IpAddr,
     port: u16,
     id: u64,
+    security: Security<'_>,
 ) -> Result<(Sdp, Negotiated), NegotiationError> {
     let mut chosen = None;
     let mut media = Vec::new();
-    for m in &offer.media {
+    for (index, m) in offer.media.iter().enumerate() {
+        if chosen.is_none()
+            && m.kind == "audio"
+            && m.port != 0
+            && m.proto.starts_with("UDP/TLS/")
+            && !offer
+                .media
+                .iter()
+                .any(|o| o.kind == "audio" && o.proto.starts_with("RTP/"))
+        {
+            return Err(NegotiationError::DtlsUnsupported(m.proto.clone()));
+        }
         let pick =
             (chosen.is_none() && m.kind == "audio" && m.port != 0 && m.proto.starts_with("RTP/"))
                 .then(|| {
@@ -188,6 +285,44 @@ pub fn answer(
                 .flatten();
         match pick {
             Some((pt, codec)) => {
+                // SRTP when the offer has keys we take, unless the account wants clear
+                // RTP and the offer allows it (RTP/AVP with keys: "best effort" SRTP).
+                let theirs = pick_crypto(m, security.suites)?;
+                let theirs = match theirs {
+                    Some(c)
+                        if secure(&m.proto) || security.policy != MediaEncryptionPolicy::None =>
+                    {
+                        Some(c)
+                    }
+                    _ if secure(&m.proto) => {
+                        let offered: Vec<&str> = m
+                            .crypto
+                            .iter()
+                            .filter_map(|l| l.split_ascii_whitespace().nth(1))
+                            .collect();
+                        return Err(NegotiationError::NoCommonSuite(offered.join(", ")));
+                    }
+                    _ if security.policy.mandatory() => {
+                        return Err(NegotiationError::EncryptionRequired);
+                    }
+                    _ => None,
+                };
+                let (srtp, crypto) = match theirs {
+                    Some(c) => {
+                        let ours = Crypto::generate(c.tag, c.suite)
+                            .map_err(|e| NegotiationError::Keys(e.to_string()))?;
+                        let line = vec![ours.value()];
+                        (
+                            Some(SrtpKeys {
+                                suite: c.suite,
+                                local: ours.key,
+                                remote: c.key,
+                            }),
+                            line,
+                        )
+                    }
+                    None => (None, Vec::new()),
+                };
                 let dtmf = telephone_event(m);
                 let mut formats = vec![pt];
                 let mut maps = vec![rtpmap_for(codec, pt)];
@@ -201,6 +336,7 @@ pub fn answer(
                     });
                 }
                 let direction = m.direction.reverse();
+                let mid = m.mid(index);
                 chosen = Some(Negotiated {
                     codec,
                     pt,
@@ -208,13 +344,20 @@ pub fn answer(
                     remote: remote_of(offer, m)?,
                     direction,
                     fmtp: fmtp_of(m, pt),
+                    mid: mid.clone(),
+                    srtp,
                 });
-                media.push(audio(formats, maps, port, dtmf, direction));
+                let mut ours = audio(formats, maps, port, dtmf, direction, &m.proto, crypto);
+                if m.other_attrs.iter().any(|a| a.starts_with("mid:")) {
+                    ours.other_attrs.push(format!("mid:{mid}"));
+                }
+                media.push(ours);
             }
             None => media.push(Media {
                 port: 0,
                 rtpmaps: Vec::new(),
                 fmtps: Vec::new(),
+                crypto: Vec::new(),
                 other_attrs: Vec::new(),
                 connection: None,
                 ptime: None,
@@ -245,11 +388,13 @@ pub fn answer(
 /// Reads the answer to our offer.
 pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationError> {
     let offered = ours.media.first().ok_or(NegotiationError::NoAudio)?;
-    let m = answer
+    let (index, m) = answer
         .media
         .iter()
-        .find(|m| m.kind == "audio" && m.port != 0)
+        .enumerate()
+        .find(|(_, m)| m.kind == "audio" && m.port != 0)
         .ok_or(NegotiationError::NoAudio)?;
+    let srtp = answer_keys(offered, m)?;
     let (pt, codec) = m
         .formats
         .iter()
@@ -267,5 +412,44 @@ pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationEr
         remote: remote_of(answer, m)?,
         direction: m.direction.reverse(),
         fmtp: fmtp_of(m, pt),
+        mid: m.mid(index),
+        srtp,
     })
+}
+
+/// The SRTP keys an answer gives for our offer `offered`: its one `a=crypto` line must
+/// answer one of ours (its tag and suite), else there are none, and that is only fine
+/// when we offered clear RTP too (RTP/AVP).
+fn answer_keys(offered: &Media, m: &Media) -> Result<Option<SrtpKeys>, NegotiationError> {
+    if offered.crypto.is_empty() {
+        return Ok(None);
+    }
+    let Some(line) = m.crypto.first() else {
+        return if secure(&offered.proto) {
+            Err(NegotiationError::Unencrypted)
+        } else {
+            Ok(None)
+        };
+    };
+    let theirs = Crypto::parse(line)
+        .map_err(NegotiationError::BadCrypto)?
+        .ok_or_else(|| {
+            NegotiationError::BadCrypto(format!("a=crypto:{line} is not one we offered"))
+        })?;
+    let ours = offered
+        .crypto
+        .iter()
+        .filter_map(|l| Crypto::parse(l).ok().flatten())
+        .find(|c| c.tag == theirs.tag && c.suite == theirs.suite)
+        .ok_or_else(|| {
+            NegotiationError::BadCrypto(format!(
+                "a=crypto tag {} ({}) answers none of ours",
+                theirs.tag, theirs.suite
+            ))
+        })?;
+    Ok(Some(SrtpKeys {
+        suite: theirs.suite,
+        local: ours.key,
+        remote: theirs.key,
+    }))
 }

@@ -1,5 +1,6 @@
 use super::*;
-use crate::config::Codec;
+use crate::media::codec::Codec;
+use crate::sdp::Security;
 
 const BARESIP_OFFER: &str = "v=0\r\no=- 1234 5678 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
 m=audio 30000 RTP/AVP 96 9 0 8 101\r\nb=AS:128\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=1;sprop-stereo=1\r\n\
@@ -33,6 +34,7 @@ fn answer_picks_the_offerers_first_usable_codec_and_refuses_video() {
         "127.0.0.1".parse().unwrap(),
         40000,
         7,
+        Security::CLEAR,
     )
     .unwrap();
     // Opus and G.722 come first in the offer but this account does not use them.
@@ -55,6 +57,7 @@ fn hold_directions_are_mirrored() {
         "127.0.0.1".parse().unwrap(),
         40000,
         7,
+        Security::CLEAR,
     )
     .unwrap();
     assert_eq!(n.direction, Direction::RecvOnly);
@@ -69,7 +72,9 @@ fn offer_and_answer_round_trip() {
         4000,
         99,
         Direction::SendRecv,
-    );
+        Security::CLEAR,
+    )
+    .unwrap();
     assert_eq!(
         ours.media[0].formats,
         vec![8, 0, 101],
@@ -81,6 +86,7 @@ fn offer_and_answer_round_trip() {
         "192.0.2.2".parse().unwrap(),
         5000,
         1,
+        Security::CLEAR,
     )
     .unwrap();
     assert_eq!(theirs.codec, Codec::Pcma, "the offerer's order wins");
@@ -127,7 +133,8 @@ fn bad_offers_are_refused_with_a_reason() {
             &[Codec::Pcmu],
             "127.0.0.1".parse().unwrap(),
             1,
-            1
+            1,
+            Security::CLEAR
         ),
         Err(NegotiationError::NoCommonCodec(_))
     ));
@@ -146,12 +153,21 @@ fn opus_with_fec_and_g722() {
         "127.0.0.1".parse().unwrap(),
         1,
         1,
+        Security::CLEAR,
     )
     .unwrap();
     assert_eq!((n.codec, n.pt), (Codec::Opus, 96));
     assert!(n.fmtp_flag("useinbandfec"));
     assert!(!n.fmtp_flag("usedtx"));
-    let (_, n) = answer(&offer, &[Codec::G722], "127.0.0.1".parse().unwrap(), 1, 1).unwrap();
+    let (_, n) = answer(
+        &offer,
+        &[Codec::G722],
+        "127.0.0.1".parse().unwrap(),
+        1,
+        1,
+        Security::CLEAR,
+    )
+    .unwrap();
     assert_eq!((n.codec, n.pt), (Codec::G722, 9));
     let ours = super::offer(
         &[Codec::Opus, Codec::G722],
@@ -159,7 +175,9 @@ fn opus_with_fec_and_g722() {
         1,
         1,
         Direction::SendRecv,
-    );
+        Security::CLEAR,
+    )
+    .unwrap();
     assert_eq!(ours.media[0].formats, vec![111, 9, 101]);
     assert!(
         ours.to_string()
@@ -174,9 +192,179 @@ m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:97 iLBC\r\na=rtpmap:
 a=fmtp:97 mode=30\r\na=rtpmap:101 telephone-event/8000\r\n";
     let offer = Sdp::parse(text.as_bytes()).expect("stray maps are not an error");
     assert_eq!(offer.media[0].rtpmaps.len(), 1);
-    let (_, n) = answer(&offer, &[Codec::Pcmu], "10.0.0.2".parse().unwrap(), 4000, 1).unwrap();
+    let (_, n) = answer(
+        &offer,
+        &[Codec::Pcmu],
+        "10.0.0.2".parse().unwrap(),
+        4000,
+        1,
+        Security::CLEAR,
+    )
+    .unwrap();
     assert_eq!((n.pt, n.dtmf_pt), (0, None), "101 is not offered");
     // On a listed format a broken map is still refused.
     let broken = text.replace("m=audio 30000 RTP/AVP 0", "m=audio 30000 RTP/AVP 0 97");
     assert!(Sdp::parse(broken.as_bytes()).is_err());
+}
+
+mod sdes {
+    use super::*;
+    use crate::config::MediaEncryptionPolicy;
+    use crate::media::srtp::SrtpSuite;
+
+    fn security(policy: MediaEncryptionPolicy) -> Security<'static> {
+        Security {
+            policy,
+            suites: &SrtpSuite::ALL,
+        }
+    }
+
+    fn ours(policy: MediaEncryptionPolicy) -> Sdp {
+        offer(
+            &[Codec::Pcmu],
+            "127.0.0.1".parse().unwrap(),
+            4000,
+            1,
+            Direction::SendRecv,
+            security(policy),
+        )
+        .unwrap()
+    }
+
+    fn answered(
+        offer: &Sdp,
+        policy: MediaEncryptionPolicy,
+    ) -> Result<(Sdp, Negotiated), NegotiationError> {
+        let offer = Sdp::parse(offer.to_string().as_bytes()).unwrap();
+        answer(
+            &offer,
+            &[Codec::Pcmu],
+            "127.0.0.2".parse().unwrap(),
+            5000,
+            2,
+            security(policy),
+        )
+    }
+
+    #[test]
+    fn mandatory_offers_savp_optional_offers_avp_both_with_a_key_per_suite() {
+        let m = &ours(MediaEncryptionPolicy::Sdes).media[0];
+        assert_eq!(m.proto, "RTP/SAVP");
+        let suites: Vec<_> = m
+            .crypto
+            .iter()
+            .map(|l| Crypto::parse(l).unwrap().unwrap().suite)
+            .collect();
+        assert_eq!(suites, SrtpSuite::ALL);
+        let o = &ours(MediaEncryptionPolicy::SdesOptional).media[0];
+        assert_eq!((o.proto.as_str(), o.crypto.len()), ("RTP/AVP", 3));
+        let n = &ours(MediaEncryptionPolicy::None).media[0];
+        assert_eq!((n.proto.as_str(), n.crypto.len()), ("RTP/AVP", 0));
+    }
+
+    #[test]
+    fn the_answer_takes_the_first_suite_and_both_sides_read_the_same_keys() {
+        let offer = ours(MediaEncryptionPolicy::Sdes);
+        let (ans, theirs) = answered(&offer, MediaEncryptionPolicy::SdesOptional).unwrap();
+        assert_eq!(ans.media[0].proto, "RTP/SAVP");
+        assert_eq!(ans.media[0].crypto.len(), 1);
+        let ans = Sdp::parse(ans.to_string().as_bytes()).unwrap();
+        let mine = read_answer(&offer, &ans).unwrap();
+        let (a, b) = (mine.srtp.unwrap(), theirs.srtp.unwrap());
+        assert_eq!(a.suite, SrtpSuite::ALL[0]);
+        assert_eq!((a.local, a.remote), (b.remote, b.local));
+    }
+
+    #[test]
+    fn every_offer_and_answer_carries_fresh_keys() {
+        let mut offer = ours(MediaEncryptionPolicy::Sdes);
+        let before = offer.media[0].crypto.clone();
+        rekey(&mut offer).unwrap();
+        assert_eq!(offer.media[0].crypto.len(), before.len());
+        for (a, b) in before.iter().zip(&offer.media[0].crypto) {
+            assert_ne!(a, b);
+            assert_eq!(a.split(' ').nth(1), b.split(' ').nth(1), "same suite");
+        }
+        let (one, _) = answered(&offer, MediaEncryptionPolicy::Sdes).unwrap();
+        let (two, _) = answered(&offer, MediaEncryptionPolicy::Sdes).unwrap();
+        assert_ne!(one.media[0].crypto, two.media[0].crypto);
+    }
+
+    #[test]
+    fn policies_decide_between_clear_and_srtp() {
+        let clear = ours(MediaEncryptionPolicy::None);
+        assert_eq!(
+            answered(&clear, MediaEncryptionPolicy::Sdes).unwrap_err(),
+            NegotiationError::EncryptionRequired
+        );
+        assert!(
+            answered(&clear, MediaEncryptionPolicy::SdesOptional)
+                .unwrap()
+                .1
+                .srtp
+                .is_none()
+        );
+        let optional = ours(MediaEncryptionPolicy::SdesOptional);
+        let (ans, n) = answered(&optional, MediaEncryptionPolicy::None).unwrap();
+        assert!(
+            n.srtp.is_none() && ans.media[0].crypto.is_empty(),
+            "best effort declined"
+        );
+        assert!(
+            answered(&optional, MediaEncryptionPolicy::SdesOptional)
+                .unwrap()
+                .1
+                .srtp
+                .is_some()
+        );
+        // SAVP is taken even by an account that does not ask for it: better than no call.
+        assert!(
+            answered(
+                &ours(MediaEncryptionPolicy::Sdes),
+                MediaEncryptionPolicy::None
+            )
+            .unwrap()
+            .1
+            .srtp
+            .is_some()
+        );
+        // A clear answer to a mandatory offer is refused; to an optional one, taken.
+        let (clear_ans, _) = answered(&clear, MediaEncryptionPolicy::None).unwrap();
+        assert_eq!(
+            read_answer(&ours(MediaEncryptionPolicy::Sdes), &clear_ans).unwrap_err(),
+            NegotiationError::Unencrypted
+        );
+        assert!(read_answer(&optional, &clear_ans).unwrap().srtp.is_none());
+    }
+
+    #[test]
+    fn bad_or_foreign_crypto_is_refused_with_a_reason() {
+        let mut offer = ours(MediaEncryptionPolicy::Sdes);
+        offer.media[0].crypto = vec!["1 AES_CM_128_HMAC_SHA1_80 inline:AAAA".into()];
+        assert!(matches!(
+            answered(&offer, MediaEncryptionPolicy::None),
+            Err(NegotiationError::BadCrypto(e)) if e.contains("30-byte")
+        ));
+        offer.media[0].crypto = vec!["1 F8_128_HMAC_SHA1_80 inline:AAAA".into()];
+        assert_eq!(
+            answered(&offer, MediaEncryptionPolicy::None)
+                .unwrap_err()
+                .to_string(),
+            "no SRTP suite in common (offered: F8_128_HMAC_SHA1_80)"
+        );
+        offer.media[0].proto = "UDP/TLS/RTP/SAVP".into();
+        assert!(matches!(
+            answered(&offer, MediaEncryptionPolicy::None),
+            Err(NegotiationError::DtlsUnsupported(_))
+        ));
+        // An answer whose tag answers none of ours.
+        let mine = ours(MediaEncryptionPolicy::Sdes);
+        let (mut ans, _) = answered(&mine, MediaEncryptionPolicy::Sdes).unwrap();
+        let line = ans.media[0].crypto[0].replacen('1', "7", 1);
+        ans.media[0].crypto = vec![line];
+        assert!(matches!(
+            read_answer(&mine, &ans),
+            Err(NegotiationError::BadCrypto(e)) if e.contains("answers none of ours")
+        ));
+    }
 }

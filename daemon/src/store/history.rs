@@ -52,6 +52,11 @@ pub struct CallRecord {
     pub end_code: u16,
     pub end_reason: String,
     pub missed: bool,
+    /// How its media was protected: "none", "sdes" or "dtls".
+    pub media_encryption: String,
+    /// The SIP transport its signalling went over ("udp", "tcp", "tls"); empty for calls
+    /// kept before this was.
+    pub transport: String,
 }
 
 impl Store {
@@ -62,9 +67,10 @@ impl Store {
                 // An id already taken (a store carried over from elsewhere) gets a new one
                 // rather than losing the call.
                 "INSERT INTO calls (id, direction, account, remote_uri, remote_name, started_ms,
-                    answered_ms, ended_ms, end_code, end_reason, missed)
+                    answered_ms, ended_ms, end_code, end_reason, missed, media_encryption,
+                    transport)
                  VALUES (CASE WHEN EXISTS (SELECT 1 FROM calls WHERE id = ?11) THEN NULL
-                    ELSE ?11 END, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    ELSE ?11 END, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13)",
             )?
             .execute(params![
                 if c.incoming { "incoming" } else { "outgoing" },
@@ -77,7 +83,9 @@ impl Store {
                 c.end_code,
                 c.end_reason,
                 c.missed,
-                i64::try_from(c.id).ok()
+                i64::try_from(c.id).ok(),
+                c.media_encryption,
+                c.transport
             ])?;
             count_unseen(db)
         })
@@ -129,7 +137,7 @@ fn list(db: &Connection, q: HistoryQuery) -> rusqlite::Result<Vec<HistoryEntry>>
     let limit = if q.limit == 0 { 100 } else { q.limit };
     let mut stmt = db.prepare_cached(
         "SELECT id, direction, account, remote_uri, remote_name, started_ms, answered_ms,
-                ended_ms, end_code, end_reason, missed
+                ended_ms, end_code, end_reason, missed, media_encryption, transport
          FROM calls WHERE (?1 = 0 OR missed) ORDER BY started_ms DESC, id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![q.missed_only, limit], |r| {
@@ -147,6 +155,8 @@ fn list(db: &Connection, q: HistoryQuery) -> rusqlite::Result<Vec<HistoryEntry>>
                 end_code: r.get(8)?,
                 end_reason: r.get(9)?,
                 missed: r.get(10)?,
+                media_encryption: r.get(11)?,
+                transport: r.get(12)?,
             },
             contact: None,
         })
@@ -172,6 +182,8 @@ mod tests {
             end_code: code,
             end_reason: "done".into(),
             missed: incoming && !answered,
+            media_encryption: if id.is_multiple_of(2) { "sdes" } else { "none" }.into(),
+            transport: if id.is_multiple_of(2) { "tcp" } else { "udp" }.into(),
         }
     }
 
@@ -244,6 +256,20 @@ mod tests {
         assert_eq!(all.iter().filter(|e| e.call.missed).count(), 1);
         assert_eq!(all[1].duration(), Duration::from_secs(8));
         assert_eq!(all[0].call.remote_name.as_deref(), Some("Zoë 📞"));
+        assert_eq!(
+            (
+                all[0].call.media_encryption.as_str(),
+                all[0].call.transport.as_str()
+            ),
+            ("sdes", "tcp")
+        );
+        assert_eq!(
+            (
+                all[1].call.media_encryption.as_str(),
+                all[1].call.transport.as_str()
+            ),
+            ("none", "udp")
+        );
         let (missed, _) = s
             .history(HistoryQuery {
                 missed_only: true,

@@ -101,6 +101,11 @@ const STEPS: &[&str] = &[
         BEGIN UPDATE id_marks SET last = max(last, NEW.id) WHERE name = 'contacts'; END;
     CREATE TRIGGER calls_mark AFTER INSERT ON calls
         BEGIN UPDATE id_marks SET last = max(last, NEW.id) WHERE name = 'calls'; END;",
+    // 8: how a call's media was protected ('none', 'sdes', 'dtls') and the SIP transport
+    // its signalling went over. Older calls had no SRTP, so they were clear; which
+    // transport they used was not kept ('').
+    "ALTER TABLE calls ADD COLUMN media_encryption TEXT NOT NULL DEFAULT 'none';
+    ALTER TABLE calls ADD COLUMN transport TEXT NOT NULL DEFAULT '';",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;
@@ -158,5 +163,23 @@ mod tests {
         assert_eq!(n("SELECT n FROM unseen"), 0);
         conn.execute_batch("UPDATE messages SET read = 1").unwrap();
         assert_eq!(n("SELECT n FROM unread"), 0);
+    }
+
+    #[test]
+    fn calls_kept_before_the_media_encryption_was_are_clear() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate_until(&conn, 0, 7).unwrap();
+        conn.execute_batch(
+            "INSERT INTO calls (direction, remote_uri, started_ms, ended_ms, end_code,
+                 end_reason, missed) VALUES ('outgoing', 'sip:a@b', 1, 2, 200, 'hung up', 0);",
+        )
+        .unwrap();
+        migrate(&conn, 7).unwrap();
+        let (enc, transport): (String, String) = conn
+            .query_row("SELECT media_encryption, transport FROM calls", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((enc.as_str(), transport.as_str()), ("none", ""));
     }
 }

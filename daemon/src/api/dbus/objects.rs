@@ -100,7 +100,8 @@ impl Manager {
     /// Ended calls, newest first: at most `limit` (0: 100), only missed ones if
     /// `missed_only`; `mark_seen` counts the missed ones as seen. Each entry: Id, Incoming,
     /// Account, RemoteUri, RemoteName, Contact, StartedAt, AnsweredAt, EndedAt (µs since the epoch,
-    /// 0 for never), EndCode, EndReason, Missed.
+    /// 0 for never), EndCode, EndReason, Missed, MediaEncryption (none, sdes, dtls),
+    /// Transport (udp, tcp, tls; "" for calls kept before it was noted).
     #[zbus(out_args("entries"))]
     async fn list_history(
         &self,
@@ -144,6 +145,11 @@ impl Manager {
                     ("EndCode".into(), Variant::from(e.call.end_code)),
                     ("EndReason".into(), Variant::from(e.call.end_reason)),
                     ("Missed".into(), Variant::from(e.call.missed)),
+                    (
+                        "MediaEncryption".into(),
+                        Variant::from(e.call.media_encryption),
+                    ),
+                    ("Transport".into(), Variant::from(e.call.transport)),
                 ])
             })
             .collect())
@@ -423,6 +429,19 @@ impl Call {
     #[zbus(property)]
     fn audio_note(&self) -> String {
         self.info.audio_note.clone().unwrap_or_default()
+    }
+
+    /// How the media is protected, as negotiated: none, sdes or dtls (none until media
+    /// runs).
+    #[zbus(property)]
+    fn media_encryption(&self) -> String {
+        self.info.media_encryption.name().into()
+    }
+
+    /// The SIP transport the signalling goes over: udp, tcp or tls.
+    #[zbus(property)]
+    fn transport(&self) -> String {
+        self.info.transport.param().into()
     }
 
     /// incoming or outgoing.

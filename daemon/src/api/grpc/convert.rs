@@ -5,8 +5,8 @@ use std::time::SystemTime;
 use voipd_proto::v1 as pb;
 
 use crate::core::{
-    AccountInfo, CallDirection, CallInfo, CallState, ConfigSource, Event, EventKind, RegState,
-    ReloadReport, Status,
+    AccountInfo, CallDirection, CallInfo, CallState, ConfigSource, Event, EventKind,
+    MediaEncryption, RegState, ReloadReport, Status,
 };
 
 pub(super) fn unix_ms(t: SystemTime) -> u64 {
@@ -164,6 +164,11 @@ impl From<CallInfo> for pb::Call {
                 (pb::CallState::Ended, code.into(), reason.to_string())
             }
         };
+        let media_encryption = match c.media_encryption {
+            MediaEncryption::None => pb::MediaEncryption::None,
+            MediaEncryption::Sdes => pb::MediaEncryption::Sdes,
+            MediaEncryption::Dtls => pb::MediaEncryption::Dtls,
+        };
         pb::Call {
             id: c.id,
             account: c.account.unwrap_or_default(),
@@ -172,6 +177,8 @@ impl From<CallInfo> for pb::Call {
             contact: c.contact.unwrap_or_default(),
             progress: c.progress.unwrap_or_default(),
             audio_note: c.audio_note.unwrap_or_default(),
+            media_encryption: media_encryption.into(),
+            transport: c.transport.param().into(),
             incoming: c.direction == CallDirection::Incoming,
             state: state.into(),
             started_unix_ms: unix_ms(c.started),
@@ -193,6 +200,8 @@ impl From<CallInfo> for pb::Call {
                 rtcp_reports: c.stats.rtcp_reports,
                 remote_lost: c.stats.remote_lost,
                 remote_jitter_ms: c.stats.remote_jitter_ms,
+                packets_auth_failed: c.stats.auth_failed,
+                packets_replayed: c.stats.replayed,
             }),
         }
     }

@@ -32,6 +32,8 @@ impl From<HistoryEntry> for pb::HistoryEntry {
             end_code: u32::from(e.call.end_code),
             end_reason: e.call.end_reason,
             missed: e.call.missed,
+            media_encryption: e.call.media_encryption,
+            transport: e.call.transport,
         }
     }
 }

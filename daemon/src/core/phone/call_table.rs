@@ -139,6 +139,8 @@ impl Phone {
                         calls::EndReason::Rejected | calls::EndReason::Refused(_)
                     ),
                 end_reason: reason.to_string(),
+                media_encryption: info.media_encryption.name().into(),
+                transport: info.transport.param().into(),
             };
             match store.record_call(record).await {
                 Ok(missed_unseen) => {
@@ -352,7 +354,7 @@ impl CallEntry {
     /// The call with its packet counts as they are now.
     pub(super) fn view(&self) -> CallInfo {
         let mut info = self.info.clone();
-        (info.stats.sent, info.stats.received) = self.live.snapshot();
+        self.live.read_into(&mut info.stats);
         info
     }
 }

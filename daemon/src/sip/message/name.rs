@@ -76,6 +76,7 @@ names! {
     Timestamp = "Timestamp",
     SipETag = "SIP-ETag",
     SipIfMatch = "SIP-If-Match",
+    Warning = "Warning",
 }
 
 impl Name {

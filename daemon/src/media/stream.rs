@@ -1,0 +1,528 @@
+//! One stream as the engine runs it (`engine.rs`): every 20 ms it reads what arrived,
+//! sends a frame from its source and plays a frame from the jitter buffer into its sink.
+//! Symmetric RTP: it sends from the port it receives on, and follows the far side to the
+//! address its packets really come from. DTMF goes both ways as RFC 4733 telephone events.
+//! Packets pass through its transport (`transport.rs`), in clear or as SRTP.
+
+use std::collections::VecDeque;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::codec::{Transcoder, frame_len, rtp_clock, sample_rate};
+use super::device::{self, DeviceAudio};
+use super::dtmf::{self, DtmfSender};
+use super::jitter::{JitterBuffer, Playout};
+use super::latch::Latch;
+use super::rtcp::{self, Reception, SenderInfo};
+use super::rtp::RtpPacket;
+use super::session::{DtmfQueue, LiveStats, MediaEvent, MediaParams, MediaStats};
+use super::sink::Sink;
+use super::source::Source;
+use super::srtp::SrtpError;
+use super::transport::RtpTransport;
+use super::udp::RecvBuf;
+use crate::config::AudioEndpoint;
+
+/// What a session starts from, before its devices are open.
+pub(super) struct Setup {
+    pub(super) sock: UdpSocket,
+    pub(super) input: AudioEndpoint,
+    pub(super) output: AudioEndpoint,
+    pub(super) timeout: Option<Duration>,
+    pub(super) events: mpsc::Sender<MediaEvent>,
+    pub(super) live: std::sync::Arc<LiveStats>,
+    pub(super) params: watch::Receiver<MediaParams>,
+    pub(super) dtmf: DtmfQueue,
+    pub(super) done: oneshot::Sender<MediaStats>,
+}
+
+/// The sound devices `input` and `output` name, if any; failure leaves the call silent
+/// and is told to the call (`events`), which tells the user.
+async fn open_device(
+    input: &AudioEndpoint,
+    output: &AudioEndpoint,
+    events: &mpsc::Sender<MediaEvent>,
+) -> Option<DeviceAudio> {
+    let want = |ep: &AudioEndpoint| match ep {
+        AudioEndpoint::Default => Some(None),
+        AudioEndpoint::Device(n) => Some(Some(n.clone())),
+        _ => None,
+    };
+    let (input, output) = (want(input), want(output));
+    let (wants_in, wants_out) = (input.is_some(), output.is_some());
+    if !wants_in && !wants_out {
+        return None;
+    }
+    // Without a card ALSA has nothing to open; asking it anyway only fills the log.
+    let opened = match device::sound_missing() {
+        Some(why) => Err(why),
+        None => match tokio::task::spawn_blocking(move || device::open(input, output)).await {
+            Ok(r) => r,
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    match opened {
+        Ok(a) => Some(a),
+        Err(why) => {
+            // Once at warning level: on a machine without a card every call would say it.
+            static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            let end = match (wants_in, wants_out) {
+                (true, true) => "input or output",
+                (true, false) => "input",
+                _ => "output",
+            };
+            if TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::debug!("no sound {end} ({why}); the call goes on without");
+            } else {
+                tracing::warn!(
+                    "no sound {end} ({why}); calls go on without it (set [audio] input and output to \"null\" or files to mean that)"
+                );
+            }
+            let _ = events.try_send(MediaEvent::NoSound {
+                why,
+                input: wants_in,
+                output: wants_out,
+            });
+            None
+        }
+    }
+}
+
+impl Setup {
+    pub(super) async fn open(mut self) -> Option<Stream> {
+        let p = self.params.borrow_and_update().clone();
+        // On failure `done` is dropped, and the session's stop() reads empty figures.
+        let codec = match Transcoder::new(p.codec, p.fec, p.dtx) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("{e}; the call has no audio");
+                return None;
+            }
+        };
+        let mut audio = open_device(&self.input, &self.output, &self.events).await;
+        let source = match audio.as_mut().and_then(|a| a.capture.take()) {
+            Some(capture) => Source::Device {
+                capture,
+                scratch: Vec::new(),
+            },
+            None => Source::open(&self.input, sample_rate(p.codec)),
+        };
+        let playback = audio.as_mut().and_then(|a| a.playback.take());
+        let mut transport = RtpTransport::new(self.sock);
+        if let Err(e) = transport.set_keys(p.srtp.as_ref()) {
+            // Never in clear instead: the far side was promised SRTP.
+            tracing::error!("SRTP: {e}; the call has no audio");
+            return None;
+        }
+        let now = Instant::now();
+        Some(Stream {
+            sink: Sink::open(&self.output, sample_rate(p.codec), playback),
+            pcm: vec![0; frame_len(p.codec)],
+            transport,
+            timeout: self.timeout,
+            events: self.events,
+            live: self.live,
+            params: self.params,
+            dtmf_queue: self.dtmf,
+            done: Some(self.done),
+            stats: MediaStats::default(),
+            codec,
+            audio,
+            source,
+            ssrc: fastrand::u32(..),
+            seq: fastrand::u16(..),
+            ts: fastrand::u32(..),
+            reception: Reception::default(),
+            octets: 0,
+            // Every 5 s (RFC 3550's minimum), jittered so that calls do not report in step.
+            next_rtcp: now + Duration::from_millis(2500 + u64::from(fastrand::u16(..2500))),
+            payload: Vec::new(),
+            packet: Vec::new(),
+            played: Vec::new(),
+            jitter: JitterBuffer::new(),
+            dtmf_out: VecDeque::new(),
+            sending: None,
+            dtmf_in: dtmf::Receiver::default(),
+            latch: Latch::new(p.remote),
+            last_rx: now,
+            timed_out: false,
+            p,
+        })
+    }
+}
+
+/// At most this many datagrams are read from one socket in one tick (25,600 a second):
+/// enough that junk at a call's port cannot crowd out the far side's few packets, and a
+/// bound so that a flood at one call cannot take a shard's whole tick from the others.
+const MAX_READ_PER_TICK: usize = 512;
+
+/// One call's media as the engine runs it: every tick it reads what arrived, sends a frame
+/// from its source and plays a frame from the jitter buffer into its sink.
+pub(super) struct Stream {
+    transport: RtpTransport,
+    timeout: Option<Duration>,
+    events: mpsc::Sender<MediaEvent>,
+    live: std::sync::Arc<LiveStats>,
+    params: watch::Receiver<MediaParams>,
+    dtmf_queue: DtmfQueue,
+    done: Option<oneshot::Sender<MediaStats>>,
+    stats: MediaStats,
+    p: MediaParams,
+    codec: Transcoder,
+    /// Keeps the device streams open for as long as the call runs.
+    audio: Option<DeviceAudio>,
+    source: Source,
+    sink: Sink,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    reception: Reception,
+    octets: u32,
+    next_rtcp: Instant,
+    pcm: Vec<i16>,
+    // Grown to what the codec needs (172 bytes for G.711), not to the largest packet.
+    payload: Vec<u8>,
+    packet: Vec<u8>,
+    played: Vec<i16>,
+    jitter: JitterBuffer,
+    dtmf_out: VecDeque<char>,
+    sending: Option<DtmfSender>,
+    dtmf_in: dtmf::Receiver,
+    /// Where the far side's RTP is taken from and ours goes.
+    latch: Latch,
+    last_rx: Instant,
+    timed_out: bool,
+}
+
+impl Stream {
+    /// One 20 ms step. False when the session is over (its handle is gone).
+    pub(super) fn tick(&mut self, now: Instant, rx: &mut RecvBuf) -> bool {
+        match self.params.has_changed() {
+            Err(_) => return false,
+            Ok(true) => {
+                let next = self.params.borrow_and_update().clone();
+                self.renegotiated(next, now);
+            }
+            Ok(false) => {}
+        }
+        for _ in 0..MAX_READ_PER_TICK {
+            match self.transport.recv_rtp(rx) {
+                Ok(d) => {
+                    let (from, at_ns) = (d.from, d.at_ns);
+                    self.rtp_in(d.bytes, from, at_ns, now);
+                }
+                // WouldBlock, or an ICMP error for an earlier send: either way, done here.
+                Err(_) => break,
+            }
+        }
+        self.rtcp_in(rx);
+        self.send_frame();
+        self.play_frame();
+        if let Some(limit) = self.timeout
+            && self.p.receive
+            && !self.timed_out
+            && now.duration_since(self.last_rx) >= limit
+        {
+            self.timed_out = true;
+            let _ = self.events.try_send(MediaEvent::Timeout(limit));
+        }
+        if now >= self.next_rtcp {
+            self.next_rtcp += Duration::from_secs(5);
+            self.rtcp_out();
+        }
+        true
+    }
+
+    fn renegotiated(&mut self, next: MediaParams, now: Instant) {
+        if next.srtp != self.p.srtp
+            && let Err(e) = self.transport.set_keys(next.srtp.as_ref())
+        {
+            // Keys that cannot be used: nothing goes out rather than audio in clear.
+            tracing::error!("SRTP: {e}; the stream stops");
+            let mut next = next;
+            next.send = false;
+            next.receive = false;
+            self.p = next;
+            return;
+        }
+        self.latch.signalled(next.remote, self.p.remote);
+        self.last_rx = now;
+        if next.codec != self.p.codec {
+            // A re-INVITE moved to another codec: new state at its rate. (A recording keeps
+            // the rate it started with.)
+            match Transcoder::new(next.codec, next.fec, next.dtx) {
+                Ok(c) => {
+                    self.codec = c;
+                    self.pcm = vec![0; frame_len(next.codec)];
+                    self.source.retarget(sample_rate(next.codec));
+                    self.jitter = JitterBuffer::new();
+                }
+                Err(e) => tracing::warn!("{e}; keeping the old codec"),
+            }
+        }
+        self.p = next;
+    }
+
+    fn malformed(&mut self, from: SocketAddr, e: &dyn std::fmt::Display) {
+        self.stats.malformed += 1;
+        if self.stats.malformed == 1 {
+            tracing::info!("dropping malformed RTP from {from}: {e}");
+        }
+    }
+
+    fn rtp_in(&mut self, bytes: &[u8], from: SocketAddr, at_ns: u128, now: Instant) {
+        let header_len = match RtpPacket::header_len(bytes) {
+            Ok(n) => n,
+            Err(e) => return self.malformed(from, &e),
+        };
+        // Only what may be the far side's stream is worth a decryption (and a place in
+        // the SRTP context's table of streams): strangers are dropped on their header.
+        let ssrc = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if !self.latch.may_be(from, ssrc) {
+            return self.foreign(from, ssrc);
+        }
+        let opened = match self.transport.open_rtp(bytes, header_len) {
+            Ok(b) => b,
+            Err(e) => return self.not_opened(from, &e),
+        };
+        let pkt = match RtpPacket::parse(&opened) {
+            Ok(pkt) => pkt,
+            Err(e) => return self.malformed(from, &e),
+        };
+        let clock = rtp_clock(self.p.codec);
+        if !self.latch.accept(
+            from,
+            pkt.ssrc,
+            pkt.seq,
+            pkt.timestamp,
+            clock,
+            now.into_std(),
+        ) {
+            return self.foreign(from, pkt.ssrc);
+        }
+        if Some(pkt.pt) == self.p.dtmf_pt {
+            self.last_rx = now;
+            if let Some(d) = self.dtmf_in.packet(pkt.timestamp, pkt.payload) {
+                let _ = self.events.try_send(MediaEvent::Dtmf(d));
+            }
+            return;
+        }
+        if pkt.pt != self.p.pt {
+            self.stats.other_payload += 1;
+            return;
+        }
+        self.stats.received += 1;
+        self.live
+            .received
+            .store(self.stats.received, std::sync::atomic::Ordering::Relaxed);
+        // In RTP clock units; only differences count, so wrapping is fine.
+        let arrival = (at_ns * u128::from(clock) / 1_000_000_000) as u32;
+        self.reception
+            .packet(pkt.ssrc, pkt.seq, pkt.timestamp, arrival);
+        self.last_rx = now;
+        self.timed_out = false;
+        self.jitter.push(pkt.seq, pkt.payload);
+    }
+
+    fn foreign(&mut self, from: SocketAddr, ssrc: u32) {
+        self.stats.foreign += 1;
+        if self.stats.foreign == 1 {
+            tracing::info!(
+                "dropping RTP from {from} (SSRC {ssrc:08x}): not the far side's stream at {}",
+                self.latch.remote()
+            );
+        }
+    }
+
+    /// An SRTP or SRTCP packet that failed authentication, a replay, or one too short to
+    /// be SRTP: counted and dropped, never decoded.
+    fn not_opened(&mut self, from: SocketAddr, e: &SrtpError) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = match e {
+            SrtpError::Replayed => {
+                self.stats.replayed += 1;
+                self.live.replayed.store(self.stats.replayed, Relaxed);
+                self.stats.replayed
+            }
+            _ => {
+                self.stats.auth_failed += 1;
+                self.live.auth_failed.store(self.stats.auth_failed, Relaxed);
+                self.stats.auth_failed
+            }
+        };
+        // The first of each kind, then every thousandth: a flood must not flood the log.
+        if n % 1000 == 1 {
+            tracing::info!("dropping SRTP from {from}: {e} ({n} so far)");
+        }
+    }
+
+    fn send_rtp(&mut self) {
+        // Symmetric RTP (RFC 4961): where the far side's stream comes from, once known.
+        if self.transport.send_rtp(&self.packet, self.latch.remote()) {
+            self.octets = self
+                .octets
+                .wrapping_add(self.packet.len().saturating_sub(12) as u32);
+            self.stats.sent += 1;
+            self.live
+                .sent
+                .store(self.stats.sent, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn send_frame(&mut self) {
+        let p = &self.p;
+        let remote = self.latch.remote();
+        let can_send = p.send && remote.port() != 0 && !remote.ip().is_unspecified();
+        let step = rtp_clock(p.codec) / 50;
+        self.dtmf_out.extend(
+            self.dtmf_queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..),
+        );
+        if self.sending.is_none()
+            && let Some(d) = self.dtmf_out.pop_front()
+        {
+            self.sending = DtmfSender::new(d, self.ts);
+        }
+        if let (Some(dt), Some(dpt)) = (self.sending.as_mut(), p.dtmf_pt) {
+            // A telephone event replaces audio while it lasts.
+            let (ev, done) = dt.next_packet();
+            if can_send {
+                RtpPacket {
+                    marker: dt.first(),
+                    pt: dpt,
+                    seq: self.seq,
+                    timestamp: dt.timestamp(),
+                    ssrc: self.ssrc,
+                    payload: &ev,
+                }
+                .write(&mut self.packet);
+                self.send_rtp();
+            }
+            self.seq = self.seq.wrapping_add(1);
+            if done {
+                self.sending = None;
+            }
+        } else if can_send {
+            if p.muted {
+                self.pcm.fill(0);
+            } else {
+                self.source.fill(&mut self.pcm);
+            }
+            self.codec.encode(&self.pcm, &mut self.payload);
+            if !self.payload.is_empty() {
+                RtpPacket {
+                    marker: self.stats.sent == 0,
+                    pt: p.pt,
+                    seq: self.seq,
+                    timestamp: self.ts,
+                    ssrc: self.ssrc,
+                    payload: &self.payload,
+                }
+                .write(&mut self.packet);
+                self.send_rtp();
+                self.seq = self.seq.wrapping_add(1);
+            }
+        }
+        if self.sending.is_none() && self.p.dtmf_pt.is_none() {
+            // Without telephone-event, digits cannot be sent; say so once each.
+            for d in self.dtmf_out.drain(..) {
+                tracing::warn!("cannot send DTMF {d}: the far side does not take telephone-event");
+            }
+        }
+        self.ts = self.ts.wrapping_add(step);
+    }
+
+    fn play_frame(&mut self) {
+        self.played.clear();
+        match self.jitter.pop() {
+            Playout::Frame(f) => self.codec.decode(&f, &mut self.played),
+            Playout::Lost { next } => self.codec.conceal(next.as_deref(), &mut self.played),
+            // Nothing to play: silence, so that a recording keeps real time.
+            Playout::Empty => self.played.resize(self.pcm.len(), 0),
+        }
+        if !self.p.receive {
+            return;
+        }
+        self.sink.play(&self.played, sample_rate(self.p.codec));
+    }
+
+    fn rtcp_in(&mut self, rx: &mut RecvBuf) {
+        let clock = rtp_clock(self.p.codec).max(1);
+        for _ in 0..MAX_READ_PER_TICK {
+            let Some(d) = self.transport.recv_rtcp(rx) else {
+                break;
+            };
+            if d.from.ip() != self.latch.remote().ip() {
+                continue;
+            }
+            let from = d.from;
+            let opened = match self.transport.open_rtcp(d.bytes) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.not_opened(from, &e);
+                    continue;
+                }
+            };
+            for b in rtcp::reports_about(&opened, self.ssrc) {
+                self.stats.rtcp_reports += 1;
+                self.stats.remote_lost = b.cumulative_lost;
+                self.stats.remote_jitter_ms =
+                    (u64::from(b.jitter) * 1000 / u64::from(clock)) as u32;
+            }
+        }
+    }
+
+    fn rtcp_out(&mut self) {
+        let remote = self.latch.remote();
+        if remote.port() == 0 {
+            return;
+        }
+        let sender = (self.stats.sent > 0).then(|| SenderInfo {
+            ntp: ntp_now(),
+            rtp_timestamp: self.ts,
+            packets: self.stats.sent as u32,
+            octets: self.octets,
+        });
+        let report = rtcp::compound(self.ssrc, sender, self.reception.report(), "voipd");
+        self.transport.send_rtcp(&report, remote);
+    }
+
+    /// Ends the session: closes the recording and the devices, then hands over the
+    /// figures. Off the shared tick: both touch the disk or wait for a device thread.
+    pub(super) fn finish(mut self) {
+        self.stats.lost = self.jitter.lost;
+        self.stats.jitter_ms = (u64::from(self.reception.jitter()) * 1000
+            / u64::from(rtp_clock(self.p.codec).max(1))) as u32;
+        self.stats.late = self.jitter.late;
+        if self.stats.foreign > 0 {
+            tracing::warn!(
+                "dropped {} RTP packets from others than the far side during the call",
+                self.stats.foreign
+            );
+        }
+        let (sink, audio, done, stats) =
+            (self.sink, self.audio.take(), self.done.take(), self.stats);
+        tokio::task::spawn_blocking(move || {
+            sink.finish();
+            drop(audio);
+            // Only now: whoever waits for the figures may read the recording at once.
+            if let Some(done) = done {
+                let _ = done.send(stats);
+            }
+        });
+    }
+}
+
+/// Now as a 64-bit NTP timestamp (seconds since 1900, 32.32 fixed point).
+fn ntp_now() -> u64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() + 2_208_988_800;
+    (secs << 32) | ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
+}
