@@ -34,6 +34,8 @@ pub enum RunError {
     Store(#[from] crate::store::StoreError),
     #[error("control.tcp: cannot listen on {0}: {1}")]
     Tcp(std::net::SocketAddr, std::io::Error),
+    #[error("sip.tls_certificate: {0}")]
+    Tls(String),
 }
 
 pub struct Options {
@@ -52,8 +54,16 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     let mut signals = Signals::new().map_err(RunError::Signals)?;
 
     let sip_conf = &opts.loaded.config.sip;
+    // Checked when the configuration was read.
+    let server_tls = match &sip_conf.tls_pem {
+        Some((cert, key)) => Some(
+            crate::sip::transport::tls::server_config(cert, key.expose().as_bytes())
+                .map_err(RunError::Tls)?,
+        ),
+        None => None,
+    };
     let (transport, incoming) =
-        Transport::start(&sip_conf.listen(), sip_conf.listen.is_none()).await?;
+        Transport::start(&sip_conf.listen(), sip_conf.listen.is_none(), server_tls).await?;
     let timers = Timers {
         t1: sip_conf.t1_ms.duration(),
         t2: sip_conf.t2_ms.duration(),
@@ -64,7 +74,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         incoming,
         timers,
         sip_conf.user_agent.clone(),
-        crate::sip::resolve::Locator::new(sip_conf.dns.clone()),
+        crate::sip::resolve::Locator::new(sip_conf.dns.clone()).with_tls(transport.tls()),
     );
     let sip = SipStack {
         endpoint: endpoint.clone(),

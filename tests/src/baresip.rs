@@ -32,6 +32,8 @@ pub struct BaresipOptions<'a> {
     /// Its account's media encryption: `srtp` (SDES, optional), `srtp-mand` (SDES, in
     /// RTP/SAVP, required) or `dtls_srtp`; None: clear RTP.
     pub mediaenc: Option<&'a str>,
+    /// Register and call through Kamailio's TLS port instead of UDP.
+    pub tls_port: Option<u16>,
 }
 
 impl BaresipOptions<'static> {
@@ -47,6 +49,7 @@ impl BaresipOptions<'static> {
             presence: false,
             contacts: &[],
             mediaenc: None,
+            tls_port: None,
         }
     }
 }
@@ -176,13 +179,14 @@ impl Baresip {
             token: 0,
         };
         let answer = if o.auto_answer { "auto" } else { "manual" };
+        let transport = if o.tls_port.is_some() { "tls" } else { "udp" };
         b.command(
             "uanew",
             &format!(
-                "<sip:{}@127.0.0.1;transport=udp>;auth_pass={};outbound=\"sip:127.0.0.1:{};transport=udp\";answermode={answer};audio_codecs={};regint=600{}",
+                "<sip:{}@127.0.0.1;transport={transport}>;auth_pass={};outbound=\"sip:127.0.0.1:{};transport={transport}\";answermode={answer};audio_codecs={};regint=600{}",
                 o.user,
                 o.password,
-                o.kamailio_port,
+                o.tls_port.unwrap_or(o.kamailio_port),
                 o.codec,
                 o.mediaenc.map(|m| format!(";mediaenc={m}")).unwrap_or_default()
             ),

@@ -7,6 +7,7 @@ pub mod capture;
 pub mod dbus;
 pub mod dns;
 pub mod peers;
+pub mod pki;
 
 use std::ffi::OsStr;
 use std::io::ErrorKind;

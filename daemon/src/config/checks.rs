@@ -26,8 +26,17 @@ type At = Option<Spanned<IgnoredAny>>;
 #[serde(default)]
 struct Places {
     control: ControlPlaces,
+    sip: SipPlaces,
     audio: AudioPlaces,
     account: Vec<AccountPlaces>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct SipPlaces {
+    listen: At,
+    tls_certificate: At,
+    tls_key: At,
 }
 
 #[derive(Default, Deserialize)]
@@ -56,6 +65,15 @@ struct AudioPlaces {
 #[serde(default)]
 struct AccountPlaces {
     password_file: At,
+    tls: Option<AccountTlsPlaces>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct AccountTlsPlaces {
+    ca: At,
+    client_cert: At,
+    client_key: At,
 }
 
 impl Places {
@@ -120,14 +138,8 @@ pub(super) fn resolve_files(config: &mut Config, text: &str, origin: &str) -> Ve
             Ok(cert) => tcp.cert = cert,
             Err(m) => r.add(at.map(|p| &p.cert), "control.tcp.cert", m),
         }
-        let key = read_file(&tcp.files.key, "the PEM private key").and_then(|k| {
-            String::from_utf8(k)
-                .ok()
-                .filter(|k| k.contains("PRIVATE KEY-----"))
-                .ok_or_else(|| format!("{} holds no PEM private key", tcp.files.key.display()))
-        });
-        match key {
-            Ok(key) => tcp.key = Secret::new(key),
+        match read_secret_pem(&tcp.files.key) {
+            Ok(key) => tcp.key = key,
             Err(m) => r.add(at.map(|p| &p.key), "control.tcp.key", m),
         }
         match read_secret(&tcp.files.token_file, "the token") {
@@ -151,7 +163,9 @@ pub(super) fn resolve_files(config: &mut Config, text: &str, origin: &str) -> Ve
             r.add(Some(at), field, m);
         }
     }
+    sip_tls(config, &places.sip, &mut r);
     for (i, account) in config.accounts.iter_mut().enumerate() {
+        account_tls(account, i, places.account.get(i), &mut r);
         let Some(path) = &account.password_file else {
             continue;
         };
@@ -165,6 +179,125 @@ pub(super) fn resolve_files(config: &mut Config, text: &str, origin: &str) -> Ve
         }
     }
     r.problems
+}
+
+/// Reads the TLS listeners' certificate and key, and checks that they go together.
+fn sip_tls(config: &mut super::Config, places: &SipPlaces, r: &mut Report<'_>) {
+    let sip = &mut config.sip;
+    let wants_tls = sip
+        .listen()
+        .iter()
+        .any(|l| l.transport == super::ListenProto::Tls);
+    let (cert, key) = match (&sip.tls_certificate, &sip.tls_key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) if wants_tls => {
+            return r.add(
+                Some(&places.listen),
+                "sip.listen",
+                "a tls: address needs sip.tls_certificate and sip.tls_key (PEM files)".into(),
+            );
+        }
+        (None, None) => return,
+        (Some(_), None) => {
+            return r.add(
+                Some(&places.tls_certificate),
+                "sip.tls_key",
+                "tls_certificate is set without tls_key; set both".into(),
+            );
+        }
+        (None, Some(_)) => {
+            return r.add(
+                Some(&places.tls_key),
+                "sip.tls_certificate",
+                "tls_key is set without tls_certificate; set both".into(),
+            );
+        }
+    };
+    let cert = read_file(cert, "the PEM certificate chain")
+        .map_err(|m| r.add(Some(&places.tls_certificate), "sip.tls_certificate", m));
+    let key = read_secret_pem(key).map_err(|m| r.add(Some(&places.tls_key), "sip.tls_key", m));
+    if let (Ok(cert), Ok(key)) = (cert, key) {
+        match crate::sip::transport::tls::server_config(&cert, key.expose().as_bytes()) {
+            Ok(_) => sip.tls_pem = Some((cert, key)),
+            Err(m) => r.add(
+                Some(&places.tls_certificate),
+                format!("sip.{}", field_of(&m, "tls_certificate")),
+                m,
+            ),
+        }
+    }
+}
+
+/// Reads an account's CA and client certificate, and checks that they can be used.
+fn account_tls(
+    account: &mut super::Account,
+    i: usize,
+    places: Option<&AccountPlaces>,
+    r: &mut Report<'_>,
+) {
+    let Some(tls) = &mut account.tls else { return };
+    let at = places.and_then(|p| p.tls.as_ref());
+    let field = |f: &str| format!("account[{i}].tls.{f}");
+    let mut ok = true;
+    if let Some(ca) = &tls.ca {
+        match read_file(ca, "the CA certificates (PEM)") {
+            Ok(pem) => tls.ca_pem = Some(pem),
+            Err(m) => {
+                ok = false;
+                r.add(at.map(|p| &p.ca), field("ca"), m);
+            }
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+        let cert = read_file(cert, "the client certificate chain (PEM)")
+            .map_err(|m| r.add(at.map(|p| &p.client_cert), field("client_cert"), m));
+        let key = read_secret_pem(key)
+            .map_err(|m| r.add(at.map(|p| &p.client_key), field("client_key"), m));
+        match (cert, key) {
+            (Ok(c), Ok(k)) => tls.identity = Some((c, k)),
+            _ => ok = false,
+        }
+    }
+    if !ok || (tls.ca_pem.is_none() && tls.identity.is_none()) {
+        return;
+    }
+    let identity = tls
+        .identity
+        .as_ref()
+        .map(|(c, k)| (c.as_slice(), k.expose().as_bytes()));
+    if let Err(m) = crate::sip::transport::tls::client_config(tls.ca_pem.as_deref(), identity) {
+        let f = field_of(&m, "ca");
+        let place = at.map(|p| match f {
+            "client_cert" => &p.client_cert,
+            "client_key" => &p.client_key,
+            _ => &p.ca,
+        });
+        r.add(place, field(f), m);
+    }
+}
+
+/// The field an error from the TLS set-up names first ("client_key: …"), else `default`.
+fn field_of<'a>(message: &'a str, default: &'a str) -> &'a str {
+    [
+        "ca",
+        "client_cert",
+        "client_key",
+        "tls_certificate",
+        "tls_key",
+    ]
+    .into_iter()
+    .find(|f| message.starts_with(&format!("{f}:")) || message.starts_with(&format!("{f} and")))
+    .unwrap_or(default)
+}
+
+/// A PEM private key from the file at `path`.
+fn read_secret_pem(path: &Path) -> Result<Secret, String> {
+    let pem = read_file(path, "the PEM private key")?;
+    String::from_utf8(pem)
+        .ok()
+        .filter(|k| k.contains("PRIVATE KEY-----"))
+        .map(Secret::new)
+        .ok_or_else(|| format!("{} holds no PEM private key", path.display()))
 }
 
 /// The contents of the file at `path`, which holds `what`; or why not, and what to do.

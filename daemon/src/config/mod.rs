@@ -179,6 +179,14 @@ pub struct SipConfig {
     /// Incoming calls ringing at once, in all; more are answered 486.
     #[serde(default = "default_max_ringing")]
     pub max_ringing: u32,
+    /// Our certificate chain and its key (PEM files), for `tls:` listeners.
+    #[serde(default)]
+    pub tls_certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// What those two files hold, read when the configuration is (checks.rs).
+    #[serde(skip)]
+    pub tls_pem: Option<(Vec<u8>, Secret)>,
 }
 
 /// Who may reach us without going through an account's provider.
@@ -295,6 +303,8 @@ pub struct Account {
     /// Media encryption asked of calls, and the SRTP suites offered and taken, in order.
     pub media_encryption: MediaEncryptionPolicy,
     pub srtp_suites: Vec<SrtpSuite>,
+    /// The CA its servers are checked against, and a client certificate, for TLS.
+    pub tls: Option<AccountTls>,
     pub answer: Answer,
     pub enabled: bool,
     /// Seconds between keepalives on the registration flow; None: 25 on UDP, 90 on TCP;
@@ -330,6 +340,7 @@ struct RawAccount {
     #[serde(default)]
     media_encryption: MediaEncryptionPolicy,
     srtp_suites: Option<Vec<String>>,
+    tls: Option<AccountTls>,
     #[serde(default)]
     answer: Answer,
     #[serde(default = "default_true")]
@@ -345,6 +356,23 @@ struct RawAccount {
     min_se: u32,
     #[serde(default = "default_account_ringing")]
     max_ringing: u32,
+}
+
+/// An account's TLS settings: the files as named, and what they hold once read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountTls {
+    /// CA certificates (PEM) its servers are checked against instead of the system's.
+    pub ca: Option<PathBuf>,
+    /// A client certificate chain and its key (PEM), for servers that ask for one.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// What `ca` holds, read when the configuration is.
+    #[serde(skip)]
+    pub ca_pem: Option<Vec<u8>>,
+    /// What `client_cert` and `client_key` hold.
+    #[serde(skip)]
+    pub identity: Option<(Vec<u8>, Secret)>,
 }
 
 /// The suites named, each known and once; at least one.
@@ -417,6 +445,11 @@ impl TryFrom<RawAccount> for Account {
         if r.media_encryption == MediaEncryptionPolicy::Dtls {
             return Err("media_encryption: \"dtls\" (DTLS-SRTP) is not built yet; use \"sdes\" or \"sdes-optional\"".into());
         }
+        if let Some(t) = &r.tls
+            && t.client_cert.is_some() != t.client_key.is_some()
+        {
+            return Err("tls: client_cert and client_key go together; set both or neither".into());
+        }
         if r.max_ringing == 0 {
             return Err("max_ringing: must be at least 1 (0 would refuse every call)".into());
         }
@@ -446,6 +479,7 @@ impl TryFrom<RawAccount> for Account {
             codecs: r.codecs,
             media_encryption: r.media_encryption,
             srtp_suites,
+            tls: r.tls,
             answer: r.answer,
             enabled: r.enabled,
             keepalive_secs: r.keepalive_secs,
@@ -545,6 +579,9 @@ impl Default for SipConfig {
             t1_ms: default_t1(),
             t2_ms: default_t2(),
             t4_ms: default_t4(),
+            tls_certificate: None,
+            tls_key: None,
+            tls_pem: None,
         }
     }
 }

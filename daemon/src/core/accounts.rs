@@ -59,6 +59,9 @@ impl Accounts {
     }
 
     fn entry(&self, config: Account) -> Entry {
+        if let Some(ep) = &self.ep {
+            trust_for(ep, &config);
+        }
         let task = self.ep.as_ref().map(|ep| {
             registration::spawn(
                 ep.clone(),
@@ -225,6 +228,37 @@ fn stop(e: Entry) {
     if let Some(task) = e.task {
         let (done, _) = oneshot::channel();
         let _ = task.commands.try_send(RegCommand::Stop(done));
+    }
+}
+
+/// An account with its own CA or client certificate: TLS to its registrar and outbound
+/// proxies uses them (by the names those servers are found under).
+fn trust_for(ep: &crate::sip::transaction::Endpoint, a: &Account) {
+    let Some(tls) = &a.tls else { return };
+    if tls.ca_pem.is_none() && tls.identity.is_none() {
+        return;
+    }
+    let identity = tls
+        .identity
+        .as_ref()
+        .map(|(c, k)| (c.as_slice(), k.expose().as_bytes()));
+    // Checked when the configuration was read; a failure here means the files changed.
+    let config = match crate::sip::transport::tls::client_config(tls.ca_pem.as_deref(), identity) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(account = %a.id, "tls: {e}; its servers are checked against the system's CAs");
+            return;
+        }
+    };
+    let hosts = std::iter::once(&a.aor.0).chain(a.outbound_proxy.iter().map(|p| &p.0));
+    for uri in hosts {
+        // As the locator names servers: a domain, or an IP address without brackets.
+        let name = match &uri.host {
+            crate::sip::uri::Host::Domain(d) => d.trim_end_matches('.').to_string(),
+            crate::sip::uri::Host::V4(ip) => ip.to_string(),
+            crate::sip::uri::Host::V6(ip) => ip.to_string(),
+        };
+        ep.transport().tls().client_for(&name, config.clone());
     }
 }
 

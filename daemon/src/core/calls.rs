@@ -429,13 +429,12 @@ fn params(n: &Negotiated, muted: bool) -> MediaParams {
     }
 }
 
-/// Our Contact towards `target` (over TCP it says so, or in-dialog requests would come by
-/// UDP).
+/// Our Contact towards `target` (over TCP or TLS it says so, or in-dialog requests would
+/// come by UDP).
 pub(super) fn contact(user: &str, local: SocketAddr, target: Target) -> String {
-    let transport = if target.proto.reliable() {
-        ";transport=tcp"
-    } else {
-        ""
+    let transport = match target.proto {
+        crate::sip::transport::Proto::Udp => String::new(),
+        p => format!(";transport={}", p.param()),
     };
     format!("<sip:{user}@{local}{transport}>")
 }

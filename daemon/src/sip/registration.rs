@@ -29,7 +29,7 @@ pub struct RegAccount {
     /// Tried in order: the second is the failover.
     pub outbound_proxy: Vec<SipUri>,
     pub expires: u32,
-    /// Seconds between keepalives; None: 25 on UDP, 90 on TCP; 0: none.
+    /// Seconds between keepalives; None: 25 on UDP, 90 on TCP and TLS; 0: none.
     pub keepalive_secs: Option<u32>,
     pub enabled: bool,
 }
@@ -165,7 +165,7 @@ impl Binding {
     fn keepalive(&self, proto: Proto) -> Option<Duration> {
         let secs = self.account.keepalive_secs.unwrap_or(match proto {
             Proto::Udp => 25,
-            Proto::Tcp => 90,
+            Proto::Tcp | Proto::Tls => 90,
         });
         (secs > 0).then(|| Duration::from_secs(u64::from(secs)))
     }
@@ -446,8 +446,8 @@ impl Task {
     fn contact(&self, local: SocketAddr, proto: Proto) -> String {
         let user = self.b.account.aor.user.clone().unwrap_or_default();
         let transport = match proto {
-            Proto::Udp => "",
-            Proto::Tcp => ";transport=tcp",
+            Proto::Udp => String::new(),
+            p => format!(";transport={}", p.param()),
         };
         format!(
             "<sip:{user}@{local}{transport}>;+sip.instance=\"<{}>\";reg-id=1",

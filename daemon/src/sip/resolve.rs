@@ -13,7 +13,7 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
-use crate::sip::transport::{Proto, Target};
+use crate::sip::transport::{Proto, Target, TlsContext};
 use crate::sip::uri::{Host, Scheme, SipUri};
 
 /// Finds targets for SIP URIs. Cheap to clone.
@@ -22,6 +22,9 @@ pub struct Locator {
     /// Name servers to ask instead of the system's.
     servers: Arc<Vec<SocketAddr>>,
     dns: Arc<OnceLock<TokioResolver>>,
+    /// Where the name each TLS target was found under is noted, for the server's
+    /// certificate to be checked against it (RFC 5922 §4.1).
+    tls: Option<Arc<TlsContext>>,
 }
 
 impl std::fmt::Debug for Locator {
@@ -47,7 +50,14 @@ impl Locator {
         Locator {
             servers: Arc::new(servers),
             dns: Arc::default(),
+            tls: None,
         }
+    }
+
+    /// Notes in `tls` the name each TLS target was found under.
+    pub fn with_tls(mut self, tls: Arc<TlsContext>) -> Locator {
+        self.tls = Some(tls);
+        self
     }
 
     /// The resolver, built at first use; a failed build is tried again next time (a daemon
@@ -95,19 +105,25 @@ impl Locator {
 
     /// Every target for `uri`, in the order to try them (never empty).
     pub async fn locate(&self, uri: &SipUri) -> Result<Vec<Target>, String> {
+        let sips = uri.scheme == Scheme::Sips;
         let proto = match uri.param("transport").flatten() {
+            Some(t) if t.eq_ignore_ascii_case("tls") => Some(Proto::Tls),
+            // sips: over TCP is TLS (RFC 3261 §26.2.2).
+            Some(t) if t.eq_ignore_ascii_case("tcp") && sips => Some(Proto::Tls),
             Some(t) if t.eq_ignore_ascii_case("tcp") => Some(Proto::Tcp),
+            Some(t) if t.eq_ignore_ascii_case("udp") && sips => {
+                return Err("a sips: URI cannot go over UDP".into());
+            }
             Some(t) if t.eq_ignore_ascii_case("udp") => Some(Proto::Udp),
             Some(t) => return Err(format!("transport {t:?} is not supported")),
-            None if uri.scheme == Scheme::Sips => {
-                return Err("sips: (TLS) is not supported yet".into());
-            }
+            None if sips => Some(Proto::Tls),
             None => None,
         };
         let ip = |ip: IpAddr| {
+            let proto = proto.unwrap_or(Proto::Udp);
             vec![Target {
-                proto: proto.unwrap_or(Proto::Udp),
-                addr: SocketAddr::new(ip, uri.port.unwrap_or(5060)),
+                proto,
+                addr: SocketAddr::new(ip, uri.port.unwrap_or(proto.default_port())),
             }]
         };
         let name = match &uri.host {
@@ -118,9 +134,23 @@ impl Locator {
         let targets = match (uri.port, proto) {
             // RFC 3263 §4.2: a port means A/AAAA; a transport alone means SRV for it.
             (Some(port), p) => self.addresses(name, port, p.unwrap_or(Proto::Udp)).await?,
+            // sips: alone: NAPTR as for sip:, taking only its TLS services (RFC 3263 §4.1).
+            (None, Some(Proto::Tls)) if uri.param("transport").is_none() => {
+                let mut t: Vec<Target> = self.naptr_targets(name).await;
+                t.retain(|t| t.proto == Proto::Tls);
+                if t.is_empty() {
+                    t = self.srv_targets(name, Proto::Tls).await;
+                }
+                if t.is_empty() {
+                    t = self
+                        .addresses(name, Proto::Tls.default_port(), Proto::Tls)
+                        .await?;
+                }
+                t
+            }
             (None, Some(p)) => match self.srv_targets(name, p).await {
                 t if !t.is_empty() => t,
-                _ => self.addresses(name, 5060, p).await?,
+                _ => self.addresses(name, p.default_port(), p).await?,
             },
             (None, None) => {
                 let mut t = self.naptr_targets(name).await;
@@ -135,6 +165,12 @@ impl Locator {
                 t
             }
         };
+        if let Some(tls) = &self.tls {
+            // The domain the user gave, not the SRV target's name (RFC 5922 §4.1).
+            for t in targets.iter().filter(|t| t.proto == Proto::Tls) {
+                tls.name_for(t.addr, name);
+            }
+        }
         Ok(targets)
     }
 
@@ -155,6 +191,7 @@ impl Locator {
                     let proto = match n.services.to_ascii_uppercase().as_slice() {
                         b"SIP+D2U" => Proto::Udp,
                         b"SIP+D2T" => Proto::Tcp,
+                        b"SIPS+D2T" => Proto::Tls,
                         _ => return None,
                     };
                     Some((n.order, n.preference, proto, n.replacement.to_string()))
@@ -174,6 +211,7 @@ impl Locator {
         let label = match proto {
             Proto::Udp => "_sip._udp",
             Proto::Tcp => "_sip._tcp",
+            Proto::Tls => "_sips._tcp",
         };
         self.srv_at(&format!("{label}.{name}."), proto).await
     }

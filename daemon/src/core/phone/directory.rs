@@ -107,9 +107,14 @@ pub(super) fn dial_target(
             })
         })?;
         let aor = &a.aor.0;
+        // An account that is sips: calls sips: too: the whole way secured (RFC 3261 §26.2).
+        let scheme = match aor.scheme {
+            crate::sip::uri::Scheme::Sips => "sips",
+            crate::sip::uri::Scheme::Sip => "sip",
+        };
         match aor.port {
-            Some(p) => format!("sip:{user}@{}:{p}", aor.host),
-            None => format!("sip:{user}@{}", aor.host),
+            Some(p) => format!("{scheme}:{user}@{}:{p}", aor.host),
+            None => format!("{scheme}:{user}@{}", aor.host),
         }
     };
     text.parse::<SipUri>()

@@ -18,7 +18,7 @@ const FAST: Timers = Timers {
 
 async fn endpoint() -> (Endpoint, mpsc::Receiver<TuRequest>, Target) {
     let listen = ListenAddr::try_from("udp:127.0.0.1:0".to_string()).unwrap();
-    let (t, incoming) = Transport::start(&[listen], false).await.unwrap();
+    let (t, incoming) = Transport::start(&[listen], false, None).await.unwrap();
     let addr = t.listening()[0].trim_start_matches("udp:").parse().unwrap();
     let (ep, tu) = Endpoint::start(t, incoming, FAST, "test".into(), Default::default());
     (

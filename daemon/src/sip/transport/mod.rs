@@ -1,14 +1,16 @@
-//! SIP over UDP and TCP (RFC 3261 §18): listening sockets, TCP connections reused by peer
-//! address, `received`/`rport` stamping (RFC 3581), and the answer to a request that does
-//! not parse. TLS gets its own `Proto` variant and connection type here later.
+//! SIP over UDP, TCP and TLS (RFC 3261 §18, §26.2): listening sockets, connections reused
+//! by peer address, `received`/`rport` stamping (RFC 3581), and the answer to a request
+//! that does not parse.
 
 mod conns;
 pub mod framing;
 mod listen;
 mod tcp;
+pub mod tls;
 mod udp;
 
 pub use listen::{ListenAddr, ListenProto};
+pub use tls::TlsContext;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +26,7 @@ use crate::sip::message::{Message, Request, SipHeaders, Via, parse};
 pub enum Proto {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Proto {
@@ -31,6 +34,7 @@ impl Proto {
         match self {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
         }
     }
 
@@ -39,12 +43,21 @@ impl Proto {
         match self {
             Proto::Udp => "udp",
             Proto::Tcp => "tcp",
+            Proto::Tls => "tls",
         }
     }
 
     /// Reliable transports need no retransmissions (RFC 3261 §17).
     pub fn reliable(self) -> bool {
-        matches!(self, Proto::Tcp)
+        matches!(self, Proto::Tcp | Proto::Tls)
+    }
+
+    /// The port a URI without one means (RFC 3261 §19.1.2).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Proto::Tls => 5061,
+            Proto::Udp | Proto::Tcp => 5060,
+        }
     }
 }
 
@@ -74,8 +87,16 @@ pub enum TransportError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("TLS is not supported yet ({0})")]
-    TlsUnsupported(String),
+    #[error("{0}: listening with TLS needs sip.tls_certificate and sip.tls_key")]
+    TlsNeedsCertificate(String),
+    /// The TLS handshake failed, or the server's certificate did not verify.
+    #[error("TLS with {target} ({name}) failed: {why}")]
+    Tls {
+        target: Target,
+        /// The name the server was checked against.
+        name: String,
+        why: String,
+    },
     #[error("no {0:?} socket for {1}")]
     NoSocket(Proto, SocketAddr),
     #[error("cannot connect to {addr}: {source}")]
@@ -130,6 +151,7 @@ pub(crate) struct Shared {
     /// Destinations an ICMP error said cannot be reached, and why.
     unreachable: broadcast::Sender<(Target, String)>,
     counters: Counters,
+    tls: Arc<TlsContext>,
 }
 
 /// The transport layer. Cheap to clone.
@@ -138,6 +160,7 @@ pub struct Transport {
     shared: Arc<Shared>,
     udp: Arc<Vec<Arc<tokio::net::UdpSocket>>>,
     tcp_listen: Arc<Vec<SocketAddr>>,
+    tls_listen: Arc<Vec<SocketAddr>>,
     routes: Arc<Mutex<HashMap<IpAddr, IpAddr>>>,
     tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
@@ -145,9 +168,11 @@ pub struct Transport {
 impl Transport {
     /// Binds every address; with `fallback`, an address in use is replaced by a free port
     /// (for the embedded default, so a second daemon or another phone does not stop us).
+    /// `tls:` listeners present `server_tls`.
     pub async fn start(
         listen: &[ListenAddr],
         fallback: bool,
+        server_tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<(Transport, mpsc::Receiver<Incoming>), TransportError> {
         let (incoming, rx) = mpsc::channel(INCOMING_QUEUE);
         let limit = conns::connection_limit();
@@ -159,9 +184,11 @@ impl Transport {
             closed: broadcast::Sender::new(64),
             unreachable: broadcast::Sender::new(64),
             counters: Counters::default(),
+            tls: Arc::new(TlsContext::new(server_tls)),
         });
         let mut udp = Vec::new();
         let mut tcp_listen = Vec::new();
+        let mut tls_listen = Vec::new();
         let mut tasks = Vec::new();
         // UDP and TCP asked for on one IP and port get one port number for both, also when
         // it was 0 (any) or had to move: a peer that learnt one reaches us on the other.
@@ -216,11 +243,26 @@ impl Transport {
                     let local = listener.local_addr().map_err(bind_err)?;
                     chosen.entry(asked).or_insert(local.port());
                     tasks.push(
-                        tokio::spawn(tcp::accept_loop(listener, shared.clone())).abort_handle(),
+                        tokio::spawn(tcp::accept_loop(listener, Proto::Tcp, shared.clone()))
+                            .abort_handle(),
                     );
                     tcp_listen.push(local);
                 }
-                ListenProto::Tls => return Err(TransportError::TlsUnsupported(l.to_string())),
+                ListenProto::Tls => {
+                    if shared.tls.acceptor.is_none() {
+                        return Err(TransportError::TlsNeedsCertificate(l.to_string()));
+                    }
+                    let listener =
+                        bind_or_move(addr, may_move, "tls", tokio::net::TcpListener::bind)
+                            .await
+                            .map_err(bind_err)?;
+                    let local = listener.local_addr().map_err(bind_err)?;
+                    tasks.push(
+                        tokio::spawn(tcp::accept_loop(listener, Proto::Tls, shared.clone()))
+                            .abort_handle(),
+                    );
+                    tls_listen.push(local);
+                }
             }
         }
         Ok((
@@ -228,6 +270,7 @@ impl Transport {
                 shared,
                 udp: Arc::new(udp),
                 tcp_listen: Arc::new(tcp_listen),
+                tls_listen: Arc::new(tls_listen),
                 routes: Arc::new(Mutex::new(HashMap::new())),
                 tasks: Arc::new(Mutex::new(tasks)),
             },
@@ -243,7 +286,13 @@ impl Transport {
             .filter_map(|s| s.local_addr().ok())
             .map(|a| format!("udp:{a}"));
         let tcp = self.tcp_listen.iter().map(|a| format!("tcp:{a}"));
-        udp.chain(tcp).collect()
+        let tls = self.tls_listen.iter().map(|a| format!("tls:{a}"));
+        udp.chain(tcp).chain(tls).collect()
+    }
+
+    /// The TLS state: names servers are checked against, accounts' own CAs.
+    pub fn tls(&self) -> Arc<TlsContext> {
+        self.shared.tls.clone()
     }
 
     /// Stops listening and closes every connection.
@@ -257,7 +306,7 @@ impl Transport {
     /// A request on this flow was taken by the layer above: a TCP connection from a
     /// stranger that only ever sends what is refused stays unproven, and goes first.
     pub fn prove(&self, flow: Target) {
-        if flow.proto == Proto::Tcp
+        if flow.proto.reliable()
             && let Some(c) = lock(&self.shared.conns).get(&flow.addr)
         {
             c.activity.valid.store(true, Ordering::Relaxed);
@@ -294,7 +343,7 @@ impl Transport {
                     .await
                     .map_err(|source| TransportError::Send { target, source })
             }
-            Proto::Tcp => tcp::send(&self.shared, target, bytes).await,
+            Proto::Tcp | Proto::Tls => tcp::send(&self.shared, target, bytes).await,
         }
     }
 
@@ -309,11 +358,19 @@ impl Transport {
     pub fn local_for(&self, target: Target) -> Option<SocketAddr> {
         let same_family = |a: &SocketAddr| a.is_ipv4() == target.addr.is_ipv4();
         let udp = self.udp_for(target.addr).and_then(|s| s.local_addr().ok());
-        // Over TCP we are reached at our listener; without one, the UDP port stands in
-        // (the connection's own ephemeral port is not known before it exists).
+        // Over TCP or TLS we are reached at our listener; without one, the UDP port stands
+        // in (the connection's own ephemeral port is not known before it exists).
+        let tcp = self.tcp_listen.iter().copied().find(same_family);
         let bound = match target.proto {
             Proto::Udp => udp?,
-            Proto::Tcp => self.tcp_listen.iter().copied().find(same_family).or(udp)?,
+            Proto::Tcp => tcp.or(udp)?,
+            Proto::Tls => self
+                .tls_listen
+                .iter()
+                .copied()
+                .find(same_family)
+                .or(tcp)
+                .or(udp)?,
         };
         let ip = if bound.ip().is_unspecified() {
             self.route_to(target.addr)?
@@ -559,7 +616,9 @@ mod tests {
             ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
             ["tcp:127.0.0.1:0", "udp:127.0.0.1:0"],
         ] {
-            let (t, _rx) = Transport::start(&listen(&order), false).await.unwrap();
+            let (t, _rx) = Transport::start(&listen(&order), false, None)
+                .await
+                .unwrap();
             let p = ports(&t);
             assert_eq!(p.len(), 2, "{order:?}");
             assert_eq!(p[0], p[1], "{order:?}: {:?}", t.listening());
@@ -569,7 +628,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_icmp_error_is_reported_and_does_not_fail_a_send_to_someone_else() {
-        let (t, _rx) = Transport::start(&listen(&["udp:127.0.0.1:0"]), false)
+        let (t, _rx) = Transport::start(&listen(&["udp:127.0.0.1:0"]), false, None)
             .await
             .unwrap();
         let mut reports = t.unreachable();

@@ -1,9 +1,12 @@
+//! SIP over connections (RFC 3261 §18.3): TCP, and TLS on top of it. One reader and one
+//! writer per connection; the table in conns.rs decides which connections may stay.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -22,10 +25,16 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duratio
 /// At most one log line this often for refused connections and failed accepts.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
-pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// A TLS handshake from a client must be done in this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections for `proto` (TCP, or TLS with the transport's certificate).
+pub(super) async fn accept_loop(listener: TcpListener, proto: Proto, shared: Arc<Shared>) {
     let mut backoff = ACCEPT_BACKOFF.0;
     let mut failures = Throttled::default();
     let mut refusals = Throttled::default();
+    // Shared with the handshakes, each a task of its own so that a slow one holds no one up.
+    let handshake_failures = Arc::new(std::sync::Mutex::new(Throttled::default()));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => {
@@ -35,16 +44,43 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Err(e) => {
                 // EMFILE and friends: the connection stays queued and accept would fail
                 // again at once; wait rather than spin, and say so once a minute.
-                failures.note(|n| tracing::warn!("tcp accept failed {n} times lately: {e}"));
+                failures.note(|n| {
+                    tracing::warn!("{} accept failed {n} times lately: {e}", proto.param())
+                });
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                 continue;
             }
         };
+        let _ = stream.set_nodelay(true);
         let refused = lock(&shared.conns).make_room(peer);
         match refused {
+            Ok(()) if proto == Proto::Tls => {
+                let (shared, failures) = (shared.clone(), handshake_failures.clone());
+                tokio::spawn(async move {
+                    let Some(acceptor) = shared.tls.acceptor.clone() else {
+                        return;
+                    };
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            register(&shared, tls, peer, proto, true);
+                        }
+                        Ok(Err(e)) => lock(&failures).note(|n| {
+                            tracing::warn!(
+                                "TLS handshake from {peer} failed: {} ({n} failed lately)",
+                                super::tls::describe(&e, &peer.ip().to_string())
+                            )
+                        }),
+                        Err(_) => lock(&failures).note(|n| {
+                            tracing::warn!(
+                                "TLS handshake from {peer} timed out ({n} failed lately)"
+                            )
+                        }),
+                    }
+                });
+            }
             Ok(()) => {
-                register(&shared, stream, peer, true);
+                register(&shared, stream, peer, proto, true);
             }
             Err(why) => {
                 // Dropping the stream closes it.
@@ -54,7 +90,8 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                         Refusal::Full(k) => format!("{k} open, none to close"),
                     };
                     tracing::warn!(
-                        "refused {n} tcp connections lately, the last from {peer}: {why}"
+                        "refused {n} {} connections lately, the last from {peer}: {why}",
+                        proto.param()
                     );
                 });
             }
@@ -80,33 +117,42 @@ impl Throttled {
     }
 }
 
+/// A connection's byte stream: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Send + 'static> Stream for S {}
+
 /// Starts reader and writer for a connection and makes it available for sending.
 fn register(
     shared: &Arc<Shared>,
-    stream: TcpStream,
+    stream: impl Stream,
     peer: SocketAddr,
+    proto: Proto,
     inbound: bool,
 ) -> mpsc::Sender<Vec<u8>> {
-    let _ = stream.set_nodelay(true);
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let activity = lock(&shared.conns).insert(peer, tx.clone(), inbound);
-    tokio::spawn(run(stream, peer, rx, tx.clone(), activity, shared.clone()));
+    let target = Target { proto, addr: peer };
+    tokio::spawn(run(
+        stream,
+        target,
+        rx,
+        tx.clone(),
+        activity,
+        shared.clone(),
+    ));
     tx
 }
 
 async fn run(
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: impl Stream,
+    target: Target,
     mut rx: mpsc::Receiver<Vec<u8>>,
     tx: mpsc::Sender<Vec<u8>>,
     activity: Arc<Activity>,
     shared: Arc<Shared>,
 ) {
-    let target = Target {
-        proto: Proto::Tcp,
-        addr: peer,
-    };
-    let (mut rd, mut wr) = stream.into_split();
+    let peer = target.addr;
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if wr.write_all(&bytes).await.is_err() {
@@ -133,7 +179,7 @@ async fn run(
             Ok(Ok(0)) | Err(_) => break,
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
-                tracing::debug!("tcp {peer}: {e}");
+                tracing::debug!("{target}: {e}");
                 break;
             }
         };
@@ -156,7 +202,7 @@ async fn run(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!("closing tcp connection from {peer}: {e}");
+                    tracing::warn!("closing the connection from {target}: {e}");
                     if let Some(left) = refuse_oversized(&framer, &shared, target, &tx).await {
                         // Read what is still coming before closing, so that closing does
                         // not reset the connection and take the answer with it.
@@ -192,7 +238,14 @@ pub(super) async fn send(
                     addr: target.addr,
                     source,
                 })?;
-            register(shared, stream, target.addr, false)
+            let _ = stream.set_nodelay(true);
+            match target.proto {
+                Proto::Tls => {
+                    let tls = shared.tls.connect(stream, target).await?;
+                    register(shared, tls, target.addr, Proto::Tls, false)
+                }
+                _ => register(shared, stream, target.addr, Proto::Tcp, false),
+            }
         }
     };
     tx.send(bytes)
