@@ -19,7 +19,9 @@ async fn endpoint() -> (
     Target,
 ) {
     let listen = ListenAddr::try_from("udp:127.0.0.1:0".to_string()).expect("addr");
-    let (t, incoming) = Transport::start(&[listen], false, None).await.expect("bind");
+    let (t, incoming) = Transport::start(&[listen], false, None)
+        .await
+        .expect("bind");
     let addr = t.listening()[0]
         .trim_start_matches("udp:")
         .parse()

@@ -20,6 +20,10 @@ const BARESIP_TONE: f64 = 1000.0;
 
 /// Kamailio with TLS on a port of its own, presenting `server`.
 fn kamailio_tls(dir: &Path, server: &Issued) -> (Kamailio, u16) {
+    kamailio_tls_with(dir, server, &[])
+}
+
+fn kamailio_tls_with(dir: &Path, server: &Issued, more: &[&str]) -> (Kamailio, u16) {
     let tls_port = free_port();
     let cfg = dir.join("kamailio-tls.cfg");
     std::fs::write(
@@ -33,14 +37,11 @@ fn kamailio_tls(dir: &Path, server: &Issued) -> (Kamailio, u16) {
         ),
     )
     .expect("tls.cfg");
-    let kam = Kamailio::start(
-        dir,
-        &[
-            "WITH_TLS",
-            &format!("TLS_PORT={tls_port}"),
-            &format!("TLS_CONFIG=\"{}\"", cfg.display()),
-        ],
-    );
+    let port = format!("TLS_PORT={tls_port}");
+    let config = format!("TLS_CONFIG=\"{}\"", cfg.display());
+    let mut defines = vec!["WITH_TLS", port.as_str(), config.as_str()];
+    defines.extend_from_slice(more);
+    let kam = Kamailio::start(dir, &defines);
     (kam, tls_port)
 }
 
@@ -294,4 +295,52 @@ fn a_tls_listener_answers_over_tls() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Many accounts on one provider registering at once share one TLS connection: the first
+/// send connects, the others wait for it rather than each connecting and closing the
+/// others' connections with their answers still to come (which cost 32 s of Timer F).
+#[test]
+fn accounts_registering_at_once_share_one_tls_connection() {
+    let sb = Sandbox::new();
+    let pki = Pki::new(sb.path(), "provider-ca");
+    let server = pki.issue("server", DOMAIN, None);
+    let (kam, tls_port) = kamailio_tls_with(sb.path(), &server, &["OPEN_REGISTRAR"]);
+    let dns = dns(sb.path(), tls_port);
+    let mut config = format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\ndns = [\"{}\"]\n\n[audio]\ninput = \"null\"\noutput = \"null\"\n",
+        dns.addr
+    );
+    const N: usize = 40;
+    for i in 0..N {
+        config.push_str(&format!(
+            "\n[[account]]\nid = \"u{i}\"\naor = \"sips:u{i}@{DOMAIN}\"\npassword = \"x\"\ntls = {{ ca = \"{}\" }}\n",
+            pki.ca.display()
+        ));
+    }
+    sb.write_config(&config);
+    let _d = sb.start_daemon();
+    let registered = || {
+        let out = sb.voipctl(&["--json", "accounts"]);
+        let v: Value = serde_json::from_str(&stdout(&out)).unwrap_or(Value::Null);
+        v["accounts"].as_array().map_or(0, |a| {
+            a.iter().filter(|a| a["state"] == "registered").count()
+        })
+    };
+    // Well within Timer F (32 s): no REGISTER was lost with a closed connection.
+    let t = std::time::Instant::now();
+    wait_until(|| registered() == N, "every account registered");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let log = kam.log_text();
+    assert_eq!(
+        log.matches("REGISTER-SAVED").count(),
+        N,
+        "each REGISTER once"
+    );
+    let sources: std::collections::HashSet<&str> = log
+        .lines()
+        .filter(|l| l.contains("REGISTER-SAVED"))
+        .filter_map(|l| l.split(" src=").nth(1)?.split(' ').next())
+        .collect();
+    assert_eq!(sources.len(), 1, "one connection: {sources:?}");
 }

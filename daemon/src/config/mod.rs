@@ -442,9 +442,6 @@ impl TryFrom<RawAccount> for Account {
             None => SrtpSuite::ALL.to_vec(),
             Some(names) => srtp_suites(&names)?,
         };
-        if r.media_encryption == MediaEncryptionPolicy::Dtls {
-            return Err("media_encryption: \"dtls\" (DTLS-SRTP) is not built yet; use \"sdes\" or \"sdes-optional\"".into());
-        }
         if let Some(t) = &r.tls
             && t.client_cert.is_some() != t.client_key.is_some()
         {

@@ -738,3 +738,59 @@ fn check_refuses_what_load_only_warns_of() {
     let fields: Vec<&str> = e.problems().into_iter().map(|i| i.field.as_str()).collect();
     assert_eq!(fields, ["audio.output"]);
 }
+
+#[test]
+fn media_encryption_and_srtp_suites_are_checked() {
+    let c = Config::parse(
+        "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nmedia_encryption = \"sdes-optional\"\n\
+         srtp_suites = [\"AES_CM_128_HMAC_SHA1_32\"]\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(
+        c.accounts[0].media_encryption,
+        MediaEncryptionPolicy::SdesOptional
+    );
+    assert_eq!(c.accounts[0].srtp_suites, [SrtpSuite::AesCm128HmacSha1_32]);
+    let e = invalid("[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nsrtp_suites = [\"F8\"]\n");
+    assert!(
+        e.message
+            .contains("srtp_suites: \"F8\" is not a suite voipd speaks; use AEAD_AES_128_GCM"),
+        "{e}"
+    );
+    let e = invalid("[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nmedia_encryption = \"zrtp\"\n");
+    assert_eq!(e.field, "account[0].media_encryption", "{e}");
+}
+
+#[test]
+fn tls_files_are_read_and_checked_at_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let e = invalid(&format!(
+        "[[account]]\nid = \"a\"\naor = \"sips:a@b.c\"\ntls = {{ ca = {:?} }}\n",
+        junk.display().to_string()
+    ));
+    assert_eq!((e.line, e.field.as_str()), (4, "account[0].tls.ca"), "{e}");
+    assert!(e.message.contains("no PEM certificate"), "{e}");
+    let e = invalid(&format!(
+        "[[account]]\nid = \"a\"\naor = \"sips:a@b.c\"\ntls = {{ client_cert = {:?} }}\n",
+        junk.display().to_string()
+    ));
+    assert!(
+        e.message.contains("client_cert and client_key go together"),
+        "{e}"
+    );
+    let e = invalid("[sip]\nlisten = [\"tls:127.0.0.1:5061\"]\n");
+    assert_eq!((e.line, e.field.as_str()), (2, "sip.listen"), "{e}");
+    assert!(
+        e.message
+            .contains("needs sip.tls_certificate and sip.tls_key"),
+        "{e}"
+    );
+    let e = invalid(&format!(
+        "[sip]\ntls_certificate = {:?}\ntls_key = \"/nonexistent/key.pem\"\n",
+        junk.display().to_string()
+    ));
+    assert_eq!(e.field, "sip.tls_key", "{e}");
+}

@@ -338,10 +338,10 @@ fn not_acceptable(
 }
 
 fn encryption_of(n: &Negotiated) -> MediaEncryption {
-    if n.srtp.is_some() {
-        MediaEncryption::Sdes
-    } else {
-        MediaEncryption::None
+    match (&n.srtp, &n.dtls) {
+        (_, Some(_)) => MediaEncryption::Dtls,
+        (Some(_), None) => MediaEncryption::Sdes,
+        (None, None) => MediaEncryption::None,
     }
 }
 
@@ -426,6 +426,7 @@ fn params(n: &Negotiated, muted: bool) -> MediaParams {
         fec: n.codec == Codec::Opus && n.fmtp_flag("useinbandfec"),
         dtx: n.codec == Codec::Opus && n.fmtp_flag("usedtx"),
         srtp: n.srtp.clone(),
+        dtls: n.dtls.clone(),
     }
 }
 
@@ -773,6 +774,10 @@ impl Call {
                     }
                     Some(MediaEvent::NoSound { why, input, output }) => {
                         self.no_sound(&why, input, output).await;
+                    }
+                    Some(MediaEvent::EncryptionFailed(why)) => {
+                        self.bye(&mut dialog).await;
+                        break (488, EndReason::Failed(format!("media encryption failed: {why}")));
                     }
                     None => {}
                 },
@@ -1548,6 +1553,7 @@ async fn echo_call(mut call: Call) {
         fmtp: None,
         mid: "0".into(),
         srtp: None,
+        dtls: None,
     };
     let reflect = tokio::spawn(crate::media::echo::reflect(reflector));
     let mut media = call.start_media(rtp, n, ours);

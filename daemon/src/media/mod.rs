@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod device;
+pub mod dtls;
 pub mod dtmf;
 pub mod echo;
 pub mod engine;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::Codec;
+use super::dtls::DtlsParams;
 use super::dtmf;
 use super::engine::MediaEngine;
 use super::srtp::SrtpKeys;
@@ -29,8 +30,10 @@ pub struct MediaParams {
     /// Opus in-band FEC and DTX, as the far side asked.
     pub fec: bool,
     pub dtx: bool,
-    /// SRTP keys, when the stream is encrypted.
+    /// SRTP keys, when the stream is encrypted with SDES.
     pub srtp: Option<SrtpKeys>,
+    /// The DTLS handshake's parameters, when the stream is keyed by DTLS-SRTP.
+    pub dtls: Option<DtlsParams>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,6 +90,9 @@ pub enum MediaEvent {
         input: bool,
         output: bool,
     },
+    /// The stream's keys could not be agreed (a DTLS handshake failed, or the far side's
+    /// certificate is not the one signalled): no audio goes either way.
+    EncryptionFailed(String),
 }
 
 /// A UDP socket for RTP on `ip`, ready for the engine: a free port in `ports` (inclusive),

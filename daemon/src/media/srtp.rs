@@ -141,6 +141,9 @@ pub enum SrtpError {
     Replayed,
     #[error("too short for SRTP")]
     TooShort,
+    /// The stream's keys are not agreed yet (a DTLS handshake still runs).
+    #[error("not keyed yet")]
+    NotKeyed,
     #[error("{0}")]
     Malformed(String),
     #[error("{suite} takes a {want}-byte key and salt, not {got}")]

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::codec::{Transcoder, frame_len, rtp_clock, sample_rate};
 use super::device::{self, DeviceAudio};
+use super::dtls;
 use super::dtmf::{self, DtmfSender};
 use super::jitter::{JitterBuffer, Playout};
 use super::latch::Latch;
@@ -112,7 +113,7 @@ impl Setup {
         };
         let playback = audio.as_mut().and_then(|a| a.playback.take());
         let mut transport = RtpTransport::new(self.sock);
-        if let Err(e) = transport.set_keys(p.srtp.as_ref()) {
+        if let Err(e) = transport.configure(p.srtp.as_ref(), p.dtls.as_ref()) {
             // Never in clear instead: the far side was promised SRTP.
             tracing::error!("SRTP: {e}; the call has no audio");
             return None;
@@ -210,6 +211,12 @@ impl Stream {
         }
         for _ in 0..MAX_READ_PER_TICK {
             match self.transport.recv_rtp(rx) {
+                // Only from the far side's host: a stranger's handshake is not ours to take.
+                Ok(d) if dtls::is_dtls(d.bytes) => {
+                    if d.from.ip() == self.latch.remote().ip() {
+                        self.transport.dtls_in(false, d.bytes);
+                    }
+                }
                 Ok(d) => {
                     let (from, at_ns) = (d.from, d.at_ns);
                     self.rtp_in(d.bytes, from, at_ns, now);
@@ -219,6 +226,16 @@ impl Stream {
             }
         }
         self.rtcp_in(rx);
+        match self.transport.drive(self.latch.remote()) {
+            Some(Ok(suite)) => tracing::info!("DTLS-SRTP keyed ({suite})"),
+            Some(Err(e)) => {
+                tracing::warn!("{e}; the call cannot carry audio");
+                let _ = self
+                    .events
+                    .try_send(MediaEvent::EncryptionFailed(e.to_string()));
+            }
+            None => {}
+        }
         self.send_frame();
         self.play_frame();
         if let Some(limit) = self.timeout
@@ -237,8 +254,10 @@ impl Stream {
     }
 
     fn renegotiated(&mut self, next: MediaParams, now: Instant) {
-        if next.srtp != self.p.srtp
-            && let Err(e) = self.transport.set_keys(next.srtp.as_ref())
+        if (next.srtp != self.p.srtp || next.dtls != self.p.dtls)
+            && let Err(e) = self
+                .transport
+                .configure(next.srtp.as_ref(), next.dtls.as_ref())
         {
             // Keys that cannot be used: nothing goes out rather than audio in clear.
             tracing::error!("SRTP: {e}; the stream stops");
@@ -342,6 +361,8 @@ impl Stream {
     fn not_opened(&mut self, from: SocketAddr, e: &SrtpError) {
         use std::sync::atomic::Ordering::Relaxed;
         let n = match e {
+            // Before a DTLS handshake is done: the far side started early; not an attack.
+            SrtpError::NotKeyed => return,
             SrtpError::Replayed => {
                 self.stats.replayed += 1;
                 self.live.replayed.store(self.stats.replayed, Relaxed);
@@ -458,6 +479,10 @@ impl Stream {
                 break;
             };
             if d.from.ip() != self.latch.remote().ip() {
+                continue;
+            }
+            if dtls::is_dtls(d.bytes) {
+                self.transport.dtls_in(true, d.bytes);
                 continue;
             }
             let from = d.from;

@@ -1,17 +1,61 @@
 //! The seam between a stream's packets and its sockets: RTP and RTCP go out and come in
-//! here, in clear or as SRTP/SRTCP, so that the stream above packs and unpacks frames
-//! without knowing which. (DTLS-SRTP keys the same contexts; ICE will choose the path.)
+//! here, in clear or as SRTP/SRTCP keyed by SDES or by a DTLS handshake on the same ports,
+//! so that the stream above packs and unpacks frames without knowing which. (ICE will
+//! choose the path here too.)
 
 use std::borrow::Cow;
 use std::net::{SocketAddr, UdpSocket};
 
-use super::srtp::{Srtp, SrtpError, SrtpKeys};
+use super::dtls::{DtlsError, DtlsParams, DtlsSession};
+use super::srtp::{Srtp, SrtpError, SrtpKeys, SrtpSuite};
 use super::udp::{Datagram, RecvBuf};
 
 /// How the stream's packets are protected on the wire.
 enum Protection {
     Clear,
-    Srtp { keys: SrtpKeys, srtp: Box<Srtp> },
+    Srtp {
+        keys: SrtpKeys,
+        srtp: Box<Srtp>,
+    },
+    /// A handshake per port (RFC 5764 §4.1.2: RTCP on its own port has its own), each
+    /// keying its port's SRTP once done.
+    Dtls {
+        rtp: Box<Keyed>,
+        rtcp: Option<Box<Keyed>>,
+    },
+}
+
+/// One port's DTLS association and, once it is done, its SRTP.
+struct Keyed {
+    session: DtlsSession,
+    srtp: Option<Srtp>,
+}
+
+impl Keyed {
+    fn new(params: &DtlsParams) -> Result<Box<Keyed>, DtlsError> {
+        Ok(Box::new(Keyed {
+            session: DtlsSession::new(params.clone())?,
+            srtp: None,
+        }))
+    }
+
+    /// Moves the handshake on and sends what it wrote to `to`; Some once it ends.
+    fn drive(&mut self, sock: &UdpSocket, to: SocketAddr) -> Option<Result<SrtpSuite, DtlsError>> {
+        let ended = self.session.drive();
+        for d in self.session.outgoing() {
+            let _ = sock.send_to(&d, to);
+        }
+        match ended? {
+            Ok(keys) => match Srtp::new(&keys) {
+                Ok(s) => {
+                    self.srtp = Some(s);
+                    Some(Ok(keys.suite))
+                }
+                Err(e) => Some(Err(DtlsError::Keys(e.to_string()))),
+            },
+            Err(e) => Some(Err(e)),
+        }
+    }
 }
 
 /// One stream's sockets and protection.
@@ -37,23 +81,77 @@ impl RtpTransport {
         }
     }
 
-    /// Protects the stream with `keys` from now on (None: in clear). A direction whose key
-    /// is unchanged keeps its context: its rollover counter and replay window go on.
-    pub(super) fn set_keys(&mut self, keys: Option<&SrtpKeys>) -> Result<(), SrtpError> {
+    /// Protects the stream as signalling agreed: SRTP with SDES `keys`, or keyed by a DTLS
+    /// handshake with `dtls`, or neither (clear). Unchanged DTLS parameters keep the
+    /// association that runs; an unchanged SDES key keeps its direction's context (its
+    /// rollover counter and replay window go on).
+    pub(super) fn configure(
+        &mut self,
+        keys: Option<&SrtpKeys>,
+        dtls: Option<&DtlsParams>,
+    ) -> Result<(), String> {
+        if let Some(params) = dtls {
+            if let Protection::Dtls { rtp, .. } = &self.protection
+                && rtp.session.params() == params
+            {
+                return Ok(());
+            }
+            let rtcp = match &self.rtcp {
+                Some(_) => Some(Keyed::new(params).map_err(|e| e.to_string())?),
+                None => None,
+            };
+            self.protection = Protection::Dtls {
+                rtp: Keyed::new(params).map_err(|e| e.to_string())?,
+                rtcp,
+            };
+            return Ok(());
+        }
         self.protection = match (keys, &mut self.protection) {
             (None, _) => Protection::Clear,
             (Some(new), Protection::Srtp { keys, .. }) if new == keys => return Ok(()),
             (Some(new), Protection::Srtp { keys, srtp }) if new.suite == keys.suite => {
-                srtp.rekey(keys, new)?;
+                srtp.rekey(keys, new).map_err(|e| e.to_string())?;
                 *keys = new.clone();
                 return Ok(());
             }
             (Some(new), _) => Protection::Srtp {
-                srtp: Box::new(Srtp::new(new)?),
+                srtp: Box::new(Srtp::new(new).map_err(|e| e.to_string())?),
                 keys: new.clone(),
             },
         };
         Ok(())
+    }
+
+    /// A DTLS datagram that came to the RTP port (with `rtcp`, to the RTCP port); dropped
+    /// when the stream does not run DTLS.
+    pub(super) fn dtls_in(&mut self, rtcp: bool, datagram: &[u8]) {
+        if let Protection::Dtls { rtp, rtcp: r } = &mut self.protection {
+            let keyed = match r {
+                Some(r) if rtcp => r,
+                _ => rtp,
+            };
+            keyed.session.input(datagram);
+        }
+    }
+
+    /// Moves the DTLS handshakes on, sending what they write to the far side (`rtp_to`,
+    /// and the port after it for RTCP). Some when the RTP port's handshake ends, or when
+    /// either fails: the suite the stream is keyed with, or why not.
+    pub(super) fn drive(&mut self, rtp_to: SocketAddr) -> Option<Result<SrtpSuite, DtlsError>> {
+        let Protection::Dtls { rtp, rtcp } = &mut self.protection else {
+            return None;
+        };
+        if rtp_to.port() == 0 || rtp_to.ip().is_unspecified() {
+            return None;
+        }
+        let mut ended = rtp.drive(&self.rtp, rtp_to);
+        if let (Some(keyed), Some(sock)) = (rtcp, &self.rtcp) {
+            let to = SocketAddr::new(rtp_to.ip(), rtp_to.port().wrapping_add(1));
+            if let Some(Err(e)) = keyed.drive(sock, to) {
+                ended = Some(Err(e));
+            }
+        }
+        ended
     }
 
     /// The next datagram at the RTP port, as it came.
@@ -68,25 +166,45 @@ impl RtpTransport {
         bytes: &'a [u8],
         header_len: usize,
     ) -> Result<Cow<'a, [u8]>, SrtpError> {
-        match &mut self.protection {
-            Protection::Clear => Ok(Cow::Borrowed(bytes)),
-            Protection::Srtp { srtp, .. } => srtp
-                .unprotect_rtp(bytes, header_len)
-                .map(|b| Cow::Owned(b.into())),
-        }
+        let srtp = match &mut self.protection {
+            Protection::Clear => return Ok(Cow::Borrowed(bytes)),
+            Protection::Srtp { srtp, .. } => srtp,
+            Protection::Dtls { rtp, .. } => rtp.srtp.as_mut().ok_or(SrtpError::NotKeyed)?,
+        };
+        srtp.unprotect_rtp(bytes, header_len)
+            .map(|b| Cow::Owned(b.into()))
     }
 
     /// Sends an RTP packet, protected as the stream is. False when it could not go.
     pub(super) fn send_rtp(&mut self, packet: &[u8], to: SocketAddr) -> bool {
-        match &mut self.protection {
-            Protection::Clear => self.rtp.send_to(packet, to).is_ok(),
-            Protection::Srtp { srtp, .. } => match srtp.protect_rtp(packet) {
-                Ok(sealed) => self.rtp.send_to(&sealed, to).is_ok(),
-                Err(e) => {
-                    tracing::warn!("cannot protect an RTP packet: {e}");
-                    false
-                }
+        let srtp = match &mut self.protection {
+            Protection::Clear => return self.rtp.send_to(packet, to).is_ok(),
+            Protection::Srtp { srtp, .. } => srtp,
+            // Nothing goes out before the handshake is done: never in clear.
+            Protection::Dtls { rtp, .. } => match rtp.srtp.as_mut() {
+                Some(s) => s,
+                None => return false,
             },
+        };
+        match srtp.protect_rtp(packet) {
+            Ok(sealed) => self.rtp.send_to(&sealed, to).is_ok(),
+            Err(e) => {
+                tracing::warn!("cannot protect an RTP packet: {e}");
+                false
+            }
+        }
+    }
+
+    /// The SRTP context RTCP goes through: None in clear, NotKeyed before a handshake is
+    /// done.
+    fn rtcp_srtp(&mut self) -> Result<Option<&mut Srtp>, SrtpError> {
+        match &mut self.protection {
+            Protection::Clear => Ok(None),
+            Protection::Srtp { srtp, .. } => Ok(Some(srtp)),
+            Protection::Dtls { rtp, rtcp } => {
+                let keyed = rtcp.as_mut().unwrap_or(rtp);
+                keyed.srtp.as_mut().map(Some).ok_or(SrtpError::NotKeyed)
+            }
         }
     }
 
@@ -98,24 +216,29 @@ impl RtpTransport {
     /// The RTCP compound packet a datagram carries: as it is, or decrypted and
     /// authenticated.
     pub(super) fn open_rtcp<'a>(&mut self, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>, SrtpError> {
-        match &mut self.protection {
-            Protection::Clear => Ok(Cow::Borrowed(bytes)),
-            Protection::Srtp { srtp, .. } => {
-                srtp.unprotect_rtcp(bytes).map(|b| Cow::Owned(b.into()))
-            }
+        match self.rtcp_srtp()? {
+            None => Ok(Cow::Borrowed(bytes)),
+            Some(srtp) => srtp.unprotect_rtcp(bytes).map(|b| Cow::Owned(b.into())),
         }
     }
 
-    /// Sends an RTCP compound packet to the port after `rtp_to`'s.
+    /// Sends an RTCP compound packet to the port after `rtp_to`'s, protected as the stream
+    /// is (nothing before its keys are agreed).
     pub(super) fn send_rtcp(&mut self, packet: &[u8], rtp_to: SocketAddr) {
-        let Some(sock) = &self.rtcp else { return };
+        if self.rtcp.is_none() {
+            return;
+        }
         let to = SocketAddr::new(rtp_to.ip(), rtp_to.port().wrapping_add(1));
-        let _ = match &mut self.protection {
-            Protection::Clear => sock.send_to(packet, to),
-            Protection::Srtp { srtp, .. } => match srtp.protect_rtcp(packet) {
-                Ok(sealed) => sock.send_to(&sealed, to),
+        let sealed = match self.rtcp_srtp() {
+            Ok(None) => None,
+            Ok(Some(srtp)) => match srtp.protect_rtcp(packet) {
+                Ok(sealed) => Some(sealed),
                 Err(_) => return,
             },
+            Err(_) => return,
         };
+        if let Some(sock) = &self.rtcp {
+            let _ = sock.send_to(sealed.as_deref().unwrap_or(packet), to);
+        }
     }
 }

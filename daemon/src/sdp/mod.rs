@@ -75,6 +75,9 @@ pub struct Sdp {
     pub origin_addr: IpAddr,
     pub session_name: String,
     pub connection: Option<IpAddr>,
+    /// Session-level attributes, as written (without "a="): DTLS-SRTP's fingerprint and
+    /// setup may be here.
+    pub attrs: Vec<String>,
     pub media: Vec<Media>,
 }
 
@@ -142,6 +145,7 @@ impl Sdp {
             origin_addr: IpAddr::from([0, 0, 0, 0]),
             session_name: String::new(),
             connection: None,
+            attrs: Vec::new(),
             media: Vec::new(),
         };
         let (mut seen_v, mut seen_o) = (false, false);
@@ -264,7 +268,8 @@ impl Sdp {
                         _ => m.other_attrs.push(v.into()),
                     }
                 }
-                // Session-level attributes, bandwidth, timing and the rest: not needed.
+                ("a", None) => sdp.attrs.push(v.into()),
+                // Bandwidth, timing and the rest: not needed.
                 _ => {}
             }
         }
@@ -318,6 +323,9 @@ impl fmt::Display for Sdp {
             write!(f, "c=IN {} {c}\r\n", ip_kind(c))?;
         }
         write!(f, "t=0 0\r\n")?;
+        for a in &self.attrs {
+            write!(f, "a={a}\r\n")?;
+        }
         for m in &self.media {
             write!(f, "m={} {} {}", m.kind, m.port, m.proto)?;
             for p in &m.formats {

@@ -7,6 +7,7 @@ use super::crypto::Crypto;
 use super::{Direction, Media, RtpMap, Sdp};
 use crate::config::MediaEncryptionPolicy;
 use crate::media::codec::Codec;
+use crate::media::dtls::{DtlsParams, DtlsRole, Fingerprint, our_fingerprint};
 use crate::media::srtp::{SrtpKeys, SrtpSuite};
 
 /// What an account asks of media encryption, as negotiation needs it.
@@ -43,8 +44,10 @@ pub struct Negotiated {
     pub fmtp: Option<String>,
     /// The stream's `mid`, what the call's media session keys it by.
     pub mid: String,
-    /// SRTP keys, when the stream is encrypted (SDES).
+    /// SRTP keys, when the stream is encrypted with SDES.
     pub srtp: Option<SrtpKeys>,
+    /// The DTLS handshake to key it, with DTLS-SRTP.
+    pub dtls: Option<DtlsParams>,
 }
 
 impl Negotiated {
@@ -74,8 +77,8 @@ pub enum NegotiationError {
     EncryptionRequired,
     #[error("media encryption is required and the answer has none")]
     Unencrypted,
-    #[error("DTLS-SRTP ({0}) is not supported yet")]
-    DtlsUnsupported(String),
+    #[error("{0}")]
+    BadDtls(String),
     #[error("no key for SRTP: {0}")]
     Keys(String),
 }
@@ -137,6 +140,7 @@ fn session(addr: IpAddr, id: u64, version: u64, media: Vec<Media>) -> Sdp {
         origin_addr: addr,
         session_name: "voipd".into(),
         connection: Some(addr),
+        attrs: Vec::new(),
         media,
     }
 }
@@ -165,8 +169,17 @@ pub fn offer(
         clock_rate: 8000,
         channels: None,
     });
+    let mut attrs = Vec::new();
     let (proto, crypto) = match security.policy {
-        MediaEncryptionPolicy::None | MediaEncryptionPolicy::Dtls => ("RTP/AVP", Vec::new()),
+        MediaEncryptionPolicy::None => ("RTP/AVP", Vec::new()),
+        MediaEncryptionPolicy::Dtls => {
+            let fp = our_fingerprint().map_err(|e| NegotiationError::Keys(e.to_string()))?;
+            attrs = vec![
+                format!("fingerprint:{}", fp.value()),
+                "setup:actpass".into(),
+            ];
+            (DTLS_PROTO, Vec::new())
+        }
         MediaEncryptionPolicy::Sdes | MediaEncryptionPolicy::SdesOptional => {
             let lines = (1..)
                 .zip(security.suites)
@@ -181,20 +194,52 @@ pub fn offer(
             (proto, lines)
         }
     };
-    Ok(session(
-        addr,
-        id,
-        id,
-        vec![audio(
-            formats,
-            maps,
-            port,
-            Some(DTMF_PT),
-            direction,
-            proto,
-            crypto,
-        )],
-    ))
+    let mut m = audio(formats, maps, port, Some(DTMF_PT), direction, proto, crypto);
+    m.other_attrs = attrs;
+    Ok(session(addr, id, id, vec![m]))
+}
+
+/// The transport protocol of DTLS-SRTP (RFC 5764 §8).
+const DTLS_PROTO: &str = "UDP/TLS/RTP/SAVP";
+
+/// Whether a transport protocol is DTLS-SRTP's (with or without feedback).
+fn is_dtls(proto: &str) -> bool {
+    proto.eq_ignore_ascii_case("UDP/TLS/RTP/SAVP")
+        || proto.eq_ignore_ascii_case("UDP/TLS/RTP/SAVPF")
+}
+
+/// An attribute of `m`, or of the session when `m` has none (fingerprint and setup may be
+/// either, RFC 8122 §5).
+fn attr<'a>(sdp: &'a Sdp, m: &'a Media, name: &str) -> Option<&'a str> {
+    let find = |attrs: &'a [String]| {
+        attrs.iter().find_map(|a| {
+            a.strip_prefix(name)
+                .and_then(|v| v.strip_prefix(':'))
+                .map(str::trim)
+        })
+    };
+    find(&m.other_attrs).or_else(|| find(&sdp.attrs))
+}
+
+/// The far side's fingerprint and the role its a=setup leaves us (RFC 5763 §5): an
+/// offer's `actpass` or `passive` makes us the client, `active` the server.
+fn dtls_of(sdp: &Sdp, m: &Media, answering: bool) -> Result<DtlsParams, NegotiationError> {
+    let fp = attr(sdp, m, "fingerprint")
+        .ok_or_else(|| NegotiationError::BadDtls("DTLS-SRTP without a=fingerprint".into()))?;
+    let remote = Fingerprint::parse(fp).map_err(NegotiationError::BadDtls)?;
+    let setup = attr(sdp, m, "setup").unwrap_or(if answering { "actpass" } else { "active" });
+    let role = match setup.to_ascii_lowercase().as_str() {
+        "active" => DtlsRole::Server,
+        "passive" => DtlsRole::Client,
+        // An answer may not say actpass (RFC 5763 §5); taken as leaving the choice to us.
+        "actpass" => DtlsRole::Client,
+        other => {
+            return Err(NegotiationError::BadDtls(format!(
+                "a=setup:{other} leaves no one to start the DTLS handshake"
+            )));
+        }
+    };
+    Ok(DtlsParams { role, remote })
 }
 
 /// New keys in each of our offer's `a=crypto` lines: every offer carries fresh ones.
@@ -261,39 +306,37 @@ pub fn answer(
     let mut chosen = None;
     let mut media = Vec::new();
     for (index, m) in offer.media.iter().enumerate() {
-        if chosen.is_none()
-            && m.kind == "audio"
-            && m.port != 0
-            && m.proto.starts_with("UDP/TLS/")
-            && !offer
-                .media
-                .iter()
-                .any(|o| o.kind == "audio" && o.proto.starts_with("RTP/"))
-        {
-            return Err(NegotiationError::DtlsUnsupported(m.proto.clone()));
-        }
-        let pick =
-            (chosen.is_none() && m.kind == "audio" && m.port != 0 && m.proto.starts_with("RTP/"))
-                .then(|| {
-                    m.formats.iter().find_map(|pt| {
-                        m.rtpmap(*pt)
-                            .and_then(|r| codec_of(&r))
-                            .filter(|c| codecs.contains(c))
-                            .map(|c| (*pt, c))
-                    })
+        let usable = m.proto.starts_with("RTP/") || is_dtls(&m.proto);
+        let pick = (chosen.is_none() && m.kind == "audio" && m.port != 0 && usable)
+            .then(|| {
+                m.formats.iter().find_map(|pt| {
+                    m.rtpmap(*pt)
+                        .and_then(|r| codec_of(&r))
+                        .filter(|c| codecs.contains(c))
+                        .map(|c| (*pt, c))
                 })
-                .flatten();
+            })
+            .flatten();
         match pick {
             Some((pt, codec)) => {
+                // DTLS-SRTP when offered, whatever the account asks: it is encrypted.
+                let dtls = match is_dtls(&m.proto) {
+                    true => Some(dtls_of(offer, m, true)?),
+                    false => None,
+                };
                 // SRTP when the offer has keys we take, unless the account wants clear
                 // RTP and the offer allows it (RTP/AVP with keys: "best effort" SRTP).
-                let theirs = pick_crypto(m, security.suites)?;
+                let theirs = match dtls {
+                    Some(_) => None,
+                    None => pick_crypto(m, security.suites)?,
+                };
                 let theirs = match theirs {
                     Some(c)
                         if secure(&m.proto) || security.policy != MediaEncryptionPolicy::None =>
                     {
                         Some(c)
                     }
+                    _ if dtls.is_some() => None,
                     _ if secure(&m.proto) => {
                         let offered: Vec<&str> = m
                             .crypto
@@ -346,8 +389,19 @@ pub fn answer(
                     fmtp: fmtp_of(m, pt),
                     mid: mid.clone(),
                     srtp,
+                    dtls: dtls.clone(),
                 });
                 let mut ours = audio(formats, maps, port, dtmf, direction, &m.proto, crypto);
+                if let Some(d) = &dtls {
+                    let fp =
+                        our_fingerprint().map_err(|e| NegotiationError::Keys(e.to_string()))?;
+                    let setup = match d.role {
+                        DtlsRole::Client => "active",
+                        DtlsRole::Server => "passive",
+                    };
+                    ours.other_attrs.push(format!("fingerprint:{}", fp.value()));
+                    ours.other_attrs.push(format!("setup:{setup}"));
+                }
                 if m.other_attrs.iter().any(|a| a.starts_with("mid:")) {
                     ours.other_attrs.push(format!("mid:{mid}"));
                 }
@@ -395,6 +449,12 @@ pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationEr
         .find(|(_, m)| m.kind == "audio" && m.port != 0)
         .ok_or(NegotiationError::NoAudio)?;
     let srtp = answer_keys(offered, m)?;
+    let dtls = match (is_dtls(&offered.proto), is_dtls(&m.proto)) {
+        (true, true) => Some(dtls_of(answer, m, false)?),
+        // We offered DTLS-SRTP only when the account asks for encryption.
+        (true, false) => return Err(NegotiationError::Unencrypted),
+        _ => None,
+    };
     let (pt, codec) = m
         .formats
         .iter()
@@ -414,6 +474,7 @@ pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationEr
         fmtp: fmtp_of(m, pt),
         mid: m.mid(index),
         srtp,
+        dtls,
     })
 }
 

@@ -355,7 +355,7 @@ mod sdes {
         offer.media[0].proto = "UDP/TLS/RTP/SAVP".into();
         assert!(matches!(
             answered(&offer, MediaEncryptionPolicy::None),
-            Err(NegotiationError::DtlsUnsupported(_))
+            Err(NegotiationError::BadDtls(e)) if e.contains("without a=fingerprint")
         ));
         // An answer whose tag answers none of ours.
         let mine = ours(MediaEncryptionPolicy::Sdes);
@@ -366,5 +366,86 @@ mod sdes {
             read_answer(&mine, &ans),
             Err(NegotiationError::BadCrypto(e)) if e.contains("answers none of ours")
         ));
+    }
+}
+
+mod dtls {
+    use super::*;
+    use crate::config::MediaEncryptionPolicy;
+    use crate::media::dtls::{DtlsRole, our_fingerprint};
+    use crate::media::srtp::SrtpSuite;
+
+    fn offer_of(policy: MediaEncryptionPolicy) -> Sdp {
+        offer(
+            &[Codec::Pcmu],
+            "127.0.0.1".parse().unwrap(),
+            4000,
+            1,
+            Direction::SendRecv,
+            Security {
+                policy,
+                suites: &SrtpSuite::ALL,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn we_offer_actpass_and_the_answerer_becomes_the_client() {
+        let ours = offer_of(MediaEncryptionPolicy::Dtls);
+        let m = &ours.media[0];
+        assert_eq!(m.proto, "UDP/TLS/RTP/SAVP");
+        let fp = our_fingerprint().unwrap().value();
+        assert!(
+            m.other_attrs.contains(&format!("fingerprint:{fp}")),
+            "{m:?}"
+        );
+        assert!(m.other_attrs.contains(&"setup:actpass".to_string()));
+        // Answered by one like us: it is the client, so we are the server.
+        let text = Sdp::parse(ours.to_string().as_bytes()).unwrap();
+        let (ans, theirs) = answer(
+            &text,
+            &[Codec::Pcmu],
+            "127.0.0.2".parse().unwrap(),
+            5000,
+            2,
+            Security::CLEAR,
+        )
+        .unwrap();
+        assert_eq!(theirs.dtls.as_ref().unwrap().role, DtlsRole::Client);
+        assert!(
+            ans.media[0]
+                .other_attrs
+                .contains(&"setup:active".to_string())
+        );
+        let mine = read_answer(&ours, &Sdp::parse(ans.to_string().as_bytes()).unwrap()).unwrap();
+        assert_eq!(mine.dtls.unwrap().role, DtlsRole::Server);
+    }
+
+    #[test]
+    fn session_level_fingerprint_and_setup_are_read_as_baresip_writes_them() {
+        let fp = our_fingerprint().unwrap().value();
+        let text = format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             a=fingerprint:{fp}\r\na=setup:actpass\r\n\
+             m=audio 30000 UDP/TLS/RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        );
+        let o = Sdp::parse(text.as_bytes()).unwrap();
+        let (_, n) = answer(
+            &o,
+            &[Codec::Pcmu],
+            "127.0.0.2".parse().unwrap(),
+            5000,
+            2,
+            Security::CLEAR,
+        )
+        .unwrap();
+        assert_eq!(n.dtls.unwrap().role, DtlsRole::Client);
+        // A clear answer to a DTLS offer is no call.
+        let clear = offer_of(MediaEncryptionPolicy::None);
+        assert_eq!(
+            read_answer(&offer_of(MediaEncryptionPolicy::Dtls), &clear).unwrap_err(),
+            NegotiationError::Unencrypted
+        );
     }
 }

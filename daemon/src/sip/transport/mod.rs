@@ -152,6 +152,8 @@ pub(crate) struct Shared {
     unreachable: broadcast::Sender<(Target, String)>,
     counters: Counters,
     tls: Arc<TlsContext>,
+    /// Per peer, the turn to connect to it (see tcp::send).
+    connecting: Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The transport layer. Cheap to clone.
@@ -185,6 +187,7 @@ impl Transport {
             unreachable: broadcast::Sender::new(64),
             counters: Counters::default(),
             tls: Arc::new(TlsContext::new(server_tls)),
+            connecting: Mutex::default(),
         });
         let mut udp = Vec::new();
         let mut tcp_listen = Vec::new();

@@ -228,29 +228,56 @@ pub(super) async fn send(
     let tx = match existing {
         Some(tx) => tx,
         None => {
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr))
-                .await
-                .map_err(|_| TransportError::Connect {
-                    addr: target.addr,
-                    source: std::io::ErrorKind::TimedOut.into(),
-                })?
-                .map_err(|source| TransportError::Connect {
-                    addr: target.addr,
-                    source,
-                })?;
-            let _ = stream.set_nodelay(true);
-            match target.proto {
-                Proto::Tls => {
-                    let tls = shared.tls.connect(stream, target).await?;
-                    register(shared, tls, target.addr, Proto::Tls, false)
-                }
-                _ => register(shared, stream, target.addr, Proto::Tcp, false),
+            // One connection attempt per peer at a time: the sends that raced it (many
+            // accounts registering at once) wait and use what it made, rather than each
+            // opening its own and closing the others' with their answers still to come.
+            let gate = lock(&shared.connecting)
+                .entry(target.addr)
+                .or_default()
+                .clone();
+            let _turn = gate.lock().await;
+            let made = lock(&shared.conns).get(&target.addr).map(|c| c.tx.clone());
+            let tx = match made {
+                Some(tx) => Ok(tx),
+                None => connect(shared, target).await,
+            };
+            let mut connecting = lock(&shared.connecting);
+            // Ours was the last turn: the gate goes (a later failure makes a new one).
+            if Arc::strong_count(&gate) <= 2 {
+                connecting.remove(&target.addr);
             }
+            drop(connecting);
+            tx?
         }
     };
     tx.send(bytes)
         .await
         .map_err(|_| TransportError::Closed(target))
+}
+
+/// A new connection to `target` (TLS on TCP for a TLS target), in the table.
+async fn connect(
+    shared: &Arc<Shared>,
+    target: Target,
+) -> Result<mpsc::Sender<Vec<u8>>, TransportError> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr))
+        .await
+        .map_err(|_| TransportError::Connect {
+            addr: target.addr,
+            source: std::io::ErrorKind::TimedOut.into(),
+        })?
+        .map_err(|source| TransportError::Connect {
+            addr: target.addr,
+            source,
+        })?;
+    let _ = stream.set_nodelay(true);
+    Ok(match target.proto {
+        Proto::Tls => {
+            let tls = shared.tls.connect(stream, target).await?;
+            register(shared, tls, target.addr, Proto::Tls, false)
+        }
+        _ => register(shared, stream, target.addr, Proto::Tcp, false),
+    })
 }
 
 /// Above this a sender is not waited for: the connection is just closed.

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SRTP against clear RTP: voipd dials CONCURRENT calls to a SIPp UAS that echoes every
+# media packet back (with SRTP it answers with voipd's own key, so that voipd decrypts
+# what comes back: voipd pays for SRTP both ways, the echo for nothing), holds them, and
+# measures voipd's CPU and RSS at the plateau; first in clear, then with SDES-SRTP
+# (AES_CM_128_HMAC_SHA1_80, then AEAD_AES_128_GCM). Prints the figures side by side.
+#
+# usage: bench/srtp.sh [CONCURRENT]        (default 2000)
+# Needs sipp (sip-tester). Loopback only; it stops all it starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voipd-target}"
+CONC="${1:-2000}"
+command -v sipp >/dev/null || { echo "sipp missing (apt-get install sip-tester)" >&2; exit 1; }
+cargo build --release -q -p voipd -p voipctl
+bin="$CARGO_TARGET_DIR/release"
+work=$(mktemp -d /tmp/voipd-srtpbench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -- "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+. bench/lib.sh
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+ticks=$(getconf CLK_TCK)
+ulimit -n 65536 2>/dev/null || true
+
+run() { # label account-lines
+  local label=$1 lines=$2
+  local d="$work/$label"
+  mkdir -p "$d/cfg/voipd" "$d/run"
+  local sport; sport=$(free_port)
+  local mport=$(( ($(free_port) & ~1) ))
+  sipp -sf bench/uas_echo_key.xml -i 127.0.0.1 -p "$sport" -mi 127.0.0.1 -mp "$mport" -rtp_echo \
+    -nostdin -trace_err -error_file "$d/sipp-errors.log" >/dev/null 2>&1 &
+  local spid=$!
+  pids+=("$spid")
+  voipd_config "$d/cfg/voipd/config.toml" "\"udp:127.0.0.1:$(free_port)\"" "$lines"
+  sed -i "s|aor = \"sip:alice@127.0.0.1\"|aor = \"sip:alice@127.0.0.1:$sport\"|" "$d/cfg/voipd/config.toml"
+  XDG_CONFIG_HOME="$d/cfg" XDG_RUNTIME_DIR="$d/run" XDG_STATE_HOME="$d/state" \
+    "$bin/voipd" 2>"$d/voipd.log" & local vpid=$!
+  pids+=("$vpid")
+  sleep 1
+  local idle; idle=$(rss "$vpid")
+  local t0; t0=$(date +%s.%N)
+  seq "$CONC" | XDG_RUNTIME_DIR="$d/run" xargs -P 8 -I{} "$bin/voipctl" dial --account alice "sip:bench{}@127.0.0.1:$sport" >/dev/null
+  local t1; t1=$(date +%s.%N)
+  local active=0
+  for _ in $(seq 60); do
+    active=$(XDG_RUNTIME_DIR="$d/run" "$bin/voipctl" --json calls | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin).get("calls",[]) if c["state"]=="active"))')
+    [ "$active" -ge "$CONC" ] && break
+    sleep 0.5
+  done
+  sleep 2
+  local peak; peak=$(rss "$vpid")
+  local ca; ca=$(cpu "$vpid"); sleep 5; local cb; cb=$(cpu "$vpid")
+  local stats; stats=$(XDG_RUNTIME_DIR="$d/run" "$bin/voipctl" --json calls | python3 -c '
+import json,sys
+cs=json.load(sys.stdin).get("calls",[])
+m=[c.get("media",{}) for c in cs]
+enc=sorted(set(c.get("media_encryption","?") for c in cs))
+print(",".join(enc), sum(int(x.get("packets_received",0)) for x in m), sum(int(x.get("packets_auth_failed",0)) for x in m))')
+  read -r enc received failed <<<"$stats"
+  printf '%-28s %5s of %s calls active (%s), dialled in %.1f s; CPU %3d%% of a core (%.4f%%/call); RSS %s kB idle, %s kB at peak (%.1f kB/call); %s packets received, %s failed authentication\n' \
+    "$label" "$active" "$CONC" "$enc" "$(python3 -c "print($t1-$t0)")" \
+    "$(python3 -c "print(round(100*($cb-$ca)/$ticks/5))")" \
+    "$(python3 -c "print(100*($cb-$ca)/$ticks/5/$CONC)")" \
+    "$idle" "$peak" "$(python3 -c "print(($peak-$idle)/$CONC)")" "$received" "$failed"
+  echo "$label $(python3 -c "print(100*($cb-$ca)/$ticks/5/$CONC)")" >> "$work/per-call"
+  XDG_RUNTIME_DIR="$d/run" "$bin/voipctl" shutdown >/dev/null 2>&1 || kill "$vpid"
+  wait "$vpid" 2>/dev/null || true
+  kill "$spid" 2>/dev/null || true
+}
+
+run clear 'media_encryption = "none"'
+run "sdes AES_CM_128_HMAC_SHA1_80" 'media_encryption = "sdes"
+srtp_suites = ["AES_CM_128_HMAC_SHA1_80"]'
+run "sdes AEAD_AES_128_GCM" 'media_encryption = "sdes"
+srtp_suites = ["AEAD_AES_128_GCM"]'
+python3 - "$work/per-call" <<'PY'
+import sys
+rows=[l.rsplit(" ",1) for l in open(sys.argv[1]).read().splitlines()]
+base=float(rows[0][1])
+for label,v in rows[1:]:
+    print(f"{label}: {float(v)/base:.2f}x the CPU per call of clear RTP")
+PY
