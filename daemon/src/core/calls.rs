@@ -371,10 +371,25 @@ impl Extensions {
     }
 }
 
-/// Why a request of ours in the dialog means the dialog is gone (RFC 3261 §12.2.1.2,
-/// RFC 4028 §10): the call is to be ended.
+/// Why a request of ours in the dialog means the call is to be ended.
 #[derive(Debug)]
-struct DialogGone(String);
+enum DialogGone {
+    /// No answer, 408 or 481 (RFC 3261 §12.2.1.2, RFC 4028 §10): the far side is gone.
+    Gone(String),
+    /// An answer the call cannot go on with (one that drops its media encryption).
+    Refused(String),
+}
+
+impl DialogGone {
+    /// Why the call ended, for a refresh or for a hold or resume.
+    fn reason(self, refreshing: bool) -> EndReason {
+        match self {
+            DialogGone::Gone(why) if refreshing => EndReason::RefreshFailed(why),
+            DialogGone::Gone(why) => EndReason::Gone(format!("the far side is gone: {why}")),
+            DialogGone::Refused(why) => EndReason::Failed(why),
+        }
+    }
+}
 
 /// A call task that stops without ending its call (a bug, a panic) still ends it: the
 /// core hears of it at once instead of keeping a ghost.
@@ -547,7 +562,7 @@ impl Call {
                 Ok(x) => x,
                 // No answer at all: the far side is gone (RFC 3261 §12.2.1.2).
                 Err(e @ DialogError::Transaction(TxError::Timeout)) => {
-                    return Err(DialogGone(e.to_string()));
+                    return Err(DialogGone::Gone(e.to_string()));
                 }
                 Err(e) => {
                     tracing::info!(call_id = self.info.id, "{} failed: {e}", req.method);
@@ -567,7 +582,9 @@ impl Call {
                     raised = true;
                     dialog.renumber(&mut req);
                 }
-                408 | 481 => return Err(DialogGone(format!("{} {}", r.code, r.reason))),
+                408 | 481 => {
+                    return Err(DialogGone::Gone(format!("{} {}", r.code, r.reason)));
+                }
                 _ => {
                     tracing::info!(
                         call_id = self.info.id,
@@ -592,7 +609,7 @@ impl Call {
     ) -> Result<bool, DialogGone> {
         let mut offer = media.ours.clone();
         offer.session_version += 1;
-        if let Some(m) = offer.media.first_mut() {
+        if let Some(m) = sdp::in_use(&mut offer) {
             m.direction = direction;
         }
         if let Err(e) = sdp::rekey(&mut offer) {
@@ -617,6 +634,15 @@ impl Call {
             if direction == Direction::SendOnly {
                 p.send = false;
                 p.receive = false;
+            }
+            // Encrypted calls stay encrypted: an answer without keys ends the call rather
+            // than sending the rest of it in clear.
+            if self.info.media_encryption != MediaEncryption::None
+                && encryption_of(&n) == MediaEncryption::None
+            {
+                return Err(DialogGone::Refused(
+                    "the far side's answer drops media encryption".into(),
+                ));
             }
             media.session.update(&n.mid, p);
             self.info.media_encryption = encryption_of(&n);
@@ -646,11 +672,8 @@ impl Call {
             let update = dialog.request(Method::Update, None);
             Ok(self.modify(dialog, update).await?.is_some())
         } else {
-            let direction = media
-                .ours
-                .media
-                .first()
-                .map_or(Direction::SendRecv, |m| m.direction);
+            let direction =
+                sdp::in_use(&mut media.ours).map_or(Direction::SendRecv, |m| m.direction);
             Box::pin(self.reinvite(dialog, media, direction)).await
         }
     }
@@ -668,18 +691,29 @@ impl Call {
             }
         };
         let mut resp = if !req.body.is_empty() {
-            let port = media.ours.media.first().map_or(0, |m| m.port);
+            let port = sdp::in_use(&mut media.ours).map_or(0, |m| m.port);
             let answer = Sdp::parse(&req.body)
                 .map_err(|e| NegotiationError::BadCrypto(format!("bad SDP: {e}")))
                 .and_then(|offer| {
-                    sdp::answer(
+                    let (mut ans, mut n) = sdp::answer(
                         &offer,
                         &self.prefs.codecs,
                         media.ours.origin_addr,
                         port,
                         media.ours.session_id,
                         self.prefs.security(),
-                    )
+                    )?;
+                    sdp::keep_dtls_role(&offer, &mut ans, &mut n, media.negotiated.dtls.as_ref());
+                    Ok((ans, n))
+                })
+                .and_then(|(ans, n)| {
+                    // Encrypted calls stay encrypted.
+                    if self.info.media_encryption != MediaEncryption::None
+                        && encryption_of(&n) == MediaEncryption::None
+                    {
+                        return Err(NegotiationError::EncryptionRequired);
+                    }
+                    Ok((ans, n))
                 });
             match answer {
                 Ok((mut ans, n)) => {
@@ -749,9 +783,9 @@ impl Call {
                                     let wait = (t.refresh_after() / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
                                     refresh_retry = Some(tokio::time::Instant::now() + wait);
                                 }
-                                Err(DialogGone(why)) => {
+                                Err(gone) => {
                                     self.bye(&mut dialog).await;
-                                    break (408, EndReason::RefreshFailed(why));
+                                    break (408, gone.reason(true));
                                 }
                             }
                         }
@@ -800,9 +834,9 @@ impl Call {
                             match Box::pin(self.reinvite(&mut dialog, &mut media, direction)).await {
                                 Ok(true) => self.set(then).await,
                                 Ok(false) => {}
-                                Err(DialogGone(why)) => {
+                                Err(gone) => {
                                     self.bye(&mut dialog).await;
-                                    break (408, EndReason::Gone(format!("the far side is gone: {why}")));
+                                    break (408, gone.reason(false));
                                 }
                             }
                         }

@@ -166,7 +166,9 @@ fn make_identity() -> Result<Identity, openssl::error::ErrorStack> {
         SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
         |_, _| true,
     );
-    b.set_options(SslOptions::NO_QUERY_MTU);
+    // No renegotiation: a finished handshake must not be made to run again on the media
+    // tick the other calls share.
+    b.set_options(SslOptions::NO_QUERY_MTU | SslOptions::NO_RENEGOTIATION);
     Ok(Identity {
         fingerprint: Fingerprint::of(&cert, FingerprintHash::Sha256)?,
         context: b.build(),

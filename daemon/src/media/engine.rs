@@ -74,10 +74,18 @@ async fn shard(mut adds: mpsc::Receiver<Stream>) {
                 let now = Instant::now();
                 let mut i = 0;
                 while i < streams.len() {
-                    if streams[i].tick(now, &mut buf) {
-                        i += 1;
-                    } else {
-                        streams.swap_remove(i).finish();
+                    // A bug in one stream (or in a parser under it) must not take the
+                    // shard's other calls with it.
+                    let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        streams[i].tick(now, &mut buf)
+                    }));
+                    match ticked {
+                        Ok(true) => i += 1,
+                        Ok(false) => streams.swap_remove(i).finish(),
+                        Err(_) => {
+                            tracing::error!("a media stream failed (a bug in voipd); its call goes on without media");
+                            drop(streams.swap_remove(i));
+                        }
                     }
                 }
             }

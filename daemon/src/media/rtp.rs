@@ -21,6 +21,38 @@ pub enum RtpError {
     Truncated,
 }
 
+/// Whether the elements of an RFC 8285 header extension (one-byte or two-byte form) each
+/// end inside their block. A reader that trusts an element's length would read past it
+/// (webrtc-srtp's does, and panics at the packet's end); such a packet is malformed.
+fn elements_fit(profile: u16, block: &[u8]) -> bool {
+    let mut pos = 0;
+    while pos < block.len() {
+        let b = block[pos];
+        pos += 1;
+        if b == 0 {
+            continue; // padding
+        }
+        let len = match profile {
+            0xBEDE if b >> 4 == 15 => return true, // the rest is to be ignored
+            0xBEDE => usize::from(b & 0x0f) + 1,
+            0x1000 => match block.get(pos) {
+                Some(l) => {
+                    pos += 1;
+                    usize::from(*l)
+                }
+                None => return false,
+            },
+            // Other profiles are one opaque block.
+            _ => return true,
+        };
+        pos += len;
+        if pos > block.len() {
+            return false;
+        }
+    }
+    true
+}
+
 impl<'a> RtpPacket<'a> {
     pub fn parse(b: &'a [u8]) -> Result<RtpPacket<'a>, RtpError> {
         let start = RtpPacket::header_len(b)?;
@@ -56,8 +88,14 @@ impl<'a> RtpPacket<'a> {
         let csrc = usize::from(b[0] & 0x0f);
         let mut len = 12 + 4 * csrc;
         if b[0] & 0x10 != 0 {
-            let ext = b.get(len + 2..len + 4).ok_or(RtpError::Truncated)?;
-            len += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+            let ext = b.get(len..len + 4).ok_or(RtpError::Truncated)?;
+            let profile = u16::from_be_bytes([ext[0], ext[1]]);
+            let start = len + 4;
+            len = start + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+            let block = b.get(start..len).ok_or(RtpError::Truncated)?;
+            if !elements_fit(profile, block) {
+                return Err(RtpError::Truncated);
+            }
         }
         if len > b.len() {
             return Err(RtpError::Truncated);
@@ -79,6 +117,25 @@ impl<'a> RtpPacket<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extension_elements_must_end_inside_their_block() {
+        // A two-byte-header element claiming 255 bytes in a one-word block.
+        let mut p = vec![
+            0x90, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 0x10, 0x00, 0, 1, 1, 255, 0, 0,
+        ];
+        p.extend([0u8; 16]);
+        assert_eq!(RtpPacket::header_len(&p), Err(RtpError::Truncated));
+        // One-byte form: an element of 16 bytes in a one-word block; then a good one.
+        let bad = [
+            0x90, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 0xBE, 0xDE, 0, 1, 0x1F, 0, 0, 0,
+        ];
+        assert_eq!(RtpPacket::header_len(&bad), Err(RtpError::Truncated));
+        let good = [
+            0x90, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 0xBE, 0xDE, 0, 1, 0x12, 7, 7, 7,
+        ];
+        assert_eq!(RtpPacket::header_len(&good), Ok(20));
+    }
 
     #[test]
     fn round_trip_and_malformed_packets() {

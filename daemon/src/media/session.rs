@@ -210,7 +210,14 @@ impl MediaSession {
 
     /// What a new offer or answer says for stream `mid`.
     pub fn update(&self, mid: &str, params: MediaParams) {
-        match self.streams.get(mid) {
+        // A far side may renumber its only stream (a new mid, or none where there was
+        // one): with one stream, that one is meant.
+        let stream = match self.streams.get(mid) {
+            Some(s) => Some(s),
+            None if self.streams.len() == 1 => self.streams.values().next(),
+            None => None,
+        };
+        match stream {
             Some(s) => {
                 let _ = s.params.send(params);
             }

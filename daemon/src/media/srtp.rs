@@ -14,6 +14,10 @@ use webrtc_srtp::protection_profile::ProtectionProfile;
 /// Packets this far behind the newest still count as late rather than replayed (RFC 3711
 /// §3.3.2 asks for at least 64).
 const REPLAY_WINDOW: usize = 128;
+/// Streams (SSRCs) the far side may send under one key. webrtc-srtp keeps state for each
+/// SSRC it is handed, before it authenticates the packet: past this, an unknown SSRC is
+/// refused unread, so that forged packets cannot grow that state without end.
+const MAX_SSRCS: usize = 8;
 
 /// An SRTP crypto suite, by its SDES name (RFC 4568 §6.2, RFC 7714 §14.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -144,6 +148,9 @@ pub enum SrtpError {
     /// The stream's keys are not agreed yet (a DTLS handshake still runs).
     #[error("not keyed yet")]
     NotKeyed,
+    /// An SSRC beyond the few a far side may use.
+    #[error("from too many streams")]
+    TooManyStreams,
     #[error("{0}")]
     Malformed(String),
     #[error("{suite} takes a {want}-byte key and salt, not {got}")]
@@ -191,6 +198,8 @@ pub struct Srtp {
     suite: SrtpSuite,
     tx: Context,
     rx: Context,
+    /// The SSRCs handed to `rx` so far, RTP's and RTCP's (see MAX_SSRCS).
+    admitted: Vec<u32>,
 }
 
 impl Srtp {
@@ -199,7 +208,20 @@ impl Srtp {
             suite: keys.suite,
             tx: context(keys.suite, &keys.local)?,
             rx: context(keys.suite, &keys.remote)?,
+            admitted: Vec::new(),
         })
+    }
+
+    /// Whether a packet from `ssrc` may be handed to the receiving context.
+    fn admit(&mut self, ssrc: u32) -> Result<(), SrtpError> {
+        if self.admitted.contains(&ssrc) {
+            return Ok(());
+        }
+        if self.admitted.len() >= MAX_SSRCS {
+            return Err(SrtpError::TooManyStreams);
+        }
+        self.admitted.push(ssrc);
+        Ok(())
     }
 
     /// New keys of the same suite (a re-INVITE): only a direction whose key changed starts
@@ -215,6 +237,7 @@ impl Srtp {
         }
         if new.remote != old.remote {
             self.rx = context(new.suite, &new.remote)?;
+            self.admitted.clear();
         }
         Ok(())
     }
@@ -231,9 +254,10 @@ impl Srtp {
     /// The RTP packet inside an SRTP one, or why there is none. `srtp` must already parse
     /// as RTP (a header of its full length).
     pub fn unprotect_rtp(&mut self, srtp: &[u8], header_len: usize) -> Result<Bytes, SrtpError> {
-        if srtp.len() < header_len + self.suite.rtp_overhead() {
+        if srtp.len() < header_len + self.suite.rtp_overhead() || srtp.len() < 12 {
             return Err(SrtpError::TooShort);
         }
+        self.admit(u32::from_be_bytes([srtp[8], srtp[9], srtp[10], srtp[11]]))?;
         Ok(self.rx.decrypt_rtp(srtp)?)
     }
 
@@ -249,6 +273,13 @@ impl Srtp {
         if srtcp.len() < 8 + self.suite.rtcp_overhead() {
             return Err(SrtpError::TooShort);
         }
+        // The E flag: voipd never agrees to unencrypted SRTCP, and webrtc-srtp would hand
+        // such a packet back without checking its tag.
+        let tag = self.suite.profile().rtcp_auth_tag_len();
+        if srtcp[srtcp.len() - tag - 4] & 0x80 == 0 {
+            return Err(SrtpError::AuthFailed);
+        }
+        self.admit(u32::from_be_bytes([srtcp[4], srtcp[5], srtcp[6], srtcp[7]]))?;
         Ok(self.rx.decrypt_rtcp(srtcp)?)
     }
 }
@@ -341,7 +372,43 @@ mod tests {
             let sealed = a.protect_rtcp(&report).unwrap();
             assert!(b.unprotect_rtcp(&sealed).is_ok());
             assert_eq!(b.unprotect_rtcp(&sealed), Err(SrtpError::Replayed));
+            // The E flag cleared: "unencrypted SRTCP", never agreed to, never taken.
+            let sealed = a.protect_rtcp(&report).unwrap();
+            let mut clear = sealed.to_vec();
+            let at = clear.len() - suite.profile().rtcp_auth_tag_len() - 4;
+            clear[at] &= 0x7f;
+            assert_eq!(
+                b.unprotect_rtcp(&clear),
+                Err(SrtpError::AuthFailed),
+                "{suite}"
+            );
         }
+    }
+
+    #[test]
+    fn forged_packets_from_ever_new_ssrcs_are_refused_unread() {
+        let (mut a, mut b) = pair(SrtpSuite::AesCm128HmacSha1_80);
+        let real = a.protect_rtp(&rtp(1, &[1; 160])).unwrap();
+        assert!(b.unprotect_rtp(&real, 12).is_ok());
+        let mut results = Vec::new();
+        for ssrc in 0..100u32 {
+            let mut forged = real.to_vec();
+            forged[8..12].copy_from_slice(&ssrc.to_be_bytes());
+            results.push(b.unprotect_rtp(&forged, 12).unwrap_err());
+        }
+        assert!(
+            results[..MAX_SSRCS - 1]
+                .iter()
+                .all(|e| *e == SrtpError::AuthFailed)
+        );
+        assert!(
+            results[MAX_SSRCS..]
+                .iter()
+                .all(|e| *e == SrtpError::TooManyStreams)
+        );
+        // The real stream goes on.
+        let next = a.protect_rtp(&rtp(2, &[1; 160])).unwrap();
+        assert!(b.unprotect_rtp(&next, 12).is_ok());
     }
 
     #[test]

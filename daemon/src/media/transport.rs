@@ -29,6 +29,8 @@ enum Protection {
 struct Keyed {
     session: DtlsSession,
     srtp: Option<Srtp>,
+    /// The handshake failed (on the RTCP port: the call goes on without RTCP).
+    failed: bool,
 }
 
 impl Keyed {
@@ -36,11 +38,15 @@ impl Keyed {
         Ok(Box::new(Keyed {
             session: DtlsSession::new(params.clone())?,
             srtp: None,
+            failed: false,
         }))
     }
 
     /// Moves the handshake on and sends what it wrote to `to`; Some once it ends.
     fn drive(&mut self, sock: &UdpSocket, to: SocketAddr) -> Option<Result<SrtpSuite, DtlsError>> {
+        if self.failed {
+            return None;
+        }
         let ended = self.session.drive();
         for d in self.session.outgoing() {
             let _ = sock.send_to(&d, to);
@@ -51,9 +57,15 @@ impl Keyed {
                     self.srtp = Some(s);
                     Some(Ok(keys.suite))
                 }
-                Err(e) => Some(Err(DtlsError::Keys(e.to_string()))),
+                Err(e) => {
+                    self.failed = true;
+                    Some(Err(DtlsError::Keys(e.to_string())))
+                }
             },
-            Err(e) => Some(Err(e)),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
         }
     }
 }
@@ -144,14 +156,15 @@ impl RtpTransport {
         if rtp_to.port() == 0 || rtp_to.ip().is_unspecified() {
             return None;
         }
-        let mut ended = rtp.drive(&self.rtp, rtp_to);
         if let (Some(keyed), Some(sock)) = (rtcp, &self.rtcp) {
             let to = SocketAddr::new(rtp_to.ip(), rtp_to.port().wrapping_add(1));
+            // RTCP is best effort: a far side that does not answer on its port (RTCP off,
+            // an a=rtcp elsewhere) costs the reports, not the call.
             if let Some(Err(e)) = keyed.drive(sock, to) {
-                ended = Some(Err(e));
+                tracing::info!("DTLS on the RTCP port: {e}; the call goes on without RTCP");
             }
         }
-        ended
+        rtp.drive(&self.rtp, rtp_to)
     }
 
     /// The next datagram at the RTP port, as it came.

@@ -11,7 +11,10 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub use crypto::Crypto;
-pub use negotiate::{Negotiated, NegotiationError, Security, answer, offer, read_answer, rekey};
+pub use negotiate::{
+    Negotiated, NegotiationError, Security, answer, in_use, keep_dtls_role, offer, read_answer,
+    rekey,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

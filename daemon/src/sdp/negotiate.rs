@@ -242,6 +242,42 @@ fn dtls_of(sdp: &Sdp, m: &Media, answering: bool) -> Result<DtlsParams, Negotiat
     Ok(DtlsParams { role, remote })
 }
 
+/// A re-offer that leaves the roles open (`actpass`) with the same certificate keeps the
+/// DTLS association that runs (RFC 8842 §5.5): we keep the role we had, and say so in our
+/// answer, rather than start a new handshake mid-call.
+pub fn keep_dtls_role(offer: &Sdp, ans: &mut Sdp, n: &mut Negotiated, before: Option<&DtlsParams>) {
+    let (Some(old), Some(new)) = (before, n.dtls.as_mut()) else {
+        return;
+    };
+    let offered_actpass = offer
+        .media
+        .iter()
+        .enumerate()
+        .find(|(i, m)| m.mid(*i) == n.mid)
+        .and_then(|(_, m)| attr(offer, m, "setup"))
+        .is_some_and(|s| s.eq_ignore_ascii_case("actpass"));
+    if !offered_actpass || old.remote != new.remote || old.role == new.role {
+        return;
+    }
+    new.role = old.role;
+    let setup = match old.role {
+        DtlsRole::Client => "setup:active",
+        DtlsRole::Server => "setup:passive",
+    };
+    if let Some(m) = in_use(ans) {
+        for a in m.other_attrs.iter_mut().filter(|a| a.starts_with("setup:")) {
+            *a = setup.to_string();
+        }
+    }
+}
+
+/// The audio stream a description of ours has in use (not one it refused with port 0).
+pub fn in_use(ours: &mut Sdp) -> Option<&mut Media> {
+    ours.media
+        .iter_mut()
+        .find(|m| m.kind == "audio" && m.port != 0)
+}
+
 /// New keys in each of our offer's `a=crypto` lines: every offer carries fresh ones.
 pub fn rekey(ours: &mut Sdp) -> Result<(), NegotiationError> {
     for m in &mut ours.media {
@@ -441,7 +477,11 @@ pub fn answer(
 
 /// Reads the answer to our offer.
 pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationError> {
-    let offered = ours.media.first().ok_or(NegotiationError::NoAudio)?;
+    let offered = ours
+        .media
+        .iter()
+        .find(|m| m.kind == "audio" && m.port != 0)
+        .ok_or(NegotiationError::NoAudio)?;
     let (index, m) = answer
         .media
         .iter()
@@ -495,7 +535,11 @@ fn answer_keys(offered: &Media, m: &Media) -> Result<Option<SrtpKeys>, Negotiati
     let theirs = Crypto::parse(line)
         .map_err(NegotiationError::BadCrypto)?
         .ok_or_else(|| {
-            NegotiationError::BadCrypto(format!("a=crypto:{line} is not one we offered"))
+            // Not the line itself: it holds the far side's key.
+            NegotiationError::BadCrypto(format!(
+                "a=crypto tag {} is not one we offered",
+                line.split_ascii_whitespace().next().unwrap_or_default()
+            ))
         })?;
     let ours = offered
         .crypto

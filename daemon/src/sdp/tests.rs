@@ -448,4 +448,34 @@ mod dtls {
             NegotiationError::Unencrypted
         );
     }
+
+    #[test]
+    fn a_re_offer_with_roles_open_keeps_the_association() {
+        // We were the server (our offer was answered with active); now they re-offer
+        // actpass with the same certificate.
+        let fp = our_fingerprint().unwrap();
+        let before = crate::media::dtls::DtlsParams {
+            role: DtlsRole::Server,
+            remote: fp.clone(),
+        };
+        let reoffer =
+            Sdp::parse(offer_of(MediaEncryptionPolicy::Dtls).to_string().as_bytes()).unwrap();
+        let (mut ans, mut n) = answer(
+            &reoffer,
+            &[Codec::Pcmu],
+            "127.0.0.2".parse().unwrap(),
+            5000,
+            2,
+            Security::CLEAR,
+        )
+        .unwrap();
+        assert_eq!(n.dtls.as_ref().unwrap().role, DtlsRole::Client);
+        keep_dtls_role(&reoffer, &mut ans, &mut n, Some(&before));
+        assert_eq!(n.dtls.unwrap().role, DtlsRole::Server);
+        assert!(
+            ans.media[0]
+                .other_attrs
+                .contains(&"setup:passive".to_string())
+        );
+    }
 }

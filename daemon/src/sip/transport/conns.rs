@@ -58,6 +58,8 @@ impl Activity {
 pub(super) struct Conn {
     pub tx: mpsc::Sender<Vec<u8>>,
     pub activity: Arc<Activity>,
+    /// TCP or TLS: a TLS target never reuses a plain connection to the same address.
+    pub proto: super::Proto,
     /// Accepted from the network (ours, to a registrar or proxy, are never evicted).
     inbound: bool,
 }
@@ -138,6 +140,7 @@ impl Connections {
         peer: SocketAddr,
         tx: mpsc::Sender<Vec<u8>>,
         inbound: bool,
+        proto: super::Proto,
     ) -> Arc<Activity> {
         let activity = Arc::new(Activity::new(!inbound, self.epoch));
         let old = self.map.insert(
@@ -146,6 +149,7 @@ impl Connections {
                 tx,
                 activity: activity.clone(),
                 inbound,
+                proto,
             },
         );
         match old {
@@ -226,12 +230,17 @@ mod tests {
         let mut t = Connections::new(3);
         let (tx, _rx) = mpsc::channel(1);
         let ours = addr("192.0.2.1", 5060);
-        t.insert(ours, tx.clone(), false);
+        t.insert(ours, tx.clone(), false, super::super::Proto::Tcp);
         // Few per address.
         let mut t2 = Connections::new(1000);
         for port in 0..PER_SOURCE as u16 {
             assert!(t2.make_room(addr("198.51.100.1", port)).is_ok());
-            t2.insert(addr("198.51.100.1", port), tx.clone(), true);
+            t2.insert(
+                addr("198.51.100.1", port),
+                tx.clone(),
+                true,
+                super::super::Proto::Tcp,
+            );
         }
         assert_eq!(
             t2.make_room(addr("198.51.100.1", 999)),
@@ -242,17 +251,22 @@ mod tests {
         // Full: the one that never sent a valid message goes first, ours never.
         let quiet = addr("198.51.100.3", 1);
         let valid = addr("198.51.100.4", 1);
-        t.insert(valid, tx.clone(), true)
+        t.insert(valid, tx.clone(), true, super::super::Proto::Tcp)
             .valid
             .store(true, Ordering::Relaxed);
-        t.insert(quiet, tx.clone(), true);
+        t.insert(quiet, tx.clone(), true, super::super::Proto::Tcp);
         assert_eq!(t.len(), 3);
         assert!(t.make_room(addr("198.51.100.5", 1)).is_ok());
         assert!(t.get(&quiet).is_none());
         assert!(t.get(&valid).is_some() && t.get(&ours).is_some());
-        t.insert(addr("198.51.100.5", 1), tx.clone(), true)
-            .valid
-            .store(true, Ordering::Relaxed);
+        t.insert(
+            addr("198.51.100.5", 1),
+            tx.clone(),
+            true,
+            super::super::Proto::Tcp,
+        )
+        .valid
+        .store(true, Ordering::Relaxed);
         // All valid: the quietest inbound one.
         assert!(t.make_room(addr("198.51.100.6", 1)).is_ok());
         assert!(t.get(&ours).is_some());
@@ -264,8 +278,8 @@ mod tests {
         let mut t = Connections::new(10);
         let (tx, _rx) = mpsc::channel(1);
         let p = addr("198.51.100.1", 1);
-        let old = t.insert(p, tx.clone(), true);
-        let new = t.insert(p, tx.clone(), true);
+        let old = t.insert(p, tx.clone(), true, super::super::Proto::Tcp);
+        let new = t.insert(p, tx.clone(), true, super::super::Proto::Tcp);
         assert!(t.remove(&p, Some(&old)).is_none());
         assert!(t.remove(&p, Some(&new)).is_some());
         assert_eq!(t.len(), 0);

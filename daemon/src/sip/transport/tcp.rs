@@ -130,7 +130,7 @@ fn register(
     inbound: bool,
 ) -> mpsc::Sender<Vec<u8>> {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-    let activity = lock(&shared.conns).insert(peer, tx.clone(), inbound);
+    let activity = lock(&shared.conns).insert(peer, tx.clone(), inbound, proto);
     let target = Target { proto, addr: peer };
     tokio::spawn(run(
         stream,
@@ -224,7 +224,14 @@ pub(super) async fn send(
     target: Target,
     bytes: Vec<u8>,
 ) -> Result<(), TransportError> {
-    let existing = lock(&shared.conns).get(&target.addr).map(|c| c.tx.clone());
+    // Only a connection of the target's kind: SIP meant for TLS never goes out in clear.
+    let usable = |shared: &Shared| {
+        lock(&shared.conns)
+            .get(&target.addr)
+            .filter(|c| c.proto == target.proto)
+            .map(|c| c.tx.clone())
+    };
+    let existing = usable(shared);
     let tx = match existing {
         Some(tx) => tx,
         None => {
@@ -236,7 +243,7 @@ pub(super) async fn send(
                 .or_default()
                 .clone();
             let _turn = gate.lock().await;
-            let made = lock(&shared.conns).get(&target.addr).map(|c| c.tx.clone());
+            let made = usable(shared);
             let tx = match made {
                 Some(tx) => Ok(tx),
                 None => connect(shared, target).await,

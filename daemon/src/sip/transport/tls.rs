@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -100,8 +100,9 @@ pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig
 pub struct TlsContext {
     names: Mutex<HashMap<SocketAddr, String>>,
     clients: Mutex<HashMap<String, Arc<ClientConfig>>>,
-    /// The system's trust store, loaded at the first connection that needs it.
-    system: OnceLock<Result<Arc<ClientConfig>, String>>,
+    /// The system's trust store, loaded (off the runtime's threads: it reads and parses
+    /// files) at the first connection that needs it.
+    system: tokio::sync::OnceCell<Result<Arc<ClientConfig>, String>>,
     pub(super) acceptor: Option<TlsAcceptor>,
 }
 
@@ -128,12 +129,17 @@ impl TlsContext {
         lock(&self.clients).insert(name.to_ascii_lowercase(), config);
     }
 
-    fn config_for(&self, name: &str) -> Result<Arc<ClientConfig>, String> {
+    async fn config_for(&self, name: &str) -> Result<Arc<ClientConfig>, String> {
         if let Some(c) = lock(&self.clients).get(name) {
             return Ok(c.clone());
         }
         self.system
-            .get_or_init(|| client_config(None, None))
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(|| client_config(None, None))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()))
+            })
+            .await
             .clone()
     }
 
@@ -158,7 +164,7 @@ impl TlsContext {
         };
         let server = ServerName::try_from(name.clone())
             .map_err(|_| fail(format!("{name:?} is not a name a certificate can be for")))?;
-        let config = self.config_for(&name).map_err(&fail)?;
+        let config = self.config_for(&name).await.map_err(&fail)?;
         let handshake = TlsConnector::from(config).connect(server, tcp);
         match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
             Ok(Ok(s)) => Ok(s),
