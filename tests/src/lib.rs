@@ -537,6 +537,14 @@ pub fn accounts(sb: &Sandbox) -> Vec<serde_json::Value> {
     v["accounts"].as_array().cloned().unwrap_or_default()
 }
 
+/// The calls `voipctl --json calls` lists.
+pub fn calls(sb: &Sandbox) -> Vec<serde_json::Value> {
+    let out = sb.voipctl(&["--json", "calls"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    v["calls"].as_array().cloned().unwrap_or_default()
+}
+
 pub fn account(sb: &Sandbox, id: &str) -> serde_json::Value {
     accounts(sb)
         .into_iter()

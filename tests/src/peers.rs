@@ -162,6 +162,23 @@ impl Kamailio {
     }
 
     /// REGISTER requests Kamailio received from `user`.
+    /// The lines where it judged a request of `method` from `user` (CALL-AUTH).
+    pub fn call_auth(&self, method: &str, user: &str) -> Vec<String> {
+        let (m, f) = (format!("method={method} "), format!("from={user}"));
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains("CALL-AUTH") && l.contains(&m) && l.ends_with(&f))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Whether it challenged `user`'s `method` and then took it with their credentials.
+    pub fn challenged_then_took(&self, method: &str, user: &str) -> bool {
+        let lines = self.call_auth(method, user);
+        lines.iter().any(|l| l.contains("result=challenge"))
+            && lines.iter().any(|l| l.contains("result=ok"))
+    }
+
     pub fn registers_from(&self, user: &str) -> Vec<String> {
         let needle = format!("REGISTER-RECEIVED from=sip:{user}@");
         self.log_text()

@@ -29,13 +29,6 @@ fn voipd_config(sb: &Sandbox, kam: &Kamailio, codec: &str, answer: &str) -> Stri
     )
 }
 
-fn calls(sb: &Sandbox) -> Vec<Value> {
-    let out = sb.voipctl(&["--json", "calls"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    v["calls"].as_array().cloned().unwrap_or_default()
-}
-
 fn wait_call(sb: &Sandbox, state: &str) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -113,23 +106,12 @@ fn start(
     (kam, d, b)
 }
 
-/// The lines where Kamailio judged a request of `method` from `user`.
-fn call_auth(kam: &Kamailio, method: &str, user: &str) -> Vec<String> {
-    let (m, f) = (format!("method={method} "), format!("from={user}"));
-    kam.log_text()
-        .lines()
-        .filter(|l| l.contains("CALL-AUTH") && l.contains(&m) && l.ends_with(&f))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Kamailio challenged our `method` and then took it with alice's credentials.
 fn assert_challenged_then_ok(kam: &Kamailio, method: &str) {
-    let lines = call_auth(kam, method, "alice");
     assert!(
-        lines.iter().any(|l| l.contains("result=challenge"))
-            && lines.iter().any(|l| l.contains("result=ok")),
-        "{method}: {lines:?}"
+        kam.challenged_then_took(method, "alice"),
+        "{method}: {:?}",
+        kam.call_auth(method, "alice")
     );
 }
 
@@ -151,7 +133,7 @@ fn voipd_calls_baresip_with_each_codec_and_audio_flows_both_ways() {
         // Our INVITE and our BYE each met the proxy's challenge and got through.
         assert_challenged_then_ok(&_kam, "INVITE");
         // The BYE carries the answer to the INVITE's challenge (nonce count 2) at once.
-        let bye = call_auth(&_kam, "BYE", "alice");
+        let bye = _kam.call_auth("BYE", "alice");
         assert!(bye.iter().any(|l| l.contains("result=ok")), "{bye:?}");
     }
 }
@@ -217,7 +199,7 @@ fn a_wrong_password_ends_the_call_with_the_challenge_once() {
     // Kamailio challenges a wrong answer again with a fresh nonce: voipd asked once with
     // credentials and then stopped, no loop.
     std::thread::sleep(Duration::from_secs(2));
-    let lines = call_auth(&kam, "INVITE", "alice");
+    let lines = kam.call_auth("INVITE", "alice");
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[1].contains("result=wrong-password"), "{lines:?}");
     let _ = watch.kill();
@@ -343,11 +325,12 @@ fn hold_stops_our_audio_and_resume_brings_it_back() {
     // And what came after the resume was still the far side's tone.
     assert_heard_baresip(&sb, 15);
     // The INVITE, the hold and the resume re-INVITEs all passed the challenging proxy.
-    let ok = call_auth(&kam, "INVITE", "alice")
+    let ok = kam
+        .call_auth("INVITE", "alice")
         .iter()
         .filter(|l| l.contains("result=ok"))
         .count();
-    assert!(ok >= 3, "{:?}", call_auth(&kam, "INVITE", "alice"));
+    assert!(ok >= 3, "{:?}", kam.call_auth("INVITE", "alice"));
 }
 
 #[test]

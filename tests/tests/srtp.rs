@@ -57,13 +57,6 @@ fn start(sb: &Sandbox, account: &str, mediaenc: Option<&str>) -> Call {
     }
 }
 
-fn calls(sb: &Sandbox) -> Vec<Value> {
-    let out = sb.voipctl(&["--json", "calls"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    v["calls"].as_array().cloned().unwrap_or_default()
-}
-
 fn wait_active(sb: &Sandbox) -> Value {
     let mut found = Value::Null;
     wait_until(
@@ -169,19 +162,10 @@ fn voipd_calls_baresip_over_srtp_with_each_suite() {
         let h = history(&sb);
         assert_eq!(h[0]["media_encryption"], "sdes", "{h:?}");
         // The INVITE with its keys met the proxy's challenge and got through.
-        let auth: Vec<String> = c
-            .kam
-            .log_text()
-            .lines()
-            .filter(|l| {
-                l.contains("CALL-AUTH") && l.contains("method=INVITE ") && l.ends_with("from=alice")
-            })
-            .map(str::to_string)
-            .collect();
         assert!(
-            auth.iter().any(|l| l.contains("result=challenge"))
-                && auth.iter().any(|l| l.contains("result=ok")),
-            "{auth:?}"
+            c.kam.challenged_then_took("INVITE", "alice"),
+            "{:?}",
+            c.kam.call_auth("INVITE", "alice")
         );
     }
 }

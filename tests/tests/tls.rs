@@ -70,20 +70,6 @@ fn voipd_config(sb: &Sandbox, dns: &Dnsmasq, ca: &Path, extra: &str) -> String {
     )
 }
 
-fn calls(sb: &Sandbox) -> Vec<Value> {
-    let out = sb.voipctl(&["--json", "calls"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    v["calls"].as_array().cloned().unwrap_or_default()
-}
-
-fn account_json(sb: &Sandbox) -> Value {
-    let out = sb.voipctl(&["--json", "accounts"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    v["accounts"][0].clone()
-}
-
 #[test]
 fn voipd_registers_over_tls_and_calls_baresip_over_tls() {
     let sb = Sandbox::new();
@@ -200,7 +186,7 @@ fn certificates_that_do_not_verify_are_refused_with_the_reason() {
         let mut a = Value::Null;
         wait_until(
             || {
-                a = account_json(&sb);
+                a = account(&sb, "alice");
                 a["last_reason"]
                     .as_str()
                     .unwrap_or_default()
