@@ -257,6 +257,16 @@ impl Baresip {
     }
 
     /// Ends it with SIGTERM, as a user quitting does (its subscribers get a last NOTIFY).
+    /// Each side heard the other's tone, clean, in at least 1.5 s of 100 ms blocks: voipd's
+    /// recording `ours` holds baresip's `theirs` Hz, and baresip's one recording holds
+    /// voipd's `ours_hz`.
+    pub fn assert_both_ways(&self, ours: &Path, ours_hz: f64, theirs_hz: f64) {
+        crate::audio::assert_tone(ours, theirs_hz, &[ours_hz, 1500.0], 15);
+        let theirs = self.received_recordings();
+        assert_eq!(theirs.len(), 1, "{theirs:?}");
+        crate::audio::assert_tone(&theirs[0], ours_hz, &[theirs_hz, 1500.0], 15);
+    }
+
     pub fn terminate(&mut self) {
         if let Some(mut c) = self.child.take() {
             stop_child(&mut c);

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use voipd_tests::audio::assert_tone;
 use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::dns::Dnsmasq;
 use voipd_tests::peers::{Kamailio, free_port};
@@ -117,14 +116,7 @@ fn voipd_registers_over_tls_and_calls_baresip_over_tls() {
     assert!(sb.voipctl(&["hangup"]).status.success());
     b.wait_event("CALL_CLOSED");
     wait_until(|| calls(&sb).is_empty(), "the call to end");
-    assert_tone(
-        &sb.path().join("voipd-heard.wav"),
-        BARESIP_TONE,
-        &[VOIPD_TONE, 1500.0],
-        15,
-    );
-    let theirs = b.received_recordings();
-    assert_tone(&theirs[0], VOIPD_TONE, &[BARESIP_TONE, 1500.0], 15);
+    b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
     // Every request of ours went over TLS: the INVITE (challenged, then taken) and BYE.
     let log = kam.log_text();
     for m in ["REGISTER", "INVITE", "BYE"] {
