@@ -242,10 +242,6 @@ impl Srtp {
         Ok(())
     }
 
-    pub fn suite(&self) -> SrtpSuite {
-        self.suite
-    }
-
     /// An RTP packet, encrypted and authenticated.
     pub fn protect_rtp(&mut self, rtp: &[u8]) -> Result<Bytes, SrtpError> {
         Ok(self.tx.encrypt_rtp(rtp)?)
