@@ -34,8 +34,9 @@ pub enum RunError {
     Store(#[from] crate::store::StoreError),
     #[error("control.tcp: cannot listen on {0}: {1}")]
     Tcp(std::net::SocketAddr, std::io::Error),
-    #[error("sip.tls_certificate: {0}")]
-    Tls(String),
+    /// Checked when the configuration was read: the files changed since.
+    #[error("sip.{}: {}", if .0.field.is_empty() { "tls_certificate" } else { .0.field }, .0.message)]
+    Tls(crate::sip::transport::tls::TlsSetupError),
 }
 
 pub struct Options {

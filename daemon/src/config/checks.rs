@@ -219,11 +219,18 @@ fn sip_tls(config: &mut super::Config, places: &SipPlaces, r: &mut Report<'_>) {
     if let (Ok(cert), Ok(key)) = (cert, key) {
         match crate::sip::transport::tls::server_config(&cert, key.expose().as_bytes()) {
             Ok(_) => sip.tls_pem = Some((cert, key)),
-            Err(m) => r.add(
-                Some(&places.tls_certificate),
-                format!("sip.{}", field_of(&m, "tls_certificate")),
-                m,
-            ),
+            Err(e) => {
+                let at = match e.field {
+                    "tls_key" => &places.tls_key,
+                    _ => &places.tls_certificate,
+                };
+                let field = if e.field.is_empty() {
+                    "tls_certificate"
+                } else {
+                    e.field
+                };
+                r.add(Some(at), format!("sip.{field}"), e.message);
+            }
         }
     }
 }
@@ -265,29 +272,15 @@ fn account_tls(
         .identity
         .as_ref()
         .map(|(c, k)| (c.as_slice(), k.expose().as_bytes()));
-    if let Err(m) = crate::sip::transport::tls::client_config(tls.ca_pem.as_deref(), identity) {
-        let f = field_of(&m, "ca");
+    if let Err(e) = crate::sip::transport::tls::client_config(tls.ca_pem.as_deref(), identity) {
+        let f = if e.field.is_empty() { "ca" } else { e.field };
         let place = at.map(|p| match f {
             "client_cert" => &p.client_cert,
             "client_key" => &p.client_key,
             _ => &p.ca,
         });
-        r.add(place, field(f), m);
+        r.add(place, field(f), e.message);
     }
-}
-
-/// The field an error from the TLS set-up names first ("client_key: …"), else `default`.
-fn field_of<'a>(message: &'a str, default: &'a str) -> &'a str {
-    [
-        "ca",
-        "client_cert",
-        "client_key",
-        "tls_certificate",
-        "tls_key",
-    ]
-    .into_iter()
-    .find(|f| message.starts_with(&format!("{f}:")) || message.starts_with(&format!("{f} and")))
-    .unwrap_or(default)
 }
 
 /// A PEM private key from the file at `path`.

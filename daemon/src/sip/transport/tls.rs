@@ -20,18 +20,35 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+/// Why a certificate, key or CA cannot be used, and which setting named it (`ca`,
+/// `client_cert`, `client_key`, `tls_certificate`, `tls_key`; empty for the system's
+/// trust store), so that the configuration can point at the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
+pub struct TlsSetupError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn bad(field: &'static str, message: impl std::fmt::Display) -> TlsSetupError {
+    TlsSetupError {
+        field,
+        message: message.to_string(),
+    }
+}
+
+fn certs(pem: &[u8], field: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{what}: {e}"))?;
+        .map_err(|e| bad(field, e))?;
     if certs.is_empty() {
-        return Err(format!("{what}: no PEM certificate in it"));
+        return Err(bad(field, "no PEM certificate in it"));
     }
     Ok(certs)
 }
 
-fn key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("{what}: {e}"))
+fn key(pem: &[u8], field: &'static str) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| bad(field, e))
 }
 
 /// What to trust and how to show ourselves to a server: the CA certificates in `ca_pem`
@@ -39,14 +56,14 @@ fn key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, String> {
 pub fn client_config(
     ca_pem: Option<&[u8]>,
     identity: Option<(&[u8], &[u8])>,
-) -> Result<Arc<ClientConfig>, String> {
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let mut roots = RootCertStore::empty();
     match ca_pem {
         Some(pem) => {
             for c in certs(pem, "ca")? {
                 roots
                     .add(c)
-                    .map_err(|e| format!("ca: not a usable CA certificate: {e}"))?;
+                    .map_err(|e| bad("ca", format!("not a usable CA certificate: {e}")))?;
             }
         }
         None => {
@@ -56,41 +73,54 @@ pub fn client_config(
                 let _ = roots.add(c);
             }
             if roots.is_empty() {
-                return Err(format!(
-                    "no trusted CA certificates on this system ({}); install the \
+                return Err(bad(
+                    "",
+                    format!(
+                        "no trusted CA certificates on this system ({}); install the \
                      ca-certificates package, or name the provider's CA in the account's tls.ca",
-                    found
-                        .errors
-                        .first()
-                        .map_or_else(|| "none found".to_string(), |e| e.to_string())
+                        found
+                            .errors
+                            .first()
+                            .map_or_else(|| "none found".to_string(), |e| e.to_string())
+                    ),
                 ));
             }
         }
     }
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| bad("", e))?
         .with_root_certificates(roots);
     let config = match identity {
         Some((cert, k)) => builder
             .with_client_auth_cert(certs(cert, "client_cert")?, key(k, "client_key")?)
-            .map_err(|e| format!("client_cert and client_key do not go together: {e}"))?,
+            .map_err(|e| {
+                bad(
+                    "client_key",
+                    format!("it does not go with client_cert: {e}"),
+                )
+            })?,
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
 }
 
 /// Our certificate chain and key, for `tls:` listeners.
-pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| bad("", e))?
         .with_no_client_auth()
         .with_single_cert(
             certs(cert_pem, "tls_certificate")?,
             key(key_pem, "tls_key")?,
         )
-        .map_err(|e| format!("tls_certificate and tls_key do not go together: {e}"))?;
+        .map_err(|e| {
+            bad(
+                "tls_key",
+                format!("it does not go with tls_certificate: {e}"),
+            )
+        })?;
     Ok(Arc::new(config))
 }
 
@@ -135,7 +165,7 @@ impl TlsContext {
         }
         self.system
             .get_or_init(|| async {
-                tokio::task::spawn_blocking(|| client_config(None, None))
+                tokio::task::spawn_blocking(|| client_config(None, None).map_err(|e| e.to_string()))
                     .await
                     .unwrap_or_else(|e| Err(e.to_string()))
             })
@@ -211,9 +241,10 @@ mod tests {
     #[test]
     fn files_that_are_not_what_they_should_be_are_named() {
         let e = client_config(Some(b"not pem"), None).unwrap_err();
-        assert!(e.starts_with("ca: no PEM certificate"), "{e}");
+        assert_eq!(e.field, "ca");
+        assert_eq!(e.to_string(), "ca: no PEM certificate in it");
         let e = server_config(b"", b"").unwrap_err();
-        assert!(e.starts_with("tls_certificate:"), "{e}");
+        assert_eq!(e.field, "tls_certificate", "{e}");
     }
 
     #[test]
