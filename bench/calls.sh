@@ -12,23 +12,12 @@
 # Needs sipp (sip-tester) and baresip (baresip-core). Loopback only; it stops all it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voipd-target}"
 RATE="${1:-200}"
 CONC="${2:-500}"
 HOLD_S=10
 for t in sipp baresip; do command -v $t >/dev/null || { echo "$t missing (apt-get install sip-tester baresip-core)" >&2; exit 1; }; done
-cargo build --release -q -p voipd -p voipctl
-bin="$CARGO_TARGET_DIR/release"
-work=$(mktemp -d /tmp/voipd-callbench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -- "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 . bench/lib.sh
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-threads() { awk '/Threads/ {print $2}' "/proc/$1/status"; }
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
-ucpu() { awk '{print $14}' "/proc/$1/stat"; }
-ticks=$(getconf CLK_TCK)
+bench_start callbench
 
 # SIPp as caller; prints "ok failed elapsed".
 run_sipp() { # target rate count duration_ms peak_var

@@ -1,5 +1,25 @@
 # Shared by the bench scripts (sourced, not run).
 
+# bench_start NAME: builds voipd and voipctl (release) into $bin, makes a scratch dir
+# $work, and at exit stops everything in $pids (a PID, or -PGID for a process group) and
+# removes $work.
+bench_start() {
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voipd-target}"
+  cargo build --release -q -p voipd -p voipctl
+  bin="$CARGO_TARGET_DIR/release"
+  work=$(mktemp -d "/tmp/voipd-$1.XXXXXX")
+  pids=()
+  trap bench_stop EXIT
+}
+bench_stop() { for p in "${pids[@]}"; do kill -- "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+
+# Per process: resident memory (kB), CPU ticks (user+system, and user), threads.
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+ucpu() { awk '{print $14}' "/proc/$1/stat"; }
+threads() { awk '/Threads/ {print $2}' "/proc/$1/status"; }
+ticks=$(getconf CLK_TCK)
+
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # voipd_config FILE LISTEN [LINE]: voipd listening on LISTEN (the body of a TOML list of

@@ -9,19 +9,10 @@
 # Needs sipp (sip-tester). Loopback only; it stops all it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voipd-target}"
 CONC="${1:-2000}"
 command -v sipp >/dev/null || { echo "sipp missing (apt-get install sip-tester)" >&2; exit 1; }
-cargo build --release -q -p voipd -p voipctl
-bin="$CARGO_TARGET_DIR/release"
-work=$(mktemp -d /tmp/voipd-srtpbench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -- "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 . bench/lib.sh
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
-ticks=$(getconf CLK_TCK)
+bench_start srtpbench
 ulimit -n 65536 2>/dev/null || true
 
 run() { # label account-lines

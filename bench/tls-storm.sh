@@ -7,17 +7,10 @@
 # Needs kamailio with kamailio-tls-modules, and openssl. Loopback only; it stops all it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voipd-target}"
 N="${1:-500}"
 for t in kamailio openssl; do command -v $t >/dev/null || { echo "$t missing (apt-get install kamailio kamailio-tls-modules openssl)" >&2; exit 1; }; done
-cargo build --release -q -p voipd -p voipctl
-bin="$CARGO_TARGET_DIR/release"
-work=$(mktemp -d /tmp/voipd-tlsstorm.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -- "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 . bench/lib.sh
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+bench_start tlsstorm
 
 # A CA, and a server certificate from it for 127.0.0.1.
 cd "$work"
