@@ -52,6 +52,20 @@ pub fn free_even_ports(n: u16) -> u16 {
     }
 }
 
+/// Whether some socket on this machine holds UDP `port` (IPv4 or IPv6). Read from
+/// /proc rather than probed by binding, which would take the port from its owner.
+fn udp_port_bound(port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|t| {
+            t.lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .any(|local| local.ends_with(&suffix))
+        })
+    })
+}
+
 /// SIGTERM, then SIGKILL if it has not ended within 5 s.
 pub fn stop_child(child: &mut Child) {
     signal(child.id(), libc::SIGTERM);
@@ -267,10 +281,30 @@ impl Sipp {
         port: u16,
         calls: u32,
     ) -> Sipp {
-        let sipp = Sipp::scenario(dir, name, scenario, ip, port, calls, &[]);
-        // SIPp binds before it reads anything; give it a moment to be there.
-        std::thread::sleep(Duration::from_millis(300));
+        let mut sipp = Sipp::scenario(dir, name, scenario, ip, port, calls, &[]);
+        sipp.wait_bound(port);
         sipp
+    }
+
+    /// Waits until SIPp holds UDP `port`, so a request sent now is not lost to a
+    /// process still starting; fails with SIPp's output if it ends first (a port it
+    /// could not bind, a scenario it could not read).
+    pub fn wait_bound(&mut self, port: u16) {
+        let deadline = Instant::now() + PATIENCE;
+        while !udp_port_bound(port) {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "sipp ended ({st}) before it bound {port}:\n{}",
+                    self.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sipp did not bind {port} within {PATIENCE:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn scenario(

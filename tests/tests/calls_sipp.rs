@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use voipd_tests::audio::{power, read_wav};
-use voipd_tests::peers::{Sipp, free_port, sipp_scenario};
+use voipd_tests::peers::{Sipp, free_even_ports, free_port, sipp_scenario};
 use voipd_tests::*;
 
 fn calls(sb: &Sandbox) -> Vec<Value> {
@@ -46,7 +46,8 @@ fn sipp_args(scenario: &str, extra: &[String]) -> Vec<String> {
         "-mi",
         "127.0.0.1",
         "-mp",
-        &(free_port() & !1).to_string(),
+        // SIPp echoes audio on this port and video on the one two above.
+        &free_even_ports(4).to_string(),
         "-rtp_echo",
         "-m",
         "1",
@@ -124,8 +125,8 @@ fn early_media_on_a_183_plays_before_the_answer() {
     let mut args = sipp_args("uas_early_media.xml", &[]);
     args.extend(["-p".to_string(), port.to_string()]);
     // The last -p wins; SIPp listens where we will call.
-    let sipp = Sipp::spawn(sb.path(), "early", &args);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut sipp = Sipp::spawn(sb.path(), "early", &args);
+    sipp.wait_bound(port);
     let out = sb.voipctl(&["dial", &format!("sip:uas@127.0.0.1:{port}")]);
     assert!(out.status.success(), "{}", describe(&out));
     let started = Instant::now();
@@ -163,13 +164,11 @@ fn a_bye_that_is_never_answered_does_not_hold_up_the_hangup() {
     let port = free_port();
     let mut args = sipp_args("uas_ignore_bye.xml", &[]);
     args.extend(["-p".to_string(), port.to_string()]);
-    let sipp = Sipp::spawn(sb.path(), "ignore-bye", &args);
-    std::thread::sleep(Duration::from_millis(300));
-    sb.voipctl(&["dial", &format!("sip:uas@127.0.0.1:{port}")]);
-    wait_until(
-        || calls(&sb).first().is_some_and(|c| c["state"] == "active"),
-        "the answer",
-    );
+    let mut sipp = Sipp::spawn(sb.path(), "ignore-bye", &args);
+    sipp.wait_bound(port);
+    let out = sb.voipctl(&["dial", &format!("sip:uas@127.0.0.1:{port}")]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_active(&sb);
     let t = Instant::now();
     let out = sb.voipctl(&["hangup"]);
     assert!(out.status.success(), "{}", describe(&out));
@@ -280,8 +279,8 @@ fn uas(sb: &Sandbox, scenario: &str, extra: &[String]) -> (Sipp, u16) {
     let port = free_port();
     let mut args = sipp_args(scenario, &["-p".to_string(), port.to_string()]);
     args.extend_from_slice(extra);
-    let sipp = Sipp::spawn(sb.path(), scenario, &args);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut sipp = Sipp::spawn(sb.path(), scenario, &args);
+    sipp.wait_bound(port);
     (sipp, port)
 }
 

@@ -38,9 +38,8 @@ fn run_keepalive(
         "-trace_msg".into(),
     ];
     args.extend(extra_sipp.iter().map(|s| s.to_string()));
-    let sipp = Sipp::spawn(sb.path(), scenario, &args);
-    // SIPp binds before it reads anything; give it a moment to be there.
-    std::thread::sleep(Duration::from_millis(300));
+    let mut sipp = Sipp::spawn(sb.path(), scenario, &args);
+    sipp.wait_bound(port);
     sb.write_config(&format!(
         "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n{sip_extra}\n\n[[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{port}\"\npassword = \"alicepw\"\nkeepalive_secs = {keepalive}\n"
     ));
