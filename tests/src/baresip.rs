@@ -2,7 +2,7 @@
 //! microphone, each call recorded to WAV, driven and watched over ctrl_tcp.
 
 use std::io::{BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::netns::Host;
 use crate::peers::{free_even_ports, free_port, stop_child};
 use crate::{PATIENCE, require_tool};
 
@@ -34,6 +35,19 @@ pub struct BaresipOptions<'a> {
     pub mediaenc: Option<&'a str>,
     /// Register and call through Kamailio's TLS port instead of UDP.
     pub tls_port: Option<u16>,
+    /// Where it runs in the tests' own network; None: on loopback.
+    pub net: Option<BaresipNet<'a>>,
+}
+
+/// baresip on a host of a [`crate::netns::World`].
+pub struct BaresipNet<'a> {
+    pub host: &'a Host,
+    /// Kamailio's address: the users' domain and the outbound proxy.
+    pub registrar: IpAddr,
+    /// More modules to load (`ice.so`, `stun.so`, `turn.so`).
+    pub modules: &'a [&'a str],
+    /// Appended to its account line (`;medianat=ice;stunserver=…`).
+    pub account: &'a str,
 }
 
 impl BaresipOptions<'static> {
@@ -50,6 +64,7 @@ impl BaresipOptions<'static> {
             contacts: &[],
             mediaenc: None,
             tls_port: None,
+            net: None,
         }
     }
 }
@@ -118,17 +133,29 @@ impl Baresip {
         };
         let ctrl_port = free_port();
         let rtp = free_even_ports(10);
+        let ip = o
+            .net
+            .as_ref()
+            .map_or("127.0.0.1".to_string(), |n| n.host.ip.to_string());
+        let domain = o
+            .net
+            .as_ref()
+            .map_or("127.0.0.1".to_string(), |n| n.registrar.to_string());
+        let mut modules = extra_modules(&o);
+        for m in o.net.as_ref().map_or(&[][..], |n| n.modules) {
+            modules.push_str(&format!("module {m}\n"));
+        }
         let config = format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{sip}\ncall_local_timeout 120\ncall_max_calls 4\n\
+            "poll_method epoll\nsip_listen {ip}:{sip}\ncall_local_timeout 120\ncall_max_calls 4\n\
              audio_source ausine,{tone}\naudio_player aubridge,{user}-null\naudio_alert aubridge,{user}-null\n\
-             ausrc_srate 48000\nausrc_channels 2\naudio_level no\nrtp_ports {rtp}-{}\nnet_interface 127.0.0.1\n\
+             ausrc_srate 48000\nausrc_channels 2\naudio_level no\nrtp_ports {rtp}-{}\nnet_interface {ip}\n\
              module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule g722.so\nmodule opus.so\n\
              module ausine.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_tmp account.so\n\
              module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
              snd_path {}\nstatmode_default off\n{}",
             rtp + 9,
             dir.join("rec").display(),
-            extra_modules(&o),
+            modules,
             tone = o.tone,
             user = o.user,
         );
@@ -136,8 +163,19 @@ impl Baresip {
         std::fs::write(dir.join("accounts"), "").expect("accounts");
         std::fs::write(dir.join("contacts"), o.contacts.join("\n") + "\n").expect("contacts");
         let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
-        let child = Command::new(bin)
-            .arg("-f")
+        let mut cmd = match &o.net {
+            Some(n) => {
+                let mut c = n.host.command(bin);
+                c.arg("-f");
+                c
+            }
+            None => {
+                let mut c = Command::new(bin);
+                c.arg("-f");
+                c
+            }
+        };
+        let child = cmd
             .arg(&dir)
             .current_dir(&dir)
             .env("HOME", dir.join("home"))
@@ -153,8 +191,13 @@ impl Baresip {
         let mut child = child;
         let stdin = child.stdin.take();
         let deadline = Instant::now() + PATIENCE;
+        let connect = move || TcpStream::connect(("127.0.0.1", ctrl_port));
         let ctrl = loop {
-            match TcpStream::connect(("127.0.0.1", ctrl_port)) {
+            let tried = match &o.net {
+                Some(n) => n.host.within(connect),
+                None => connect(),
+            };
+            match tried {
                 Ok(s) => break s,
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20))
@@ -183,12 +226,13 @@ impl Baresip {
         b.command(
             "uanew",
             &format!(
-                "<sip:{}@127.0.0.1;transport={transport}>;auth_pass={};outbound=\"sip:127.0.0.1:{};transport={transport}\";answermode={answer};audio_codecs={};regint=600{}",
+                "<sip:{}@{domain};transport={transport}>;auth_pass={};outbound=\"sip:{domain}:{};transport={transport}\";answermode={answer};audio_codecs={};regint=600{}{}",
                 o.user,
                 o.password,
                 o.tls_port.unwrap_or(o.kamailio_port),
                 o.codec,
-                o.mediaenc.map(|m| format!(";mediaenc={m}")).unwrap_or_default()
+                o.mediaenc.map(|m| format!(";mediaenc={m}")).unwrap_or_default(),
+                o.net.as_ref().map_or("", |n| n.account),
             ),
         );
         b.wait_event("REGISTER_OK");
@@ -256,7 +300,13 @@ impl Baresip {
         v
     }
 
-    /// Ends it with SIGTERM, as a user quitting does (its subscribers get a last NOTIFY).
+    /// Forgets the calls recorded so far, so that the next call's is the one.
+    pub fn clear_recordings(&self) {
+        for p in self.received_recordings() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     /// Each side heard the other's tone, clean, in at least 1.5 s of 100 ms blocks: voipd's
     /// recording `ours` holds baresip's `theirs` Hz, and baresip's one recording holds
     /// voipd's `ours_hz`.
@@ -267,6 +317,7 @@ impl Baresip {
         crate::audio::assert_tone(&theirs[0], ours_hz, &[theirs_hz, 1500.0], 15);
     }
 
+    /// Ends it with SIGTERM, as a user quitting does (its subscribers get a last NOTIFY).
     pub fn terminate(&mut self) {
         if let Some(mut c) = self.child.take() {
             stop_child(&mut c);

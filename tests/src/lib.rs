@@ -6,6 +6,7 @@ pub mod baresip;
 pub mod capture;
 pub mod dbus;
 pub mod dns;
+pub mod netns;
 pub mod peers;
 pub mod pki;
 
@@ -189,6 +190,13 @@ impl Sandbox {
             child: Some(child),
             log,
         }
+    }
+
+    /// Starts voipd on `host` (inside its network namespace) and waits for READY=1.
+    pub fn start_daemon_on(&self, host: &netns::Host) -> Daemon {
+        let mut d = self.spawn_daemon_via(&host.prefix(), &[], &[]);
+        self.wait_notify(|m| m.contains("READY=1"), &mut d);
+        d
     }
 
     /// Starts voipd and waits for READY=1.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::netns::Host;
 use crate::{PATIENCE, require_tool};
 
 /// A loopback port free for both UDP and TCP right now.
@@ -55,9 +56,14 @@ pub fn free_even_ports(n: u16) -> u16 {
 /// Whether some socket on this machine holds UDP `port` (IPv4 or IPv6). Read from
 /// /proc rather than probed by binding, which would take the port from its owner.
 fn udp_port_bound(port: u16) -> bool {
+    udp_port_bound_in("/proc/net", port)
+}
+
+/// [`udp_port_bound`] in the network namespace whose /proc `net` directory is `net`.
+fn udp_port_bound_in(net: &str, port: u16) -> bool {
     let suffix = format!(":{port:04X}");
-    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
-        std::fs::read_to_string(table).is_ok_and(|t| {
+    ["udp", "udp6"].iter().any(|table| {
+        std::fs::read_to_string(format!("{net}/{table}")).is_ok_and(|t| {
             t.lines()
                 .skip(1)
                 .filter_map(|l| l.split_whitespace().nth(1))
@@ -87,16 +93,35 @@ pub struct Kamailio {
     dir: PathBuf,
     log: PathBuf,
     defines: Vec<String>,
+    /// What runs it (`ip netns exec NS`), if anything.
+    prefix: Vec<String>,
     child: Option<Child>,
 }
 
 impl Kamailio {
     pub fn start(dir: &Path, defines: &[&str]) -> Kamailio {
+        Kamailio::launch(dir, free_port(), Vec::new(), defines)
+    }
+
+    /// Kamailio on `host` (a provider in the tests' own network), port 5060, the domain
+    /// its address: `sip:alice@203.0.113.1`.
+    pub fn start_on(dir: &Path, host: &Host, defines: &[&str]) -> Kamailio {
+        let mut all = vec![
+            format!("LISTEN_IP={}", host.ip),
+            format!("SIP_DOMAIN=\"{}\"", host.ip),
+        ];
+        all.extend(defines.iter().map(|d| d.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        Kamailio::launch(dir, 5060, host.prefix(), &all)
+    }
+
+    fn launch(dir: &Path, port: u16, prefix: Vec<String>, defines: &[&str]) -> Kamailio {
         let mut k = Kamailio {
-            port: free_port(),
+            port,
             dir: dir.join("kamailio"),
             log: dir.join("kamailio.log"),
             defines: defines.iter().map(|d| d.to_string()).collect(),
+            prefix,
             child: None,
         };
         k.run();
@@ -113,7 +138,14 @@ impl Kamailio {
             .open(&self.log)
             .expect("kamailio log");
         let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/kamailio.cfg");
-        let mut cmd = Command::new(bin);
+        let mut cmd = match self.prefix.split_first() {
+            Some((p, rest)) => {
+                let mut c = Command::new(p);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         // Its own process group: stopped as a whole, workers included.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(["-DD", "-E", "-f"])
@@ -215,6 +247,80 @@ impl Kamailio {
 impl Drop for Kamailio {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// coturn (`turnserver`) as the provider's STUN and TURN server, on port 3478 of a host
+/// in the tests' network, with one long-term credential ([`Coturn::USER`]).
+pub struct Coturn {
+    child: Option<Child>,
+    log: PathBuf,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Coturn {
+    pub const USER: &str = "voipd";
+    pub const PASSWORD: &str = "turnpw";
+    pub const REALM: &str = "voipd.test";
+
+    pub fn start_on(dir: &Path, host: &Host) -> Coturn {
+        let bin = require_tool("turnserver", "coturn");
+        let log = dir.join("coturn.log");
+        let out = std::fs::File::create(&log).expect("coturn log");
+        let ip = host.ip.to_string();
+        let child = host
+            .command(bin)
+            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "-v"])
+            .arg(format!("--listening-ip={ip}"))
+            .arg(format!("--relay-ip={ip}"))
+            .args([
+                "--listening-port=3478",
+                "--min-port=40000",
+                "--max-port=40999",
+            ])
+            .args(["--lt-cred-mech", "--fingerprint"])
+            .arg(format!("--user={}:{}", Coturn::USER, Coturn::PASSWORD))
+            .arg(format!("--realm={}", Coturn::REALM))
+            .arg(format!("--pidfile={}", dir.join("coturn.pid").display()))
+            .args(["--log-file=stdout", "--simple-log"])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .spawn()
+            .expect("start turnserver");
+        let mut c = Coturn {
+            child: Some(child),
+            log,
+            addr: std::net::SocketAddr::new(host.ip, 3478),
+        };
+        let pid = c.child.as_ref().map(Child::id).unwrap_or_default();
+        let deadline = Instant::now() + PATIENCE;
+        // Its namespace's sockets, seen through its own /proc entry.
+        while !udp_port_bound_in(&format!("/proc/{pid}/net"), 3478) {
+            if let Some(Ok(Some(st))) = c.child.as_mut().map(Child::try_wait) {
+                panic!("turnserver exited ({st}):\n{}", c.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "turnserver not ready:\n{}",
+                c.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        c
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c);
+        }
     }
 }
 

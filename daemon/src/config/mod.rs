@@ -310,6 +310,8 @@ pub struct Account {
     /// Seconds between keepalives on the registration flow; None: 25 on UDP, 90 on TCP;
     /// 0: none.
     pub keepalive_secs: Option<u32>,
+    /// Asked for the public address of each call's RTP port, behind a NAT.
+    pub stun: Option<StunServer>,
     /// Calls answered with 3xx go on to the Contacts given (RFC 3261 §8.1.3.4).
     pub follow_redirects: bool,
     /// Reliable provisional responses (RFC 3262).
@@ -346,6 +348,7 @@ struct RawAccount {
     #[serde(default = "default_true")]
     enabled: bool,
     keepalive_secs: Option<u32>,
+    stun: Option<StunServer>,
     #[serde(default = "default_true")]
     follow_redirects: bool,
     #[serde(default, rename = "100rel")]
@@ -480,6 +483,7 @@ impl TryFrom<RawAccount> for Account {
             answer: r.answer,
             enabled: r.enabled,
             keepalive_secs: r.keepalive_secs,
+            stun: r.stun,
             max_ringing: r.max_ringing,
             follow_redirects: r.follow_redirects,
             rel100: r.rel100,

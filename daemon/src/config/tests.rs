@@ -763,6 +763,37 @@ fn media_encryption_and_srtp_suites_are_checked() {
 }
 
 #[test]
+fn stun_servers_are_rfc_7064_uris() {
+    let stun = |v: &str| {
+        Config::parse(
+            &format!("[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nstun = \"{v}\"\n"),
+            "t",
+        )
+        .map(|c| c.accounts[0].stun.clone().unwrap())
+    };
+    let s = stun("stun:stun.example.com").unwrap();
+    assert_eq!((s.host.as_str(), s.port), ("stun.example.com", 3478));
+    assert_eq!(stun("STUN:192.0.2.1:19302").unwrap().port, 19302);
+    let v6 = stun("stun:[2001:db8::1]:3479").unwrap();
+    assert_eq!((v6.host.as_str(), v6.port), ("2001:db8::1", 3479));
+    assert_eq!(v6.to_string(), "stun:[2001:db8::1]:3479");
+    for (bad, why) in [
+        ("stun.example.com", "is not a stun: URI"),
+        ("stuns:stun.example.com", "STUN over TLS"),
+        ("stun:", "has no host"),
+        ("stun:h:0", "not 1-65535"),
+        ("stun:h:99999", "not 1-65535"),
+        ("stun:[2001:db8::1", "open '['"),
+    ] {
+        let e = invalid(&format!(
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nstun = \"{bad}\"\n"
+        ));
+        assert_eq!(e.field, "account[0].stun", "{e}");
+        assert!(e.message.contains(why), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn tls_files_are_read_and_checked_at_their_keys() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pem");

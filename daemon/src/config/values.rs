@@ -386,6 +386,67 @@ impl TryFrom<String> for Network {
     }
 }
 
+/// A STUN server as RFC 7064 writes it: `stun:host` or `stun:host:port` (3478 unless
+/// given; an IPv6 address in brackets).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct StunServer {
+    pub host: String,
+    pub port: u16,
+}
+
+impl TryFrom<String> for StunServer {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = |why: &str| format!("{s:?} {why}; write it as \"stun:stun.example.com:3478\"");
+        let rest = match s.split_once(':') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("stun") => rest,
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("stuns") => {
+                return Err(bad("is STUN over TLS, which voipd does not speak"));
+            }
+            _ => return Err(bad("is not a stun: URI")),
+        };
+        let (host, port) = match rest.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6.split_once(']').ok_or_else(|| bad("has an open '['"))?;
+                h.parse::<std::net::Ipv6Addr>()
+                    .map_err(|_| bad("has no IPv6 address in its brackets"))?;
+                (h, after.strip_prefix(':'))
+            }
+            None => match rest.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            },
+        };
+        if host.is_empty() || host.contains(['/', '?', '@', ' ']) {
+            return Err(bad("has no host"));
+        }
+        let port = match port {
+            None => 3478,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad("has a port that is not 1-65535"))?,
+        };
+        Ok(StunServer {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for StunServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "stun:[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "stun:{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// A password: never printed, never logged.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+use super::nat::{self, NatPrefs};
 use super::request::{Outbound, credentials, outbound};
 use crate::config::{Account, AnswerMode, AudioConfig, AudioEndpoint, MediaEncryptionPolicy};
 use crate::media::codec::Codec;
@@ -16,6 +17,7 @@ use crate::media::session::{
     LiveStats, MediaEvent, MediaOptions, MediaParams, MediaSession, MediaStats, bind,
 };
 use crate::media::srtp::SrtpSuite;
+use crate::media::stun::MappingWatch;
 use crate::sdp::{self, Direction, Negotiated, NegotiationError, Sdp, Security};
 use crate::sip::capabilities::{ALLOW, SUPPORTED_CALL, lists_option};
 use crate::sip::dialog::{Dialog, DialogError, Exchange};
@@ -283,6 +285,8 @@ struct Call {
     refreshed: tokio::time::Instant,
     /// The far side takes UPDATE: session refreshes need no new offer.
     peer_update: bool,
+    /// The STUN watch on the RTP port's mapping, handed to the stream when media starts.
+    mapping: Option<MappingWatch>,
 }
 
 /// What the call's account asks of its media.
@@ -291,6 +295,7 @@ struct MediaPrefs {
     codecs: Vec<Codec>,
     encryption: MediaEncryptionPolicy,
     suites: Vec<SrtpSuite>,
+    nat: NatPrefs,
 }
 
 impl MediaPrefs {
@@ -300,6 +305,14 @@ impl MediaPrefs {
                 codecs: a.codecs.clone(),
                 encryption: a.media_encryption,
                 suites: a.srtp_suites.clone(),
+                nat: NatPrefs {
+                    stun: a.stun.clone(),
+                    // With the registration's keepalives: 25 s unless the account says.
+                    refresh: match a.keepalive_secs.unwrap_or(25) {
+                        0 => None,
+                        s => Some(Duration::from_secs(u64::from(s))),
+                    },
+                },
             },
             None => MediaPrefs {
                 codecs: crate::media::codec::CODECS
@@ -308,6 +321,7 @@ impl MediaPrefs {
                     .collect(),
                 encryption: MediaEncryptionPolicy::None,
                 suites: SrtpSuite::ALL.to_vec(),
+                nat: NatPrefs::default(),
             },
         }
     }
@@ -527,6 +541,7 @@ impl Call {
                 timeout,
                 events: tx,
                 live: self.live.clone(),
+                mapping: self.mapping.take(),
             },
         );
         self.info.codec = Some(n.codec.name().into());
@@ -650,6 +665,34 @@ impl Call {
         }
         media.ours = offer;
         Ok(true)
+    }
+
+    /// The NAT moved our RTP port to `at`: a re-INVITE tells the far side, whose media
+    /// would otherwise go to a mapping that is gone. True when it was accepted.
+    async fn moved(
+        &mut self,
+        dialog: &mut Dialog,
+        media: &mut Media,
+        at: SocketAddr,
+    ) -> Result<bool, DialogGone> {
+        tracing::info!(
+            call_id = self.info.id,
+            "our RTP port is {at} outside now; re-INVITE"
+        );
+        let ours = &mut media.ours;
+        ours.origin_addr = at.ip();
+        if ours.connection.is_some() {
+            ours.connection = Some(at.ip());
+        }
+        let mut direction = Direction::SendRecv;
+        if let Some(m) = sdp::in_use(ours) {
+            m.port = at.port();
+            if m.connection.is_some() {
+                m.connection = Some(at.ip());
+            }
+            direction = m.direction;
+        }
+        self.reinvite(dialog, media, direction).await
     }
 
     /// Refreshes the session (RFC 4028): an UPDATE without a body where the far side takes
@@ -812,6 +855,12 @@ impl Call {
                     Some(MediaEvent::EncryptionFailed(why)) => {
                         self.bye(&mut dialog).await;
                         break (488, EndReason::Failed(format!("media encryption failed: {why}")));
+                    }
+                    Some(MediaEvent::Mapped(at)) => {
+                        if let Err(gone) = Box::pin(self.moved(&mut dialog, &mut media, at)).await {
+                            self.bye(&mut dialog).await;
+                            break (408, gone.reason(false));
+                        }
                     }
                     None => {}
                 },
@@ -982,6 +1031,7 @@ pub(super) fn dial(
         timer: None,
         refreshed: tokio::time::Instant::now(),
         peer_update: false,
+        mapping: None,
     };
     tokio::spawn(outgoing(call, account, uri, sip_call_id));
     CallHandle {
@@ -1014,6 +1064,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         target,
         alternatives,
         local,
+        public,
         user,
         request: mut invite,
     } = match out {
@@ -1029,11 +1080,13 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         }
     };
     call.info.transport = target.proto;
-    let rtp_port = rtp.local_addr().map_or(0, |a| a.port());
+    let (media_at, mapping) =
+        nat::media_address(&call.prefs.nat, &rtp, local.ip(), public.ip()).await;
+    call.mapping = mapping;
     let offer = match sdp::offer(
         &call.prefs.codecs,
-        local.ip(),
-        rtp_port,
+        media_at.ip(),
+        media_at.port(),
         u64::from(fastrand::u32(..)),
         Direction::SendRecv,
         call.prefs.security(),
@@ -1042,7 +1095,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         Err(e) => return call.end(500, EndReason::Internal(e.to_string())).await,
     };
     let h = &mut invite.headers;
-    h.push(Name::Contact, contact(&user, local, target));
+    h.push(Name::Contact, contact(&user, public, target));
     h.push(Name::Allow, ALLOW);
     h.push(Name::Supported, SUPPORTED_CALL);
     h.push(Name::ContentType, "application/sdp");
@@ -1209,6 +1262,7 @@ pub(super) fn incoming(
         timer: None,
         refreshed: tokio::time::Instant::now(),
         peer_update: false,
+        mapping: None,
     };
     tokio::spawn(answer_flow(call, account, tu));
     CallHandle {
@@ -1306,7 +1360,8 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         .as_ref()
         .and_then(|a| a.aor.0.user.clone())
         .unwrap_or_else(|| "voipd".into());
-    let our_contact = contact(&user, local, tu.from);
+    let public = call.ctx.ep.transport().public_for(tu.from).unwrap_or(local);
+    let our_contact = contact(&user, public, tu.from);
     let mut ringing = respond(180, "Ringing");
     ringing.headers.push(Name::Contact, our_contact.clone());
     // RFC 3262: sent again until PRACKed. It carries no SDP, so the answer need not wait.
@@ -1392,14 +1447,16 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 .await;
         }
     };
-    let rtp_port = rtp.local_addr().map_or(0, |a| a.port());
+    let (media_at, mapping) =
+        nat::media_address(&call.prefs.nat, &rtp, local.ip(), public.ip()).await;
+    call.mapping = mapping;
     let session_id = u64::from(fastrand::u32(..));
     let (ours, negotiated) = match &offer {
         Some(o) => match sdp::answer(
             o,
             &call.prefs.codecs,
-            local.ip(),
-            rtp_port,
+            media_at.ip(),
+            media_at.port(),
             session_id,
             call.prefs.security(),
         ) {
@@ -1413,8 +1470,8 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         },
         None => match sdp::offer(
             &call.prefs.codecs,
-            local.ip(),
-            rtp_port,
+            media_at.ip(),
+            media_at.port(),
             session_id,
             Direction::SendRecv,
             call.prefs.security(),
@@ -1532,12 +1589,14 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
             codecs: vec![Codec::Pcmu],
             encryption: MediaEncryptionPolicy::None,
             suites: Vec::new(),
+            nat: NatPrefs::default(),
         },
         live: live.clone(),
         ext: Extensions::default(),
         timer: None,
         refreshed: tokio::time::Instant::now(),
         peer_update: false,
+        mapping: None,
     };
     tokio::spawn(echo_call(call));
     CallHandle {

@@ -7,6 +7,7 @@ mod contacts;
 mod events;
 mod inbound;
 mod messages;
+mod nat;
 mod outbox;
 mod phone;
 pub mod pidf;

@@ -16,6 +16,8 @@ pub(super) struct Outbound {
     pub alternatives: Vec<Target>,
     /// Our address towards `target`.
     pub local: SocketAddr,
+    /// Our address as `target` sees it, for Contact: behind a NAT, its public side.
+    pub public: SocketAddr,
     /// The user part we speak as: the account's, else "voipd".
     pub user: String,
     /// From (with a fresh tag), To, Call-ID, CSeq, Max-Forwards and Route; no body.
@@ -48,6 +50,7 @@ pub(super) async fn outbound(
         .transport()
         .local_for(target)
         .ok_or_else(|| (503, format!("no local socket to reach {target}")))?;
+    let public = ep.transport().public_for(target).unwrap_or(local);
     let user = account
         .and_then(|a| a.aor.0.user.clone())
         .unwrap_or_else(|| "voipd".into());
@@ -74,6 +77,7 @@ pub(super) async fn outbound(
         target,
         alternatives,
         local,
+        public,
         user,
         request: Request {
             method,

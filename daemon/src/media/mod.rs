@@ -19,6 +19,7 @@ mod sink;
 mod source;
 pub mod srtp;
 mod stream;
+pub mod stun;
 pub mod tone;
 mod transport;
 pub mod udp;

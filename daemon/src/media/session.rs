@@ -14,6 +14,7 @@ use super::dtmf;
 use super::engine::MediaEngine;
 use super::srtp::SrtpKeys;
 use super::stream::Setup;
+use super::stun::MappingWatch;
 use super::udp;
 use crate::config::AudioEndpoint;
 
@@ -93,6 +94,9 @@ pub enum MediaEvent {
     /// The stream's keys could not be agreed (a DTLS handshake failed, or the far side's
     /// certificate is not the one signalled): no audio goes either way.
     EncryptionFailed(String),
+    /// The NAT in front of us moved the stream's port to this public address: the far
+    /// side is to be told, or its media goes where nobody listens.
+    Mapped(SocketAddr),
 }
 
 /// A UDP socket for RTP on `ip`, ready for the engine: a free port in `ports` (inclusive),
@@ -166,6 +170,8 @@ pub struct MediaOptions<'a> {
     pub timeout: Option<Duration>,
     pub events: mpsc::Sender<MediaEvent>,
     pub live: std::sync::Arc<LiveStats>,
+    /// The NAT mapping of the stream's port to keep open and watch (STUN).
+    pub mapping: Option<MappingWatch>,
 }
 
 impl MediaSession {
@@ -187,6 +193,7 @@ impl MediaSession {
             timeout: opts.timeout,
             events: opts.events,
             live: opts.live,
+            mapping: opts.mapping,
             params: rx,
             dtmf: dtmf.clone(),
             done: done_tx,

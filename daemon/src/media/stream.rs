@@ -23,6 +23,7 @@ use super::session::{DtmfQueue, LiveStats, MediaEvent, MediaParams, MediaStats};
 use super::sink::Sink;
 use super::source::Source;
 use super::srtp::SrtpError;
+use super::stun::{self, MappingWatch};
 use super::transport::RtpTransport;
 use super::udp::RecvBuf;
 use crate::config::AudioEndpoint;
@@ -35,6 +36,7 @@ pub(super) struct Setup {
     pub(super) timeout: Option<Duration>,
     pub(super) events: mpsc::Sender<MediaEvent>,
     pub(super) live: std::sync::Arc<LiveStats>,
+    pub(super) mapping: Option<MappingWatch>,
     pub(super) params: watch::Receiver<MediaParams>,
     pub(super) dtmf: DtmfQueue,
     pub(super) done: oneshot::Sender<MediaStats>,
@@ -112,7 +114,7 @@ impl Setup {
             None => Source::open(&self.input, sample_rate(p.codec)),
         };
         let playback = audio.as_mut().and_then(|a| a.playback.take());
-        let mut transport = RtpTransport::new(self.sock);
+        let mut transport = RtpTransport::new(self.sock, self.mapping);
         if let Err(e) = transport.configure(p.srtp.as_ref(), p.dtls.as_ref()) {
             // Never in clear instead: the far side was promised SRTP.
             tracing::error!("SRTP: {e}; the call has no audio");
@@ -217,6 +219,12 @@ impl Stream {
                         self.transport.dtls_in(false, d.bytes);
                     }
                 }
+                Ok(d) if stun::is_stun(d.bytes) => {
+                    if let Some(at) = self.transport.stun_in(d.bytes, d.from) {
+                        tracing::info!("the NAT moved our RTP port to {at}");
+                        let _ = self.events.try_send(MediaEvent::Mapped(at));
+                    }
+                }
                 Ok(d) => {
                     let (from, at_ns) = (d.from, d.at_ns);
                     self.rtp_in(d.bytes, from, at_ns, now);
@@ -226,6 +234,7 @@ impl Stream {
             }
         }
         self.rtcp_in(rx);
+        self.transport.keep_mapping(now.into_std());
         match self.transport.drive(self.latch.remote()) {
             Some(Ok(suite)) => tracing::info!("DTLS-SRTP keyed ({suite})"),
             Some(Err(e)) => {

@@ -8,6 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 
 use super::dtls::{DtlsError, DtlsParams, DtlsSession};
 use super::srtp::{Srtp, SrtpError, SrtpKeys, SrtpSuite};
+use super::stun::MappingWatch;
 use super::udp::{Datagram, RecvBuf};
 
 /// How the stream's packets are protected on the wire.
@@ -76,10 +77,12 @@ pub(super) struct RtpTransport {
     /// RTCP on the next port (RFC 3550 §11), best effort: without it the call still works.
     rtcp: Option<UdpSocket>,
     protection: Protection,
+    /// The NAT mapping of the RTP port, kept open and watched by STUN.
+    mapping: Option<MappingWatch>,
 }
 
 impl RtpTransport {
-    pub(super) fn new(rtp: UdpSocket) -> RtpTransport {
+    pub(super) fn new(rtp: UdpSocket, mapping: Option<MappingWatch>) -> RtpTransport {
         let rtcp = match rtp.local_addr() {
             Ok(a) if a.port() % 2 == 0 => UdpSocket::bind(SocketAddr::new(a.ip(), a.port() + 1))
                 .ok()
@@ -90,6 +93,7 @@ impl RtpTransport {
             rtp,
             rtcp,
             protection: Protection::Clear,
+            mapping,
         }
     }
 
@@ -165,6 +169,23 @@ impl RtpTransport {
             }
         }
         rtp.drive(&self.rtp, rtp_to)
+    }
+
+    /// A STUN datagram that came to the RTP port: the port's new public address when it
+    /// is the STUN server's answer and the NAT moved the port.
+    pub(super) fn stun_in(&mut self, datagram: &[u8], from: SocketAddr) -> Option<SocketAddr> {
+        self.mapping.as_mut()?.input(datagram, from)
+    }
+
+    /// Asks the STUN server again when it is time: the NAT keeps the mapping open, and a
+    /// moved one shows.
+    pub(super) fn keep_mapping(&mut self, now: std::time::Instant) {
+        if let Some(m) = &mut self.mapping {
+            let server = m.server();
+            if let Some(req) = m.due(now) {
+                let _ = self.rtp.send_to(req, server);
+            }
+        }
     }
 
     /// The next datagram at the RTP port, as it came.

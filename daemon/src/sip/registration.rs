@@ -103,6 +103,9 @@ enum Outcome {
         granted: Duration,
         registrar: Target,
         public: Option<SocketAddr>,
+        /// The registrar saw us at another address than our Contact says (a NAT): the
+        /// binding cannot reach us and is to be registered again at once.
+        contact_stale: bool,
     },
     Transient {
         code: Option<u16>,
@@ -133,6 +136,9 @@ struct Binding {
     /// The registrar's 200 listed our binding recognisably, so that a binding query can
     /// tell whether it still has it; else keepalives are OPTIONS.
     queryable: bool,
+    /// The Contact the registrar holds for us; when our public address moves, the new
+    /// REGISTER removes it.
+    registered_contact: Option<String>,
 }
 
 impl Binding {
@@ -188,6 +194,7 @@ pub fn spawn(
         targets: Vec::new(),
         target_index: 0,
         queryable: false,
+        registered_contact: None,
         account,
     };
     tokio::spawn(
@@ -268,8 +275,11 @@ impl Task {
                     let Some(f) = flow else { continue };
                     match self.keepalive(f).await {
                         Ok(seen) => {
-                            if seen.is_some() && public.is_some() && seen != public {
+                            if seen.is_some() && seen != public {
                                 tracing::info!(account = %self.b.account.id, "public address changed from {:?} to {:?}; registering again", public, seen);
+                                if let Some(local) = self.ep.transport().local_for(f) {
+                                    self.ep.transport().learn_public(local, seen);
+                                }
                                 next = Next::Register;
                                 at = Instant::now();
                             }
@@ -294,11 +304,16 @@ impl Task {
                     granted,
                     registrar,
                     public: seen,
+                    contact_stale,
                 } => {
                     failures = 0;
                     flow = Some(registrar);
                     public = seen;
                     at = Instant::now() + refresh_after(granted);
+                    if contact_stale {
+                        tracing::info!(account = %self.b.account.id, "behind a NAT: {registrar} sees us as {}; registering with that address", seen.map_or("?".into(), |a| a.to_string()));
+                        at = Instant::now();
+                    }
                     tracing::info!(account = %self.b.account.id, "registered at {registrar} for {}s", granted.as_secs());
                     self.report(RegState::Registered {
                         until: SystemTime::now() + granted,
@@ -381,12 +396,7 @@ impl Task {
     /// §10.2.3). Unlike an OPTIONS answer, which a registrar that restarted and lost our
     /// binding gives just the same, it proves that calls can still reach us.
     async fn query(&mut self, flow: Target) -> Result<Option<SocketAddr>, String> {
-        let local = self
-            .ep
-            .transport()
-            .local_for(flow)
-            .ok_or_else(|| format!("no local socket to reach {flow}"))?;
-        let ours = NameAddr::parse(&self.contact(local, flow.proto))
+        let ours = NameAddr::parse(&self.contact(flow).unwrap_or_default())
             .map_err(|e| e.to_string())?
             .uri;
         let ruri = Uri::Sip(self.b.registrar_uri());
@@ -443,16 +453,19 @@ impl Task {
         }
     }
 
-    fn contact(&self, local: SocketAddr, proto: Proto) -> String {
+    /// Our Contact towards `target`, at the address it sees us at (a NAT's public side,
+    /// once the registrar has told us); None without a socket to reach it.
+    fn contact(&self, target: Target) -> Option<String> {
+        let at = self.ep.transport().public_for(target)?;
         let user = self.b.account.aor.user.clone().unwrap_or_default();
-        let transport = match proto {
+        let transport = match target.proto {
             Proto::Udp => String::new(),
             p => format!(";transport={}", p.param()),
         };
-        format!(
-            "<sip:{user}@{local}{transport}>;+sip.instance=\"<{}>\";reg-id=1",
+        Some(format!(
+            "<sip:{user}@{at}{transport}>;+sip.instance=\"<{}>\";reg-id=1",
             self.b.instance
-        )
+        ))
     }
 
     /// One registration (or with `expires` 0, un-registration), through challenges and 423.
@@ -479,7 +492,9 @@ impl Task {
                 retry_after: None,
             };
         };
-        let Some(local) = self.ep.transport().local_for(target) else {
+        let (Some(local), Some(contact)) =
+            (self.ep.transport().local_for(target), self.contact(target))
+        else {
             return Outcome::Transient {
                 code: None,
                 reason: format!(
@@ -490,7 +505,14 @@ impl Task {
                 retry_after: None,
             };
         };
-        let contact = self.contact(local, target.proto);
+        // A binding at an address we no longer have is dropped in the same request.
+        let stale = self
+            .b
+            .registered_contact
+            .clone()
+            .filter(|old| *old != contact && expires > 0)
+            .and_then(|old| NameAddr::parse(&old).ok())
+            .map(|old| format!("<{}>;expires=0", old.uri));
         let ours = NameAddr::parse(&contact).map(|c| c.uri).ok();
         let ruri = Uri::Sip(self.b.registrar_uri());
         let mut expires = expires;
@@ -499,6 +521,9 @@ impl Task {
         loop {
             let mut req = self.base_request(Method::Register, ruri.clone());
             req.headers.push(Name::Contact, contact.clone());
+            if let Some(old) = &stale {
+                req.headers.push(Name::Contact, old.clone());
+            }
             req.headers.push(Name::Expires, expires.to_string());
             req.headers.push(Name::Supported, SUPPORTED);
             req.headers.push(Name::Allow, ALLOW);
@@ -527,6 +552,11 @@ impl Task {
                     self.b.queryable = ours
                         .as_ref()
                         .is_some_and(|o| holds_binding(&resp, &self.b.instance, o));
+                    self.b.registered_contact = (expires > 0).then(|| contact.clone());
+                    let public = public_address(&resp);
+                    let contact_stale = target.proto == Proto::Udp
+                        && self.ep.transport().learn_public(local, public)
+                        && expires > 0;
                     return Outcome::Registered {
                         granted: Duration::from_secs(u64::from(granted_expires(
                             &resp,
@@ -534,7 +564,8 @@ impl Task {
                             expires,
                         ))),
                         registrar: target,
-                        public: public_address(&resp),
+                        public,
+                        contact_stale,
                     };
                 }
                 401 | 407 => {

@@ -302,7 +302,7 @@ impl Follower {
         )
         .await
         .map_err(|(_, why)| why)?;
-        let contact = crate::core::calls::contact(&out.user, out.local, out.target);
+        let contact = crate::core::calls::contact(&out.user, out.public, out.target);
         let mut request = out.request;
         request.headers.push(Name::Contact, contact.clone());
         PRESENCE.subscribe_headers(&mut request, EXPIRES);

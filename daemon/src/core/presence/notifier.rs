@@ -213,10 +213,10 @@ impl Notifier {
             };
             // A name in the route may need a DNS lookup: bounded, as every follower waits.
             let hop = tokio::time::timeout(Duration::from_secs(2), dialog.next_hop(&self.ep)).await;
-            let Some((local, target)) = hop
+            let Some((public, target)) = hop
                 .ok()
                 .and_then(Result::ok)
-                .and_then(|t| Some((self.ep.transport().local_for(t)?, t)))
+                .and_then(|t| Some((self.ep.transport().public_for(t)?, t)))
             else {
                 return answer(&tu, 480).await;
             };
@@ -226,7 +226,7 @@ impl Notifier {
                 .strip_prefix("sip:")
                 .and_then(|u| u.split_once('@'))
                 .map_or_else(|| "voipd".to_string(), |(u, _)| u.to_string());
-            dialog.contact = crate::core::calls::contact(&user, local, target);
+            dialog.contact = crate::core::calls::contact(&user, public, target);
             let key = format!(
                 "{};{}",
                 dialog.call_id,

@@ -164,6 +164,9 @@ pub struct Transport {
     tcp_listen: Arc<Vec<SocketAddr>>,
     tls_listen: Arc<Vec<SocketAddr>>,
     routes: Arc<Mutex<HashMap<IpAddr, IpAddr>>>,
+    /// What a server told us it saw a UDP socket of ours as (Via received and rport): a
+    /// NAT's public side. Contacts say it, so that requests find their way back in.
+    public: Arc<Mutex<HashMap<SocketAddr, SocketAddr>>>,
     tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
@@ -275,6 +278,7 @@ impl Transport {
                 tcp_listen: Arc::new(tcp_listen),
                 tls_listen: Arc::new(tls_listen),
                 routes: Arc::new(Mutex::new(HashMap::new())),
+                public: Arc::default(),
                 tasks: Arc::new(Mutex::new(tasks)),
             },
             rx,
@@ -381,6 +385,30 @@ impl Transport {
             bound.ip()
         };
         Some(SocketAddr::new(ip, bound.port()))
+    }
+
+    /// Our address as the world sees it towards `target`: the public address a server
+    /// reported for the UDP socket we reach it from (behind a NAT), else
+    /// [`Transport::local_for`]. Over TCP and TLS the connection carries requests back,
+    /// so the local address stands.
+    pub fn public_for(&self, target: Target) -> Option<SocketAddr> {
+        let local = self.local_for(target)?;
+        if target.proto != Proto::Udp {
+            return Some(local);
+        }
+        Some(lock(&self.public).get(&local).copied().unwrap_or(local))
+    }
+
+    /// Takes note that a server saw our UDP socket `local` as `public` (None: forget it).
+    /// True when that changed what [`Transport::public_for`] says.
+    pub fn learn_public(&self, local: SocketAddr, public: Option<SocketAddr>) -> bool {
+        let mut map = lock(&self.public);
+        let before = map.get(&local).copied();
+        match public.filter(|p| *p != local) {
+            Some(p) => map.insert(local, p),
+            None => map.remove(&local),
+        };
+        map.get(&local).copied() != before
     }
 
     fn route_to(&self, dest: SocketAddr) -> Option<IpAddr> {
