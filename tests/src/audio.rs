@@ -101,3 +101,21 @@ pub fn assert_tone(path: &Path, freq: f64, others: &[f64], min_blocks: usize) ->
     );
     good
 }
+
+/// The share of 100 ms blocks, from the first to the last that holds `freq`, in which it
+/// is clear of `others`.
+pub fn tone_share(path: &std::path::Path, freq: f64, others: &[f64]) -> (usize, usize) {
+    let (x, rate) = read_wav(path);
+    let block = (rate / 10) as usize;
+    let clear: Vec<bool> = x
+        .chunks_exact(block)
+        .map(|b| {
+            let p = power(b, freq, rate);
+            p.sqrt() > 500.0 && others.iter().all(|o| p > 1000.0 * power(b, *o, rate))
+        })
+        .collect();
+    let first = clear.iter().position(|c| *c).unwrap_or(0);
+    let last = clear.iter().rposition(|c| *c).unwrap_or(0);
+    let span = &clear[first..=last.max(first)];
+    (span.iter().filter(|c| **c).count(), span.len())
+}

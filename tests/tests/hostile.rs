@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use voipd_tests::audio::{assert_tone, read_wav};
+use voipd_tests::audio::{assert_tone, read_wav, tone_share};
 use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::peers::{Kamailio, Sipp, free_even_ports, sipp_scenario};
 use voipd_tests::*;
@@ -335,27 +335,6 @@ fn contacts_may_call_directly_and_strangers_may_not() {
     wait_until(|| history(&sb).len() == 1, "the door's call in the history");
     let h = history(&sb);
     assert_eq!(h[0]["contact"], "Door", "{h:?}");
-}
-
-/// The share of 100 ms blocks, from the first to the last that holds `freq`, in which it
-/// is clear of `others`.
-fn tone_share(path: &std::path::Path, freq: f64, others: &[f64]) -> (usize, usize) {
-    let (x, rate) = read_wav(path);
-    let block = (rate / 10) as usize;
-    let clear: Vec<bool> = x
-        .chunks_exact(block)
-        .map(|b| {
-            let p = voipd_tests::audio::power(b, freq, rate);
-            p.sqrt() > 500.0
-                && others
-                    .iter()
-                    .all(|o| p > 1000.0 * voipd_tests::audio::power(b, *o, rate))
-        })
-        .collect();
-    let first = clear.iter().position(|c| *c).unwrap_or(0);
-    let last = clear.iter().rposition(|c| *c).unwrap_or(0);
-    let span = &clear[first..=last.max(first)];
-    (span.iter().filter(|c| **c).count(), span.len())
 }
 
 /// RTP sprayed at voipd's ports from another address before and during a call, 2,000

@@ -12,6 +12,8 @@ use voipd_tests::*;
 
 const VOIPD_TONE: f64 = 440.0;
 const BARESIP_TONE: f64 = 1000.0;
+/// voipd's RTP ports at home: two calls' worth, known to the tests that spray them.
+const RTP_LO: u16 = 10000;
 
 struct Net {
     world: World,
@@ -36,10 +38,11 @@ fn voipd_at_home(sb: &Sandbox, net: &Net, account: &str) -> Daemon {
     let registrar = net.world.provider.ip;
     sb.write_config(&format!(
         "[sip]\nlisten = [\"udp:0.0.0.0:5060\"]\n\n[audio]\ninput = \"tone:{VOIPD_TONE}\"\noutput = \"file:{}\"\n\
-         rtp_timeout_secs = 5\n\n\
+         rtp_ports = \"{RTP_LO}-{}\"\nrtp_timeout_secs = 5\n\n\
          [[account]]\nid = \"alice\"\naor = \"sip:alice@{registrar}\"\npassword = \"alicepw\"\ncodecs = [\"pcmu\"]\n\
          answer = {{ mode = \"auto\" }}\n{account}\n",
         sb.path().join("voipd-heard.wav").display(),
+        RTP_LO + 3,
     ));
     let d = sb.start_daemon_on(&net.world.homes[0].host);
     wait_account_state(sb, "alice", "registered", PATIENCE);
@@ -106,4 +109,124 @@ fn behind_a_port_restricted_nat_voipd_registers_calls_and_is_called_with_stun() 
     );
     talk_and_hang_up(&sb, &b);
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
+}
+
+/// The 100 ms blocks of `freq` in a recording.
+fn tone_in(path: &std::path::Path, freq: f64, other: f64) -> usize {
+    let (x, rate) = voipd_tests::audio::read_wav(path);
+    voipd_tests::audio::tone_blocks(&x, rate, freq, &[other, 1500.0]).0
+}
+
+#[test]
+fn a_router_that_forgets_its_mappings_mid_call_loses_neither_registration_nor_call() {
+    let sb = Sandbox::new();
+    let net = provider(&sb, NatKind::PortRestricted);
+    let home = &net.world.homes[0];
+    let d = voipd_at_home(
+        &sb,
+        &net,
+        &format!(
+            "stun = \"stun:{}:3478\"\nkeepalive_secs = 2",
+            net.world.provider.ip
+        ),
+    );
+    let mut b = carol_on_provider(&sb, &net);
+    let out = sb.voipctl(&["dial", "carol"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    b.wait_event("CALL_ESTABLISHED");
+    std::thread::sleep(Duration::from_secs(2));
+    // The router reboots: every mapping is gone, and new ones get other ports.
+    home.remap_ports(30000, 39999);
+    home.flush();
+    wait_until(
+        || {
+            net.kam
+                .registers_from("alice")
+                .last()
+                .is_some_and(|l| l.contains(&format!("contact=<sip:alice@{}:3", home.public)))
+        },
+        "a REGISTER with the new public port",
+    );
+    // The call goes on: 2 s before and 4 s after make at least 5 s of tone each way,
+    // which the 2 s before alone cannot.
+    std::thread::sleep(Duration::from_secs(4));
+    let out = sb.voipctl(&["hangup"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    b.wait_event("CALL_CLOSED");
+    wait_until(|| calls(&sb).is_empty(), "the call to end");
+    let heard = tone_in(&sb.path().join("voipd-heard.wav"), BARESIP_TONE, VOIPD_TONE);
+    let theirs = b.received_recordings();
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    let they_heard = tone_in(&theirs[0], VOIPD_TONE, BARESIP_TONE);
+    assert!(
+        heard >= 50 && they_heard >= 50,
+        "tone after the flush: voipd heard {heard} blocks, baresip {they_heard}"
+    );
+    // baresip does not follow a new source port: the new address came by re-INVITE.
+    assert!(d.log().contains("outside now; re-INVITE"), "{}", d.log());
+
+    // And a call to us finds the new mapping.
+    b.clear_recordings();
+    b.command("dial", &format!("sip:alice@{}", net.world.provider.ip));
+    wait_until(
+        || calls(&sb).iter().any(|c| c["state"] == "active"),
+        "the call from carol to be answered",
+    );
+    talk_and_hang_up(&sb, &b);
+}
+
+/// A stranger on the home network sprays RTP with a tone of its own at voipd's ports,
+/// before and through a call across the NAT: voipd still hears only the far side, clean,
+/// and sends the stranger nothing.
+#[test]
+fn rtp_from_a_stranger_next_door_is_not_heard() {
+    const SPRAY_TONE: f64 = 2500.0;
+    let sb = Sandbox::new();
+    let net = provider(&sb, NatKind::PortRestricted);
+    let home = &net.world.homes[0];
+    let _d = voipd_at_home(
+        &sb,
+        &net,
+        &format!("stun = \"stun:{}:3478\"", net.world.provider.ip),
+    );
+    let b = carol_on_provider(&sb, &net);
+    // From the router's inside address: a device on the same LAN.
+    let sprayer = home
+        .router
+        .command(python())
+        .arg(py_script("rtp_spray.py"))
+        .args([
+            &home.host.ip.to_string(),
+            &RTP_LO.to_string(),
+            &(RTP_LO + 3).to_string(),
+        ])
+        .args([
+            &home.router.ip.to_string(),
+            "1000",
+            "8",
+            &SPRAY_TONE.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("rtp_spray.py");
+    std::thread::sleep(Duration::from_millis(1000));
+    let out = sb.voipctl(&["dial", "carol"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    talk_and_hang_up(&sb, &b);
+    let report = sprayer.wait_with_output().expect("sprayer");
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON");
+    assert!(report["sent"].as_u64().unwrap_or(0) > 4000, "{report}");
+    assert_eq!(
+        report["received"], 0,
+        "voipd sent to the stranger: {report}"
+    );
+    let (clear, span) = voipd_tests::audio::tone_share(
+        &sb.path().join("voipd-heard.wav"),
+        BARESIP_TONE,
+        &[VOIPD_TONE, SPRAY_TONE],
+    );
+    assert!(
+        span >= 20 && clear * 100 >= span * 99,
+        "{BARESIP_TONE} Hz clear in {clear} of {span} blocks"
+    );
 }
