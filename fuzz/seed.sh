@@ -363,4 +363,28 @@ put("rtcp", "rr-sdes", rr(0xDEADBEEF, [block(OURS, 0, -2, 0x1_0000, 0)]) + sdes(
 put("rtcp", "sr-two-blocks-bye", sr(5, [block(6, 1, 1, 2, 3), block(OURS, 255, 0x7FFFFF, 0xFFFFFFFF, 1 << 31)]) + sdes(5, "x") + bye(5))
 put("rtcp", "rr-empty-sdes", rr(9, []) + sdes(9, "voipd@192.0.2.1"))
 put("rtcp", "sr-no-blocks", sr(OURS, []))
+
+# ---- STUN: Binding answers as a server writes them ------------------------------
+import zlib
+
+def stun_msg(mtype, tid, attrs, fingerprint=True):
+    body = b"".join(struct.pack("!HH", t, len(v)) + v + b"\0" * (-len(v) % 4) for t, v in attrs)
+    head = lambda extra: struct.pack("!HHI", mtype, len(body) + extra, 0x2112A442) + tid
+    if not fingerprint:
+        return head(0) + body
+    msg = head(8) + body
+    crc = (zlib.crc32(msg) ^ 0x5354554E) & 0xFFFFFFFF
+    return msg + struct.pack("!HHI", 0x8028, 4, crc)
+
+def xor_addr(ip, port, tid):
+    a = bytes(int(x) for x in ip.split("."))
+    x = bytes(b ^ c for b, c in zip(a, struct.pack("!I", 0x2112A442)))
+    return struct.pack("!BBH", 0, 1, port ^ 0x2112) + x
+
+TID = bytes(range(1, 13))
+put("stun", "success-xor", stun_msg(0x0101, TID, [(0x0020, xor_addr("203.0.113.10", 20000, TID))]))
+put("stun", "success-software", stun_msg(0x0101, TID, [(0x8022, b"Coturn-4.6.1"), (0x0020, xor_addr("192.0.2.1", 3478, TID))]))
+put("stun", "error-420", stun_msg(0x0111, TID, [(0x0009, struct.pack("!HBB", 0, 4, 20) + b"Unknown Attribute")]))
+put("stun", "request", stun_msg(0x0001, TID, []))
+put("stun", "no-fingerprint", stun_msg(0x0101, TID, [(0x0020, xor_addr("10.0.0.1", 1, TID))], fingerprint=False))
 PY

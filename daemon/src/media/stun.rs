@@ -2,16 +2,17 @@
 //! of the account's STUN server before an offer or answer is made, and asked again through
 //! the call to keep the mapping open and to notice when the NAT moves it.
 //!
-//! Messages are written and read by stun-types (the STUN layer of the sans-IO
-//! stun-proto/turn-proto/librice family, which ICE and TURN will use too): attribute
-//! bounds, FINGERPRINT and XOR-MAPPED-ADDRESS done by a crate made for them.
+//! Messages are written and read by stun-proto's types (the STUN layer under ICE and
+//! TURN, `ice.rs`): attribute bounds, FINGERPRINT and XOR-MAPPED-ADDRESS done by a crate
+//! made for them.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use stun_types::attribute::{ErrorCode, XorMappedAddress};
-use stun_types::message::{
-    BINDING, Message, MessageClass, MessageWrite, MessageWriteExt, MessageWriteVec, TransactionId,
+use stun_proto::types::attribute::{ErrorCode, XorMappedAddress};
+pub use stun_proto::types::message::TransactionId;
+use stun_proto::types::message::{
+    BINDING, Message, MessageClass, MessageType, MessageWrite, MessageWriteExt, MessageWriteVec,
 };
 
 /// When a binding request is sent again without an answer (RFC 8489 §6.2.1's RTO of
@@ -66,26 +67,45 @@ impl BindingRequest {
     /// What a datagram says of this request: None when it is not its answer; else the
     /// address the server saw us at, or why not.
     pub fn answer(&self, datagram: &[u8]) -> Option<Result<SocketAddr, StunError>> {
-        let msg = Message::from_bytes(datagram).ok()?;
-        if msg.transaction_id() != self.id || msg.method() != BINDING {
-            return None;
-        }
-        if msg.has_class(MessageClass::Error) {
-            let (code, reason) = msg
-                .attribute::<ErrorCode>()
-                .map_or((0, String::new()), |e| (e.code(), e.reason().to_string()));
-            return Some(Err(StunError::Refused { code, reason }));
-        }
-        if !msg.has_class(MessageClass::Success) {
-            return None;
-        }
-        // (RFC 3489 servers, which give MAPPED-ADDRESS only, are long gone.)
-        Some(
-            msg.attribute::<XorMappedAddress>()
-                .map(|x| x.addr(self.id))
-                .map_err(|_| StunError::NoAddress),
-        )
+        read_answer(datagram)
+            .filter(|(id, _)| *id == self.id)
+            .map(|(_, r)| r)
     }
+}
+
+/// A Binding answer: the transaction it answers, and the address the server saw (or why
+/// not). None for anything else: not STUN, a request, another method.
+pub fn read_answer(datagram: &[u8]) -> Option<(TransactionId, Result<SocketAddr, StunError>)> {
+    let msg = Message::from_bytes(datagram).ok()?;
+    if msg.method() != BINDING {
+        return None;
+    }
+    let id = msg.transaction_id();
+    if msg.has_class(MessageClass::Error) {
+        let (code, reason) = msg
+            .attribute::<ErrorCode>()
+            .map_or((0, String::new()), |e| (e.code(), e.reason().to_string()));
+        return Some((id, Err(StunError::Refused { code, reason })));
+    }
+    if !msg.has_class(MessageClass::Success) {
+        return None;
+    }
+    // (RFC 3489 servers, which give MAPPED-ADDRESS only, are long gone.)
+    let addr = msg
+        .attribute::<XorMappedAddress>()
+        .map(|x| x.addr(id))
+        .map_err(|_| StunError::NoAddress);
+    Some((id, addr))
+}
+
+/// A Binding success answer to transaction `id` saying `seen` (a STUN server's part: for
+/// tests and the fuzz target's round trip).
+pub fn success_answer(id: TransactionId, seen: SocketAddr) -> Vec<u8> {
+    let mtype = MessageType::from_class_method(MessageClass::Success, BINDING);
+    let mut msg = Message::builder(mtype, id, MessageWriteVec::new());
+    let _ = msg.add_attribute(&XorMappedAddress::new(seen, id));
+    let _ = msg.add_fingerprint();
+    msg.finish()
 }
 
 impl Default for BindingRequest {
@@ -187,16 +207,9 @@ impl MappingWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stun_types::attribute::Software;
 
     fn success(req: &BindingRequest, seen: SocketAddr) -> Vec<u8> {
-        let parsed = Message::from_bytes(req.bytes()).unwrap();
-        let mut msg = Message::builder_success(&parsed, MessageWriteVec::new());
-        msg.add_attribute(&XorMappedAddress::new(seen, req.id))
-            .unwrap();
-        msg.add_attribute(&Software::new("test").unwrap()).unwrap();
-        msg.add_fingerprint().unwrap();
-        msg.finish()
+        success_answer(req.id, seen)
     }
 
     #[test]
