@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use voipd_tests::audio::{assert_tone, read_wav, tone_share};
+use voipd_tests::audio::{assert_tone, tone_share};
 use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::peers::{Kamailio, Sipp, free_even_ports, sipp_scenario};
 use voipd_tests::*;
