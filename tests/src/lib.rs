@@ -182,6 +182,10 @@ impl Sandbox {
             .env("NOTIFY_SOCKET", self.path().join("notify.sock"))
             .stdout(file.try_clone().expect("dup log"))
             .stderr(file);
+        // For a person debugging a test: the daemons' log filter (e.g. "rice_proto=debug").
+        if let Ok(filter) = std::env::var("VOIPD_TEST_RUST_LOG") {
+            cmd.env("RUST_LOG", filter);
+        }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }

@@ -196,11 +196,16 @@ impl World {
                 ]),
                 true,
             );
-            // Nothing from outside reaches the home unless it answers what went out.
+            // Nothing from outside reaches the home unless it answers what went out, nor
+            // the router itself: a stranger's packet to a public port is dropped before
+            // conntrack keeps it, so it cannot take a port the home is about to use (as a
+            // router that answered it would, turning the NAT symmetric).
             let ruleset = format!(
                 "table ip nat {{\n chain post {{\n  type nat hook postrouting priority srcnat;\n  {}\n }}\n}}\n\
                  table ip filter {{\n chain pass {{\n  type filter hook forward priority filter; policy drop;\n  \
-                 ct state established,related accept\n  iifname \"home\" accept\n }}\n}}\n",
+                 ct state established,related accept\n  iifname \"home\" accept\n }}\n \
+                 chain own {{\n  type filter hook input priority filter; policy drop;\n  \
+                 ct state established,related accept\n  iifname {{ \"home\", \"lo\" }} accept\n }}\n}}\n",
                 masquerade_rule(*kind, PUBLIC_PORTS)
             );
             let file = std::env::temp_dir().join(format!("{router}.nft"));

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use voipd_tests::baresip::{Baresip, BaresipNet, BaresipOptions};
-use voipd_tests::netns::{NatKind, World};
+use voipd_tests::netns::{Host, NatKind, World};
 use voipd_tests::peers::{Coturn, Kamailio};
 use voipd_tests::*;
 
@@ -23,8 +23,13 @@ struct Net {
 
 /// The provider network, one home of `kind`, Kamailio (no NAT help) and coturn.
 fn provider(sb: &Sandbox, kind: NatKind) -> Net {
-    let world = World::new(&[kind]);
-    let kam = Kamailio::start_on(sb.path(), &world.provider, &["NO_NAT_HELP"]);
+    provider_with(sb, &[kind], &["NO_NAT_HELP"])
+}
+
+/// The provider network, a home per entry of `homes`, Kamailio with `defines`, coturn.
+fn provider_with(sb: &Sandbox, homes: &[NatKind], defines: &[&str]) -> Net {
+    let world = World::new(homes);
+    let kam = Kamailio::start_on(sb.path(), &world.provider, defines);
     let turn = Coturn::start_on(sb.path(), &world.provider);
     Net {
         world,
@@ -51,19 +56,39 @@ fn voipd_at_home(sb: &Sandbox, net: &Net, account: &str) -> Daemon {
 
 /// baresip as carol on the provider network, registered at Kamailio.
 fn carol_on_provider(sb: &Sandbox, net: &Net) -> Baresip {
+    carol_on(sb, net, &net.world.provider, &[], "")
+}
+
+/// baresip as carol on `host`, with more `modules` and `account` parameters.
+fn carol_on(sb: &Sandbox, net: &Net, host: &Host, modules: &[&str], account: &str) -> Baresip {
     Baresip::start(
         sb.path(),
         BaresipOptions {
             tone: BARESIP_TONE as u32,
             net: Some(BaresipNet {
-                host: &net.world.provider,
+                host,
                 registrar: net.world.provider.ip,
-                modules: &[],
-                account: "",
+                modules,
+                account,
             }),
             ..BaresipOptions::carol(net.kam.port)
         },
     )
+}
+
+/// As [`talk_and_hang_up`], the talk counted from when the far side's media first comes
+/// (baresip's ICE sends nothing until it has checked every component, which takes it
+/// seconds).
+fn talk_once_media_flows(sb: &Sandbox, b: &Baresip) {
+    wait_until(
+        || {
+            calls(sb)
+                .first()
+                .is_some_and(|c| c["media"]["packets_received"].as_u64().unwrap_or(0) > 0)
+        },
+        "the far side's media",
+    );
+    talk_and_hang_up(sb, b);
 }
 
 fn talk_and_hang_up(sb: &Sandbox, b: &Baresip) {
@@ -229,4 +254,47 @@ fn rtp_from_a_stranger_next_door_is_not_heard() {
         span >= 20 && clear * 100 >= span * 99,
         "{BARESIP_TONE} Hz clear in {clear} of {span} blocks"
     );
+}
+
+/// ICE (RFC 8445) between voipd and baresip's ice module, each behind a NAT of its own
+/// with STUN: neither side's SDP address reaches the other's media port, the checks find
+/// the server-reflexive pair that does, both ways of calling, audio proven both ways.
+#[test]
+fn ice_finds_the_way_between_two_homes() {
+    let sb = Sandbox::new();
+    // A provider that fixes SIP for NAT (baresip needs it to be called) and nothing of
+    // the media.
+    let net = provider_with(
+        &sb,
+        &[NatKind::PortRestricted, NatKind::PortRestricted],
+        &[],
+    );
+    let stun = format!("stun:{}:3478", net.world.provider.ip);
+    let d = voipd_at_home(&sb, &net, &format!("stun = \"{stun}\"\nice = true"));
+    let mut b = carol_on(
+        &sb,
+        &net,
+        &net.world.homes[1].host,
+        &["ice.so"],
+        &format!(";medianat=ice;stunserver={stun}"),
+    );
+    let out = sb.voipctl(&["dial", "carol"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    talk_once_media_flows(&sb, &b);
+    b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
+    assert!(
+        d.log().contains("ICE: RTP goes over a direct pair"),
+        "{}",
+        d.log()
+    );
+
+    std::fs::remove_file(sb.path().join("voipd-heard.wav")).unwrap();
+    b.clear_recordings();
+    b.command("dial", &format!("sip:alice@{}", net.world.provider.ip));
+    wait_until(
+        || calls(&sb).iter().any(|c| c["state"] == "active"),
+        "the call from carol to be answered",
+    );
+    talk_once_media_flows(&sb, &b);
+    b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
 }

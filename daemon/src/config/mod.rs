@@ -312,6 +312,11 @@ pub struct Account {
     pub keepalive_secs: Option<u32>,
     /// Asked for the public address of each call's RTP port, behind a NAT.
     pub stun: Option<StunServer>,
+    /// ICE (RFC 8445) for calls: candidates offered and checked when the far side runs
+    /// ICE too.
+    pub ice: bool,
+    /// A TURN relay for ICE's relayed candidates.
+    pub turn: Option<TurnSettings>,
     /// Calls answered with 3xx go on to the Contacts given (RFC 3261 §8.1.3.4).
     pub follow_redirects: bool,
     /// Reliable provisional responses (RFC 3262).
@@ -349,6 +354,9 @@ struct RawAccount {
     enabled: bool,
     keepalive_secs: Option<u32>,
     stun: Option<StunServer>,
+    #[serde(default)]
+    ice: bool,
+    turn: Option<TurnSettings>,
     #[serde(default = "default_true")]
     follow_redirects: bool,
     #[serde(default, rename = "100rel")]
@@ -462,6 +470,9 @@ impl TryFrom<RawAccount> for Account {
                 r.session_expires, r.min_se
             ));
         }
+        if r.turn.is_some() && !r.ice {
+            return Err("turn: a TURN relay serves ICE; set ice = true as well".into());
+        }
         if r.password.is_some() && r.password_file.is_some() {
             return Err("password and password_file are both set; keep one".into());
         }
@@ -484,6 +495,8 @@ impl TryFrom<RawAccount> for Account {
             enabled: r.enabled,
             keepalive_secs: r.keepalive_secs,
             stun: r.stun,
+            ice: r.ice,
+            turn: r.turn,
             max_ringing: r.max_ringing,
             follow_redirects: r.follow_redirects,
             rel100: r.rel100,

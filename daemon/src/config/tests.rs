@@ -794,6 +794,37 @@ fn stun_servers_are_rfc_7064_uris() {
 }
 
 #[test]
+fn turn_needs_ice_and_a_turn_url() {
+    let base = "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\n";
+    let c = Config::parse(
+        &format!("{base}ice = true\nturn = {{ url = \"turn:203.0.113.1\", username = \"u\", password = \"p\" }}\n"),
+        "t",
+    )
+    .unwrap();
+    let t = c.accounts[0].turn.clone().unwrap();
+    assert_eq!(
+        (t.host.as_str(), t.port, t.username.as_str()),
+        ("203.0.113.1", 3478, "u")
+    );
+    assert!(c.accounts[0].ice);
+    let e = invalid(&format!(
+        "{base}turn = {{ url = \"turn:h\", username = \"u\", password = \"p\" }}\n"
+    ));
+    assert!(e.message.contains("set ice = true"), "{e}");
+    for (bad, why) in [
+        ("stun:h", "is not a turn: URI"),
+        ("turns:h", "TURN over TLS"),
+        ("turn:h?transport=tcp", "other than UDP"),
+    ] {
+        let e = invalid(&format!(
+            "{base}ice = true\nturn = {{ url = \"{bad}\", username = \"u\", password = \"p\" }}\n"
+        ));
+        assert!(e.message.contains(why), "{bad}: {e}");
+        assert!(e.field.starts_with("account[0].turn"), "{e}");
+    }
+}
+
+#[test]
 fn tls_files_are_read_and_checked_at_their_keys() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pem");

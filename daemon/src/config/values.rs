@@ -399,40 +399,93 @@ impl TryFrom<String> for StunServer {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, String> {
-        let bad = |why: &str| format!("{s:?} {why}; write it as \"stun:stun.example.com:3478\"");
-        let rest = match s.split_once(':') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("stun") => rest,
-            Some((scheme, _)) if scheme.eq_ignore_ascii_case("stuns") => {
-                return Err(bad("is STUN over TLS, which voipd does not speak"));
-            }
-            _ => return Err(bad("is not a stun: URI")),
-        };
-        let (host, port) = match rest.strip_prefix('[') {
-            Some(v6) => {
-                let (h, after) = v6.split_once(']').ok_or_else(|| bad("has an open '['"))?;
-                h.parse::<std::net::Ipv6Addr>()
-                    .map_err(|_| bad("has no IPv6 address in its brackets"))?;
-                (h, after.strip_prefix(':'))
-            }
-            None => match rest.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (rest, None),
-            },
-        };
-        if host.is_empty() || host.contains(['/', '?', '@', ' ']) {
-            return Err(bad("has no host"));
+        let (host, port) = server_uri(&s, "stun", "\"stun:stun.example.com:3478\"")?;
+        Ok(StunServer { host, port })
+    }
+}
+
+/// The host and port of a STUN or TURN URI (RFC 7064, 7065) with `scheme`: port 3478
+/// unless given, an IPv6 address in brackets, UDP only (`?transport=udp` is allowed).
+fn server_uri(s: &str, scheme: &str, example: &str) -> Result<(String, u16), String> {
+    let bad = |why: &str| format!("{s:?} {why}; write it as {example}");
+    let rest = match s.split_once(':') {
+        Some((sc, rest)) if sc.eq_ignore_ascii_case(scheme) => rest,
+        Some((sc, _)) if sc.eq_ignore_ascii_case(&format!("{scheme}s")) => {
+            return Err(bad(&format!(
+                "is {} over TLS, which voipd does not speak",
+                scheme.to_uppercase()
+            )));
         }
-        let port = match port {
-            None => 3478,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| bad("has a port that is not 1-65535"))?,
-        };
-        Ok(StunServer {
-            host: host.to_string(),
+        _ => return Err(bad(&format!("is not a {scheme}: URI"))),
+    };
+    let rest = match rest.split_once('?') {
+        Some((r, q)) if q.eq_ignore_ascii_case("transport=udp") => r,
+        Some(_) => {
+            return Err(bad(
+                "asks for a transport other than UDP, which voipd does not speak",
+            ));
+        }
+        None => rest,
+    };
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("has an open '['"))?;
+            h.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| bad("has no IPv6 address in its brackets"))?;
+            (h, after.strip_prefix(':'))
+        }
+        None => match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        },
+    };
+    if host.is_empty() || host.contains(['/', '?', '@', ' ']) {
+        return Err(bad("has no host"));
+    }
+    let port = match port {
+        None => 3478,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("has a port that is not 1-65535"))?,
+    };
+    Ok((host.to_string(), port))
+}
+
+/// A TURN server (RFC 8656) and the long-term credentials it takes: `url` as RFC 7065
+/// writes it (`turn:host:port`, UDP).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawTurn")]
+pub struct TurnSettings {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: Secret,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTurn {
+    url: String,
+    username: String,
+    password: Secret,
+}
+
+impl TryFrom<RawTurn> for TurnSettings {
+    type Error = String;
+
+    fn try_from(r: RawTurn) -> Result<Self, String> {
+        let (host, port) = server_uri(&r.url, "turn", "\"turn:turn.example.com:3478\"")
+            .map_err(|e| format!("url: {e}"))?;
+        if r.username.is_empty() {
+            return Err("username: empty; TURN servers take long-term credentials".into());
+        }
+        Ok(TurnSettings {
+            host,
             port,
+            username: r.username,
+            password: r.password,
         })
     }
 }

@@ -13,12 +13,13 @@ use super::request::{Outbound, credentials, outbound};
 use crate::config::{Account, AnswerMode, AudioConfig, AudioEndpoint, MediaEncryptionPolicy};
 use crate::media::codec::Codec;
 use crate::media::engine::MediaEngine;
+use crate::media::ice::Ice;
 use crate::media::session::{
     LiveStats, MediaEvent, MediaOptions, MediaParams, MediaSession, MediaStats, bind,
 };
 use crate::media::srtp::SrtpSuite;
 use crate::media::stun::MappingWatch;
-use crate::sdp::{self, Direction, Negotiated, NegotiationError, Sdp, Security};
+use crate::sdp::{self, Direction, IceDescription, Negotiated, NegotiationError, Sdp, Security};
 use crate::sip::capabilities::{ALLOW, SUPPORTED_CALL, lists_option};
 use crate::sip::dialog::{Dialog, DialogError, Exchange};
 use crate::sip::message::{Method, Name, Request, SipHeaders, reason_phrase};
@@ -285,8 +286,11 @@ struct Call {
     refreshed: tokio::time::Instant,
     /// The far side takes UPDATE: session refreshes need no new offer.
     peer_update: bool,
-    /// The STUN watch on the RTP port's mapping, handed to the stream when media starts.
+    /// The STUN watch on the RTP port's mapping, the RTCP port and the ICE agent, handed
+    /// to the stream when media starts.
     mapping: Option<MappingWatch>,
+    rtcp: Option<std::net::UdpSocket>,
+    ice: Option<Box<Ice>>,
 }
 
 /// What the call's account asks of its media.
@@ -307,6 +311,8 @@ impl MediaPrefs {
                 suites: a.srtp_suites.clone(),
                 nat: NatPrefs {
                     stun: a.stun.clone(),
+                    ice: a.ice,
+                    turn: a.turn.clone(),
                     // With the registration's keepalives: 25 s unless the account says.
                     refresh: match a.keepalive_secs.unwrap_or(25) {
                         0 => None,
@@ -524,6 +530,26 @@ impl Call {
     }
 
     fn start_media(&mut self, rtp: std::net::UdpSocket, n: Negotiated, ours: Sdp) -> Media {
+        let ice = match (self.ice.take(), &n.ice) {
+            (Some(mut ice), Some(theirs)) => {
+                let bad = ice.set_remote(&theirs.ufrag, &theirs.pwd, &theirs.candidates);
+                if bad > 0 {
+                    tracing::info!(
+                        call_id = self.info.id,
+                        "ICE: {bad} of the far side's candidates do not parse"
+                    );
+                }
+                Some(ice)
+            }
+            (Some(_), None) => {
+                tracing::info!(
+                    call_id = self.info.id,
+                    "the far side has no ICE; media goes where its SDP says"
+                );
+                None
+            }
+            (None, _) => None,
+        };
         self.info.rtp_local = rtp.local_addr().ok();
         self.info.rtp_remote = Some(n.remote);
         let (tx, events) = mpsc::channel(32);
@@ -542,6 +568,8 @@ impl Call {
                 events: tx,
                 live: self.live.clone(),
                 mapping: self.mapping.take(),
+                rtcp: self.rtcp.take(),
+                ice,
             },
         );
         self.info.codec = Some(n.codec.name().into());
@@ -667,6 +695,13 @@ impl Call {
         Ok(true)
     }
 
+    /// Takes what a media plan made for the stream to come.
+    fn adopt(&mut self, plan: nat::MediaPlan) {
+        self.mapping = plan.mapping;
+        self.rtcp = plan.rtcp;
+        self.ice = plan.ice;
+    }
+
     /// The NAT moved our RTP port to `at`: a re-INVITE tells the far side, whose media
     /// would otherwise go to a mapping that is gone. True when it was accepted.
     async fn moved(
@@ -761,6 +796,12 @@ impl Call {
             match answer {
                 Ok((mut ans, n)) => {
                     ans.session_version = media.ours.session_version + 1;
+                    // The same ICE session goes on: our credentials and candidates again.
+                    if let (Some(from), Some(to)) =
+                        (sdp::in_use_of(&media.ours), sdp::in_use(&mut ans))
+                    {
+                        IceDescription::carry(from, to);
+                    }
                     media.session.update(&n.mid, params(&n, self.info.muted));
                     if encryption_of(&n) != self.info.media_encryption {
                         self.info.media_encryption = encryption_of(&n);
@@ -855,6 +896,17 @@ impl Call {
                     Some(MediaEvent::EncryptionFailed(why)) => {
                         self.bye(&mut dialog).await;
                         break (488, EndReason::Failed(format!("media encryption failed: {why}")));
+                    }
+                    Some(MediaEvent::IceSelected { remote, relayed }) => {
+                        tracing::info!(call_id = self.info.id, "ICE: media to {remote}{}", if relayed { " through the TURN relay" } else { "" });
+                    }
+                    Some(MediaEvent::IceFailed(component)) => {
+                        self.bye(&mut dialog).await;
+                        break (488, EndReason::Failed(format!("ICE found no path for {}", if component == 1 { "RTP" } else { "RTCP" })));
+                    }
+                    Some(MediaEvent::ConsentLost(_)) => {
+                        self.bye(&mut dialog).await;
+                        break (408, EndReason::Failed("the far side stopped answering ICE consent checks".into()));
                     }
                     Some(MediaEvent::Mapped(at)) => {
                         if let Err(gone) = Box::pin(self.moved(&mut dialog, &mut media, at)).await {
@@ -1032,6 +1084,8 @@ pub(super) fn dial(
         refreshed: tokio::time::Instant::now(),
         peer_update: false,
         mapping: None,
+        rtcp: None,
+        ice: None,
     };
     tokio::spawn(outgoing(call, account, uri, sip_call_id));
     CallHandle {
@@ -1080,13 +1134,11 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         }
     };
     call.info.transport = target.proto;
-    let (media_at, mapping) =
-        nat::media_address(&call.prefs.nat, &rtp, local.ip(), public.ip()).await;
-    call.mapping = mapping;
-    let offer = match sdp::offer(
+    let plan = nat::plan(&call.prefs.nat, &rtp, local.ip(), public.ip(), Some(true)).await;
+    let mut offer = match sdp::offer(
         &call.prefs.codecs,
-        media_at.ip(),
-        media_at.port(),
+        plan.at.ip(),
+        plan.at.port(),
         u64::from(fastrand::u32(..)),
         Direction::SendRecv,
         call.prefs.security(),
@@ -1094,6 +1146,10 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
         Ok(o) => o,
         Err(e) => return call.end(500, EndReason::Internal(e.to_string())).await,
     };
+    if let Some(m) = sdp::in_use(&mut offer) {
+        plan.describe(m);
+    }
+    call.adopt(plan);
     let h = &mut invite.headers;
     h.push(Name::Contact, contact(&user, public, target));
     h.push(Name::Allow, ALLOW);
@@ -1263,6 +1319,8 @@ pub(super) fn incoming(
         refreshed: tokio::time::Instant::now(),
         peer_update: false,
         mapping: None,
+        rtcp: None,
+        ice: None,
     };
     tokio::spawn(answer_flow(call, account, tu));
     CallHandle {
@@ -1447,11 +1505,17 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 .await;
         }
     };
-    let (media_at, mapping) =
-        nat::media_address(&call.prefs.nat, &rtp, local.ip(), public.ip()).await;
-    call.mapping = mapping;
+    // ICE when the far side offers it (it controls), or when we make the offer.
+    let ice = match &offer {
+        Some(o) => sdp::in_use_of(o)
+            .and_then(|m| sdp::IceDescription::of(o, m))
+            .map(|_| false),
+        None => Some(true),
+    };
+    let plan = nat::plan(&call.prefs.nat, &rtp, local.ip(), public.ip(), ice).await;
+    let media_at = plan.at;
     let session_id = u64::from(fastrand::u32(..));
-    let (ours, negotiated) = match &offer {
+    let (mut ours, negotiated) = match &offer {
         Some(o) => match sdp::answer(
             o,
             &call.prefs.codecs,
@@ -1483,6 +1547,10 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
             }
         },
     };
+    if let Some(m) = sdp::in_use(&mut ours) {
+        plan.describe(m);
+    }
+    call.adopt(plan);
     let mut ok = respond(200, "OK");
     ok.headers.push(Name::Contact, our_contact.clone());
     ok.headers.push(Name::Allow, ALLOW);
@@ -1597,6 +1665,8 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
         refreshed: tokio::time::Instant::now(),
         peer_update: false,
         mapping: None,
+        rtcp: None,
+        ice: None,
     };
     tokio::spawn(echo_call(call));
     CallHandle {
@@ -1647,6 +1717,7 @@ async fn echo_call(mut call: Call) {
         mid: "0".into(),
         srtp: None,
         dtls: None,
+        ice: None,
     };
     let reflect = tokio::spawn(crate::media::echo::reflect(reflector));
     let mut media = call.start_media(rtp, n, ours);

@@ -10,6 +10,7 @@ pub mod dtmf;
 pub mod echo;
 pub mod engine;
 pub mod g711;
+pub mod ice;
 pub mod jitter;
 mod latch;
 pub mod rtcp;

@@ -12,6 +12,7 @@ use super::codec::Codec;
 use super::dtls::DtlsParams;
 use super::dtmf;
 use super::engine::MediaEngine;
+use super::ice::Ice;
 use super::srtp::SrtpKeys;
 use super::stream::Setup;
 use super::stun::MappingWatch;
@@ -97,6 +98,27 @@ pub enum MediaEvent {
     /// The NAT in front of us moved the stream's port to this public address: the far
     /// side is to be told, or its media goes where nobody listens.
     Mapped(SocketAddr),
+    /// ICE nominated the RTP pair to `remote`, through our TURN relay or not.
+    IceSelected {
+        remote: SocketAddr,
+        relayed: bool,
+    },
+    /// ICE found no working pair for this component (1: RTP, 2: RTCP).
+    IceFailed(usize),
+    /// The far end of this component's pair stopped consenting (RFC 7675): nothing more
+    /// is sent to it.
+    ConsentLost(usize),
+}
+
+/// RTCP's socket for the RTP socket `rtp`: the next port (RFC 3550 §11), when that is
+/// free; None leaves the call without RTCP, which it survives.
+pub fn bind_rtcp(rtp: &UdpSocket) -> Option<UdpSocket> {
+    match rtp.local_addr() {
+        Ok(a) if a.port() % 2 == 0 => UdpSocket::bind(SocketAddr::new(a.ip(), a.port() + 1))
+            .ok()
+            .filter(|s| s.set_nonblocking(true).is_ok()),
+        _ => None,
+    }
 }
 
 /// A UDP socket for RTP on `ip`, ready for the engine: a free port in `ports` (inclusive),
@@ -172,6 +194,10 @@ pub struct MediaOptions<'a> {
     pub live: std::sync::Arc<LiveStats>,
     /// The NAT mapping of the stream's port to keep open and watch (STUN).
     pub mapping: Option<MappingWatch>,
+    /// The RTCP port ([`bind_rtcp`]), if it has one of its own.
+    pub rtcp: Option<UdpSocket>,
+    /// ICE's agent, with the far side's candidates: it chooses the path.
+    pub ice: Option<Box<Ice>>,
 }
 
 impl MediaSession {
@@ -194,6 +220,8 @@ impl MediaSession {
             events: opts.events,
             live: opts.live,
             mapping: opts.mapping,
+            rtcp: opts.rtcp,
+            ice: opts.ice,
             params: rx,
             dtmf: dtmf.clone(),
             done: done_tx,

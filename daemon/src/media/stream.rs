@@ -15,6 +15,7 @@ use super::codec::{Transcoder, frame_len, rtp_clock, sample_rate};
 use super::device::{self, DeviceAudio};
 use super::dtls;
 use super::dtmf::{self, DtmfSender};
+use super::ice::{Ice, IceEvent};
 use super::jitter::{JitterBuffer, Playout};
 use super::latch::Latch;
 use super::rtcp::{self, Reception, SenderInfo};
@@ -24,13 +25,15 @@ use super::sink::Sink;
 use super::source::Source;
 use super::srtp::SrtpError;
 use super::stun::{self, MappingWatch};
-use super::transport::RtpTransport;
+use super::transport::{Relayed, RtpTransport};
 use super::udp::RecvBuf;
 use crate::config::AudioEndpoint;
 
 /// What a session starts from, before its devices are open.
 pub(super) struct Setup {
     pub(super) sock: UdpSocket,
+    pub(super) rtcp: Option<UdpSocket>,
+    pub(super) ice: Option<Box<Ice>>,
     pub(super) input: AudioEndpoint,
     pub(super) output: AudioEndpoint,
     pub(super) timeout: Option<Duration>,
@@ -114,7 +117,7 @@ impl Setup {
             None => Source::open(&self.input, sample_rate(p.codec)),
         };
         let playback = audio.as_mut().and_then(|a| a.playback.take());
-        let mut transport = RtpTransport::new(self.sock, self.mapping);
+        let mut transport = RtpTransport::new(self.sock, self.rtcp, self.mapping, self.ice);
         if let Err(e) = transport.configure(p.srtp.as_ref(), p.dtls.as_ref()) {
             // Never in clear instead: the far side was promised SRTP.
             tracing::error!("SRTP: {e}; the call has no audio");
@@ -150,6 +153,8 @@ impl Setup {
             sending: None,
             dtmf_in: dtmf::Receiver::default(),
             latch: Latch::new(p.remote),
+            ice_remote: None,
+            relayed: Vec::new(),
             last_rx: now,
             timed_out: false,
             p,
@@ -196,6 +201,10 @@ pub(super) struct Stream {
     dtmf_in: dtmf::Receiver,
     /// Where the far side's RTP is taken from and ours goes.
     latch: Latch,
+    /// The far end of ICE's nominated RTP pair: it wins over the SDP's address.
+    ice_remote: Option<SocketAddr>,
+    /// Packets that came through the TURN relay this tick.
+    relayed: Vec<Relayed>,
     last_rx: Instant,
     timed_out: bool,
 }
@@ -220,7 +229,7 @@ impl Stream {
                     }
                 }
                 Ok(d) if stun::is_stun(d.bytes) => {
-                    if let Some(at) = self.transport.stun_in(d.bytes, d.from) {
+                    if let Some(at) = self.transport.stun_in(false, d.bytes, d.from) {
                         tracing::info!("the NAT moved our RTP port to {at}");
                         let _ = self.events.try_send(MediaEvent::Mapped(at));
                     }
@@ -234,6 +243,7 @@ impl Stream {
             }
         }
         self.rtcp_in(rx);
+        self.ice_in(now);
         self.transport.keep_mapping(now.into_std());
         match self.transport.drive(self.latch.remote()) {
             Some(Ok(suite)) => tracing::info!("DTLS-SRTP keyed ({suite})"),
@@ -276,7 +286,10 @@ impl Stream {
             self.p = next;
             return;
         }
-        self.latch.signalled(next.remote, self.p.remote);
+        // With ICE the nominated pair says where the far side is, whatever its SDP says.
+        if self.ice_remote.is_none() {
+            self.latch.signalled(next.remote, self.p.remote);
+        }
         self.last_rx = now;
         if next.codec != self.p.codec {
             // A re-INVITE moved to another codec: new state at its rate. (A recording keeps
@@ -372,6 +385,9 @@ impl Stream {
         let n = match e {
             // Before a DTLS handshake is done: the far side started early; not an attack.
             SrtpError::NotKeyed => return,
+            // Nothing that could carry a tag (baresip's srtp sends one such packet as a
+            // stream starts): not SRTP at all, rather than a forgery.
+            SrtpError::TooShort | SrtpError::Malformed(_) => return self.malformed(from, e),
             SrtpError::Replayed => {
                 self.stats.replayed += 1;
                 self.live.replayed.store(self.stats.replayed, Relaxed);
@@ -482,33 +498,85 @@ impl Stream {
     }
 
     fn rtcp_in(&mut self, rx: &mut RecvBuf) {
-        let clock = rtp_clock(self.p.codec).max(1);
         for _ in 0..MAX_READ_PER_TICK {
             let Some(d) = self.transport.recv_rtcp(rx) else {
                 break;
             };
-            if d.from.ip() != self.latch.remote().ip() {
+            if stun::is_stun(d.bytes) {
+                self.transport.stun_in(true, d.bytes, d.from);
                 continue;
             }
-            if dtls::is_dtls(d.bytes) {
-                self.transport.dtls_in(true, d.bytes);
-                continue;
-            }
-            let from = d.from;
-            let opened = match self.transport.open_rtcp(d.bytes) {
-                Ok(b) => b,
-                Err(e) => {
-                    self.not_opened(from, &e);
-                    continue;
+            let (bytes, from) = (d.bytes, d.from);
+            self.rtcp_packet(bytes, from);
+        }
+    }
+
+    /// An RTCP datagram from `from`, at our RTCP port or through the relay.
+    fn rtcp_packet(&mut self, bytes: &[u8], from: SocketAddr) {
+        let peer = self
+            .transport
+            .ice_peer(2)
+            .unwrap_or_else(|| self.latch.remote());
+        if from.ip() != peer.ip() {
+            return;
+        }
+        if dtls::is_dtls(bytes) {
+            self.transport.dtls_in(true, bytes);
+            return;
+        }
+        let opened = match self.transport.open_rtcp(bytes) {
+            Ok(b) => b,
+            Err(e) => return self.not_opened(from, &e),
+        };
+        let clock = rtp_clock(self.p.codec).max(1);
+        for b in rtcp::reports_about(&opened, self.ssrc) {
+            self.stats.rtcp_reports += 1;
+            self.stats.remote_lost = b.cumulative_lost;
+            self.stats.remote_jitter_ms = (u64::from(b.jitter) * 1000 / u64::from(clock)) as u32;
+        }
+    }
+
+    /// ICE's step: a nominated pair moves the stream to it; a failure or lost consent is
+    /// the call's to end; what came through the relay is taken as if it came to our ports.
+    fn ice_in(&mut self, now: Instant) {
+        let mut relayed = std::mem::take(&mut self.relayed);
+        for ev in self.transport.ice_tick(now.into_std(), &mut relayed) {
+            match ev {
+                IceEvent::Selected { component: 1, pair } => {
+                    tracing::info!(
+                        "ICE: RTP goes over a {} pair to {}",
+                        if pair.relayed { "relayed" } else { "direct" },
+                        pair.remote
+                    );
+                    self.ice_remote = Some(pair.remote);
+                    self.latch = Latch::new(pair.remote);
+                    let _ = self.events.try_send(MediaEvent::IceSelected {
+                        remote: pair.remote,
+                        relayed: pair.relayed,
+                    });
                 }
-            };
-            for b in rtcp::reports_about(&opened, self.ssrc) {
-                self.stats.rtcp_reports += 1;
-                self.stats.remote_lost = b.cumulative_lost;
-                self.stats.remote_jitter_ms =
-                    (u64::from(b.jitter) * 1000 / u64::from(clock)) as u32;
+                IceEvent::Selected { .. } => {}
+                IceEvent::Failed { component } => {
+                    let _ = self.events.try_send(MediaEvent::IceFailed(component));
+                }
+                IceEvent::ConsentLost { component } => {
+                    let _ = self.events.try_send(MediaEvent::ConsentLost(component));
+                }
             }
         }
+        let at_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        for r in relayed.drain(..) {
+            if r.rtcp {
+                self.rtcp_packet(&r.bytes, r.from);
+            } else if dtls::is_dtls(&r.bytes) {
+                self.transport.dtls_in(false, &r.bytes);
+            } else {
+                self.rtp_in(&r.bytes, r.from, at_ns, now);
+            }
+        }
+        self.relayed = relayed;
     }
 
     fn rtcp_out(&mut self) {

@@ -1,12 +1,14 @@
 //! The seam between a stream's packets and its sockets: RTP and RTCP go out and come in
 //! here, in clear or as SRTP/SRTCP keyed by SDES or by a DTLS handshake on the same ports,
-//! so that the stream above packs and unpacks frames without knowing which. (ICE will
-//! choose the path here too.)
+//! so that the stream above packs and unpacks frames without knowing which. Below the
+//! protection, the path: straight from our ports to the far side's, or the pair ICE
+//! nominated (`ice.rs`), which may run through a TURN relay.
 
 use std::borrow::Cow;
 use std::net::{SocketAddr, UdpSocket};
 
 use super::dtls::{DtlsError, DtlsParams, DtlsSession};
+use super::ice::{Ice, IceEvent};
 use super::srtp::{Srtp, SrtpError, SrtpKeys, SrtpSuite};
 use super::stun::MappingWatch;
 use super::udp::{Datagram, RecvBuf};
@@ -43,14 +45,14 @@ impl Keyed {
         }))
     }
 
-    /// Moves the handshake on and sends what it wrote to `to`; Some once it ends.
-    fn drive(&mut self, sock: &UdpSocket, to: SocketAddr) -> Option<Result<SrtpSuite, DtlsError>> {
+    /// Moves the handshake on and sends what it wrote with `send`; Some once it ends.
+    fn drive(&mut self, send: &mut dyn FnMut(&[u8])) -> Option<Result<SrtpSuite, DtlsError>> {
         if self.failed {
             return None;
         }
         let ended = self.session.drive();
         for d in self.session.outgoing() {
-            let _ = sock.send_to(&d, to);
+            send(&d);
         }
         match ended? {
             Ok(keys) => match Srtp::new(&keys) {
@@ -79,21 +81,55 @@ pub(super) struct RtpTransport {
     protection: Protection,
     /// The NAT mapping of the RTP port, kept open and watched by STUN.
     mapping: Option<MappingWatch>,
+    /// ICE's agent, when the far side runs ICE too: it chooses the path.
+    ice: Option<Box<Ice>>,
+}
+
+/// A packet that came through the TURN relay, for the stream to take as if it had come
+/// to its own port.
+pub(super) struct Relayed {
+    pub(super) rtcp: bool,
+    pub(super) bytes: Vec<u8>,
+    pub(super) from: SocketAddr,
+}
+
+/// The host sockets as ICE numbers its components (RTP, then RTCP), and how many.
+fn host_refs<'a>(rtp: &'a UdpSocket, rtcp: &'a Option<UdpSocket>) -> ([&'a UdpSocket; 2], usize) {
+    match rtcp {
+        Some(r) => ([rtp, r], 2),
+        None => ([rtp, rtp], 1),
+    }
+}
+
+/// Sends on the stream's path: ICE's pair for `component` (1: RTP, 2: RTCP), or
+/// straight from `sock` to `to`.
+fn send_on(
+    ice: &mut Option<Box<Ice>>,
+    hosts: &[&UdpSocket],
+    component: usize,
+    sock: &UdpSocket,
+    data: &[u8],
+    to: SocketAddr,
+) -> bool {
+    match ice {
+        Some(ice) => ice.send(component, data, std::time::Instant::now(), hosts),
+        None => sock.send_to(data, to).is_ok(),
+    }
 }
 
 impl RtpTransport {
-    pub(super) fn new(rtp: UdpSocket, mapping: Option<MappingWatch>) -> RtpTransport {
-        let rtcp = match rtp.local_addr() {
-            Ok(a) if a.port() % 2 == 0 => UdpSocket::bind(SocketAddr::new(a.ip(), a.port() + 1))
-                .ok()
-                .filter(|s| s.set_nonblocking(true).is_ok()),
-            _ => None,
-        };
+    pub(super) fn new(
+        rtp: UdpSocket,
+        rtcp: Option<UdpSocket>,
+        mapping: Option<MappingWatch>,
+        ice: Option<Box<Ice>>,
+    ) -> RtpTransport {
         RtpTransport {
             rtp,
             rtcp,
             protection: Protection::Clear,
             mapping,
+            ice,
         }
     }
 
@@ -160,20 +196,52 @@ impl RtpTransport {
         if rtp_to.port() == 0 || rtp_to.ip().is_unspecified() {
             return None;
         }
+        let (refs, n) = host_refs(&self.rtp, &self.rtcp);
+        let hosts = &refs[..n];
+        let ice = &mut self.ice;
         if let (Some(keyed), Some(sock)) = (rtcp, &self.rtcp) {
             let to = SocketAddr::new(rtp_to.ip(), rtp_to.port().wrapping_add(1));
             // RTCP is best effort: a far side that does not answer on its port (RTCP off,
             // an a=rtcp elsewhere) costs the reports, not the call.
-            if let Some(Err(e)) = keyed.drive(sock, to) {
+            let mut send = |d: &[u8]| {
+                send_on(ice, hosts, 2, sock, d, to);
+            };
+            if let Some(Err(e)) = keyed.drive(&mut send) {
                 tracing::info!("DTLS on the RTCP port: {e}; the call goes on without RTCP");
             }
         }
-        rtp.drive(&self.rtp, rtp_to)
+        let sock = &self.rtp;
+        rtp.drive(&mut |d: &[u8]| {
+            send_on(ice, hosts, 1, sock, d, rtp_to);
+        })
     }
 
-    /// A STUN datagram that came to the RTP port: the port's new public address when it
-    /// is the STUN server's answer and the NAT moved the port.
-    pub(super) fn stun_in(&mut self, datagram: &[u8], from: SocketAddr) -> Option<SocketAddr> {
+    /// A STUN datagram that came to the RTP port (with `rtcp`, the RTCP port): ICE's
+    /// checks; or the STUN server's answer, and then the port's new public address when
+    /// the NAT moved it.
+    pub(super) fn stun_in(
+        &mut self,
+        rtcp: bool,
+        datagram: &[u8],
+        from: SocketAddr,
+    ) -> Option<SocketAddr> {
+        if let Some(ice) = &mut self.ice {
+            let (refs, n) = host_refs(&self.rtp, &self.rtcp);
+            let comp = usize::from(rtcp && n == 2);
+            // No media comes out of a STUN datagram at a host port.
+            ice.input(
+                comp,
+                datagram,
+                from,
+                std::time::Instant::now(),
+                &refs[..n],
+                &mut |_, _| {},
+            );
+            return None;
+        }
+        if rtcp {
+            return None;
+        }
         self.mapping.as_mut()?.input(datagram, from)
     }
 
@@ -211,8 +279,10 @@ impl RtpTransport {
 
     /// Sends an RTP packet, protected as the stream is. False when it could not go.
     pub(super) fn send_rtp(&mut self, packet: &[u8], to: SocketAddr) -> bool {
+        let (refs, n) = host_refs(&self.rtp, &self.rtcp);
+        let hosts = &refs[..n];
         let srtp = match &mut self.protection {
-            Protection::Clear => return self.rtp.send_to(packet, to).is_ok(),
+            Protection::Clear => return send_on(&mut self.ice, hosts, 1, &self.rtp, packet, to),
             Protection::Srtp { srtp, .. } => srtp,
             // Nothing goes out before the handshake is done: never in clear.
             Protection::Dtls { rtp, .. } => match rtp.srtp.as_mut() {
@@ -221,7 +291,7 @@ impl RtpTransport {
             },
         };
         match srtp.protect_rtp(packet) {
-            Ok(sealed) => self.rtp.send_to(&sealed, to).is_ok(),
+            Ok(sealed) => send_on(&mut self.ice, hosts, 1, &self.rtp, &sealed, to),
             Err(e) => {
                 tracing::warn!("cannot protect an RTP packet: {e}");
                 false
@@ -271,8 +341,40 @@ impl RtpTransport {
             },
             Err(_) => return,
         };
+        let (refs, n) = host_refs(&self.rtp, &self.rtcp);
         if let Some(sock) = &self.rtcp {
-            let _ = sock.send_to(sealed.as_deref().unwrap_or(packet), to);
+            let data = sealed.as_deref().unwrap_or(packet);
+            send_on(&mut self.ice, &refs[..n], 2, sock, data, to);
         }
+    }
+
+    /// Moves ICE on: its checks and consent, and what came through the TURN relay (put
+    /// in `relayed` for the stream to take). What changed, for the stream to act on.
+    pub(super) fn ice_tick(
+        &mut self,
+        now: std::time::Instant,
+        relayed: &mut Vec<Relayed>,
+    ) -> Vec<IceEvent> {
+        let Some(ice) = &mut self.ice else {
+            return Vec::new();
+        };
+        let (refs, n) = host_refs(&self.rtp, &self.rtcp);
+        let hosts = &refs[..n];
+        let (_, events) = ice.step(now, hosts);
+        for comp in 0..n {
+            ice.read_turn(comp, now, hosts, &mut |bytes, from| {
+                relayed.push(Relayed {
+                    rtcp: comp == 1,
+                    bytes: bytes.to_vec(),
+                    from,
+                });
+            });
+        }
+        events
+    }
+
+    /// Where RTCP comes from and goes to with ICE: its nominated pair's far end.
+    pub(super) fn ice_peer(&self, component: usize) -> Option<SocketAddr> {
+        self.ice.as_ref()?.selected(component).map(|s| s.remote)
     }
 }

@@ -5,15 +5,17 @@
 //! be written back faithfully; lines that do not parse make the whole description invalid.
 
 mod crypto;
+mod ice;
 mod negotiate;
 
 use std::fmt;
 use std::net::IpAddr;
 
 pub use crypto::Crypto;
+pub use ice::IceDescription;
 pub use negotiate::{
-    Negotiated, NegotiationError, Security, answer, in_use, keep_dtls_role, offer, read_answer,
-    rekey,
+    Negotiated, NegotiationError, Security, answer, in_use, in_use_of, keep_dtls_role, offer,
+    read_answer, rekey,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::crypto::Crypto;
-use super::{Direction, Media, RtpMap, Sdp};
+use super::{Direction, IceDescription, Media, RtpMap, Sdp};
 use crate::config::MediaEncryptionPolicy;
 use crate::media::codec::Codec;
 use crate::media::dtls::{DtlsParams, DtlsRole, Fingerprint, our_fingerprint};
@@ -48,6 +48,8 @@ pub struct Negotiated {
     pub srtp: Option<SrtpKeys>,
     /// The DTLS handshake to key it, with DTLS-SRTP.
     pub dtls: Option<DtlsParams>,
+    /// The far side's ICE for the stream, when it runs ICE.
+    pub ice: Option<IceDescription>,
 }
 
 impl Negotiated {
@@ -278,6 +280,11 @@ pub fn in_use(ours: &mut Sdp) -> Option<&mut Media> {
         .find(|m| m.kind == "audio" && m.port != 0)
 }
 
+/// The audio section in use of a description we only read.
+pub fn in_use_of(sdp: &Sdp) -> Option<&Media> {
+    sdp.media.iter().find(|m| m.kind == "audio" && m.port != 0)
+}
+
 /// New keys in each of our offer's `a=crypto` lines: every offer carries fresh ones.
 pub fn rekey(ours: &mut Sdp) -> Result<(), NegotiationError> {
     for m in &mut ours.media {
@@ -426,6 +433,7 @@ pub fn answer(
                     mid: mid.clone(),
                     srtp,
                     dtls: dtls.clone(),
+                    ice: IceDescription::of(offer, m),
                 });
                 let mut ours = audio(formats, maps, port, dtmf, direction, &m.proto, crypto);
                 if let Some(d) = &dtls {
@@ -515,6 +523,7 @@ pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationEr
         mid: m.mid(index),
         srtp,
         dtls,
+        ice: IceDescription::of(answer, m),
     })
 }
 
