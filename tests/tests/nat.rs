@@ -18,7 +18,7 @@ const RTP_LO: u16 = 10000;
 struct Net {
     world: World,
     kam: Kamailio,
-    _turn: Coturn,
+    turn: Coturn,
 }
 
 /// The provider network, one home of `kind`, Kamailio (no NAT help) and coturn.
@@ -31,11 +31,7 @@ fn provider_with(sb: &Sandbox, homes: &[NatKind], defines: &[&str]) -> Net {
     let world = World::new(homes);
     let kam = Kamailio::start_on(sb.path(), &world.provider, defines);
     let turn = Coturn::start_on(sb.path(), &world.provider);
-    Net {
-        world,
-        kam,
-        _turn: turn,
-    }
+    Net { world, kam, turn }
 }
 
 /// voipd at home as alice, with `account` lines added to its account.
@@ -297,4 +293,41 @@ fn ice_finds_the_way_between_two_homes() {
     );
     talk_once_media_flows(&sb, &b);
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
+}
+
+/// Behind a symmetric NAT (a new public port for every destination) STUN's address
+/// reaches nobody but the STUN server. With ICE and TURN on coturn (long-term
+/// credentials) a relayed candidate is allocated and offered, and the checks find the
+/// pair that works to a baresip on the provider network: audio both ways.
+#[test]
+fn behind_a_symmetric_nat_ice_with_turn_carries_the_call() {
+    let sb = Sandbox::new();
+    let net = provider_with(&sb, &[NatKind::Symmetric], &[]);
+    let stun = format!("stun:{}:3478", net.world.provider.ip);
+    let _d = voipd_at_home(
+        &sb,
+        &net,
+        &format!(
+            "stun = \"{stun}\"\nice = true\nturn = {{ url = \"turn:{}:3478\", username = \"{}\", password = \"{}\" }}",
+            net.world.provider.ip,
+            Coturn::USER,
+            Coturn::PASSWORD
+        ),
+    );
+    let b = carol_on(
+        &sb,
+        &net,
+        &net.world.provider,
+        &["ice.so"],
+        &format!(";medianat=ice;stunserver={stun}"),
+    );
+    let out = sb.voipctl(&["dial", "carol"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    talk_once_media_flows(&sb, &b);
+    b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
+    let turn = net.turn.log_text();
+    assert!(
+        turn.contains("user <voipd>: incoming packet ALLOCATE processed, success"),
+        "{turn}"
+    );
 }

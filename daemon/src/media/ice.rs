@@ -276,15 +276,15 @@ impl Ice {
             tokio::select! {
                 k = ready => {
                     // Read through tokio's descriptor, so that its readiness is cleared.
-                    let (comp, _, sock) = &watched[k];
-                    let comp = *comp;
+                    let (comp, turn, sock) = &watched[k];
+                    let (comp, turn) = (*comp, *turn);
                     let mut buf = [0u8; 1500];
                     let mut got = Vec::new();
                     while let Ok((n, from)) = sock.try_recv_from(&mut buf) {
                         got.push((buf[..n].to_vec(), from));
                     }
                     for (data, from) in got {
-                        self.input(comp, &data, from, Instant::now(), hosts, &mut |_, _| {});
+                        self.input(comp, turn, &data, from, Instant::now(), hosts, &mut |_, _| {});
                     }
                 }
                 () = tokio::time::sleep_until(wake) => {
@@ -508,17 +508,19 @@ impl Ice {
             let Ok((n, from)) = sock.recv_from(&mut buf) else {
                 break;
             };
-            self.input(comp, &buf[..n], from, now, hosts, media);
+            self.input(comp, true, &buf[..n], from, now, hosts, media);
         }
         self.buf = buf;
     }
 
     /// One datagram that came to component `comp` (0: RTP) from `from`, at its host socket
-    /// or (when `from` is the TURN server) its TURN socket. STUN and TURN are ICE's;
-    /// anything else is handed to `media`.
+    /// or (`via_turn`) its TURN socket. STUN and TURN are ICE's; anything else is handed
+    /// to `media`.
+    #[allow(clippy::too_many_arguments)]
     pub fn input(
         &mut self,
         comp: usize,
+        via_turn: bool,
         data: &[u8],
         from: SocketAddr,
         now: Instant,
@@ -528,7 +530,10 @@ impl Ice {
         let Some(c) = self.comps.get(comp) else {
             return;
         };
-        let via_turn = Some(from) == self.turn_server && c.turn.is_some();
+        // Only the TURN server speaks at the TURN socket.
+        if via_turn && Some(from) != self.turn_server {
+            return;
+        }
         let local = if via_turn {
             c.turn.as_ref().and_then(|t| t.local_addr().ok())
         } else {
@@ -737,10 +742,15 @@ mod tests {
             for (i, h) in self.hosts.iter().enumerate() {
                 while let Ok((n, from)) = h.recv_from(&mut buf) {
                     let got = &mut self.got;
-                    self.ice
-                        .input(i, &buf[..n], from, Instant::now(), &refs, &mut |d, _| {
-                            got.push(d.to_vec())
-                        });
+                    self.ice.input(
+                        i,
+                        false,
+                        &buf[..n],
+                        from,
+                        Instant::now(),
+                        &refs,
+                        &mut |d, _| got.push(d.to_vec()),
+                    );
                 }
             }
         }

@@ -257,9 +257,12 @@ impl Stream {
         }
         self.send_frame();
         self.play_frame();
+        // Nothing can come before ICE has nominated a pair (ICE's own failure ends the
+        // call then): the silence counts from there.
         if let Some(limit) = self.timeout
             && self.p.receive
             && !self.timed_out
+            && (self.ice_remote.is_some() || !self.transport.has_ice())
             && now.duration_since(self.last_rx) >= limit
         {
             self.timed_out = true;
@@ -550,6 +553,7 @@ impl Stream {
                     );
                     self.ice_remote = Some(pair.remote);
                     self.latch = Latch::new(pair.remote);
+                    self.last_rx = now;
                     let _ = self.events.try_send(MediaEvent::IceSelected {
                         remote: pair.remote,
                         relayed: pair.relayed,

@@ -231,6 +231,7 @@ impl RtpTransport {
             // No media comes out of a STUN datagram at a host port.
             ice.input(
                 comp,
+                false,
                 datagram,
                 from,
                 std::time::Instant::now(),
@@ -371,6 +372,11 @@ impl RtpTransport {
             });
         }
         events
+    }
+
+    /// Whether ICE chooses the path.
+    pub(super) fn has_ice(&self) -> bool {
+        self.ice.is_some()
     }
 
     /// Where RTCP comes from and goes to with ICE: its nominated pair's far end.
