@@ -330,4 +330,15 @@ fn behind_a_symmetric_nat_ice_with_turn_carries_the_call() {
         turn.contains("user <voipd>: incoming packet ALLOCATE processed, success"),
         "{turn}"
     );
+    // The call's end gives both allocations (RTP's and RTCP's) back at once.
+    wait_until(
+        || {
+            net.turn
+                .log_text()
+                .matches("user <voipd>: incoming packet REFRESH processed, success")
+                .count()
+                >= 2
+        },
+        "the relays released",
+    );
 }

@@ -900,9 +900,13 @@ impl Call {
                     Some(MediaEvent::IceSelected { remote, relayed }) => {
                         tracing::info!(call_id = self.info.id, "ICE: media to {remote}{}", if relayed { " through the TURN relay" } else { "" });
                     }
-                    Some(MediaEvent::IceFailed(component)) => {
+                    // RTCP is best effort: without its path the call goes on without reports.
+                    Some(MediaEvent::IceFailed(2) | MediaEvent::ConsentLost(2)) => {
+                        tracing::info!(call_id = self.info.id, "ICE: no path for RTCP; the call goes on without it");
+                    }
+                    Some(MediaEvent::IceFailed(_)) => {
                         self.bye(&mut dialog).await;
-                        break (488, EndReason::Failed(format!("ICE found no path for {}", if component == 1 { "RTP" } else { "RTCP" })));
+                        break (488, EndReason::Failed("ICE found no path for the media".into()));
                     }
                     Some(MediaEvent::ConsentLost(_)) => {
                         self.bye(&mut dialog).await;
@@ -1509,7 +1513,8 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     let ice = match &offer {
         Some(o) => sdp::in_use_of(o)
             .and_then(|m| sdp::IceDescription::of(o, m))
-            .map(|_| false),
+            // An ICE-lite offerer never checks or nominates: we must control.
+            .map(|theirs| theirs.lite),
         None => Some(true),
     };
     let plan = nat::plan(&call.prefs.nat, &rtp, local.ip(), public.ip(), ice).await;

@@ -155,9 +155,13 @@ async fn media_address(
     (SocketAddr::new(public, port), None)
 }
 
-/// A server's address in the family of `local`.
+/// A server's address in the family of `local`; a lookup that takes more than 2 s is
+/// given up (a call's setup waits for it).
 async fn resolve(host: &str, port: u16, local: IpAddr) -> std::io::Result<SocketAddr> {
-    let mut found = tokio::net::lookup_host((host, port)).await?;
+    let lookup = tokio::net::lookup_host((host, port));
+    let mut found = tokio::time::timeout(Duration::from_secs(2), lookup)
+        .await
+        .map_err(|_| std::io::Error::other("no answer from DNS within 2 s"))??;
     found
         .find(|a| a.is_ipv4() == local.is_ipv4())
         .ok_or_else(|| {

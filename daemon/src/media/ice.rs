@@ -677,6 +677,35 @@ impl Ice {
     }
 }
 
+impl Drop for Ice {
+    /// Releases the TURN allocations (a refresh with lifetime 0, RFC 8656 §7): the server
+    /// would otherwise hold them, and count them against the account, until they expire.
+    fn drop(&mut self) {
+        if self.turn_server.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        let t = self.clock(now);
+        let mut out = Vec::new();
+        for c in &mut self.comps {
+            c.agent.close(t);
+            // What closing asks to send is due at once; a few polls take it all.
+            for _ in 0..8 {
+                if matches!(c.agent.poll(t), AgentPoll::Closed) {
+                    break;
+                }
+                while let Some(tx) = c.agent.poll_transmit(t) {
+                    out.push(tx.transmit);
+                }
+            }
+        }
+        for tx in out {
+            // Only from our TURN sockets: the host ones are gone or not ours to use.
+            self.transmit(tx.from, tx.to, &tx.data, &[]);
+        }
+    }
+}
+
 fn agent_err(why: &str) -> IceError {
     IceError::Agent(why.to_string())
 }

@@ -155,12 +155,16 @@ impl Setup {
             latch: Latch::new(p.remote),
             ice_remote: None,
             relayed: Vec::new(),
+            started: now,
             last_rx: now,
             timed_out: false,
             p,
         })
     }
 }
+
+/// How long ICE's checks may take before the media timeout counts anyway.
+const ICE_GRACE: Duration = Duration::from_secs(15);
 
 /// At most this many datagrams are read from one socket in one tick (25,600 a second):
 /// enough that junk at a call's port cannot crowd out the far side's few packets, and a
@@ -205,6 +209,7 @@ pub(super) struct Stream {
     ice_remote: Option<SocketAddr>,
     /// Packets that came through the TURN relay this tick.
     relayed: Vec<Relayed>,
+    started: Instant,
     last_rx: Instant,
     timed_out: bool,
 }
@@ -257,12 +262,15 @@ impl Stream {
         }
         self.send_frame();
         self.play_frame();
-        // Nothing can come before ICE has nominated a pair (ICE's own failure ends the
-        // call then): the silence counts from there.
+        // Nothing can come before ICE has nominated a pair: the silence counts from there,
+        // or from ICE_GRACE after the start for checks that never end (ICE's own failure
+        // ends the call sooner).
         if let Some(limit) = self.timeout
             && self.p.receive
             && !self.timed_out
-            && (self.ice_remote.is_some() || !self.transport.has_ice())
+            && (self.ice_remote.is_some()
+                || !self.transport.has_ice()
+                || now.duration_since(self.started) >= ICE_GRACE)
             && now.duration_since(self.last_rx) >= limit
         {
             self.timed_out = true;

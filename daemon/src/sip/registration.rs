@@ -278,7 +278,7 @@ impl Task {
                             if seen.is_some() && seen != public {
                                 tracing::info!(account = %self.b.account.id, "public address changed from {:?} to {:?}; registering again", public, seen);
                                 if let Some(local) = self.ep.transport().local_for(f) {
-                                    self.ep.transport().learn_public(local, seen);
+                                    self.ep.transport().learn_public(local, f, seen);
                                 }
                                 next = Next::Register;
                                 at = Instant::now();
@@ -505,6 +505,12 @@ impl Task {
                 retry_after: None,
             };
         };
+        // Un-registering removes the binding the registrar holds, whatever our address is
+        // now.
+        let contact = match (&self.b.registered_contact, expires) {
+            (Some(held), 0) => held.clone(),
+            _ => contact,
+        };
         // A binding at an address we no longer have is dropped in the same request.
         let stale = self
             .b
@@ -555,7 +561,7 @@ impl Task {
                     self.b.registered_contact = (expires > 0).then(|| contact.clone());
                     let public = public_address(&resp);
                     let contact_stale = target.proto == Proto::Udp
-                        && self.ep.transport().learn_public(local, public)
+                        && self.ep.transport().learn_public(local, target, public)
                         && expires > 0;
                     return Outcome::Registered {
                         granted: Duration::from_secs(u64::from(granted_expires(

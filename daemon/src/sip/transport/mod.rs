@@ -164,9 +164,11 @@ pub struct Transport {
     tcp_listen: Arc<Vec<SocketAddr>>,
     tls_listen: Arc<Vec<SocketAddr>>,
     routes: Arc<Mutex<HashMap<IpAddr, IpAddr>>>,
-    /// What a server told us it saw a UDP socket of ours as (Via received and rport): a
-    /// NAT's public side. Contacts say it, so that requests find their way back in.
-    public: Arc<Mutex<HashMap<SocketAddr, SocketAddr>>>,
+    /// What a server told us it saw a UDP socket of ours as (Via received and rport), by
+    /// our socket and that server: a NAT's public side towards it (another server, or one
+    /// on our side of the NAT, may see us otherwise). Contacts say it, so that requests
+    /// find their way back in.
+    public: Arc<Mutex<HashMap<(SocketAddr, SocketAddr), SocketAddr>>>,
     tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
@@ -387,28 +389,34 @@ impl Transport {
         Some(SocketAddr::new(ip, bound.port()))
     }
 
-    /// Our address as the world sees it towards `target`: the public address a server
-    /// reported for the UDP socket we reach it from (behind a NAT), else
-    /// [`Transport::local_for`]. Over TCP and TLS the connection carries requests back,
-    /// so the local address stands.
+    /// Our address as `target` sees it: the public address it reported for the UDP
+    /// socket we reach it from (behind a NAT), else [`Transport::local_for`]. Over TCP
+    /// and TLS the connection carries requests back, so the local address stands.
     pub fn public_for(&self, target: Target) -> Option<SocketAddr> {
         let local = self.local_for(target)?;
         if target.proto != Proto::Udp {
             return Some(local);
         }
-        Some(lock(&self.public).get(&local).copied().unwrap_or(local))
+        let key = (local, target.addr);
+        Some(lock(&self.public).get(&key).copied().unwrap_or(local))
     }
 
-    /// Takes note that a server saw our UDP socket `local` as `public` (None: forget it).
-    /// True when that changed what [`Transport::public_for`] says.
-    pub fn learn_public(&self, local: SocketAddr, public: Option<SocketAddr>) -> bool {
+    /// Takes note that `target` saw our UDP socket `local` as `public` (None: forget
+    /// it). True when that changed what [`Transport::public_for`] says.
+    pub fn learn_public(
+        &self,
+        local: SocketAddr,
+        target: Target,
+        public: Option<SocketAddr>,
+    ) -> bool {
+        let key = (local, target.addr);
         let mut map = lock(&self.public);
-        let before = map.get(&local).copied();
+        let before = map.get(&key).copied();
         match public.filter(|p| *p != local) {
-            Some(p) => map.insert(local, p),
-            None => map.remove(&local),
+            Some(p) => map.insert(key, p),
+            None => map.remove(&key),
         };
-        map.get(&local).copied() != before
+        map.get(&key).copied() != before
     }
 
     fn route_to(&self, dest: SocketAddr) -> Option<IpAddr> {
