@@ -72,6 +72,18 @@ fn carol_on(sb: &Sandbox, net: &Net, host: &Host, modules: &[&str], account: &st
     )
 }
 
+/// baresip (carol) calls alice through Kamailio and voipd answers; earlier calls'
+/// recordings are put aside, so that this call's are the ones read.
+fn carol_calls_alice(sb: &Sandbox, net: &Net, b: &mut Baresip) {
+    let _ = std::fs::remove_file(sb.path().join("voipd-heard.wav"));
+    b.clear_recordings();
+    b.command("dial", &format!("sip:alice@{}", net.world.provider.ip));
+    wait_until(
+        || calls(sb).iter().any(|c| c["state"] == "active"),
+        "the call from carol to be answered",
+    );
+}
+
 /// As [`talk_and_hang_up`], the talk counted from when the far side's media first comes
 /// (baresip's ICE sends nothing until it has checked every component, which takes it
 /// seconds).
@@ -121,13 +133,7 @@ fn behind_a_port_restricted_nat_voipd_registers_calls_and_is_called_with_stun() 
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
 
     // And the other way: only a Contact and SDP with the public address get it here.
-    std::fs::remove_file(sb.path().join("voipd-heard.wav")).unwrap();
-    b.clear_recordings();
-    b.command("dial", &format!("sip:alice@{}", net.world.provider.ip));
-    wait_until(
-        || calls(&sb).iter().any(|c| c["state"] == "active"),
-        "the call from carol to be answered",
-    );
+    carol_calls_alice(&sb, &net, &mut b);
     talk_and_hang_up(&sb, &b);
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
 }
@@ -187,12 +193,7 @@ fn a_router_that_forgets_its_mappings_mid_call_loses_neither_registration_nor_ca
     assert!(d.log().contains("outside now; re-INVITE"), "{}", d.log());
 
     // And a call to us finds the new mapping.
-    b.clear_recordings();
-    b.command("dial", &format!("sip:alice@{}", net.world.provider.ip));
-    wait_until(
-        || calls(&sb).iter().any(|c| c["state"] == "active"),
-        "the call from carol to be answered",
-    );
+    carol_calls_alice(&sb, &net, &mut b);
     talk_and_hang_up(&sb, &b);
 }
 
@@ -284,13 +285,7 @@ fn ice_finds_the_way_between_two_homes() {
         d.log()
     );
 
-    std::fs::remove_file(sb.path().join("voipd-heard.wav")).unwrap();
-    b.clear_recordings();
-    b.command("dial", &format!("sip:alice@{}", net.world.provider.ip));
-    wait_until(
-        || calls(&sb).iter().any(|c| c["state"] == "active"),
-        "the call from carol to be answered",
-    );
+    carol_calls_alice(&sb, &net, &mut b);
     talk_once_media_flows(&sb, &b);
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
 }
