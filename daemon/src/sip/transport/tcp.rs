@@ -215,7 +215,16 @@ async fn run(
     }
     lock(&shared.conns).remove(&peer, Some(&activity));
     drop(tx);
-    writer.abort();
+    // What is queued (the 513 above, an answer just made) goes out before the connection
+    // closes: aborting at once lost it when the writer had not run yet. A peer that
+    // does not read is not waited for long.
+    let stop = writer.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), writer)
+        .await
+        .is_err()
+    {
+        stop.abort();
+    }
     let _ = shared.closed.send(target);
 }
 
