@@ -55,6 +55,16 @@ fn carol_on_provider(sb: &Sandbox, net: &Net) -> Baresip {
     carol_on(sb, net, &net.world.provider, &[], "")
 }
 
+/// baresip as carol on `host` with its ice module, gathering from the provider's STUN
+/// server.
+fn carol_with_ice(sb: &Sandbox, net: &Net, host: &Host) -> Baresip {
+    let stun = format!(
+        ";medianat=ice;stunserver=stun:{}:3478",
+        net.world.provider.ip
+    );
+    carol_on(sb, net, host, &["ice.so"], &stun)
+}
+
 /// baresip as carol on `host`, with more `modules` and `account` parameters.
 fn carol_on(sb: &Sandbox, net: &Net, host: &Host, modules: &[&str], account: &str) -> Baresip {
     Baresip::start(
@@ -268,13 +278,7 @@ fn ice_finds_the_way_between_two_homes() {
     );
     let stun = format!("stun:{}:3478", net.world.provider.ip);
     let d = voipd_at_home(&sb, &net, &format!("stun = \"{stun}\"\nice = true"));
-    let mut b = carol_on(
-        &sb,
-        &net,
-        &net.world.homes[1].host,
-        &["ice.so"],
-        &format!(";medianat=ice;stunserver={stun}"),
-    );
+    let mut b = carol_with_ice(&sb, &net, &net.world.homes[1].host);
     let out = sb.voipctl(&["dial", "carol"]);
     assert!(out.status.success(), "{}", describe(&out));
     talk_once_media_flows(&sb, &b);
@@ -309,13 +313,7 @@ fn behind_a_symmetric_nat_ice_with_turn_carries_the_call() {
             Coturn::PASSWORD
         ),
     );
-    let b = carol_on(
-        &sb,
-        &net,
-        &net.world.provider,
-        &["ice.so"],
-        &format!(";medianat=ice;stunserver={stun}"),
-    );
+    let b = carol_with_ice(&sb, &net, &net.world.provider);
     let out = sb.voipctl(&["dial", "carol"]);
     assert!(out.status.success(), "{}", describe(&out));
     talk_once_media_flows(&sb, &b);

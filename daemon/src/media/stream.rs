@@ -576,9 +576,14 @@ impl Stream {
                 }
             }
         }
-        let at_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        // Read only when something came through the relay: every call runs this each tick.
+        let at_ns = if relayed.is_empty() {
+            0
+        } else {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        };
         for r in relayed.drain(..) {
             if r.rtcp {
                 self.rtcp_packet(&r.bytes, r.from);
