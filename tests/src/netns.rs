@@ -154,6 +154,12 @@ impl World {
         ip(&p, "link add lan type bridge");
         ip(&p, "link set lan up");
         ip(&p, &format!("addr add {PROVIDER_NET}.1/24 dev lan"));
+        // The rest of the internet: what goes to an address nobody here has (a home's
+        // private one, from a TURN relay or a router) vanishes into it as it would out
+        // there, rather than failing at once with "network unreachable" (coturn stops
+        // relaying for an allocation whose send failed so). Its gateway has a MAC address
+        // no one on the bridge takes.
+        internet(&p, "lan");
         for (i, kind) in homes.iter().enumerate() {
             let n = u8::try_from(i).expect("few homes");
             let router = format!("{tag}r{i}");
@@ -173,6 +179,7 @@ impl World {
             let public = Ipv4Addr::new(203, 0, 113, 10 + n);
             ip(&router, &format!("addr add {public}/24 dev wan"));
             ip(&router, "link set wan up");
+            internet(&router, "wan");
             ip(
                 &router,
                 &format!("addr add 192.168.{}.1/24 dev home", n + 1),
@@ -266,6 +273,18 @@ fn sweep_stale() {
             let _ = Command::new("ip").args(["netns", "del", &name]).status();
         }
     }
+}
+
+/// A default route in `ns` out of `dev` to the rest of the internet (see [`World::new`]).
+fn internet(ns: &str, dev: &str) {
+    ip(
+        ns,
+        &format!("neigh add {PROVIDER_NET}.254 lladdr 02:00:00:00:00:fe dev {dev} nud permanent"),
+    );
+    ip(
+        ns,
+        &format!("route add default via {PROVIDER_NET}.254 dev {dev}"),
+    );
 }
 
 fn ip(ns: &str, args: &str) {

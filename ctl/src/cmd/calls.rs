@@ -72,8 +72,13 @@ pub fn describe(c: &Call) -> String {
             s.push_str(&format!(" ({})", c.progress));
         }
         CallState::Active | CallState::Held if !c.codec.is_empty() => s.push_str(&format!(
-            " ({}{})",
+            " ({}{}{})",
             c.codec,
+            if c.ice.is_empty() {
+                String::new()
+            } else {
+                format!(", ICE {}", c.ice)
+            },
             if c.muted { ", muted" } else { "" }
         )),
         CallState::Ended => {
@@ -427,7 +432,11 @@ pub fn table(calls: &[Call]) -> String {
                 who,
                 state,
                 c.codec.clone(),
-                media(c),
+                if c.ice.is_empty() {
+                    media(c)
+                } else {
+                    format!("{}, ICE {}", media(c), c.ice)
+                },
                 if c.transport.is_empty() {
                     "-".into()
                 } else {
@@ -483,21 +492,45 @@ mod tests {
             state: CallState::Ringing.into(),
             ..call(4, MediaEncryption::None, "tls")
         };
+        let relayed = Call {
+            ice: "relay".into(),
+            ..call(5, MediaEncryption::Dtls, "udp")
+        };
         let t = table(&[
             call(1, MediaEncryption::Sdes, "tls"),
             call(2, MediaEncryption::None, "tls"),
             call(3, MediaEncryption::Dtls, "udp"),
             ringing,
+            relayed,
         ]);
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].contains("CODEC  MEDIA        SIP  TIME"), "{t}");
-        assert!(lines[1].contains("PCMU   srtp (sdes)  tls"), "{t}");
-        assert!(lines[2].contains("PCMU   clear        tls"), "{t}");
-        assert!(lines[3].contains("PCMU   srtp (dtls)  udp"), "{t}");
+        assert!(
+            lines[0].contains("CODEC  MEDIA                   SIP  TIME"),
+            "{t}"
+        );
+        assert!(
+            lines[1].contains("PCMU   srtp (sdes)             tls"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("PCMU   clear                   tls"),
+            "{t}"
+        );
+        assert!(
+            lines[3].contains("PCMU   srtp (dtls)             udp"),
+            "{t}"
+        );
         // Nothing is negotiated before media runs: neither said nor warned of.
-        assert!(lines[4].contains("PCMU   -            tls"), "{t}");
+        assert!(
+            lines[4].contains("PCMU   -                       tls"),
+            "{t}"
+        );
+        assert!(
+            lines[5].contains("PCMU   srtp (dtls), ICE relay  udp"),
+            "{t}"
+        );
         assert_eq!(
-            lines[5..],
+            lines[6..],
             ["call 2: signalling is encrypted (tls) but media is not"],
             "{t}"
         );

@@ -143,6 +143,40 @@ pub struct CallInfo {
     pub media_encryption: MediaEncryption,
     /// The SIP transport the call's signalling goes over.
     pub transport: crate::sip::transport::Proto,
+    /// ICE on the call's media, when both sides have it.
+    pub ice: Option<IceInfo>,
+}
+
+/// How far ICE got on a call's media, and how long it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IceInfo {
+    pub state: IceState,
+    /// Gathering our candidates (STUN answers, the TURN allocation) before our SDP.
+    pub gathering: Duration,
+    /// From the far side's candidates to the nominated pair.
+    pub checks: Option<Duration>,
+}
+
+/// ICE's phase on a call's media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IceState {
+    /// Connectivity checks run.
+    Checking,
+    /// A pair is nominated; media goes over it.
+    Connected(crate::media::ice::IcePath),
+    /// No pair works, or the far side stopped consenting.
+    Failed,
+}
+
+impl IceState {
+    /// Its short name: "checking", "host", "reflexive", "relay" or "failed".
+    pub fn name(self) -> &'static str {
+        match self {
+            IceState::Checking => "checking",
+            IceState::Connected(path) => path.name(),
+            IceState::Failed => "failed",
+        }
+    }
 }
 
 /// How a call's media is protected on the wire.
@@ -291,6 +325,8 @@ struct Call {
     mapping: Option<MappingWatch>,
     rtcp: Option<std::net::UdpSocket>,
     ice: Option<Box<Ice>>,
+    /// When the far side's candidates came: ICE's checks count from here.
+    ice_checks_from: Option<tokio::time::Instant>,
 }
 
 /// What the call's account asks of its media.
@@ -525,6 +561,20 @@ impl Call {
         self.report().await;
     }
 
+    /// ICE moved on: the checks' time is taken at the first nomination.
+    async fn ice_state(&mut self, state: IceState) {
+        let Some(info) = &mut self.info.ice else {
+            return;
+        };
+        info.state = state;
+        if let (IceState::Connected(_), None, Some(from)) =
+            (state, info.checks, self.ice_checks_from)
+        {
+            info.checks = Some(from.elapsed());
+        }
+        self.report().await;
+    }
+
     async fn end(&mut self, code: u16, reason: EndReason) {
         self.set(CallState::Ended { code, reason }).await;
     }
@@ -539,6 +589,12 @@ impl Call {
                         "ICE: {bad} of the far side's candidates do not parse"
                     );
                 }
+                self.info.ice = Some(IceInfo {
+                    state: IceState::Checking,
+                    gathering: ice.gathering_time(),
+                    checks: None,
+                });
+                self.ice_checks_from = Some(tokio::time::Instant::now());
                 Some(ice)
             }
             (Some(_), None) => {
@@ -897,18 +953,21 @@ impl Call {
                         self.bye(&mut dialog).await;
                         break (488, EndReason::Failed(format!("media encryption failed: {why}")));
                     }
-                    Some(MediaEvent::IceSelected { remote, relayed }) => {
-                        tracing::info!(call_id = self.info.id, "ICE: media to {remote}{}", if relayed { " through the TURN relay" } else { "" });
+                    Some(MediaEvent::IceSelected(pair)) => {
+                        tracing::info!(call_id = self.info.id, "ICE: media to {} ({}){}", pair.remote, pair.path.name(), if pair.relayed { " through our TURN relay" } else { "" });
+                        self.ice_state(IceState::Connected(pair.path)).await;
                     }
                     // RTCP is best effort: without its path the call goes on without reports.
                     Some(MediaEvent::IceFailed(2) | MediaEvent::ConsentLost(2)) => {
                         tracing::info!(call_id = self.info.id, "ICE: no path for RTCP; the call goes on without it");
                     }
                     Some(MediaEvent::IceFailed(_)) => {
+                        self.ice_state(IceState::Failed).await;
                         self.bye(&mut dialog).await;
                         break (488, EndReason::Failed("ICE found no path for the media".into()));
                     }
                     Some(MediaEvent::ConsentLost(_)) => {
+                        self.ice_state(IceState::Failed).await;
                         self.bye(&mut dialog).await;
                         break (408, EndReason::Failed("the far side stopped answering ICE consent checks".into()));
                     }
@@ -1030,6 +1089,7 @@ pub(super) fn new_info(
         audio_note: audio_note(audio),
         media_encryption: MediaEncryption::None,
         transport: crate::sip::transport::Proto::Udp,
+        ice: None,
     }
 }
 
@@ -1090,6 +1150,7 @@ pub(super) fn dial(
         mapping: None,
         rtcp: None,
         ice: None,
+        ice_checks_from: None,
     };
     tokio::spawn(outgoing(call, account, uri, sip_call_id));
     CallHandle {
@@ -1325,6 +1386,7 @@ pub(super) fn incoming(
         mapping: None,
         rtcp: None,
         ice: None,
+        ice_checks_from: None,
     };
     tokio::spawn(answer_flow(call, account, tu));
     CallHandle {
@@ -1672,6 +1734,7 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
         mapping: None,
         rtcp: None,
         ice: None,
+        ice_checks_from: None,
     };
     tokio::spawn(echo_call(call));
     CallHandle {

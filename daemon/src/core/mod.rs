@@ -22,7 +22,9 @@ use std::time::{Duration, SystemTime};
 pub use events::{EVENT_QUEUE, Event, EventKind};
 pub use phone::{CallAction, Phone, PhoneHandle, SipStack};
 
-pub use calls::{CallDirection, CallInfo, CallState, EndReason, Endpoints, MediaEncryption};
+pub use calls::{
+    CallDirection, CallInfo, CallState, EndReason, Endpoints, IceInfo, IceState, MediaEncryption,
+};
 pub use contacts::ContactInfo;
 pub use inbound::StrangerStats;
 pub use presence::{Presence, PresenceStatus};

@@ -77,6 +77,41 @@ pub struct Selected {
     pub remote: SocketAddr,
     /// Through our TURN allocation, rather than from the host socket.
     pub relayed: bool,
+    /// How the pair gets across the NATs between us.
+    pub path: IcePath,
+}
+
+/// How a nominated pair reaches the far side, in the words linphone shows its users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcePath {
+    /// Host to host: no NAT between us, or the same one.
+    Host,
+    /// Through a NAT's mapping (a server- or peer-reflexive candidate at either end).
+    Reflexive,
+    /// Through a TURN relay, ours or the far side's.
+    Relay,
+}
+
+impl IcePath {
+    fn of(local: CandidateType, remote: CandidateType) -> IcePath {
+        let any = |t: CandidateType| local == t || remote == t;
+        if any(CandidateType::Relayed) {
+            IcePath::Relay
+        } else if any(CandidateType::ServerReflexive) || any(CandidateType::PeerReflexive) {
+            IcePath::Reflexive
+        } else {
+            IcePath::Host
+        }
+    }
+
+    /// Its short name: "host", "reflexive" or "relay".
+    pub fn name(self) -> &'static str {
+        match self {
+            IcePath::Host => "host",
+            IcePath::Reflexive => "reflexive",
+            IcePath::Relay => "relay",
+        }
+    }
 }
 
 /// What changed at a step.
@@ -120,6 +155,8 @@ pub struct Ice {
     local_done: bool,
     /// rice-proto's clock counts from here.
     base: Instant,
+    /// How long gathering took.
+    gathering: Duration,
     buf: Vec<u8>,
 }
 
@@ -228,6 +265,7 @@ impl Ice {
             candidates,
             local_done: false,
             base: now,
+            gathering: Duration::ZERO,
             buf: vec![0; 1500],
         })
     }
@@ -247,6 +285,18 @@ impl Ice {
     /// at least the host candidates). Media that comes meanwhile is dropped: the stream
     /// has not started.
     pub async fn gather(&mut self, hosts: &[&UdpSocket]) -> Result<(), IceError> {
+        let started = Instant::now();
+        let r = self.gather_until_done(hosts).await;
+        self.gathering = started.elapsed();
+        r
+    }
+
+    /// How long [`Ice::gather`] took: STUN's answers and TURN's allocation, or the limit.
+    pub fn gathering_time(&self) -> Duration {
+        self.gathering
+    }
+
+    async fn gather_until_done(&mut self, hosts: &[&UdpSocket]) -> Result<(), IceError> {
         let deadline = tokio::time::Instant::now() + GATHER_LIMIT;
         // Second descriptors watched by tokio while this lasts; the engine reads the
         // originals later.
@@ -445,6 +495,7 @@ impl Ice {
                     let sel = Selected {
                         remote: pair.remote.address,
                         relayed: pair.local.candidate_type == CandidateType::Relayed,
+                        path: IcePath::of(pair.local.candidate_type, pair.remote.candidate_type),
                     };
                     // Installed as the component's own, or a relayed one cannot be sent on.
                     if let Some(mut s) = c.agent.mut_stream(p.stream_id)

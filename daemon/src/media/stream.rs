@@ -562,10 +562,7 @@ impl Stream {
                     self.ice_remote = Some(pair.remote);
                     self.latch = Latch::new(pair.remote);
                     self.last_rx = now;
-                    let _ = self.events.try_send(MediaEvent::IceSelected {
-                        remote: pair.remote,
-                        relayed: pair.relayed,
-                    });
+                    let _ = self.events.try_send(MediaEvent::IceSelected(pair));
                 }
                 IceEvent::Selected { .. } => {}
                 IceEvent::Failed { component } => {

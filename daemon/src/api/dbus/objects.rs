@@ -444,6 +444,16 @@ impl Call {
         self.info.transport.param().into()
     }
 
+    /// ICE on the media: "", checking, host, reflexive, relay or failed.
+    #[zbus(property)]
+    fn ice(&self) -> String {
+        self.info
+            .ice
+            .map(|i| i.state.name())
+            .unwrap_or_default()
+            .into()
+    }
+
     /// incoming or outgoing.
     #[zbus(property)]
     fn direction(&self) -> String {

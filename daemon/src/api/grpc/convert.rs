@@ -1,6 +1,6 @@
 //! Core types to their wire form.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use voipd_proto::v1 as pb;
 
@@ -12,6 +12,10 @@ use crate::core::{
 pub(super) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 impl From<ConfigSource> for pb::ConfigSource {
@@ -179,6 +183,9 @@ impl From<CallInfo> for pb::Call {
             audio_note: c.audio_note.unwrap_or_default(),
             media_encryption: media_encryption.into(),
             transport: c.transport.param().into(),
+            ice: c.ice.map(|i| i.state.name().into()).unwrap_or_default(),
+            ice_gathering_ms: c.ice.map_or(0, |i| millis(i.gathering)),
+            ice_checks_ms: c.ice.and_then(|i| i.checks).map_or(0, millis),
             incoming: c.direction == CallDirection::Incoming,
             state: state.into(),
             started_unix_ms: unix_ms(c.started),
