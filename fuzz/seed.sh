@@ -387,4 +387,41 @@ put("stun", "success-software", stun_msg(0x0101, TID, [(0x8022, b"Coturn-4.6.1")
 put("stun", "error-420", stun_msg(0x0111, TID, [(0x0009, struct.pack("!HBB", 0, 4, 20) + b"Unknown Attribute")]))
 put("stun", "request", stun_msg(0x0001, TID, []))
 put("stun", "no-fingerprint", stun_msg(0x0101, TID, [(0x0020, xor_addr("10.0.0.1", 1, TID))], fingerprint=False))
+
+# ---- ICE: the far side's SDP (as baresip's ice module writes it), NUL, datagrams --
+ICE_SDP = """v=0
+o=- 1 2 IN IP4 127.0.0.1
+s=-
+c=IN IP4 127.0.0.1
+t=0 0
+a=ice-ufrag:Xy3b
+a=ice-pwd:3mPq0aKcVZ2xW8sLrT6yBf
+m=audio 40000 RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+a=rtcp:40001
+a=candidate:1 1 UDP 2113932031 127.0.0.1 40000 typ host
+a=candidate:1 2 UDP 2113932030 127.0.0.1 40001 typ host
+a=candidate:2 1 UDP 1677722111 198.51.100.7 23913 typ srflx raddr 192.168.2.2 rport 40000
+a=candidate:3 1 UDP 16777215 203.0.113.1 40929 typ relay raddr 203.0.113.11 rport 23913
+a=end-of-candidates
+""".replace("\n", "\r\n")
+
+def dgrams(*items):
+    return b"".join(bytes([flags, len(d)]) + d for flags, d in items)
+
+check = stun_msg(0x0001, TID, [
+    (0x0006, b"abcd:Xy3b"),                     # USERNAME ours:theirs
+    (0x0024, struct.pack("!I", 1853824767)),    # PRIORITY
+    (0x802A, struct.pack("!Q", 42)),            # ICE-CONTROLLING
+    (0x0025, b""),                              # USE-CANDIDATE
+    (0x0008, bytes(20)),                        # MESSAGE-INTEGRITY (wrong key)
+])
+answer = stun_msg(0x0101, TID, [(0x0020, xor_addr("127.0.0.1", 40000, TID)), (0x0008, bytes(20))])
+data_ind = stun_msg(0x0017, TID, [(0x0012, xor_addr("127.0.0.1", 40000, TID)), (0x0013, check)])
+allocate_401 = stun_msg(0x0113, TID, [(0x0009, struct.pack("!HBB", 0, 4, 1) + b"Unauthorized"),
+                                      (0x0014, b"voipd.test"), (0x0015, b"abcdef0123456789")])
+rtp_pkt = rtp(0, 1, 160, 7, b"\xff" * 20)
+put("ice", "check-answer-rtp", ICE_SDP.encode() + b"\0" + dgrams((0, check), (8, answer), (0, rtp_pkt)))
+put("ice", "turn-data-rtcp", ICE_SDP.encode() + b"\0" + dgrams((2, allocate_401), (3, data_ind), (1 | 16, check)))
+put("ice", "lite-no-datagrams", ICE_SDP.replace("a=end-of-candidates", "a=ice-lite").encode())
 PY
