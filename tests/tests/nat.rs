@@ -109,8 +109,9 @@ fn talk_once_media_flows(sb: &Sandbox, b: &Baresip) {
     talk_and_hang_up(sb, b);
 }
 
-/// The call shows ICE's nominated pair going over `path`, and how long gathering (STUN
-/// answers across the NAT) and the checks took.
+/// The call shows ICE's nominated pair going over `path`, and how long gathering took (the
+/// servers answered: well under its 2 s limit, and it may take under a millisecond here)
+/// and the checks.
 fn ice_nominates(sb: &Sandbox, path: &str) {
     wait_until(
         || {
@@ -122,7 +123,7 @@ fn ice_nominates(sb: &Sandbox, path: &str) {
     );
     let c = calls(sb)[0].clone();
     assert_eq!(c["ice"], path, "{c}");
-    assert!(c["ice_gathering_ms"].as_u64().unwrap() > 0, "{c}");
+    assert!(c["ice_gathering_ms"].as_u64().unwrap() < 1500, "{c}");
     assert!(c["ice_checks_ms"].as_u64().unwrap() > 0, "{c}");
 }
 
@@ -355,6 +356,50 @@ fn from_a_symmetric_nat_to_another_home_the_media_goes_through_turn() {
 
     carol_calls_alice(&sb, &net, &mut b);
     ice_nominates(&sb, "relay");
+    talk_once_media_flows(&sb, &b);
+    b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
+}
+
+/// baresip's turn module (no ICE: its SDP names its relay on coturn) behind a symmetric
+/// NAT, voipd behind a port-restricted one with STUN: voipd's media goes to the relay,
+/// which lets it through on the permission baresip made for voipd's public address. Both
+/// ways of calling, audio proven both ways.
+#[test]
+fn a_far_phone_behind_its_turn_relay_is_heard_both_ways() {
+    let sb = Sandbox::new();
+    let net = provider_with(&sb, &[NatKind::PortRestricted, NatKind::Symmetric], &[]);
+    let stun = format!("stun:{}:3478", net.world.provider.ip);
+    let _d = voipd_at_home(&sb, &net, &format!("stun = \"{stun}\""));
+    let turn = format!(
+        ";medianat=turn;stunserver=turn:{}:3478;stunuser={};stunpass={}",
+        net.world.provider.ip,
+        Coturn::USER,
+        Coturn::PASSWORD
+    );
+    let mut b = carol_on(&sb, &net, &net.world.homes[1].host, &["turn.so"], &turn);
+    let out = sb.voipctl(&["dial", "carol"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_until(
+        || {
+            calls(&sb).first().is_some_and(|c| {
+                c["rtp_remote"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with(&format!("{}:40", net.world.provider.ip)))
+            })
+        },
+        "the far side's SDP to name its relay",
+    );
+    talk_once_media_flows(&sb, &b);
+    b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
+    assert!(
+        net.turn
+            .log_text()
+            .contains("user <voipd>: incoming packet ALLOCATE processed, success"),
+        "{}",
+        net.turn.log_text()
+    );
+
+    carol_calls_alice(&sb, &net, &mut b);
     talk_once_media_flows(&sb, &b);
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
 }

@@ -448,7 +448,9 @@ impl Ice {
         self.consent(now, hosts, &mut events);
         for c in &self.comps {
             if c.selected.is_some() && !c.consent_lost {
-                next = next.min(c.consent_next.max(now));
+                next = next
+                    .min(c.consent_next.max(now))
+                    .min((c.consented + CONSENT_LIFETIME).max(now));
             }
         }
         (next, events)
@@ -542,16 +544,22 @@ impl Ice {
         }
     }
 
+    /// Whether the agent has TURN sockets, to be read every tick.
+    pub fn has_turn(&self) -> bool {
+        self.comps.iter().any(|c| c.turn.is_some())
+    }
+
     /// Reads what waits at component `comp`'s TURN socket (0: RTP), handing `media` what
-    /// the far side sent through the relay.
+    /// the far side sent through the relay. How many datagrams came.
     pub fn read_turn(
         &mut self,
         comp: usize,
         now: Instant,
         hosts: &[&UdpSocket],
         media: &mut dyn FnMut(&[u8], SocketAddr),
-    ) {
+    ) -> usize {
         let mut buf = std::mem::take(&mut self.buf);
+        let mut read = 0;
         for _ in 0..MAX_READ {
             let Some(Some(sock)) = self.comps.get(comp).map(|c| c.turn.as_ref()) else {
                 break;
@@ -560,8 +568,10 @@ impl Ice {
                 break;
             };
             self.input(comp, true, &buf[..n], from, now, hosts, media);
+            read += 1;
         }
         self.buf = buf;
+        read
     }
 
     /// One datagram that came to component `comp` (0: RTP) from `from`, at its host socket
@@ -903,6 +913,36 @@ mod tests {
         );
         assert!(a.ice.selected(1).is_none());
         assert!(!a.send(1, b"no"));
+    }
+
+    /// Every call's media tick (20 ms) could step the agent; once the pairs are nominated
+    /// it wants to run far less often, and the transport steps it only then.
+    #[tokio::test]
+    async fn a_nominated_agent_sleeps_between_ticks() {
+        let mut a = Side::new(true).await;
+        let mut b = Side::new(false).await;
+        let (ua, pa) = (a.ice.local.ufrag.clone(), a.ice.local.passwd.clone());
+        let (ub, pb) = (b.ice.local.ufrag.clone(), b.ice.local.passwd.clone());
+        a.ice.set_remote(&ub, &pb, &b.ice.candidate_attrs());
+        b.ice.set_remote(&ua, &pa, &a.ice.candidate_attrs());
+        run(&mut a, &mut b, |a, b| {
+            (1..=2).all(|c| a.ice.selected(c).is_some() && b.ice.selected(c).is_some())
+        });
+        // Let the last answers in.
+        for _ in 0..20 {
+            a.turn();
+            b.turn();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let refs: Vec<&UdpSocket> = a.hosts.iter().collect();
+        let now = Instant::now();
+        let (next, events) = a.ice.step(now, &refs);
+        assert!(events.is_empty(), "{events:?}");
+        assert!(
+            next >= now + Duration::from_millis(500),
+            "wants to run again in {:?}",
+            next - now
+        );
     }
 
     #[test]

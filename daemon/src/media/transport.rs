@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::net::{SocketAddr, UdpSocket};
 
 use super::dtls::{DtlsError, DtlsParams, DtlsSession};
-use super::ice::{Ice, IceEvent};
+use super::ice::{Ice, IceEvent, Selected};
 use super::srtp::{Srtp, SrtpError, SrtpKeys, SrtpSuite};
 use super::stun::MappingWatch;
 use super::udp::{Datagram, RecvBuf};
@@ -81,8 +81,20 @@ pub(super) struct RtpTransport {
     protection: Protection,
     /// The NAT mapping of the RTP port, kept open and watched by STUN.
     mapping: Option<MappingWatch>,
-    /// ICE's agent, when the far side runs ICE too: it chooses the path.
-    ice: Option<Box<Ice>>,
+    /// ICE, when the far side runs it too: it chooses the path.
+    ice: Option<IceLink>,
+}
+
+/// ICE's agent, with what every tick and packet reads of it kept beside it: the agent
+/// lives behind a pointer, cold in the cache when a thousand calls share a tick.
+struct IceLink {
+    agent: Box<Ice>,
+    /// When the agent next wants a step; None: at the next tick (something came for it).
+    due: Option<std::time::Instant>,
+    /// It has TURN sockets, read every tick.
+    turn: bool,
+    /// Each component's (RTP, RTCP) nominated pair while consent lasts: what it sends on.
+    route: [Option<Selected>; 2],
 }
 
 /// A packet that came through the TURN relay, for the stream to take as if it had come
@@ -101,19 +113,27 @@ fn host_refs<'a>(rtp: &'a UdpSocket, rtcp: &'a Option<UdpSocket>) -> ([&'a UdpSo
     }
 }
 
-/// Sends on the stream's path: ICE's pair for `component` (1: RTP, 2: RTCP), or
-/// straight from `sock` to `to`.
+/// Sends on the stream's path: ICE's pair for `component` (1: RTP, 2: RTCP), nothing
+/// before one is nominated; or straight from `sock` to `to`.
 fn send_on(
-    ice: &mut Option<Box<Ice>>,
+    ice: &mut Option<IceLink>,
     hosts: &[&UdpSocket],
     component: usize,
     sock: &UdpSocket,
     data: &[u8],
     to: SocketAddr,
 ) -> bool {
-    match ice {
-        Some(ice) => ice.send(component, data, std::time::Instant::now(), hosts),
-        None => sock.send_to(data, to).is_ok(),
+    let Some(link) = ice else {
+        return sock.send_to(data, to).is_ok();
+    };
+    match link.route.get(component - 1).copied().flatten() {
+        None => false,
+        Some(pair) if !pair.relayed => hosts
+            .get(component - 1)
+            .is_some_and(|h| h.send_to(data, pair.remote).is_ok()),
+        Some(_) => link
+            .agent
+            .send(component, data, std::time::Instant::now(), hosts),
     }
 }
 
@@ -129,7 +149,12 @@ impl RtpTransport {
             rtcp,
             protection: Protection::Clear,
             mapping,
-            ice,
+            ice: ice.map(|agent| IceLink {
+                turn: agent.has_turn(),
+                agent,
+                due: None,
+                route: [None; 2],
+            }),
         }
     }
 
@@ -225,11 +250,12 @@ impl RtpTransport {
         datagram: &[u8],
         from: SocketAddr,
     ) -> Option<SocketAddr> {
-        if let Some(ice) = &mut self.ice {
+        if let Some(link) = &mut self.ice {
             let (refs, n) = host_refs(&self.rtp, &self.rtcp);
             let comp = usize::from(rtcp && n == 2);
+            link.due = None;
             // No media comes out of a STUN datagram at a host port.
-            ice.input(
+            link.agent.input(
                 comp,
                 false,
                 datagram,
@@ -356,20 +382,43 @@ impl RtpTransport {
         now: std::time::Instant,
         relayed: &mut Vec<Relayed>,
     ) -> Vec<IceEvent> {
-        let Some(ice) = &mut self.ice else {
+        let Some(link) = &mut self.ice else {
             return Vec::new();
         };
         let (refs, n) = host_refs(&self.rtp, &self.rtcp);
         let hosts = &refs[..n];
-        let (_, events) = ice.step(now, hosts);
-        for comp in 0..n {
-            ice.read_turn(comp, now, hosts, &mut |bytes, from| {
-                relayed.push(Relayed {
-                    rtcp: comp == 1,
-                    bytes: bytes.to_vec(),
-                    from,
+        if link.turn {
+            for comp in 0..n {
+                let read = link.agent.read_turn(comp, now, hosts, &mut |bytes, from| {
+                    relayed.push(Relayed {
+                        rtcp: comp == 1,
+                        bytes: bytes.to_vec(),
+                        from,
+                    });
                 });
-            });
+                if read > 0 {
+                    link.due = None;
+                }
+            }
+        }
+        if link.due.is_some_and(|due| now < due) {
+            return Vec::new();
+        }
+        let (next, events) = link.agent.step(now, hosts);
+        link.due = Some(next);
+        for ev in &events {
+            match *ev {
+                IceEvent::Selected { component, pair } => {
+                    if let Some(r) = link.route.get_mut(component - 1) {
+                        *r = Some(pair);
+                    }
+                }
+                IceEvent::Failed { component } | IceEvent::ConsentLost { component } => {
+                    if let Some(r) = link.route.get_mut(component - 1) {
+                        *r = None;
+                    }
+                }
+            }
         }
         events
     }
@@ -381,6 +430,12 @@ impl RtpTransport {
 
     /// Where RTCP comes from and goes to with ICE: its nominated pair's far end.
     pub(super) fn ice_peer(&self, component: usize) -> Option<SocketAddr> {
-        self.ice.as_ref()?.selected(component).map(|s| s.remote)
+        self.ice
+            .as_ref()?
+            .route
+            .get(component - 1)
+            .copied()
+            .flatten()
+            .map(|s| s.remote)
     }
 }
