@@ -88,10 +88,16 @@ fn carol_calls_alice(sb: &Sandbox, net: &Net, b: &mut Baresip) {
     let _ = std::fs::remove_file(sb.path().join("voipd-heard.wav"));
     b.clear_recordings();
     b.command("dial", &format!("sip:alice@{}", net.world.provider.ip));
-    wait_until(
-        || calls(sb).iter().any(|c| c["state"] == "active"),
-        "the call from carol to be answered",
-    );
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !calls(sb).iter().any(|c| c["state"] == "active") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call from carol was not answered within {PATIENCE:?}; baresip:\n{}\nKamailio:\n{}",
+            b.log(),
+            net.kam.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// As [`talk_and_hang_up`], the talk counted from when the far side's media first comes
@@ -205,10 +211,21 @@ fn a_router_that_forgets_its_mappings_mid_call_loses_neither_registration_nor_ca
     // The call goes on: 2 s before and 4 s after make at least 5 s of tone each way,
     // which the 2 s before alone cannot.
     std::thread::sleep(Duration::from_secs(4));
-    let out = sb.voipctl(&["hangup"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    // carol hangs up: her BYE finds voipd at the Contact its re-INVITE gave, through the
+    // new mapping.
+    b.command("hangup", "");
     b.wait_event("CALL_CLOSED");
-    wait_until(|| calls(&sb).is_empty(), "the call to end");
+    wait_until(|| calls(&sb).is_empty(), "carol's BYE to end the call");
+    // Not the RTP timeout's doing.
+    let out = sb.voipctl(&["--json", "history"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let history: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        history["entries"][0]["end_reason"],
+        "the other side hung up",
+        "{history}\n{}",
+        d.log()
+    );
     let heard = tone_in(&sb.path().join("voipd-heard.wav"), BARESIP_TONE, VOIPD_TONE);
     let theirs = b.received_recordings();
     assert_eq!(theirs.len(), 1, "{theirs:?}");

@@ -22,7 +22,7 @@ use crate::media::stun::MappingWatch;
 use crate::sdp::{self, Direction, IceDescription, Negotiated, NegotiationError, Sdp, Security};
 use crate::sip::capabilities::{ALLOW, SUPPORTED_CALL, lists_option};
 use crate::sip::dialog::{Dialog, DialogError, Exchange};
-use crate::sip::message::{Method, Name, Request, SipHeaders, reason_phrase};
+use crate::sip::message::{Method, Name, NameAddr, Request, SipHeaders, reason_phrase};
 use crate::sip::transaction::{Endpoint, TuRequest, TxError, random_token};
 use crate::sip::transport::Target;
 use crate::sip::uri::SipUri;
@@ -153,7 +153,8 @@ pub struct IceInfo {
     pub state: IceState,
     /// Gathering our candidates (STUN answers, the TURN allocation) before our SDP.
     pub gathering: Duration,
-    /// From the far side's candidates to the nominated pair.
+    /// From the start of the checks (the caller's at the answer, the answerer's once the
+    /// media starts) to the nominated pair.
     pub checks: Option<Duration>,
 }
 
@@ -325,8 +326,6 @@ struct Call {
     mapping: Option<MappingWatch>,
     rtcp: Option<std::net::UdpSocket>,
     ice: Option<Box<Ice>>,
-    /// When the far side's candidates came: ICE's checks count from here.
-    ice_checks_from: Option<tokio::time::Instant>,
 }
 
 /// What the call's account asks of its media.
@@ -561,17 +560,14 @@ impl Call {
         self.report().await;
     }
 
-    /// ICE moved on: the checks' time is taken at the first nomination.
-    async fn ice_state(&mut self, state: IceState) {
+    /// ICE moved on; `checks`, at a nomination, is how long after its checks began (the
+    /// first one's stays).
+    async fn ice_state(&mut self, state: IceState, checks: Option<Duration>) {
         let Some(info) = &mut self.info.ice else {
             return;
         };
         info.state = state;
-        if let (IceState::Connected(_), None, Some(from)) =
-            (state, info.checks, self.ice_checks_from)
-        {
-            info.checks = Some(from.elapsed());
-        }
+        info.checks = info.checks.or(checks);
         self.report().await;
     }
 
@@ -594,7 +590,6 @@ impl Call {
                     gathering: ice.gathering_time(),
                     checks: None,
                 });
-                self.ice_checks_from = Some(tokio::time::Instant::now());
                 Some(ice)
             }
             (Some(_), None) => {
@@ -715,6 +710,7 @@ impl Call {
             tracing::warn!(call_id = self.info.id, "no re-INVITE: {e}");
             return Ok(false);
         }
+        self.refresh_contact(dialog).await;
         let mut inv = dialog.request(Method::Invite, None);
         inv.headers.push(Name::ContentType, "application/sdp");
         inv.body = offer.to_string().into_bytes();
@@ -749,6 +745,30 @@ impl Call {
         }
         media.ours = offer;
         Ok(true)
+    }
+
+    /// Our Contact as the next hop sees us now, for a target refresh (RFC 3261 §12.2):
+    /// behind a NAT that moved our signalling port, the far side's requests in the dialog
+    /// (its BYE) would go on to the port that is gone.
+    async fn refresh_contact(&self, dialog: &mut Dialog) {
+        let Ok(hop) = dialog.next_hop(&self.ctx.ep).await else {
+            return;
+        };
+        let Some(public) = self.ctx.ep.transport().public_for(hop) else {
+            return;
+        };
+        let user = NameAddr::parse(&dialog.contact)
+            .ok()
+            .and_then(|n| match n.uri {
+                crate::sip::uri::Uri::Sip(u) => u.user,
+                _ => None,
+            })
+            .unwrap_or_else(|| "voipd".into());
+        let now = contact(&user, public, hop);
+        if now != dialog.contact {
+            tracing::info!(call_id = self.info.id, "our Contact is {now} now");
+            dialog.contact = now;
+        }
     }
 
     /// Takes what a media plan made for the stream to come.
@@ -953,21 +973,21 @@ impl Call {
                         self.bye(&mut dialog).await;
                         break (488, EndReason::Failed(format!("media encryption failed: {why}")));
                     }
-                    Some(MediaEvent::IceSelected(pair)) => {
+                    Some(MediaEvent::IceSelected(pair, after)) => {
                         tracing::info!(call_id = self.info.id, "ICE: media to {} ({}){}", pair.remote, pair.path.name(), if pair.relayed { " through our TURN relay" } else { "" });
-                        self.ice_state(IceState::Connected(pair.path)).await;
+                        self.ice_state(IceState::Connected(pair.path), Some(after)).await;
                     }
                     // RTCP is best effort: without its path the call goes on without reports.
                     Some(MediaEvent::IceFailed(2) | MediaEvent::ConsentLost(2)) => {
                         tracing::info!(call_id = self.info.id, "ICE: no path for RTCP; the call goes on without it");
                     }
                     Some(MediaEvent::IceFailed(_)) => {
-                        self.ice_state(IceState::Failed).await;
+                        self.ice_state(IceState::Failed, None).await;
                         self.bye(&mut dialog).await;
                         break (488, EndReason::Failed("ICE found no path for the media".into()));
                     }
                     Some(MediaEvent::ConsentLost(_)) => {
-                        self.ice_state(IceState::Failed).await;
+                        self.ice_state(IceState::Failed, None).await;
                         self.bye(&mut dialog).await;
                         break (408, EndReason::Failed("the far side stopped answering ICE consent checks".into()));
                     }
@@ -1150,7 +1170,6 @@ pub(super) fn dial(
         mapping: None,
         rtcp: None,
         ice: None,
-        ice_checks_from: None,
     };
     tokio::spawn(outgoing(call, account, uri, sip_call_id));
     CallHandle {
@@ -1386,7 +1405,6 @@ pub(super) fn incoming(
         mapping: None,
         rtcp: None,
         ice: None,
-        ice_checks_from: None,
     };
     tokio::spawn(answer_flow(call, account, tu));
     CallHandle {
@@ -1734,7 +1752,6 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
         mapping: None,
         rtcp: None,
         ice: None,
-        ice_checks_from: None,
     };
     tokio::spawn(echo_call(call));
     CallHandle {

@@ -81,6 +81,24 @@ pub struct Selected {
     pub path: IcePath,
 }
 
+/// Whether `ip` is one no NAT is needed to reach: private, shared (CGNAT), link-local,
+/// loopback or unique-local.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xC0) == 64)
+        }
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || (v6.segments()[0] & 0xFE00) == 0xFC00
+                || (v6.segments()[0] & 0xFFC0) == 0xFE80
+        }
+    }
+}
+
 /// How a nominated pair reaches the far side, in the words linphone shows its users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IcePath {
@@ -93,11 +111,23 @@ pub enum IcePath {
 }
 
 impl IcePath {
-    fn of(local: CandidateType, remote: CandidateType) -> IcePath {
+    /// The path of a pair between candidates of these types, to `remote`. rice-proto
+    /// keeps our side of a pair that works through our NAT a host candidate (the far side
+    /// sees a peer-reflexive one): `behind_nat` (STUN saw us at another address) makes a
+    /// host pair to a public address reflexive; to a private one it stays on the LAN.
+    fn of(
+        local: CandidateType,
+        remote: CandidateType,
+        remote_ip: std::net::IpAddr,
+        behind_nat: bool,
+    ) -> IcePath {
         let any = |t: CandidateType| local == t || remote == t;
         if any(CandidateType::Relayed) {
             IcePath::Relay
-        } else if any(CandidateType::ServerReflexive) || any(CandidateType::PeerReflexive) {
+        } else if any(CandidateType::ServerReflexive)
+            || any(CandidateType::PeerReflexive)
+            || (behind_nat && !is_private(remote_ip))
+        {
             IcePath::Reflexive
         } else {
             IcePath::Host
@@ -117,8 +147,13 @@ impl IcePath {
 /// What changed at a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IceEvent {
-    /// A component's pair was nominated (component 1: RTP, 2: RTCP).
-    Selected { component: usize, pair: Selected },
+    /// A component's pair was nominated (component 1: RTP, 2: RTCP), `after` the checks
+    /// began (the far side's candidates were set).
+    Selected {
+        component: usize,
+        pair: Selected,
+        after: Duration,
+    },
     /// A component's checks failed: no pair works.
     Failed { component: usize },
     /// The far end of a component's pair stopped answering consent checks.
@@ -157,6 +192,8 @@ pub struct Ice {
     base: Instant,
     /// How long gathering took.
     gathering: Duration,
+    /// When the far side's candidates were set: the checks began.
+    checks_from: Option<Instant>,
     buf: Vec<u8>,
 }
 
@@ -266,6 +303,7 @@ impl Ice {
             local_done: false,
             base: now,
             gathering: Duration::ZERO,
+            checks_from: None,
             buf: vec![0; 1500],
         })
     }
@@ -391,6 +429,7 @@ impl Ice {
     /// The far side's credentials and candidates (`candidate:…` values). Candidates that
     /// do not parse are skipped and counted; TCP ones and components we lack are not ours.
     pub fn set_remote(&mut self, ufrag: &str, pwd: &str, candidates: &[String]) -> usize {
+        self.checks_from = Some(Instant::now());
         let creds = Credentials {
             ufrag: ufrag.to_string(),
             passwd: pwd.to_string(),
@@ -459,16 +498,25 @@ impl Ice {
     /// What component `i`'s agent asks for at `now`; when it next wants to run.
     fn poll_comp(&mut self, i: usize, now: Instant, events: &mut Vec<IceEvent>) -> Instant {
         let t = self.clock(now);
-        let mut next = now + Duration::from_secs(1);
-        // A bound, so that an agent that keeps asking cannot hold the engine.
+        let behind_nat = self.candidates.iter().any(|c| {
+            c.component_id == i + 1
+                && c.candidate_type == CandidateType::ServerReflexive
+                && c.address != c.base_address
+        });
+        // A bound, so that an agent that keeps asking cannot hold the engine; it goes on
+        // at the next step.
+        let mut next = now;
         for _ in 0..64 {
             let c = &mut self.comps[i];
             match c.agent.poll(t) {
                 AgentPoll::WaitUntil(at) => {
-                    next = next.min(now + at.saturating_duration_since(t));
+                    next = now + at.saturating_duration_since(t).min(Duration::from_secs(1));
                     break;
                 }
-                AgentPoll::Closed => break,
+                AgentPoll::Closed => {
+                    next = now + Duration::from_secs(1);
+                    break;
+                }
                 // One that comes after gathering was cut short is too late for the SDP
                 // (and rice-proto takes none after the end of candidates).
                 AgentPoll::GatheredCandidate(_) if self.local_done => {}
@@ -497,7 +545,12 @@ impl Ice {
                     let sel = Selected {
                         remote: pair.remote.address,
                         relayed: pair.local.candidate_type == CandidateType::Relayed,
-                        path: IcePath::of(pair.local.candidate_type, pair.remote.candidate_type),
+                        path: IcePath::of(
+                            pair.local.candidate_type,
+                            pair.remote.candidate_type,
+                            pair.remote.address.ip(),
+                            behind_nat,
+                        ),
                     };
                     // Installed as the component's own, or a relayed one cannot be sent on.
                     if let Some(mut s) = c.agent.mut_stream(p.stream_id)
@@ -518,6 +571,9 @@ impl Ice {
                     events.push(IceEvent::Selected {
                         component: i + 1,
                         pair: sel,
+                        after: self
+                            .checks_from
+                            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
                     });
                 }
                 AgentPoll::ComponentStateChange(ch) => {
@@ -943,6 +999,29 @@ mod tests {
             "wants to run again in {:?}",
             next - now
         );
+    }
+
+    #[test]
+    fn a_host_pair_from_behind_our_nat_to_a_public_address_is_reflexive() {
+        use CandidateType::{Host, PeerReflexive, Relayed, ServerReflexive};
+        let public = "203.0.113.7".parse().unwrap();
+        let lan = "192.168.1.20".parse().unwrap();
+        assert_eq!(IcePath::of(Host, Host, public, false), IcePath::Host);
+        assert_eq!(IcePath::of(Host, Host, lan, true), IcePath::Host);
+        assert_eq!(IcePath::of(Host, Host, public, true), IcePath::Reflexive);
+        assert_eq!(
+            IcePath::of(Host, ServerReflexive, public, false),
+            IcePath::Reflexive
+        );
+        assert_eq!(
+            IcePath::of(PeerReflexive, Host, lan, false),
+            IcePath::Reflexive
+        );
+        assert_eq!(IcePath::of(Host, Relayed, lan, true), IcePath::Relay);
+        assert_eq!(IcePath::of(Relayed, Host, public, false), IcePath::Relay);
+        assert!(is_private("100.64.0.1".parse().unwrap()));
+        assert!(is_private("fd00::1".parse().unwrap()));
+        assert!(!is_private("2001:db8::1".parse().unwrap()));
     }
 
     #[test]

@@ -98,8 +98,8 @@ pub enum MediaEvent {
     /// The NAT in front of us moved the stream's port to this public address: the far
     /// side is to be told, or its media goes where nobody listens.
     Mapped(SocketAddr),
-    /// ICE nominated this pair for RTP.
-    IceSelected(crate::media::ice::Selected),
+    /// ICE nominated this pair for RTP, this long after its checks began.
+    IceSelected(crate::media::ice::Selected, Duration),
     /// ICE found no working pair for this component (1: RTP, 2: RTCP).
     IceFailed(usize),
     /// The far end of this component's pair stopped consenting (RFC 7675): nothing more

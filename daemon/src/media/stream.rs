@@ -553,7 +553,11 @@ impl Stream {
         let mut relayed = std::mem::take(&mut self.relayed);
         for ev in self.transport.ice_tick(now.into_std(), &mut relayed) {
             match ev {
-                IceEvent::Selected { component: 1, pair } => {
+                IceEvent::Selected {
+                    component: 1,
+                    pair,
+                    after,
+                } => {
                     tracing::info!(
                         "ICE: RTP goes over a {} pair to {}",
                         if pair.relayed { "relayed" } else { "direct" },
@@ -562,7 +566,7 @@ impl Stream {
                     self.ice_remote = Some(pair.remote);
                     self.latch = Latch::new(pair.remote);
                     self.last_rx = now;
-                    let _ = self.events.try_send(MediaEvent::IceSelected(pair));
+                    let _ = self.events.try_send(MediaEvent::IceSelected(pair, after));
                 }
                 IceEvent::Selected { .. } => {}
                 IceEvent::Failed { component } => {

@@ -408,7 +408,9 @@ impl RtpTransport {
         link.due = Some(next);
         for ev in &events {
             match *ev {
-                IceEvent::Selected { component, pair } => {
+                IceEvent::Selected {
+                    component, pair, ..
+                } => {
                     if let Some(r) = link.route.get_mut(component - 1) {
                         *r = Some(pair);
                     }
