@@ -300,7 +300,8 @@ fn rtp_from_a_stranger_next_door_is_not_heard() {
 
 /// ICE (RFC 8445) between voipd and baresip's ice module, each behind a NAT of its own
 /// with STUN: neither side's SDP address reaches the other's media port, the checks find
-/// the server-reflexive pair that does, both ways of calling, audio proven both ways.
+/// the server-reflexive pair that does, both ways of calling, audio proven both ways. The
+/// media is SDES-SRTP over ICE's pair (ICE sits under SRTP, at the transport's seam).
 #[test]
 fn ice_finds_the_way_between_two_homes() {
     let sb = Sandbox::new();
@@ -312,11 +313,28 @@ fn ice_finds_the_way_between_two_homes() {
         &[],
     );
     let stun = format!("stun:{}:3478", net.world.provider.ip);
-    let d = voipd_at_home(&sb, &net, &format!("stun = \"{stun}\"\nice = true"));
-    let mut b = carol_with_ice(&sb, &net, &net.world.homes[1].host);
+    let d = voipd_at_home(
+        &sb,
+        &net,
+        // baresip 1.0 with ICE answers SDES before it reads the offer (its preferred suite
+        // under tag 1), then keys the first suite it supports from the offer: only an
+        // offer that leads with its preferred suite gets the keys both sides use.
+        &format!(
+            "stun = \"{stun}\"\nice = true\nmedia_encryption = \"sdes\"\n\
+             srtp_suites = [\"AES_CM_128_HMAC_SHA1_80\", \"AEAD_AES_128_GCM\"]"
+        ),
+    );
+    let mut b = carol_on(
+        &sb,
+        &net,
+        &net.world.homes[1].host,
+        &["ice.so", "srtp.so"],
+        &format!(";medianat=ice;stunserver={stun};mediaenc=srtp"),
+    );
     let out = sb.voipctl(&["dial", "carol"]);
     assert!(out.status.success(), "{}", describe(&out));
     ice_nominates(&sb, "reflexive");
+    assert_eq!(calls(&sb)[0]["media_encryption"], "sdes");
     talk_once_media_flows(&sb, &b);
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
     assert!(
@@ -378,15 +396,16 @@ fn from_a_symmetric_nat_to_another_home_the_media_goes_through_turn() {
 }
 
 /// baresip's turn module (no ICE: its SDP names its relay on coturn) behind a symmetric
-/// NAT, voipd behind a port-restricted one with STUN: voipd's media goes to the relay,
-/// which lets it through on the permission baresip made for voipd's public address. Both
-/// ways of calling, audio proven both ways.
+/// NAT, voipd behind a port-restricted one with STUN and ICE: voipd's ICE falls back to
+/// a plain SDP with its server-reflexive address, and its media goes to the relay, which
+/// lets it through on the permission baresip made for voipd's public address. Both ways
+/// of calling, audio proven both ways.
 #[test]
 fn a_far_phone_behind_its_turn_relay_is_heard_both_ways() {
     let sb = Sandbox::new();
     let net = provider_with(&sb, &[NatKind::PortRestricted, NatKind::Symmetric], &[]);
     let stun = format!("stun:{}:3478", net.world.provider.ip);
-    let _d = voipd_at_home(&sb, &net, &format!("stun = \"{stun}\""));
+    let d = voipd_at_home(&sb, &net, &format!("stun = \"{stun}\"\nice = true"));
     let turn = format!(
         ";medianat=turn;stunserver=turn:{}:3478;stunuser={};stunpass={}",
         net.world.provider.ip,
@@ -406,8 +425,10 @@ fn a_far_phone_behind_its_turn_relay_is_heard_both_ways() {
         },
         "the far side's SDP to name its relay",
     );
+    assert_eq!(calls(&sb)[0]["ice"], "", "no ICE without the far side's");
     talk_once_media_flows(&sb, &b);
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
+    assert!(d.log().contains("the far side has no ICE"), "{}", d.log());
     assert!(
         net.turn
             .log_text()

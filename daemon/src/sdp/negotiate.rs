@@ -528,7 +528,7 @@ pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationEr
 }
 
 /// The SRTP keys an answer gives for our offer `offered`: its one `a=crypto` line must
-/// answer one of ours (its tag and suite), else there are none, and that is only fine
+/// answer one of ours (its tag and suite, or the suite alone), else there are none, and that is only fine
 /// when we offered clear RTP too (RTP/AVP).
 fn answer_keys(offered: &Media, m: &Media) -> Result<Option<SrtpKeys>, NegotiationError> {
     if offered.crypto.is_empty() {
@@ -550,17 +550,36 @@ fn answer_keys(offered: &Media, m: &Media) -> Result<Option<SrtpKeys>, Negotiati
                 line.split_ascii_whitespace().next().unwrap_or_default()
             ))
         })?;
-    let ours = offered
+    let mut offers: Vec<Crypto> = offered
         .crypto
         .iter()
         .filter_map(|l| Crypto::parse(l).ok().flatten())
-        .find(|c| c.tag == theirs.tag && c.suite == theirs.suite)
+        .collect();
+    // RFC 4568 §7.1.3 wants our tag back with its suite; some answer under a tag of
+    // their own (baresip 1.0 with ICE answers before reading our offer, always tag 1). The
+    // suite, which we offered once, names our key as well.
+    let at = offers
+        .iter()
+        .position(|c| c.tag == theirs.tag && c.suite == theirs.suite)
+        .or_else(|| {
+            let by_suite = offers.iter().position(|c| c.suite == theirs.suite);
+            if let Some(i) = by_suite {
+                tracing::debug!(
+                    "a=crypto answer tag {} for our tag {} ({})",
+                    theirs.tag,
+                    offers[i].tag,
+                    theirs.suite
+                );
+            }
+            by_suite
+        })
         .ok_or_else(|| {
             NegotiationError::BadCrypto(format!(
                 "a=crypto tag {} ({}) answers none of ours",
                 theirs.tag, theirs.suite
             ))
         })?;
+    let ours = offers.swap_remove(at);
     Ok(Some(SrtpKeys {
         suite: theirs.suite,
         local: ours.key,

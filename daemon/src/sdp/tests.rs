@@ -357,11 +357,23 @@ mod sdes {
             answered(&offer, MediaEncryptionPolicy::None),
             Err(NegotiationError::BadDtls(e)) if e.contains("without a=fingerprint")
         ));
-        // An answer whose tag answers none of ours.
+        // An answer under another tag, for a suite we offered (baresip 1.0 with ICE):
+        // our key for that suite.
         let mine = ours(MediaEncryptionPolicy::Sdes);
         let (mut ans, _) = answered(&mine, MediaEncryptionPolicy::Sdes).unwrap();
         let line = ans.media[0].crypto[0].replacen('1', "7", 1);
         ans.media[0].crypto = vec![line];
+        let keys = read_answer(&mine, &ans).unwrap().srtp.unwrap();
+        let offered = Crypto::parse(&mine.media[0].crypto[0]).unwrap().unwrap();
+        assert_eq!((keys.suite, keys.local), (offered.suite, offered.key));
+        // One for a suite we did not offer answers none of ours.
+        let mine = Sdp {
+            media: vec![Media {
+                crypto: mine.media[0].crypto[1..].to_vec(),
+                ..mine.media[0].clone()
+            }],
+            ..mine
+        };
         assert!(matches!(
             read_answer(&mine, &ans),
             Err(NegotiationError::BadCrypto(e)) if e.contains("answers none of ours")

@@ -444,7 +444,9 @@ impl Call {
         self.info.transport.param().into()
     }
 
-    /// ICE on the media: "", checking, host, reflexive, relay or failed.
+    /// ICE on the media, when both sides have it ("" otherwise): checking, then the
+    /// nominated pair's path, host, reflexive (through a NAT's mapping) or relay (through
+    /// a TURN server), or failed.
     #[zbus(property)]
     fn ice(&self) -> String {
         self.info
