@@ -34,6 +34,14 @@ fn provider_with(sb: &Sandbox, homes: &[NatKind], defines: &[&str]) -> Net {
     Net { world, kam, turn }
 }
 
+/// Two homes behind port-restricted NATs, a provider that fixes SIP for NAT (baresip needs
+/// it to be called) and nothing of the media; and its STUN server's URI.
+fn two_homes(sb: &Sandbox) -> (Net, String) {
+    let net = provider_with(sb, &[NatKind::PortRestricted, NatKind::PortRestricted], &[]);
+    let stun = format!("stun:{}:3478", net.world.provider.ip);
+    (net, stun)
+}
+
 /// voipd at home as alice, with `account` lines added to its account.
 fn voipd_at_home(sb: &Sandbox, net: &Net, account: &str) -> Daemon {
     let registrar = net.world.provider.ip;
@@ -172,6 +180,19 @@ fn behind_a_port_restricted_nat_voipd_registers_calls_and_is_called_with_stun() 
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
 }
 
+/// The last call ended by the far side's BYE (not by the RTP timeout, say).
+fn ended_by_the_far_side(sb: &Sandbox, d: &Daemon) {
+    let out = sb.voipctl(&["--json", "history"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let history: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        history["entries"][0]["end_reason"],
+        "the other side hung up",
+        "{history}\n{}",
+        d.log()
+    );
+}
+
 /// The 100 ms blocks of `freq` in a recording.
 fn tone_in(path: &std::path::Path, freq: f64, other: f64) -> usize {
     let (x, rate) = voipd_tests::audio::read_wav(path);
@@ -216,16 +237,7 @@ fn a_router_that_forgets_its_mappings_mid_call_loses_neither_registration_nor_ca
     b.command("hangup", "");
     b.wait_event("CALL_CLOSED");
     wait_until(|| calls(&sb).is_empty(), "carol's BYE to end the call");
-    // Not the RTP timeout's doing.
-    let out = sb.voipctl(&["--json", "history"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let history: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
-    assert_eq!(
-        history["entries"][0]["end_reason"],
-        "the other side hung up",
-        "{history}\n{}",
-        d.log()
-    );
+    ended_by_the_far_side(&sb, &d);
     let heard = tone_in(&sb.path().join("voipd-heard.wav"), BARESIP_TONE, VOIPD_TONE);
     let theirs = b.received_recordings();
     assert_eq!(theirs.len(), 1, "{theirs:?}");
@@ -305,14 +317,7 @@ fn rtp_from_a_stranger_next_door_is_not_heard() {
 #[test]
 fn ice_finds_the_way_between_two_homes() {
     let sb = Sandbox::new();
-    // A provider that fixes SIP for NAT (baresip needs it to be called) and nothing of
-    // the media.
-    let net = provider_with(
-        &sb,
-        &[NatKind::PortRestricted, NatKind::PortRestricted],
-        &[],
-    );
-    let stun = format!("stun:{}:3478", net.world.provider.ip);
+    let (net, stun) = two_homes(&sb);
     let d = voipd_at_home(
         &sb,
         &net,
@@ -463,12 +468,7 @@ fn a_far_phone_behind_its_turn_relay_calls_voipd() {
 #[test]
 fn an_ice_call_outlives_the_consent_lifetime() {
     let sb = Sandbox::new();
-    let net = provider_with(
-        &sb,
-        &[NatKind::PortRestricted, NatKind::PortRestricted],
-        &[],
-    );
-    let stun = format!("stun:{}:3478", net.world.provider.ip);
+    let (net, stun) = two_homes(&sb);
     let d = voipd_at_home(&sb, &net, &format!("stun = \"{stun}\"\nice = true"));
     let mut b = carol_with_ice(&sb, &net, &net.world.homes[1].host);
     let out = sb.voipctl(&["dial", "carol"]);
@@ -495,11 +495,6 @@ fn an_ice_call_outlives_the_consent_lifetime() {
     b.command("hangup", "");
     b.wait_event("CALL_CLOSED");
     wait_until(|| calls(&sb).is_empty(), "carol's BYE to end the call");
-    let out = sb.voipctl(&["--json", "history"]);
-    let history: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
-    assert_eq!(
-        history["entries"][0]["end_reason"], "the other side hung up",
-        "{history}"
-    );
+    ended_by_the_far_side(&sb, &d);
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
 }

@@ -881,6 +881,17 @@ mod tests {
             }
         }
 
+        /// A controlling and a controlled agent, each told of the other.
+        async fn pair() -> (Side, Side) {
+            let mut a = Side::new(true).await;
+            let mut b = Side::new(false).await;
+            let (ua, pa) = (a.ice.local.ufrag.clone(), a.ice.local.passwd.clone());
+            let (ub, pb) = (b.ice.local.ufrag.clone(), b.ice.local.passwd.clone());
+            a.ice.set_remote(&ub, &pb, &b.ice.candidate_attrs());
+            b.ice.set_remote(&ua, &pa, &a.ice.candidate_attrs());
+            (a, b)
+        }
+
         fn turn(&mut self) {
             let refs: Vec<&UdpSocket> = self.hosts.iter().collect();
             self.ice.step(Instant::now(), &refs);
@@ -952,12 +963,7 @@ mod tests {
 
     #[tokio::test]
     async fn consent_is_lost_when_the_far_side_stops_answering() {
-        let mut a = Side::new(true).await;
-        let mut b = Side::new(false).await;
-        let (ua, pa) = (a.ice.local.ufrag.clone(), a.ice.local.passwd.clone());
-        let (ub, pb) = (b.ice.local.ufrag.clone(), b.ice.local.passwd.clone());
-        a.ice.set_remote(&ub, &pb, &b.ice.candidate_attrs());
-        b.ice.set_remote(&ua, &pa, &a.ice.candidate_attrs());
+        let (mut a, mut b) = Side::pair().await;
         run(&mut a, &mut b, |a, _| a.ice.selected(1).is_some());
         // b goes silent: a's checks go unanswered past the lifetime.
         let refs: Vec<&UdpSocket> = a.hosts.iter().collect();
@@ -975,12 +981,7 @@ mod tests {
     /// it wants to run far less often, and the transport steps it only then.
     #[tokio::test]
     async fn a_nominated_agent_sleeps_between_ticks() {
-        let mut a = Side::new(true).await;
-        let mut b = Side::new(false).await;
-        let (ua, pa) = (a.ice.local.ufrag.clone(), a.ice.local.passwd.clone());
-        let (ub, pb) = (b.ice.local.ufrag.clone(), b.ice.local.passwd.clone());
-        a.ice.set_remote(&ub, &pb, &b.ice.candidate_attrs());
-        b.ice.set_remote(&ua, &pa, &a.ice.candidate_attrs());
+        let (mut a, mut b) = Side::pair().await;
         run(&mut a, &mut b, |a, b| {
             (1..=2).all(|c| a.ice.selected(c).is_some() && b.ice.selected(c).is_some())
         });
