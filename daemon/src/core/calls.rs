@@ -150,6 +150,7 @@ pub struct CallInfo {
 /// How far ICE got on a call's media, and how long it took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IceInfo {
+    /// Where the checks are.
     pub state: IceState,
     /// Gathering our candidates (STUN answers, the TURN allocation) before our SDP.
     pub gathering: Duration,
