@@ -40,12 +40,7 @@ ice = $ice"
   sleep 1
   local idle; idle=$(rss "$apid")
   seq "$CONC" | XDG_RUNTIME_DIR="$d/a/run" xargs -P 8 -I{} "$bin/voipctl" dial --account alice "sip:bench{}@127.0.0.1:$bport" >/dev/null
-  local active=0
-  for _ in $(seq 120); do
-    active=$(XDG_RUNTIME_DIR="$d/a/run" "$bin/voipctl" --json calls | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin).get("calls",[]) if c["state"]=="active"))')
-    [ "$active" -ge "$CONC" ] && break
-    sleep 0.5
-  done
+  local active; active=$(wait_active "$d/a/run" "$CONC")
   sleep 3
   local peak; peak=$(rss "$apid")
   local ca; ca=$(cpu "$apid"); sleep 10; local cb; cb=$(cpu "$apid")

@@ -22,6 +22,18 @@ ticks=$(getconf CLK_TCK)
 
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# wait_active RUNDIR N: waits (up to 60 s) until the voipd whose runtime dir is RUNDIR has N
+# calls active; prints how many it has.
+wait_active() {
+  local active=0
+  for _ in $(seq 120); do
+    active=$(XDG_RUNTIME_DIR="$1" "$bin/voipctl" --json calls | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin).get("calls",[]) if c["state"]=="active"))')
+    [ "$active" -ge "$2" ] && break
+    sleep 0.5
+  done
+  echo "$active"
+}
+
 # voipd_config FILE LISTEN [LINE]: voipd listening on LISTEN (the body of a TOML list of
 # "TRANSPORT:IP:PORT"), with account alice whose provider is 127.0.0.1, G.711 only,
 # silence as input, nothing recorded, quiet logs; LINE is added to the account.

@@ -35,12 +35,7 @@ run() { # label account-lines
   local t0; t0=$(date +%s.%N)
   seq "$CONC" | XDG_RUNTIME_DIR="$d/run" xargs -P 8 -I{} "$bin/voipctl" dial --account alice "sip:bench{}@127.0.0.1:$sport" >/dev/null
   local t1; t1=$(date +%s.%N)
-  local active=0
-  for _ in $(seq 60); do
-    active=$(XDG_RUNTIME_DIR="$d/run" "$bin/voipctl" --json calls | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin).get("calls",[]) if c["state"]=="active"))')
-    [ "$active" -ge "$CONC" ] && break
-    sleep 0.5
-  done
+  local active; active=$(wait_active "$d/run" "$CONC")
   sleep 2
   local peak; peak=$(rss "$vpid")
   local ca; ca=$(cpu "$vpid"); sleep 5; local cb; cb=$(cpu "$vpid")

@@ -498,11 +498,6 @@ impl Ice {
     /// What component `i`'s agent asks for at `now`; when it next wants to run.
     fn poll_comp(&mut self, i: usize, now: Instant, events: &mut Vec<IceEvent>) -> Instant {
         let t = self.clock(now);
-        let behind_nat = self.candidates.iter().any(|c| {
-            c.component_id == i + 1
-                && c.candidate_type == CandidateType::ServerReflexive
-                && c.address != c.base_address
-        });
         // A bound, so that an agent that keeps asking cannot hold the engine; it goes on
         // at the next step.
         let mut next = now;
@@ -542,6 +537,11 @@ impl Ice {
                 }
                 AgentPoll::SelectedPair(p) => {
                     let pair = p.selected.candidate_pair().clone();
+                    let behind_nat = self.candidates.iter().any(|c| {
+                        c.component_id == i + 1
+                            && c.candidate_type == CandidateType::ServerReflexive
+                            && c.address != c.base_address
+                    });
                     let sel = Selected {
                         remote: pair.remote.address,
                         relayed: pair.local.candidate_type == CandidateType::Relayed,
