@@ -42,6 +42,9 @@ Examples:
   voipctl contacts import phone.vcf   vCards from another program (export: the reverse)
   voipctl contacts list           contacts with their presence (online, away, busy…)
   voipctl presence set away       what others see of us
+  voipctl forward set no-answer alice --after 15
+                                  unanswered calls go to Alice after 15 s of ringing
+  voipctl forward show            each account's forwarding (off: `forward off RULE`)
   voipctl completions bash        shell completion (bash, zsh, fish, elvish, powershell)
   voipctl man | man -l -          this help as a manual page
 
@@ -154,6 +157,50 @@ enum ContactsVerb {
         /// Write to this file instead
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+}
+
+/// The rules' names, for clap.
+const RULES: [&str; 4] = ["always", "busy", "no-answer", "unavailable"];
+
+#[derive(Subcommand)]
+enum ForwardVerb {
+    /// Each account's forwarding rules, and whether set live or by the configuration
+    Show {
+        /// Only this account
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Forward calls by a rule: always, busy (in a call, or do not disturb), no-answer
+    /// (after --after seconds) or unavailable (no sound device to answer with, or voipd
+    /// stopping); to a contact's name, a SIP URI, user@host, or a number or user at the
+    /// account's domain. Kept across restarts, over the configuration
+    Set {
+        #[arg(value_parser = RULES)]
+        rule: String,
+        /// Where calls go
+        #[arg(value_name = "WHOM")]
+        to: String,
+        /// no-answer: seconds of ringing first [default: 20]
+        #[arg(long, value_name = "SECS")]
+        after: Option<u32>,
+        /// The account [default: the first registered one]
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Turn a rule off (all rules when none is named), whatever the configuration says
+    Off {
+        #[arg(value_parser = RULES)]
+        rule: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Forget what was set live for a rule (or all): the configuration applies again
+    Clear {
+        #[arg(value_parser = RULES)]
+        rule: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
     },
 }
 
@@ -314,6 +361,11 @@ enum Verb {
         #[command(subcommand)]
         verb: PresenceVerb,
     },
+    /// Call forwarding (302) per account
+    Forward {
+        #[command(subcommand)]
+        verb: ForwardVerb,
+    },
     /// Print a shell completion script (e.g. `voipctl completions bash > /etc/bash_completion.d/voipctl`)
     Completions {
         #[arg(value_enum)]
@@ -433,6 +485,26 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Presence {
             verb: PresenceVerb::Show,
         } => cmd::contacts::show_presence(conn, out).await,
+        Verb::Forward { verb } => match verb {
+            ForwardVerb::Show { account } => cmd::forward::show(conn, out, account).await,
+            ForwardVerb::Set {
+                rule,
+                to,
+                after,
+                account,
+            } => cmd::forward::set(conn, out, account, rule, Some(to), after).await,
+            ForwardVerb::Off {
+                rule: Some(rule),
+                account,
+            } => cmd::forward::set(conn, out, account, rule, None, None).await,
+            ForwardVerb::Off {
+                rule: None,
+                account,
+            } => cmd::forward::off_all(conn, out, account, &RULES).await,
+            ForwardVerb::Clear { rule, account } => {
+                cmd::forward::clear(conn, out, account, rule).await
+            }
+        },
         // Handled in main, before connecting.
         Verb::Completions { .. } | Verb::Man => Ok(()),
     }

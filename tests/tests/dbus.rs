@@ -238,6 +238,54 @@ fn a_desktop_client_sees_and_drives_a_real_call_over_dbus() {
         seen.contains("'State': <'unregistered'>") && seen.contains("'State': <'registering'>"),
         "{seen}"
     );
+
+    // Call forwarding set over D-Bus: seen in the Forwarding property and its signal. A
+    // bad rule is refused, naming the argument, and changes nothing.
+    bus.busctl_ok(&[
+        "call",
+        NAME,
+        &acct,
+        ACCOUNT,
+        "SetForward",
+        "ssu",
+        "no-answer",
+        "bob",
+        "15",
+    ]);
+    assert_eq!(
+        bus.property(&acct, ACCOUNT, "Forwarding"),
+        "a(ssub) 4 \"always\" \"\" 0 false \"busy\" \"\" 0 false \"no-answer\" \"bob\" 15 true \"unavailable\" \"\" 0 false"
+    );
+    let bad = bus.busctl(&[
+        "call",
+        NAME,
+        &acct,
+        ACCOUNT,
+        "SetForward",
+        "ssu",
+        "sometimes",
+        "bob",
+        "0",
+    ]);
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("rule"),
+        "{}",
+        describe(&bad)
+    );
+    bus.busctl_ok(&["call", NAME, &acct, ACCOUNT, "ClearForward", "s", ""]);
+    wait_until(
+        || {
+            monitor
+                .text()
+                .contains("'Forwarding': <[('always', '', uint32 0, false)")
+        },
+        "Forwarding to change back in a signal",
+    );
+    assert!(
+        monitor.text().contains("('no-answer', 'bob', 15, true)"),
+        "{}",
+        monitor.text()
+    );
 }
 
 /// The ObjectManager's view, read in one call (`busctl tree` walks the objects one by one

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod calls;
 pub mod contacts;
+pub mod forward;
 pub mod history;
 pub mod messages;
 pub mod reload;

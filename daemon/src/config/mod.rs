@@ -3,6 +3,7 @@
 
 mod checks;
 mod error;
+mod forward;
 mod values;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,9 @@ use crate::sip::usage::session_timer::TimerPolicy;
 
 pub use checks::SoundDevices;
 pub use error::{ConfigError, Invalid};
+pub use forward::{
+    DEFAULT_AFTER_SECS, ForwardRule, ForwardTarget, Forwarding, check_after, check_target,
+};
 pub use values::*;
 
 /// The configuration in force when no file exists. Also documents the format: see
@@ -325,6 +329,8 @@ pub struct Account {
     pub session_timer: TimerPolicy,
     /// Incoming calls to this account ringing at once; more are answered 486.
     pub max_ringing: u32,
+    /// Where incoming calls are sent on, and when (live settings in the store win).
+    pub forward: Forwarding,
     id_span: std::ops::Range<usize>,
 }
 
@@ -367,6 +373,8 @@ struct RawAccount {
     min_se: u32,
     #[serde(default = "default_account_ringing")]
     max_ringing: u32,
+    #[serde(default)]
+    forward: Forwarding,
 }
 
 /// An account's TLS settings: the files as named, and what they hold once read.
@@ -498,6 +506,7 @@ impl TryFrom<RawAccount> for Account {
             ice: r.ice,
             turn: r.turn,
             max_ringing: r.max_ringing,
+            forward: r.forward,
             follow_redirects: r.follow_redirects,
             rel100: r.rel100,
             session_timer: TimerPolicy {
@@ -657,6 +666,23 @@ impl Config {
                     format!(
                         "{:?} is already the id of account[{first}]; ids must be unique",
                         a.id.as_str()
+                    ),
+                ));
+            }
+        }
+        for (i, a) in raw.accounts.iter().enumerate() {
+            if let Some(n) = a.forward.0.get(&ForwardRule::NoAnswer)
+                && n.after_secs >= raw.sip.ring_timeout_secs
+            {
+                return Err(ConfigError::invalid(
+                    origin,
+                    text,
+                    None,
+                    format!("account[{i}].forward.no_answer.after_secs"),
+                    format!(
+                        "{} is not below sip.ring_timeout_secs ({}): the call would be \
+                         answered 480 first",
+                        n.after_secs, raw.sip.ring_timeout_secs
                     ),
                 ));
             }

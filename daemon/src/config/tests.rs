@@ -151,6 +151,26 @@ fn bad_values_are_refused_with_the_field() {
             "at least 1 second",
         ),
         ("[sip]\nmax_ringing = 0\n", "sip.max_ringing", "at least 1"),
+        (
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nforward = { busy = \"sip:\" }\n",
+            "account[0].forward",
+            "busy: \"sip:\" is not a valid SIP URI",
+        ),
+        (
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nforward = { sometimes = \"bob\" }\n",
+            "account[0].forward.sometimes",
+            "unknown field",
+        ),
+        (
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nforward = { no_answer = { to = \"bob\", after_secs = 0 } }\n",
+            "account[0].forward",
+            "no_answer.after_secs: 0 is not between 1",
+        ),
+        (
+            "[sip]\nring_timeout_secs = 10\n[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nforward = { no_answer = { to = \"bob\", after_secs = 10 } }\n",
+            "account[0].forward.no_answer.after_secs",
+            "not below sip.ring_timeout_secs (10)",
+        ),
     ] {
         let e = invalid(text);
         assert_eq!(e.field, field, "{text}");

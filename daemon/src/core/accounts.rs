@@ -1,12 +1,14 @@
 //! The accounts the core keeps registered: one registration task each, started, replaced
 //! and stopped as the configuration says, their states gathered for the faces.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::forward::{ForwardSetting, Live};
 use super::{AccountInfo, CoreError};
-use crate::config::Account;
+use crate::config::{Account, ForwardRule, ForwardTarget};
 use crate::sip::registration::{self, RegAccount, RegCommand, RegHandle, RegState};
 use crate::sip::transaction::Endpoint;
 
@@ -21,9 +23,19 @@ struct Entry {
     config: Account,
     state: RegState,
     task: Option<RegHandle>,
+    /// Forwarding set through the API; it wins over the configuration's.
+    live: Live,
 }
 
 impl Entry {
+    /// Where `rule` sends calls now, if anywhere.
+    fn forward(&self, rule: ForwardRule) -> Option<ForwardTarget> {
+        match self.live.get(&rule) {
+            Some(live) => live.clone(),
+            None => self.config.forward.0.get(&rule).cloned(),
+        }
+    }
+
     fn info(&self) -> AccountInfo {
         AccountInfo {
             id: self.config.id.to_string(),
@@ -31,6 +43,14 @@ impl Entry {
             display_name: self.config.display_name.clone(),
             enabled: self.config.enabled,
             state: self.state.clone(),
+            forwarding: ForwardRule::ALL
+                .into_iter()
+                .map(|rule| ForwardSetting {
+                    rule,
+                    target: self.forward(rule),
+                    live: self.live.contains_key(&rule),
+                })
+                .collect(),
         }
     }
 }
@@ -74,6 +94,7 @@ impl Accounts {
             state: RegState::Unregistered,
             config,
             task,
+            live: BTreeMap::new(),
         }
     }
 
@@ -163,6 +184,40 @@ impl Accounts {
             .map(|e| e.config.clone()))
     }
 
+    /// Where `rule` of account `id` sends calls now.
+    pub(super) fn forward(&self, id: &str, rule: ForwardRule) -> Option<ForwardTarget> {
+        self.find(id).ok()?.forward(rule)
+    }
+
+    /// Sets (Some) or clears (None) `rule` of account `id` live: Some(None) is "off".
+    /// None for `rule` is every rule (clearing only).
+    pub(super) fn set_live(
+        &mut self,
+        id: &str,
+        rule: Option<ForwardRule>,
+        setting: Option<Option<ForwardTarget>>,
+    ) -> Result<AccountInfo, CoreError> {
+        self.find(id)?;
+        let e = self
+            .list
+            .iter_mut()
+            .find(|e| e.config.id.as_str() == id)
+            .ok_or_else(|| CoreError::NotFound {
+                what: "account",
+                id: id.into(),
+            })?;
+        match (rule, setting) {
+            (Some(rule), Some(s)) => {
+                e.live.insert(rule, s);
+            }
+            (Some(rule), None) => {
+                e.live.remove(&rule);
+            }
+            (None, _) => e.live.clear(),
+        }
+        Ok(e.info())
+    }
+
     /// A state report from a task; returns the account to announce if it is still ours.
     pub(super) fn update(&mut self, id: &str, state: RegState) -> Option<AccountInfo> {
         let e = self.list.iter_mut().find(|e| e.config.id.as_str() == id)?;
@@ -182,8 +237,10 @@ impl Accounts {
             match old.iter().position(|e| e.config.id == acc.id) {
                 Some(i) if old[i].config.same_settings(acc) => self.list.push(old.remove(i)),
                 Some(i) => {
-                    stop(old.remove(i));
-                    let e = self.entry(acc.clone());
+                    let was = old.remove(i);
+                    let mut e = self.entry(acc.clone());
+                    e.live = was.live.clone();
+                    stop(was);
                     changed.push(e.info());
                     self.list.push(e);
                 }

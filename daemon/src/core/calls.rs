@@ -8,9 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+use super::forward::ForwardPlan;
 use super::nat::{self, NatPrefs};
 use super::request::{Outbound, credentials, outbound};
-use crate::config::{Account, AnswerMode, AudioConfig, AudioEndpoint, MediaEncryptionPolicy};
+use crate::config::{
+    Account, AnswerMode, AudioConfig, AudioEndpoint, ForwardRule, MediaEncryptionPolicy,
+};
 use crate::media::codec::Codec;
 use crate::media::engine::MediaEngine;
 use crate::media::ice::Ice;
@@ -87,6 +90,11 @@ pub enum EndReason {
     Gone(String),
     /// The daemon stopped.
     DaemonStopped,
+    /// An incoming call sent on with 302 (not a missed call): by which rule, and where.
+    Forwarded {
+        rule: ForwardRule,
+        to: String,
+    },
     SoundTestOver,
     /// Something in voipd went wrong.
     Internal(String),
@@ -109,6 +117,7 @@ impl std::fmt::Display for EndReason {
             EndReason::SessionExpired => f.write_str("the far side stopped refreshing the session"),
             EndReason::RefreshFailed(why) => write!(f, "session refresh failed: {why}"),
             EndReason::DaemonStopped => f.write_str("daemon stopped"),
+            EndReason::Forwarded { rule, to } => write!(f, "forwarded ({}) to {to}", rule.name()),
             EndReason::SoundTestOver => f.write_str("sound test over"),
             EndReason::Internal(why) => write!(f, "internal error: {why}"),
         }
@@ -261,6 +270,8 @@ pub(super) enum CallCommand {
     /// Refuse a ringing call with this status (486 busy, 603 decline).
     Reject(u16),
     Hangup,
+    /// voipd is stopping: hang up, or forward a ringing call as `unavailable` says.
+    Stop,
     Hold,
     Resume,
     Mute(bool),
@@ -293,6 +304,8 @@ pub(super) enum CallUpdate {
     Unread(u32),
     /// Our presence as the user last set it, read at start.
     OwnPresence(super::presence::Presence),
+    /// Call forwarding set live, as the store kept it.
+    LiveForwarding(Vec<crate::store::LiveForward>),
     /// The address book as it is now, from the n-th read (after a change).
     Contacts(u64, Vec<crate::store::Contact>),
     /// Registrars and outbound proxies (by URI) and the addresses DNS gave for them now.
@@ -1003,7 +1016,7 @@ impl Call {
                 cmd = self.commands.recv() => {
                     let Some(cmd) = cmd else { break (200, EndReason::DaemonStopped) };
                     match cmd {
-                        CallCommand::Hangup | CallCommand::Reject(_) => {
+                        CallCommand::Hangup | CallCommand::Reject(_) | CallCommand::Stop => {
                             self.bye(&mut dialog).await;
                             break (200, EndReason::HungUp);
                         }
@@ -1116,7 +1129,7 @@ pub(super) fn new_info(
 
 /// What a person must be told when `audio` names a sound device and there is none, so
 /// that a silent call is not a mystery.
-fn audio_note(audio: &AudioConfig) -> Option<String> {
+pub(super) fn audio_note(audio: &AudioConfig) -> Option<String> {
     let device =
         |ep: &AudioEndpoint| matches!(ep, AudioEndpoint::Default | AudioEndpoint::Device(_));
     let (input, output) = (device(&audio.input), device(&audio.output));
@@ -1268,7 +1281,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
             r = init.wait() => r,
             cmd = call.commands.recv(), if !cancelled => {
                 match cmd {
-                    Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => {
+                    Some(CallCommand::Hangup | CallCommand::Reject(_) | CallCommand::Stop) | None => {
                         cancelled = true;
                         if let Err(e) = init.cancel().await {
                             return call.end(487, EndReason::Failed(format!("cancelled ({e})"))).await;
@@ -1378,6 +1391,7 @@ pub(super) fn incoming(
     id: u64,
     account: Option<Account>,
     tu: TuRequest,
+    forward: ForwardPlan,
 ) -> CallHandle {
     let (tx, rx) = mpsc::channel(16);
     let live = Arc::new(LiveStats::default());
@@ -1407,7 +1421,7 @@ pub(super) fn incoming(
         rtcp: None,
         ice: None,
     };
-    tokio::spawn(answer_flow(call, account, tu));
+    tokio::spawn(answer_flow(call, account, tu, forward));
     CallHandle {
         commands: tx,
         live,
@@ -1415,7 +1429,32 @@ pub(super) fn incoming(
     }
 }
 
-async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
+/// Answers the INVITE 302 with `to` in Contact (RFC 3261 §8.3.1), and ends the call.
+async fn forward(
+    call: &mut Call,
+    tu: &TuRequest,
+    mut resp: crate::sip::message::Response,
+    rule: ForwardRule,
+    to: &crate::sip::uri::SipUri,
+) {
+    tracing::info!(
+        call_id = call.info.id,
+        "forwarding ({}) to {to}",
+        rule.name()
+    );
+    resp.headers.push(Name::Contact, format!("<{to}>"));
+    tu.tx.respond(resp).await;
+    call.end(
+        302,
+        EndReason::Forwarded {
+            rule,
+            to: to.to_string(),
+        },
+    )
+    .await;
+}
+
+async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest, plan: ForwardPlan) {
     let req = tu.request.clone();
     let local_tag = random_token(10);
     let respond = |code: u16, reason: &str| {
@@ -1441,6 +1480,11 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
         }
     };
     call.info.transport = tu.from.proto;
+    // Sent on before anything else: the target may take what we could not.
+    if let Some((rule, to)) = &plan.now {
+        call.report().await;
+        return forward(&mut call, &tu, respond(302, reason_phrase(302)), *rule, to).await;
+    }
     // An offer we could not answer is refused now, not after it has rung.
     if let Some(o) = &offer
         && let Err(e) = sdp::answer(
@@ -1533,10 +1577,19 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
     };
     tokio::pin!(auto);
     let give_up = tokio::time::Instant::now() + call.ctx.ring_timeout;
+    let no_answer = plan
+        .no_answer
+        .as_ref()
+        .map(|(_, after)| tokio::time::Instant::now() + *after);
     loop {
         let again = ringing.as_ref().and_then(Reliable1xx::due);
         tokio::select! {
             () = &mut auto => break,
+            () = sleep_until_opt(no_answer) => {
+                if let Some((to, _)) = &plan.no_answer {
+                    return forward(&mut call, &tu, respond(302, reason_phrase(302)), ForwardRule::NoAnswer, to).await;
+                }
+            }
             () = tokio::time::sleep_until(give_up) => {
                 let secs = call.ctx.ring_timeout.as_secs();
                 tracing::info!(call_id = call.info.id, "not answered in {secs}s; answering 480");
@@ -1568,6 +1621,13 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 Some(CallCommand::Hangup) | None => {
                     tu.tx.respond(respond(603, reason_phrase(603))).await;
                     return call.end(603, EndReason::Rejected).await;
+                }
+                Some(CallCommand::Stop) => {
+                    if let Some(to) = &plan.unavailable {
+                        return forward(&mut call, &tu, respond(302, reason_phrase(302)), ForwardRule::Unavailable, to).await;
+                    }
+                    tu.tx.respond(respond(480, reason_phrase(480))).await;
+                    return call.end(480, EndReason::DaemonStopped).await;
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 Some(CallCommand::Request(other)) => {
@@ -1682,7 +1742,7 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest) {
                 }
                 // A reject that raced our answer (the core still saw it ringing) ends
                 // the call as a hang-up does: the core shows it ending already.
-                Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => {
+                Some(CallCommand::Hangup | CallCommand::Reject(_) | CallCommand::Stop) | None => {
                     let mut d = dialog.clone();
                     call.bye(&mut d).await;
                     return call.end(200, EndReason::HungUp).await;
@@ -1812,7 +1872,7 @@ async fn echo_call(mut call: Call) {
     loop {
         tokio::select! {
             cmd = call.commands.recv() => match cmd {
-                Some(CallCommand::Hangup | CallCommand::Reject(_)) | None => break,
+                Some(CallCommand::Hangup | CallCommand::Reject(_) | CallCommand::Stop) | None => break,
                 Some(CallCommand::Mute(on)) => {
                     call.info.muted = on;
                     media.session.update(&media.negotiated.mid, params(&media.negotiated, on));

@@ -571,6 +571,7 @@ mod tests {
             display_name: None,
             enabled,
             state: super::super::RegState::Unregistered,
+            forwarding: Vec::new(),
         };
         assert_eq!(phone_context(&[]), None);
         assert_eq!(

@@ -5,6 +5,7 @@ mod accounts;
 mod calls;
 mod contacts;
 mod events;
+mod forward;
 mod inbound;
 mod messages;
 mod nat;
@@ -26,6 +27,7 @@ pub use calls::{
     CallDirection, CallInfo, CallState, EndReason, Endpoints, IceInfo, IceState, MediaEncryption,
 };
 pub use contacts::ContactInfo;
+pub use forward::ForwardSetting;
 pub use inbound::StrangerStats;
 pub use presence::{Presence, PresenceStatus};
 
@@ -72,6 +74,8 @@ pub struct AccountInfo {
     pub display_name: Option<String>,
     pub enabled: bool,
     pub state: RegState,
+    /// Each forwarding rule, in `ForwardRule::ALL`'s order.
+    pub forwarding: Vec<ForwardSetting>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -298,6 +298,17 @@ impl Presences {
         self.index.find(uri).and_then(|i| self.contacts.get(i))
     }
 
+    /// The contact named `name` (letter case aside), if exactly one is.
+    pub(super) fn named(&self, name: &str) -> Option<&Contact> {
+        let name = name.trim();
+        let mut found = self
+            .contacts
+            .iter()
+            .filter(|c| c.name.eq_ignore_ascii_case(name));
+        let first = found.next();
+        found.next().is_none().then_some(first).flatten()
+    }
+
     /// Who may follow our presence now, by their From: as `share` says, "contacts" meaning
     /// those `contact_of` finds. Its own (shared) copy, for the notifier to ask.
     pub(super) fn sharing(&self, share: PresenceShare) -> Sharing {

@@ -6,6 +6,7 @@
 //! a loud log line and a new one made — never silently emptied.
 
 mod contacts;
+mod forwarding;
 mod history;
 mod messages;
 mod schema;
@@ -18,6 +19,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use contacts::{Contact, ContactEdit, Imported, NewContact};
+pub use forwarding::LiveForward;
 pub use history::{CallRecord, HistoryEntry, HistoryQuery};
 pub use messages::{Incoming, MessageEntry};
 

@@ -106,6 +106,15 @@ const STEPS: &[&str] = &[
     // transport they used was not kept ('').
     "ALTER TABLE calls ADD COLUMN media_encryption TEXT NOT NULL DEFAULT 'none';
     ALTER TABLE calls ADD COLUMN transport TEXT NOT NULL DEFAULT '';",
+    // 9: call forwarding set through the API, per account and rule; they win over the
+    // configuration until cleared. A NULL target is "off", which wins too.
+    "CREATE TABLE forwarding (
+        account TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        target TEXT,
+        after_secs INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, rule)
+    ) WITHOUT ROWID;",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;

@@ -277,6 +277,47 @@ impl Account {
         Ok(())
     }
 
+    /// Sets one call-forwarding rule (always, busy, no-answer, unavailable) live: to a SIP
+    /// URI, number, user or contact's name; an empty `to` turns the rule off. `after_secs`
+    /// is for no-answer (0: 20).
+    async fn set_forward(&self, rule: &str, to: &str, after_secs: u32) -> Result<(), VoipdError> {
+        self.phone
+            .set_forward(
+                Some(&self.info.id),
+                rule,
+                Some(to).filter(|t| !t.is_empty()),
+                Some(after_secs).filter(|s| *s > 0),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets what was set live for `rule` (empty: every rule); the configuration applies.
+    async fn clear_forward(&self, rule: &str) -> Result<(), VoipdError> {
+        self.phone
+            .clear_forward(Some(&self.info.id), Some(rule).filter(|r| !r.is_empty()))
+            .await?;
+        Ok(())
+    }
+
+    /// Each forwarding rule: its name, where calls go (empty: off), seconds of ringing
+    /// first (no-answer), and whether it was set live rather than by the configuration.
+    #[zbus(property)]
+    fn forwarding(&self) -> Vec<(String, String, u32, bool)> {
+        self.info
+            .forwarding
+            .iter()
+            .map(|f| {
+                (
+                    f.rule.name().to_string(),
+                    f.target.as_ref().map(|t| t.to.clone()).unwrap_or_default(),
+                    f.target.as_ref().map_or(0, |t| t.after_secs),
+                    f.live,
+                )
+            })
+            .collect()
+    }
+
     #[zbus(property)]
     fn id(&self) -> String {
         self.info.id.clone()

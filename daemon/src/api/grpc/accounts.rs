@@ -47,6 +47,40 @@ impl pb::accounts_server::Accounts for AccountsService {
         Ok(Response::new(a.into()))
     }
 
+    async fn set_forward(
+        &self,
+        r: Request<pb::SetForwardRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        let r = r.into_inner();
+        let a = self
+            .phone
+            .set_forward(
+                Some(r.account.as_str()).filter(|a| !a.is_empty()),
+                &r.rule,
+                Some(r.to.as_str()).filter(|t| !t.is_empty()),
+                Some(r.after_secs).filter(|s| *s > 0),
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(a.into()))
+    }
+
+    async fn clear_forward(
+        &self,
+        r: Request<pb::ClearForwardRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        let r = r.into_inner();
+        let a = self
+            .phone
+            .clear_forward(
+                Some(r.account.as_str()).filter(|a| !a.is_empty()),
+                Some(r.rule.as_str()).filter(|a| !a.is_empty()),
+            )
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(a.into()))
+    }
+
     async fn unregister(
         &self,
         r: Request<pb::AccountRequest>,

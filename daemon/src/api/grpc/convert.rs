@@ -119,6 +119,16 @@ impl From<AccountInfo> for pb::Account {
             aor: a.aor,
             display_name: a.display_name.unwrap_or_default(),
             enabled: a.enabled,
+            forwarding: a
+                .forwarding
+                .into_iter()
+                .map(|f| pb::Forward {
+                    rule: f.rule.name().into(),
+                    after_secs: f.target.as_ref().map_or(0, |t| t.after_secs),
+                    to: f.target.map(|t| t.to).unwrap_or_default(),
+                    live: f.live,
+                })
+                .collect(),
             ..Default::default()
         };
         let state = match a.state {

@@ -136,7 +136,9 @@ impl Phone {
                     && info.answered.is_none()
                     && !matches!(
                         reason,
-                        calls::EndReason::Rejected | calls::EndReason::Refused(_)
+                        calls::EndReason::Rejected
+                            | calls::EndReason::Refused(_)
+                            | calls::EndReason::Forwarded { .. }
                     ),
                 end_reason: reason.to_string(),
                 media_encryption: info.media_encryption.name().into(),
@@ -338,7 +340,7 @@ impl Phone {
     /// Ends every call before shutdown, waiting a little for the BYEs to be answered.
     pub(super) async fn hang_up_all(&mut self, call_rx: &mut mpsc::Receiver<CallUpdate>) {
         for c in self.calls.values() {
-            let _ = c.commands.try_send(CallCommand::Hangup);
+            let _ = c.commands.try_send(CallCommand::Stop);
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         while !self.calls.is_empty() {

@@ -68,7 +68,7 @@ impl Phone {
 }
 
 /// Whom to reach, completed as a user types it; errors name `field` (the argument it came in).
-pub(super) fn dial_target(
+pub(in crate::core) fn dial_target(
     field: &'static str,
     input: &str,
     account: Option<&crate::config::Account>,

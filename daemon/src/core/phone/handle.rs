@@ -3,7 +3,7 @@
 use super::*;
 
 impl PhoneHandle {
-    async fn ask<T>(
+    pub(super) async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, CoreError> {

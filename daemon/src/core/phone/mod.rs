@@ -21,13 +21,15 @@ use crate::sip::uri::{SipUri, Uri};
 
 mod call_table;
 mod directory;
+mod forwarding;
 mod handle;
 mod messaging;
 mod providers;
 mod router;
 
 use call_table::CallEntry;
-use directory::dial_target;
+pub(super) use directory::dial_target;
+use forwarding::ForwardChange;
 use messaging::receive_message;
 
 /// The settings key of our presence: "STATUS\tNOTE".
@@ -79,6 +81,18 @@ enum Command {
     ContactNames(Vec<String>, oneshot::Sender<Vec<Option<String>>>),
     SetPresence(Presence, oneshot::Sender<Presence>),
     OwnPresence(oneshot::Sender<Presence>),
+    /// Which account a forwarding change is for, checked; nothing changes yet.
+    CheckForward(
+        Option<String>,
+        ForwardChange,
+        oneshot::Sender<Result<String, CoreError>>,
+    ),
+    /// A forwarding change the store holds now.
+    ApplyForward(
+        String,
+        ForwardChange,
+        oneshot::Sender<Result<AccountInfo, CoreError>>,
+    ),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -218,6 +232,7 @@ impl Phone {
         phone.resume_outbox();
         phone.read_contacts();
         phone.read_own_presence();
+        phone.read_forwarding();
         let task = tokio::spawn(phone.run(rx, reg_updates, requests, call_rx));
         (handle, task)
     }
@@ -355,6 +370,12 @@ impl Phone {
             Command::OwnPresence(reply) => {
                 let _ = reply.send(self.presence.own());
             }
+            Command::CheckForward(account, change, reply) => {
+                let _ = reply.send(self.check_forward(account.as_deref(), &change));
+            }
+            Command::ApplyForward(account, change, reply) => {
+                let _ = reply.send(self.apply_forward(&account, change));
+            }
             Command::Shutdown { reason, done } => {
                 tracing::info!("shutting down: {reason}");
                 self.events.emit(EventKind::ShuttingDown { reason });
@@ -438,6 +459,10 @@ impl Phone {
             }
             CallUpdate::Unread(count) => {
                 self.events.emit(EventKind::UnreadMessages { count });
+                return;
+            }
+            CallUpdate::LiveForwarding(list) => {
+                self.live_forwarding_read(list);
                 return;
             }
             CallUpdate::Providers(found) => {

@@ -44,7 +44,11 @@ impl Phone {
                     .from()
                     .map_or_else(String::new, |f| f.uri.to_string())
             );
-            let handle = calls::incoming(ctx, id, account, req);
+            let plan = account
+                .as_ref()
+                .map(|a| self.forward_plan(a))
+                .unwrap_or_default();
+            let handle = calls::incoming(ctx, id, account, req, plan);
             self.track(id, sip_call_id, handle);
             return;
         }

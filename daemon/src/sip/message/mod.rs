@@ -301,6 +301,7 @@ pub fn reason_phrase(code: u16) -> &'static str {
         183 => "Session Progress",
         200 => "OK",
         202 => "Accepted",
+        302 => "Moved Temporarily",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
