@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "voipd/v1/events.proto",
         "voipd/v1/history.proto",
         "voipd/v1/messages.proto",
+        "voipd/v1/voicemail.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

@@ -45,6 +45,8 @@ Examples:
   voipctl forward set no-answer alice --after 15
                                   unanswered calls go to Alice after 15 s of ringing
   voipctl forward show            each account's forwarding (off: `forward off RULE`)
+  voipctl voicemail list          the answering machine's messages, new ones marked
+  voipctl voicemail play 3 --output file:/tmp/3.wav   (no --output: the speaker)
   voipctl completions bash        shell completion (bash, zsh, fish, elvish, powershell)
   voipctl man | man -l -          this help as a manual page
 
@@ -205,6 +207,34 @@ enum ForwardVerb {
 }
 
 #[derive(Subcommand)]
+enum VoicemailVerb {
+    /// The messages, newest first, new ones marked
+    List {
+        /// At most this many
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u32,
+    },
+    /// Play a message (and mark it heard) [default: to the configured audio.output]
+    Play {
+        id: i64,
+        /// Where to: "file:/path.wav", a sound device, "default"
+        #[arg(long, value_name = "ENDPOINT", value_parser = absolute_file)]
+        output: Option<String>,
+    },
+    /// Write a message's audio (WAV) to FILE (`-`: standard output)
+    Export { id: i64, file: PathBuf },
+    /// Remove a message and its audio
+    Delete { id: i64 },
+    /// Mark a message heard (--not: new again)
+    Heard {
+        id: i64,
+        /// Mark it new again instead
+        #[arg(long)]
+        not: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum PresenceVerb {
     /// Show the presence others see of us
     Show,
@@ -361,6 +391,11 @@ enum Verb {
         #[command(subcommand)]
         verb: PresenceVerb,
     },
+    /// The answering machine's messages
+    Voicemail {
+        #[command(subcommand)]
+        verb: VoicemailVerb,
+    },
     /// Call forwarding (302) per account
     Forward {
         #[command(subcommand)]
@@ -485,6 +520,13 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Presence {
             verb: PresenceVerb::Show,
         } => cmd::contacts::show_presence(conn, out).await,
+        Verb::Voicemail { verb } => match verb {
+            VoicemailVerb::List { limit } => cmd::voicemail::list(conn, out, limit).await,
+            VoicemailVerb::Play { id, output } => cmd::voicemail::play(conn, out, id, output).await,
+            VoicemailVerb::Export { id, file } => cmd::voicemail::export(conn, out, id, file).await,
+            VoicemailVerb::Delete { id } => cmd::voicemail::delete(conn, out, id).await,
+            VoicemailVerb::Heard { id, not } => cmd::voicemail::heard(conn, out, id, !not).await,
+        },
         Verb::Forward { verb } => match verb {
             ForwardVerb::Show { account } => cmd::forward::show(conn, out, account).await,
             ForwardVerb::Set {

@@ -6,6 +6,16 @@ use voipd_tests::*;
 /// (config text, what the message must contain: file:line:col: field).
 const BAD_CONFIGS: &[(&str, &str, &str)] = &[
     (
+        "missing greeting",
+        "[[account]]\nid = \"home\"\naor = \"sip:alice@example.com\"\nanswering_machine = { greeting = \"/nonexistent/greeting.wav\" }\n",
+        "config.toml:4:34: account[0].answering_machine.greeting: /nonexistent/greeting.wav: No such file",
+    ),
+    (
+        "unreadable greeting",
+        "[[account]]\nid = \"home\"\naor = \"sip:alice@example.com\"\nanswering_machine = { greeting = \"/etc/hostname\" }\n",
+        "account[0].answering_machine.greeting: /etc/hostname: not a WAV file; give a 16-bit PCM WAV file",
+    ),
+    (
         "unknown key",
         "[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\nlisen = []\n",
         "config.toml:3:1: sip.lisen: unknown field `lisen`",

@@ -582,6 +582,7 @@ fn the_committed_introspection_is_what_the_daemon_serves() {
     for (iface, path) in [
         (MANAGER, ROOT.to_string()),
         (CONTACTS, ROOT.to_string()),
+        ("org.voipd.Voicemail1", ROOT.to_string()),
         (ACCOUNT, format!("{ROOT}/account/alice")),
         (CALL, call.clone()),
     ] {

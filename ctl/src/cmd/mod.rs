@@ -9,4 +9,5 @@ pub mod messages;
 pub mod reload;
 pub mod shutdown;
 pub mod status;
+pub mod voicemail;
 pub mod watch;

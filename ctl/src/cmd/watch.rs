@@ -223,5 +223,14 @@ fn describe(ev: &Event) -> Option<String> {
                 i.added, i.updated
             )
         }
+        Kind::VoicemailReceived(v) => format!(
+            "voicemail {} from {}, {} s",
+            v.id,
+            crate::output::who(&v.contact, "", &v.caller),
+            v.duration_ms / 1000
+        ),
+        Kind::VoicemailsChanged(c) => {
+            format!("{} new voicemail(s) (voipctl voicemail list)", c.unheard)
+        }
     })
 }

@@ -66,6 +66,13 @@ struct AudioPlaces {
 struct AccountPlaces {
     password_file: At,
     tls: Option<AccountTlsPlaces>,
+    answering_machine: Option<MachinePlaces>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct MachinePlaces {
+    greeting: At,
 }
 
 #[derive(Default, Deserialize)]
@@ -166,6 +173,7 @@ pub(super) fn resolve_files(config: &mut Config, text: &str, origin: &str) -> Ve
     sip_tls(config, &places.sip, &mut r);
     for (i, account) in config.accounts.iter_mut().enumerate() {
         account_tls(account, i, places.account.get(i), &mut r);
+        greeting(account, i, places.account.get(i), &mut r);
         let Some(path) = &account.password_file else {
             continue;
         };
@@ -179,6 +187,45 @@ pub(super) fn resolve_files(config: &mut Config, text: &str, origin: &str) -> Ve
         }
     }
     r.problems
+}
+
+/// Reads an answering machine's greeting: a WAV file it can play.
+fn greeting(
+    account: &mut super::Account,
+    i: usize,
+    places: Option<&AccountPlaces>,
+    r: &mut Report<'_>,
+) {
+    let Some(m) = &mut account.answering_machine else {
+        return;
+    };
+    let Some(path) = &m.greeting else { return };
+    let at = places
+        .and_then(|p| p.answering_machine.as_ref())
+        .map(|p| &p.greeting);
+    let field = format!("account[{i}].answering_machine.greeting");
+    if let Err(msg) = must_be_absolute(path, "/var/lib/voipd", str::to_string) {
+        return r.add(at, field, msg);
+    }
+    match crate::media::wav::read(path) {
+        Ok((samples, rate)) if !samples.is_empty() && rate >= 8000 => {
+            let g = crate::media::record::Prompt {
+                samples: samples.into(),
+                rate,
+            };
+            m.prompt = crate::media::record::Prompt::machine(Some(&g));
+        }
+        Ok(_) => r.add(
+            at,
+            field,
+            format!("{} holds no audio at 8000 Hz or more", path.display()),
+        ),
+        Err(e) => r.add(
+            at,
+            field,
+            format!("{e}; give a 16-bit PCM WAV file voipd can read"),
+        ),
+    }
 }
 
 /// Reads the TLS listeners' certificate and key, and checks that they go together.

@@ -4,6 +4,7 @@
 mod checks;
 mod error;
 mod forward;
+mod machine;
 mod values;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ pub use error::{ConfigError, Invalid};
 pub use forward::{
     DEFAULT_AFTER_SECS, ForwardRule, ForwardTarget, Forwarding, check_after, check_target,
 };
+pub use machine::{AnsweringMachine, VoicemailConfig};
 pub use values::*;
 
 /// The configuration in force when no file exists. Also documents the format: see
@@ -36,6 +38,7 @@ pub struct Config {
     pub sip: SipConfig,
     pub audio: AudioConfig,
     pub presence: PresenceConfig,
+    pub voicemail: VoicemailConfig,
     pub accounts: Vec<Account>,
 }
 
@@ -331,6 +334,8 @@ pub struct Account {
     pub max_ringing: u32,
     /// Where incoming calls are sent on, and when (live settings in the store win).
     pub forward: Forwarding,
+    /// Takes messages when no one answers.
+    pub answering_machine: Option<AnsweringMachine>,
     id_span: std::ops::Range<usize>,
 }
 
@@ -375,6 +380,7 @@ struct RawAccount {
     max_ringing: u32,
     #[serde(default)]
     forward: Forwarding,
+    answering_machine: Option<AnsweringMachine>,
 }
 
 /// An account's TLS settings: the files as named, and what they hold once read.
@@ -507,6 +513,7 @@ impl TryFrom<RawAccount> for Account {
             turn: r.turn,
             max_ringing: r.max_ringing,
             forward: r.forward,
+            answering_machine: r.answering_machine,
             follow_redirects: r.follow_redirects,
             rel100: r.rel100,
             session_timer: TimerPolicy {
@@ -530,6 +537,8 @@ struct RawConfig {
     audio: AudioConfig,
     #[serde(default)]
     presence: PresenceConfig,
+    #[serde(default)]
+    voicemail: VoicemailConfig,
     #[serde(default, rename = "account")]
     accounts: Vec<Account>,
 }
@@ -671,6 +680,21 @@ impl Config {
             }
         }
         for (i, a) in raw.accounts.iter().enumerate() {
+            if let Some(m) = &a.answering_machine
+                && m.after_secs >= raw.sip.ring_timeout_secs
+            {
+                return Err(ConfigError::invalid(
+                    origin,
+                    text,
+                    None,
+                    format!("account[{i}].answering_machine.after_secs"),
+                    format!(
+                        "{} is not below sip.ring_timeout_secs ({}): the call would be \
+                         answered 480 first",
+                        m.after_secs, raw.sip.ring_timeout_secs
+                    ),
+                ));
+            }
             if let Some(n) = a.forward.0.get(&ForwardRule::NoAnswer)
                 && n.after_secs >= raw.sip.ring_timeout_secs
             {
@@ -727,6 +751,7 @@ impl Config {
             sip: raw.sip,
             audio: raw.audio,
             presence: raw.presence,
+            voicemail: raw.voicemail,
             accounts: raw.accounts,
         })
     }
@@ -794,6 +819,9 @@ impl Config {
         }
         if self.audio != old.audio {
             d.applied.push("audio (for new calls)".into());
+        }
+        if self.voicemail != old.voicemail {
+            d.applied.push("voicemail".into());
         }
         if self.presence != old.presence {
             d.applied.push("presence".into());

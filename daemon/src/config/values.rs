@@ -57,6 +57,11 @@ pub enum AudioEndpoint {
     FileOnce(PathBuf),
     /// A sine tone of this many Hz (input only).
     Tone(f32),
+    /// Audio held in memory, played once (the answering machine's greeting); not written
+    /// in a configuration.
+    Prompt(crate::media::record::Prompt),
+    /// The answering machine's recording (output only); not written in a configuration.
+    Record(crate::media::record::Recorder),
 }
 
 impl TryFrom<String> for AudioEndpoint {

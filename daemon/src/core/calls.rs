@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 use super::forward::ForwardPlan;
+use super::machine::{Machine, MachinePlan};
 use super::nat::{self, NatPrefs};
 use super::request::{Outbound, credentials, outbound};
 use crate::config::{
@@ -95,6 +96,8 @@ pub enum EndReason {
         rule: ForwardRule,
         to: String,
     },
+    /// The answering machine took the call (a missed call, maybe with a message).
+    AnsweringMachine(String),
     SoundTestOver,
     /// Something in voipd went wrong.
     Internal(String),
@@ -118,6 +121,7 @@ impl std::fmt::Display for EndReason {
             EndReason::RefreshFailed(why) => write!(f, "session refresh failed: {why}"),
             EndReason::DaemonStopped => f.write_str("daemon stopped"),
             EndReason::Forwarded { rule, to } => write!(f, "forwarded ({}) to {to}", rule.name()),
+            EndReason::AnsweringMachine(how) => write!(f, "answering machine: {how}"),
             EndReason::SoundTestOver => f.write_str("sound test over"),
             EndReason::Internal(why) => write!(f, "internal error: {why}"),
         }
@@ -306,6 +310,8 @@ pub(super) enum CallUpdate {
     OwnPresence(super::presence::Presence),
     /// Call forwarding set live, as the store kept it.
     LiveForwarding(Vec<crate::store::LiveForward>),
+    /// The answering machine kept a message.
+    VoicemailKept(Box<super::machine::Kept>),
     /// The address book as it is now, from the n-th read (after a change).
     Contacts(u64, Vec<crate::store::Contact>),
     /// Registrars and outbound proxies (by URI) and the addresses DNS gave for them now.
@@ -340,6 +346,8 @@ struct Call {
     mapping: Option<MappingWatch>,
     rtcp: Option<std::net::UdpSocket>,
     ice: Option<Box<Ice>>,
+    /// The answering machine, when it took this call.
+    machine: Option<Machine>,
 }
 
 /// What the call's account asks of its media.
@@ -936,12 +944,20 @@ impl Call {
         self.refreshed = tokio::time::Instant::now();
         self.set(CallState::Active).await;
         let mut refresh_retry = None;
+        let mut machine_check = tokio::time::interval(Duration::from_millis(250));
         let (code, reason) = loop {
             let timer_due = self.timer.map(|t| match t.refresher {
                 Refresher::Us => refresh_retry.unwrap_or(self.refreshed + t.refresh_after()),
                 Refresher::Them => self.refreshed + t.expire_after(),
             });
             tokio::select! {
+                _ = machine_check.tick(), if self.machine.is_some() => {
+                    if let Some(why) = self.machine.as_ref().and_then(Machine::over) {
+                        tracing::info!(call_id = self.info.id, "answering machine: {why}; hanging up");
+                        self.bye(&mut dialog).await;
+                        break (200, EndReason::HungUp);
+                    }
+                }
                 () = sleep_until_opt(timer_due) => {
                     match self.timer {
                         Some(t) if t.refresher == Refresher::Us => {
@@ -1093,7 +1109,29 @@ impl Call {
             }
         };
         self.info.stats = media.session.stop().await;
-        self.end(code, reason).await;
+        let Some(machine) = self.machine.take() else {
+            return self.end(code, reason).await;
+        };
+        // The recording is closed now: the call ends, then its message is kept.
+        let how = match reason {
+            EndReason::RemoteHungUp | EndReason::HungUp => "message taken".to_string(),
+            other => other.to_string(),
+        };
+        self.end(code, EndReason::AnsweringMachine(how)).await;
+        if let Some(kept) = machine.keep().await {
+            let vm = &kept.voicemail;
+            tracing::info!(
+                call_id = self.info.id,
+                "voicemail {} kept ({} s)",
+                vm.id,
+                vm.duration.as_secs()
+            );
+            let _ = self
+                .ctx
+                .updates
+                .send(CallUpdate::VoicemailKept(Box::new(kept)))
+                .await;
+        }
     }
 }
 
@@ -1184,6 +1222,7 @@ pub(super) fn dial(
         mapping: None,
         rtcp: None,
         ice: None,
+        machine: None,
     };
     tokio::spawn(outgoing(call, account, uri, sip_call_id));
     CallHandle {
@@ -1392,6 +1431,7 @@ pub(super) fn incoming(
     account: Option<Account>,
     tu: TuRequest,
     forward: ForwardPlan,
+    machine: Option<MachinePlan>,
 ) -> CallHandle {
     let (tx, rx) = mpsc::channel(16);
     let live = Arc::new(LiveStats::default());
@@ -1420,8 +1460,9 @@ pub(super) fn incoming(
         mapping: None,
         rtcp: None,
         ice: None,
+        machine: None,
     };
-    tokio::spawn(answer_flow(call, account, tu, forward));
+    tokio::spawn(answer_flow(call, account, tu, forward, machine));
     CallHandle {
         commands: tx,
         live,
@@ -1454,7 +1495,13 @@ async fn forward(
     .await;
 }
 
-async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest, plan: ForwardPlan) {
+async fn answer_flow(
+    mut call: Call,
+    account: Option<Account>,
+    tu: TuRequest,
+    plan: ForwardPlan,
+    mut machine: Option<MachinePlan>,
+) {
     let req = tu.request.clone();
     let local_tag = random_token(10);
     let respond = |code: u16, reason: &str| {
@@ -1506,7 +1553,8 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest, pl
     let mode = account
         .as_ref()
         .map_or(AnswerMode::Manual, |a| a.answer.mode);
-    if mode == AnswerMode::Dnd {
+    // In do-not-disturb a machine that takes calls when busy takes this one.
+    if mode == AnswerMode::Dnd && !machine.as_ref().is_some_and(|m| m.after.is_zero()) {
         call.report().await;
         tu.tx.respond(respond(486, reason_phrase(486))).await;
         return call.end(486, EndReason::DoNotDisturb).await;
@@ -1581,10 +1629,28 @@ async fn answer_flow(mut call: Call, account: Option<Account>, tu: TuRequest, pl
         .no_answer
         .as_ref()
         .map(|(_, after)| tokio::time::Instant::now() + *after);
+    let mut machine_at = machine
+        .as_ref()
+        .map(|m| tokio::time::Instant::now() + m.after);
     loop {
         let again = ringing.as_ref().and_then(Reliable1xx::due);
         tokio::select! {
             () = &mut auto => break,
+            () = sleep_until_opt(machine_at) => {
+                machine_at = None;
+                if let Some(plan) = machine.take() {
+                    match plan.pick_up().await {
+                        Ok(m) => {
+                            tracing::info!(call_id = call.info.id, "the answering machine answers");
+                            call.ctx.audio.input = AudioEndpoint::Prompt(m.prompt());
+                            call.ctx.audio.output = AudioEndpoint::Record(m.recorder.clone());
+                            call.machine = Some(m);
+                            break;
+                        }
+                        Err(why) => tracing::warn!(call_id = call.info.id, "the answering machine does not answer: {why}"),
+                    }
+                }
+            }
             () = sleep_until_opt(no_answer) => {
                 if let Some((to, _)) = &plan.no_answer {
                     return forward(&mut call, &tu, respond(302, reason_phrase(302)), ForwardRule::NoAnswer, to).await;
@@ -1813,6 +1879,7 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
         mapping: None,
         rtcp: None,
         ice: None,
+        machine: None,
     };
     tokio::spawn(echo_call(call));
     CallHandle {

@@ -69,6 +69,12 @@ pub enum EventKind {
         added: u32,
         updated: u32,
     },
+    /// The answering machine kept a message.
+    VoicemailReceived(crate::store::Voicemail),
+    /// Messages were kept, heard or removed: how many are unheard now.
+    VoicemailsChanged {
+        unheard: u32,
+    },
 }
 
 /// The sending side, owned by the core task alone, so numbering needs no lock.

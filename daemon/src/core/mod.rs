@@ -7,6 +7,7 @@ mod contacts;
 mod events;
 mod forward;
 mod inbound;
+mod machine;
 mod messages;
 mod nat;
 mod outbox;

@@ -13,6 +13,8 @@ pub mod g711;
 pub mod ice;
 pub mod jitter;
 mod latch;
+pub mod playback;
+pub mod record;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::device;
+use super::record::Recorder;
 use super::wav::WavWriter;
 use crate::config::AudioEndpoint;
 
@@ -11,6 +12,8 @@ struct Recording {
     writer: WavWriter,
     path: PathBuf,
     rate: u32,
+    /// The answering machine's: told of each frame, and of a failed disk.
+    machine: Option<Recorder>,
 }
 
 /// A stream's audio sink.
@@ -36,6 +39,7 @@ impl Sink {
                         writer,
                         path: p.clone(),
                         rate,
+                        machine: None,
                     }),
                     Err(e) => {
                         tracing::warn!(
@@ -46,6 +50,19 @@ impl Sink {
                     }
                 }
             }
+            AudioEndpoint::Record(r) => match r.open(rate) {
+                Ok(writer) => Some(Recording {
+                    writer,
+                    path: r.path().to_path_buf(),
+                    rate,
+                    machine: Some(r.clone()),
+                }),
+                Err(e) => {
+                    tracing::error!("cannot record the message to {}: {e}", r.path().display());
+                    r.fail();
+                    None
+                }
+            },
             _ => None,
         };
         Sink {
@@ -68,12 +85,34 @@ impl Sink {
                 let _ = out.push(*s);
             }
         }
-        if !pcm.is_empty()
-            && let Some(r) = &mut self.recording
-            && let Err(e) = r.writer.write(pcm)
-        {
-            tracing::warn!("recording to {} failed: {e}", r.path.display());
-            self.recording = None;
+        if pcm.is_empty() {
+            return;
+        }
+        let Some(r) = &mut self.recording else { return };
+        let pcm = match &r.machine {
+            Some(m) => m.admit(pcm),
+            None => pcm,
+        };
+        if pcm.is_empty() {
+            return;
+        }
+        match r.writer.write(pcm) {
+            Ok(()) => {
+                if let Some(m) = &r.machine {
+                    m.wrote(pcm);
+                }
+            }
+            Err(e) => {
+                tracing::warn!("recording to {} failed: {e}", r.path.display());
+                if let Some(r) = self.recording.take()
+                    && let Some(m) = r.machine
+                {
+                    if let Err(e) = r.writer.salvage() {
+                        tracing::warn!("closing {}: {e}", r.path.display());
+                    }
+                    m.fail();
+                }
+            }
         }
     }
 

@@ -42,10 +42,18 @@ impl Source {
                     Source::Silence
                 }
             },
-            // A device that could not be opened, or none wanted.
-            AudioEndpoint::Default | AudioEndpoint::Device(_) | AudioEndpoint::Null => {
-                Source::Silence
-            }
+            AudioEndpoint::Prompt(p) => Source::File {
+                samples: resample(&p.samples, p.rate, rate),
+                original: p.samples.to_vec(),
+                original_rate: p.rate,
+                pos: 0,
+                looping: false,
+            },
+            // A device that could not be opened, or none wanted; a recorder is output only.
+            AudioEndpoint::Default
+            | AudioEndpoint::Device(_)
+            | AudioEndpoint::Null
+            | AudioEndpoint::Record(_) => Source::Silence,
         }
     }
 
@@ -114,7 +122,7 @@ impl Source {
 }
 
 /// Linear interpolation between rates; good enough for prompts and test tones.
-fn resample(samples: &[i16], from: u32, to: u32) -> Vec<i16> {
+pub(super) fn resample(samples: &[i16], from: u32, to: u32) -> Vec<i16> {
     if from == to || from == 0 || samples.is_empty() {
         return samples.to_vec();
     }

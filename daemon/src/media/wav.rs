@@ -52,6 +52,31 @@ impl WavWriter {
     }
 }
 
+impl WavWriter {
+    /// Closes a recording whose write failed (a full disk): what reached the file is kept
+    /// and the header is fixed in place, which needs no more room. What was still
+    /// buffered is dropped.
+    pub fn salvage(self) -> std::io::Result<u64> {
+        let (file, _unwritten) = self.out.into_parts();
+        repair(&file)
+    }
+}
+
+/// Fixes the sizes in the header of a WAV file this writer began (a recording cut short
+/// by a crash or a full disk) from the file's length; returns the bytes of audio in it.
+pub fn repair(file: &File) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let mut rate = [0u8; 4];
+    file.read_exact_at(&mut rate, 24)?;
+    // A sample cut in half is left out; sizes past 4 GiB do not fit a WAV header.
+    let data = (len.saturating_sub(44) & !1).min(u64::from(u32::MAX - 36));
+    file.write_all_at(&header(u32::from_le_bytes(rate), data as u32), 0)?;
+    file.set_len(44 + data)?;
+    file.sync_all()?;
+    Ok(data)
+}
+
 /// Reads a PCM 16-bit WAV file into mono samples and its rate (stereo is mixed down).
 pub fn read(path: &Path) -> Result<(Vec<i16>, u32), String> {
     let mut b = Vec::new();
@@ -115,6 +140,18 @@ mod tests {
         w.write(&[1, -2, 300, i16::MIN]).unwrap();
         w.finish(8000).unwrap();
         assert_eq!(read(&p).unwrap(), (vec![1, -2, 300, i16::MIN], 8000));
+        // Cut short (a crash): repaired from the file's length, half a sample left out.
+        let mut w = WavWriter::create(&p, 16000).unwrap();
+        w.write(&[5, 6, 7]).unwrap();
+        drop(w);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        f.set_len(44 + 5).unwrap();
+        assert_eq!(repair(&f).unwrap(), 4);
+        assert_eq!(read(&p).unwrap(), (vec![5, 6], 16000));
         std::fs::write(&p, b"RIFF....WAVEjunk").unwrap();
         assert!(read(&p).unwrap_err().contains("no fmt chunk"));
     }

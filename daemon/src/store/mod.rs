@@ -11,6 +11,7 @@ mod history;
 mod messages;
 mod schema;
 mod settings;
+mod voicemail;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -22,6 +23,7 @@ pub use contacts::{Contact, ContactEdit, Imported, NewContact};
 pub use forwarding::LiveForward;
 pub use history::{CallRecord, HistoryEntry, HistoryQuery};
 pub use messages::{Incoming, MessageEntry};
+pub use voicemail::{NewVoicemail, Retention, Voicemail};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,6 +57,8 @@ pub struct Store {
     jobs: mpsc::Sender<Job>,
     /// The highest call id given out before this start.
     calls_given: u64,
+    /// The directory the store's file is in: messages' audio is kept under it.
+    dir: std::sync::Arc<Path>,
 }
 
 /// Call ids are marked as given this many at a time, so that not every call waits on a
@@ -132,6 +136,7 @@ impl Store {
             Store {
                 jobs: tx,
                 calls_given,
+                dir: path.parent().unwrap_or(Path::new(".")).into(),
             },
             opened,
         ))

@@ -115,6 +115,21 @@ const STEPS: &[&str] = &[
         after_secs INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (account, rule)
     ) WITHOUT ROWID;",
+    // 10: the answering machine's messages; their audio is a file each (`file`), which
+    // exists before its row and outlives it. AUTOINCREMENT: an id is never given twice.
+    "CREATE TABLE voicemails (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        caller_name TEXT,
+        at_ms INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        file TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        heard INTEGER NOT NULL DEFAULT 0,
+        call_id INTEGER NOT NULL
+    );
+    CREATE INDEX voicemails_by_time ON voicemails (at_ms);",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;

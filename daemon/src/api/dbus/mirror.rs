@@ -11,6 +11,7 @@ use zbus::object_server::{Interface, SignalEmitter};
 
 use super::contacts::Contacts;
 use super::objects::{Account, Call, Manager, ROOT, account_path, call_path};
+use super::voicemail::Voicemail;
 use crate::core::{AccountInfo, CallInfo, CallState, EventKind, PhoneHandle};
 
 pub(super) struct Mirror {
@@ -115,6 +116,17 @@ impl Mirror {
             EventKind::UnreadMessages { count } => {
                 let n = *count;
                 let _ = update::<Manager>(&self.conn, ROOT, |m| m.unread = n).await;
+            }
+            EventKind::VoicemailReceived(v) => {
+                if let Ok(em) = self.emitter(ROOT) {
+                    let contact = v.caller_name.as_deref().unwrap_or_default();
+                    let ms = u32::try_from(v.duration.as_millis()).unwrap_or(u32::MAX);
+                    let _ = Voicemail::voicemail_received(&em, v.id, &v.caller, contact, ms).await;
+                }
+            }
+            EventKind::VoicemailsChanged { unheard } => {
+                let n = *unheard;
+                let _ = update::<Voicemail>(&self.conn, ROOT, |v| v.unheard = n).await;
             }
             EventKind::HistoryChanged { missed_unseen } => {
                 let n = *missed_unseen;

@@ -5,6 +5,7 @@
 mod contacts;
 mod mirror;
 mod objects;
+mod voicemail;
 
 use zbus::connection;
 use zbus::fdo::ObjectManager;
@@ -33,6 +34,7 @@ impl std::fmt::Display for Bus {
 pub async fn serve(bus: Bus, phone: PhoneHandle) {
     let missed = phone.missed_unseen().await.unwrap_or_default();
     let unread = phone.unread_messages().await.unwrap_or_default();
+    let unheard = phone.voicemails(1).await.map_or(0, |(_, n)| n);
     // Before the objects are first filled in, so that no change falls in between; after
     // the store's reads, so that a daemon without a bus does not look watched for their
     // while (status counts watchers).
@@ -56,6 +58,13 @@ pub async fn serve(bus: Bus, phone: PhoneHandle) {
             objects::ROOT,
             contacts::Contacts {
                 phone: phone.clone(),
+            },
+        )
+        .serve_at(
+            objects::ROOT,
+            voicemail::Voicemail {
+                phone: phone.clone(),
+                unheard,
             },
         )
         .build()

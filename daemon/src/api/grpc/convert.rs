@@ -102,6 +102,10 @@ impl From<&Event> for pb::Event {
             EventKind::ContactsImported { added, updated } => {
                 Kind::ContactsImported(pb::ContactsImported { added, updated })
             }
+            EventKind::VoicemailReceived(v) => Kind::VoicemailReceived(v.into()),
+            EventKind::VoicemailsChanged { unheard } => {
+                Kind::VoicemailsChanged(pb::VoicemailsChanged { unheard })
+            }
         };
         pb::Event {
             seq: e.seq,

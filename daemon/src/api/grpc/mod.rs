@@ -9,6 +9,7 @@ mod daemon;
 mod events;
 mod history;
 mod messages;
+mod voicemail;
 
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::service::{InterceptorLayer, Routes};
@@ -21,6 +22,7 @@ use voipd_proto::v1::daemon_server::DaemonServer;
 use voipd_proto::v1::events_server::EventsServer;
 use voipd_proto::v1::history_server::HistoryServer;
 use voipd_proto::v1::messages_server::MessagesServer;
+use voipd_proto::v1::voicemail_server::VoicemailServer;
 
 use crate::config::TcpControl;
 use crate::core::{CoreError, PhoneHandle};
@@ -56,6 +58,9 @@ fn routes(phone: &PhoneHandle) -> Result<Routes, GrpcError> {
             phone.clone(),
         )))
         .add_service(MessagesServer::new(messages::MessagesService::new(
+            phone.clone(),
+        )))
+        .add_service(VoicemailServer::new(voicemail::VoicemailService::new(
             phone.clone(),
         )))
         // An address book with photos in it is larger than gRPC's default 4 MiB.

@@ -133,7 +133,8 @@ impl Phone {
                 end_code: *code,
                 // Came in, and was neither answered nor refused by us.
                 missed: incoming
-                    && info.answered.is_none()
+                    && (info.answered.is_none()
+                        || matches!(reason, calls::EndReason::AnsweringMachine(_)))
                     && !matches!(
                         reason,
                         calls::EndReason::Rejected

@@ -19,12 +19,8 @@ pub(super) struct ForwardChange {
 impl Phone {
     /// What forwarding does with a call to `a` coming now.
     pub(super) fn forward_plan(&self, a: &crate::config::Account) -> ForwardPlan {
-        let in_a_call = self
-            .calls
-            .values()
-            .any(|c| c.info.answered.is_some() && !matches!(c.info.state, CallState::Ended { .. }));
         let situation = Situation {
-            busy: in_a_call || a.answer.mode == AnswerMode::Dnd,
+            busy: self.busy(a),
             nobody_here: a.answer.mode == AnswerMode::Manual
                 && calls::audio_note(&self.config.audio).is_some(),
         };
@@ -34,6 +30,42 @@ impl Phone {
             |rule| self.accounts.forward(a.id.as_str(), rule),
             &self.presence,
         )
+    }
+
+    /// Whether a call to `a` finds us busy: in another call, or in do-not-disturb.
+    pub(super) fn busy(&self, a: &crate::config::Account) -> bool {
+        a.answer.mode == AnswerMode::Dnd
+            || self.calls.values().any(|c| {
+                c.info.answered.is_some() && !matches!(c.info.state, CallState::Ended { .. })
+            })
+    }
+
+    /// What the answering machine will do for call `id` to `a`, if it has one.
+    pub(super) fn machine_plan(
+        &self,
+        a: &crate::config::Account,
+        req: &TuRequest,
+        id: u64,
+    ) -> Option<crate::core::machine::MachinePlan> {
+        let m = a.answering_machine.as_ref()?;
+        let caller = req
+            .request
+            .from()
+            .map(|f| f.uri.to_string())
+            .unwrap_or_default();
+        let name = self.presence.name_of(&caller);
+        let v = &self.config.voicemail;
+        let retention = crate::store::Retention {
+            max_count: u64::from(v.max_count),
+            max_bytes: u64::from(v.max_mib) << 20,
+        };
+        Some(crate::core::machine::MachinePlan::new(
+            m,
+            self.busy(a),
+            retention,
+            self.store.clone(),
+            crate::core::machine::new_voicemail(a.id.as_str(), caller, name, id),
+        ))
     }
 
     /// The account a forwarding command is for, and the change checked against the

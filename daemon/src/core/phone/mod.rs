@@ -26,6 +26,7 @@ mod handle;
 mod messaging;
 mod providers;
 mod router;
+mod voicemail;
 
 use call_table::CallEntry;
 pub(super) use directory::dial_target;
@@ -87,6 +88,8 @@ enum Command {
         ForwardChange,
         oneshot::Sender<Result<String, CoreError>>,
     ),
+    /// The configured [audio] output.
+    AudioOutput(oneshot::Sender<crate::config::AudioEndpoint>),
     /// A forwarding change the store holds now.
     ApplyForward(
         String,
@@ -233,6 +236,7 @@ impl Phone {
         phone.read_contacts();
         phone.read_own_presence();
         phone.read_forwarding();
+        phone.recover_voicemails();
         let task = tokio::spawn(phone.run(rx, reg_updates, requests, call_rx));
         (handle, task)
     }
@@ -370,6 +374,9 @@ impl Phone {
             Command::OwnPresence(reply) => {
                 let _ = reply.send(self.presence.own());
             }
+            Command::AudioOutput(reply) => {
+                let _ = reply.send(self.config.audio.output.clone());
+            }
             Command::CheckForward(account, change, reply) => {
                 let _ = reply.send(self.check_forward(account.as_deref(), &change));
             }
@@ -459,6 +466,19 @@ impl Phone {
             }
             CallUpdate::Unread(count) => {
                 self.events.emit(EventKind::UnreadMessages { count });
+                return;
+            }
+            CallUpdate::VoicemailKept(kept) => {
+                let unheard = kept.unheard;
+                if !kept.removed.is_empty() {
+                    tracing::info!(
+                        "voicemail: {} heard message(s) removed to make room",
+                        kept.removed.len()
+                    );
+                }
+                self.events
+                    .emit(EventKind::VoicemailReceived(kept.voicemail));
+                self.events.emit(EventKind::VoicemailsChanged { unheard });
                 return;
             }
             CallUpdate::LiveForwarding(list) => {

@@ -48,7 +48,10 @@ impl Phone {
                 .as_ref()
                 .map(|a| self.forward_plan(a))
                 .unwrap_or_default();
-            let handle = calls::incoming(ctx, id, account, req, plan);
+            let machine = account
+                .as_ref()
+                .and_then(|a| self.machine_plan(a, &req, id));
+            let handle = calls::incoming(ctx, id, account, req, plan, machine);
             self.track(id, sip_call_id, handle);
             return;
         }
