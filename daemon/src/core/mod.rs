@@ -15,6 +15,7 @@ mod phone;
 pub mod pidf;
 mod presence;
 mod request;
+mod subscriber;
 mod uas;
 pub mod vcard;
 

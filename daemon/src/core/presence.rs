@@ -17,12 +17,12 @@ use crate::sip::transaction::{Endpoint, TuRequest};
 use crate::sip::uri::SipUri;
 use crate::store::Contact;
 
-mod follower;
 pub(super) mod notifier;
 mod publisher;
 
+use super::subscriber::{Follow, Watch};
 use crate::sip::usage::subscription::refresh_at;
-use follower::Follow;
+use crate::sip::usage::subscription::{PRESENCE, Package, SubState};
 
 /// Most available last, so that `max` picks what a contact shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
@@ -214,7 +214,20 @@ impl Presences {
             // a proxy's flood guard.
             let delay = STAGGER * started;
             started += 1;
-            let f = Follow::start(ep.clone(), account.clone(), uri, updates.clone(), delay);
+            let watch = PresenceWatch {
+                name: format!("presence of {uri}"),
+                address: uri.to_string(),
+                last: None,
+                pending: None,
+            };
+            let f = Follow::start(
+                ep.clone(),
+                account.clone(),
+                uri,
+                watch,
+                updates.clone(),
+                delay,
+            );
             self.by_call_id.insert(f.call_id.clone(), address.clone());
             self.following.insert(address, f);
         }
@@ -423,14 +436,77 @@ fn identity(u: &SipUri) -> Identity {
 /// Between the starts of new subscriptions made together.
 const STAGGER: Duration = Duration::from_millis(50);
 
+/// A contact's presence as its NOTIFYs (PIDF) tell it.
+struct PresenceWatch {
+    name: String,
+    address: String,
+    /// What the core was told last (the reason counts for unknown: a different failure
+    /// is news), and what it is being told.
+    last: Option<(PresenceStatus, String)>,
+    pending: Option<(PresenceStatus, String)>,
+}
+
+impl PresenceWatch {
+    fn news(&mut self, presence: Presence) -> Option<CallUpdate> {
+        let note = if presence.status == PresenceStatus::Unknown {
+            presence.reason.clone()
+        } else {
+            presence.note.clone()
+        };
+        let key = (presence.status, note);
+        if self.last.as_ref() == Some(&key) {
+            return None;
+        }
+        self.pending = Some(key);
+        Some(CallUpdate::Presence {
+            address: self.address.clone(),
+            presence,
+        })
+    }
+}
+
+impl Watch for PresenceWatch {
+    const PACKAGE: Package = PRESENCE;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn read(&mut self, body: &[u8], state: &SubState) -> Result<Option<CallUpdate>, String> {
+        let learnt = if !body.is_empty() {
+            Some(super::pidf::parse(body).map_err(|e| format!("PIDF: {e}"))?)
+        } else if !matches!(state, SubState::Pending { .. }) {
+            // No document at all (a presence server with no publication): nobody there.
+            Some((PresenceStatus::Offline, String::new()))
+        } else {
+            None
+        };
+        Ok(learnt.and_then(|(status, note)| self.news(Presence::now(status, note))))
+    }
+
+    fn unknown(&mut self, why: String) -> Option<CallUpdate> {
+        self.news(Presence::unknown(why))
+    }
+
+    fn absent(&mut self) -> Option<CallUpdate> {
+        self.news(Presence::now(PresenceStatus::Offline, String::new()))
+    }
+
+    fn delivered(&mut self) {
+        if let Some(p) = self.pending.take() {
+            self.last = Some(p);
+        }
+    }
+}
+
 /// A task that says goodbye on the network when asked to stop.
-struct Stoppable {
+pub(super) struct Stoppable {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Stoppable {
-    fn spawn<F: Future<Output = ()> + Send + 'static>(
+    pub(super) fn spawn<F: Future<Output = ()> + Send + 'static>(
         run: impl FnOnce(oneshot::Receiver<()>) -> F,
     ) -> Stoppable {
         let (stop, rx) = oneshot::channel();
@@ -441,7 +517,7 @@ impl Stoppable {
     }
 
     /// Asks it to stop and waits a little for its goodbye to be sent.
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         let Stoppable { stop, mut task } = self;
         let _ = stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut task).await;

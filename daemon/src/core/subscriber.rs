@@ -1,15 +1,15 @@
-//! Following one contact's address: a task that SUBSCRIBEs (RFC 6665), answers a
-//! challenge, takes the NOTIFYs (PIDF), refreshes before the end, starts again after one,
-//! and un-SUBSCRIBEs when told to stop.
+//! Following one resource through an event package: a task that SUBSCRIBEs (RFC 6665),
+//! answers a challenge, takes the NOTIFYs, refreshes before the end, starts again after
+//! one, and un-SUBSCRIBEs when told to stop. What the NOTIFYs mean is the package's
+//! [`Watch`]: a contact's presence (RFC 3856), an account's voicemail summary (RFC 3842).
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Presence, PresenceStatus, Stoppable, answer, refresh_at};
+use super::presence::{Stoppable, answer};
 use crate::config::Account;
 use crate::core::calls::CallUpdate;
-use crate::core::pidf;
 use crate::core::request::{credentials, outbound};
 use crate::sip::auth::{AuthSession, Credentials};
 use crate::sip::dialog::Dialog;
@@ -17,7 +17,7 @@ use crate::sip::message::{Method, Name, Request, Response, SipHeaders};
 use crate::sip::transaction::{Endpoint, TuRequest, TxError, random_token};
 use crate::sip::transport::Target;
 use crate::sip::uri::SipUri;
-use crate::sip::usage::subscription::{PRESENCE, SubState, take_notify};
+use crate::sip::usage::subscription::{Package, SubState, refresh_at, take_notify};
 
 /// How long we ask a subscription to last; refreshed well before.
 const EXPIRES: u32 = 600;
@@ -25,7 +25,29 @@ const EXPIRES: u32 = 600;
 const FIRST_RETRY: Duration = Duration::from_secs(15);
 const LONGEST_RETRY: Duration = Duration::from_secs(600);
 
-/// Following one address: the task and where its NOTIFYs go.
+/// What an event package's NOTIFYs mean, and what the core is told.
+pub(super) trait Watch: Send + Sync + 'static {
+    /// What goes in Event and Accept.
+    const PACKAGE: Package;
+
+    /// What is followed, for the log.
+    fn name(&self) -> &str;
+
+    /// What a NOTIFY in `state` says (its body may be empty): news for the core, if any.
+    /// Err: why the body cannot be read; it is answered 400 and nothing changes.
+    fn read(&mut self, body: &[u8], state: &SubState) -> Result<Option<CallUpdate>, String>;
+
+    /// Nothing can be learnt now, and why.
+    fn unknown(&mut self, why: String) -> Option<CallUpdate>;
+
+    /// The far side is not there (not registered, gone).
+    fn absent(&mut self) -> Option<CallUpdate>;
+
+    /// The core has the news last made: a repeat of it is no news.
+    fn delivered(&mut self);
+}
+
+/// Following one resource: the task and where its NOTIFYs go.
 pub(super) struct Follow {
     pub(super) call_id: String,
     pub(super) requests: mpsc::Sender<TuRequest>,
@@ -33,11 +55,13 @@ pub(super) struct Follow {
 }
 
 impl Follow {
-    /// Starts following `uri` as `account`; updates go to `updates` as CallUpdate::Presence.
-    pub(super) fn start(
+    /// Starts following `uri` as `account`, `watch` making news of its NOTIFYs for
+    /// `updates`.
+    pub(super) fn start<W: Watch>(
         ep: Endpoint,
         account: Option<Account>,
         uri: SipUri,
+        watch: W,
         updates: mpsc::Sender<CallUpdate>,
         delay: Duration,
     ) -> Follow {
@@ -46,13 +70,12 @@ impl Follow {
         let f = Follower {
             ep,
             account,
-            address: uri.to_string(),
             uri,
             call_id: call_id.clone(),
             cseq: 0,
             updates,
             requests: rx,
-            last: None,
+            watch,
             granted: None,
         };
         Follow {
@@ -68,16 +91,15 @@ impl Follow {
     }
 }
 
-struct Follower {
+struct Follower<W> {
     ep: Endpoint,
     account: Option<Account>,
     uri: SipUri,
-    address: String,
     call_id: String,
     cseq: u32,
     updates: mpsc::Sender<CallUpdate>,
     requests: mpsc::Receiver<TuRequest>,
-    last: Option<(PresenceStatus, String)>,
+    watch: W,
     /// When the current subscription was first granted (a 2xx or a NOTIFY).
     granted: Option<tokio::time::Instant>,
 }
@@ -100,7 +122,7 @@ struct Sub {
     auth: AuthSession,
 }
 
-impl Follower {
+impl<W: Watch> Follower<W> {
     async fn run(mut self, delay: Duration, mut stop: oneshot::Receiver<()>) {
         // Many contacts at once (a start, an import) are not all asked in one burst.
         if self.pause(delay, &mut stop).await {
@@ -144,35 +166,26 @@ impl Follower {
         }
     }
 
-    async fn tell(&mut self, status: PresenceStatus, note: String) {
-        self.tell_presence(Presence::now(status, note)).await;
+    /// Tells the core, if there is news; remembered only once the core has it, so that a
+    /// change is never lost.
+    async fn tell(&mut self, news: Option<CallUpdate>) {
+        let Some(news) = news else { return };
+        if self.updates.send(news).await.is_ok() {
+            self.watch.delivered();
+        }
     }
 
-    /// That the presence cannot be learnt now, and why.
+    /// That nothing can be learnt now, and why.
     async fn cannot_know(&mut self, reason: String) {
-        tracing::info!("presence of {}: unknown ({reason})", self.address);
-        self.tell_presence(Presence::unknown(reason)).await;
+        tracing::info!("{}: unknown ({reason})", self.watch.name());
+        let news = self.watch.unknown(reason);
+        self.tell(news).await;
     }
 
-    async fn tell_presence(&mut self, presence: Presence) {
-        let (status, note) = (presence.status, presence.note.clone());
-        // The reason counts too: a different failure is news.
-        let note = if status == PresenceStatus::Unknown {
-            presence.reason.clone()
-        } else {
-            note
-        };
-        if self.last.as_ref() == Some(&(status, note.clone())) {
-            return;
-        }
-        let update = CallUpdate::Presence {
-            address: self.address.clone(),
-            presence,
-        };
-        // Remembered only once the core has it, so that a change is never lost.
-        if self.updates.send(update).await.is_ok() {
-            self.last = Some((status, note));
-        }
+    /// That the far side is not there.
+    async fn absent(&mut self) {
+        let news = self.watch.absent();
+        self.tell(news).await;
     }
 
     /// One subscription, from the first SUBSCRIBE to its end.
@@ -213,9 +226,9 @@ impl Follower {
                             return Ended::Retry(FIRST_RETRY);
                         }
                         // Asked directly, no answer (or nobody at the port): the
-                        // contact's phone is gone.
+                        // far side is gone.
                         _ => {
-                            self.tell(PresenceStatus::Offline, String::new()).await;
+                            self.absent().await;
                             return Ended::Retry(FIRST_RETRY);
                         }
                     };
@@ -250,7 +263,7 @@ impl Follower {
                         }
                         // Not registered, or not there.
                         404 | 408 | 410 | 480 => {
-                            self.tell(PresenceStatus::Offline, String::new()).await;
+                            self.absent().await;
                             return Ended::Retry(FIRST_RETRY);
                         }
                         // 481: the far side lost our refresh's dialog.
@@ -271,7 +284,7 @@ impl Follower {
                         return Ended::Retry(Duration::ZERO);
                     };
                     let mut req = d.request(Method::Subscribe, None);
-                    PRESENCE.subscribe_headers(&mut req, EXPIRES);
+                    W::PACKAGE.subscribe_headers(&mut req, EXPIRES);
                     self.cseq = d.local_cseq;
                     sub.auth.next_request();
                     sub.auth.authorize(&mut req, self.credentials().as_ref());
@@ -305,7 +318,7 @@ impl Follower {
         let contact = crate::core::calls::contact(&out.user, out.public, out.target);
         let mut request = out.request;
         request.headers.push(Name::Contact, contact.clone());
-        PRESENCE.subscribe_headers(&mut request, EXPIRES);
+        W::PACKAGE.subscribe_headers(&mut request, EXPIRES);
         Ok(Sub {
             request,
             dialog: None,
@@ -334,7 +347,7 @@ impl Follower {
     fn with_auth(&mut self, sub: &mut Sub, r: &Response) -> Option<Request> {
         let creds = self.credentials();
         if let Err(e) = sub.auth.challenged(r, creds.as_ref()) {
-            tracing::info!("presence of {}: {e}", self.address);
+            tracing::info!("{}: {e}", self.watch.name());
             return None;
         }
         let mut req = sub.request.clone();
@@ -356,32 +369,23 @@ impl Follower {
             answer(&req, code).await;
             return None;
         }
-        if !PRESENCE.takes(&req.request) {
+        if !W::PACKAGE.takes(&req.request) {
             answer(&req, 415).await;
             return None;
         }
         let state = SubState::of(&req.request);
-        let learnt = if !req.request.body.is_empty() {
-            match pidf::parse(&req.request.body) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::info!("presence of {}: unreadable PIDF: {e}", self.address);
-                    answer(&req, 400).await;
-                    return None;
-                }
+        let news = match self.watch.read(&req.request.body, &state) {
+            Ok(news) => news,
+            Err(e) => {
+                tracing::info!("{}: unreadable NOTIFY: {e}", self.watch.name());
+                answer(&req, 400).await;
+                return None;
             }
-        } else if !matches!(state, SubState::Pending { .. }) {
-            // No document at all (a presence server with no publication): nobody there.
-            Some((PresenceStatus::Offline, String::new()))
-        } else {
-            None
         };
         // Answered before the core is told, which may take a moment when it is busy.
         answer(&req, 200).await;
         self.granted.get_or_insert_with(tokio::time::Instant::now);
-        if let Some((status, note)) = learnt {
-            self.tell(status, note).await;
-        }
+        self.tell(news).await;
         match state {
             SubState::Terminated {
                 reason,
@@ -408,7 +412,7 @@ impl Follower {
             return;
         };
         let mut req = d.request(Method::Subscribe, None);
-        PRESENCE.subscribe_headers(&mut req, 0);
+        W::PACKAGE.subscribe_headers(&mut req, 0);
         sub.auth.next_request();
         sub.auth.authorize(&mut req, self.credentials().as_ref());
         if let Ok(target) = d.next_hop(&self.ep).await
