@@ -16,8 +16,26 @@ pub fn state_name(a: &Account) -> &'static str {
     }
 }
 
-/// What a person wants to know beyond the state: where, until when, why not.
+/// What a person wants to know beyond the state: where, until when, why not; and the
+/// provider's voicemail, once it told.
 pub fn detail(a: &Account) -> String {
+    let mut d = registration(a);
+    if a.messages_waiting || a.voicemail_new + a.voicemail_old > 0 {
+        if !d.is_empty() {
+            d.push_str("; ");
+        }
+        d.push_str(&format!(
+            "voicemail {} new, {} old",
+            a.voicemail_new, a.voicemail_old
+        ));
+        if a.voicemail_urgent > 0 {
+            d.push_str(&format!(" ({} urgent)", a.voicemail_urgent));
+        }
+    }
+    d
+}
+
+fn registration(a: &Account) -> String {
     match a.state() {
         RegistrationState::Registered => {
             format!(

@@ -336,6 +336,10 @@ pub struct Account {
     pub forward: Forwarding,
     /// Takes messages when no one answers.
     pub answering_machine: Option<AnsweringMachine>,
+    /// Follows the provider's voicemail box (RFC 3842 message-summary).
+    pub mwi: bool,
+    /// Where the provider's voicemail is called (`voipctl dial voicemail`).
+    pub voicemail_uri: Option<ConfigUri>,
     id_span: std::ops::Range<usize>,
 }
 
@@ -381,6 +385,9 @@ struct RawAccount {
     #[serde(default)]
     forward: Forwarding,
     answering_machine: Option<AnsweringMachine>,
+    #[serde(default)]
+    mwi: bool,
+    voicemail_uri: Option<ConfigUri>,
 }
 
 /// An account's TLS settings: the files as named, and what they hold once read.
@@ -514,6 +521,8 @@ impl TryFrom<RawAccount> for Account {
             max_ringing: r.max_ringing,
             forward: r.forward,
             answering_machine: r.answering_machine,
+            mwi: r.mwi,
+            voicemail_uri: r.voicemail_uri,
             follow_redirects: r.follow_redirects,
             rel100: r.rel100,
             session_timer: TimerPolicy {

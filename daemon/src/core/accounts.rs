@@ -25,6 +25,8 @@ struct Entry {
     task: Option<RegHandle>,
     /// Forwarding set through the API; it wins over the configuration's.
     live: Live,
+    /// The provider's voicemail summary, once one came.
+    voicemail: Option<super::MessageSummary>,
 }
 
 impl Entry {
@@ -51,6 +53,7 @@ impl Entry {
                     live: self.live.contains_key(&rule),
                 })
                 .collect(),
+            voicemail: self.voicemail,
         }
     }
 }
@@ -95,6 +98,7 @@ impl Accounts {
             config,
             task,
             live: BTreeMap::new(),
+            voicemail: None,
         }
     }
 
@@ -218,6 +222,36 @@ impl Accounts {
         Ok(e.info())
     }
 
+    /// The provider's voicemail summary for `id`; the account to announce if it changed.
+    pub(super) fn set_voicemail(
+        &mut self,
+        id: &str,
+        summary: super::MessageSummary,
+    ) -> Option<AccountInfo> {
+        let e = self.list.iter_mut().find(|e| e.config.id.as_str() == id)?;
+        if e.voicemail == Some(summary) {
+            return None;
+        }
+        e.voicemail = Some(summary);
+        Some(e.info())
+    }
+
+    /// The accounts that follow their provider's voicemail (`mwi`), registered now.
+    pub(super) fn mwi_registered(&self) -> Vec<Account> {
+        self.list
+            .iter()
+            .filter(|e| e.config.mwi && matches!(e.state, RegState::Registered { .. }))
+            .map(|e| e.config.clone())
+            .collect()
+    }
+
+    /// Whether account `id` is configured and follows its voicemail.
+    pub(super) fn wants_mwi(&self, id: &str) -> bool {
+        self.list
+            .iter()
+            .any(|e| e.config.id.as_str() == id && e.config.mwi)
+    }
+
     /// A state report from a task; returns the account to announce if it is still ours.
     pub(super) fn update(&mut self, id: &str, state: RegState) -> Option<AccountInfo> {
         let e = self.list.iter_mut().find(|e| e.config.id.as_str() == id)?;
@@ -240,6 +274,7 @@ impl Accounts {
                     let was = old.remove(i);
                     let mut e = self.entry(acc.clone());
                     e.live = was.live.clone();
+                    e.voicemail = was.voicemail;
                     stop(was);
                     changed.push(e.info());
                     self.list.push(e);

@@ -312,6 +312,11 @@ pub(super) enum CallUpdate {
     LiveForwarding(Vec<crate::store::LiveForward>),
     /// The answering machine kept a message.
     VoicemailKept(Box<super::machine::Kept>),
+    /// The provider's voicemail summary for an account (RFC 3842).
+    MessageSummary {
+        account: String,
+        summary: super::mwi::MessageSummary,
+    },
     /// The address book as it is now, from the n-th read (after a change).
     Contacts(u64, Vec<crate::store::Contact>),
     /// Registrars and outbound proxies (by URI) and the addresses DNS gave for them now.

@@ -572,6 +572,7 @@ mod tests {
             enabled,
             state: super::super::RegState::Unregistered,
             forwarding: Vec::new(),
+            voicemail: None,
         };
         assert_eq!(phone_context(&[]), None);
         assert_eq!(

@@ -9,6 +9,7 @@ mod forward;
 mod inbound;
 mod machine;
 mod messages;
+mod mwi;
 mod nat;
 mod outbox;
 mod phone;
@@ -31,6 +32,7 @@ pub use calls::{
 pub use contacts::ContactInfo;
 pub use forward::ForwardSetting;
 pub use inbound::StrangerStats;
+pub use mwi::MessageSummary;
 pub use presence::{Presence, PresenceStatus};
 
 pub use crate::sip::registration::RegState;
@@ -78,6 +80,8 @@ pub struct AccountInfo {
     pub state: RegState,
     /// Each forwarding rule, in `ForwardRule::ALL`'s order.
     pub forwarding: Vec<ForwardSetting>,
+    /// The provider's voicemail summary (RFC 3842), once one came.
+    pub voicemail: Option<MessageSummary>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -300,6 +300,19 @@ impl Account {
         Ok(())
     }
 
+    /// New voice messages in the provider's box (RFC 3842; with mwi = true), 0 until its
+    /// first summary.
+    #[zbus(property)]
+    fn voicemail_new(&self) -> u32 {
+        self.info.voicemail.map_or(0, |v| v.new)
+    }
+
+    /// Old (heard) voice messages in the provider's box.
+    #[zbus(property)]
+    fn voicemail_old(&self) -> u32 {
+        self.info.voicemail.map_or(0, |v| v.old)
+    }
+
     /// Each forwarding rule: its name, where calls go (empty: off), seconds of ringing
     /// first (no-answer), and whether it was set live rather than by the configuration.
     #[zbus(property)]

@@ -133,6 +133,10 @@ impl From<AccountInfo> for pb::Account {
                     live: f.live,
                 })
                 .collect(),
+            messages_waiting: a.voicemail.is_some_and(|v| v.waiting),
+            voicemail_new: a.voicemail.map_or(0, |v| v.new),
+            voicemail_old: a.voicemail.map_or(0, |v| v.old),
+            voicemail_urgent: a.voicemail.map_or(0, |v| v.urgent_new),
             ..Default::default()
         };
         let state = match a.state {

@@ -175,6 +175,25 @@ impl Phone {
             return Ok(self.track(id, None, calls::echo(ctx, id)));
         }
         let account = self.accounts.for_dialing(account)?;
+        // The provider's voicemail box, unless a contact is called so.
+        let voicemail = target.contact.is_none()
+            && matches!(target.addresses.as_slice(), [t] if t.trim().eq_ignore_ascii_case("voicemail"));
+        if voicemail {
+            let a = account.as_ref().ok_or_else(|| {
+                CoreError::FailedPrecondition("voicemail is an account's: configure one".into())
+            })?;
+            let uri = a.voicemail_uri.as_ref().ok_or_else(|| {
+                CoreError::FailedPrecondition(format!(
+                    "account {} has no voicemail_uri (e.g. voicemail_uri = \"sip:*98@{}\")",
+                    a.id, a.aor.0.host
+                ))
+            })?;
+            let target = Resolved {
+                contact: None,
+                addresses: vec![uri.0.to_string()],
+            };
+            return self.dial(Some(a.id.as_str()), &target, endpoints);
+        }
         // A contact's number cannot be called without an account; its SIP address can.
         let mut tried = Vec::new();
         let mut uri = None;

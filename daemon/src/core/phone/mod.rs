@@ -24,6 +24,7 @@ mod directory;
 mod forwarding;
 mod handle;
 mod messaging;
+mod mwi;
 mod providers;
 mod router;
 mod voicemail;
@@ -157,6 +158,8 @@ pub struct Phone {
     resolving: Option<tokio::task::JoinHandle<()>>,
     /// Each registrar's and outbound proxy's addresses, as DNS last gave them.
     providers: HashMap<String, Vec<std::net::IpAddr>>,
+    /// The accounts' message-summary subscriptions.
+    mwi: mwi::Mwi,
 }
 
 /// The one API every face uses. Cheap to clone.
@@ -199,6 +202,7 @@ impl Phone {
             inbound,
             resolving: None,
             providers: HashMap::new(),
+            mwi: mwi::Mwi::default(),
             accounts,
             endpoint,
             calls: HashMap::new(),
@@ -260,6 +264,7 @@ impl Phone {
                             let _ = r.await;
                         }
                         self.hang_up_all(&mut call_rx).await;
+                        self.stop_mwi().await;
                         self.presence.shutdown().await;
                         self.accounts.shutdown().await;
                         let _ = self.stop.send(true);
@@ -277,6 +282,7 @@ impl Phone {
                         // Presence subscriptions go from the first registered account, and
                         // what we publish goes through every registered one.
                         self.follow(None);
+                        self.follow_mwi(false);
                     }
                 }
                 Some(req) = recv_opt(&mut requests) => self.on_request(req),
@@ -481,6 +487,10 @@ impl Phone {
                 self.events.emit(EventKind::VoicemailsChanged { unheard });
                 return;
             }
+            CallUpdate::MessageSummary { account, summary } => {
+                self.message_summary(&account, summary);
+                return;
+            }
             CallUpdate::LiveForwarding(list) => {
                 self.live_forwarding_read(list);
                 return;
@@ -551,6 +561,7 @@ impl Phone {
         self.config = loaded.config;
         self.resolve_providers();
         self.follow(None);
+        self.follow_mwi(true);
         self.embedded = loaded.embedded;
         self.config_loaded = SystemTime::now();
         tracing::info!(

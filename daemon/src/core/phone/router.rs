@@ -16,6 +16,11 @@ impl Phone {
             return self.presence_subscribe(req, &ep);
         }
         if req.request.method == Method::Notify {
+            let event = req.request.headers.get(&crate::sip::message::Name::Event);
+            let package = event.map(|e| e.split(';').next().unwrap_or("").trim());
+            if package.is_some_and(|p| p.eq_ignore_ascii_case("message-summary")) {
+                return self.mwi_notify(req);
+            }
             return self.presence.route(req);
         }
         if in_dialog {

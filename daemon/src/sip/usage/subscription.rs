@@ -22,6 +22,12 @@ pub const PRESENCE: Package = Package {
     accept: "application/pidf+xml",
 };
 
+/// Message waiting (RFC 3842): an account's voicemail summary.
+pub const MESSAGE_SUMMARY: Package = Package {
+    event: "message-summary",
+    accept: "application/simple-message-summary",
+};
+
 impl Package {
     /// Event, Accept and Expires on a SUBSCRIBE (Expires 0 ends the subscription).
     pub fn subscribe_headers(&self, req: &mut Request, expires: u32) {
