@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use voipd_tests::audio::assert_tone;
 use voipd_tests::baresip::{Baresip, BaresipOptions};
-use voipd_tests::peers::Kamailio;
+use voipd_tests::peers::{Kamailio, Sipp};
 use voipd_tests::*;
 
 const CAROL_TONE: u32 = 1000;
@@ -212,4 +212,37 @@ fn busy_in_a_call_and_unavailable_when_voipd_stops_while_ringing() {
         "{}",
         d.log()
     );
+}
+
+#[test]
+fn a_phone_that_follows_redirects_itself_gets_the_302_with_the_target() {
+    let sb = Sandbox::new();
+    let kam = Kamailio::start(sb.path(), &[]);
+    sb.write_config(&config(&sb, &kam, "manual", "always = \"dave\""));
+    let _d = sb.start_daemon();
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
+    let mut sipp = Sipp::client(sb.path(), "invite_redirected.xml", sb.sip_port());
+    assert_eq!(sipp.wait(PATIENCE), 0, "{}", sipp.output());
+    last_forwarded(&sb, "always", "dave");
+}
+
+#[test]
+fn unavailable_with_no_sound_device_to_answer_with() {
+    let sb = Sandbox::new();
+    let kam = Kamailio::start(sb.path(), &["FOLLOW_3XX"]);
+    let erin = phone(&sb, &kam, "erin", ERIN_TONE, true);
+    let mut carol = phone(&sb, &kam, "carol", CAROL_TONE, false);
+    // A manual answer wants the sound card this machine lacks: nobody can answer here.
+    let text = config(&sb, &kam, "manual", "unavailable = \"erin\"")
+        .replace("input = \"tone:440\"", "input = \"default\"")
+        .replace(
+            &format!("output = \"file:{}\"", sb.path().join("voipd-heard.wav").display()),
+            "output = \"default\"",
+        );
+    assert!(text.contains("output = \"default\""), "{text}");
+    sb.write_config(&text);
+    let _d = sb.start_daemon();
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
+    carol_reaches(&mut carol, &erin, ERIN_TONE);
+    last_forwarded(&sb, "unavailable", "erin");
 }
