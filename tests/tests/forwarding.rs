@@ -236,7 +236,10 @@ fn unavailable_with_no_sound_device_to_answer_with() {
     let text = config(&sb, &kam, "manual", "unavailable = \"erin\"")
         .replace("input = \"tone:440\"", "input = \"default\"")
         .replace(
-            &format!("output = \"file:{}\"", sb.path().join("voipd-heard.wav").display()),
+            &format!(
+                "output = \"file:{}\"",
+                sb.path().join("voipd-heard.wav").display()
+            ),
             "output = \"default\"",
         );
     assert!(text.contains("output = \"default\""), "{text}");
