@@ -61,13 +61,19 @@ fn config(sb: &Sandbox, kam: &Kamailio, machine: &str) -> String {
 }
 
 fn start(sb: &Sandbox, machine: &str) -> (Kamailio, Daemon, Baresip) {
-    start_on(sb, machine, None)
+    start_on(sb, machine, None, ("pcmu", "PCMU"))
 }
 
-fn start_on(sb: &Sandbox, machine: &str, bus: Option<&Bus>) -> (Kamailio, Daemon, Baresip) {
+/// With a D-Bus, and a codec (ours, baresip's).
+fn start_on(
+    sb: &Sandbox,
+    machine: &str,
+    bus: Option<&Bus>,
+    codec: (&str, &'static str),
+) -> (Kamailio, Daemon, Baresip) {
     let kam = Kamailio::start(sb.path(), &[]);
     write_greeting(&sb.path().join("greeting.wav"));
-    sb.write_config(&config(sb, &kam, machine));
+    sb.write_config(&config(sb, &kam, machine).replace("\"pcmu\"", &format!("\"{}\"", codec.0)));
     let d = match bus {
         Some(bus) => {
             let mut d = sb.spawn_daemon(&[], &bus.env());
@@ -82,6 +88,7 @@ fn start_on(sb: &Sandbox, machine: &str, bus: Option<&Bus>) -> (Kamailio, Daemon
         BaresipOptions {
             tone: CAROL_TONE as u32,
             auto_answer: false,
+            codec: codec.1,
             ..BaresipOptions::carol(kam.port)
         },
     );
@@ -127,7 +134,12 @@ fn export(sb: &Sandbox, id: i64) -> PathBuf {
 fn the_machine_greets_records_and_the_message_is_listed_played_and_deleted() {
     let sb = Sandbox::new();
     let bus = Bus::start(sb.path());
-    let (_kam, d, mut carol) = start_on(&sb, "after_secs = 1, min_secs = 2", Some(&bus));
+    let (_kam, d, mut carol) = start_on(
+        &sb,
+        "after_secs = 1, min_secs = 2",
+        Some(&bus),
+        ("pcmu", "PCMU"),
+    );
     bus.wait_for_voipd();
     let monitor = bus.monitor();
     assert_eq!(bus.property(ROOT, VOICEMAIL, "NewVoicemails"), "u 0");
@@ -244,6 +256,10 @@ fn the_machine_greets_records_and_the_message_is_listed_played_and_deleted() {
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
     let o = sb.voipctl(&["voicemail", "play", &id.to_string(), "--output", "tone:440"]);
     assert_ne!(o.status.code(), Some(0), "{}", describe(&o));
+    // [audio] output is null here: played nowhere, it would be marked heard unheard.
+    let o = sb.voipctl(&["voicemail", "play", &id.to_string()]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    assert!(stderr(&o).contains("null"), "{}", describe(&o));
 
     // Deleted: gone from the list and the disk.
     assert!(
@@ -346,15 +362,35 @@ fn a_disk_that_fills_ends_the_message_and_keeps_what_was_written() {
 }
 
 #[test]
-fn max_secs_ends_a_long_message_and_keeps_it() {
+fn max_secs_ends_a_long_opus_message_and_keeps_it_at_16_khz() {
     let sb = Sandbox::new();
-    let (_kam, d, mut carol) = start(&sb, "after_secs = 0, min_secs = 1, max_secs = 3");
+    let (_kam, d, mut carol) = start_on(
+        &sb,
+        "after_secs = 0, min_secs = 1, max_secs = 3",
+        None,
+        ("opus", "opus/48000/2"),
+    );
     carol.command("dial", "sip:alice@127.0.0.1");
     carol.wait_event("CALL_ESTABLISHED");
+    // Shown as the machine's while it records.
+    let c = calls(&sb);
+    assert!(
+        c.iter()
+            .any(|c| c["answered_by_machine"] == true && c["codec"] == "opus"),
+        "{c:?}"
+    );
     // carol never stops talking: the machine hangs up on her.
     carol.wait_event("CALL_CLOSED");
     assert!(d.log().contains("3 s recorded (max_secs)"), "{}", d.log());
     wait_until(|| messages(&sb).len() == 1, "the message to be kept");
-    let ms = messages(&sb)[0]["duration_ms"].as_u64().unwrap_or(0);
+    let m = &messages(&sb)[0];
+    let ms = m["duration_ms"].as_u64().unwrap_or(0);
     assert!((3000..=3600).contains(&ms), "{ms}");
+    let exported = export(&sb, m["id"].as_i64().unwrap());
+    assert_eq!(
+        read_wav(&exported).1,
+        16_000,
+        "Opus's 48 kHz kept at 16 kHz"
+    );
+    assert_tone(&exported, CAROL_TONE, &[GREETING_TONE], 20);
 }

@@ -274,7 +274,7 @@ impl Accounts {
                     let was = old.remove(i);
                     let mut e = self.entry(acc.clone());
                     e.live = was.live.clone();
-                    e.voicemail = was.voicemail;
+                    e.voicemail = if acc.mwi { was.voicemail } else { None };
                     stop(was);
                     changed.push(e.info());
                     self.list.push(e);

@@ -158,6 +158,8 @@ pub struct CallInfo {
     pub transport: crate::sip::transport::Proto,
     /// ICE on the call's media, when both sides have it.
     pub ice: Option<IceInfo>,
+    /// The answering machine took the call (it is recording a message).
+    pub answered_by_machine: bool,
 }
 
 /// How far ICE got on a call's media, and how long it took.
@@ -1117,13 +1119,15 @@ impl Call {
         let Some(machine) = self.machine.take() else {
             return self.end(code, reason).await;
         };
-        // The recording is closed now: the call ends, then its message is kept.
+        // The recording is closed now: its message is kept before the call is shown
+        // ended, so that a shutdown (which waits for that) does not cut the keeping short.
         let how = match reason {
             EndReason::RemoteHungUp | EndReason::HungUp => "message taken".to_string(),
             other => other.to_string(),
         };
+        let kept = machine.keep().await;
         self.end(code, EndReason::AnsweringMachine(how)).await;
-        if let Some(kept) = machine.keep().await {
+        if let Some(kept) = kept {
             let vm = &kept.voicemail;
             tracing::info!(
                 call_id = self.info.id,
@@ -1167,6 +1171,7 @@ pub(super) fn new_info(
         media_encryption: MediaEncryption::None,
         transport: crate::sip::transport::Proto::Udp,
         ice: None,
+        answered_by_machine: false,
     }
 }
 
@@ -1639,7 +1644,10 @@ async fn answer_flow(
         .map(|m| tokio::time::Instant::now() + m.after);
     loop {
         let again = ringing.as_ref().and_then(Reliable1xx::due);
+        // In this order when several are due at once: an answer, then the machine, then
+        // forwarding.
         tokio::select! {
+            biased;
             () = &mut auto => break,
             () = sleep_until_opt(machine_at) => {
                 machine_at = None;
@@ -1650,9 +1658,17 @@ async fn answer_flow(
                             call.ctx.audio.input = AudioEndpoint::Prompt(m.prompt());
                             call.ctx.audio.output = AudioEndpoint::Record(m.recorder.clone());
                             call.machine = Some(m);
+                            call.info.answered_by_machine = true;
                             break;
                         }
-                        Err(why) => tracing::warn!(call_id = call.info.id, "the answering machine does not answer: {why}"),
+                        Err(why) => {
+                            tracing::warn!(call_id = call.info.id, "the answering machine does not answer: {why}");
+                            // Do not disturb still holds: the machine was to take the call instead.
+                            if mode == AnswerMode::Dnd {
+                                tu.tx.respond(respond(486, reason_phrase(486))).await;
+                                return call.end(486, EndReason::DoNotDisturb).await;
+                            }
+                        }
                     }
                 }
             }

@@ -49,31 +49,44 @@ impl MachinePlan {
     /// Picks up: checks there is room for a message and makes its file ready. Err says
     /// why the machine cannot take this call (it rings on).
     pub(super) async fn pick_up(self) -> Result<Machine, String> {
-        match self.store.voicemail_room(self.retention).await {
+        match self.store.reserve_voicemail(self.retention).await {
             Ok(true) => {}
             Ok(false) => {
                 return Err("the voicemail box is full of unheard messages ([voicemail] max_count, max_mib)".into());
             }
             Err(e) => return Err(e.to_string()),
         }
-        let part = self
-            .store
-            .voicemail_part(&self.new)
-            .await
-            .map_err(|e| e.to_string())?;
+        let part = match self.store.voicemail_part(&self.new).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.store.release_voicemail();
+                return Err(e.to_string());
+            }
+        };
         Ok(Machine {
             recorder: Recorder::new(part.clone(), self.prompt.duration()),
             part,
             plan: self,
+            kept: false,
         })
     }
 }
 
-/// A machine that picked up a call.
+/// A machine that picked up a call. Dropped without [`Machine::keep`] (the call failed
+/// before the message), its recording is removed.
 pub(super) struct Machine {
     pub recorder: Recorder,
     part: PathBuf,
     plan: MachinePlan,
+    kept: bool,
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.plan.store.discard_voicemail(&self.part);
+        }
+    }
 }
 
 impl Machine {
@@ -100,11 +113,12 @@ impl Machine {
     }
 
     /// Keeps the message once the recording is closed; None when it was too short.
-    pub(super) async fn keep(self) -> Option<Kept> {
-        let p = self.plan;
+    pub(super) async fn keep(mut self) -> Option<Kept> {
+        self.kept = true;
+        let p = &self.plan;
         let kept = p
             .store
-            .keep_voicemail(self.part, p.new, p.min, p.retention)
+            .keep_voicemail(self.part.clone(), p.new.clone(), p.min, p.retention)
             .await;
         match kept {
             Ok(Some((voicemail, removed))) => Some(Kept {

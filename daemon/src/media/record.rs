@@ -71,6 +71,9 @@ impl Prompt {
     }
 }
 
+/// The highest rate a message is kept at.
+const MESSAGE_RATE: u32 = 16_000;
+
 /// A frame this loud (RMS) or louder is someone speaking, not line noise: about -36 dBFS.
 const VOICE_RMS: f64 = 500.0;
 
@@ -91,7 +94,9 @@ struct Shared {
     /// Milliseconds after `started` when the last loud frame came.
     voice_at: AtomicU64,
     samples: AtomicU64,
+    /// The file's rate, and how many of the call's samples make one of it.
     rate: AtomicU32,
+    factor: AtomicU32,
     /// The disk refused a write: the recording was closed with what it had.
     failed: AtomicBool,
 }
@@ -114,6 +119,7 @@ impl Recorder {
             voice_at: AtomicU64::new(0),
             samples: AtomicU64::new(0),
             rate: AtomicU32::new(0),
+            factor: AtomicU32::new(1),
             failed: AtomicBool::new(false),
         }))
     }
@@ -152,9 +158,18 @@ impl Recorder {
         self.0.failed.load(Relaxed)
     }
 
-    /// Starts writing, at `rate`.
-    pub(super) fn open(&self, rate: u32) -> std::io::Result<WavWriter> {
-        self.0.rate.store(rate, Relaxed);
+    /// Starts writing the audio of a call at `rate`; returns the writer and the file's
+    /// rate. Wideband is plenty for a voice message: Opus's 48 kHz is kept at 16 kHz, a
+    /// third of the disk.
+    pub(super) fn open(&self, rate: u32) -> std::io::Result<(WavWriter, u32)> {
+        let factor = if rate > MESSAGE_RATE && rate.is_multiple_of(MESSAGE_RATE) {
+            rate / MESSAGE_RATE
+        } else {
+            1
+        };
+        let file_rate = rate / factor;
+        self.0.rate.store(file_rate, Relaxed);
+        self.0.factor.store(factor, Relaxed);
         let _ = self.0.opened.set(Instant::now());
         self.0.to_skip.store(
             self.0.skip.as_millis() as u64 * u64::from(rate) / 1000,
@@ -163,13 +178,28 @@ impl Recorder {
         self.0
             .voice_at
             .store(self.0.skip.as_millis() as u64, Relaxed);
-        let w = WavWriter::create(&self.0.path, rate)?;
+        let w = WavWriter::create(&self.0.path, file_rate)?;
         // Messages are the callers' words: the service's group may read them, no one else.
         std::fs::set_permissions(
             &self.0.path,
             std::os::unix::fs::PermissionsExt::from_mode(0o640),
         )?;
-        Ok(w)
+        Ok((w, file_rate))
+    }
+
+    /// A frame of the message at the file's rate: each group of the call's samples
+    /// averaged (a plain low-pass before the rate falls). `out` is reused.
+    pub(super) fn to_file_rate<'a>(&self, pcm: &'a [i16], out: &'a mut Vec<i16>) -> &'a [i16] {
+        let factor = self.0.factor.load(Relaxed) as usize;
+        if factor <= 1 {
+            return pcm;
+        }
+        out.clear();
+        out.extend(
+            pcm.chunks(factor)
+                .map(|g| (g.iter().map(|s| i32::from(*s)).sum::<i32>() / g.len() as i32) as i16),
+        );
+        out
     }
 
     /// The part of a frame that belongs to the message: none while the prompt plays.
@@ -220,7 +250,8 @@ mod tests {
             dir.path().join("m.wav"),
             std::time::Duration::from_millis(20),
         );
-        let w = r.open(8000).unwrap();
+        let (w, rate) = r.open(8000).unwrap();
+        assert_eq!(rate, 8000);
         assert!(!r.started());
         assert_eq!(r.admit(&[9; 100]).len(), 0);
         assert_eq!(r.admit(&[9; 100]).len(), 40);
@@ -233,5 +264,18 @@ mod tests {
         assert!(r.silent_for().as_millis() < 30);
         assert_eq!(r.recorded().as_millis(), 40);
         w.finish(8000).unwrap();
+    }
+
+    #[test]
+    fn opus_calls_are_kept_at_16_khz() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Recorder::new(dir.path().join("m.wav"), std::time::Duration::ZERO);
+        let (w, rate) = r.open(48_000).unwrap();
+        assert_eq!(rate, 16_000);
+        let mut out = Vec::new();
+        assert_eq!(r.to_file_rate(&[3, 6, 9, -3, -6, -9], &mut out), [6, -6]);
+        w.finish(rate).unwrap();
+        let (_, rate) = r.open(8000).unwrap();
+        assert_eq!(rate, 8000);
     }
 }

@@ -14,6 +14,8 @@ struct Recording {
     rate: u32,
     /// The answering machine's: told of each frame, and of a failed disk.
     machine: Option<Recorder>,
+    /// A frame at the file's rate, when that is lower than the call's.
+    scratch: Vec<i16>,
 }
 
 /// A stream's audio sink.
@@ -40,6 +42,7 @@ impl Sink {
                         path: p.clone(),
                         rate,
                         machine: None,
+                        scratch: Vec::new(),
                     }),
                     Err(e) => {
                         tracing::warn!(
@@ -51,11 +54,12 @@ impl Sink {
                 }
             }
             AudioEndpoint::Record(r) => match r.open(rate) {
-                Ok(writer) => Some(Recording {
+                Ok((writer, rate)) => Some(Recording {
                     writer,
                     path: r.path().to_path_buf(),
                     rate,
                     machine: Some(r.clone()),
+                    scratch: Vec::new(),
                 }),
                 Err(e) => {
                     tracing::error!("cannot record the message to {}: {e}", r.path().display());
@@ -90,7 +94,7 @@ impl Sink {
         }
         let Some(r) = &mut self.recording else { return };
         let pcm = match &r.machine {
-            Some(m) => m.admit(pcm),
+            Some(m) => m.to_file_rate(m.admit(pcm), &mut r.scratch),
             None => pcm,
         };
         if pcm.is_empty() {

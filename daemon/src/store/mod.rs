@@ -59,6 +59,8 @@ pub struct Store {
     calls_given: u64,
     /// The directory the store's file is in: messages' audio is kept under it.
     dir: std::sync::Arc<Path>,
+    /// Answering-machine recordings under way (room reserved for each).
+    recording: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// Call ids are marked as given this many at a time, so that not every call waits on a
@@ -137,6 +139,7 @@ impl Store {
                 jobs: tx,
                 calls_given,
                 dir: path.parent().unwrap_or(Path::new(".")).into(),
+                recording: Default::default(),
             },
             opened,
         ))

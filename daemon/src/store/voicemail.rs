@@ -4,6 +4,7 @@
 //! oldest heard messages first and never an unheard one.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{OptionalExtension, Row, params};
@@ -111,8 +112,10 @@ impl Store {
         Ok(path)
     }
 
-    /// Keeps a finished recording: renamed into place, then its row. One shorter than
-    /// `min` is removed instead (None). Returns the message and the ids retention removed.
+    /// Keeps a finished recording: renamed into place, then its row, then its details
+    /// file goes (until then a crash leaves it for [`Store::recover_voicemails`]). One
+    /// shorter than `min` is removed instead (None). Returns the message and the ids
+    /// retention removed. Ends the reservation [`Store::reserve_voicemail`] made.
     pub async fn keep_voicemail(
         &self,
         part: PathBuf,
@@ -120,62 +123,106 @@ impl Store {
         min: Duration,
         keep: Retention,
     ) -> Result<Option<(Voicemail, Vec<i64>)>, StoreError> {
+        let kept = self.keep_part(part, v, min, keep).await;
+        self.release_voicemail();
+        kept
+    }
+
+    async fn keep_part(
+        &self,
+        part: PathBuf,
+        v: NewVoicemail,
+        min: Duration,
+        keep: Retention,
+    ) -> Result<Option<(Voicemail, Vec<i64>)>, StoreError> {
+        let about = part.with_extension("about");
         let finished = tokio::task::spawn_blocking(move || finish_part(&part, min))
             .await
             .map_err(|e| StoreError::Commit(e.to_string()))?;
         let Some((file, bytes, duration)) = finished else {
+            let _ = tokio::fs::remove_file(&about).await;
             return Ok(None);
         };
         let f = file.to_string_lossy().into_owned();
-        let kept = self
+        // On an error the file and its details stay: the next start tries again.
+        let (vm, removed) = self
             .run(move |db| {
-                db.prepare_cached(
-                    "INSERT INTO voicemails (account, caller, caller_name, at_ms, duration_ms,
-                        file, bytes, call_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    v.account,
-                    v.caller,
-                    v.caller_name,
-                    ms(v.at),
-                    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
-                    f,
-                    i64::try_from(bytes).unwrap_or(i64::MAX),
-                    i64::try_from(v.call_id).unwrap_or(i64::MAX),
-                ])?;
-                let id = db.last_insert_rowid();
-                let vm = db
+                // One savepoint: the row and what retention removes commit together.
+                let tx = db.savepoint()?;
+                let known: Option<i64> = tx
+                    .prepare_cached("SELECT id FROM voicemails WHERE file = ?1")?
+                    .query_row([&f], |r| r.get(0))
+                    .optional()?;
+                let id = match known {
+                    // Kept already; a crash came before its details file went.
+                    Some(id) => id,
+                    None => {
+                        tx.prepare_cached(
+                            "INSERT INTO voicemails (account, caller, caller_name, at_ms,
+                                duration_ms, file, bytes, call_id)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        )?
+                        .execute(params![
+                            v.account,
+                            v.caller,
+                            v.caller_name,
+                            ms(v.at),
+                            i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+                            f,
+                            i64::try_from(bytes).unwrap_or(i64::MAX),
+                            i64::try_from(v.call_id).unwrap_or(i64::MAX),
+                        ])?;
+                        tx.last_insert_rowid()
+                    }
+                };
+                let vm = tx
                     .prepare_cached(&format!("SELECT {COLUMNS} FROM voicemails WHERE id = ?1"))?
                     .query_row([id], row)?;
-                let removed = retain(db, keep)?;
+                let removed = retain(&tx, keep)?;
+                tx.commit()?;
                 Ok((vm, removed))
             })
-            .await;
-        match kept {
-            Ok((vm, removed)) => {
-                remove_files(removed.iter().map(|(_, f)| f.clone()).collect()).await;
-                Ok(Some((vm, removed.into_iter().map(|(id, _)| id).collect())))
-            }
-            Err(e) => {
-                // No row: the file must not stay either, or it would never be found.
-                let _ = tokio::fs::remove_file(&file).await;
-                Err(e)
-            }
-        }
+            .await?;
+        let _ = tokio::fs::remove_file(&about).await;
+        remove_files(removed.iter().map(|(_, f)| f.clone()).collect()).await;
+        Ok(Some((vm, removed.into_iter().map(|(id, _)| id).collect())))
     }
 
-    /// Whether a new message fits: under both limits, or with heard ones to remove.
-    pub async fn voicemail_room(&self, keep: Retention) -> Result<bool, StoreError> {
-        self.run(move |db| {
-            let (count, bytes, heard): (i64, i64, i64) = db
-                .prepare_cached(
-                    "SELECT count(*), coalesce(sum(bytes), 0), coalesce(sum(heard), 0) FROM voicemails",
-                )?
-                .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            let under = (count as u64) < keep.max_count && (bytes as u64) < keep.max_bytes;
-            Ok(under || heard > 0)
-        })
-        .await
+    /// Reserves room for a message about to be recorded: true when, even with every
+    /// recording under way kept and every heard message removed, it fits both limits.
+    /// A reservation ends with [`Store::keep_voicemail`] or [`Store::release_voicemail`].
+    pub async fn reserve_voicemail(&self, keep: Retention) -> Result<bool, StoreError> {
+        // Taken before looking, so that recordings starting together cannot all fit.
+        let under_way = u64::from(self.recording.fetch_add(1, Ordering::SeqCst)) + 1;
+        let room = self
+            .run(move |db| {
+                let (unheard, bytes): (i64, i64) = db
+                    .prepare_cached(
+                        "SELECT count(*), coalesce(sum(bytes), 0) FROM voicemails WHERE NOT heard",
+                    )?
+                    .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(unheard as u64 + under_way <= keep.max_count && (bytes as u64) < keep.max_bytes)
+            })
+            .await;
+        if !matches!(room, Ok(true)) {
+            self.release_voicemail();
+        }
+        room
+    }
+
+    /// Ends a reservation whose recording will not be kept.
+    pub fn release_voicemail(&self) {
+        let _ = self
+            .recording
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// Removes a recording that will not be kept (its call failed before the message),
+    /// and ends its reservation. Blocking, briefly: two unlinks.
+    pub fn discard_voicemail(&self, part: &Path) {
+        let _ = std::fs::remove_file(part);
+        let _ = std::fs::remove_file(part.with_extension("about"));
+        self.release_voicemail();
     }
 
     /// Messages, newest first.
@@ -239,20 +286,20 @@ impl Store {
     }
 
     /// At start: recordings a crash cut short are kept (their headers repaired) when they
-    /// hold at least `min`, else removed; rows whose file is gone are dropped. Returns the
-    /// messages kept now.
+    /// hold at least `min`, else removed; so is a message whose row a crash kept from being
+    /// written. Rows whose file is gone are dropped. Returns the messages kept now.
     pub async fn recover_voicemails(
         &self,
         min: Duration,
         keep: Retention,
     ) -> Result<Vec<Voicemail>, StoreError> {
         let dir = self.voicemail_dir();
-        let parts: Vec<PathBuf> = tokio::task::spawn_blocking(move || {
+        let leftovers: Vec<PathBuf> = tokio::task::spawn_blocking(move || {
             std::fs::read_dir(&dir)
                 .map(|d| {
                     d.filter_map(Result::ok)
                         .map(|e| e.path())
-                        .filter(|p| p.extension().is_some_and(|x| x == PART))
+                        .filter(|p| p.extension().is_some_and(|x| x == "about" || x == PART))
                         .collect()
                 })
                 .unwrap_or_default()
@@ -260,28 +307,44 @@ impl Store {
         .await
         .unwrap_or_default();
         let mut kept = Vec::new();
-        for part in parts {
-            let about = std::fs::read_to_string(part.with_extension("about")).unwrap_or_default();
-            let Some(v) = read_about(&about) else {
-                tracing::warn!("voicemail: {} has no details; removed", part.display());
-                remove_files(vec![part.to_string_lossy().into_owned()]).await;
+        for path in leftovers {
+            let is_part = path.extension().is_some_and(|x| x == PART);
+            let about = path.with_extension("about");
+            if is_part {
+                // Its details decide; without them it cannot be listed.
+                if !about.exists() {
+                    tracing::warn!("voicemail: {} has no details; removed", path.display());
+                    remove_files(vec![path.to_string_lossy().into_owned()]).await;
+                }
+                continue;
+            }
+            let part = path.with_extension(PART);
+            let text = std::fs::read_to_string(&about).unwrap_or_default();
+            let Some(v) = read_about(&text) else {
+                tracing::warn!("voicemail: {} is unreadable; removed", about.display());
+                remove_files(vec![
+                    about.to_string_lossy().into_owned(),
+                    part.to_string_lossy().into_owned(),
+                ])
+                .await;
                 continue;
             };
             tracing::info!(
                 "voicemail: recovering {} (cut short by a crash)",
                 part.display()
             );
+            self.recording.fetch_add(1, Ordering::SeqCst);
             if let Some((vm, _)) = self.keep_voicemail(part, v, min, keep).await? {
                 kept.push(vm);
             }
         }
-        let gone: Vec<i64> = self
-            .voicemails(u32::MAX)
-            .await?
-            .into_iter()
-            .filter(|v| !v.file.exists())
-            .map(|v| v.id)
-            .collect();
+        let mut gone = Vec::new();
+        for v in self.voicemails(u32::MAX).await? {
+            // Only a file surely absent: an unreadable directory is not a lost message.
+            if matches!(tokio::fs::try_exists(&v.file).await, Ok(false)) {
+                gone.push(v.id);
+            }
+        }
         for id in gone {
             tracing::warn!("voicemail {id}: its file is gone; removed from the list");
             self.run(move |db| db.execute("DELETE FROM voicemails WHERE id = ?1", [id]))
@@ -291,15 +354,17 @@ impl Store {
     }
 }
 
-/// Closes a recording's file: its header repaired, renamed into place. None (and removed)
-/// when it holds less than `min` or cannot be read.
+/// Closes a recording's file: its header repaired, renamed into place (or found there,
+/// renamed before a crash). None (and removed) when it holds less than `min` or cannot be
+/// read. Its details file is left to the caller.
 fn finish_part(part: &Path, min: Duration) -> Option<(PathBuf, u64, Duration)> {
-    let about = part.with_extension("about");
+    let file = part.with_extension("");
+    let from = if part.exists() { part } else { file.as_path() };
     let done = (|| {
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(part)
+            .open(from)
             .ok()?;
         let data = crate::media::wav::repair(&f).ok()?;
         let mut rate = [0u8; 4];
@@ -309,14 +374,14 @@ fn finish_part(part: &Path, min: Duration) -> Option<(PathBuf, u64, Duration)> {
         if duration < min {
             return None;
         }
-        let file = part.with_extension("");
-        std::fs::rename(part, &file).ok()?;
-        Some((file, data + 44, duration))
+        if from == part {
+            std::fs::rename(part, &file).ok()?;
+        }
+        Some((file.clone(), data + 44, duration))
     })();
     if done.is_none() {
-        let _ = std::fs::remove_file(part);
+        let _ = std::fs::remove_file(from);
     }
-    let _ = std::fs::remove_file(about);
     done
 }
 
@@ -337,7 +402,7 @@ fn read_about(text: &str) -> Option<NewVoicemail> {
 }
 
 /// Removes the oldest heard messages while past either limit; returns their ids and files.
-fn retain(db: &rusqlite::Connection, keep: Retention) -> rusqlite::Result<Vec<(i64, String)>> {
+fn retain(db: &rusqlite::Savepoint<'_>, keep: Retention) -> rusqlite::Result<Vec<(i64, String)>> {
     let (mut count, mut bytes): (i64, i64) = db
         .prepare_cached("SELECT count(*), coalesce(sum(bytes), 0) FROM voicemails")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -439,28 +504,30 @@ mod tests {
             max_bytes: 1 << 30,
         };
         let mut ids = Vec::new();
-        for n in 1..=3 {
+        for n in 1..=2 {
+            assert!(s.reserve_voicemail(two).await.unwrap());
             let part = record(&s, n, 1).await;
             let (vm, removed) = s
                 .keep_voicemail(part, new(n), Duration::ZERO, two)
                 .await
                 .unwrap()
                 .unwrap();
-            // Nothing heard: all three stay, over the limit, and the room is gone.
             assert!(removed.is_empty());
             ids.push(vm.id);
         }
-        assert!(!s.voicemail_room(two).await.unwrap());
-        s.set_heard(ids[1], true).await.unwrap();
+        // Two unheard: no room for a third, and nothing is removed to make it.
+        assert!(!s.reserve_voicemail(two).await.unwrap());
         s.set_heard(ids[0], true).await.unwrap();
-        assert!(s.voicemail_room(two).await.unwrap());
-        let part = record(&s, 4, 1).await;
+        assert!(s.reserve_voicemail(two).await.unwrap());
+        // A second recording at the same time finds the room taken.
+        assert!(!s.reserve_voicemail(two).await.unwrap());
+        let part = record(&s, 3, 1).await;
         let (_, removed) = s
-            .keep_voicemail(part, new(4), Duration::ZERO, two)
+            .keep_voicemail(part, new(3), Duration::ZERO, two)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(removed, vec![ids[0], ids[1]]);
+        assert_eq!(removed, vec![ids[0]]);
         let left: Vec<u64> = s
             .voicemails(10)
             .await
@@ -468,7 +535,7 @@ mod tests {
             .iter()
             .map(|v| v.call_id)
             .collect();
-        assert_eq!(left, vec![4, 3]);
+        assert_eq!(left, vec![3, 2]);
     }
 
     #[tokio::test]
@@ -487,17 +554,33 @@ mod tests {
         let mut w = WavWriter::create(&part, 8000).unwrap();
         w.write(&vec![100; 8000 * 3]).unwrap();
         drop(w);
+        // Renamed into place, and a crash before its row: found by its details.
+        let renamed = record(&s, 3, 2).await;
+        std::fs::rename(&renamed, renamed.with_extension("")).unwrap();
         let got = s
             .recover_voicemails(Duration::from_secs(1), ROOMY)
             .await
             .unwrap();
-        assert_eq!(got.len(), 1);
+        assert_eq!(got.len(), 2, "{got:?}");
+        let got: Vec<Voicemail> = got.into_iter().filter(|v| v.call_id == 2).collect();
         assert_eq!((got[0].call_id, got[0].duration.as_secs()), (2, 3));
         assert_eq!(
             crate::media::wav::read(&got[0].file).unwrap().0.len(),
             8000 * 3
         );
         let all = s.voicemails(10).await.unwrap();
-        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all.len(), 2, "{all:?}");
+        // Nothing is left over to recover twice.
+        assert!(
+            s.recover_voicemails(Duration::ZERO, ROOMY)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let names: Vec<String> = std::fs::read_dir(s.voicemail_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| n.ends_with(".wav")), "{names:?}");
     }
 }

@@ -498,6 +498,12 @@ impl Call {
         self.info.transport.param().into()
     }
 
+    /// The answering machine took the call: it is recording the caller's message.
+    #[zbus(property)]
+    fn answered_by_machine(&self) -> bool {
+        self.info.answered_by_machine
+    }
+
     /// ICE on the media, when both sides have it ("" otherwise): checking, then the
     /// nominated pair's path, host, reflexive (through a NAT's mapping) or relay (through
     /// a TURN server), or failed.

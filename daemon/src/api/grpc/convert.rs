@@ -204,6 +204,7 @@ impl From<CallInfo> for pb::Call {
             ice: c.ice.map(|i| i.state.name().into()).unwrap_or_default(),
             ice_gathering_ms: c.ice.map_or(0, |i| millis(i.gathering)),
             ice_checks_ms: c.ice.and_then(|i| i.checks).map_or(0, millis),
+            answered_by_machine: c.answered_by_machine,
             incoming: c.direction == CallDirection::Incoming,
             state: state.into(),
             started_unix_ms: unix_ms(c.started),

@@ -36,7 +36,9 @@ impl Phone {
     pub(super) fn busy(&self, a: &crate::config::Account) -> bool {
         a.answer.mode == AnswerMode::Dnd
             || self.calls.values().any(|c| {
-                c.info.answered.is_some() && !matches!(c.info.state, CallState::Ended { .. })
+                c.info.answered.is_some()
+                    && !c.info.answered_by_machine
+                    && !matches!(c.info.state, CallState::Ended { .. })
             })
     }
 
@@ -130,6 +132,18 @@ impl Phone {
                 tracing::warn!("call forwarding: unknown rule {:?} in the store", f.rule);
                 continue;
             };
+            if rule == ForwardRule::NoAnswer
+                && f.target.is_some()
+                && f.after_secs >= self.config.sip.ring_timeout_secs
+            {
+                tracing::warn!(
+                    account = f.account,
+                    "call forwarding set live: no-answer after {} s never comes, calls are \
+                     answered 480 after sip.ring_timeout_secs ({} s)",
+                    f.after_secs,
+                    self.config.sip.ring_timeout_secs
+                );
+            }
             let setting = Some(f.target.map(|to| ForwardTarget {
                 to,
                 after_secs: f.after_secs,
@@ -209,6 +223,7 @@ impl PhoneHandle {
             rule: Some(rule),
             setting: Some(target.clone()),
         };
+        let _one_at_a_time = self.forwarding.lock().await;
         let id = self.forward_account(account, &change).await?;
         self.store
             .set_forward(LiveForward {
@@ -234,6 +249,7 @@ impl PhoneHandle {
             rule,
             setting: None,
         };
+        let _one_at_a_time = self.forwarding.lock().await;
         let id = self.forward_account(account, &change).await?;
         self.store
             .clear_forward(id.clone(), rule.map(|r| r.name().to_string()))

@@ -167,6 +167,9 @@ pub struct Phone {
 pub struct PhoneHandle {
     commands: mpsc::Sender<Command>,
     pub(super) store: Store,
+    /// Forwarding changes one at a time: each writes the store, then the core, and two at
+    /// once must not land in the two in different orders.
+    forwarding: Arc<tokio::sync::Mutex<()>>,
     events: broadcast::Sender<Arc<Event>>,
     stop: watch::Receiver<bool>,
 }
@@ -230,6 +233,7 @@ impl Phone {
         let handle = PhoneHandle {
             commands,
             store,
+            forwarding: Arc::default(),
             events: phone.events.sender(),
             stop: stop_rx,
         };
@@ -562,6 +566,8 @@ impl Phone {
         self.resolve_providers();
         self.follow(None);
         self.follow_mwi(true);
+        // An account added (or back) finds what was set live for it.
+        self.read_forwarding();
         self.embedded = loaded.embedded;
         self.config_loaded = SystemTime::now();
         tracing::info!(

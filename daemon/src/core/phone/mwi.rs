@@ -56,16 +56,19 @@ impl Phone {
         }
     }
 
-    /// Ends every subscription (un-SUBSCRIBE), waiting a bounded time for each.
+    /// Ends every subscription (un-SUBSCRIBE) together, waiting a bounded time.
     pub(super) async fn stop_mwi(&mut self) {
         self.mwi.by_call_id.clear();
+        let mut stops = tokio::task::JoinSet::new();
         for (_, f) in self.mwi.follows.drain() {
-            f.stop().await;
+            stops.spawn(f.stop());
         }
+        while stops.join_next().await.is_some() {}
     }
 
     /// A message-summary NOTIFY: to its subscription, or unsolicited (no dialog) from the
-    /// provider, for the account its Request-URI names.
+    /// provider (the inbound gate let only providers' requests through), for the account
+    /// its Request-URI names, else the first (as for calls: providers rewrite the user).
     pub(super) fn mwi_notify(&mut self, req: TuRequest) {
         let follow = req
             .request

@@ -136,7 +136,11 @@ impl PhoneHandle {
                 let (samples, rate) = crate::media::wav::read(&file)?;
                 crate::media::playback::play(&samples, rate, name)
             }
-            AudioEndpoint::Null => Ok(()),
+            // Played nowhere is not heard: it would then be retention's to remove.
+            AudioEndpoint::Null => Err(
+                "the output is null: nothing would hear it; give --output (a device or file:)"
+                    .to_string(),
+            ),
             AudioEndpoint::Tone(_) | AudioEndpoint::Prompt(_) | AudioEndpoint::Record(_) => {
                 Err("a tone is not somewhere to play to".into())
             }
