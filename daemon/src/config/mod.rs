@@ -688,36 +688,37 @@ impl Config {
                 ));
             }
         }
+        // What waits for a ring must come before the ring gives up.
         for (i, a) in raw.accounts.iter().enumerate() {
-            if let Some(m) = &a.answering_machine
-                && m.after_secs >= raw.sip.ring_timeout_secs
-            {
-                return Err(ConfigError::invalid(
-                    origin,
-                    text,
-                    None,
-                    format!("account[{i}].answering_machine.after_secs"),
-                    format!(
-                        "{} is not below sip.ring_timeout_secs ({}): the call would be \
-                         answered 480 first",
-                        m.after_secs, raw.sip.ring_timeout_secs
-                    ),
-                ));
-            }
-            if let Some(n) = a.forward.0.get(&ForwardRule::NoAnswer)
-                && n.after_secs >= raw.sip.ring_timeout_secs
-            {
-                return Err(ConfigError::invalid(
-                    origin,
-                    text,
-                    None,
-                    format!("account[{i}].forward.no_answer.after_secs"),
-                    format!(
-                        "{} is not below sip.ring_timeout_secs ({}): the call would be \
-                         answered 480 first",
-                        n.after_secs, raw.sip.ring_timeout_secs
-                    ),
-                ));
+            let waits = [
+                (
+                    "answering_machine.after_secs",
+                    a.answering_machine.as_ref().map(|m| m.after_secs),
+                ),
+                (
+                    "forward.no_answer.after_secs",
+                    a.forward
+                        .0
+                        .get(&ForwardRule::NoAnswer)
+                        .map(|n| n.after_secs),
+                ),
+            ];
+            for (field, after) in waits {
+                if let Some(after) = after
+                    && after >= raw.sip.ring_timeout_secs
+                {
+                    return Err(ConfigError::invalid(
+                        origin,
+                        text,
+                        None,
+                        format!("account[{i}].{field}"),
+                        format!(
+                            "{after} is not below sip.ring_timeout_secs ({}): the call would \
+                             be answered 480 first",
+                            raw.sip.ring_timeout_secs
+                        ),
+                    ));
+                }
             }
         }
         if raw.sip.accept_direct == Some(AcceptDirect::Everyone) && !raw.accounts.is_empty() {

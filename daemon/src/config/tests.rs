@@ -171,6 +171,16 @@ fn bad_values_are_refused_with_the_field() {
             "account[0].forward.no_answer.after_secs",
             "not below sip.ring_timeout_secs (10)",
         ),
+        (
+            "[sip]\nring_timeout_secs = 10\n[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nanswering_machine = { after_secs = 12 }\n",
+            "account[0].answering_machine.after_secs",
+            "not below sip.ring_timeout_secs (10)",
+        ),
+        (
+            "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nanswering_machine = { min_secs = 5, max_secs = 5 }\n",
+            "account[0].answering_machine",
+            "min_secs: 5 is not below max_secs (5)",
+        ),
     ] {
         let e = invalid(text);
         assert_eq!(e.field, field, "{text}");
