@@ -72,8 +72,9 @@ impl MachinePlan {
     }
 }
 
-/// A machine that picked up a call. Dropped without [`Machine::keep`] (the call failed
-/// before the message), its recording is removed.
+/// A machine that picked up a call. Dropped without [`Machine::keep`]: a call that failed
+/// before the message has its files removed; a message under way (the task dropped at
+/// shutdown) is left for the next start to keep.
 pub(super) struct Machine {
     pub recorder: Recorder,
     part: PathBuf,
@@ -83,8 +84,13 @@ pub(super) struct Machine {
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        if !self.kept {
+        if self.kept {
+            return;
+        }
+        if self.recorder.recorded().is_zero() {
             self.plan.store.discard_voicemail(&self.part);
+        } else {
+            self.plan.store.release_voicemail();
         }
     }
 }
