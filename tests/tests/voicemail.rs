@@ -10,7 +10,7 @@ use serde_json::Value;
 use voipd_tests::audio::{assert_tone, read_wav, tone_blocks};
 use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::dbus::{Bus, ROOT};
-use voipd_tests::peers::Kamailio;
+use voipd_tests::peers::{Kamailio, Sipp, free_even_ports, free_port, sipp_scenario};
 use voipd_tests::*;
 
 const CAROL_TONE: f64 = 1300.0;
@@ -393,4 +393,81 @@ fn max_secs_ends_a_long_opus_message_and_keeps_it_at_16_khz() {
         "Opus's 48 kHz kept at 16 kHz"
     );
     assert_tone(&exported, CAROL_TONE, &[GREETING_TONE], 20);
+}
+
+/// SIPp straight to voipd (its address is the provider's: let in), echoing the RTP it gets.
+fn sipp_caller(sb: &Sandbox, scenario: &str) -> Sipp {
+    let args: Vec<String> = [
+        format!("127.0.0.1:{}", sb.sip_port()),
+        "-s".into(),
+        "alice".into(),
+        "-sf".into(),
+        sipp_scenario(scenario).display().to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-mi".into(),
+        "127.0.0.1".into(),
+        "-mp".into(),
+        free_even_ports(4).to_string(),
+        "-rtp_echo".into(),
+        "-m".into(),
+        "1".into(),
+        "-nostdin".into(),
+        "-timeout".into(),
+        "60s".into(),
+        "-timeout_error".into(),
+        "-trace_err".into(),
+    ]
+    .into();
+    Sipp::spawn(sb.path(), &format!("{scenario}-{}", unique()), &args)
+}
+
+#[test]
+fn silence_ends_a_message_and_a_box_full_of_unheard_ones_takes_no_more() {
+    let sb = Sandbox::new();
+    let kam = Kamailio::start(sb.path(), &[]);
+    write_greeting(&sb.path().join("greeting.wav"));
+    let text = config(&sb, &kam, "after_secs = 0, min_secs = 1, silence_secs = 2")
+        .replace("[sip]\n", "[sip]\nring_timeout_secs = 3\n")
+        + "\n[voicemail]\nmax_count = 1\n";
+    sb.write_config(&text);
+    let d = sb.start_daemon();
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
+
+    // A caller who says nothing: the machine hangs up after 2 s of silence, and keeps it.
+    let mut quiet = sipp_caller(&sb, "call_silent.xml");
+    assert_eq!(quiet.wait(PATIENCE), 0, "{}", quiet.output());
+    assert!(
+        d.log().contains("2 s of silence (silence_secs)"),
+        "{}",
+        d.log()
+    );
+    wait_until(|| messages(&sb).len() == 1, "the silent message to be kept");
+    let first = messages(&sb)[0].clone();
+    let ms = first["duration_ms"].as_u64().unwrap_or(0);
+    assert!((1500..=3500).contains(&ms), "{first}");
+
+    // max_count = 1 and that one unheard: the machine does not answer, the call rings out.
+    let mut rings = sipp_caller(&sb, "invite_unanswered.xml");
+    assert_eq!(rings.wait(PATIENCE), 0, "{}", rings.output());
+    assert!(d.log().contains("the voicemail box is full"), "{}", d.log());
+    assert_eq!(messages(&sb).len(), 1);
+
+    // Heard, it makes room: the next message takes its place.
+    let id = first["id"].as_i64().unwrap().to_string();
+    assert!(sb.voipctl(&["voicemail", "heard", &id]).status.success());
+    let mut quiet = sipp_caller(&sb, "call_silent.xml");
+    assert_eq!(quiet.wait(PATIENCE), 0, "{}", quiet.output());
+    wait_until(
+        || {
+            messages(&sb)
+                .first()
+                .is_some_and(|m| m["id"] != first["id"])
+        },
+        "the new message to replace the heard one",
+    );
+    assert_eq!(messages(&sb).len(), 1);
+    assert!(!Path::new(first["file"].as_str().unwrap()).exists());
 }
