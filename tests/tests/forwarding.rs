@@ -176,10 +176,19 @@ fn busy_in_a_call_and_unavailable_when_voipd_stops_while_ringing() {
         &sb,
         &kam,
         "manual",
-        "busy = \"sip:erin@127.0.0.1\", unavailable = \"erin\"",
+        "busy = \"sip:erin@127.0.0.1\", unavailable = \"Erin at the door\"",
     ));
     let mut d = sb.start_daemon();
     wait_account_state(&sb, "alice", "registered", PATIENCE);
+    // The unavailable target is a contact's name, looked up when the call comes.
+    let o = sb.voipctl(&[
+        "contacts",
+        "add",
+        "Erin at the door",
+        "-a",
+        "erin@127.0.0.1",
+    ]);
+    assert!(o.status.success(), "{}", describe(&o));
 
     // In a call with dave, carol's call goes to erin.
     let o = sb.voipctl(&["dial", "--wait", "dave"]);
