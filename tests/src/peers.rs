@@ -350,6 +350,45 @@ impl Sipp {
         }
     }
 
+    /// The arguments for SIPp playing `scenario` once, from a port of its own, echoing
+    /// the RTP it gets (`-rtp_echo`), then `extra`.
+    pub fn echoing_args(scenario: &str, extra: &[String]) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "-sf",
+            &sipp_scenario(scenario).display().to_string(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &free_port().to_string(),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            // SIPp echoes audio on this port and video on the one two above.
+            &free_even_ports(4).to_string(),
+            "-rtp_echo",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-trace_err",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend_from_slice(extra);
+        a
+    }
+
+    /// SIPp playing `scenario` once towards voipd's SIP `port` as user alice, echoing the
+    /// RTP it gets, logging as `name`.
+    pub fn echoing_uac(dir: &Path, name: &str, scenario: &str, port: u16) -> Sipp {
+        let mut args = vec![format!("127.0.0.1:{port}"), "-s".into(), "alice".into()];
+        args.extend(Sipp::echoing_args(scenario, &[]));
+        Sipp::spawn(dir, name, &args)
+    }
+
     /// SIPp playing `scenario` (tests/sipp) once as a client towards voipd's SIP `port`,
     /// as user alice.
     pub fn client(dir: &Path, scenario: &str, port: u16) -> Sipp {

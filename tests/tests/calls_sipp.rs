@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use voipd_tests::audio::{power, read_wav};
-use voipd_tests::peers::{Sipp, free_even_ports, free_port, sipp_scenario};
+use voipd_tests::peers::{Sipp, free_port};
 use voipd_tests::*;
 
 fn calls(sb: &Sandbox) -> Vec<Value> {
@@ -35,43 +35,8 @@ fn start_with(sb: &Sandbox, answer: &str, account: &str) -> (Daemon, u16) {
     (d, port)
 }
 
-fn sipp_args(scenario: &str, extra: &[String]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "-sf",
-        &sipp_scenario(scenario).display().to_string(),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &free_port().to_string(),
-        "-mi",
-        "127.0.0.1",
-        "-mp",
-        // SIPp echoes audio on this port and video on the one two above.
-        &free_even_ports(4).to_string(),
-        "-rtp_echo",
-        "-m",
-        "1",
-        "-nostdin",
-        "-timeout",
-        "60s",
-        "-timeout_error",
-        "-trace_err",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.extend_from_slice(extra);
-    a
-}
-
 fn uac(sb: &Sandbox, scenario: &str, voipd_port: u16) -> Sipp {
-    let mut args = vec![
-        format!("127.0.0.1:{voipd_port}"),
-        "-s".into(),
-        "alice".into(),
-    ];
-    args.extend(sipp_args(scenario, &[]));
-    Sipp::spawn(sb.path(), scenario, &args)
+    Sipp::echoing_uac(sb.path(), scenario, scenario, voipd_port)
 }
 
 fn pass(mut sipp: Sipp) {
@@ -122,7 +87,7 @@ fn early_media_on_a_183_plays_before_the_answer() {
     let sb = Sandbox::new();
     let (_d, _) = start(&sb, r#"mode = "manual""#);
     let port = free_port();
-    let mut args = sipp_args("uas_early_media.xml", &[]);
+    let mut args = Sipp::echoing_args("uas_early_media.xml", &[]);
     args.extend(["-p".to_string(), port.to_string()]);
     // The last -p wins; SIPp listens where we will call.
     let mut sipp = Sipp::spawn(sb.path(), "early", &args);
@@ -162,7 +127,7 @@ fn a_bye_that_is_never_answered_does_not_hold_up_the_hangup() {
     let sb = Sandbox::new();
     let (d, _) = start(&sb, r#"mode = "manual""#);
     let port = free_port();
-    let mut args = sipp_args("uas_ignore_bye.xml", &[]);
+    let mut args = Sipp::echoing_args("uas_ignore_bye.xml", &[]);
     args.extend(["-p".to_string(), port.to_string()]);
     let mut sipp = Sipp::spawn(sb.path(), "ignore-bye", &args);
     sipp.wait_bound(port);
@@ -277,7 +242,7 @@ fn rtp_uses_the_configured_port_range() {
 /// the usual ones), and that port.
 fn uas(sb: &Sandbox, scenario: &str, extra: &[String]) -> (Sipp, u16) {
     let port = free_port();
-    let mut args = sipp_args(scenario, &["-p".to_string(), port.to_string()]);
+    let mut args = Sipp::echoing_args(scenario, &["-p".to_string(), port.to_string()]);
     args.extend_from_slice(extra);
     let mut sipp = Sipp::spawn(sb.path(), scenario, &args);
     sipp.wait_bound(port);

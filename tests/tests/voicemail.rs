@@ -10,7 +10,7 @@ use serde_json::Value;
 use voipd_tests::audio::{assert_tone, read_wav, tone_blocks};
 use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::dbus::{Bus, ROOT};
-use voipd_tests::peers::{Kamailio, Sipp, free_even_ports, free_port, sipp_scenario};
+use voipd_tests::peers::{Kamailio, Sipp};
 use voipd_tests::*;
 
 const CAROL_TONE: f64 = 1300.0;
@@ -397,31 +397,8 @@ fn max_secs_ends_a_long_opus_message_and_keeps_it_at_16_khz() {
 
 /// SIPp straight to voipd (its address is the provider's: let in), echoing the RTP it gets.
 fn sipp_caller(sb: &Sandbox, scenario: &str) -> Sipp {
-    let args: Vec<String> = [
-        format!("127.0.0.1:{}", sb.sip_port()),
-        "-s".into(),
-        "alice".into(),
-        "-sf".into(),
-        sipp_scenario(scenario).display().to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        free_port().to_string(),
-        "-mi".into(),
-        "127.0.0.1".into(),
-        "-mp".into(),
-        free_even_ports(4).to_string(),
-        "-rtp_echo".into(),
-        "-m".into(),
-        "1".into(),
-        "-nostdin".into(),
-        "-timeout".into(),
-        "60s".into(),
-        "-timeout_error".into(),
-        "-trace_err".into(),
-    ]
-    .into();
-    Sipp::spawn(sb.path(), &format!("{scenario}-{}", unique()), &args)
+    let name = format!("{scenario}-{}", unique());
+    Sipp::echoing_uac(sb.path(), &name, scenario, sb.sip_port())
 }
 
 #[test]

@@ -96,19 +96,18 @@ impl Store {
             ms(v.at),
             v.call_id
         );
-        let (p, unusable) = (path.clone(), |e: std::io::Error| StoreError::Unusable {
-            path: dir.clone(),
-            message: e.to_string(),
-        });
-        let dir2 = dir.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir2)?;
-            std::fs::set_permissions(&dir2, std::os::unix::fs::PermissionsExt::from_mode(0o750))?;
-            std::fs::write(p.with_extension("about"), about)
+        let (d, details) = (dir.clone(), path.with_extension("about"));
+        let made = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&d)?;
+            std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o750))?;
+            std::fs::write(details, about)
         })
         .await
-        .map_err(|e| unusable(std::io::Error::other(e)))?
-        .map_err(unusable)?;
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        made.map_err(|e| StoreError::Unusable {
+            path: dir,
+            message: e.to_string(),
+        })?;
         Ok(path)
     }
 

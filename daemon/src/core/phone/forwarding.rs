@@ -42,34 +42,6 @@ impl Phone {
             })
     }
 
-    /// What the answering machine will do for call `id` to `a`, if it has one.
-    pub(super) fn machine_plan(
-        &self,
-        a: &crate::config::Account,
-        req: &TuRequest,
-        id: u64,
-    ) -> Option<crate::core::machine::MachinePlan> {
-        let m = a.answering_machine.as_ref()?;
-        let caller = req
-            .request
-            .from()
-            .map(|f| f.uri.to_string())
-            .unwrap_or_default();
-        let name = self.presence.name_of(&caller);
-        let v = &self.config.voicemail;
-        let retention = crate::store::Retention {
-            max_count: u64::from(v.max_count),
-            max_bytes: u64::from(v.max_mib) << 20,
-        };
-        Some(crate::core::machine::MachinePlan::new(
-            m,
-            self.busy(a),
-            retention,
-            self.store.clone(),
-            crate::core::machine::new_voicemail(a.id.as_str(), caller, name, id),
-        ))
-    }
-
     /// The account a forwarding command is for, and the change checked against the
     /// configuration; nothing is changed yet.
     pub(super) fn check_forward(

@@ -11,11 +11,7 @@ impl Phone {
     /// At start: recordings a crash cut short are kept (or removed), and rows without
     /// their file dropped.
     pub(super) fn recover_voicemails(&self) {
-        let v = &self.config.voicemail;
-        let keep = crate::store::Retention {
-            max_count: u64::from(v.max_count),
-            max_bytes: u64::from(v.max_mib) << 20,
-        };
+        let keep = self.retention();
         // The shortest message any machine keeps: what a crash left is judged by it.
         let min = self
             .config
@@ -46,6 +42,40 @@ impl Phone {
                 Err(e) => tracing::error!("voicemail: recovery failed: {e}"),
             }
         });
+    }
+}
+
+impl Phone {
+    /// How many messages `[voicemail]` lets the store keep.
+    fn retention(&self) -> crate::store::Retention {
+        let v = &self.config.voicemail;
+        crate::store::Retention {
+            max_count: u64::from(v.max_count),
+            max_bytes: u64::from(v.max_mib) << 20,
+        }
+    }
+
+    /// What the answering machine will do for call `id` to `a`, if it has one.
+    pub(super) fn machine_plan(
+        &self,
+        a: &crate::config::Account,
+        req: &TuRequest,
+        id: u64,
+    ) -> Option<crate::core::machine::MachinePlan> {
+        let m = a.answering_machine.as_ref()?;
+        let caller = req
+            .request
+            .from()
+            .map(|f| f.uri.to_string())
+            .unwrap_or_default();
+        let name = self.presence.name_of(&caller);
+        Some(crate::core::machine::MachinePlan::new(
+            m,
+            self.busy(a),
+            self.retention(),
+            self.store.clone(),
+            crate::core::machine::new_voicemail(a.id.as_str(), caller, name, id),
+        ))
     }
 }
 
