@@ -121,6 +121,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             }
         });
     }
+    let hooks = tokio::spawn(crate::api::hooks::serve(phone.clone()));
     if let Some(bus) = opts.dbus {
         tokio::spawn(crate::api::dbus::serve(bus, phone.clone()));
     }
@@ -170,6 +171,8 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         server.abort();
     }
     let _ = core_task.await;
+    // It ends with the core, killing hooks still running past their grace.
+    let _ = hooks.await;
     transport.shutdown();
     drop(control);
     tracing::info!("stopped");

@@ -1,5 +1,6 @@
 //! The gRPC contract of voipd, package `voipd.v1`, generated from `proto/voipd/v1/*.proto`.
 
+pub mod events;
 #[cfg(feature = "serde")]
 mod json;
 pub mod socket;

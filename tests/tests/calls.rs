@@ -268,6 +268,26 @@ fn baresip_calls_voipd_which_answers_and_hears_dtmf_and_sends_it() {
         .collect();
     let call = &ended[0]["kind"]["call_changed"];
     assert_eq!(call["end_reason"], "the other side hung up", "{call}");
+    // Each event is named for what happened, once: hooks and MQTT go by these names.
+    let names: Vec<String> = watched(&events)
+        .iter()
+        .filter(|e| e["kind"]["call_changed"].is_object() || e["kind"]["dtmf_received"].is_object())
+        .filter_map(|e| e["name"].as_str().map(str::to_string))
+        .filter(|n| n != "call_changed")
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "call_incoming",
+            "call_answered",
+            "dtmf",
+            "dtmf",
+            "dtmf",
+            "call_ended"
+        ],
+        "{:?}",
+        watched(&events)
+    );
     assert!(
         call["media"]["packets_received"].as_u64().unwrap() > 50,
         "{call}"

@@ -2,3 +2,4 @@
 
 pub mod dbus;
 pub mod grpc;
+pub mod hooks;

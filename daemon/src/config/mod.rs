@@ -4,6 +4,7 @@
 mod checks;
 mod error;
 mod forward;
+mod hooks;
 mod machine;
 mod values;
 
@@ -23,6 +24,7 @@ pub use error::{ConfigError, Invalid};
 pub use forward::{
     DEFAULT_AFTER_SECS, ForwardRule, ForwardTarget, Forwarding, check_after, check_target,
 };
+pub use hooks::{Hook, HookSubject, HooksConfig};
 pub use machine::{AnsweringMachine, VoicemailConfig};
 pub use values::*;
 
@@ -39,6 +41,9 @@ pub struct Config {
     pub audio: AudioConfig,
     pub presence: PresenceConfig,
     pub voicemail: VoicemailConfig,
+    pub hooks: HooksConfig,
+    /// `[[hook]]`: programs run on events.
+    pub hook: Vec<Hook>,
     pub accounts: Vec<Account>,
 }
 
@@ -548,6 +553,10 @@ struct RawConfig {
     presence: PresenceConfig,
     #[serde(default)]
     voicemail: VoicemailConfig,
+    #[serde(default)]
+    hooks: HooksConfig,
+    #[serde(default)]
+    hook: Vec<Hook>,
     #[serde(default, rename = "account")]
     accounts: Vec<Account>,
 }
@@ -762,6 +771,8 @@ impl Config {
             audio: raw.audio,
             presence: raw.presence,
             voicemail: raw.voicemail,
+            hooks: raw.hooks,
+            hook: raw.hook,
             accounts: raw.accounts,
         })
     }
@@ -835,6 +846,9 @@ impl Config {
         }
         if self.presence != old.presence {
             d.applied.push("presence".into());
+        }
+        if self.hook != old.hook || self.hooks != old.hooks {
+            d.applied.push("hooks (for events from now on)".into());
         }
         let old_ids: BTreeMap<_, _> = old.accounts.iter().map(|a| (&a.id, a)).collect();
         let new_ids: BTreeMap<_, _> = self.accounts.iter().map(|a| (&a.id, a)).collect();

@@ -91,9 +91,10 @@ pub enum EndReason {
     Gone(String),
     /// The daemon stopped.
     DaemonStopped,
-    /// An incoming call sent on with 302 (not a missed call): by which rule, and where.
+    /// An incoming call sent on with 302 (not a missed call): by which rule (none when a
+    /// hook sent it), and where.
     Forwarded {
-        rule: ForwardRule,
+        rule: Option<ForwardRule>,
         to: String,
     },
     /// The answering machine took the call (a missed call, maybe with a message).
@@ -120,7 +121,11 @@ impl std::fmt::Display for EndReason {
             EndReason::SessionExpired => f.write_str("the far side stopped refreshing the session"),
             EndReason::RefreshFailed(why) => write!(f, "session refresh failed: {why}"),
             EndReason::DaemonStopped => f.write_str("daemon stopped"),
-            EndReason::Forwarded { rule, to } => write!(f, "forwarded ({}) to {to}", rule.name()),
+            EndReason::Forwarded {
+                rule: Some(rule),
+                to,
+            } => write!(f, "forwarded ({}) to {to}", rule.name()),
+            EndReason::Forwarded { rule: None, to } => write!(f, "forwarded to {to}"),
             EndReason::AnsweringMachine(how) => write!(f, "answering machine: {how}"),
             EndReason::SoundTestOver => f.write_str("sound test over"),
             EndReason::Internal(why) => write!(f, "internal error: {why}"),
@@ -282,6 +287,10 @@ pub(super) enum CallCommand {
     Resume,
     Mute(bool),
     Dtmf(String),
+    /// A ringing call: send it on with 302 (a hook's `forward`).
+    Forward(crate::sip::uri::SipUri),
+    /// A ringing call: the hooks that had a say are done; the answer mode goes on.
+    Proceed,
     Request(Box<TuRequest>),
 }
 
@@ -1044,7 +1053,7 @@ impl Call {
                             break (200, EndReason::HungUp);
                         }
                         // Answered already.
-                        CallCommand::Answer(_) => {}
+                        CallCommand::Answer(_) | CallCommand::Forward(_) | CallCommand::Proceed => {}
                         CallCommand::Hold | CallCommand::Resume
                             if matches!((&cmd, &self.info.state), (CallCommand::Hold, CallState::Active) | (CallCommand::Resume, CallState::Held)) =>
                         {
@@ -1341,7 +1350,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                     }
                     Some(CallCommand::Mute(on)) => call.info.muted = on,
                     // Not before the answer; the core refuses them in this state.
-                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
+                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed) => {}
                 }
                 continue;
             }
@@ -1442,6 +1451,7 @@ pub(super) fn incoming(
     tu: TuRequest,
     forward: ForwardPlan,
     machine: Option<MachinePlan>,
+    decide: Option<Duration>,
 ) -> CallHandle {
     let (tx, rx) = mpsc::channel(16);
     let live = Arc::new(LiveStats::default());
@@ -1472,7 +1482,7 @@ pub(super) fn incoming(
         ice: None,
         machine: None,
     };
-    tokio::spawn(answer_flow(call, account, tu, forward, machine));
+    tokio::spawn(answer_flow(call, account, tu, forward, machine, decide));
     CallHandle {
         commands: tx,
         live,
@@ -1485,14 +1495,13 @@ async fn forward(
     call: &mut Call,
     tu: &TuRequest,
     mut resp: crate::sip::message::Response,
-    rule: ForwardRule,
+    rule: Option<ForwardRule>,
     to: &crate::sip::uri::SipUri,
 ) {
-    tracing::info!(
-        call_id = call.info.id,
-        "forwarding ({}) to {to}",
-        rule.name()
-    );
+    match rule {
+        Some(r) => tracing::info!(call_id = call.info.id, "forwarding ({}) to {to}", r.name()),
+        None => tracing::info!(call_id = call.info.id, "forwarding to {to}"),
+    }
     resp.headers.push(Name::Contact, format!("<{to}>"));
     tu.tx.respond(resp).await;
     call.end(
@@ -1511,6 +1520,7 @@ async fn answer_flow(
     tu: TuRequest,
     plan: ForwardPlan,
     mut machine: Option<MachinePlan>,
+    decide: Option<Duration>,
 ) {
     let req = tu.request.clone();
     let local_tag = random_token(10);
@@ -1540,7 +1550,14 @@ async fn answer_flow(
     // Sent on before anything else: the target may take what we could not.
     if let Some((rule, to)) = &plan.now {
         call.report().await;
-        return forward(&mut call, &tu, respond(302, reason_phrase(302)), *rule, to).await;
+        return forward(
+            &mut call,
+            &tu,
+            respond(302, reason_phrase(302)),
+            Some(*rule),
+            to,
+        )
+        .await;
     }
     // An offer we could not answer is refused now, not after it has rung.
     if let Some(o) = &offer
@@ -1642,14 +1659,21 @@ async fn answer_flow(
     let mut machine_at = machine
         .as_ref()
         .map(|m| tokio::time::Instant::now() + m.after);
+    // Hooks on call_incoming have their say first: neither the answer mode nor the
+    // machine acts until they are done, or their time is up.
+    let mut held = decide.map(|d| tokio::time::Instant::now() + d);
     loop {
         let again = ringing.as_ref().and_then(Reliable1xx::due);
         // In this order when several are due at once: an answer, then the machine, then
         // forwarding.
         tokio::select! {
             biased;
-            () = &mut auto => break,
-            () = sleep_until_opt(machine_at) => {
+            () = &mut auto, if held.is_none() => break,
+            () = sleep_until_opt(held) => {
+                tracing::info!(call_id = call.info.id, "the hooks did not decide in time; the answer mode goes on");
+                held = None;
+            }
+            () = sleep_until_opt(machine_at), if held.is_none() => {
                 machine_at = None;
                 if let Some(plan) = machine.take() {
                     match plan.pick_up().await {
@@ -1674,7 +1698,7 @@ async fn answer_flow(
             }
             () = sleep_until_opt(no_answer) => {
                 if let Some((to, _)) = &plan.no_answer {
-                    return forward(&mut call, &tu, respond(302, reason_phrase(302)), ForwardRule::NoAnswer, to).await;
+                    return forward(&mut call, &tu, respond(302, reason_phrase(302)), Some(ForwardRule::NoAnswer), to).await;
                 }
             }
             () = tokio::time::sleep_until(give_up) => {
@@ -1711,7 +1735,7 @@ async fn answer_flow(
                 }
                 Some(CallCommand::Stop) => {
                     if let Some(to) = &plan.unavailable {
-                        return forward(&mut call, &tu, respond(302, reason_phrase(302)), ForwardRule::Unavailable, to).await;
+                        return forward(&mut call, &tu, respond(302, reason_phrase(302)), Some(ForwardRule::Unavailable), to).await;
                     }
                     tu.tx.respond(respond(480, reason_phrase(480))).await;
                     return call.end(480, EndReason::DaemonStopped).await;
@@ -1722,6 +1746,10 @@ async fn answer_flow(
                     let code = if pracked { 200 } else { 481 };
                     other.tx.respond(other.request.response(code, reason_phrase(code))).await;
                 }
+                Some(CallCommand::Forward(to)) => {
+                    return forward(&mut call, &tu, respond(302, reason_phrase(302)), None, &to).await;
+                }
+                Some(CallCommand::Proceed) => held = None,
                 // Not while ringing; the core refuses them in this state.
                 Some(CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
             },
@@ -1836,7 +1864,7 @@ async fn answer_flow(
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 // Answered already; the rest waits for the ACK.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed) => {}
             },
         }
     };
@@ -1970,7 +1998,7 @@ async fn echo_call(mut call: Call) {
                     tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
                 }
                 // The sound test has no far side to hold or send digits to.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed) => {}
             },
             Some(ev) = media.events.recv() => {
                 if let MediaEvent::NoSound { why, input, output } = ev {

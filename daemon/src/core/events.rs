@@ -17,6 +17,9 @@ pub struct Event {
     /// One more than the previous event's; a gap tells a watcher it missed some.
     pub seq: u64,
     pub at: SystemTime,
+    /// What happened, in one word (`voipd_proto::events`): hooks, webhooks and MQTT
+    /// topics go by it. A call's changes have several names, so it is given when emitted.
+    pub name: &'static str,
     pub kind: EventKind,
 }
 
@@ -77,6 +80,32 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// The event's name, for every kind but a call's (see [`EventBus::emit_call`]).
+    fn name(&self) -> &'static str {
+        use voipd_proto::events as n;
+        match self {
+            EventKind::DaemonStarted { .. } => n::DAEMON_STARTED,
+            EventKind::ConfigReloaded { .. } => n::CONFIG_RELOADED,
+            EventKind::ConfigReloadFailed { .. } => n::CONFIG_RELOAD_FAILED,
+            EventKind::ShuttingDown { .. } => n::SHUTTING_DOWN,
+            EventKind::AccountChanged(_) => n::ACCOUNT_CHANGED,
+            EventKind::AccountRemoved { .. } => n::ACCOUNT_REMOVED,
+            EventKind::CallChanged(_) => n::CALL_CHANGED,
+            EventKind::DtmfReceived { .. } => n::DTMF,
+            EventKind::HistoryChanged { .. } => n::HISTORY_CHANGED,
+            EventKind::MessageReceived(_) => n::MESSAGE_RECEIVED,
+            EventKind::MessageChanged(_) => n::MESSAGE_CHANGED,
+            EventKind::UnreadMessages { .. } => n::UNREAD_MESSAGES,
+            EventKind::ContactChanged(_) => n::CONTACT_CHANGED,
+            EventKind::ContactRemoved { .. } => n::CONTACT_REMOVED,
+            EventKind::ContactsImported { .. } => n::CONTACTS_IMPORTED,
+            EventKind::VoicemailReceived(_) => n::VOICEMAIL_RECEIVED,
+            EventKind::VoicemailsChanged { .. } => n::VOICEMAILS_CHANGED,
+        }
+    }
+}
+
 /// The sending side, owned by the core task alone, so numbering needs no lock.
 pub(super) struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
@@ -96,9 +125,19 @@ impl EventBus {
     }
 
     pub(super) fn emit(&mut self, kind: EventKind) {
+        self.emit_named(kind.name(), kind);
+    }
+
+    /// A call's change, named for what changed (`call_incoming`, `call_answered`, …).
+    pub(super) fn emit_call(&mut self, name: &'static str, info: CallInfo) {
+        self.emit_named(name, EventKind::CallChanged(Box::new(info)));
+    }
+
+    fn emit_named(&mut self, name: &'static str, kind: EventKind) {
         let event = Event {
             seq: self.next_seq,
             at: SystemTime::now(),
+            name,
             kind,
         };
         self.next_seq += 1;

@@ -110,6 +110,7 @@ impl From<&Event> for pb::Event {
         pb::Event {
             seq: e.seq,
             unix_ms: unix_ms(e.at),
+            name: e.name.into(),
             kind: Some(kind),
         }
     }

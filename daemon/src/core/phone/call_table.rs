@@ -9,6 +9,28 @@ pub(super) struct CallEntry {
     sip_call_id: Option<String>,
     pub(super) commands: mpsc::Sender<CallCommand>,
     live: Arc<crate::media::session::LiveStats>,
+    /// Its first report went out (as `call_incoming` or `call_outgoing`).
+    announced: bool,
+}
+
+/// The name of a call's change, from what the core knew of it before (whether it was
+/// announced, and its state) and what it is now.
+fn change_name(before: Option<(bool, &CallState)>, now: &CallInfo) -> &'static str {
+    use voipd_proto::events as n;
+    match (&now.state, before) {
+        (CallState::Ended { .. }, _) => n::CALL_ENDED,
+        (_, Some((false, _))) => match now.direction {
+            calls::CallDirection::Incoming => n::CALL_INCOMING,
+            calls::CallDirection::Outgoing => n::CALL_OUTGOING,
+        },
+        (
+            CallState::Active,
+            Some((_, CallState::Ringing | CallState::Early | CallState::Dialing)),
+        ) => n::CALL_ANSWERED,
+        (CallState::Held, Some((_, CallState::Active))) => n::CALL_HELD,
+        (CallState::Active, Some((_, CallState::Held))) => n::CALL_RESUMED,
+        _ => n::CALL_CHANGED,
+    }
 }
 
 impl Phone {
@@ -31,6 +53,7 @@ impl Phone {
                 sip_call_id,
                 commands: h.commands,
                 live: h.live,
+                announced: false,
             },
         );
         info
@@ -39,12 +62,15 @@ impl Phone {
     /// A call task's report: the call as it is now; ended, it is written to the history
     /// and let go.
     pub(super) fn call_changed(&mut self, mut info: CallInfo) {
+        let mut name = change_name(None, &info);
         if let Some(c) = self.calls.get_mut(&info.id) {
             // A report the task sent before it took our hang-up must not bring the call
             // back: it is ending until it has ended.
             if c.info.state == CallState::Ending && !matches!(info.state, CallState::Ended { .. }) {
                 info.state = CallState::Ending;
             }
+            name = change_name(Some((c.announced, &c.info.state)), &info);
+            c.announced = true;
             c.info = info.clone();
         }
         if matches!(info.state, CallState::Ended { .. }) {
@@ -54,7 +80,7 @@ impl Phone {
             }
             self.record(&info);
         }
-        self.events.emit(EventKind::CallChanged(Box::new(info)));
+        self.events.emit_call(name, info);
     }
 
     /// Lets a call go; false when it was gone already.
@@ -271,6 +297,22 @@ impl Phone {
                 )));
             }
             CallAction::Reject { busy } => CallCommand::Reject(if busy { 486 } else { 603 }),
+            CallAction::Forward(_) | CallAction::Proceed if !ringing_here => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not ringing here"
+                )));
+            }
+            CallAction::Forward(to) => {
+                let account = match c.info.account.as_deref() {
+                    Some(a) => self.accounts.for_dialing(Some(a))?,
+                    None => None,
+                };
+                CallCommand::Forward(match &account {
+                    Some(a) => crate::core::forward::resolve(&to, a, &self.presence)?,
+                    None => dial_target("forward", &to, None)?,
+                })
+            }
+            CallAction::Proceed => CallCommand::Proceed,
             CallAction::Hold | CallAction::Resume
                 if !matches!(c.info.state, CallState::Active | CallState::Held) =>
             {
@@ -304,7 +346,7 @@ impl Phone {
             c.info.state = CallState::Ending;
             let info = c.view();
             self.events
-                .emit(EventKind::CallChanged(Box::new(info.clone())));
+                .emit_call(voipd_proto::events::CALL_CHANGED, info.clone());
             return Ok(info);
         }
         Ok(c.info.clone())

@@ -23,6 +23,7 @@ mod call_table;
 mod directory;
 mod forwarding;
 mod handle;
+mod hooks;
 mod messaging;
 mod mwi;
 mod providers;
@@ -32,6 +33,7 @@ mod voicemail;
 use call_table::CallEntry;
 pub(super) use directory::dial_target;
 use forwarding::ForwardChange;
+pub use hooks::HookSet;
 use messaging::receive_message;
 
 /// The settings key of our presence: "STATUS\tNOTE".
@@ -111,6 +113,11 @@ pub enum CallAction {
     Hold,
     Resume,
     Mute(bool),
+    /// Send a ringing call on with 302: a SIP URI, a number or user at the account's
+    /// domain, or a contact's name.
+    Forward(String),
+    /// A ringing call: the hooks that had a say are done; the answer mode goes on.
+    Proceed,
     Get,
 }
 
@@ -134,6 +141,8 @@ pub struct Phone {
     logging: Option<Logging>,
     events: EventBus,
     stop: watch::Sender<bool>,
+    /// The hooks in force, for the hook runner.
+    hooks: watch::Sender<Arc<HookSet>>,
     accounts: Accounts,
     endpoint: Option<Endpoint>,
     calls: HashMap<u64, CallEntry>,
@@ -172,6 +181,7 @@ pub struct PhoneHandle {
     forwarding: Arc<tokio::sync::Mutex<()>>,
     events: broadcast::Sender<Arc<Event>>,
     stop: watch::Receiver<bool>,
+    hooks: watch::Receiver<Arc<HookSet>>,
 }
 
 impl Phone {
@@ -186,6 +196,7 @@ impl Phone {
     ) -> (PhoneHandle, tokio::task::JoinHandle<()>) {
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let (stop, stop_rx) = watch::channel(false);
+        let (hooks, hooks_rx) = watch::channel(HookSet::of(&loaded.config));
         let (endpoint, requests, instance) = match sip {
             Some(s) => (Some(s.endpoint), Some(s.requests), s.instance),
             None => (None, None, String::new()),
@@ -229,6 +240,7 @@ impl Phone {
             logging,
             events: EventBus::new(),
             stop,
+            hooks,
         };
         let handle = PhoneHandle {
             commands,
@@ -236,6 +248,7 @@ impl Phone {
             forwarding: Arc::default(),
             events: phone.events.sender(),
             stop: stop_rx,
+            hooks: hooks_rx,
         };
         phone.events.emit(EventKind::DaemonStarted {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -563,6 +576,12 @@ impl Phone {
         self.inbound
             .configure(&loaded.config.sip, loaded.config.accounts.len());
         self.config = loaded.config;
+        self.hooks.send_if_modified(|h| {
+            let now = HookSet::of(&self.config);
+            let changed = **h != *now;
+            *h = now;
+            changed
+        });
         self.resolve_providers();
         self.follow(None);
         self.follow_mwi(true);

@@ -56,7 +56,8 @@ impl Phone {
             let machine = account
                 .as_ref()
                 .and_then(|a| self.machine_plan(a, &req, id));
-            let handle = calls::incoming(ctx, id, account, req, plan, machine);
+            let decide = self.hooks_decide(account.as_ref(), &req);
+            let handle = calls::incoming(ctx, id, account, req, plan, machine, decide);
             self.track(id, sip_call_id, handle);
             return;
         }
