@@ -66,6 +66,8 @@ fn in_command_words(message: &str) -> String {
         "notes" => "--notes",
         "vcard" => "FILE",
         "limit" => "--limit",
+        "what" => "WHAT",
+        "secs" => "--secs",
         _ => return message.to_string(),
     };
     format!("{word}: {rest}")

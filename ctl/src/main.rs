@@ -32,6 +32,7 @@ Examples:
                                   call, and once answered open the door and hang up
   voipctl answer                  answer the ringing call (reject: refuse it)
   voipctl dtmf '#9'               send DTMF on the established call
+  voipctl play /srv/door-open.wav play a message into the call (or tone:HZ)
   voipctl hold / resume / mute    on the only call, or give its id
   voipctl hangup                  end the only call (or give its id)
   voipctl calls                   the calls and their states
@@ -362,6 +363,21 @@ enum Verb {
         #[arg(long)]
         call: Option<u64>,
     },
+    /// Play a WAV file or a tone into a call, once, in place of the microphone
+    Play {
+        /// A WAV file, or tone:HZ
+        #[arg(value_name = "WHAT", required_unless_present = "stop")]
+        what: Option<String>,
+        /// The call [default: the only established one]
+        #[arg(long)]
+        call: Option<u64>,
+        /// A tone's length, or where to cut a file [default: 1 s of tone, all of a file]
+        #[arg(long, value_name = "SECS")]
+        secs: Option<f64>,
+        /// Stop what is playing
+        #[arg(long, conflicts_with = "what")]
+        stop: bool,
+    },
     /// List the calls
     Calls,
     /// Past calls, newest first, missed ones marked (counts them as seen)
@@ -489,6 +505,24 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Resume { id } => act(conn, out, id, Act::Resume).await,
         Verb::Mute { id, off } => act(conn, out, id, Act::Mute(!off)).await,
         Verb::Dtmf { digits, call } => act(conn, out, call, Act::Dtmf(digits)).await,
+        Verb::Play {
+            what,
+            call,
+            secs,
+            stop: _,
+        } => {
+            let what = cmd::calls::play_target(what)?;
+            act(
+                conn,
+                out,
+                call,
+                Act::Play {
+                    what,
+                    secs: secs.unwrap_or(0.0),
+                },
+            )
+            .await
+        }
         Verb::Calls => cmd::calls::list(conn, out).await,
         Verb::History {
             missed,

@@ -119,3 +119,57 @@ pub fn tone_share(path: &std::path::Path, freq: f64, others: &[f64]) -> (usize, 
     let span = &clear[first..=last.max(first)];
     (span.iter().filter(|c| **c).count(), span.len())
 }
+
+/// Writes 16-bit PCM: `frames` of `channels` samples each, at `rate`.
+pub fn write_wav(path: &Path, samples: &[i16], rate: u32, channels: u16) {
+    let data_len = (samples.len() * 2) as u32;
+    let mut b = Vec::with_capacity(44 + samples.len() * 2);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data_len).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&channels.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * 2 * u32::from(channels)).to_le_bytes());
+    b.extend_from_slice(&(2 * channels).to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// A sine of `hz` for `secs`, mono, about -12 dBFS.
+pub fn sine(hz: f64, secs: f64, rate: u32) -> Vec<i16> {
+    (0..(secs * f64::from(rate)) as usize)
+        .map(|i| ((std::f64::consts::TAU * hz * i as f64 / f64::from(rate)).sin() * 8000.0) as i16)
+        .collect()
+}
+
+/// DTMF digits as a phone's keypad sounds them (ITU-T Q.23): each `on_ms` of its two
+/// tones, then `off_ms` of silence; mono.
+pub fn dtmf_tones(digits: &str, rate: u32, on_ms: u32, off_ms: u32) -> Vec<i16> {
+    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    let mut out = Vec::new();
+    for d in digits.chars() {
+        let (r, c) = KEYS
+            .iter()
+            .enumerate()
+            .find_map(|(r, k)| k.find(d).map(|c| (r, c)))
+            .unwrap_or_else(|| panic!("{d} is not a DTMF digit"));
+        let on = (rate * on_ms / 1000) as usize;
+        for i in 0..on {
+            let t = i as f64 / f64::from(rate);
+            let v = (std::f64::consts::TAU * ROWS[r] * t).sin()
+                + (std::f64::consts::TAU * COLS[c] * t).sin();
+            out.push((v * 6000.0) as i16);
+        }
+        out.resize(out.len() + (rate * off_ms / 1000) as usize, 0);
+    }
+    out
+}

@@ -20,6 +20,9 @@ pub struct BaresipOptions<'a> {
     pub kamailio_port: u16,
     /// The sine it sends, Hz.
     pub tone: u32,
+    /// A WAV file it sends instead of the sine (aufile), from the call's start; best at
+    /// 48 kHz stereo, as its audio core runs.
+    pub source_file: Option<&'a Path>,
     /// An audio_codecs value: PCMU, PCMA, G722/16000/1, opus/48000/2.
     pub codec: &'a str,
     pub auto_answer: bool,
@@ -58,6 +61,7 @@ impl BaresipOptions<'static> {
             password: "carolpw",
             kamailio_port,
             tone: 1000,
+            source_file: None,
             codec: "PCMU",
             auto_answer: true,
             presence: false,
@@ -142,21 +146,24 @@ impl Baresip {
             .as_ref()
             .map_or("127.0.0.1".to_string(), |n| n.registrar.to_string());
         let mut modules = extra_modules(&o);
+        let source = match o.source_file {
+            Some(f) => format!("aufile,{}", f.display()),
+            None => format!("ausine,{}", o.tone),
+        };
         for m in o.net.as_ref().map_or(&[][..], |n| n.modules) {
             modules.push_str(&format!("module {m}\n"));
         }
         let config = format!(
             "poll_method epoll\nsip_listen {ip}:{sip}\ncall_local_timeout 120\ncall_max_calls 4\n\
-             audio_source ausine,{tone}\naudio_player aubridge,{user}-null\naudio_alert aubridge,{user}-null\n\
+             audio_source {source}\naudio_player aubridge,{user}-null\naudio_alert aubridge,{user}-null\n\
              ausrc_srate 48000\nausrc_channels 2\naudio_level no\nrtp_ports {rtp}-{}\nnet_interface {ip}\n\
              module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule g722.so\nmodule opus.so\n\
-             module ausine.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_tmp account.so\n\
+             module ausine.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_tmp account.so\n\
              module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
              snd_path {}\nstatmode_default off\n{}",
             rtp + 9,
             dir.join("rec").display(),
             modules,
-            tone = o.tone,
             user = o.user,
         );
         std::fs::write(dir.join("config"), config).expect("config");

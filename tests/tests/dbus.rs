@@ -186,9 +186,27 @@ fn a_desktop_client_sees_and_drives_a_real_call_over_dbus() {
         (first["param"].as_str(), second["param"].as_str()),
         (Some("#"), Some("9"))
     );
+    // A message for the caller: played into the call, heard there.
+    bus.busctl_ok(&[
+        "call",
+        NAME,
+        &incoming,
+        CALL,
+        "Play",
+        "sd",
+        "tone:1500",
+        "1.5",
+    ]);
+    let e = bus.busctl(&["call", NAME, &incoming, CALL, "Play", "sd", "tone:5", "0"]);
+    let e = stderr(&e);
+    assert!(e.contains("what: tone frequency \"5\""), "{e}");
+    std::thread::sleep(std::time::Duration::from_millis(2000));
     // The far side hangs up; the object goes.
     b.command("hangup", "");
     b.wait_event("CALL_CLOSED");
+    let theirs = b.received_recordings();
+    assert_eq!(theirs.len(), 2, "{theirs:?}");
+    assert_tone(&theirs[1], 1500.0, &[1000.0, 440.0], 12);
     wait_until(
         || !managed(&bus).contains("/call/"),
         "the incoming call object to vanish",

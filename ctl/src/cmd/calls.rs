@@ -7,7 +7,7 @@ use voipd_proto::v1::event::Kind;
 use voipd_proto::v1::events_client::EventsClient;
 use voipd_proto::v1::{
     AnswerRequest, Call, CallRequest, CallState, DialRequest, DtmfRequest, Event, ListCallsRequest,
-    MediaEncryption, MuteRequest, RejectRequest, WatchRequest,
+    MediaEncryption, MuteRequest, PlayRequest, RejectRequest, WatchRequest,
 };
 
 use crate::AudioArgs;
@@ -293,6 +293,22 @@ pub enum Act {
     Resume,
     Mute(bool),
     Dtmf(String),
+    Play { what: String, secs: f64 },
+}
+
+/// What `voipctl play` sends: a file made absolute (the daemon has another working
+/// directory), `tone:HZ` as typed, or `stop`.
+pub fn play_target(what: Option<String>) -> Result<String, Failure> {
+    let Some(what) = what else {
+        return Ok("stop".into());
+    };
+    if what.starts_with("tone:") || what.starts_with("file:") && what[5..].starts_with('/') {
+        return Ok(what);
+    }
+    let path = std::path::Path::new(what.strip_prefix("file:").unwrap_or(&what));
+    let path = std::path::absolute(path)
+        .map_err(|e| Failure::Usage(format!("WHAT: {}: {e}", path.display())))?;
+    Ok(format!("file:{}", path.display()))
 }
 
 impl Act {
@@ -305,6 +321,7 @@ impl Act {
             Act::Resume => "resume",
             Act::Mute(_) => "mute",
             Act::Dtmf(_) => "dtmf",
+            Act::Play { .. } => "play",
         }
     }
 
@@ -316,7 +333,9 @@ impl Act {
             Act::Hangup => true,
             Act::Hold => c.state() == CallState::Active,
             Act::Resume => c.state() == CallState::Held,
-            Act::Mute(_) | Act::Dtmf(_) => matches!(c.state(), CallState::Active | CallState::Held),
+            Act::Mute(_) | Act::Dtmf(_) | Act::Play { .. } => {
+                matches!(c.state(), CallState::Active | CallState::Held)
+            }
         }
     }
 }
@@ -371,6 +390,20 @@ pub async fn act(
                 })
                 .await?,
             format!("sending DTMF {d}"),
+        ),
+        Act::Play { what, secs } => (
+            client
+                .play(PlayRequest {
+                    id,
+                    what: what.clone(),
+                    secs: *secs,
+                })
+                .await?,
+            if what == "stop" {
+                "playing stopped".into()
+            } else {
+                format!("playing {}", what.strip_prefix("file:").unwrap_or(what))
+            },
         ),
     };
     let c = c.into_inner();

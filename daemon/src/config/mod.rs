@@ -249,6 +249,9 @@ pub struct AudioConfig {
     pub rtp_ports: Option<(u16, u16)>,
     /// Seconds without RTP after which a call whose far side vanished is ended; 0: never.
     pub rtp_timeout_secs: u32,
+    /// How DTMF is sent (each digit's length and the pause between digits) and whether
+    /// digits are also listened for in the audio.
+    pub dtmf: crate::media::dtmf::DtmfSettings,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +264,12 @@ struct RawAudio {
     rtp_ports: Option<String>,
     #[serde(default = "default_rtp_timeout")]
     rtp_timeout_secs: u32,
+    #[serde(default = "default_dtmf_duration")]
+    dtmf_duration_ms: u32,
+    #[serde(default = "default_dtmf_gap")]
+    dtmf_gap_ms: u32,
+    #[serde(default)]
+    inband_dtmf: bool,
 }
 
 impl TryFrom<RawAudio> for AudioConfig {
@@ -285,11 +294,28 @@ impl TryFrom<RawAudio> for AudioConfig {
                 Ok((lo, hi))
             })
             .transpose()?;
+        if !(40..=5000).contains(&r.dtmf_duration_ms) {
+            return Err(format!(
+                "dtmf_duration_ms: {} is not between 40 and 5000 ms",
+                r.dtmf_duration_ms
+            ));
+        }
+        if !(60..=5000).contains(&r.dtmf_gap_ms) {
+            return Err(format!(
+                "dtmf_gap_ms: {} is not between 60 and 5000 ms (each digit's end is sent three times, 20 ms apart)",
+                r.dtmf_gap_ms
+            ));
+        }
         Ok(AudioConfig {
             input: r.input,
             output: r.output,
             rtp_ports,
             rtp_timeout_secs: r.rtp_timeout_secs,
+            dtmf: crate::media::dtmf::DtmfSettings::new(
+                r.dtmf_duration_ms,
+                r.dtmf_gap_ms,
+                r.inband_dtmf,
+            ),
         })
     }
 }
@@ -596,6 +622,12 @@ fn default_t4() -> TimerMs {
 fn default_rtp_timeout() -> u32 {
     60
 }
+fn default_dtmf_duration() -> u32 {
+    100
+}
+fn default_dtmf_gap() -> u32 {
+    100
+}
 fn default_endpoint() -> AudioEndpoint {
     AudioEndpoint::Default
 }
@@ -643,6 +675,11 @@ impl Default for AudioConfig {
             output: AudioEndpoint::Default,
             rtp_ports: None,
             rtp_timeout_secs: default_rtp_timeout(),
+            dtmf: crate::media::dtmf::DtmfSettings::new(
+                default_dtmf_duration(),
+                default_dtmf_gap(),
+                false,
+            ),
         }
     }
 }

@@ -291,6 +291,8 @@ pub(super) enum CallCommand {
     Forward(crate::sip::uri::SipUri),
     /// A ringing call: the hooks that had a say are done; the answer mode goes on.
     Proceed,
+    /// An established call: play this into it instead of its input (None: stop).
+    Play(Option<crate::media::record::Prompt>),
     Request(Box<TuRequest>),
 }
 
@@ -653,6 +655,7 @@ impl Call {
             MediaOptions {
                 input: &for_call(&self.ctx.audio.input, self.info.id),
                 output: &for_call(&self.ctx.audio.output, self.info.id),
+                dtmf: self.ctx.audio.dtmf,
                 timeout,
                 events: tx,
                 live: self.live.clone(),
@@ -1083,6 +1086,7 @@ impl Call {
                         CallCommand::Dtmf(digits) => {
                             media.session.send_dtmf(&digits);
                         }
+                        CallCommand::Play(prompt) => media.session.play(prompt),
                         CallCommand::Request(tu) => {
                             let req = &tu.request;
                             // Same Call-ID is not enough: another fork's or an old dialog's
@@ -1350,7 +1354,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                     }
                     Some(CallCommand::Mute(on)) => call.info.muted = on,
                     // Not before the answer; the core refuses them in this state.
-                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed) => {}
+                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_)) => {}
                 }
                 continue;
             }
@@ -1751,7 +1755,7 @@ async fn answer_flow(
                 }
                 Some(CallCommand::Proceed) => held = None,
                 // Not while ringing; the core refuses them in this state.
-                Some(CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_)) => {}
+                Some(CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Play(_)) => {}
             },
         }
     }
@@ -1864,7 +1868,7 @@ async fn answer_flow(
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 // Answered already; the rest waits for the ACK.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_)) => {}
             },
         }
     };
@@ -1998,7 +2002,7 @@ async fn echo_call(mut call: Call) {
                     tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
                 }
                 // The sound test has no far side to hold or send digits to.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_)) => {}
             },
             Some(ev) = media.events.recv() => {
                 if let MediaEvent::NoSound { why, input, output } = ev {

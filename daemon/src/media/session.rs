@@ -10,9 +10,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::Codec;
 use super::dtls::DtlsParams;
-use super::dtmf;
+use super::dtmf::{self, DtmfSettings};
 use super::engine::MediaEngine;
 use super::ice::Ice;
+use super::record::Prompt;
 use super::srtp::SrtpKeys;
 use super::stream::Setup;
 use super::stun::MappingWatch;
@@ -169,10 +170,15 @@ fn bind_even(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpSocket
 /// (and costs less per call than a channel).
 pub(super) type DtmfQueue = std::sync::Arc<std::sync::Mutex<VecDeque<char>>>;
 
+/// Audio to play into the call instead of its input (None: stop playing), taken by the
+/// stream at its next tick.
+pub(super) type PlaySlot = std::sync::Arc<std::sync::Mutex<Option<Option<Prompt>>>>;
+
 /// A running stream's handle. Dropping it ends the stream at the engine's next tick.
 struct StreamHandle {
     params: watch::Sender<MediaParams>,
     dtmf: DtmfQueue,
+    play: PlaySlot,
     done: oneshot::Receiver<MediaStats>,
 }
 
@@ -185,6 +191,7 @@ pub struct MediaSession {
 pub struct MediaOptions<'a> {
     pub input: &'a AudioEndpoint,
     pub output: &'a AudioEndpoint,
+    pub dtmf: DtmfSettings,
     /// No RTP for this long (while receiving is expected) is reported; None: never.
     pub timeout: Option<Duration>,
     pub events: mpsc::Sender<MediaEvent>,
@@ -208,6 +215,7 @@ impl MediaSession {
     ) -> MediaSession {
         let (tx, rx) = watch::channel(params);
         let dtmf = DtmfQueue::default();
+        let play = PlaySlot::default();
         let (done_tx, done) = oneshot::channel();
         let setup = Setup {
             sock,
@@ -221,6 +229,8 @@ impl MediaSession {
             ice: opts.ice,
             params: rx,
             dtmf: dtmf.clone(),
+            dtmf_settings: opts.dtmf,
+            play: play.clone(),
             done: done_tx,
         };
         let engine = engine.clone();
@@ -233,6 +243,7 @@ impl MediaSession {
         let handle = StreamHandle {
             params: tx,
             dtmf,
+            play,
             done,
         };
         MediaSession {
@@ -262,6 +273,14 @@ impl MediaSession {
         for s in self.streams.values() {
             let mut q = s.dtmf.lock().unwrap_or_else(|e| e.into_inner());
             q.extend(digits.chars().filter(|c| dtmf::event_code(*c).is_some()));
+        }
+    }
+
+    /// Plays `prompt` into the audio streams once, in place of their input (None: stops
+    /// what is playing).
+    pub fn play(&self, prompt: Option<Prompt>) {
+        for s in self.streams.values() {
+            *s.play.lock().unwrap_or_else(|e| e.into_inner()) = Some(prompt.clone());
         }
     }
 

@@ -78,6 +78,19 @@ impl Source {
         }
     }
 
+    /// A file played once has played to its end.
+    pub(super) fn finished(&self) -> bool {
+        match self {
+            Source::File {
+                samples,
+                pos,
+                looping,
+                ..
+            } => !looping && *pos >= samples.len(),
+            Source::Silence | Source::Tone(_) | Source::Device { .. } => false,
+        }
+    }
+
     pub(super) fn fill(&mut self, out: &mut [i16]) {
         match self {
             Source::Silence => out.fill(0),
@@ -122,7 +135,7 @@ impl Source {
 }
 
 /// Linear interpolation between rates; good enough for prompts and test tones.
-pub(super) fn resample(samples: &[i16], from: u32, to: u32) -> Vec<i16> {
+pub fn resample(samples: &[i16], from: u32, to: u32) -> Vec<i16> {
     if from == to || from == 0 || samples.is_empty() {
         return samples.to_vec();
     }

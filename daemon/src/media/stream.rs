@@ -14,13 +14,14 @@ use tokio::time::Instant;
 use super::codec::{Transcoder, frame_len, rtp_clock, sample_rate};
 use super::device::{self, DeviceAudio};
 use super::dtls;
-use super::dtmf::{self, DtmfSender};
+use super::dtmf::{self, DtmfSender, DtmfSettings};
 use super::ice::{Ice, IceEvent};
+use super::inband::InbandDetector;
 use super::jitter::{JitterBuffer, Playout};
 use super::latch::Latch;
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::RtpPacket;
-use super::session::{DtmfQueue, LiveStats, MediaEvent, MediaParams, MediaStats};
+use super::session::{DtmfQueue, LiveStats, MediaEvent, MediaParams, MediaStats, PlaySlot};
 use super::sink::Sink;
 use super::source::Source;
 use super::srtp::SrtpError;
@@ -42,6 +43,8 @@ pub(super) struct Setup {
     pub(super) mapping: Option<MappingWatch>,
     pub(super) params: watch::Receiver<MediaParams>,
     pub(super) dtmf: DtmfQueue,
+    pub(super) dtmf_settings: DtmfSettings,
+    pub(super) play: PlaySlot,
     pub(super) done: oneshot::Sender<MediaStats>,
 }
 
@@ -151,7 +154,16 @@ impl Setup {
             jitter: JitterBuffer::new(),
             dtmf_out: VecDeque::new(),
             sending: None,
+            dtmf_pause: 0,
+            dtmf_settings: self.dtmf_settings,
             dtmf_in: dtmf::Receiver::default(),
+            inband: self
+                .dtmf_settings
+                .inband
+                .then(|| InbandDetector::new(sample_rate(p.codec))),
+            heard: None,
+            play: self.play,
+            playing: None,
             latch: Latch::new(p.remote),
             ice_remote: None,
             relayed: Vec::new(),
@@ -202,7 +214,19 @@ pub(super) struct Stream {
     jitter: JitterBuffer,
     dtmf_out: VecDeque<char>,
     sending: Option<DtmfSender>,
+    /// Packets of audio still to send before the next digit may start.
+    dtmf_pause: u16,
+    dtmf_settings: DtmfSettings,
     dtmf_in: dtmf::Receiver,
+    /// Listens for digits in the far side's audio, when configured.
+    inband: Option<InbandDetector>,
+    /// The last digit reported, whether it was heard in-band, and when: a far side that
+    /// sends both an event and the tone must not have its digit reported twice.
+    heard: Option<(char, bool, Instant)>,
+    /// What the user asked to play into the call, taken at the next tick…
+    play: PlaySlot,
+    /// …and playing instead of the source until it ends.
+    playing: Option<Source>,
     /// Where the far side's RTP is taken from and ours goes.
     latch: Latch,
     /// The far end of ICE's nominated RTP pair: it wins over the SDP's address.
@@ -261,7 +285,7 @@ impl Stream {
             None => {}
         }
         self.send_frame();
-        self.play_frame();
+        self.play_frame(now);
         // Nothing can come before ICE has nominated a pair: the silence counts from there,
         // or from ICE_GRACE after the start for checks that never end (ICE's own failure
         // ends the call sooner).
@@ -310,6 +334,12 @@ impl Stream {
                     self.codec = c;
                     self.pcm = vec![0; frame_len(next.codec)];
                     self.source.retarget(sample_rate(next.codec));
+                    if let Some(p) = &mut self.playing {
+                        p.retarget(sample_rate(next.codec));
+                    }
+                    if let Some(d) = &mut self.inband {
+                        d.set_rate(sample_rate(next.codec));
+                    }
                     self.jitter = JitterBuffer::new();
                 }
                 Err(e) => tracing::warn!("{e}; keeping the old codec"),
@@ -358,7 +388,7 @@ impl Stream {
         if Some(pkt.pt) == self.p.dtmf_pt {
             self.last_rx = now;
             if let Some(d) = self.dtmf_in.packet(pkt.timestamp, pkt.payload) {
-                let _ = self.events.try_send(MediaEvent::Dtmf(d));
+                self.digit(d, false, now);
             }
             return;
         }
@@ -440,10 +470,18 @@ impl Stream {
                 .unwrap_or_else(|e| e.into_inner())
                 .drain(..),
         );
-        if self.sending.is_none()
-            && let Some(d) = self.dtmf_out.pop_front()
+        if let Ok(mut slot) = self.play.try_lock()
+            && let Some(cmd) = slot.take()
         {
-            self.sending = DtmfSender::new(d, self.ts);
+            self.playing = cmd
+                .map(|prompt| Source::open(&AudioEndpoint::Prompt(prompt), sample_rate(p.codec)));
+        }
+        if self.sending.is_none() {
+            if self.dtmf_pause > 0 {
+                self.dtmf_pause -= 1;
+            } else if let Some(d) = self.dtmf_out.pop_front() {
+                self.sending = DtmfSender::new(d, self.ts, self.dtmf_settings.tone_packets);
+            }
         }
         if let (Some(dt), Some(dpt)) = (self.sending.as_mut(), p.dtmf_pt) {
             // A telephone event replaces audio while it lasts.
@@ -463,9 +501,19 @@ impl Stream {
             self.seq = self.seq.wrapping_add(1);
             if done {
                 self.sending = None;
+                self.dtmf_pause = self
+                    .dtmf_settings
+                    .gap_packets
+                    .saturating_sub(dtmf::END_REPEATS);
             }
         } else if can_send {
-            if p.muted {
+            // What the user plays goes out even when muted: it is meant to be heard.
+            if let Some(playing) = &mut self.playing {
+                playing.fill(&mut self.pcm);
+                if playing.finished() {
+                    self.playing = None;
+                }
+            } else if p.muted {
                 self.pcm.fill(0);
             } else {
                 self.source.fill(&mut self.pcm);
@@ -494,18 +542,45 @@ impl Stream {
         self.ts = self.ts.wrapping_add(step);
     }
 
-    fn play_frame(&mut self) {
+    fn play_frame(&mut self, now: Instant) {
         self.played.clear();
-        match self.jitter.pop() {
-            Playout::Frame(f) => self.codec.decode(&f, &mut self.played),
-            Playout::Lost { next } => self.codec.conceal(next.as_deref(), &mut self.played),
+        let heard = match self.jitter.pop() {
+            Playout::Frame(f) => {
+                self.codec.decode(&f, &mut self.played);
+                true
+            }
+            Playout::Lost { next } => {
+                self.codec.conceal(next.as_deref(), &mut self.played);
+                false
+            }
             // Nothing to play: silence, so that a recording keeps real time.
-            Playout::Empty => self.played.resize(self.pcm.len(), 0),
+            Playout::Empty => {
+                self.played.resize(self.pcm.len(), 0);
+                false
+            }
+        };
+        // Only what came: concealment invents audio, and digits must not be invented.
+        if heard && let Some(d) = self.inband.as_mut().and_then(|i| i.feed(&self.played)) {
+            self.digit(d, true, now);
         }
         if !self.p.receive {
             return;
         }
         self.sink.play(&self.played, sample_rate(self.p.codec));
+    }
+
+    /// Reports a digit from the far side, once: the same digit by the other way (event or
+    /// tone) within a second is the same key press.
+    fn digit(&mut self, d: char, inband: bool, now: Instant) {
+        if let Some((last, was_inband, at)) = self.heard
+            && last == d
+            && was_inband != inband
+            && now.duration_since(at) < Duration::from_secs(1)
+        {
+            return;
+        }
+        self.heard = Some((d, inband, now));
+        let _ = self.events.try_send(MediaEvent::Dtmf(d));
     }
 
     fn rtcp_in(&mut self, rx: &mut RecvBuf) {

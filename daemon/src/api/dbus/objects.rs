@@ -440,6 +440,13 @@ impl Call {
         Ok(())
     }
 
+    /// Plays `file:/path.wav` or `tone:HZ` into the call once, in place of its input
+    /// (`stop` stops it); `secs` cuts it (0: all of a file, a second of a tone).
+    async fn play(&self, what: &str, secs: f64) -> Result<(), VoipdError> {
+        self.phone.play(self.info.id, what, secs).await?;
+        Ok(())
+    }
+
     #[zbus(signal)]
     pub(super) async fn dtmf_received(emitter: &SignalEmitter<'_>, digit: &str)
     -> zbus::Result<()>;

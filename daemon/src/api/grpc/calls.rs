@@ -94,6 +94,16 @@ impl pb::calls_server::Calls for CallsService {
         Ok(Response::new(c.into()))
     }
 
+    async fn play(&self, r: Request<pb::PlayRequest>) -> Result<Response<pb::Call>, Status> {
+        let r = r.into_inner();
+        let c = self
+            .phone
+            .play(r.id, &r.what, r.secs)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(c.into()))
+    }
+
     async fn get(&self, r: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
         self.act(r, CallAction::Get).await
     }

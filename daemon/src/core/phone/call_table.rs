@@ -313,6 +313,12 @@ impl Phone {
                 })
             }
             CallAction::Proceed => CallCommand::Proceed,
+            CallAction::Play(_) if !matches!(c.info.state, CallState::Active | CallState::Held) => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not established"
+                )));
+            }
+            CallAction::Play(p) => CallCommand::Play(p),
             CallAction::Hold | CallAction::Resume
                 if !matches!(c.info.state, CallState::Active | CallState::Held) =>
             {

@@ -26,6 +26,7 @@ mod handle;
 mod hooks;
 mod messaging;
 mod mwi;
+mod play;
 mod providers;
 mod router;
 mod voicemail;
@@ -118,6 +119,8 @@ pub enum CallAction {
     Forward(String),
     /// A ringing call: the hooks that had a say are done; the answer mode goes on.
     Proceed,
+    /// An established call: play this into it, once, instead of its input (None: stop).
+    Play(Option<crate::media::record::Prompt>),
     Get,
 }
 
