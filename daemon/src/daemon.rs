@@ -122,6 +122,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         });
     }
     let hooks = tokio::spawn(crate::api::hooks::serve(phone.clone()));
+    let webhooks = tokio::spawn(crate::api::webhooks::serve(phone.clone()));
     if let Some(bus) = opts.dbus {
         tokio::spawn(crate::api::dbus::serve(bus, phone.clone()));
     }
@@ -173,6 +174,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     let _ = core_task.await;
     // It ends with the core, killing hooks still running past their grace.
     let _ = hooks.await;
+    let _ = webhooks.await;
     transport.shutdown();
     drop(control);
     tracing::info!("stopped");

@@ -3,3 +3,4 @@
 pub mod dbus;
 pub mod grpc;
 pub mod hooks;
+pub mod webhooks;

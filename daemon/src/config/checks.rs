@@ -171,6 +171,24 @@ pub(super) fn resolve_files(config: &mut Config, text: &str, origin: &str) -> Ve
         }
     }
     sip_tls(config, &places.sip, &mut r);
+    for (i, w) in config.webhook.iter_mut().enumerate() {
+        if let Some(path) = &w.secret_file {
+            match read_secret(path, "the secret") {
+                Ok(s) => w.secret = Some(s),
+                Err(m) => r.add(None, format!("webhook[{i}].secret_file"), m),
+            }
+        }
+        if let Some(path) = &w.ca {
+            match read_file(path, "the CA certificates (PEM)").and_then(|pem| {
+                crate::sip::transport::tls::client_config(Some(&pem), None)
+                    .map(|_| pem)
+                    .map_err(|e| format!("{}: {}", path.display(), e.message))
+            }) {
+                Ok(pem) => w.ca_pem = Some(pem),
+                Err(m) => r.add(None, format!("webhook[{i}].ca"), m),
+            }
+        }
+    }
     for (i, account) in config.accounts.iter_mut().enumerate() {
         account_tls(account, i, places.account.get(i), &mut r);
         greeting(account, i, places.account.get(i), &mut r);

@@ -43,29 +43,35 @@ fn default_timeout() -> f64 {
     10.0
 }
 
+/// The event names of an `on` list: known, each once, at least one.
+pub(super) fn event_names(names: &[String]) -> Result<Vec<&'static str>, String> {
+    if names.is_empty() {
+        return Err(format!(
+            "on: the list is empty; name events such as {}",
+            voipd_proto::events::ALL[..4].join(", ")
+        ));
+    }
+    let mut on = Vec::new();
+    for name in names {
+        let known = voipd_proto::events::known(name).ok_or_else(|| {
+            format!(
+                "on: {name:?} is not an event; the events are {}",
+                voipd_proto::events::ALL.join(", ")
+            )
+        })?;
+        if on.contains(&known) {
+            return Err(format!("on: {name:?} is listed twice"));
+        }
+        on.push(known);
+    }
+    Ok(on)
+}
+
 impl TryFrom<RawHook> for Hook {
     type Error = String;
 
     fn try_from(r: RawHook) -> Result<Self, String> {
-        if r.on.is_empty() {
-            return Err(format!(
-                "on: the list is empty; name events such as {}",
-                voipd_proto::events::ALL[..4].join(", ")
-            ));
-        }
-        let mut on = Vec::new();
-        for name in &r.on {
-            let known = voipd_proto::events::known(name).ok_or_else(|| {
-                format!(
-                    "on: {name:?} is not an event; the events are {}",
-                    voipd_proto::events::ALL.join(", ")
-                )
-            })?;
-            if on.contains(&known) {
-                return Err(format!("on: {name:?} is listed twice"));
-            }
-            on.push(known);
-        }
+        let on = event_names(&r.on)?;
         let Some(program) = r.exec.first() else {
             return Err("exec: the list is empty; give the program and its arguments".into());
         };

@@ -7,6 +7,7 @@ mod forward;
 mod hooks;
 mod machine;
 mod values;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ pub use forward::{
 pub use hooks::{Hook, HookSubject, HooksConfig};
 pub use machine::{AnsweringMachine, VoicemailConfig};
 pub use values::*;
+pub use webhooks::Webhook;
 
 /// The configuration in force when no file exists. Also documents the format: see
 /// `voipd --print-default-config`.
@@ -44,6 +46,8 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// `[[hook]]`: programs run on events.
     pub hook: Vec<Hook>,
+    /// `[[webhook]]`: events POSTed to HTTP(S) endpoints.
+    pub webhook: Vec<Webhook>,
     pub accounts: Vec<Account>,
 }
 
@@ -583,6 +587,8 @@ struct RawConfig {
     hooks: HooksConfig,
     #[serde(default)]
     hook: Vec<Hook>,
+    #[serde(default)]
+    webhook: Vec<Webhook>,
     #[serde(default, rename = "account")]
     accounts: Vec<Account>,
 }
@@ -810,6 +816,7 @@ impl Config {
             voicemail: raw.voicemail,
             hooks: raw.hooks,
             hook: raw.hook,
+            webhook: raw.webhook,
             accounts: raw.accounts,
         })
     }
@@ -886,6 +893,10 @@ impl Config {
         }
         if self.hook != old.hook || self.hooks != old.hooks {
             d.applied.push("hooks (for events from now on)".into());
+        }
+        if self.webhook != old.webhook {
+            d.applied
+                .push("webhooks (waiting events of changed ones are dropped)".into());
         }
         let old_ids: BTreeMap<_, _> = old.accounts.iter().map(|a| (&a.id, a)).collect();
         let new_ids: BTreeMap<_, _> = self.accounts.iter().map(|a| (&a.id, a)).collect();

@@ -1,14 +1,15 @@
-//! What the core knows of hooks: which ones an incoming call waits for, and the list the
-//! hook runner (an adapter) follows across reloads.
+//! What the core knows of hooks: which ones an incoming call waits for, and the lists the
+//! hook runner and the webhook sender (adapters) follow across reloads.
 
 use super::*;
-use crate::config::{Hook, HookSubject, HooksConfig};
+use crate::config::{Hook, HookSubject, HooksConfig, Webhook};
 
-/// The hooks in force, as the runner reads them.
+/// The hooks and webhooks in force, as their adapters read them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HookSet {
     pub settings: HooksConfig,
     pub hooks: Vec<Hook>,
+    pub webhooks: Vec<Webhook>,
 }
 
 impl HookSet {
@@ -16,6 +17,7 @@ impl HookSet {
         Arc::new(HookSet {
             settings: config.hooks.clone(),
             hooks: config.hook.clone(),
+            webhooks: config.webhook.clone(),
         })
     }
 }
@@ -49,7 +51,7 @@ impl Phone {
 }
 
 impl PhoneHandle {
-    /// The hooks in force; changes with each reload.
+    /// The hooks and webhooks in force; changes with each reload.
     pub fn hooks(&self) -> watch::Receiver<Arc<HookSet>> {
         self.hooks.clone()
     }
