@@ -123,6 +123,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     }
     let hooks = tokio::spawn(crate::api::hooks::serve(phone.clone()));
     let webhooks = tokio::spawn(crate::api::webhooks::serve(phone.clone()));
+    let mqtt = tokio::spawn(crate::api::mqtt::serve(phone.clone()));
     if let Some(bus) = opts.dbus {
         tokio::spawn(crate::api::dbus::serve(bus, phone.clone()));
     }
@@ -175,6 +176,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     // It ends with the core, killing hooks still running past their grace.
     let _ = hooks.await;
     let _ = webhooks.await;
+    let _ = mqtt.await;
     transport.shutdown();
     drop(control);
     tracing::info!("stopped");

@@ -6,6 +6,7 @@ pub mod baresip;
 pub mod capture;
 pub mod dbus;
 pub mod dns;
+pub mod mqtt;
 pub mod netns;
 pub mod peers;
 pub mod pki;

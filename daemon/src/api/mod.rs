@@ -3,4 +3,5 @@
 pub mod dbus;
 pub mod grpc;
 pub mod hooks;
+pub mod mqtt;
 pub mod webhooks;

@@ -171,6 +171,20 @@ pub(super) fn resolve_files(config: &mut Config, text: &str, origin: &str) -> Ve
         }
     }
     sip_tls(config, &places.sip, &mut r);
+    if let Some(m) = &mut config.mqtt {
+        if let Some(path) = &m.password_file {
+            match read_secret(path, "the password") {
+                Ok(s) => m.password = Some(s),
+                Err(e) => r.add(None, "mqtt.password_file", e),
+            }
+        }
+        if let Some(path) = &m.ca {
+            match read_ca(path) {
+                Ok(pem) => m.ca_pem = Some(pem),
+                Err(e) => r.add(None, "mqtt.ca", e),
+            }
+        }
+    }
     for (i, w) in config.webhook.iter_mut().enumerate() {
         if let Some(path) = &w.secret_file {
             match read_secret(path, "the secret") {
@@ -179,11 +193,7 @@ pub(super) fn resolve_files(config: &mut Config, text: &str, origin: &str) -> Ve
             }
         }
         if let Some(path) = &w.ca {
-            match read_file(path, "the CA certificates (PEM)").and_then(|pem| {
-                crate::sip::transport::tls::client_config(Some(&pem), None)
-                    .map(|_| pem)
-                    .map_err(|e| format!("{}: {}", path.display(), e.message))
-            }) {
+            match read_ca(path) {
                 Ok(pem) => w.ca_pem = Some(pem),
                 Err(m) => r.add(None, format!("webhook[{i}].ca"), m),
             }
@@ -205,6 +215,14 @@ pub(super) fn resolve_files(config: &mut Config, text: &str, origin: &str) -> Ve
         }
     }
     r.problems
+}
+
+/// Reads CA certificates (PEM) that TLS can use.
+fn read_ca(path: &Path) -> Result<Vec<u8>, String> {
+    let pem = read_file(path, "the CA certificates (PEM)")?;
+    crate::sip::transport::tls::client_config(Some(&pem), None)
+        .map_err(|e| format!("{}: {}", path.display(), e.message))?;
+    Ok(pem)
 }
 
 /// Reads an answering machine's greeting: a WAV file it can play.

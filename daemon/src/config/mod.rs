@@ -6,6 +6,7 @@ mod error;
 mod forward;
 mod hooks;
 mod machine;
+mod mqtt;
 mod values;
 mod webhooks;
 
@@ -27,6 +28,7 @@ pub use forward::{
 };
 pub use hooks::{Hook, HookSubject, HooksConfig};
 pub use machine::{AnsweringMachine, VoicemailConfig};
+pub use mqtt::MqttConfig;
 pub use values::*;
 pub use webhooks::Webhook;
 
@@ -48,6 +50,8 @@ pub struct Config {
     pub hook: Vec<Hook>,
     /// `[[webhook]]`: events POSTed to HTTP(S) endpoints.
     pub webhook: Vec<Webhook>,
+    /// `[mqtt]`: a broker for events and commands, and Home Assistant.
+    pub mqtt: Option<MqttConfig>,
     pub accounts: Vec<Account>,
 }
 
@@ -589,6 +593,7 @@ struct RawConfig {
     hook: Vec<Hook>,
     #[serde(default)]
     webhook: Vec<Webhook>,
+    mqtt: Option<MqttConfig>,
     #[serde(default, rename = "account")]
     accounts: Vec<Account>,
 }
@@ -817,6 +822,7 @@ impl Config {
             hooks: raw.hooks,
             hook: raw.hook,
             webhook: raw.webhook,
+            mqtt: raw.mqtt,
             accounts: raw.accounts,
         })
     }
@@ -893,6 +899,9 @@ impl Config {
         }
         if self.hook != old.hook || self.hooks != old.hooks {
             d.applied.push("hooks (for events from now on)".into());
+        }
+        if self.mqtt != old.mqtt {
+            d.applied.push("mqtt (reconnected)".into());
         }
         if self.webhook != old.webhook {
             d.applied

@@ -59,6 +59,37 @@ fn default_queue() -> u32 {
     1000
 }
 
+/// A URL's `host[:port]` (an IPv6 address in brackets), with the scheme's port unless
+/// one is given.
+pub(super) fn host_port(authority: &str, default_port: u16) -> Result<(String, u16), &'static str> {
+    // An IPv6 address is in brackets, and its colons are not the port's.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest.split_once(']').ok_or("has an unclosed [")?;
+            match after {
+                "" => (h, None),
+                p => (h, Some(p.strip_prefix(':').ok_or("is not a valid URL")?)),
+            }
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or("has no valid port")?,
+    };
+    Ok((host.to_string(), port))
+}
+
 impl TryFrom<RawWebhook> for Webhook {
     type Error = String;
 
@@ -83,38 +114,8 @@ impl TryFrom<RawWebhook> for Webhook {
         if authority.contains('@') {
             return Err(bad("carries credentials; sign with `secret` instead"));
         }
-        let default_port = if tls { 443 } else { 80 };
-        // An IPv6 address is in brackets, and its colons are not the port's.
-        let (host, port_text) = match authority.strip_prefix('[') {
-            Some(rest) => {
-                let (h, after) = rest
-                    .split_once(']')
-                    .ok_or_else(|| bad("has an unclosed ["))?;
-                match after {
-                    "" => (h, None),
-                    p => (
-                        h,
-                        Some(
-                            p.strip_prefix(':')
-                                .ok_or_else(|| bad("is not a valid URL"))?,
-                        ),
-                    ),
-                }
-            }
-            None => match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            },
-        };
-        let port = match port_text {
-            None => default_port,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| bad("has no valid port"))?,
-        };
-        if host.is_empty() || path.contains(char::is_whitespace) {
+        let (host, port) = host_port(authority, if tls { 443 } else { 80 }).map_err(bad)?;
+        if path.contains(char::is_whitespace) {
             return Err(bad("is not a valid URL"));
         }
         if r.secret.is_some() && r.secret_file.is_some() {
@@ -134,9 +135,9 @@ impl TryFrom<RawWebhook> for Webhook {
         }
         let on = r.on.as_deref().map(event_names).transpose()?;
         Ok(Webhook {
-            name: r.name.unwrap_or_else(|| host.to_string()),
+            name: r.name.unwrap_or_else(|| host.clone()),
             tls,
-            host: host.to_string(),
+            host,
             port,
             path: path.to_string(),
             url: r.url,

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 pub use events::{EVENT_QUEUE, Event, EventKind};
-pub use phone::{CallAction, HookSet, Phone, PhoneHandle, SipStack};
+pub use phone::{CallAction, CallPick, HookSet, Phone, PhoneHandle, SipStack};
 
 pub use calls::{
     CallDirection, CallInfo, CallState, EndReason, Endpoints, IceInfo, IceState, MediaEncryption,

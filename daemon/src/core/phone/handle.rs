@@ -69,6 +69,49 @@ impl PhoneHandle {
         self.ask(|r| Command::CallAction(id, action, r)).await?
     }
 
+    /// The call `id` names; without one, the only call that fits `pick` (the one ringing
+    /// here, the established one, any): an error when there is none, or several.
+    pub async fn pick_call(&self, id: Option<u64>, pick: CallPick) -> Result<u64, CoreError> {
+        if let Some(id) = id {
+            return Ok(id);
+        }
+        let fits: Vec<u64> = self
+            .calls()
+            .await?
+            .into_iter()
+            .filter(|c| match pick {
+                CallPick::Ringing => {
+                    c.state == CallState::Ringing && c.direction == calls::CallDirection::Incoming
+                }
+                CallPick::Established => matches!(c.state, CallState::Active | CallState::Held),
+                CallPick::Any => !matches!(c.state, CallState::Ending | CallState::Ended { .. }),
+            })
+            .map(|c| c.id)
+            .collect();
+        match fits.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(CoreError::FailedPrecondition(format!(
+                "no call {}; name one with its id",
+                match pick {
+                    CallPick::Ringing => "is ringing here",
+                    CallPick::Established => "is established",
+                    CallPick::Any => "is going on",
+                }
+            ))),
+            many => Err(CoreError::InvalidArgument {
+                field: "call",
+                message: format!(
+                    "{} calls could be meant ({}); name one",
+                    many.len(),
+                    many.iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+        }
+    }
+
     pub async fn send_dtmf(&self, id: u64, digits: &str) -> Result<CallInfo, CoreError> {
         let digits = digits.to_string();
         self.ask(|r| Command::SendDtmf(id, digits, r)).await?

@@ -2,7 +2,7 @@
 //! hook runner and the webhook sender (adapters) follow across reloads.
 
 use super::*;
-use crate::config::{Hook, HookSubject, HooksConfig, Webhook};
+use crate::config::{Hook, HookSubject, HooksConfig, MqttConfig, Webhook};
 
 /// The hooks and webhooks in force, as their adapters read them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -10,6 +10,7 @@ pub struct HookSet {
     pub settings: HooksConfig,
     pub hooks: Vec<Hook>,
     pub webhooks: Vec<Webhook>,
+    pub mqtt: Option<MqttConfig>,
 }
 
 impl HookSet {
@@ -18,6 +19,7 @@ impl HookSet {
             settings: config.hooks.clone(),
             hooks: config.hook.clone(),
             webhooks: config.webhook.clone(),
+            mqtt: config.mqtt.clone(),
         })
     }
 }

@@ -124,6 +124,17 @@ pub enum CallAction {
     Get,
 }
 
+/// Which call a command without a call id means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPick {
+    /// The incoming call ringing here.
+    Ringing,
+    /// The established call (active or held).
+    Established,
+    /// The call going on, in whatever state.
+    Any,
+}
+
 /// The signalling stack the core drives, started before it.
 pub struct SipStack {
     pub endpoint: Endpoint,
