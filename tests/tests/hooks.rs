@@ -242,3 +242,59 @@ fn a_digit_opens_the_door_and_a_failing_hook_is_logged_by_name() {
     assert!(sb.voipctl(&["hangup"]).status.success());
     dave.wait_event("CALL_CLOSED");
 }
+
+#[test]
+fn hooks_run_a_few_at_a_time_and_a_full_queue_drops_the_oldest() {
+    let sb = Sandbox::new();
+    let dir = sb.path().display().to_string();
+    // Each run takes a while, and notes when it ran and for which contact.
+    let slow = script(
+        &sb,
+        "slow",
+        &format!(
+            "echo \"start $VOIPD_SEQ\" >> {dir}/runs\nsleep 1\necho \"end $VOIPD_SEQ\" >> {dir}/runs\n"
+        ),
+    );
+    sb.write_config(&format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[presence]\nsubscribe = false\n\n\
+         [hooks]\nmax_running = 2\nqueue = 3\n\n\
+         [[hook]]\nname = \"slow\"\non = [\"contact_changed\"]\nexec = [\"{slow}\"]\n"
+    ));
+    let d = sb.start_daemon();
+    for i in 0..9 {
+        let o = sb.voipctl(&[
+            "contacts",
+            "add",
+            &format!("c{i}"),
+            "-a",
+            &format!("c{i}@example.com"),
+        ]);
+        assert!(o.status.success(), "{}", describe(&o));
+    }
+    // Nine events: two run at once, three wait, so at least four are dropped, each
+    // counted.
+    wait_until(
+        || d.log().contains("hook queue full"),
+        "the full queue to be said",
+    );
+    std::thread::sleep(Duration::from_millis(4000));
+    let runs = read(&sb.path().join("runs"));
+    let starts = runs.lines().filter(|l| l.starts_with("start")).count();
+    assert!(
+        (5..=8).contains(&starts),
+        "{starts} runs:\n{runs}\n{}",
+        d.log()
+    );
+    assert_eq!(
+        starts,
+        runs.lines().filter(|l| l.starts_with("end")).count(),
+        "{runs}"
+    );
+    // Never more than two at once.
+    let mut running: i32 = 0;
+    for l in runs.lines() {
+        running += if l.starts_with("start") { 1 } else { -1 };
+        assert!(running <= 2, "{runs}");
+    }
+    assert!(d.log().contains("dropped since start"), "{}", d.log());
+}
