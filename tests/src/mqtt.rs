@@ -14,12 +14,23 @@ pub const USERS: [(&str, &str); 2] = [("voipd", "voipd-mqtt-pw"), ("hass", "hass
 
 pub struct Mosquitto {
     pub port: u16,
+    /// A second listener with TLS, when started with a certificate.
+    pub tls_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
 
 impl Mosquitto {
     pub fn start(parent: &Path) -> Mosquitto {
+        Mosquitto::start_with(parent, None)
+    }
+
+    /// Also listening with TLS (this certificate and key) on `tls_port`.
+    pub fn start_tls(parent: &Path, cert: &crate::pki::Issued) -> Mosquitto {
+        Mosquitto::start_with(parent, Some(cert))
+    }
+
+    fn start_with(parent: &Path, tls: Option<&crate::pki::Issued>) -> Mosquitto {
         let dir = parent.join("mosquitto");
         std::fs::create_dir_all(&dir).expect("mosquitto dir");
         let passwd = dir.join("passwd");
@@ -42,20 +53,26 @@ impl Mosquitto {
             );
         }
         let port = free_port();
-        std::fs::write(
-            dir.join("mosquitto.conf"),
-            format!(
-                "user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
-                 persistence true\npersistence_location {}/\nautosave_interval 1\n\
-                 log_dest file {}\nlog_type all\n",
-                passwd.display(),
-                dir.display(),
-                dir.join("mosquitto.log").display()
-            ),
-        )
-        .expect("mosquitto.conf");
+        let tls_port = tls.map(|_| free_port());
+        let mut conf = format!(
+            "user root\nper_listener_settings false\nallow_anonymous false\npassword_file {}\n\
+             persistence true\npersistence_location {}/\nautosave_interval 1\n\
+             log_dest file {}\nlog_type all\nlistener {port} 127.0.0.1\n",
+            passwd.display(),
+            dir.display(),
+            dir.join("mosquitto.log").display()
+        );
+        if let (Some(cert), Some(p)) = (tls, tls_port) {
+            conf.push_str(&format!(
+                "listener {p} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
+                cert.cert.display(),
+                cert.key.display()
+            ));
+        }
+        std::fs::write(dir.join("mosquitto.conf"), conf).expect("mosquitto.conf");
         let mut m = Mosquitto {
             port,
+            tls_port,
             dir,
             child: None,
         };

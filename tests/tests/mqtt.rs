@@ -10,6 +10,7 @@ use voipd_tests::audio::assert_tone;
 use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::mqtt::{Mosquitto, Subscriber, USERS};
 use voipd_tests::peers::Kamailio;
+use voipd_tests::pki::Pki;
 use voipd_tests::*;
 
 /// Configs for one account: five sensors, two events, two buttons, the account's sensor,
@@ -303,5 +304,65 @@ fn a_doorbell_with_home_assistant_over_mqtt() {
                 .any(|(t, _)| t == "homeassistant/sensor/front-door/account_home/config")
         },
         "the old account's sensor cleared and the new one's announced",
+    );
+}
+
+#[test]
+fn over_tls_with_the_brokers_own_ca_and_not_with_another() {
+    let sb = Sandbox::new();
+    let pki = Pki::new(sb.path(), "broker-ca");
+    let cert = pki.issue("broker", "localhost", None);
+    let broker = Mosquitto::start_tls(sb.path(), &cert);
+    let tls_port = broker.tls_port.expect("a TLS listener");
+    let sub = broker.subscribe_all(&sb.path().join("mqtt.txt"));
+    std::fs::write(sb.path().join("mqtt-password"), format!("{}\n", USERS[0].1)).expect("pw");
+    let text = |ca: &std::path::Path| {
+        format!(
+            "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
+             [mqtt]\nurl = \"mqtts://localhost:{tls_port}\"\nusername = \"{}\"\n\
+             password_file = \"{}\"\nca = \"{}\"\nclient_id = \"tls-door\"\nprefix = \"door/one\"\n",
+            USERS[0].0,
+            sb.path().join("mqtt-password").display(),
+            ca.display()
+        )
+    };
+    // Another CA: the broker's certificate does not verify; nothing is said, it retries.
+    let other = Pki::new(sb.path(), "other-ca");
+    sb.write_config(&text(&other.ca));
+    let d = sb.start_daemon();
+    wait_until(
+        || d.log().contains("mqtt: mqtts://localhost"),
+        "the refused broker in the log",
+    );
+    assert!(sub.on("door/one/status").is_empty(), "{:?}", sub.messages());
+    // The broker's CA, by a reload: connected, online, events out.
+    sb.write_config(&text(&pki.ca));
+    assert!(sb.voipctl(&["reload"]).status.success());
+    wait_until(
+        || {
+            sub.fresh()
+                .iter()
+                .any(|(t, p)| t == "door/one/status" && p == "online")
+        },
+        "online over TLS",
+    );
+    assert!(
+        sb.voipctl(&["contacts", "add", "ann", "-a", "ann@example.com"])
+            .status
+            .success()
+    );
+    wait_until(
+        || !sub.on("door/one/event/contact_changed").is_empty(),
+        "an event over TLS",
+    );
+    // Stopping says offline at once.
+    assert!(sb.voipctl(&["shutdown"]).status.success());
+    wait_until(
+        || {
+            sub.fresh()
+                .last()
+                .is_some_and(|(t, p)| t == "door/one/status" && p == "offline")
+        },
+        "offline when voipd stops",
     );
 }
