@@ -121,9 +121,9 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             }
         });
     }
-    let hooks = tokio::spawn(crate::api::hooks::serve(phone.clone()));
-    let webhooks = tokio::spawn(crate::api::webhooks::serve(phone.clone()));
-    let mqtt = tokio::spawn(crate::api::mqtt::serve(phone.clone()));
+    let hooks = crate::api::hooks::start(phone.clone());
+    let webhooks = crate::api::webhooks::start(phone.clone());
+    let mqtt = crate::api::mqtt::start(phone.clone());
     if let Some(bus) = opts.dbus {
         tokio::spawn(crate::api::dbus::serve(bus, phone.clone()));
     }
@@ -131,6 +131,9 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     if let Some(every) = notifier.watchdog_interval() {
         tokio::spawn(watchdog(phone.clone(), notifier.clone(), every));
     }
+    // Now that the faces that follow events listen (the D-Bus one as soon as it is on
+    // the bus), they hear that the daemon started.
+    let _ = phone.started().await;
     let ready = format!("listening on {}", listening.join(", "));
     tracing::info!("voipd {} ready, {ready}", env!("CARGO_PKG_VERSION"));
     notifier.ready(&ready);

@@ -115,10 +115,20 @@ impl Mosquitto {
 
     /// Publishes as Home Assistant would.
     pub fn publish(&self, topic: &str, payload: &str) {
+        self.publish_with(topic, payload, false);
+    }
+
+    /// Publishes a retained message, which the broker hands every new subscriber.
+    pub fn publish_retained(&self, topic: &str, payload: &str) {
+        self.publish_with(topic, payload, true);
+    }
+
+    fn publish_with(&self, topic: &str, payload: &str, retain: bool) {
         let out = Command::new(require_tool("mosquitto_pub", "mosquitto-clients"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-u", USERS[1].0, "-P", USERS[1].1, "-q", "1"])
             .args(["-t", topic, "-m", payload])
+            .args(if retain { &["-r"][..] } else { &[][..] })
             .output()
             .expect("mosquitto_pub");
         assert!(

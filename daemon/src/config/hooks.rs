@@ -154,15 +154,42 @@ impl Hook {
 
 /// `[hooks]`: how hooks run.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawHooksConfig")]
 pub struct HooksConfig {
     /// At most this many hook programs run at once; more wait their turn…
-    #[serde(default = "default_max_running")]
     pub max_running: u32,
     /// …and at most this many wait. Past it the oldest waiting one is dropped, with a
     /// counted warning, so a burst of events cannot make memory grow.
-    #[serde(default = "default_queue")]
     pub queue: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHooksConfig {
+    #[serde(default = "default_max_running")]
+    max_running: u32,
+    #[serde(default = "default_queue")]
+    queue: u32,
+}
+
+impl TryFrom<RawHooksConfig> for HooksConfig {
+    type Error = String;
+
+    fn try_from(r: RawHooksConfig) -> Result<Self, String> {
+        if !(1..=256).contains(&r.max_running) {
+            return Err(format!(
+                "max_running: {} is not between 1 and 256",
+                r.max_running
+            ));
+        }
+        if !(1..=100_000).contains(&r.queue) {
+            return Err(format!("queue: {} is not between 1 and 100000", r.queue));
+        }
+        Ok(HooksConfig {
+            max_running: r.max_running,
+            queue: r.queue,
+        })
+    }
 }
 
 fn default_max_running() -> u32 {

@@ -745,6 +745,20 @@ impl Config {
                 ));
             }
         }
+        // A hook for an account that is not there would never run: a typo, surely.
+        for (i, h) in raw.hook.iter().enumerate() {
+            if let Some(a) = &h.account
+                && !raw.accounts.iter().any(|acc| acc.id.as_str() == a)
+            {
+                return Err(ConfigError::invalid(
+                    origin,
+                    text,
+                    None,
+                    format!("hook[{i}].account"),
+                    format!("{a:?} is not the id of any [[account]]"),
+                ));
+            }
+        }
         // What waits for a ring must come before the ring gives up.
         for (i, a) in raw.accounts.iter().enumerate() {
             let waits = [

@@ -125,9 +125,10 @@ impl TryFrom<RawMqtt> for MqttConfig {
         }
         check_prefix("prefix", &r.prefix)?;
         check_prefix("discovery_prefix", &r.discovery_prefix)?;
-        let client_id = r
-            .client_id
-            .unwrap_or_else(|| format!("voipd-{}", hostname()));
+        let client_id = r.client_id.unwrap_or_else(|| {
+            // Within the 64 characters allowed, however long the host's name.
+            format!("voipd-{}", hostname().chars().take(57).collect::<String>())
+        });
         if client_id.is_empty() || client_id.len() > 64 {
             return Err(format!(
                 "client_id: {client_id:?} is not 1 to 64 characters"
@@ -146,8 +147,8 @@ impl TryFrom<RawMqtt> for MqttConfig {
         if r.keepalive_secs < 5 {
             return Err(format!("keepalive_secs: {} is below 5", r.keepalive_secs));
         }
-        if !(10..=1_000_000).contains(&r.queue) {
-            return Err(format!("queue: {} is not between 10 and 1000000", r.queue));
+        if !(100..=1_000_000).contains(&r.queue) {
+            return Err(format!("queue: {} is not between 100 and 1000000", r.queue));
         }
         Ok(MqttConfig {
             tls,

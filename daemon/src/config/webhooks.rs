@@ -115,7 +115,9 @@ impl TryFrom<RawWebhook> for Webhook {
             return Err(bad("carries credentials; sign with `secret` instead"));
         }
         let (host, port) = host_port(authority, if tls { 443 } else { 80 }).map_err(bad)?;
-        if path.contains(char::is_whitespace) {
+        if path.contains(char::is_whitespace)
+            || hyper::http::uri::PathAndQuery::try_from(path).is_err()
+        {
             return Err(bad("is not a valid URL"));
         }
         if r.secret.is_some() && r.secret_file.is_some() {

@@ -1,6 +1,8 @@
 //! Where a stream's outgoing audio comes from: silence, a tone, a WAV file (looped or
 //! once) or a sound device's capture, one 20 ms frame at a time at the codec's rate.
 
+use std::sync::Arc;
+
 use super::device;
 use super::tone::Tone;
 use super::wav;
@@ -11,10 +13,11 @@ pub(super) enum Source {
     Silence,
     Tone(Tone),
     File {
-        /// As read, and at the rate being sent.
-        original: Vec<i16>,
+        /// As read, and at the rate being sent: shared, not copied, where they are the
+        /// same (a prompt made at the codec's rate starts without a copy on the tick).
+        original: Arc<[i16]>,
         original_rate: u32,
-        samples: Vec<i16>,
+        samples: Arc<[i16]>,
         pos: usize,
         looping: bool,
     },
@@ -29,13 +32,16 @@ impl Source {
         match ep {
             AudioEndpoint::Tone(f) => Source::Tone(Tone::new(*f, rate)),
             AudioEndpoint::File(p) | AudioEndpoint::FileOnce(p) => match wav::read(p) {
-                Ok((samples, r)) if !samples.is_empty() => Source::File {
-                    samples: resample(&samples, r, rate),
-                    original: samples,
-                    original_rate: r,
-                    pos: 0,
-                    looping: matches!(ep, AudioEndpoint::File(_)),
-                },
+                Ok((samples, r)) if !samples.is_empty() => {
+                    let original: Arc<[i16]> = samples.into();
+                    Source::File {
+                        samples: at_rate(&original, r, rate),
+                        original,
+                        original_rate: r,
+                        pos: 0,
+                        looping: matches!(ep, AudioEndpoint::File(_)),
+                    }
+                }
                 Ok(_) => Source::Silence,
                 Err(e) => {
                     tracing::warn!("audio input {e}; sending silence");
@@ -43,8 +49,8 @@ impl Source {
                 }
             },
             AudioEndpoint::Prompt(p) => Source::File {
-                samples: resample(&p.samples, p.rate, rate),
-                original: p.samples.to_vec(),
+                samples: at_rate(&p.samples, p.rate, rate),
+                original: p.samples.clone(),
                 original_rate: p.rate,
                 pos: 0,
                 looping: false,
@@ -70,7 +76,7 @@ impl Source {
                 ..
             } => {
                 let done = *pos as f64 / samples.len().max(1) as f64;
-                *samples = resample(original, *original_rate, rate);
+                *samples = at_rate(original, *original_rate, rate);
                 *pos = (done * samples.len() as f64) as usize;
             }
             // The device runs at its own rate, converted per frame.
@@ -131,6 +137,15 @@ impl Source {
                 device::convert_into(scratch, out);
             }
         }
+    }
+}
+
+/// `samples` at `to`: the same ones when the rate is already right.
+fn at_rate(samples: &Arc<[i16]>, from: u32, to: u32) -> Arc<[i16]> {
+    if from == to {
+        samples.clone()
+    } else {
+        resample(samples, from, to).into()
     }
 }
 

@@ -3,7 +3,9 @@
 use std::process::Stdio;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
@@ -58,19 +60,71 @@ pub(super) struct Job {
 /// What a run tells the runner.
 #[derive(Debug)]
 pub(super) enum Report {
-    /// A deciding hook printed its action (at once, before it exits).
+    /// A deciding hook's first line (at once, before it exits): its action, `continue`
+    /// for a line that is none. The call waits for it no longer.
     Decided {
         call: u64,
         action: Action,
         hook: String,
     },
-    /// A run is over, however it ended.
+    /// A run is over, however it ended; `decides` when it had not decided before.
     Done { decides: Option<u64> },
 }
 
-/// How much of a hook's output is read: an action is one line, and a log is no place for
-/// a novel.
-const OUTPUT_LIMIT: u64 = 4096;
+/// How much of a hook's output is kept: an action is one line, and a log is no place for
+/// a novel. The rest is read and thrown away, so that a chatty hook is not killed by a
+/// closed pipe.
+const OUTPUT_LIMIT: usize = 4096;
+
+/// Kills the hook's whole process group unless it was let go: at its deadline, and when
+/// the runner drops an unfinished run at shutdown.
+struct Group(Option<u32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.take().and_then(|p| i32::try_from(p).ok()) else {
+            return;
+        };
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// A hook's output, line by line, as text even where it is not UTF-8: the first
+/// `OUTPUT_LIMIT` bytes; the rest is read and dropped.
+struct Lines<R> {
+    r: BufReader<R>,
+    kept: usize,
+    buf: Vec<u8>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> Lines<R> {
+    fn new(r: R) -> Self {
+        Lines {
+            r: BufReader::new(r),
+            kept: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next line kept; None at the end.
+    async fn next(&mut self) -> Option<String> {
+        loop {
+            self.buf.clear();
+            match self.r.read_until(b'\n', &mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) if self.kept < OUTPUT_LIMIT => {
+                    self.kept += n;
+                    let text = String::from_utf8_lossy(&self.buf);
+                    return Some(text.trim_end_matches(['\n', '\r']).to_string());
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+}
 
 /// Runs a hook to its end or its deadline, then reports. Never fails: what goes wrong is
 /// logged with the hook's name.
@@ -98,8 +152,8 @@ pub(super) async fn run(job: Job, reports: mpsc::Sender<Report>) {
             return;
         }
     };
+    let mut group = Group(child.id());
     tracing::debug!(hook = %name, "hook {name} started in {:?}", started.elapsed());
-    let pid = child.id();
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -111,67 +165,84 @@ pub(super) async fn run(job: Job, reports: mpsc::Sender<Report>) {
             let _ = i.write_all(b"\n").await;
         }
     };
-    let decides = job.decides;
     let reports2 = reports.clone();
     let hook_name = name.clone();
+    let decides = job.decides;
+    let decided = Arc::new(AtomicBool::new(false));
+    let decided2 = decided.clone();
+    // A deciding hook's first line is reported the moment it is read, not at its exit.
     let read_out = async move {
         let Some(o) = stdout else { return };
-        let mut lines = BufReader::new(o.take(OUTPUT_LIMIT)).lines();
-        let mut first = true;
-        while let Ok(Some(line)) = lines.next_line().await {
-            match decides {
-                Some(call) if first => {
-                    first = false;
-                    match Action::parse(&line) {
-                        Ok(action) => {
-                            let _ = reports2
-                                .send(Report::Decided {
-                                    call,
-                                    action,
-                                    hook: hook_name.clone(),
-                                })
-                                .await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(hook = %hook_name, "hook {hook_name}: {e}; taken as continue")
-                        }
-                    }
+        let mut lines = Lines::new(o);
+        let mut first = decides;
+        while let Some(line) = lines.next().await {
+            match first.take() {
+                Some(call) => {
+                    let action = Action::parse(&line).unwrap_or_else(|e| {
+                        tracing::warn!(hook = %hook_name, "hook {hook_name}: {e}; taken as continue");
+                        Action::Continue
+                    });
+                    decided2.store(true, Ordering::Relaxed);
+                    let _ = reports2
+                        .send(Report::Decided {
+                            call,
+                            action,
+                            hook: hook_name.clone(),
+                        })
+                        .await;
                 }
-                _ => tracing::info!(hook = %hook_name, "hook {hook_name}: {line}"),
+                None => tracing::info!(hook = %hook_name, "hook {hook_name}: {line}"),
             }
         }
     };
     let read_err = async move {
         let mut text = String::new();
         if let Some(e) = stderr {
-            let _ = e.take(OUTPUT_LIMIT).read_to_string(&mut text).await;
+            let mut lines = Lines::new(e);
+            while let Some(l) = lines.next().await {
+                text.push_str(&l);
+                text.push('\n');
+            }
         }
         text
     };
     let whole = async { tokio::join!(feed, read_out, read_err, child.wait()) };
-    match tokio::time::timeout(job.hook.timeout, whole).await {
-        Ok(((), (), err, status)) => match status {
-            Ok(s) if s.success() => {
-                tracing::debug!(hook = %name, "hook {name} done in {:?}", started.elapsed());
+    let timed_out = match tokio::time::timeout(job.hook.timeout, whole).await {
+        Ok(((), (), err, status)) => {
+            match status {
+                Ok(s) if s.success() => {
+                    tracing::debug!(hook = %name, "hook {name} done in {:?}", started.elapsed());
+                }
+                Ok(s) => tracing::warn!(
+                    hook = %name,
+                    "hook {name} failed ({}){}",
+                    describe(s),
+                    first_line(&err)
+                ),
+                Err(e) => tracing::warn!(hook = %name, "hook {name}: waiting for it failed: {e}"),
             }
-            Ok(s) => tracing::warn!(
-                hook = %name,
-                "hook {name} failed ({}){}",
-                describe(s),
-                first_line(&err)
-            ),
-            Err(e) => tracing::warn!(hook = %name, "hook {name}: waiting for it failed: {e}"),
-        },
-        Err(_) => {
-            kill_group(pid);
-            let _ = child.wait().await;
-            tracing::warn!(
-                hook = %name,
-                "hook {name} killed after {:.1} s (timeout_secs)",
-                job.hook.timeout.as_secs_f64()
-            );
+            false
         }
+        Err(_) => true,
+    };
+    if timed_out {
+        drop(group);
+        let _ = child.wait().await;
+        tracing::warn!(
+            hook = %name,
+            "hook {name} killed after {:.1} s (timeout_secs)",
+            job.hook.timeout.as_secs_f64()
+        );
+    } else {
+        // It exited; what it left running in its group is its own business.
+        group.0 = None;
     }
+    // A call is settled once: by the first line, or else here.
+    let decides = if decided.load(Ordering::Relaxed) {
+        None
+    } else {
+        job.decides
+    };
     let _ = reports.send(Report::Done { decides }).await;
 }
 
@@ -189,17 +260,6 @@ fn first_line(err: &str) -> String {
         .find(|l| !l.trim().is_empty())
         .map(|l| format!(": {}", l.trim()))
         .unwrap_or_default()
-}
-
-/// Kills the hook and whatever it started (its process group).
-fn kill_group(pid: Option<u32>) {
-    let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) else {
-        return;
-    };
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
 }
 
 #[cfg(test)]

@@ -19,20 +19,30 @@ use exec::{Action, Job, Report};
 /// How long hooks still running at shutdown are given before they are killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs hooks until the daemon stops; owns every hook process, and kills those still
-/// running when it returns.
-pub async fn serve(phone: PhoneHandle) {
+/// Starts the hook runner. It follows events from this moment on (subscribed before this
+/// returns, so that `daemon_started` reaches it), until the daemon stops; it owns every hook
+/// process, and kills those still running when it ends.
+pub fn start(phone: PhoneHandle) -> tokio::task::JoinHandle<()> {
     let mut set = phone.hooks();
-    let mut runner = Runner::new(phone.clone(), set.borrow_and_update().clone());
+    let runner = Runner::new(phone.clone(), set.borrow_and_update().clone());
     // Subscribed only while there are hooks: `status` counts watchers, and an idle
     // runner is none.
-    let mut events = (!runner.hooks.hooks.is_empty()).then(|| phone.subscribe());
+    let events = (!runner.hooks.hooks.is_empty()).then(|| phone.subscribe());
+    tokio::spawn(serve(phone, set, runner, events))
+}
+
+async fn serve(
+    phone: PhoneHandle,
+    mut set: tokio::sync::watch::Receiver<Arc<HookSet>>,
+    mut runner: Runner,
+    mut events: Option<broadcast::Receiver<Arc<Event>>>,
+) {
     let (reports_tx, mut reports) = mpsc::channel(64);
     loop {
         runner.start_waiting(&reports_tx);
         tokio::select! {
             ev = next(&mut events) => match ev {
-                Ok(ev) => runner.event(&ev),
+                Ok(ev) => runner.event(&ev, &reports_tx),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("hooks fell {n} events behind; those events ran no hook");
                 }
@@ -44,6 +54,8 @@ pub async fn serve(phone: PhoneHandle) {
                 runner.hooks = set.borrow_and_update().clone();
                 if runner.hooks.hooks.is_empty() {
                     events = None;
+                    // What it knew of calls goes stale while it does not listen.
+                    runner.calls = subject::Calls::default();
                 } else if events.is_none() {
                     events = Some(phone.subscribe());
                 }
@@ -53,7 +65,7 @@ pub async fn serve(phone: PhoneHandle) {
     }
     // What was already emitted (shutting_down among it) still runs, briefly.
     while let Some(Ok(ev)) = events.as_mut().map(broadcast::Receiver::try_recv) {
-        runner.event(&ev);
+        runner.event(&ev, &reports_tx);
     }
     runner.start_waiting(&reports_tx);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -101,7 +113,7 @@ impl Runner {
     }
 
     /// Queues a run of every hook that wants the event.
-    fn event(&mut self, ev: &Event) {
+    fn event(&mut self, ev: &Event, reports: &mpsc::Sender<Report>) {
         self.calls.see(ev);
         let call = self.calls.of(ev);
         let subject = subject::subject(ev, call);
@@ -128,15 +140,21 @@ impl Runner {
             .then(|| call.map(|c| c.id))
             .flatten();
         for hook in wanted {
-            if let Some(id) = decides {
-                *self.deciding.entry(id).or_default() += 1;
-            }
-            self.queue(Job {
+            let job = Job {
                 hook: Arc::new(hook),
                 json: json.clone(),
                 vars: vars.clone(),
                 decides,
-            });
+            };
+            match decides {
+                // The caller is waiting: these start at once, outside `max_running`
+                // (bounded by the calls that may ring at once).
+                Some(id) => {
+                    *self.deciding.entry(id).or_default() += 1;
+                    self.running.spawn(exec::run(job, reports.clone()));
+                }
+                None => self.queue(job),
+            }
         }
     }
 
@@ -174,7 +192,10 @@ impl Runner {
     async fn report(&mut self, r: Report) {
         match r {
             Report::Decided { call, action, hook } => {
-                if action == Action::Continue || !self.deciding.contains_key(&call) {
+                if action == Action::Continue {
+                    return self.settle(call);
+                }
+                if !self.deciding.contains_key(&call) {
                     return;
                 }
                 // The first word wins; the call's other hooks run on unheard.

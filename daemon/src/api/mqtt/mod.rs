@@ -8,19 +8,20 @@ mod command;
 mod discovery;
 mod state;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Packet, QoS, Request,
+    AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Packet, Publish, QoS,
+    Request, Subscribe,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use voipd_proto::v1 as pb;
 
 use crate::config::MqttConfig;
-use crate::core::{Event, EventKind, PhoneHandle};
+use crate::core::{Event, EventKind, HookSet, PhoneHandle};
 use state::State;
 
 /// Reconnecting waits this long at first, then twice as long each time, up to…
@@ -29,22 +30,41 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Commands running at once; more are refused (busy) rather than queued without bound.
 const MAX_COMMANDS: usize = 16;
+/// Publications in flight at once: above what one connection's announcements take, so
+/// that those (sent ahead of the queue) never wrap the packet ids.
+const INFLIGHT: u16 = 1000;
 
-/// Follows `[mqtt]` across reloads until the daemon stops: a change starts a new session.
-pub async fn serve(phone: PhoneHandle) {
+type Events = broadcast::Receiver<Arc<Event>>;
+
+/// Starts following `[mqtt]` across reloads (subscribed before this returns, so that
+/// `daemon_started` goes out too), until the daemon stops: a change starts a new session.
+pub fn start(phone: PhoneHandle) -> tokio::task::JoinHandle<()> {
     let mut set = phone.hooks();
-    let mut config = set.borrow_and_update().mqtt.clone();
+    let config = set.borrow_and_update().mqtt.clone();
+    let events = config.is_some().then(|| phone.subscribe());
+    tokio::spawn(serve(phone, set, config, events))
+}
+
+async fn serve(
+    phone: PhoneHandle,
+    mut set: tokio::sync::watch::Receiver<Arc<HookSet>>,
+    mut config: Option<MqttConfig>,
+    mut events: Option<Events>,
+) {
     loop {
         let session = async {
-            match &config {
-                Some(c) => Session::run(phone.clone(), Arc::new(c.clone())).await,
-                None => std::future::pending().await,
+            match (&config, events.take()) {
+                (Some(c), Some(ev)) => Session::run(phone.clone(), Arc::new(c.clone()), ev).await,
+                _ => std::future::pending().await,
             }
         };
         tokio::select! {
             () = session => return,
             changed = wait_for_change(&mut set, &config) => match changed {
-                Some(now) => config = now,
+                Some(now) => {
+                    config = now;
+                    events = config.is_some().then(|| phone.subscribe());
+                }
                 None => return,
             },
         }
@@ -53,7 +73,7 @@ pub async fn serve(phone: PhoneHandle) {
 
 /// The next `[mqtt]` unlike `now`; None when the core is gone.
 async fn wait_for_change(
-    set: &mut tokio::sync::watch::Receiver<Arc<crate::core::HookSet>>,
+    set: &mut tokio::sync::watch::Receiver<Arc<HookSet>>,
     now: &Option<MqttConfig>,
 ) -> Option<Option<MqttConfig>> {
     loop {
@@ -65,6 +85,81 @@ async fn wait_for_change(
     }
 }
 
+/// What the connection's driver tells the session.
+enum Link {
+    /// Connected (again): the driver waits for the session's announcements.
+    Up,
+    Down,
+    Message(Publish),
+}
+
+/// Drives the connection in a task of its own, so that nothing else the session does
+/// cancels a connect under way. After each CONNACK it sends the session's announcements
+/// (subscriptions, status, discovery, state) ahead of everything, then again what the
+/// broker had not acknowledged when the connection broke: a broker that restarted has no
+/// session to resume them from.
+async fn drive(
+    mut el: EventLoop,
+    client: AsyncClient,
+    url: String,
+    links: mpsc::Sender<Link>,
+    mut bursts: mpsc::Receiver<Vec<Request>>,
+) {
+    let mut unacked: Vec<Request> = Vec::new();
+    let (mut backoff, mut failures, mut up) = (FIRST_RETRY, 0u32, false);
+    loop {
+        match el.poll().await {
+            Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                if failures > 0 {
+                    tracing::info!("mqtt: connected to {url} again after {failures} failed tries");
+                } else {
+                    tracing::info!("mqtt: connected to {url}");
+                }
+                (backoff, failures, up) = (FIRST_RETRY, 0, true);
+                if links.send(Link::Up).await.is_err() {
+                    return;
+                }
+                let Some(burst) = bursts.recv().await else {
+                    return;
+                };
+                el.pending.extend(burst);
+                // Through the queue, whose flow control keeps packet ids from wrapping.
+                for r in unacked.drain(..) {
+                    if let Request::Publish(p) = r {
+                        let _ = client.try_publish(p.topic, p.qos, p.retain, p.payload);
+                    }
+                }
+            }
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                if links.send(Link::Message(p)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                unacked.extend(
+                    el.pending
+                        .drain(..)
+                        .filter(|r| matches!(r, Request::Publish(_))),
+                );
+                if up || failures == 0 || failures.is_power_of_two() {
+                    tracing::warn!(
+                        "mqtt: {url}: {e}; trying again in {:.1} s",
+                        backoff.as_secs_f64()
+                    );
+                }
+                if up && links.send(Link::Down).await.is_err() {
+                    return;
+                }
+                up = false;
+                failures += 1;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RETRY);
+            }
+        }
+    }
+}
+
 struct Session {
     phone: PhoneHandle,
     c: Arc<MqttConfig>,
@@ -72,24 +167,40 @@ struct Session {
     state: State,
     /// The discovery topics announced, to clear those of entities that went away.
     announced: BTreeSet<String>,
-    /// Publications the broker had not acknowledged when the connection broke: sent again
-    /// once it is back (a broker that restarted has no session to resume them from).
-    unacked: VecDeque<Request>,
+    /// While announcing after a connect: what goes ahead of the queue.
+    burst: Option<Vec<Request>>,
     /// Publications refused because the queue was full, since the start.
     dropped: u64,
     connected: bool,
 }
 
+/// Aborts the connection's driver when the session ends, however it ends.
+struct Driver(tokio::task::JoinHandle<()>);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Session {
-    async fn run(phone: PhoneHandle, c: Arc<MqttConfig>) {
-        let (client, mut eventloop) = match connect_options(&c) {
+    async fn run(phone: PhoneHandle, c: Arc<MqttConfig>, mut events: Events) {
+        let (client, eventloop) = match connect_options(&c) {
             Ok(o) => AsyncClient::new(o, c.queue as usize),
             Err(e) => {
                 tracing::error!("mqtt: {e}; not connecting");
                 return phone.stopped().await;
             }
         };
-        let mut events = phone.subscribe();
+        let (links_tx, mut links) = mpsc::channel(64);
+        let (bursts_tx, bursts) = mpsc::channel(1);
+        let driver = Driver(tokio::spawn(drive(
+            eventloop,
+            client.clone(),
+            c.url.clone(),
+            links_tx,
+            bursts,
+        )));
         let counts = (
             phone.missed_unseen().await.unwrap_or_default(),
             phone.unread_messages().await.unwrap_or_default(),
@@ -106,44 +217,24 @@ impl Session {
             client,
             state,
             announced: BTreeSet::new(),
-            unacked: VecDeque::new(),
+            burst: None,
             dropped: 0,
             connected: false,
         };
         let (results_tx, mut results) = mpsc::channel::<String>(MAX_COMMANDS);
         let mut commands = JoinSet::new();
-        let mut backoff = FIRST_RETRY;
-        let mut failures = 0u32;
-        let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
-                polled = poll(&mut eventloop, retry_at) => match polled {
-                    Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                        retry_at = None;
-                        if failures > 0 {
-                            tracing::info!("mqtt: connected to {} again after {failures} failed tries", s.c.url);
-                        } else {
-                            tracing::info!("mqtt: connected to {}", s.c.url);
+                link = links.recv() => match link {
+                    Some(Link::Up) => {
+                        let burst = s.connected();
+                        if bursts_tx.send(burst).await.is_err() {
+                            break;
                         }
-                        backoff = FIRST_RETRY;
-                        failures = 0;
-                        s.connected(&mut eventloop);
                     }
-                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                        s.incoming(&p.topic, &p.payload, &mut commands, &results_tx);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        retry_at = Some(tokio::time::Instant::now() + backoff);
-                        if s.connected || failures == 0 || failures.is_power_of_two() {
-                            tracing::warn!("mqtt: {}: {e}; trying again in {:.1} s", s.c.url, backoff.as_secs_f64());
-                        }
-                        s.connected = false;
-                        failures += 1;
-                        backoff = (backoff * 2).min(MAX_RETRY);
-                        // Unacknowledged publications survive the broker's restart.
-                        s.unacked.extend(eventloop.pending.drain(..));
-                    }
+                    Some(Link::Down) => s.connected = false,
+                    Some(Link::Message(p)) => s.incoming(&p, &mut commands, &results_tx),
+                    None => break,
                 },
                 ev = events.recv() => match ev {
                     Ok(ev) => s.event(&ev),
@@ -160,17 +251,25 @@ impl Session {
                 () = phone.stopped() => break,
             }
         }
-        // Said at once, rather than left to the will after the keepalive.
+        // What was emitted before the stop (shutting_down among it) goes out, then
+        // offline at once, rather than left to the will after the keepalive.
+        while let Ok(ev) = events.try_recv() {
+            s.event(&ev);
+        }
         if s.connected {
-            let _ = s
-                .client
-                .try_publish(s.status(), QoS::AtLeastOnce, true, "offline");
+            let status = s.status();
+            s.publish(&status, true, "offline".into());
             let _ = s.client.try_disconnect();
             let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                while eventloop.poll().await.is_ok() {}
+                while let Some(l) = links.recv().await {
+                    if matches!(l, Link::Down) {
+                        break;
+                    }
+                }
             })
             .await;
         }
+        drop(driver);
         commands.shutdown().await;
     }
 
@@ -178,30 +277,27 @@ impl Session {
         format!("{}/status", self.c.prefix)
     }
 
-    /// (Re)subscribes and (re)announces: a broker that restarted knows nothing of us.
-    fn connected(&mut self, eventloop: &mut EventLoop) {
+    /// What goes out first on a new connection, ahead of the queue: subscriptions, online,
+    /// the discovery and the state. A broker that restarted knows nothing of us.
+    fn connected(&mut self) -> Vec<Request> {
         self.connected = true;
-        let p = self.c.prefix.clone();
-        let _ = self
-            .client
-            .try_subscribe(format!("{p}/command"), QoS::AtLeastOnce);
+        self.burst = Some(Vec::new());
+        let mut filters = vec![format!("{}/command", self.c.prefix)];
         if self.c.discovery {
             let d = &self.c.discovery_prefix;
-            let _ = self
-                .client
-                .try_subscribe(format!("{d}/status"), QoS::AtLeastOnce);
+            filters.push(format!("{d}/status"));
             // Retained configs of ours from before, to clear those no longer announced.
-            let _ = self.client.try_subscribe(
-                format!("{d}/+/{}/+/config", self.c.node_id),
-                QoS::AtLeastOnce,
-            );
+            filters.push(format!("{d}/+/{}/+/config", self.c.node_id));
+        }
+        if let Some(b) = &mut self.burst {
+            for f in filters {
+                b.push(Request::Subscribe(Subscribe::new(f, QoS::AtLeastOnce)));
+            }
         }
         self.publish(&self.status(), true, "online".into());
         self.announce();
         self.publish_state();
-        for r in std::mem::take(&mut self.unacked) {
-            eventloop.pending.push_back(r);
-        }
+        self.burst.take().unwrap_or_default()
     }
 
     /// Home Assistant's discovery, and empty configs for entities that went away.
@@ -235,6 +331,12 @@ impl Session {
     }
 
     fn publish(&mut self, topic: &str, retain: bool, payload: String) {
+        if let Some(b) = &mut self.burst {
+            let mut p = Publish::new(topic, QoS::AtLeastOnce, payload);
+            p.retain = retain;
+            b.push(Request::Publish(p));
+            return;
+        }
         if let Err(e) = self
             .client
             .try_publish(topic, QoS::AtLeastOnce, retain, payload)
@@ -272,13 +374,20 @@ impl Session {
 
     fn incoming(
         &mut self,
-        topic: &str,
-        payload: &[u8],
+        p: &Publish,
         commands: &mut JoinSet<()>,
         results: &mpsc::Sender<String>,
     ) {
+        let (topic, payload) = (p.topic.as_str(), &p.payload[..]);
         let d = &self.c.discovery_prefix;
         if topic == format!("{}/command", self.c.prefix) {
+            // A retained command would run again at every reconnect: a dial, each time.
+            if p.retain {
+                tracing::warn!(
+                    "mqtt: a retained command on {topic} is ignored; publish commands without retain"
+                );
+                return;
+            }
             if commands.len() >= MAX_COMMANDS {
                 let busy = serde_json::json!({
                     "ok": false,
@@ -312,17 +421,6 @@ impl Session {
     }
 }
 
-/// The next event of the connection; after a failure, not before `retry_at`.
-async fn poll(
-    eventloop: &mut EventLoop,
-    retry_at: Option<tokio::time::Instant>,
-) -> Result<MqttEvent, rumqttc::ConnectionError> {
-    if let Some(at) = retry_at {
-        tokio::time::sleep_until(at).await;
-    }
-    eventloop.poll().await
-}
-
 fn connect_options(c: &MqttConfig) -> Result<MqttOptions, String> {
     let mut o = MqttOptions::new(c.client_id.clone(), c.host.clone(), c.port);
     o.set_keep_alive(c.keepalive);
@@ -336,6 +434,7 @@ fn connect_options(c: &MqttConfig) -> Result<MqttOptions, String> {
     // Discovery payloads and events with long contact lists are larger than the default.
     o.set_max_packet_size(256 * 1024, 256 * 1024);
     o.set_pending_throttle(Duration::ZERO);
+    o.set_inflight(INFLIGHT);
     if let Some(u) = &c.username {
         o.set_credentials(
             u.clone(),

@@ -90,16 +90,27 @@ impl Queue {
 struct Sink {
     hook: Arc<Webhook>,
     queue: Arc<Queue>,
+    task: tokio::task::AbortHandle,
 }
 
-/// Sends events to the webhooks until the daemon stops; owns their delivery tasks.
-pub async fn serve(phone: PhoneHandle) {
+/// Starts sending events to the webhooks (subscribed before this returns, so that
+/// `daemon_started` goes out too) until the daemon stops; it owns the delivery tasks.
+pub fn start(phone: PhoneHandle) -> tokio::task::JoinHandle<()> {
     let mut set = phone.hooks();
-    let mut hooks = set.borrow_and_update().webhooks.clone();
-    let mut tasks = JoinSet::new();
-    let mut sinks = start(&hooks, &mut tasks);
+    let hooks = set.borrow_and_update().webhooks.clone();
     // Subscribed only while there are webhooks: `status` counts watchers.
-    let mut events = (!sinks.is_empty()).then(|| phone.subscribe());
+    let events = (!hooks.is_empty()).then(|| phone.subscribe());
+    tokio::spawn(serve(phone, set, hooks, events))
+}
+
+async fn serve(
+    phone: PhoneHandle,
+    mut set: tokio::sync::watch::Receiver<Arc<crate::core::HookSet>>,
+    mut hooks: Vec<Webhook>,
+    mut events: Option<broadcast::Receiver<Arc<Event>>>,
+) {
+    let mut tasks = JoinSet::new();
+    let mut sinks = reconcile(Vec::new(), &hooks, &mut tasks);
     loop {
         tokio::select! {
             ev = next(&mut events) => match ev {
@@ -112,9 +123,8 @@ pub async fn serve(phone: PhoneHandle) {
             Ok(()) = set.changed() => {
                 let now = set.borrow_and_update().webhooks.clone();
                 if now != hooks {
-                    tasks.shutdown().await;
                     hooks = now;
-                    sinks = start(&hooks, &mut tasks);
+                    sinks = reconcile(sinks, &hooks, &mut tasks);
                     if sinks.is_empty() {
                         events = None;
                     } else if events.is_none() {
@@ -148,9 +158,15 @@ async fn next(
     }
 }
 
-fn start(hooks: &[Webhook], tasks: &mut JoinSet<()>) -> Vec<Sink> {
+/// The sinks for `hooks`: the running ones kept with what waits in them where their
+/// webhook is unchanged, new ones started, the others stopped.
+fn reconcile(mut old: Vec<Sink>, hooks: &[Webhook], tasks: &mut JoinSet<()>) -> Vec<Sink> {
     let mut sinks = Vec::new();
     for h in hooks {
+        if let Some(i) = old.iter().position(|s| *s.hook == *h) {
+            sinks.push(old.swap_remove(i));
+            continue;
+        }
         let hook = Arc::new(h.clone());
         let client = match Client::new(hook.clone()) {
             Ok(c) => c,
@@ -165,8 +181,20 @@ fn start(hooks: &[Webhook], tasks: &mut JoinSet<()>) -> Vec<Sink> {
             bound: h.queue as usize,
             dropped: AtomicU64::new(0),
         });
-        tasks.spawn(deliver(hook.clone(), client, queue.clone()));
-        sinks.push(Sink { hook, queue });
+        let task = tasks.spawn(deliver(hook.clone(), client, queue.clone()));
+        sinks.push(Sink { hook, queue, task });
+    }
+    for gone in old {
+        let waiting = gone
+            .queue
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        if waiting > 0 {
+            tracing::warn!(webhook = %gone.hook.name, "webhook {} changed or removed: {waiting} waiting events dropped", gone.hook.name);
+        }
+        gone.task.abort();
     }
     sinks
 }

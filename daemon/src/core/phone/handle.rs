@@ -19,6 +19,11 @@ impl PhoneHandle {
         self.ask(Command::Status).await
     }
 
+    /// Emits `daemon_started`: once, when the faces that follow events are listening.
+    pub async fn started(&self) -> Result<(), CoreError> {
+        self.ask(Command::Started).await
+    }
+
     /// Re-reads the configuration file. On error the running configuration stays.
     pub async fn reload(&self) -> Result<ReloadReport, CoreError> {
         self.ask(Command::Reload).await?

@@ -45,6 +45,8 @@ const COMMAND_QUEUE: usize = 64;
 
 enum Command {
     Status(oneshot::Sender<Status>),
+    /// The daemon's faces are up: say so to them.
+    Started(oneshot::Sender<()>),
     Reload(oneshot::Sender<Result<ReloadReport, CoreError>>),
     Shutdown {
         reason: String,
@@ -264,9 +266,6 @@ impl Phone {
             stop: stop_rx,
             hooks: hooks_rx,
         };
-        phone.events.emit(EventKind::DaemonStarted {
-            version: env!("CARGO_PKG_VERSION").into(),
-        });
         phone.resume_outbox();
         phone.read_contacts();
         phone.read_own_presence();
@@ -327,6 +326,12 @@ impl Phone {
         match cmd {
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
+            }
+            Command::Started(reply) => {
+                self.events.emit(EventKind::DaemonStarted {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                });
+                let _ = reply.send(());
             }
             Command::Reload(reply) => {
                 let _ = reply.send(self.reload());

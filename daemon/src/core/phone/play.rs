@@ -8,11 +8,12 @@ use crate::media::codec::{CODECS, sample_rate};
 use crate::media::record::Prompt;
 
 /// Longer than this is a stream, not a message: refused.
-const MAX_SECS: f64 = 600.0;
+const MAX_SECS: f64 = 300.0;
+/// A WAV file larger than this is refused before it is read (5 minutes of 48 kHz stereo
+/// is 55 MB).
+const MAX_FILE_BYTES: u64 = 64 << 20;
 /// A tone lasts this long unless told.
 const TONE_SECS: f64 = 1.0;
-/// Tones are made at this rate, then brought to the codec's.
-const TONE_RATE: u32 = 48_000;
 
 fn bad(message: String) -> CoreError {
     CoreError::InvalidArgument {
@@ -41,12 +42,29 @@ fn prompt(what: &str, secs: f64, rate: u32) -> Result<Option<Prompt>, CoreError>
             if !(20.0..=7000.0).contains(&hz) {
                 return Err(bad(format!("tone:{hz} is not between 20 and 7000 Hz")));
             }
+            if f64::from(hz) * 2.0 >= f64::from(rate) {
+                return Err(bad(format!(
+                    "tone:{hz} is above what the call's codec carries ({} Hz)",
+                    rate / 2
+                )));
+            }
+            // Made at the codec's rate: nothing to convert.
             let secs = if secs == 0.0 { TONE_SECS } else { secs };
-            let mut s = vec![0i16; (secs * f64::from(TONE_RATE)) as usize];
-            crate::media::tone::Tone::new(hz, TONE_RATE).fill(&mut s);
-            (s, TONE_RATE)
+            let mut s = vec![0i16; (secs * f64::from(rate)) as usize];
+            crate::media::tone::Tone::new(hz, rate).fill(&mut s);
+            (s, rate)
         }
         AudioEndpoint::File(p) | AudioEndpoint::FileOnce(p) => {
+            let size = std::fs::metadata(&p)
+                .map_err(|e| bad(format!("{}: {e}", p.display())))?
+                .len();
+            if size > MAX_FILE_BYTES {
+                return Err(bad(format!(
+                    "{} is larger than {} MiB",
+                    p.display(),
+                    MAX_FILE_BYTES >> 20
+                )));
+            }
             let (s, r) = crate::media::wav::read(&p).map_err(bad)?;
             if s.len() as f64 > MAX_SECS * f64::from(r.max(1)) {
                 return Err(bad(format!("{} is longer than {MAX_SECS} s", p.display())));
@@ -128,6 +146,7 @@ mod tests {
             ("null", 0.0, "what"),
             ("tone:440", -1.0, "secs"),
             ("tone:440", 4000.0, "secs"),
+            ("tone:5000", 0.0, "what"),
             ("tone:440", f64::NAN, "secs"),
         ] {
             match prompt(what, secs, 8000) {
