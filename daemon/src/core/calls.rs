@@ -964,6 +964,7 @@ impl Call {
         self.set(CallState::Active).await;
         let mut refresh_retry = None;
         let mut machine_check = tokio::time::interval(Duration::from_millis(250));
+        let mut digits = OnceDigits::default();
         let (code, reason) = loop {
             let timer_due = self.timer.map(|t| match t.refresher {
                 Refresher::Us => refresh_retry.unwrap_or(self.refreshed + t.refresh_after()),
@@ -1007,9 +1008,11 @@ impl Call {
                     }
                 }
                 ev = media.events.recv() => match ev {
-                    Some(MediaEvent::Dtmf(digit)) => {
+                    Some(MediaEvent::Dtmf(digit)) if digits.fresh(digit, false) => {
                         let _ = self.ctx.updates.send(CallUpdate::Dtmf { id: self.info.id, digit }).await;
                     }
+                    // The same press, by INFO a moment ago.
+                    Some(MediaEvent::Dtmf(_)) => {}
                     Some(MediaEvent::Timeout(after)) => {
                         tracing::warn!(call_id = self.info.id, "no RTP for {}s; the far side is gone", after.as_secs());
                         self.bye(&mut dialog).await;
@@ -1109,7 +1112,9 @@ impl Call {
                                 Method::Info => {
                                     let code = match info_digit(req) {
                                         Some(digit) => {
-                                            let _ = self.ctx.updates.send(CallUpdate::Dtmf { id: self.info.id, digit }).await;
+                                            if digits.fresh(digit, true) {
+                                                let _ = self.ctx.updates.send(CallUpdate::Dtmf { id: self.info.id, digit }).await;
+                                            }
                                             200
                                         }
                                         None => 415,
@@ -1256,6 +1261,26 @@ pub(super) fn dial(
 }
 
 /// Sleeps until `at`; forever when there is nothing to wait for.
+/// A key press some phones send two ways at once (an RFC 4733 event or a tone, and SIP
+/// INFO) is one digit: the same digit the other way within a second is not reported.
+#[derive(Default)]
+struct OnceDigits(Option<(char, bool, tokio::time::Instant)>);
+
+impl OnceDigits {
+    fn fresh(&mut self, digit: char, by_info: bool) -> bool {
+        let now = tokio::time::Instant::now();
+        if let Some((last, info, at)) = self.0
+            && last == digit
+            && info != by_info
+            && now.duration_since(at) < Duration::from_secs(1)
+        {
+            return false;
+        }
+        self.0 = Some((digit, by_info, now));
+        true
+    }
+}
+
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -2015,4 +2040,19 @@ async fn echo_call(mut call: Call) {
     reflect.abort();
     call.info.stats = media.session.stop().await;
     call.end(200, EndReason::SoundTestOver).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_digit_sent_two_ways_is_reported_once() {
+        let mut d = OnceDigits::default();
+        assert!(d.fresh('9', false));
+        assert!(!d.fresh('9', true), "the same press by SIP INFO");
+        assert!(d.fresh('9', false), "pressed again, the same way");
+        assert!(d.fresh('1', true));
+        assert!(d.fresh('2', false), "another digit");
+    }
 }
