@@ -5,3 +5,11 @@ pub mod grpc;
 pub mod hooks;
 pub mod mqtt;
 pub mod webhooks;
+
+/// An event as `voipctl watch --json` prints it: what hooks, webhooks and MQTT send. None
+/// (logged) in the unlikely case it cannot be written.
+fn event_json(ev: &crate::core::Event) -> Option<String> {
+    serde_json::to_string(&voipd_proto::v1::Event::from(ev))
+        .map_err(|e| tracing::error!("event {} could not be put in JSON: {e}", ev.seq))
+        .ok()
+}

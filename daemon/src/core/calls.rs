@@ -59,6 +59,21 @@ pub enum CallState {
     },
 }
 
+impl CallState {
+    /// Its name as the faces show it (D-Bus, hooks, MQTT).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CallState::Dialing => "dialing",
+            CallState::Ringing => "ringing",
+            CallState::Early => "early",
+            CallState::Active => "active",
+            CallState::Held => "held",
+            CallState::Ending => "ending",
+            CallState::Ended { .. } => "ended",
+        }
+    }
+}
+
 /// Why a call ended. The faces and the history show it as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {

@@ -58,6 +58,19 @@ pub enum RegState {
     },
 }
 
+impl RegState {
+    /// Its name as the faces show it (D-Bus, MQTT).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RegState::Unregistered => "unregistered",
+            RegState::Registering => "registering",
+            RegState::Registered { .. } => "registered",
+            RegState::Failed { .. } => "failed",
+            RegState::BackingOff { .. } => "backing_off",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum RegCommand {
     /// Register now, whatever the state.

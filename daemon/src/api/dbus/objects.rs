@@ -255,16 +255,6 @@ pub(super) struct Account {
     pub info: AccountInfo,
 }
 
-pub(super) fn reg_state_name(s: &RegState) -> &'static str {
-    match s {
-        RegState::Unregistered => "unregistered",
-        RegState::Registering => "registering",
-        RegState::Registered { .. } => "registered",
-        RegState::Failed { .. } => "failed",
-        RegState::BackingOff { .. } => "backing_off",
-    }
-}
-
 #[interface(name = "org.voipd.Account1")]
 impl Account {
     async fn register(&self) -> Result<(), VoipdError> {
@@ -354,7 +344,7 @@ impl Account {
     /// unregistered, registering, registered, failed or backing_off.
     #[zbus(property)]
     fn state(&self) -> String {
-        reg_state_name(&self.info.state).into()
+        self.info.state.name().into()
     }
 
     /// When the registration runs out unless refreshed, in µs since the Unix epoch; 0 when
@@ -386,18 +376,6 @@ impl Account {
 pub(super) struct Call {
     pub phone: PhoneHandle,
     pub info: CallInfo,
-}
-
-pub(super) fn call_state_name(s: &CallState) -> &'static str {
-    match s {
-        CallState::Dialing => "dialing",
-        CallState::Ringing => "ringing",
-        CallState::Early => "early",
-        CallState::Active => "active",
-        CallState::Held => "held",
-        CallState::Ending => "ending",
-        CallState::Ended { .. } => "ended",
-    }
 }
 
 impl Call {
@@ -536,7 +514,7 @@ impl Call {
     /// dialing, ringing, early, active, held, ending (we hung up) or ended.
     #[zbus(property)]
     fn state(&self) -> String {
-        call_state_name(&self.info.state).into()
+        self.info.state.name().into()
     }
 
     #[zbus(property)]

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
-use voipd_proto::v1 as pb;
 
 use crate::core::{CallAction, Endpoints, Event, HookSet, PhoneHandle};
 use exec::{Action, Job, Report};
@@ -127,13 +126,8 @@ impl Runner {
         if wanted.is_empty() {
             return;
         }
-        // The same JSON as `voipctl watch --json` prints.
-        let json = match serde_json::to_string(&pb::Event::from(ev)) {
-            Ok(j) => Arc::new(j),
-            Err(e) => {
-                tracing::error!("event {} could not be put in JSON: {e}", ev.seq);
-                return;
-            }
+        let Some(json) = super::event_json(ev).map(Arc::new) else {
+            return;
         };
         let vars = Arc::new(subject::variables(ev, call));
         let decides = (ev.name == voipd_proto::events::CALL_INCOMING)

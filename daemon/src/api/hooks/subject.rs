@@ -81,21 +81,10 @@ pub(super) fn variables(ev: &Event, call: Option<&CallInfo>) -> Vec<(&'static st
             }
             .into(),
         ));
-        let (state, code, reason) = match &c.state {
-            CallState::Dialing => ("dialing", None, None),
-            CallState::Ringing => ("ringing", None, None),
-            CallState::Early => ("early", None, None),
-            CallState::Active => ("active", None, None),
-            CallState::Held => ("held", None, None),
-            CallState::Ending => ("ending", None, None),
-            CallState::Ended { code, reason } => ("ended", Some(*code), Some(reason.to_string())),
-        };
-        v.push(("VOIPD_STATE", state.into()));
-        if let Some(code) = code {
+        v.push(("VOIPD_STATE", c.state.name().into()));
+        if let CallState::Ended { code, reason } = &c.state {
             v.push(("VOIPD_CODE", code.to_string()));
-        }
-        if let Some(reason) = reason {
-            v.push(("VOIPD_REASON", reason));
+            v.push(("VOIPD_REASON", reason.to_string()));
         }
     }
     match &ev.kind {

@@ -18,7 +18,6 @@ use rumqttc::{
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
-use voipd_proto::v1 as pb;
 
 use crate::config::MqttConfig;
 use crate::core::{Event, EventKind, HookSet, PhoneHandle};
@@ -353,12 +352,9 @@ impl Session {
     }
 
     fn event(&mut self, ev: &Event) {
-        match serde_json::to_string(&pb::Event::from(ev)) {
-            Ok(json) => {
-                let topic = format!("{}/event/{}", self.c.prefix, ev.name);
-                self.publish(&topic, false, json);
-            }
-            Err(e) => tracing::error!("mqtt: event {} not put in JSON: {e}", ev.seq),
+        if let Some(json) = super::event_json(ev) {
+            let topic = format!("{}/event/{}", self.c.prefix, ev.name);
+            self.publish(&topic, false, json);
         }
         let accounts_changed = matches!(
             ev.kind,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::core::{AccountInfo, CallDirection, CallInfo, CallState, Event, EventKind, RegState};
+use crate::core::{AccountInfo, CallDirection, CallInfo, CallState, Event, EventKind};
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub(super) struct State {
@@ -23,28 +23,6 @@ pub(super) struct State {
     live: HashMap<u64, (CallDirection, &'static str)>,
 }
 
-pub(super) fn registration(s: &RegState) -> &'static str {
-    match s {
-        RegState::Unregistered => "unregistered",
-        RegState::Registering => "registering",
-        RegState::Registered { .. } => "registered",
-        RegState::Failed { .. } => "failed",
-        RegState::BackingOff { .. } => "backing_off",
-    }
-}
-
-fn call_state(s: &CallState) -> &'static str {
-    match s {
-        CallState::Dialing => "dialing",
-        CallState::Ringing => "ringing",
-        CallState::Early => "early",
-        CallState::Active => "active",
-        CallState::Held => "held",
-        CallState::Ending => "ending",
-        CallState::Ended { .. } => "ended",
-    }
-}
-
 impl State {
     /// The state as the core has it now.
     pub(super) fn new(
@@ -59,7 +37,7 @@ impl State {
             ..State::default()
         };
         for a in accounts {
-            s.accounts.insert(a.id.clone(), registration(&a.state));
+            s.accounts.insert(a.id.clone(), a.state.name());
         }
         for c in calls {
             s.call_changed(c);
@@ -72,7 +50,7 @@ impl State {
         if matches!(c.state, CallState::Ended { .. }) {
             self.live.remove(&c.id);
         } else {
-            self.live.insert(c.id, (c.direction, call_state(&c.state)));
+            self.live.insert(c.id, (c.direction, c.state.name()));
         }
         if c.direction == CallDirection::Incoming && c.state == CallState::Ringing {
             self.last_caller.clone_from(&c.remote_uri);
@@ -101,7 +79,7 @@ impl State {
         match &ev.kind {
             EventKind::CallChanged(c) => self.call_changed(c),
             EventKind::AccountChanged(a) => {
-                self.accounts.insert(a.id.clone(), registration(&a.state));
+                self.accounts.insert(a.id.clone(), a.state.name());
             }
             EventKind::AccountRemoved { id } => {
                 self.accounts.remove(id);

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use hmac::{KeyInit, Mac};
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinSet;
-use voipd_proto::v1 as pb;
 
 use crate::config::Webhook;
 use crate::core::{Event, PhoneHandle};
@@ -204,13 +203,8 @@ fn queue(sinks: &[Sink], ev: &Event) {
     if wanting.is_empty() {
         return;
     }
-    // The same JSON as `voipctl watch --json` prints.
-    let body = match serde_json::to_vec(&pb::Event::from(ev)) {
-        Ok(b) => Bytes::from(b),
-        Err(e) => {
-            tracing::error!("event {} could not be put in JSON: {e}", ev.seq);
-            return;
-        }
+    let Some(body) = super::event_json(ev).map(Bytes::from) else {
+        return;
     };
     for s in wanting {
         s.queue.push(
