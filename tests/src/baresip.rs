@@ -73,6 +73,35 @@ impl BaresipOptions<'static> {
     }
 }
 
+/// A Kamailio test user's phone (`<user>pw` is each one's password), sending `tone`,
+/// answering by itself when `auto`.
+pub fn kamailio_phone(
+    parent: &Path,
+    kamailio_port: u16,
+    user: &'static str,
+    tone: u32,
+    auto: bool,
+) -> Baresip {
+    let password = match user {
+        "alice" => "alicepw",
+        "bob" => "bobpw",
+        "carol" => "carolpw",
+        "dave" => "davepw",
+        "erin" => "erinpw",
+        other => panic!("{other} is not a Kamailio test user"),
+    };
+    Baresip::start(
+        parent,
+        BaresipOptions {
+            user,
+            password,
+            tone,
+            auto_answer: auto,
+            ..BaresipOptions::carol(kamailio_port)
+        },
+    )
+}
+
 pub struct Baresip {
     child: Option<Child>,
     /// Kept open: stdio.so wants a pipe, and gives up on /dev/null.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use voipd_tests::audio::assert_tone;
-use voipd_tests::baresip::{Baresip, BaresipOptions};
+use voipd_tests::baresip::{Baresip, kamailio_phone};
 use voipd_tests::peers::{Kamailio, Sipp};
 use voipd_tests::*;
 
@@ -16,21 +16,7 @@ const DAVE_TONE: u32 = 700;
 const ERIN_TONE: u32 = 1300;
 
 fn phone(sb: &Sandbox, kam: &Kamailio, user: &'static str, tone: u32, auto: bool) -> Baresip {
-    let password = match user {
-        "carol" => "carolpw",
-        "dave" => "davepw",
-        _ => "erinpw",
-    };
-    Baresip::start(
-        sb.path(),
-        BaresipOptions {
-            user,
-            password,
-            tone,
-            auto_answer: auto,
-            ..BaresipOptions::carol(kam.port)
-        },
-    )
+    kamailio_phone(sb.path(), kam.port, user, tone, auto)
 }
 
 fn config(sb: &Sandbox, kam: &Kamailio, answer: &str, forward: &str) -> String {

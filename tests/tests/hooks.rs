@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use voipd_tests::audio::assert_tone;
-use voipd_tests::baresip::{Baresip, BaresipOptions};
+use voipd_tests::baresip::{Baresip, kamailio_phone};
 use voipd_tests::peers::Kamailio;
 use voipd_tests::*;
 
@@ -15,16 +15,7 @@ const CAROL_TONE: u32 = 1000;
 const DAVE_TONE: u32 = 700;
 
 fn phone(sb: &Sandbox, kam: &Kamailio, user: &'static str, tone: u32, auto: bool) -> Baresip {
-    Baresip::start(
-        sb.path(),
-        BaresipOptions {
-            user,
-            password: if user == "carol" { "carolpw" } else { "davepw" },
-            tone,
-            auto_answer: auto,
-            ..BaresipOptions::carol(kam.port)
-        },
-    )
+    kamailio_phone(sb.path(), kam.port, user, tone, auto)
 }
 
 /// A shell script in the sandbox, executable.

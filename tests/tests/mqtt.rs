@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use voipd_tests::audio::assert_tone;
-use voipd_tests::baresip::{Baresip, BaresipOptions};
+use voipd_tests::baresip::kamailio_phone;
 use voipd_tests::mqtt::{Mosquitto, Subscriber, USERS};
 use voipd_tests::peers::Kamailio;
 use voipd_tests::pki::Pki;
@@ -134,15 +134,7 @@ fn a_doorbell_with_home_assistant_over_mqtt() {
     let sb = Sandbox::new();
     let kam = Kamailio::start(sb.path(), &[]);
     let mut broker = Mosquitto::start(sb.path());
-    let mut flat = Baresip::start(
-        sb.path(),
-        BaresipOptions {
-            user: "dave",
-            password: "davepw",
-            tone: 700,
-            ..BaresipOptions::carol(kam.port)
-        },
-    );
+    let mut flat = kamailio_phone(sb.path(), kam.port, "dave", 700, true);
     let door = sb.path().join("door-opened");
     let opener = sb.path().join("open-door");
     std::fs::write(

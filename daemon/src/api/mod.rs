@@ -13,3 +13,14 @@ fn event_json(ev: &crate::core::Event) -> Option<String> {
         .map_err(|e| tracing::error!("event {} could not be put in JSON: {e}", ev.seq))
         .ok()
 }
+
+/// The next event of a subscription that exists only while its adapter has something
+/// configured (`status` counts watchers): never, without one.
+async fn next_event(
+    events: &mut Option<tokio::sync::broadcast::Receiver<std::sync::Arc<crate::core::Event>>>,
+) -> Result<std::sync::Arc<crate::core::Event>, tokio::sync::broadcast::error::RecvError> {
+    match events {
+        Some(e) => e.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -127,34 +127,33 @@ fn strongest(v: &[f64]) -> (usize, f64) {
     (best, second)
 }
 
-/// Digits as dual tones, for tests and for playing DTMF into a call in-band: each tone
-/// `on_ms` long, then `off_ms` of silence.
-pub fn synthesize(digits: &str, rate: u32, on_ms: u32, off_ms: u32) -> Vec<i16> {
-    let mut out = Vec::new();
-    for d in digits.chars() {
-        let Some((r, c)) = KEYS
-            .iter()
-            .enumerate()
-            .find_map(|(r, row)| row.iter().position(|k| *k == d).map(|c| (r, c)))
-        else {
-            continue;
-        };
-        let on = (rate * on_ms / 1000) as usize;
-        for i in 0..on {
-            let t = i as f64 / f64::from(rate);
-            let v = (std::f64::consts::TAU * ROWS[r] * t).sin()
-                + (std::f64::consts::TAU * COLS[c] * t).sin();
-            out.push((v * 8000.0) as i16);
-        }
-        out.resize(out.len() + (rate * off_ms / 1000) as usize, 0);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::media::tone::Tone;
+
+    /// Digits as dual tones: each `on_ms` long, then `off_ms` of silence.
+    fn synthesize(digits: &str, rate: u32, on_ms: u32, off_ms: u32) -> Vec<i16> {
+        let mut out = Vec::new();
+        for d in digits.chars() {
+            let Some((r, c)) = KEYS
+                .iter()
+                .enumerate()
+                .find_map(|(r, row)| row.iter().position(|k| *k == d).map(|c| (r, c)))
+            else {
+                continue;
+            };
+            let on = (rate * on_ms / 1000) as usize;
+            for i in 0..on {
+                let t = i as f64 / f64::from(rate);
+                let v = (std::f64::consts::TAU * ROWS[r] * t).sin()
+                    + (std::f64::consts::TAU * COLS[c] * t).sin();
+                out.push((v * 8000.0) as i16);
+            }
+            out.resize(out.len() + (rate * off_ms / 1000) as usize, 0);
+        }
+        out
+    }
 
     fn detect(samples: &[i16], rate: u32, frame: usize) -> String {
         let mut d = InbandDetector::new(rate);

@@ -40,7 +40,7 @@ async fn serve(
     loop {
         runner.start_waiting(&reports_tx);
         tokio::select! {
-            ev = next(&mut events) => match ev {
+            ev = super::next_event(&mut events) => match ev {
                 Ok(ev) => runner.event(&ev, &reports_tx),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("hooks fell {n} events behind; those events ran no hook");
@@ -73,17 +73,8 @@ async fn serve(
         }
     })
     .await;
-    // Dropping the runs kills their processes (kill_on_drop).
+    // A run dropped unfinished kills its hook's whole process group.
     runner.running.shutdown().await;
-}
-
-async fn next(
-    events: &mut Option<broadcast::Receiver<Arc<Event>>>,
-) -> Result<Arc<Event>, broadcast::error::RecvError> {
-    match events {
-        Some(e) => e.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 struct Runner {
@@ -152,6 +143,7 @@ impl Runner {
         }
     }
 
+    /// Queues a run that does not decide a call (those start at once).
     fn queue(&mut self, job: Job) {
         let bound = self.hooks.settings.queue.max(1) as usize;
         while self.waiting.len() >= bound {
@@ -165,9 +157,6 @@ impl Runner {
                 old.hook.name,
                 self.dropped
             );
-            if let Some(call) = old.decides {
-                self.settle(call);
-            }
         }
         self.waiting.push_back(job);
     }

@@ -112,7 +112,7 @@ async fn serve(
     let mut sinks = reconcile(Vec::new(), &hooks, &mut tasks);
     loop {
         tokio::select! {
-            ev = next(&mut events) => match ev {
+            ev = super::next_event(&mut events) => match ev {
                 Ok(ev) => queue(&sinks, &ev),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("webhooks fell {n} events behind; those events were not sent");
@@ -146,15 +146,6 @@ async fn serve(
     })
     .await;
     tasks.shutdown().await;
-}
-
-async fn next(
-    events: &mut Option<broadcast::Receiver<Arc<Event>>>,
-) -> Result<Arc<Event>, broadcast::error::RecvError> {
-    match events {
-        Some(e) => e.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The sinks for `hooks`: the running ones kept with what waits in them where their
