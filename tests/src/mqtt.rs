@@ -189,8 +189,10 @@ impl Subscriber {
     }
 
     fn all(&self) -> Vec<(bool, String, String)> {
-        std::fs::read_to_string(&self.file)
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(&self.file).unwrap_or_default();
+        // mosquitto_sub may be halfway through a line: only whole lines are messages.
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole
             .lines()
             .filter_map(|l| {
                 let (r, rest) = l.split_once(' ')?;
