@@ -68,6 +68,10 @@ fn in_command_words(message: &str) -> String {
         "limit" => "--limit",
         "what" => "WHAT",
         "secs" => "--secs",
+        "file" => "--to",
+        "target" => "TARGET",
+        "to_call" => "--to",
+        "ids" => "ID",
         _ => return message.to_string(),
     };
     format!("{word}: {rest}")

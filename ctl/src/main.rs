@@ -33,6 +33,10 @@ Examples:
   voipctl answer                  answer the ringing call (reject: refuse it)
   voipctl dtmf '#9'               send DTMF on the established call
   voipctl play /srv/door-open.wav play a message into the call (or tone:HZ)
+  voipctl record start --to /srv/rec/door.wav   record the call (record stop: end it)
+  voipctl transfer carol          pass the call on to Carol (blind transfer)
+  voipctl transfer 1 --to 2       attended: call 1's far side takes call 2's place
+  voipctl conference 1 2          mix two calls: a three-way conference (split: undo)
   voipctl hold / resume / mute    on the only call, or give its id
   voipctl hangup                  end the only call (or give its id)
   voipctl calls                   the calls and their states
@@ -96,6 +100,50 @@ fn absolute_file(s: &str) -> Result<String, String> {
         }
     }
     Ok(s.to_string())
+}
+
+#[derive(Subcommand)]
+enum RecordVerb {
+    /// Start recording a call [default: the only established one]
+    Start {
+        id: Option<u64>,
+        /// A new .wav file [default: recordings/call-ID.wav in the daemon's state
+        /// directory]
+        #[arg(long, value_name = "FILE")]
+        to: Option<PathBuf>,
+        /// Both directions mixed into one channel
+        #[arg(long)]
+        mono: bool,
+    },
+    /// Stop recording a call; the file is kept
+    Stop { id: Option<u64> },
+}
+
+/// `transfer`'s words: `[ID] TARGET`, or `ID --to OTHER_ID`.
+fn transfer_args(args: &[String], to: Option<u64>) -> Result<(Option<u64>, Act), Failure> {
+    let id = |s: &str| {
+        s.parse::<u64>()
+            .map_err(|_| Failure::Usage(format!("{s:?} is not a call id")))
+    };
+    match (args, to) {
+        ([call], Some(other)) => Ok((Some(id(call)?), Act::TransferTo(other))),
+        (_, Some(_)) => Err(Failure::Usage(
+            "with --to, name only the call to transfer: transfer ID --to OTHER_ID".into(),
+        )),
+        ([target], None) => Ok((
+            None,
+            Act::Transfer {
+                target: target.clone(),
+            },
+        )),
+        ([call, target], None) => Ok((
+            Some(id(call)?),
+            Act::Transfer {
+                target: target.clone(),
+            },
+        )),
+        _ => Err(Failure::Usage("transfer [ID] TARGET".into())),
+    }
 }
 
 #[derive(Subcommand)]
@@ -378,6 +426,34 @@ enum Verb {
         #[arg(long, conflicts_with = "what")]
         stop: bool,
     },
+    /// Record a call, both directions, into a WAV file (stereo: ours left, theirs right)
+    Record {
+        #[command(subcommand)]
+        verb: RecordVerb,
+    },
+    /// Pass a call on: `transfer [ID] TARGET` (blind), or `transfer ID --to OTHER_ID`
+    /// (attended: the far side of ID takes the place of call OTHER_ID, our call to the
+    /// target); our calls end once it has gone through
+    Transfer {
+        /// [ID] TARGET: the call (default: the only established one) and whom to pass it
+        /// to; with --to, only the call
+        #[arg(value_name = "ID|TARGET", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        /// Attended transfer: the call whose far side is the target
+        #[arg(long, value_name = "OTHER_ID")]
+        to: Option<u64>,
+    },
+    /// Accept the far side's request to transfer a call (the account's transfer = "ask")
+    AcceptTransfer { id: Option<u64> },
+    /// Decline the far side's request to transfer a call
+    DeclineTransfer { id: Option<u64> },
+    /// Mix established calls together: each far side hears the others and us
+    Conference {
+        #[arg(value_name = "ID", num_args = 2.., required = true)]
+        ids: Vec<u64>,
+    },
+    /// Take apart the conference a call is in: each call goes on alone
+    Split { id: Option<u64> },
     /// List the calls
     Calls,
     /// Past calls, newest first, missed ones marked (counts them as seen)
@@ -523,6 +599,27 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
             )
             .await
         }
+        Verb::Record { verb } => match verb {
+            RecordVerb::Start { id, to, mono } => {
+                let to = match to {
+                    Some(p) => std::path::absolute(&p)
+                        .map_err(|e| Failure::Usage(format!("--to: {}: {e}", p.display())))?
+                        .display()
+                        .to_string(),
+                    None => String::new(),
+                };
+                act(conn, out, id, Act::Record { to, mono }).await
+            }
+            RecordVerb::Stop { id } => act(conn, out, id, Act::StopRecording).await,
+        },
+        Verb::Transfer { args, to } => {
+            let (id, what) = transfer_args(&args, to)?;
+            act(conn, out, id, what).await
+        }
+        Verb::AcceptTransfer { id } => act(conn, out, id, Act::AnswerTransfer(true)).await,
+        Verb::DeclineTransfer { id } => act(conn, out, id, Act::AnswerTransfer(false)).await,
+        Verb::Conference { ids } => cmd::calls::conference(conn, out, ids).await,
+        Verb::Split { id } => act(conn, out, id, Act::Split).await,
         Verb::Calls => cmd::calls::list(conn, out).await,
         Verb::History {
             missed,

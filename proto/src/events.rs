@@ -23,6 +23,8 @@ pub const CALL_ANSWERED: &str = "call_answered";
 pub const CALL_HELD: &str = "call_held";
 /// A held call goes on.
 pub const CALL_RESUMED: &str = "call_resumed";
+/// The far side asks to transfer a call and the account says ask: accept or decline it.
+pub const TRANSFER_REQUESTED: &str = "transfer_requested";
 /// Anything else about a call changed (progress, early media, ICE, mute, ending).
 pub const CALL_CHANGED: &str = "call_changed";
 /// A call ended, with its media figures.
@@ -61,6 +63,7 @@ pub const ALL: &[&str] = &[
     CALL_ANSWERED,
     CALL_HELD,
     CALL_RESUMED,
+    TRANSFER_REQUESTED,
     CALL_CHANGED,
     CALL_ENDED,
     DTMF,

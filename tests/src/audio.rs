@@ -48,6 +48,42 @@ pub fn read_wav(path: &Path) -> (Vec<f64>, u32) {
     (samples, rate)
 }
 
+/// Each channel of a 16-bit PCM WAV file apart (as the header's sizes say), and the rate.
+pub fn read_wav_channels(path: &Path) -> (Vec<Vec<f64>>, u32) {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        b.len() >= 44 && &b[0..4] == b"RIFF" && &b[36..40] == b"data",
+        "{}: not a plain WAV",
+        path.display()
+    );
+    let channels = usize::from(u16::from_le_bytes([b[22], b[23]])).max(1);
+    let rate = u32::from_le_bytes([b[24], b[25], b[26], b[27]]);
+    let len = u32::from_le_bytes([b[40], b[41], b[42], b[43]]) as usize;
+    let data = &b[44..(44 + len).min(b.len())];
+    let mut out = vec![Vec::new(); channels];
+    for frame in data.chunks_exact(2 * channels) {
+        for (c, s) in frame.chunks_exact(2).enumerate() {
+            out[c].push(f64::from(i16::from_le_bytes([s[0], s[1]])));
+        }
+    }
+    (out, rate)
+}
+
+/// How many 100 ms blocks of `x` hold every one of `present` (loud), with each of
+/// `absent` 30 dB below the weakest of them: a mix of some tones without others.
+pub fn mix_blocks(x: &[f64], rate: u32, present: &[f64], absent: &[f64]) -> usize {
+    let block = (rate / 10) as usize;
+    x.chunks_exact(block)
+        .filter(|b| {
+            let weakest = present
+                .iter()
+                .map(|f| power(b, *f, rate))
+                .fold(f64::INFINITY, f64::min);
+            weakest.sqrt() > 300.0 && absent.iter().all(|f| weakest > 1000.0 * power(b, *f, rate))
+        })
+        .count()
+}
+
 /// Goertzel power of `freq` in `x`, normalised by length.
 pub fn power(x: &[f64], freq: f64, rate: u32) -> f64 {
     let k = 2.0 * (std::f64::consts::TAU * freq / f64::from(rate)).cos();

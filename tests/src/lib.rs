@@ -558,6 +558,30 @@ pub fn calls(sb: &Sandbox) -> Vec<serde_json::Value> {
     v["calls"].as_array().cloned().unwrap_or_default()
 }
 
+/// Waits for a call that `fits`; returns it as `voipctl --json calls` shows it.
+pub fn wait_call_where(
+    sb: &Sandbox,
+    fits: impl Fn(&serde_json::Value) -> bool,
+    what: &str,
+) -> serde_json::Value {
+    let mut found = None;
+    wait_until(
+        || {
+            found = calls(sb).into_iter().find(|c| fits(c));
+            found.is_some()
+        },
+        what,
+    );
+    found.unwrap_or_default()
+}
+
+/// Runs voipctl and fails the test if it fails.
+pub fn ok(sb: &Sandbox, args: &[&str]) -> Output {
+    let o = sb.voipctl(args);
+    assert!(o.status.success(), "{args:?}: {}", describe(&o));
+    o
+}
+
 pub fn account(sb: &Sandbox, id: &str) -> serde_json::Value {
     accounts(sb)
         .into_iter()

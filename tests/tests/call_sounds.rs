@@ -40,11 +40,6 @@ fn start(sb: &Sandbox, kam: &Kamailio, audio: &str) -> Daemon {
     d
 }
 
-fn ok(sb: &Sandbox, args: &[&str]) {
-    let o = sb.voipctl(args);
-    assert!(o.status.success(), "{args:?}: {}", describe(&o));
-}
-
 #[test]
 fn a_tone_and_a_file_played_into_a_call_are_heard_and_stop_when_told() {
     let sb = Sandbox::new();

@@ -6,8 +6,9 @@ use voipd_proto::v1::calls_client::CallsClient;
 use voipd_proto::v1::event::Kind;
 use voipd_proto::v1::events_client::EventsClient;
 use voipd_proto::v1::{
-    AnswerRequest, Call, CallRequest, CallState, DialRequest, DtmfRequest, Event, ListCallsRequest,
-    MediaEncryption, MuteRequest, PlayRequest, RejectRequest, WatchRequest,
+    AnswerRequest, AnswerTransferRequest, Call, CallRequest, CallState, ConferenceRequest,
+    DialRequest, DtmfRequest, Event, ListCallsRequest, MediaEncryption, MuteRequest, PlayRequest,
+    RecordRequest, RejectRequest, TransferRequest, WatchRequest,
 };
 
 use crate::AudioArgs;
@@ -294,6 +295,12 @@ pub enum Act {
     Mute(bool),
     Dtmf(String),
     Play { what: String, secs: f64 },
+    Record { to: String, mono: bool },
+    StopRecording,
+    Transfer { target: String },
+    TransferTo(u64),
+    AnswerTransfer(bool),
+    Split,
 }
 
 /// What `voipctl play` sends: a file made absolute (the daemon has another working
@@ -322,6 +329,12 @@ impl Act {
             Act::Mute(_) => "mute",
             Act::Dtmf(_) => "dtmf",
             Act::Play { .. } => "play",
+            Act::Record { .. } => "record start",
+            Act::StopRecording => "record stop",
+            Act::Transfer { .. } | Act::TransferTo(_) => "transfer",
+            Act::AnswerTransfer(true) => "accept-transfer",
+            Act::AnswerTransfer(false) => "decline-transfer",
+            Act::Split => "split",
         }
     }
 
@@ -333,9 +346,15 @@ impl Act {
             Act::Hangup => true,
             Act::Hold => c.state() == CallState::Active,
             Act::Resume => c.state() == CallState::Held,
-            Act::Mute(_) | Act::Dtmf(_) | Act::Play { .. } => {
-                matches!(c.state(), CallState::Active | CallState::Held)
-            }
+            Act::Mute(_)
+            | Act::Dtmf(_)
+            | Act::Play { .. }
+            | Act::Record { .. }
+            | Act::Transfer { .. }
+            | Act::TransferTo(_) => matches!(c.state(), CallState::Active | CallState::Held),
+            Act::StopRecording => !c.recording.is_empty(),
+            Act::AnswerTransfer(_) => !c.transfer_asked.is_empty(),
+            Act::Split => c.conference != 0,
         }
     }
 }
@@ -405,6 +424,70 @@ pub async fn act(
                 format!("playing {}", what.strip_prefix("file:").unwrap_or(what))
             },
         ),
+        Act::Record { to, mono } => {
+            let c = client
+                .record(RecordRequest {
+                    id,
+                    stop: false,
+                    file: to.clone(),
+                    mono: *mono,
+                })
+                .await?;
+            let doing = format!("recording into {}", c.get_ref().recording);
+            (c, doing)
+        }
+        Act::StopRecording => (
+            client
+                .record(RecordRequest {
+                    id,
+                    stop: true,
+                    ..Default::default()
+                })
+                .await?,
+            "recording stopped".into(),
+        ),
+        Act::Transfer { target } => (
+            client
+                .transfer(TransferRequest {
+                    id,
+                    target: target.clone(),
+                    to_call: 0,
+                })
+                .await?,
+            format!("transferring to {target}"),
+        ),
+        Act::TransferTo(other) => (
+            client
+                .transfer(TransferRequest {
+                    id,
+                    target: String::new(),
+                    to_call: *other,
+                })
+                .await?,
+            format!("transferring to the other side of call {other}"),
+        ),
+        Act::AnswerTransfer(accept) => (
+            client
+                .answer_transfer(AnswerTransferRequest {
+                    id,
+                    accept: *accept,
+                })
+                .await?,
+            if *accept {
+                "transfer accepted".into()
+            } else {
+                "transfer declined".into()
+            },
+        ),
+        Act::Split => {
+            let calls = client.split(CallRequest { id }).await?.into_inner().calls;
+            if out.json {
+                out.json_line(&serde_json::json!({ "calls": calls }));
+            } else {
+                println!("conference split: calls {}", ids(&calls));
+            }
+            return Ok(());
+        }
     };
     let c = c.into_inner();
     if let Some(events) = events {
@@ -421,6 +504,33 @@ pub async fn act(
         if matches!(act, Act::Answer(_)) {
             note_audio(&c);
         }
+    }
+    Ok(())
+}
+
+fn ids(calls: &[Call]) -> String {
+    calls
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `voipctl conference ID ID…`: mixes the calls together.
+pub async fn conference(conn: Channel, out: Output, ids_: Vec<u64>) -> Result<(), Failure> {
+    let calls = CallsClient::new(conn)
+        .conference(ConferenceRequest { ids: ids_ })
+        .await?
+        .into_inner()
+        .calls;
+    if out.json {
+        out.json_line(&serde_json::json!({ "calls": calls }));
+    } else {
+        println!(
+            "conference {}: calls {}",
+            calls.first().map_or(0, |c| c.conference),
+            ids(&calls)
+        );
     }
     Ok(())
 }
@@ -459,6 +569,12 @@ pub fn table(calls: &[Call]) -> String {
             if !c.audio_note.is_empty() {
                 state.push_str(", no sound");
             }
+            if c.conference != 0 {
+                state.push_str(&format!(", conference {}", c.conference));
+            }
+            if !c.recording.is_empty() {
+                state.push_str(", recording");
+            }
             vec![
                 c.id.to_string(),
                 if c.incoming { "in" } else { "out" }.into(),
@@ -492,6 +608,18 @@ pub fn table(calls: &[Call]) -> String {
     for c in calls {
         if !c.audio_note.is_empty() {
             out.push_str(&format!("call {}: {}\n", c.id, c.audio_note));
+        }
+        if !c.recording.is_empty() {
+            out.push_str(&format!("call {}: recording into {}\n", c.id, c.recording));
+        }
+        if !c.transfer.is_empty() {
+            out.push_str(&format!("call {}: transfer {}\n", c.id, c.transfer));
+        }
+        if !c.transfer_asked.is_empty() {
+            out.push_str(&format!(
+                "call {}: the far side asks to transfer us to {} (voipctl accept-transfer / decline-transfer)\n",
+                c.id, c.transfer_asked
+            ));
         }
         if clear_under_tls(c) {
             out.push_str(&clear_under_tls_note(c));

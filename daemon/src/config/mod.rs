@@ -379,6 +379,12 @@ pub struct Account {
     pub mwi: bool,
     /// Where the provider's voicemail is called (`voipctl dial voicemail`).
     pub voicemail_uri: Option<ConfigUri>,
+    /// Calls recorded from their answer, or only when asked.
+    pub record: RecordPolicy,
+    /// What a REFER from the far side gets.
+    pub transfer: TransferPolicy,
+    /// Calls of this account at once (ringing, active, held); more incoming ones get 486.
+    pub max_calls: u32,
     id_span: std::ops::Range<usize>,
 }
 
@@ -427,6 +433,12 @@ struct RawAccount {
     #[serde(default)]
     mwi: bool,
     voicemail_uri: Option<ConfigUri>,
+    #[serde(default)]
+    record: RecordPolicy,
+    #[serde(default)]
+    transfer: TransferPolicy,
+    #[serde(default = "default_max_calls")]
+    max_calls: u32,
 }
 
 /// An account's TLS settings: the files as named, and what they hold once read.
@@ -481,6 +493,11 @@ fn default_account_ringing() -> u32 {
     4
 }
 
+/// A call, one waiting, and room for a conference and a transfer's consultation call.
+fn default_max_calls() -> u32 {
+    4
+}
+
 fn default_session_expires() -> u32 {
     TimerPolicy::default().expires
 }
@@ -520,6 +537,9 @@ impl TryFrom<RawAccount> for Account {
         }
         if r.max_ringing == 0 {
             return Err("max_ringing: must be at least 1 (0 would refuse every call)".into());
+        }
+        if r.max_calls == 0 {
+            return Err("max_calls: must be at least 1 (0 would refuse every call)".into());
         }
         if r.min_se == 0 {
             return Err("min_se: must be at least 1 second (RFC 4028 asks for 90)".into());
@@ -562,6 +582,9 @@ impl TryFrom<RawAccount> for Account {
             answering_machine: r.answering_machine,
             mwi: r.mwi,
             voicemail_uri: r.voicemail_uri,
+            record: r.record,
+            transfer: r.transfer,
+            max_calls: r.max_calls,
             follow_redirects: r.follow_redirects,
             rel100: r.rel100,
             session_timer: TimerPolicy {

@@ -563,3 +563,27 @@ where
     }
     d.deserialize_any(V(PhantomData))
 }
+
+/// Whether an account's calls are recorded from their answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordPolicy {
+    /// Only when asked (`voipctl record start`).
+    #[default]
+    Off,
+    /// Every established call, into the state directory's `recordings/`.
+    Always,
+}
+
+/// What an account does when the far side asks it to call someone else (REFER).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferPolicy {
+    /// Calls the new party at once, as desk phones do.
+    #[default]
+    Accept,
+    /// Raises `transfer_requested`; the user accepts or refuses it (32 s to decide).
+    Ask,
+    /// Answers 603: this phone is not passed on.
+    Refuse,
+}

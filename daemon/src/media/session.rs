@@ -101,6 +101,8 @@ pub enum MediaEvent {
     Mapped(SocketAddr),
     /// ICE nominated this pair for RTP, this long after its checks began.
     IceSelected(crate::media::ice::Selected, Duration),
+    /// Writing the call's recording failed (why): it is closed with what it had.
+    RecordingFailed(String),
     /// ICE found no working pair for this component (1: RTP, 2: RTCP).
     IceFailed(usize),
     /// The far end of this component's pair stopped consenting (RFC 7675): nothing more
@@ -174,11 +176,20 @@ pub(super) type DtmfQueue = std::sync::Arc<std::sync::Mutex<VecDeque<char>>>;
 /// stream at its next tick.
 pub(super) type PlaySlot = std::sync::Arc<std::sync::Mutex<Option<Option<Prompt>>>>;
 
+/// A recording to start in place of the one running (None: stop), taken the same way.
+pub(super) type RecordSlot =
+    std::sync::Arc<std::sync::Mutex<Option<Option<super::recording::CallRecording>>>>;
+
+/// A conference to join in place of the one joined (None: leave).
+pub(super) type ConfSlot = std::sync::Arc<std::sync::Mutex<Option<Option<super::mixer::ConfLeg>>>>;
+
 /// A running stream's handle. Dropping it ends the stream at the engine's next tick.
 struct StreamHandle {
     params: watch::Sender<MediaParams>,
     dtmf: DtmfQueue,
     play: PlaySlot,
+    record: RecordSlot,
+    conf: ConfSlot,
     done: oneshot::Receiver<MediaStats>,
 }
 
@@ -216,6 +227,8 @@ impl MediaSession {
         let (tx, rx) = watch::channel(params);
         let dtmf = DtmfQueue::default();
         let play = PlaySlot::default();
+        let record = RecordSlot::default();
+        let conf = ConfSlot::default();
         let (done_tx, done) = oneshot::channel();
         let setup = Setup {
             sock,
@@ -231,6 +244,8 @@ impl MediaSession {
             dtmf: dtmf.clone(),
             dtmf_settings: opts.dtmf,
             play: play.clone(),
+            record: record.clone(),
+            conf: conf.clone(),
             done: done_tx,
         };
         let engine = engine.clone();
@@ -244,6 +259,8 @@ impl MediaSession {
             params: tx,
             dtmf,
             play,
+            record,
+            conf,
             done,
         };
         MediaSession {
@@ -281,6 +298,21 @@ impl MediaSession {
     pub fn play(&self, prompt: Option<Prompt>) {
         for s in self.streams.values() {
             *s.play.lock().unwrap_or_else(|e| e.into_inner()) = Some(prompt.clone());
+        }
+    }
+
+    /// Records the call's audio into `r` from the next frame on, in place of what records
+    /// now (None: stops; the file is closed off the tick).
+    pub fn record(&self, r: Option<super::recording::CallRecording>) {
+        if let Some(s) = self.streams.values().next() {
+            *s.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        }
+    }
+
+    /// Mixes the call into a conference (None: takes it out).
+    pub fn conference(&self, leg: Option<super::mixer::ConfLeg>) {
+        if let Some(s) = self.streams.values().next() {
+            *s.conf.lock().unwrap_or_else(|e| e.into_inner()) = Some(leg);
         }
     }
 

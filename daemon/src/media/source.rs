@@ -151,19 +151,26 @@ fn at_rate(samples: &Arc<[i16]>, from: u32, to: u32) -> Arc<[i16]> {
 
 /// Linear interpolation between rates; good enough for prompts and test tones.
 pub fn resample(samples: &[i16], from: u32, to: u32) -> Vec<i16> {
+    let mut out = Vec::new();
+    resample_into(samples, from, to, &mut out);
+    out
+}
+
+/// [`resample`] into `out` (cleared first), which keeps its room from frame to frame.
+pub fn resample_into(samples: &[i16], from: u32, to: u32, out: &mut Vec<i16>) {
+    out.clear();
     if from == to || from == 0 || samples.is_empty() {
-        return samples.to_vec();
+        out.extend_from_slice(samples);
+        return;
     }
     let n = (samples.len() as u64 * u64::from(to) / u64::from(from)) as usize;
-    (0..n)
-        .map(|i| {
-            let pos = i as f64 * f64::from(from) / f64::from(to);
-            let (a, frac) = (pos.floor() as usize, pos.fract());
-            let x = f64::from(samples[a.min(samples.len() - 1)]);
-            let y = f64::from(samples[(a + 1).min(samples.len() - 1)]);
-            (x + (y - x) * frac) as i16
-        })
-        .collect()
+    out.extend((0..n).map(|i| {
+        let pos = i as f64 * f64::from(from) / f64::from(to);
+        let (a, frac) = (pos.floor() as usize, pos.fract());
+        let x = f64::from(samples[a.min(samples.len() - 1)]);
+        let y = f64::from(samples[(a + 1).min(samples.len() - 1)]);
+        (x + (y - x) * frac) as i16
+    }));
 }
 
 #[cfg(test)]

@@ -19,9 +19,13 @@ use super::ice::{Ice, IceEvent};
 use super::inband::InbandDetector;
 use super::jitter::{JitterBuffer, Playout};
 use super::latch::Latch;
+use super::mixer::ConfLeg;
+use super::recording::CallRecording;
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::RtpPacket;
-use super::session::{DtmfQueue, LiveStats, MediaEvent, MediaParams, MediaStats, PlaySlot};
+use super::session::{
+    ConfSlot, DtmfQueue, LiveStats, MediaEvent, MediaParams, MediaStats, PlaySlot, RecordSlot,
+};
 use super::sink::Sink;
 use super::source::Source;
 use super::srtp::SrtpError;
@@ -45,6 +49,8 @@ pub(super) struct Setup {
     pub(super) dtmf: DtmfQueue,
     pub(super) dtmf_settings: DtmfSettings,
     pub(super) play: PlaySlot,
+    pub(super) record: RecordSlot,
+    pub(super) conf: ConfSlot,
     pub(super) done: oneshot::Sender<MediaStats>,
 }
 
@@ -164,6 +170,11 @@ impl Setup {
             heard: None,
             play: self.play,
             playing: None,
+            record: self.record,
+            recording: None,
+            sent_audio: false,
+            conf_slot: self.conf,
+            conf: None,
             latch: Latch::new(p.remote),
             ice_remote: None,
             relayed: Vec::new(),
@@ -227,6 +238,14 @@ pub(super) struct Stream {
     play: PlaySlot,
     /// …and playing instead of the source until it ends.
     playing: Option<Source>,
+    /// A recording asked for (None: stop), taken at the next tick…
+    record: RecordSlot,
+    /// …and written every tick: `pcm` when `sent_audio`, and what was played.
+    recording: Option<CallRecording>,
+    sent_audio: bool,
+    /// A conference to join (None: leave), taken at the next tick, and the one joined.
+    conf_slot: ConfSlot,
+    conf: Option<ConfLeg>,
     /// Where the far side's RTP is taken from and ours goes.
     latch: Latch,
     /// The far end of ICE's nominated RTP pair: it wins over the SDP's address.
@@ -284,8 +303,10 @@ impl Stream {
             }
             None => {}
         }
+        self.take_slots();
         self.send_frame();
         self.play_frame(now);
+        self.record_frame();
         // Nothing can come before ICE has nominated a pair: the silence counts from there,
         // or from ICE_GRACE after the start for checks that never end (ICE's own failure
         // ends the call sooner).
@@ -305,6 +326,35 @@ impl Stream {
             self.rtcp_out();
         }
         true
+    }
+
+    /// What the call asked for since the last tick: a recording, a conference.
+    fn take_slots(&mut self) {
+        if let Ok(mut slot) = self.record.try_lock()
+            && let Some(next) = slot.take()
+            && let Some(old) = std::mem::replace(&mut self.recording, next)
+        {
+            tokio::task::spawn_blocking(move || old.finish());
+        }
+        if let Ok(mut slot) = self.conf_slot.try_lock()
+            && let Some(next) = slot.take()
+        {
+            self.conf = next;
+        }
+    }
+
+    fn record_frame(&mut self) {
+        let Some(r) = &mut self.recording else { return };
+        let ours: &[i16] = if self.sent_audio { &self.pcm } else { &[] };
+        if let Err(e) = r.frame(ours, &self.played, sample_rate(self.p.codec)) {
+            tracing::warn!("recording to {} failed: {e}", r.path().display());
+            if let Some(r) = self.recording.take() {
+                tokio::task::spawn_blocking(move || r.finish());
+            }
+            let _ = self
+                .events
+                .try_send(MediaEvent::RecordingFailed(e.to_string()));
+        }
     }
 
     fn renegotiated(&mut self, next: MediaParams, now: Instant) {
@@ -464,6 +514,8 @@ impl Stream {
         let remote = self.latch.remote();
         let can_send = p.send && remote.port() != 0 && !remote.ip().is_unspecified();
         let step = rtp_clock(p.codec) / 50;
+        let rate = sample_rate(p.codec);
+        self.sent_audio = false;
         self.dtmf_out.extend(
             self.dtmf_queue
                 .lock()
@@ -518,6 +570,11 @@ impl Stream {
             } else {
                 self.source.fill(&mut self.pcm);
             }
+            // In a conference the far side hears the other parties with us.
+            if let Some(c) = &mut self.conf {
+                c.mix_into(&mut self.pcm, rate);
+            }
+            self.sent_audio = true;
             self.codec.encode(&self.pcm, &mut self.payload);
             if !self.payload.is_empty() {
                 RtpPacket {
@@ -562,6 +619,10 @@ impl Stream {
         // Only what came: concealment invents audio, and digits must not be invented.
         if heard && let Some(d) = self.inband.as_mut().and_then(|i| i.feed(&self.played)) {
             self.digit(d, true, now);
+        }
+        if let Some(c) = &mut self.conf {
+            let heard: &[i16] = if self.p.receive { &self.played } else { &[] };
+            c.publish(heard, sample_rate(self.p.codec));
         }
         if !self.p.receive {
             return;
@@ -702,8 +763,12 @@ impl Stream {
         }
         let (sink, audio, done, stats) =
             (self.sink, self.audio.take(), self.done.take(), self.stats);
+        let recording = self.recording.take();
         tokio::task::spawn_blocking(move || {
             sink.finish();
+            if let Some(r) = recording {
+                r.finish();
+            }
             drop(audio);
             // Only now: whoever waits for the figures may read the recording at once.
             if let Some(done) = done {

@@ -1,4 +1,4 @@
-//! WAV files (PCM 16-bit mono): a writer that fixes up its sizes when finished, and a
+//! WAV files (PCM 16-bit, mono or stereo): a writer that fixes up its sizes when finished, and a
 //! reader for playing a file into a call.
 
 use std::fs::File;
@@ -8,19 +8,21 @@ use std::path::Path;
 pub struct WavWriter {
     out: BufWriter<File>,
     samples: u32,
+    channels: u16,
 }
 
-fn header(rate: u32, data_bytes: u32) -> [u8; 44] {
+fn header(rate: u32, channels: u16, data_bytes: u32) -> [u8; 44] {
+    let block = 2 * channels;
     let mut h = [0u8; 44];
     h[0..4].copy_from_slice(b"RIFF");
     h[4..8].copy_from_slice(&(36 + data_bytes).to_le_bytes());
     h[8..16].copy_from_slice(b"WAVEfmt ");
     h[16..20].copy_from_slice(&16u32.to_le_bytes());
     h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
-    h[22..24].copy_from_slice(&1u16.to_le_bytes()); // mono
+    h[22..24].copy_from_slice(&channels.to_le_bytes());
     h[24..28].copy_from_slice(&rate.to_le_bytes());
-    h[28..32].copy_from_slice(&(rate * 2).to_le_bytes());
-    h[32..34].copy_from_slice(&2u16.to_le_bytes());
+    h[28..32].copy_from_slice(&(rate * u32::from(block)).to_le_bytes());
+    h[32..34].copy_from_slice(&block.to_le_bytes());
     h[34..36].copy_from_slice(&16u16.to_le_bytes());
     h[36..40].copy_from_slice(b"data");
     h[40..44].copy_from_slice(&data_bytes.to_le_bytes());
@@ -28,10 +30,29 @@ fn header(rate: u32, data_bytes: u32) -> [u8; 44] {
 }
 
 impl WavWriter {
+    /// A mono file at `path`, replacing what is there.
     pub fn create(path: &Path, rate: u32) -> std::io::Result<WavWriter> {
-        let mut out = BufWriter::new(File::create(path)?);
-        out.write_all(&header(rate, 0))?;
-        Ok(WavWriter { out, samples: 0 })
+        WavWriter::new(File::create(path)?, rate, 1)
+    }
+
+    /// A file of `channels` (interleaved in `write`) over `file`, which is empty.
+    pub fn new(file: File, rate: u32, channels: u16) -> std::io::Result<WavWriter> {
+        let mut out = BufWriter::new(file);
+        out.write_all(&header(rate, channels, 0))?;
+        Ok(WavWriter {
+            out,
+            samples: 0,
+            channels,
+        })
+    }
+
+    /// Writes what is buffered and the sizes so far into the header, in place: a file cut
+    /// off after this (the daemon killed) plays up to here.
+    pub fn checkpoint(&mut self, rate: u32) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.out.flush()?;
+        let h = header(rate, self.channels, self.samples.saturating_mul(2));
+        self.out.get_ref().write_all_at(&h, 0)
     }
 
     pub fn write(&mut self, samples: &[i16]) -> std::io::Result<()> {
@@ -47,7 +68,7 @@ impl WavWriter {
     pub fn finish(mut self, rate: u32) -> std::io::Result<()> {
         let bytes = self.samples.saturating_mul(2);
         self.out.seek(SeekFrom::Start(0))?;
-        self.out.write_all(&header(rate, bytes))?;
+        self.out.write_all(&header(rate, self.channels, bytes))?;
         self.out.flush()
     }
 }
@@ -67,11 +88,14 @@ impl WavWriter {
 pub fn repair(file: &File) -> std::io::Result<u64> {
     use std::os::unix::fs::FileExt;
     let len = file.metadata()?.len();
-    let mut rate = [0u8; 4];
-    file.read_exact_at(&mut rate, 24)?;
-    // A sample cut in half is left out; sizes past 4 GiB do not fit a WAV header.
-    let data = (len.saturating_sub(44) & !1).min(u64::from(u32::MAX - 36));
-    file.write_all_at(&header(u32::from_le_bytes(rate), data as u32), 0)?;
+    let mut fmt = [0u8; 6];
+    file.read_exact_at(&mut fmt, 22)?;
+    let channels = u16::from_le_bytes([fmt[0], fmt[1]]).max(1);
+    let rate = u32::from_le_bytes([fmt[2], fmt[3], fmt[4], fmt[5]]);
+    // A frame cut short is left out; sizes past 4 GiB do not fit a WAV header.
+    let block = 2 * u64::from(channels);
+    let data = (len.saturating_sub(44) / block * block).min(u64::from(u32::MAX - 36));
+    file.write_all_at(&header(rate, channels, data as u32), 0)?;
     file.set_len(44 + data)?;
     file.sync_all()?;
     Ok(data)

@@ -5,13 +5,13 @@ use crate::sip::message::{Name, Request, Response};
 use crate::sip::transaction::random_token;
 
 pub const ALLOW: &str =
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, MESSAGE, SUBSCRIBE, NOTIFY";
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, MESSAGE, SUBSCRIBE, NOTIFY, REFER";
 pub const ACCEPT: &str = "application/sdp, text/plain, application/pidf+xml";
 pub const ALLOW_EVENTS: &str = "presence";
 /// RFC 5626 outbound and RFC 3327 Path.
 pub const SUPPORTED: &str = "outbound, path";
 /// In calls also RFC 4028 session timers; RFC 3262 `100rel` is added per account.
-pub const SUPPORTED_CALL: &str = "timer, outbound, path";
+pub const SUPPORTED_CALL: &str = "timer, outbound, path, replaces";
 
 /// Whether a message's Supported or Require headers name the option `tag` (RFC 3261 §20.37).
 pub fn lists_option(headers: &crate::sip::message::Headers, name: &Name, tag: &str) -> bool {

@@ -57,6 +57,8 @@ pub struct CallRecord {
     /// The SIP transport its signalling went over ("udp", "tcp", "tls"); empty for calls
     /// kept before this was.
     pub transport: String,
+    /// The files the call was recorded into.
+    pub recordings: Vec<String>,
 }
 
 impl Store {
@@ -68,9 +70,9 @@ impl Store {
                 // rather than losing the call.
                 "INSERT INTO calls (id, direction, account, remote_uri, remote_name, started_ms,
                     answered_ms, ended_ms, end_code, end_reason, missed, media_encryption,
-                    transport)
+                    transport, recordings)
                  VALUES (CASE WHEN EXISTS (SELECT 1 FROM calls WHERE id = ?11) THEN NULL
-                    ELSE ?11 END, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13)",
+                    ELSE ?11 END, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14)",
             )?
             .execute(params![
                 if c.incoming { "incoming" } else { "outgoing" },
@@ -85,7 +87,8 @@ impl Store {
                 c.missed,
                 i64::try_from(c.id).ok(),
                 c.media_encryption,
-                c.transport
+                c.transport,
+                c.recordings.join("\n")
             ])?;
             count_unseen(db)
         })
@@ -137,7 +140,7 @@ fn list(db: &Connection, q: HistoryQuery) -> rusqlite::Result<Vec<HistoryEntry>>
     let limit = if q.limit == 0 { 100 } else { q.limit };
     let mut stmt = db.prepare_cached(
         "SELECT id, direction, account, remote_uri, remote_name, started_ms, answered_ms,
-                ended_ms, end_code, end_reason, missed, media_encryption, transport
+                ended_ms, end_code, end_reason, missed, media_encryption, transport, recordings
          FROM calls WHERE (?1 = 0 OR missed) ORDER BY started_ms DESC, id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![q.missed_only, limit], |r| {
@@ -157,6 +160,11 @@ fn list(db: &Connection, q: HistoryQuery) -> rusqlite::Result<Vec<HistoryEntry>>
                 missed: r.get(10)?,
                 media_encryption: r.get(11)?,
                 transport: r.get(12)?,
+                recordings: r
+                    .get::<_, String>(13)?
+                    .lines()
+                    .map(str::to_string)
+                    .collect(),
             },
             contact: None,
         })
@@ -184,6 +192,7 @@ mod tests {
             missed: incoming && !answered,
             media_encryption: if id.is_multiple_of(2) { "sdes" } else { "none" }.into(),
             transport: if id.is_multiple_of(2) { "tcp" } else { "udp" }.into(),
+            recordings: vec![format!("/r/call-{id}.wav"), format!("/r/call-{id}-2.wav")],
         }
     }
 

@@ -130,6 +130,8 @@ const STEPS: &[&str] = &[
         call_id INTEGER NOT NULL
     );
     CREATE INDEX voicemails_by_time ON voicemails (at_ms);",
+    // 11: the files a call was recorded into, one per line ('' for none).
+    "ALTER TABLE calls ADD COLUMN recordings TEXT NOT NULL DEFAULT '';",
 ];
 
 pub(super) const VERSION: u32 = STEPS.len() as u32;

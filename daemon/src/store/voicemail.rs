@@ -77,6 +77,11 @@ const COLUMNS: &str =
     "id, account, caller, caller_name, at_ms, duration_ms, file, bytes, heard, call_id";
 
 impl Store {
+    /// Where call recordings go that were not given a file.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.dir.join("recordings")
+    }
+
     /// Where messages are kept.
     pub fn voicemail_dir(&self) -> PathBuf {
         self.dir.join("voicemail")

@@ -77,6 +77,20 @@ impl Manager {
             .map_err(|e| VoipdError::Failed(e.to_string()))
     }
 
+    /// Mixes established calls together (each far side hears the others and us); returns
+    /// their objects.
+    #[zbus(out_args("calls"))]
+    async fn conference(&self, ids: Vec<u64>) -> Result<Vec<zbus::OwnedObjectPath>, VoipdError> {
+        let calls = self.phone.conference(ids).await?;
+        calls
+            .iter()
+            .map(|c| {
+                zbus::OwnedObjectPath::try_from(call_path(c.id))
+                    .map_err(|e| VoipdError::Failed(e.to_string()))
+            })
+            .collect()
+    }
+
     /// The objects of the calls that run now.
     #[zbus(out_args("calls"))]
     async fn list_calls(&self) -> Result<Vec<zbus::OwnedObjectPath>, VoipdError> {
@@ -423,6 +437,80 @@ impl Call {
     async fn play(&self, what: &str, secs: f64) -> Result<(), VoipdError> {
         self.phone.play(self.info.id, what, secs).await?;
         Ok(())
+    }
+
+    /// Records the call, both directions, into `file` (an absolute path to a new .wav file;
+    /// "": recordings/call-ID.wav in the state directory): stereo, ours left and theirs
+    /// right, or mixed when `mono`.
+    async fn record(&self, file: &str, mono: bool) -> Result<(), VoipdError> {
+        let layout = if mono {
+            crate::media::recording::Layout::Mono
+        } else {
+            crate::media::recording::Layout::Stereo
+        };
+        self.phone.record(self.info.id, file, layout).await?;
+        Ok(())
+    }
+
+    /// Stops the recording; the file is kept.
+    async fn stop_recording(&self) -> Result<(), VoipdError> {
+        self.phone.stop_recording(self.info.id).await?;
+        Ok(())
+    }
+
+    /// Blind transfer: asks the far side to call `target` instead; the call ends when it
+    /// has (Transfer shows how it goes).
+    async fn transfer(&self, target: &str) -> Result<(), VoipdError> {
+        self.phone.transfer(self.info.id, target).await?;
+        Ok(())
+    }
+
+    /// Attended transfer: the far side takes the place of call `other` (ours to the
+    /// target); both calls end when it has.
+    async fn transfer_to_call(&self, other: u64) -> Result<(), VoipdError> {
+        self.phone.transfer_to_call(self.info.id, other).await?;
+        Ok(())
+    }
+
+    /// Accepts or declines the far side's request to transfer this call (TransferAsked).
+    async fn answer_transfer(&self, accept: bool) -> Result<(), VoipdError> {
+        self.phone.answer_transfer(self.info.id, accept).await?;
+        Ok(())
+    }
+
+    /// Takes apart the conference this call is in.
+    async fn split(&self) -> Result<(), VoipdError> {
+        self.phone.split(self.info.id).await?;
+        Ok(())
+    }
+
+    /// The file the call is being recorded into ("" when it is not).
+    #[zbus(property)]
+    fn recording(&self) -> String {
+        self.info
+            .recording
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The conference the call is mixed into (its id; 0: none).
+    #[zbus(property)]
+    fn conference(&self) -> u64 {
+        self.info.conference.unwrap_or_default()
+    }
+
+    /// A transfer under way, either way: whom and how far ("" when none).
+    #[zbus(property)]
+    fn transfer_state(&self) -> String {
+        self.info.transfer.clone().unwrap_or_default()
+    }
+
+    /// The far side asks us to call this party instead ("" when it does not): see
+    /// AnswerTransfer.
+    #[zbus(property)]
+    fn transfer_asked(&self) -> String {
+        self.info.transfer_asked.clone().unwrap_or_default()
     }
 
     #[zbus(signal)]

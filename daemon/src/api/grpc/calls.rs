@@ -2,7 +2,8 @@ use tonic::{Request, Response, Status};
 use voipd_proto::v1 as pb;
 
 use super::status_of;
-use crate::core::{CallAction, Endpoints, PhoneHandle};
+use crate::core::{CallAction, CoreError, Endpoints, PhoneHandle};
+use crate::media::recording::Layout;
 
 pub(super) struct CallsService {
     phone: PhoneHandle,
@@ -102,6 +103,74 @@ impl pb::calls_server::Calls for CallsService {
             .await
             .map_err(status_of)?;
         Ok(Response::new(c.into()))
+    }
+
+    async fn record(&self, r: Request<pb::RecordRequest>) -> Result<Response<pb::Call>, Status> {
+        let r = r.into_inner();
+        let layout = if r.mono { Layout::Mono } else { Layout::Stereo };
+        let c = if r.stop {
+            self.phone.stop_recording(r.id).await
+        } else {
+            self.phone.record(r.id, &r.file, layout).await
+        };
+        Ok(Response::new(c.map_err(status_of)?.into()))
+    }
+
+    async fn transfer(
+        &self,
+        r: Request<pb::TransferRequest>,
+    ) -> Result<Response<pb::Call>, Status> {
+        let r = r.into_inner();
+        let c = match (r.to_call, r.target.trim().is_empty()) {
+            (0, _) => self.phone.transfer(r.id, &r.target).await,
+            (other, true) => self.phone.transfer_to_call(r.id, other).await,
+            (_, false) => Err(CoreError::InvalidArgument {
+                field: "target",
+                message: "give a target or to_call, not both".into(),
+            }),
+        };
+        Ok(Response::new(c.map_err(status_of)?.into()))
+    }
+
+    async fn answer_transfer(
+        &self,
+        r: Request<pb::AnswerTransferRequest>,
+    ) -> Result<Response<pb::Call>, Status> {
+        let r = r.into_inner();
+        let c = self
+            .phone
+            .answer_transfer(r.id, r.accept)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(c.into()))
+    }
+
+    async fn conference(
+        &self,
+        r: Request<pb::ConferenceRequest>,
+    ) -> Result<Response<pb::ListCallsResponse>, Status> {
+        let calls = self
+            .phone
+            .conference(r.into_inner().ids)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::ListCallsResponse {
+            calls: calls.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn split(
+        &self,
+        r: Request<pb::CallRequest>,
+    ) -> Result<Response<pb::ListCallsResponse>, Status> {
+        let calls = self
+            .phone
+            .split(r.into_inner().id)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::ListCallsResponse {
+            calls: calls.into_iter().map(Into::into).collect(),
+        }))
     }
 
     async fn get(&self, r: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {

@@ -206,6 +206,13 @@ impl From<CallInfo> for pb::Call {
             ice_gathering_ms: c.ice.map_or(0, |i| millis(i.gathering)),
             ice_checks_ms: c.ice.and_then(|i| i.checks).map_or(0, millis),
             answered_by_machine: c.answered_by_machine,
+            recording: c
+                .recording
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            conference: c.conference.unwrap_or_default(),
+            transfer: c.transfer.unwrap_or_default(),
+            transfer_asked: c.transfer_asked.unwrap_or_default(),
             incoming: c.direction == CallDirection::Incoming,
             state: state.into(),
             started_unix_ms: unix_ms(c.started),

@@ -34,6 +34,7 @@ impl From<HistoryEntry> for pb::HistoryEntry {
             missed: e.call.missed,
             media_encryption: e.call.media_encryption,
             transport: e.call.transport,
+            recordings: e.call.recordings,
         }
     }
 }

@@ -15,9 +15,14 @@ pub(super) struct CallEntry {
 
 /// The name of a call's change, from what the core knew of it before (whether it was
 /// announced, and its state) and what it is now.
-fn change_name(before: Option<(bool, &CallState)>, now: &CallInfo) -> &'static str {
+fn change_name(before: Option<(bool, &CallInfo)>, now: &CallInfo) -> &'static str {
     use voipd_proto::events as n;
-    match (&now.state, before) {
+    if now.transfer_asked.is_some()
+        && before.is_some_and(|(_, b)| b.transfer_asked != now.transfer_asked)
+    {
+        return n::TRANSFER_REQUESTED;
+    }
+    match (&now.state, before.map(|(a, b)| (a, &b.state))) {
         (CallState::Ended { .. }, _) => n::CALL_ENDED,
         (_, Some((false, _))) => match now.direction {
             calls::CallDirection::Incoming => n::CALL_INCOMING,
@@ -62,6 +67,9 @@ impl Phone {
     /// A call task's report: the call as it is now; ended, it is written to the history
     /// and let go.
     pub(super) fn call_changed(&mut self, mut info: CallInfo) {
+        let left_conference = matches!(info.state, CallState::Ended { .. })
+            .then_some(info.conference)
+            .flatten();
         let mut name = change_name(None, &info);
         if let Some(c) = self.calls.get_mut(&info.id) {
             // A report the task sent before it took our hang-up must not bring the call
@@ -69,7 +77,7 @@ impl Phone {
             if c.info.state == CallState::Ending && !matches!(info.state, CallState::Ended { .. }) {
                 info.state = CallState::Ending;
             }
-            name = change_name(Some((c.announced, &c.info.state)), &info);
+            name = change_name(Some((c.announced, &c.info)), &info);
             c.announced = true;
             c.info = info.clone();
         }
@@ -80,7 +88,11 @@ impl Phone {
             }
             self.record(&info);
         }
+        self.transfer_follow(&info);
         self.events.emit_call(name, info);
+        if let Some(conf) = left_conference {
+            self.conference_left(conf);
+        }
     }
 
     /// Lets a call go; false when it was gone already.
@@ -170,6 +182,11 @@ impl Phone {
                 end_reason: reason.to_string(),
                 media_encryption: info.media_encryption.name().into(),
                 transport: info.transport.param().into(),
+                recordings: info
+                    .recordings
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
             };
             match store.record_call(record).await {
                 Ok(missed_unseen) => {
@@ -258,19 +275,32 @@ impl Phone {
                 }));
             }
         };
+        let contact = target.contact.as_ref().map(|(name, _)| name.as_str());
+        Ok(self.start_call(ctx, account, target_uri, Vec::new(), contact))
+    }
+
+    /// Places a call to `uri`, with `extra` headers on its INVITE.
+    pub(super) fn start_call(
+        &mut self,
+        ctx: CallContext,
+        account: Option<crate::config::Account>,
+        uri: SipUri,
+        extra: Vec<(crate::sip::message::Name, String)>,
+        contact: Option<&str>,
+    ) -> CallInfo {
         let id = self.new_call_id();
-        match &target.contact {
-            Some((name, _)) => tracing::info!(call_id = id, "calling {name} at {target_uri}"),
-            None => tracing::info!(call_id = id, "calling {target_uri}"),
+        match contact {
+            Some(name) => tracing::info!(call_id = id, "calling {name} at {uri}"),
+            None => tracing::info!(call_id = id, "calling {uri}"),
         }
         let sip_call_id = format!("{}@voipd", crate::sip::transaction::random_token(20));
-        let handle = calls::dial(ctx, id, account, target_uri, sip_call_id.clone());
+        let handle = calls::dial(ctx, id, account, uri, sip_call_id.clone(), extra);
         let mut info = self.track(id, Some(sip_call_id), handle);
         info.contact = self.presence.name_of(&info.remote_uri);
         if let Some(c) = self.calls.get_mut(&id) {
             c.info.contact.clone_from(&info.contact);
         }
-        Ok(info)
+        info
     }
 
     pub(super) fn call_action(
@@ -319,6 +349,46 @@ impl Phone {
                 )));
             }
             CallAction::Play(p) => CallCommand::Play(p),
+            CallAction::Record(_)
+                if !matches!(c.info.state, CallState::Active | CallState::Held) =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not established"
+                )));
+            }
+            CallAction::Record(None) if c.info.recording.is_none() => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not being recorded"
+                )));
+            }
+            CallAction::Record(r) => CallCommand::Record(r),
+            CallAction::Transfer(_) | CallAction::TransferTo(_)
+                if !matches!(c.info.state, CallState::Active | CallState::Held) =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not established"
+                )));
+            }
+            CallAction::Transfer(_) | CallAction::TransferTo(_)
+                if c.info.transfer_asked.is_some() =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id}: the far side's transfer waits for an answer"
+                )));
+            }
+            CallAction::Transfer(target) => self.transfer_command(id, &target)?,
+            CallAction::TransferTo(other) => self.transfer_to_call_command(id, other)?,
+            CallAction::AnswerTransfer(_) if c.info.transfer_asked.is_none() => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id}: no transfer asked of us"
+                )));
+            }
+            CallAction::AnswerTransfer(accept) => {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.info.transfer_asked = None;
+                }
+                CallCommand::AnswerTransfer(accept)
+            }
             CallAction::Hold | CallAction::Resume
                 if !matches!(c.info.state, CallState::Active | CallState::Held) =>
             {
@@ -341,12 +411,29 @@ impl Phone {
             CallAction::Hangup => CallCommand::Hangup,
         };
         let hangup = matches!(cmd, CallCommand::Hangup | CallCommand::Reject(_));
+        // Shown at once, as the call's task will report it.
+        let recording = match &cmd {
+            CallCommand::Record(r) => Some(r.as_ref().map(|h| h.path().to_path_buf())),
+            _ => None,
+        };
+        // Call waiting: the call taken up (answered, resumed) is the one we talk to; the
+        // others are held first, as a phone's line keys do.
+        let others = matches!(cmd, CallCommand::Answer(_) | CallCommand::Resume)
+            .then(|| self.others_to_hold(id))
+            .unwrap_or_default();
         self.command_call(id, cmd)?;
+        for other in others {
+            tracing::info!(call_id = other, "held: call {id} is taken up");
+            let _ = self.command_call(other, CallCommand::Hold);
+        }
         let Some(c) = self.calls.get_mut(&id) else {
             return Err(CoreError::FailedPrecondition(format!(
                 "call {id} has ended"
             )));
         };
+        if let Some(r) = recording {
+            c.info.recording = r;
+        }
         if hangup {
             // Shown at once: `calls` right after `hangup` must not say the call is active.
             c.info.state = CallState::Ending;
@@ -358,8 +445,22 @@ impl Phone {
         Ok(c.info.clone())
     }
 
+    /// The active calls other than `id` and its conference's.
+    fn others_to_hold(&self, id: u64) -> Vec<u64> {
+        let conf = self.calls.get(&id).and_then(|c| c.info.conference);
+        self.calls
+            .values()
+            .filter(|c| {
+                c.info.id != id
+                    && c.info.state == CallState::Active
+                    && (conf.is_none() || c.info.conference != conf)
+            })
+            .map(|c| c.info.id)
+            .collect()
+    }
+
     /// Gives a call task a command; a task that is gone is reaped.
-    fn command_call(&mut self, id: u64, cmd: CallCommand) -> Result<(), CoreError> {
+    pub(super) fn command_call(&mut self, id: u64, cmd: CallCommand) -> Result<(), CoreError> {
         let Some(c) = self.calls.get(&id) else {
             return Err(CoreError::NotFound {
                 what: "call",
@@ -421,6 +522,10 @@ impl Phone {
 }
 
 impl CallEntry {
+    pub(super) fn sip_call_id(&self) -> Option<&str> {
+        self.sip_call_id.as_deref()
+    }
+
     /// The call with its packet counts as they are now.
     pub(super) fn view(&self) -> CallInfo {
         let mut info = self.info.clone();

@@ -20,6 +20,7 @@ use crate::sip::transaction::{Endpoint, TuRequest};
 use crate::sip::uri::{SipUri, Uri};
 
 mod call_table;
+mod conference;
 mod directory;
 mod forwarding;
 mod handle;
@@ -28,7 +29,9 @@ mod messaging;
 mod mwi;
 mod play;
 mod providers;
+mod recording;
 mod router;
+mod transfer;
 mod voicemail;
 
 use call_table::CallEntry;
@@ -94,6 +97,10 @@ enum Command {
         ForwardChange,
         oneshot::Sender<Result<String, CoreError>>,
     ),
+    /// Mixes these calls together (`voipctl conference`).
+    Conference(Vec<u64>, oneshot::Sender<Result<Vec<CallInfo>, CoreError>>),
+    /// Takes apart the conference this call is in (`voipctl split`).
+    Split(u64, oneshot::Sender<Result<Vec<CallInfo>, CoreError>>),
     /// The configured [audio] output.
     AudioOutput(oneshot::Sender<crate::config::AudioEndpoint>),
     /// A forwarding change the store holds now.
@@ -123,6 +130,14 @@ pub enum CallAction {
     Proceed,
     /// An established call: play this into it, once, instead of its input (None: stop).
     Play(Option<crate::media::record::Prompt>),
+    /// An established call: record it into this file, opened already (None: stop).
+    Record(Option<crate::media::recording::Handover>),
+    /// An established call: blind transfer to this target.
+    Transfer(String),
+    /// An established call: attended transfer, replacing this other call.
+    TransferTo(u64),
+    /// Accept or decline the far side's transfer (`transfer = "ask"`).
+    AnswerTransfer(bool),
     Get,
 }
 
@@ -185,6 +200,8 @@ pub struct Phone {
     providers: HashMap<String, Vec<std::net::IpAddr>>,
     /// The accounts' message-summary subscriptions.
     mwi: mwi::Mwi,
+    /// The calls transfers tie together.
+    transfers: transfer::Transfers,
 }
 
 /// The one API every face uses. Cheap to clone.
@@ -233,6 +250,7 @@ impl Phone {
             resolving: None,
             providers: HashMap::new(),
             mwi: mwi::Mwi::default(),
+            transfers: transfer::Transfers::default(),
             accounts,
             endpoint,
             calls: HashMap::new(),
@@ -416,6 +434,12 @@ impl Phone {
             Command::OwnPresence(reply) => {
                 let _ = reply.send(self.presence.own());
             }
+            Command::Conference(ids, reply) => {
+                let _ = reply.send(self.conference(&ids));
+            }
+            Command::Split(id, reply) => {
+                let _ = reply.send(self.split(id));
+            }
             Command::AudioOutput(reply) => {
                 let _ = reply.send(self.config.audio.output.clone());
             }
@@ -440,6 +464,7 @@ impl Phone {
             audio: self.config.audio.clone(),
             updates: self.call_updates.clone(),
             media: self.media.clone(),
+            recordings: self.store.recordings_dir(),
             ring_timeout: Duration::from_secs(u64::from(self.config.sip.ring_timeout_secs)),
         })
     }
@@ -533,6 +558,15 @@ impl Phone {
             }
             CallUpdate::Providers(found) => {
                 self.providers_found(found);
+                return;
+            }
+            CallUpdate::Referred {
+                id,
+                target,
+                replaces,
+                referred_by,
+            } => {
+                self.referred(id, target, replaces, referred_by);
                 return;
             }
             CallUpdate::Recorded { missed_unseen } => {

@@ -86,6 +86,14 @@ fn prompt(what: &str, secs: f64, rate: u32) -> Result<Option<Prompt>, CoreError>
     }))
 }
 
+/// The sample rate of the codec a call's audio uses (8 kHz before it has one).
+pub(super) fn codec_rate(call: &CallInfo) -> u32 {
+    call.codec
+        .as_deref()
+        .and_then(|n| CODECS.iter().find(|c| c.encoding.eq_ignore_ascii_case(n)))
+        .map_or(8000, |c| sample_rate(c.codec))
+}
+
 impl PhoneHandle {
     /// Plays a WAV file (`file:/path.wav`, or an absolute path) or a tone (`tone:HZ`) into
     /// an established call, once, in place of its input; the far side hears it. `stop` or
@@ -98,11 +106,7 @@ impl PhoneHandle {
             )));
         }
         // Made at the codec's rate, so that the engine's tick has no resampling to do.
-        let rate = call
-            .codec
-            .as_deref()
-            .and_then(|n| CODECS.iter().find(|c| c.encoding.eq_ignore_ascii_case(n)))
-            .map_or(8000, |c| sample_rate(c.codec));
+        let rate = codec_rate(&call);
         let what = if what.starts_with('/') {
             format!("file:{what}")
         } else {

@@ -33,7 +33,23 @@ impl Phone {
             && let Some(ctx) = self.call_context()
         {
             let account = self.accounts.for_request_uri(&req.request.uri);
-            if let Some(limit) = self.ringing_full(account.as_ref()) {
+            let replaced = match self.replaced_call(&req.request) {
+                Ok(r) => r,
+                Err(code) => {
+                    tracing::info!("INVITE with Replaces refused with {code}");
+                    let mut resp = req.request.response(code, reason_phrase(code));
+                    add_to_tag(&mut resp);
+                    tokio::spawn(async move { req.tx.respond(resp).await });
+                    return;
+                }
+            };
+            if let Some(old) = replaced {
+                return self.take_over(ctx, req, old);
+            }
+            if let Some(limit) = self
+                .ringing_full(account.as_ref())
+                .or_else(|| self.calls_full(account.as_ref()))
+            {
                 tracing::warn!("incoming call refused with 486: {limit}");
                 let mut resp = req.request.response(486, reason_phrase(486));
                 add_to_tag(&mut resp);
@@ -76,6 +92,39 @@ impl Phone {
         if let Some(resp) = uas::answer(&req) {
             tokio::spawn(async move { req.tx.respond(resp).await });
         }
+    }
+
+    /// An INVITE with Replaces for call `old`: answered at once (the call it replaces was
+    /// answered already), from the same account; `old` ends once it is up.
+    fn take_over(&mut self, ctx: calls::CallContext, req: TuRequest, old: u64) {
+        let mut account = self
+            .calls
+            .get(&old)
+            .and_then(|c| c.info.account.clone())
+            .and_then(|a| self.accounts.for_dialing(Some(&a)).ok().flatten());
+        if let Some(a) = &mut account {
+            a.answer.mode = crate::config::AnswerMode::Auto;
+            a.answer.delay_ms = 0;
+        }
+        let id = self.new_call_id();
+        let sip_call_id = req.request.call_id().map(str::to_string);
+        let handle = calls::incoming(ctx, id, account, req, Default::default(), None, None);
+        self.track(id, sip_call_id, handle);
+        self.replaces(id, old);
+    }
+
+    /// Whether `account` has all the calls it may have (`max_calls`): why, if so.
+    fn calls_full(&self, account: Option<&crate::config::Account>) -> Option<String> {
+        let a = account?;
+        let n = self
+            .calls
+            .values()
+            .filter(|c| {
+                c.info.account.as_deref() == Some(a.id.as_str())
+                    && !matches!(c.info.state, CallState::Ending | CallState::Ended { .. })
+            })
+            .count();
+        (n >= a.max_calls as usize).then(|| format!("{n} calls for account {} (max_calls)", a.id))
     }
 
     /// Which bound a new incoming call to `account` would pass, if any. Only calls that

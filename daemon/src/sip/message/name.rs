@@ -66,6 +66,7 @@ names! {
     SubscriptionState = "Subscription-State",
     ReferTo = "Refer-To" | "r",
     ReferredBy = "Referred-By" | "b",
+    Replaces = "Replaces",
     Subject = "Subject" | "s",
     SessionExpires = "Session-Expires" | "x",
     Reason = "Reason",

@@ -8,6 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+mod transfer;
+pub(crate) use transfer::{DialogIds, Replaces, refer_to_replacing};
+
 use super::forward::ForwardPlan;
 use super::machine::{Machine, MachinePlan};
 use super::nat::{self, NatPrefs};
@@ -18,6 +21,8 @@ use crate::config::{
 use crate::media::codec::Codec;
 use crate::media::engine::MediaEngine;
 use crate::media::ice::Ice;
+use crate::media::mixer::ConfLeg;
+use crate::media::recording::{CallRecording, Handover, Layout};
 use crate::media::session::{
     LiveStats, MediaEvent, MediaOptions, MediaParams, MediaSession, MediaStats, bind,
 };
@@ -115,6 +120,8 @@ pub enum EndReason {
     /// The answering machine took the call (a missed call, maybe with a message).
     AnsweringMachine(String),
     SoundTestOver,
+    /// Passed on (a transfer of ours went through): to whom.
+    Transferred(String),
     /// Something in voipd went wrong.
     Internal(String),
 }
@@ -143,6 +150,7 @@ impl std::fmt::Display for EndReason {
             EndReason::Forwarded { rule: None, to } => write!(f, "forwarded to {to}"),
             EndReason::AnsweringMachine(how) => write!(f, "answering machine: {how}"),
             EndReason::SoundTestOver => f.write_str("sound test over"),
+            EndReason::Transferred(to) => write!(f, "transferred to {to}"),
             EndReason::Internal(why) => write!(f, "internal error: {why}"),
         }
     }
@@ -180,6 +188,18 @@ pub struct CallInfo {
     pub ice: Option<IceInfo>,
     /// The answering machine took the call (it is recording a message).
     pub answered_by_machine: bool,
+    /// The file the call is being recorded into now, and every one it was recorded into
+    /// (the history keeps them).
+    pub recording: Option<std::path::PathBuf>,
+    pub recordings: Vec<std::path::PathBuf>,
+    /// The conference the call is mixed into (its id), if any.
+    pub conference: Option<u64>,
+    /// A transfer under way, either way: whom, and how far it got.
+    pub transfer: Option<String>,
+    /// The far side asks us to call this party instead (`transfer = "ask"`).
+    pub transfer_asked: Option<String>,
+    /// The SIP dialog's ids, once established (for Replaces; not shown).
+    pub(crate) dialog: Option<DialogIds>,
 }
 
 /// How far ICE got on a call's media, and how long it took.
@@ -308,6 +328,22 @@ pub(super) enum CallCommand {
     Proceed,
     /// An established call: play this into it instead of its input (None: stop).
     Play(Option<crate::media::record::Prompt>),
+    /// An established call: record it into this (None: stop recording).
+    Record(Option<Handover>),
+    /// An established call: mix it into conference `id` (None: take it out).
+    Conference(Option<(u64, ConfLeg)>),
+    /// An established call: ask the far side to call `refer_to` (a Refer-To value) instead.
+    Transfer {
+        refer_to: String,
+        target: String,
+    },
+    /// The user's decision on the far side's transfer.
+    AnswerTransfer(bool),
+    /// How the call the far side asked for goes (its status), for a NOTIFY.
+    ReferProgress {
+        code: u16,
+        reason: String,
+    },
     Request(Box<TuRequest>),
 }
 
@@ -318,6 +354,13 @@ pub(super) enum CallUpdate {
     Dtmf {
         id: u64,
         digit: char,
+    },
+    /// The far side asks call `id` to be passed on: the core places the new call.
+    Referred {
+        id: u64,
+        target: SipUri,
+        replaces: Option<String>,
+        referred_by: Option<String>,
     },
     /// An ended call is in the history now.
     Recorded {
@@ -360,6 +403,9 @@ pub(super) struct CallContext {
     pub ring_timeout: Duration,
     pub updates: mpsc::Sender<CallUpdate>,
     pub media: MediaEngine,
+    /// Where recordings go that were not given a file (`record = "always"`, `voipctl
+    /// record start` without `--to`).
+    pub recordings: std::path::PathBuf,
 }
 
 struct Call {
@@ -381,6 +427,13 @@ struct Call {
     ice: Option<Box<Ice>>,
     /// The answering machine, when it took this call.
     machine: Option<Machine>,
+    /// Recorded from the answer on (the account's `record = "always"`).
+    record_always: bool,
+    /// What a REFER from the far side gets.
+    transfer_policy: crate::config::TransferPolicy,
+    /// Our transfer of the call, and the far side's, when under way.
+    transferring: Option<transfer::Transferring>,
+    referred: Option<transfer::Referred>,
 }
 
 /// What the call's account asks of its media.
@@ -827,6 +880,31 @@ impl Call {
         }
     }
 
+    /// `record = "always"`: a recording from the answer, in the recordings directory.
+    async fn record_from_answer(&mut self, media: &Media) {
+        let (dir, id) = (self.ctx.recordings.clone(), self.info.id);
+        let rate = crate::media::codec::sample_rate(media.negotiated.codec);
+        let made = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            CallRecording::create(
+                &crate::media::recording::free_path(&dir, id),
+                rate,
+                Layout::Stereo,
+            )
+        })
+        .await;
+        match made {
+            Ok(Ok(r)) => {
+                tracing::info!(call_id = id, "recording into {}", r.path().display());
+                self.info.recording = Some(r.path().to_path_buf());
+                self.info.recordings.push(r.path().to_path_buf());
+                media.session.record(Some(r));
+            }
+            Ok(Err(e)) => tracing::warn!(call_id = id, "not recorded (record = \"always\"): {e}"),
+            Err(_) => {}
+        }
+    }
+
     /// Takes what a media plan made for the stream to come.
     fn adopt(&mut self, plan: nat::MediaPlan) {
         self.mapping = plan.mapping;
@@ -976,6 +1054,10 @@ impl Call {
     async fn established(&mut self, mut dialog: Dialog, mut media: Media) {
         self.info.answered = Some(SystemTime::now());
         self.refreshed = tokio::time::Instant::now();
+        self.info.dialog = DialogIds::of(&dialog);
+        if self.record_always && self.machine.is_none() {
+            self.record_from_answer(&media).await;
+        }
         self.set(CallState::Active).await;
         let mut refresh_retry = None;
         let mut machine_check = tokio::time::interval(Duration::from_millis(250));
@@ -985,7 +1067,14 @@ impl Call {
                 Refresher::Us => refresh_retry.unwrap_or(self.refreshed + t.refresh_after()),
                 Refresher::Them => self.refreshed + t.expire_after(),
             });
+            let transfer_due = self.transfer_due();
             tokio::select! {
+                () = sleep_until_opt(transfer_due) => {
+                    if let Err(gone) = Box::pin(self.transfer_timeout(&mut dialog, &mut media)).await {
+                        self.bye(&mut dialog).await;
+                        break (408, gone.reason(false));
+                    }
+                }
                 _ = machine_check.tick(), if self.machine.is_some() => {
                     if let Some(why) = self.machine.as_ref().and_then(Machine::over) {
                         tracing::info!(call_id = self.info.id, "answering machine: {why}; hanging up");
@@ -1058,6 +1147,11 @@ impl Call {
                         self.bye(&mut dialog).await;
                         break (408, EndReason::Failed("the far side stopped answering ICE consent checks".into()));
                     }
+                    Some(MediaEvent::RecordingFailed(why)) => {
+                        tracing::warn!(call_id = self.info.id, "the recording stopped: {why}");
+                        self.info.recording = None;
+                        self.report().await;
+                    }
                     Some(MediaEvent::Mapped(at)) => {
                         if let Err(gone) = Box::pin(self.moved(&mut dialog, &mut media, at)).await {
                             self.bye(&mut dialog).await;
@@ -1105,6 +1199,29 @@ impl Call {
                             media.session.send_dtmf(&digits);
                         }
                         CallCommand::Play(prompt) => media.session.play(prompt),
+                        CallCommand::Record(r) => {
+                            let r = r.and_then(|h| h.take());
+                            self.info.recording = r.as_ref().map(|r| r.path().to_path_buf());
+                            if let Some(p) = &self.info.recording {
+                                tracing::info!(call_id = self.info.id, "recording into {}", p.display());
+                                self.info.recordings.push(p.clone());
+                            }
+                            media.session.record(r);
+                            self.report().await;
+                        }
+                        CallCommand::Conference(leg) => {
+                            self.info.conference = leg.as_ref().map(|(conf, _)| *conf);
+                            media.session.conference(leg.map(|(_, l)| l));
+                            self.report().await;
+                        }
+                        CallCommand::Transfer { refer_to, target } => {
+                            if let Err(gone) = Box::pin(self.transfer(&mut dialog, &mut media, refer_to, target)).await {
+                                self.bye(&mut dialog).await;
+                                break (408, gone.reason(false));
+                            }
+                        }
+                        CallCommand::AnswerTransfer(accept) => self.answer_transfer(&mut dialog, accept).await,
+                        CallCommand::ReferProgress { code, reason } => self.refer_progress(&mut dialog, code, &reason).await,
                         CallCommand::Request(tu) => {
                             let req = &tu.request;
                             // Same Call-ID is not enough: another fork's or an old dialog's
@@ -1121,8 +1238,17 @@ impl Call {
                                 Method::Ack => {}
                                 Method::Bye => {
                                     tu.tx.respond(req.response(200, "OK")).await;
-                                    break (200, EndReason::RemoteHungUp);
+                                    break (200, self.transferred_by_bye().unwrap_or(EndReason::RemoteHungUp));
                                 }
+                                Method::Notify => match Box::pin(self.transfer_notify(&tu, &mut dialog, &mut media)).await {
+                                    Ok(Some(reason)) => break (200, reason),
+                                    Ok(None) => {}
+                                    Err(gone) => {
+                                        self.bye(&mut dialog).await;
+                                        break (408, gone.reason(false));
+                                    }
+                                },
+                                Method::Refer => self.refer_in(&tu, &mut dialog).await,
                                 Method::Invite | Method::Update => Box::pin(self.answer_modify(&tu, &dialog, &mut media)).await,
                                 Method::Info => {
                                     let code = match info_digit(req) {
@@ -1205,6 +1331,12 @@ pub(super) fn new_info(
         transport: crate::sip::transport::Proto::Udp,
         ice: None,
         answered_by_machine: false,
+        recording: None,
+        recordings: Vec::new(),
+        conference: None,
+        transfer: None,
+        transfer_asked: None,
+        dialog: None,
     }
 }
 
@@ -1240,6 +1372,7 @@ pub(super) fn dial(
     account: Option<Account>,
     uri: SipUri,
     sip_call_id: String,
+    extra: Vec<(Name, String)>,
 ) -> CallHandle {
     let (tx, rx) = mpsc::channel(16);
     let live = Arc::new(LiveStats::default());
@@ -1266,8 +1399,16 @@ pub(super) fn dial(
         rtcp: None,
         ice: None,
         machine: None,
+        record_always: account
+            .as_ref()
+            .is_some_and(|a| a.record == crate::config::RecordPolicy::Always),
+        transfer_policy: account
+            .as_ref()
+            .map_or_else(Default::default, |a| a.transfer),
+        transferring: None,
+        referred: None,
     };
-    tokio::spawn(outgoing(call, account, uri, sip_call_id));
+    tokio::spawn(outgoing(call, account, uri, sip_call_id, extra));
     CallHandle {
         commands: tx,
         live,
@@ -1303,7 +1444,13 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_call_id: String) {
+async fn outgoing(
+    mut call: Call,
+    account: Option<Account>,
+    uri: SipUri,
+    sip_call_id: String,
+    extra: Vec<(Name, String)>,
+) {
     call.report().await;
     let out = outbound(
         &call.ctx.ep,
@@ -1355,6 +1502,9 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
     h.push(Name::Allow, ALLOW);
     h.push(Name::Supported, SUPPORTED_CALL);
     h.push(Name::ContentType, "application/sdp");
+    for (name, value) in extra {
+        h.push(name, value);
+    }
     call.ext.rel100.ask(&mut invite);
     ask_initial(call.ext.timers, &mut invite);
     invite.body = offer.to_string().into_bytes();
@@ -1394,7 +1544,7 @@ async fn outgoing(mut call: Call, account: Option<Account>, uri: SipUri, sip_cal
                     }
                     Some(CallCommand::Mute(on)) => call.info.muted = on,
                     // Not before the answer; the core refuses them in this state.
-                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_)) => {}
+                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. }) => {}
                 }
                 continue;
             }
@@ -1525,6 +1675,14 @@ pub(super) fn incoming(
         rtcp: None,
         ice: None,
         machine: None,
+        record_always: account
+            .as_ref()
+            .is_some_and(|a| a.record == crate::config::RecordPolicy::Always),
+        transfer_policy: account
+            .as_ref()
+            .map_or_else(Default::default, |a| a.transfer),
+        transferring: None,
+        referred: None,
     };
     tokio::spawn(answer_flow(call, account, tu, forward, machine, decide));
     CallHandle {
@@ -1795,7 +1953,7 @@ async fn answer_flow(
                 }
                 Some(CallCommand::Proceed) => held = None,
                 // Not while ringing; the core refuses them in this state.
-                Some(CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Play(_)) => {}
+                Some(CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. }) => {}
             },
         }
     }
@@ -1908,7 +2066,7 @@ async fn answer_flow(
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 // Answered already; the rest waits for the ACK.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_)) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. }) => {}
             },
         }
     };
@@ -1973,6 +2131,10 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
         rtcp: None,
         ice: None,
         machine: None,
+        record_always: false,
+        transfer_policy: crate::config::TransferPolicy::Refuse,
+        transferring: None,
+        referred: None,
     };
     tokio::spawn(echo_call(call));
     CallHandle {
@@ -2042,7 +2204,7 @@ async fn echo_call(mut call: Call) {
                     tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
                 }
                 // The sound test has no far side to hold or send digits to.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_)) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. }) => {}
             },
             Some(ev) = media.events.recv() => {
                 if let MediaEvent::NoSound { why, input, output } = ev {
