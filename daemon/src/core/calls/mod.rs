@@ -1238,7 +1238,7 @@ impl Call {
                                 Method::Ack => {}
                                 Method::Bye => {
                                     tu.tx.respond(req.response(200, "OK")).await;
-                                    break (200, self.transferred_by_bye().unwrap_or(EndReason::RemoteHungUp));
+                                    break (200, EndReason::RemoteHungUp);
                                 }
                                 Method::Notify => match Box::pin(self.transfer_notify(&tu, &mut dialog, &mut media)).await {
                                     Ok(Some(reason)) => break (200, reason),

@@ -317,13 +317,6 @@ impl Call {
         }
     }
 
-    /// The far side's BYE while our transfer runs: it went on to the target.
-    pub(super) fn transferred_by_bye(&self) -> Option<EndReason> {
-        self.transferring
-            .as_ref()
-            .map(|t| EndReason::Transferred(t.target.clone()))
-    }
-
     /// A REFER from the far side: taken per the account's policy.
     pub(super) async fn refer_in(&mut self, tu: &TuRequest, dialog: &mut Dialog) {
         let req = &tu.request;

@@ -21,6 +21,16 @@ impl Phone {
             if package.is_some_and(|p| p.eq_ignore_ascii_case("message-summary")) {
                 return self.mwi_notify(req);
             }
+            // How a transfer goes (RFC 3515): the call's, in its dialog.
+            if package.is_some_and(|p| p.eq_ignore_ascii_case("refer")) {
+                if let Some(r) = self.route_to_call(req) {
+                    tokio::spawn(async move {
+                        let resp = r.request.response(481, reason_phrase(481));
+                        r.tx.respond(resp).await;
+                    });
+                }
+                return;
+            }
             return self.presence.route(req);
         }
         if in_dialog {
