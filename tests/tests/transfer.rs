@@ -33,7 +33,11 @@ fn history_of(sb: &Sandbox, id: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
     v["entries"]
         .as_array()
-        .and_then(|e| e.iter().find(|e| e["id"].to_string() == id).cloned())
+        .and_then(|e| {
+            e.iter()
+                .find(|e| e["id"].as_u64().map(|i| i.to_string()).as_deref() == Some(id))
+                .cloned()
+        })
         .unwrap_or_else(|| panic!("no call {id} in {v}"))
 }
 
