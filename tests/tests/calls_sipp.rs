@@ -518,3 +518,118 @@ fn a_cancelled_call_ends_even_when_the_far_side_never_answers_the_invite() {
     assert!(d.log().contains("call ended: 408 cancelled"), "{}", d.log());
     pass(sipp);
 }
+
+#[test]
+fn a_transfer_follows_the_far_sides_notifies_and_a_failure_takes_the_call_back() {
+    let sb = Sandbox::new();
+    let (d, _) = start(&sb, r#"mode = "manual""#);
+    let transfer = |scenario: &str| {
+        let (sipp, port) = uas(&sb, scenario, &[]);
+        sb.voipctl(&["dial", &format!("sip:bob@127.0.0.1:{port}")]);
+        wait_active(&sb);
+        let out = sb.voipctl(&["transfer", "sip:carol@example.com"]);
+        assert!(out.status.success(), "{}", describe(&out));
+        sipp
+    };
+
+    // 100, then 200: passed on; our leg ends.
+    let sipp = transfer("uas_refer_ok.xml");
+    pass(sipp);
+    wait_until(|| calls(&sb).is_empty(), "our leg to end");
+    assert!(
+        d.log()
+            .contains("call ended: 200 transferred to sip:carol@example.com"),
+        "{}",
+        d.log()
+    );
+
+    // 503 in the NOTIFY, or the REFER refused: the call is ours again, off hold.
+    for (scenario, why) in [
+        ("uas_refer_503.xml", "failed, 503 Service Unavailable"),
+        ("uas_refer_403.xml", "failed, refused (403 Forbidden)"),
+    ] {
+        let sipp = transfer(scenario);
+        wait_until(
+            || {
+                calls(&sb).first().is_some_and(|c| {
+                    c["state"] == "active"
+                        && c["transfer"].as_str().is_some_and(|t| t.ends_with(why))
+                })
+            },
+            why,
+        );
+        sb.voipctl(&["hangup"]);
+        pass(sipp);
+        wait_until(|| calls(&sb).is_empty(), "the end");
+    }
+}
+
+#[test]
+fn an_invite_with_replaces_takes_over_the_call_it_names() {
+    let sb = Sandbox::new();
+    let (d, port) = start(&sb, r#"mode = "manual""#);
+    let logs = sb.path().join("replaced.log");
+    let mut args = vec![format!("127.0.0.1:{port}"), "-s".into(), "alice".into()];
+    args.extend(Sipp::echoing_args(
+        "call_replaced.xml",
+        &[
+            "-cid_str".into(),
+            "replaced-%u@sipp".into(),
+            "-trace_logs".into(),
+            "-log_file".into(),
+            logs.display().to_string(),
+        ],
+    ));
+    let replaced = Sipp::spawn(sb.path(), "call_replaced", &args);
+    wait_until(|| calls(&sb).len() == 1, "the first call to ring");
+    assert!(sb.voipctl(&["answer"]).status.success());
+    let mut tags = (String::new(), String::new());
+    wait_until(
+        || {
+            let text = std::fs::read_to_string(&logs).unwrap_or_default();
+            let word = |k: &str| {
+                text.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k).map(str::to_string))
+            };
+            if let (Some(to), Some(from)) = (word("TOTAG="), word("FROMTAG=")) {
+                tags = (to, from);
+            }
+            !tags.0.is_empty()
+        },
+        "voipd's tag in SIPp's log",
+    );
+    let first = calls(&sb)[0]["id"].clone();
+
+    // Naming nothing here: 481, and the call goes on.
+    pass(uac(&sb, "call_replaces_unknown.xml", port));
+    assert_eq!(calls(&sb).len(), 1);
+
+    // Naming the call: answered at once (the account answers by hand), the old one ended.
+    let mut args = vec![format!("127.0.0.1:{port}"), "-s".into(), "alice".into()];
+    args.extend(Sipp::echoing_args(
+        "call_replaces.xml",
+        &[
+            "-key".into(),
+            "callid".into(),
+            "replaced-1@sipp".into(),
+            "-key".into(),
+            "totag".into(),
+            tags.0.clone(),
+            "-key".into(),
+            "fromtag".into(),
+            tags.1.clone(),
+        ],
+    ));
+    let replaces = Sipp::spawn(sb.path(), "call_replaces", &args);
+    pass(replaced);
+    pass(replaces);
+    wait_until(|| calls(&sb).is_empty(), "both calls to end");
+    assert!(
+        d.log().contains(&format!(
+            "replaced by call {}; hanging up",
+            first.as_u64().unwrap_or(0) + 1
+        )),
+        "{}",
+        d.log()
+    );
+}
