@@ -1,11 +1,12 @@
 //! Call waiting, with baresip phones calling through a Kamailio that challenges every
 //! request: a second call during a call rings and is announced; answering it holds the
-//! first (audio with the second proven), resuming the first holds the second; it can be
+//! first (audio with the second proven; the waiting tone heard over the first while the
+//! second rang), resuming the first holds the second; it can be
 //! refused; beyond the account's max_calls callers get 486.
 
 use std::time::Duration;
 
-use voipd_tests::audio::assert_tone;
+use voipd_tests::audio::{assert_tone, mix_blocks, read_wav};
 use voipd_tests::baresip::kamailio_phone;
 use voipd_tests::peers::Kamailio;
 use voipd_tests::*;
@@ -69,6 +70,8 @@ fn a_second_call_waits_is_answered_with_the_first_held_refused_or_turned_away() 
         .as_u64()
         .unwrap_or(0);
     assert_eq!(state_of(&sb, first), "active");
+    // While it rings, Bob's call carries the waiting tone in our output.
+    std::thread::sleep(Duration::from_millis(1500));
     // Which call `answer` means is plain: the only one ringing.
     ok(&sb, &["answer"]);
     carol.wait_event("CALL_ESTABLISHED");
@@ -91,6 +94,14 @@ fn a_second_call_waits_is_answered_with_the_first_held_refused_or_turned_away() 
         OURS,
         &[f64::from(BOBS), f64::from(CAROLS)],
         15,
+    );
+
+    // The waiting tone (425 Hz, two beeps) over Bob's voice while Carol rang.
+    let (x, rate) = read_wav(&sb.path().join(format!("heard-{first}.wav")));
+    let beeps = mix_blocks(&x, rate, &[425.0, f64::from(BOBS)], &[]);
+    assert!(
+        (2..=12).contains(&beeps),
+        "the waiting tone in {beeps} blocks"
     );
 
     // Refused while Bob's call goes on.

@@ -141,7 +141,8 @@ fn accounts_register_over_udp_and_tcp_and_a_wrong_password_fails_quietly() {
         .collect();
     assert_eq!(sources.len(), 1, "{sources:?}");
 
-    // A reload adds erin and removes carol; alice and bob are left alone.
+    // A reload adds erin and removes carol; alice is left alone, and so is bob's
+    // registration when only how his calls go changes.
     let (alice_n, bob_n) = (
         kam.registers_from("alice").len(),
         kam.registers_from("bob").len(),
@@ -154,7 +155,11 @@ fn accounts_register_over_udp_and_tcp_and_a_wrong_password_fails_quietly() {
         .replace("id = \"carol\"", "id = \"erin\"")
         .replace("sip:carol@", "sip:erin@")
         .replace("username = \"carol\"", "username = \"erin\"")
-        .replace(&carol_pw, "password = \"erinpw\"");
+        .replace(&carol_pw, "password = \"erinpw\"")
+        .replace(
+            "password = \"bobpw\"",
+            "password = \"bobpw\"\nmax_calls = 1\nrecord = \"always\"",
+        );
     sb.write_config(&with_erin);
     let out = sb.voipctl(&["reload"]);
     assert!(out.status.success(), "{}", describe(&out));
@@ -176,8 +181,10 @@ fn accounts_register_over_udp_and_tcp_and_a_wrong_password_fails_quietly() {
     assert_eq!(
         kam.registers_from("bob").len(),
         bob_n,
-        "bob untouched by the reload"
+        "bob's registration untouched by the reload"
     );
+    let bob = account(&sb, "bob");
+    assert_eq!(bob["state"], "registered", "{bob}");
 
     // Shutdown un-REGISTERs what is registered.
     d.signal(libc::SIGTERM);

@@ -260,6 +260,8 @@ pub struct AudioConfig {
     /// How DTMF is sent (each digit's length and the pause between digits) and whether
     /// digits are also listened for in the audio.
     pub dtmf: crate::media::dtmf::DtmfSettings,
+    /// A call that rings while we talk is heard as a soft tone in the call's output.
+    pub call_waiting_tone: bool,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +280,8 @@ struct RawAudio {
     dtmf_gap_ms: u32,
     #[serde(default)]
     inband_dtmf: bool,
+    #[serde(default = "default_true")]
+    call_waiting_tone: bool,
 }
 
 impl TryFrom<RawAudio> for AudioConfig {
@@ -324,6 +328,7 @@ impl TryFrom<RawAudio> for AudioConfig {
                 r.dtmf_gap_ms,
                 r.inband_dtmf,
             ),
+            call_waiting_tone: r.call_waiting_tone,
         })
     }
 }
@@ -714,6 +719,7 @@ impl Default for AudioConfig {
                 default_dtmf_gap(),
                 false,
             ),
+            call_waiting_tone: true,
         }
     }
 }

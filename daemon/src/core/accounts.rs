@@ -270,6 +270,13 @@ impl Accounts {
         for acc in new {
             match old.iter().position(|e| e.config.id == acc.id) {
                 Some(i) if old[i].config.same_settings(acc) => self.list.push(old.remove(i)),
+                // Only how its calls go changed: the registration goes on untouched.
+                Some(i) if same_registration(&old[i].config, acc) => {
+                    let mut e = old.remove(i);
+                    e.config = acc.clone();
+                    changed.push(e.info());
+                    self.list.push(e);
+                }
                 Some(i) => {
                     let was = old.remove(i);
                     let mut e = self.entry(acc.clone());
@@ -355,6 +362,22 @@ fn trust_for(ep: &crate::sip::transaction::Endpoint, a: &Account) {
 }
 
 /// The account as its registration needs it.
+/// Whether `a` and `b` register alike ([`reg_account`] and the TLS trust are made of
+/// these): then a change of the rest leaves the registration be.
+fn same_registration(a: &Account, b: &Account) -> bool {
+    a.aor == b.aor
+        && a.display_name == b.display_name
+        && a.username == b.username
+        && a.password == b.password
+        && a.realm == b.realm
+        && a.outbound_proxy == b.outbound_proxy
+        && a.expires == b.expires
+        && a.keepalive_secs == b.keepalive_secs
+        && a.enabled == b.enabled
+        && a.tls == b.tls
+        && a.mwi == b.mwi
+}
+
 fn reg_account(a: &Account) -> RegAccount {
     RegAccount {
         id: a.id.as_str().to_string(),

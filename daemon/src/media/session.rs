@@ -190,6 +190,7 @@ struct StreamHandle {
     play: PlaySlot,
     record: RecordSlot,
     conf: ConfSlot,
+    waiting: std::sync::Arc<std::sync::atomic::AtomicBool>,
     done: oneshot::Receiver<MediaStats>,
 }
 
@@ -229,6 +230,7 @@ impl MediaSession {
         let play = PlaySlot::default();
         let record = RecordSlot::default();
         let conf = ConfSlot::default();
+        let waiting = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
         let (done_tx, done) = oneshot::channel();
         let setup = Setup {
             sock,
@@ -246,6 +248,7 @@ impl MediaSession {
             play: play.clone(),
             record: record.clone(),
             conf: conf.clone(),
+            waiting: waiting.clone(),
             done: done_tx,
         };
         let engine = engine.clone();
@@ -261,6 +264,7 @@ impl MediaSession {
             play,
             record,
             conf,
+            waiting,
             done,
         };
         MediaSession {
@@ -306,6 +310,13 @@ impl MediaSession {
     pub fn record(&self, r: Option<super::recording::CallRecording>) {
         if let Some(s) = self.streams.values().next() {
             *s.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        }
+    }
+
+    /// Plays the call-waiting tone into the call's output, or stops it.
+    pub fn waiting_tone(&self, on: bool) {
+        if let Some(s) = self.streams.values().next() {
+            s.waiting.store(on, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -30,6 +30,7 @@ use super::sink::Sink;
 use super::source::Source;
 use super::srtp::SrtpError;
 use super::stun::{self, MappingWatch};
+use super::tone::WaitingTone;
 use super::transport::{Relayed, RtpTransport};
 use super::udp::RecvBuf;
 use crate::config::AudioEndpoint;
@@ -51,6 +52,7 @@ pub(super) struct Setup {
     pub(super) play: PlaySlot,
     pub(super) record: RecordSlot,
     pub(super) conf: ConfSlot,
+    pub(super) waiting: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub(super) done: oneshot::Sender<MediaStats>,
 }
 
@@ -175,6 +177,9 @@ impl Setup {
             sent_audio: false,
             conf_slot: self.conf,
             conf: None,
+            waiting: self.waiting,
+            waiting_tone: None,
+            cued: Vec::new(),
             latch: Latch::new(p.remote),
             ice_remote: None,
             relayed: Vec::new(),
@@ -246,6 +251,10 @@ pub(super) struct Stream {
     /// A conference to join (None: leave), taken at the next tick, and the one joined.
     conf_slot: ConfSlot,
     conf: Option<ConfLeg>,
+    /// Another call rings: its tone goes into what we hear (not into recordings).
+    waiting: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    waiting_tone: Option<WaitingTone>,
+    cued: Vec<i16>,
     /// Where the far side's RTP is taken from and ours goes.
     latch: Latch,
     /// The far end of ICE's nominated RTP pair: it wins over the SDP's address.
@@ -627,7 +636,20 @@ impl Stream {
         if !self.p.receive {
             return;
         }
-        self.sink.play(&self.played, sample_rate(self.p.codec));
+        let rate = sample_rate(self.p.codec);
+        let waiting = self.waiting.load(std::sync::atomic::Ordering::Relaxed);
+        if waiting != self.waiting_tone.is_some() {
+            self.waiting_tone = waiting.then(|| WaitingTone::new(rate));
+        }
+        match &mut self.waiting_tone {
+            Some(w) => {
+                self.cued.clear();
+                self.cued.extend_from_slice(&self.played);
+                w.mix(&mut self.cued, rate);
+                self.sink.play(&self.cued, rate);
+            }
+            None => self.sink.play(&self.played, rate),
+        }
     }
 
     /// Reports a digit from the far side, once: the same digit by the other way (event or

@@ -339,6 +339,8 @@ pub(super) enum CallCommand {
     },
     /// The user's decision on the far side's transfer.
     AnswerTransfer(bool),
+    /// Another call rings (or no longer does): the call-waiting tone in our output.
+    WaitingTone(bool),
     /// How the call the far side asked for goes (its status), for a NOTIFY.
     ReferProgress {
         code: u16,
@@ -1221,6 +1223,7 @@ impl Call {
                             }
                         }
                         CallCommand::AnswerTransfer(accept) => self.answer_transfer(&mut dialog, accept).await,
+                        CallCommand::WaitingTone(on) => media.session.waiting_tone(on && self.ctx.audio.call_waiting_tone),
                         CallCommand::ReferProgress { code, reason } => self.refer_progress(&mut dialog, code, &reason).await,
                         CallCommand::Request(tu) => {
                             let req = &tu.request;
@@ -1544,7 +1547,7 @@ async fn outgoing(
                     }
                     Some(CallCommand::Mute(on)) => call.info.muted = on,
                     // Not before the answer; the core refuses them in this state.
-                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. }) => {}
+                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_)) => {}
                 }
                 continue;
             }
@@ -1953,7 +1956,7 @@ async fn answer_flow(
                 }
                 Some(CallCommand::Proceed) => held = None,
                 // Not while ringing; the core refuses them in this state.
-                Some(CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. }) => {}
+                Some(CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_)) => {}
             },
         }
     }
@@ -2066,7 +2069,7 @@ async fn answer_flow(
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 // Answered already; the rest waits for the ACK.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. }) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_)) => {}
             },
         }
     };
@@ -2204,7 +2207,7 @@ async fn echo_call(mut call: Call) {
                     tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
                 }
                 // The sound test has no far side to hold or send digits to.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. }) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_)) => {}
             },
             Some(ev) = media.events.recv() => {
                 if let MediaEvent::NoSound { why, input, output } = ev {

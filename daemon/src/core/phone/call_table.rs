@@ -11,6 +11,8 @@ pub(super) struct CallEntry {
     live: Arc<crate::media::session::LiveStats>,
     /// Its first report went out (as `call_incoming` or `call_outgoing`).
     announced: bool,
+    /// It was told to play the call-waiting tone.
+    waiting: bool,
 }
 
 /// The name of a call's change, from what the core knew of it before (whether it was
@@ -59,6 +61,7 @@ impl Phone {
                 commands: h.commands,
                 live: h.live,
                 announced: false,
+                waiting: false,
             },
         );
         info
@@ -89,9 +92,38 @@ impl Phone {
             self.record(&info);
         }
         self.transfer_follow(&info);
+        {
+            use voipd_proto::events as n;
+            if [
+                n::CALL_INCOMING,
+                n::CALL_ANSWERED,
+                n::CALL_ENDED,
+                n::CALL_HELD,
+                n::CALL_RESUMED,
+            ]
+            .contains(&name)
+            {
+                self.follow_waiting();
+            }
+        }
         self.events.emit_call(name, info);
         if let Some(conf) = left_conference {
             self.conference_left(conf);
+        }
+    }
+
+    /// Call waiting: while a call rings for someone, the active calls play its tone.
+    fn follow_waiting(&mut self) {
+        let ringing = self.calls.values().any(|c| {
+            c.info.direction == calls::CallDirection::Incoming
+                && c.info.state == CallState::Ringing
+                && self.rings_for_someone(c.info.account.as_deref())
+        });
+        for c in self.calls.values_mut() {
+            let want = ringing && c.info.state == CallState::Active;
+            if c.waiting != want && c.commands.try_send(CallCommand::WaitingTone(want)).is_ok() {
+                c.waiting = want;
+            }
         }
     }
 

@@ -137,27 +137,26 @@ impl Phone {
         (n >= a.max_calls as usize).then(|| format!("{n} calls for account {} (max_calls)", a.id))
     }
 
+    /// Whether a call to `account` waits for someone: not when the account answers at once.
+    pub(super) fn rings_for_someone(&self, account: Option<&str>) -> bool {
+        !self.config.accounts.iter().any(|a| {
+            Some(a.id.as_str()) == account
+                && a.answer.mode == crate::config::AnswerMode::Auto
+                && a.answer.delay_ms == 0
+        })
+    }
+
     /// Which bound a new incoming call to `account` would pass, if any. Only calls that
     /// wait for someone count: an account that answers at once rings for no one.
     fn ringing_full(&self, account: Option<&crate::config::Account>) -> Option<String> {
-        let at_once = |a: &crate::config::Account| {
-            a.answer.mode == crate::config::AnswerMode::Auto && a.answer.delay_ms == 0
-        };
-        if account.is_some_and(at_once) {
+        if account.is_some_and(|a| !self.rings_for_someone(Some(a.id.as_str()))) {
             return None;
         }
-        let waits = |id: Option<&str>| {
-            !self
-                .config
-                .accounts
-                .iter()
-                .any(|a| Some(a.id.as_str()) == id && at_once(a))
-        };
         let ringing = || {
             self.calls.values().map(|c| &c.info).filter(|i| {
                 i.direction == calls::CallDirection::Incoming
                     && matches!(i.state, CallState::Ringing | CallState::Early)
-                    && waits(i.account.as_deref())
+                    && self.rings_for_someone(i.account.as_deref())
             })
         };
         let all = ringing().count();
