@@ -708,3 +708,122 @@ fn on_the_system_bus_only_voipd_owns_the_name_and_only_its_group_may_call() {
     );
     assert!(stdout(&out).contains(MANAGER), "{}", describe(&out));
 }
+
+/// What a Python grpcio client that knows no .proto file gets from `Calls.METHOD`.
+fn grpc_calls(sb: &Sandbox, method: &str, request: &str) -> serde_json::Value {
+    let out = std::process::Command::new(python())
+        .arg(py_script("grpc_client.py"))
+        .args([
+            sb.socket().to_string_lossy().as_ref(),
+            "voipd.v1.Calls",
+            method,
+            request,
+        ])
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "python: {}", describe(&out));
+    serde_json::from_str(&stdout(&out)).expect("JSON from the client")
+}
+
+#[test]
+fn a_panel_and_a_script_record_mix_and_pass_calls_on() {
+    let sb = Sandbox::new();
+    let bus = Bus::start(sb.path());
+    let kam = Kamailio::start(sb.path(), &[]);
+    sb.write_config(&format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[audio]\ninput = \"tone:440\"\noutput = \"null\"\n\n\
+         [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{}\"\npassword = \"alicepw\"\ncodecs = [\"pcmu\"]\n",
+        kam.port
+    ));
+    let _d = start_daemon(&sb, &bus);
+    let bob = voipd_tests::baresip::kamailio_phone(sb.path(), kam.port, "bob", 660, true);
+    let carol = voipd_tests::baresip::kamailio_phone(sb.path(), kam.port, "carol", 880, true);
+    let mut paths = Vec::new();
+    for (who, phone) in [("bob", &bob), ("carol", &carol)] {
+        let out = gdbus_call(&bus, ROOT, "org.voipd.Manager1.Dial", &[who, ""]).unwrap();
+        let path = out.split('\'').nth(1).unwrap_or_default().to_string();
+        phone.wait_event("CALL_ESTABLISHED");
+        wait_until(
+            || bus.property(&path, CALL, "State") == "s \"active\"",
+            "the call object to say active",
+        );
+        paths.push(path);
+    }
+    let id = |p: &str| bus.property(p, CALL, "Id")[2..].to_string();
+    let (a, b) = (id(&paths[0]), id(&paths[1]));
+
+    // The panel mixes both calls: a three-way conference.
+    let out = bus.busctl_ok(&["call", NAME, ROOT, MANAGER, "Conference", "at", "2", &a, &b]);
+    assert!(out.contains(&paths[1]), "{out}");
+    wait_until(
+        || bus.property(&paths[1], CALL, "Conference") == format!("t {a}"),
+        "Conference on the second call",
+    );
+
+    // It records the first; a relative path is refused, naming the field.
+    let e = gdbus_call(
+        &bus,
+        &paths[0],
+        "org.voipd.Call1.Record",
+        &["rel.wav", "false"],
+    )
+    .unwrap_err();
+    assert!(e.contains("InvalidArgument") && e.contains("file"), "{e}");
+    assert_eq!(bus.property(&paths[0], CALL, "Recording"), "s \"\"");
+    let file = sb.path().join("panel.wav").display().to_string();
+    bus.busctl_ok(&[
+        "call", NAME, &paths[0], CALL, "Record", "sb", &file, "false",
+    ]);
+    wait_until(
+        || bus.property(&paths[0], CALL, "Recording") == format!("s \"{file}\""),
+        "Recording to name the file",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+
+    // A script does the rest over gRPC.
+    let r = grpc_calls(&sb, "Record", &format!(r#"{{"id": {a}, "stop": true}}"#));
+    assert!(r["response"].get("recording").is_none(), "{r}");
+    let r = grpc_calls(
+        &sb,
+        "Transfer",
+        &format!(r#"{{"id": {a}, "target": "carol", "to_call": {b}}}"#),
+    );
+    assert_eq!(r["error"]["code"], "INVALID_ARGUMENT", "{r}");
+    assert!(
+        r["error"]["details"]
+            .as_str()
+            .is_some_and(|d| d.contains("target")),
+        "{r}"
+    );
+    let r = grpc_calls(
+        &sb,
+        "AnswerTransfer",
+        &format!(r#"{{"id": {a}, "accept": true}}"#),
+    );
+    assert_eq!(r["error"]["code"], "FAILED_PRECONDITION", "{r}");
+    let r = grpc_calls(&sb, "Split", &format!(r#"{{"id": {a}}}"#));
+    let split = r["response"]["calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(split.len(), 2, "{r}");
+    assert!(split.iter().all(|c| c.get("conference").is_none()), "{r}");
+    assert_eq!(bus.property(&paths[1], CALL, "Conference"), "t 0");
+    // Both our calls were heard in the recording: ours left, bob and carol mixed right.
+    let (ch, rate) = voipd_tests::audio::read_wav_channels(std::path::Path::new(&file));
+    assert_eq!(ch.len(), 2);
+    let (ours, _) = voipd_tests::audio::tone_blocks(&ch[0], rate, 440.0, &[660.0]);
+    assert!(ours >= 10, "ours in {ours} blocks");
+
+    // The panel passes bob on to carol: bob's call object goes once carol has answered.
+    let carol_uri = format!("sip:carol@127.0.0.1:{}", kam.port);
+    bus.busctl_ok(&["call", NAME, &paths[0], CALL, "Transfer", "s", &carol_uri]);
+    carol.wait_event("CALL_ESTABLISHED");
+    wait_until(
+        || !managed(&bus).contains(&paths[0]),
+        "bob's call object to go",
+    );
+    gdbus_call(&bus, &paths[1], "org.voipd.Call1.Hangup", &[]).unwrap();
+    wait_until(|| !managed(&bus).contains("/call/"), "no call objects left");
+    let _ = bob;
+}
