@@ -41,6 +41,15 @@ fn history_of(sb: &Sandbox, id: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no call {id} in {v}"))
 }
 
+/// The active call with `who`, once there is one.
+fn active_with(sb: &Sandbox, who: &str) -> serde_json::Value {
+    wait_call_where(
+        sb,
+        |c| c["remote_uri"].as_str().is_some_and(|u| u.contains(who)) && c["state"] == "active",
+        &format!("an active call with {who}"),
+    )
+}
+
 /// The newest of a phone's recordings.
 fn newest(phone: &voipd_tests::baresip::Baresip) -> std::path::PathBuf {
     phone
@@ -179,16 +188,7 @@ fn an_attended_transfer_joins_the_two_far_sides_and_ends_both_our_calls() {
             .is_some_and(|r| r.starts_with("transferred to sip:carol@")),
         "{h}"
     );
-    let theirs = wait_call_where(
-        &bsb,
-        |c| {
-            c["remote_uri"]
-                .as_str()
-                .is_some_and(|u| u.contains("carol"))
-                && c["state"] == "active"
-        },
-        "bob's call with carol",
-    );
+    let theirs = active_with(&bsb, "carol");
     wait_until(|| calls(&bsb).len() == 1, "bob's call with us to end");
     std::thread::sleep(Duration::from_secs(3));
     ok(&bsb, &["hangup"]);
@@ -238,45 +238,47 @@ fn being_transferred_follows_the_accounts_policy() {
     );
     wait_until(|| calls(&sb).is_empty(), "bob to give the call up");
 
-    // Asked: the event, then the user accepts; we call Carol.
+    // Asked: the event, then the user declines (Bob is told 603), or accepts and we call
+    // Carol.
     policy("ask");
-    ok(&sb, &["dial", "--wait", "bob"]);
-    bob.wait_event("CALL_ESTABLISHED");
-    bob.command("transfer", &carol_uri);
-    wait_until(
-        || {
-            watched(&events)
-                .iter()
-                .any(|e| e["name"] == "transfer_requested")
-        },
-        "transfer_requested",
-    );
-    let c = wait_call_where(
-        &sb,
-        |c| {
-            c["transfer_asked"]
-                .as_str()
-                .is_some_and(|t| t.contains("carol"))
-        },
-        "the question",
-    );
-    assert!(
-        carol.events_of("CALL_INCOMING").is_empty(),
-        "not before we say so"
-    );
-    ok(&sb, &["accept-transfer", &c["id"].to_string()]);
+    let asked = |bob: &mut voipd_tests::baresip::Baresip, n: usize| {
+        ok(&sb, &["dial", "--wait", "bob"]);
+        bob.wait_event("CALL_ESTABLISHED");
+        bob.command("transfer", &carol_uri);
+        wait_until(
+            || {
+                watched(&events)
+                    .iter()
+                    .filter(|e| e["name"] == "transfer_requested")
+                    .count()
+                    == n
+            },
+            "transfer_requested",
+        );
+        let c = wait_call_where(
+            &sb,
+            |c| {
+                c["transfer_asked"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("carol"))
+            },
+            "the question",
+        );
+        assert!(
+            carol.events_of("CALL_INCOMING").is_empty(),
+            "not before we say so"
+        );
+        c["id"].to_string()
+    };
+    let id = asked(&mut bob, 1);
+    ok(&sb, &["decline-transfer", &id]);
+    bob.wait_event("TRANSFER_FAILED");
+    wait_until(|| calls(&sb).is_empty(), "bob to give the call up");
+    let id = asked(&mut bob, 2);
+    ok(&sb, &["accept-transfer", &id]);
     carol.wait_event("CALL_ESTABLISHED");
     // Bob hangs up once told the new call is up; ours with Carol goes on.
-    wait_call_where(
-        &sb,
-        |c| {
-            c["remote_uri"]
-                .as_str()
-                .is_some_and(|u| u.contains("carol"))
-                && c["state"] == "active"
-        },
-        "our call with carol",
-    );
+    active_with(&sb, "carol");
     wait_until(|| calls(&sb).len() == 1, "bob's call to end");
     std::thread::sleep(Duration::from_secs(3));
     ok(&sb, &["hangup"]);

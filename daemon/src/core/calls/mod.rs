@@ -648,6 +648,39 @@ struct Media {
 }
 
 impl Call {
+    /// A call of `account`'s (None: a direct IP call), before anything is under way.
+    fn new(
+        ctx: CallContext,
+        info: CallInfo,
+        commands: mpsc::Receiver<CallCommand>,
+        live: Arc<LiveStats>,
+        account: &Option<Account>,
+    ) -> Call {
+        Call {
+            ctx,
+            info,
+            commands,
+            prefs: MediaPrefs::of(account),
+            live,
+            ext: Extensions::of(account),
+            timer: None,
+            refreshed: tokio::time::Instant::now(),
+            peer_update: false,
+            mapping: None,
+            rtcp: None,
+            ice: None,
+            machine: None,
+            record_always: account
+                .as_ref()
+                .is_some_and(|a| a.record == crate::config::RecordPolicy::Always),
+            transfer_policy: account
+                .as_ref()
+                .map_or_else(Default::default, |a| a.transfer),
+            transferring: None,
+            referred: None,
+        }
+    }
+
     /// The sound device could not be had: the call says so to whoever shows it.
     async fn no_sound(&mut self, why: &str, input: bool, output: bool) {
         self.info.audio_note = Some(no_sound(why, input, output));
@@ -1388,29 +1421,7 @@ pub(super) fn dial(
     );
     info.remote_uri = uri.to_string();
     let first = info.clone();
-    let call = Call {
-        ctx,
-        info,
-        commands: rx,
-        prefs: MediaPrefs::of(&account),
-        live: live.clone(),
-        ext: Extensions::of(&account),
-        timer: None,
-        refreshed: tokio::time::Instant::now(),
-        peer_update: false,
-        mapping: None,
-        rtcp: None,
-        ice: None,
-        machine: None,
-        record_always: account
-            .as_ref()
-            .is_some_and(|a| a.record == crate::config::RecordPolicy::Always),
-        transfer_policy: account
-            .as_ref()
-            .map_or_else(Default::default, |a| a.transfer),
-        transferring: None,
-        referred: None,
-    };
+    let call = Call::new(ctx, info, rx, live.clone(), &account);
     tokio::spawn(outgoing(call, account, uri, sip_call_id, extra));
     CallHandle {
         commands: tx,
@@ -1664,29 +1675,7 @@ pub(super) fn incoming(
         info.remote_name = f.display;
     }
     let first = info.clone();
-    let call = Call {
-        ctx,
-        info,
-        commands: rx,
-        prefs: MediaPrefs::of(&account),
-        live: live.clone(),
-        ext: Extensions::of(&account),
-        timer: None,
-        refreshed: tokio::time::Instant::now(),
-        peer_update: false,
-        mapping: None,
-        rtcp: None,
-        ice: None,
-        machine: None,
-        record_always: account
-            .as_ref()
-            .is_some_and(|a| a.record == crate::config::RecordPolicy::Always),
-        transfer_policy: account
-            .as_ref()
-            .map_or_else(Default::default, |a| a.transfer),
-        transferring: None,
-        referred: None,
-    };
+    let call = Call::new(ctx, info, rx, live.clone(), &account);
     tokio::spawn(answer_flow(call, account, tu, forward, machine, decide));
     CallHandle {
         commands: tx,
@@ -2115,29 +2104,12 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
     info.remote_uri = "echo".into();
     info.remote_name = Some("Sound test".into());
     let first = info.clone();
-    let call = Call {
-        ctx,
-        info,
-        commands: rx,
-        prefs: MediaPrefs {
-            codecs: vec![Codec::Pcmu],
-            encryption: MediaEncryptionPolicy::None,
-            suites: Vec::new(),
-            nat: NatPrefs::default(),
-        },
-        live: live.clone(),
-        ext: Extensions::default(),
-        timer: None,
-        refreshed: tokio::time::Instant::now(),
-        peer_update: false,
-        mapping: None,
-        rtcp: None,
-        ice: None,
-        machine: None,
-        record_always: false,
-        transfer_policy: crate::config::TransferPolicy::Refuse,
-        transferring: None,
-        referred: None,
+    let mut call = Call::new(ctx, info, rx, live.clone(), &None);
+    call.prefs = MediaPrefs {
+        codecs: vec![Codec::Pcmu],
+        encryption: MediaEncryptionPolicy::None,
+        suites: Vec::new(),
+        nat: NatPrefs::default(),
     };
     tokio::spawn(echo_call(call));
     CallHandle {
