@@ -107,8 +107,8 @@ enum RecordVerb {
     /// Start recording a call [default: the only established one]
     Start {
         id: Option<u64>,
-        /// A new .wav file [default: recordings/call-ID.wav in the daemon's state
-        /// directory]
+        /// A new .wav file, or .opus for Ogg/Opus [default: recordings/call-ID.wav in the
+        /// daemon's state directory]
         #[arg(long, value_name = "FILE")]
         to: Option<PathBuf>,
         /// Both directions mixed into one channel

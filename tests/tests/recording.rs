@@ -1,7 +1,8 @@
 //! Recording a call (`voipctl record`, `record = "always"`) with baresip as the far phone
 //! through a Kamailio that challenges every request: both directions land in their own
 //! channel (proven by tone detection), the history keeps the file, bad arguments change
-//! nothing, and a daemon killed mid-call leaves a file that standard readers play.
+//! nothing, and a daemon killed mid-call leaves a file that standard readers play: Python's
+//! wave for WAV, opusdec for Ogg/Opus.
 
 use std::time::Duration;
 
@@ -158,4 +159,39 @@ fn record_always_records_each_call_and_a_kill_leaves_a_playable_file() {
     assert_eq!((v[0], v[1]), (2, 8000), "{said}");
     assert!(v[2] >= 8000 * 2, "at least 2 s kept: {said}");
     assert_channels(&path, 15);
+}
+
+#[test]
+fn an_ogg_opus_recording_cut_by_a_kill_plays_in_opusdec() {
+    let sb = Sandbox::new();
+    let kam = Kamailio::start(sb.path(), &[]);
+    let bob = kamailio_phone(sb.path(), kam.port, "bob", BOBS, true);
+    let d = start(&sb, &kam, "");
+    ok(&sb, &["dial", "--wait", "bob"]);
+    bob.wait_event("CALL_ESTABLISHED");
+    let file = sb.path().join("talk.opus");
+    ok(
+        &sb,
+        &["record", "start", "--to", &file.display().to_string()],
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    d.signal(libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // opusdec (opus-tools) takes it as it is: the pages closed before the kill.
+    let wav = sb.path().join("talk-decoded.wav");
+    let o = std::process::Command::new(require_tool("opusdec", "opus-tools"))
+        .args(["--quiet", "--force-wav"])
+        .arg(&file)
+        .arg(&wav)
+        .output()
+        .expect("opusdec");
+    assert!(o.status.success(), "{}", describe(&o));
+    assert_channels(&wav, 15);
+    let size = std::fs::metadata(&file).expect("the file").len();
+    let (ch, rate) = read_wav_channels(&wav);
+    let secs = ch[0].len() as f64 / f64::from(rate);
+    assert!((2.0..4.0).contains(&secs), "{secs} s decoded");
+    // A WAV of the same would be 32 kB a second.
+    assert!((size as f64) < secs * 12_000.0, "{size} bytes for {secs} s");
 }

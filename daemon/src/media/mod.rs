@@ -15,6 +15,7 @@ pub mod inband;
 pub mod jitter;
 mod latch;
 pub mod mixer;
+mod ogg_opus;
 pub mod playback;
 pub mod record;
 pub mod recording;

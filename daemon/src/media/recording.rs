@@ -1,12 +1,14 @@
 //! A call's recording (`voipctl record`, `record = "always"`): what we send and what we
-//! receive, side by side in a stereo WAV (ours left, theirs right) or mixed to mono. The
-//! sizes in its header are brought up to date every second, so a daemon killed mid-call
-//! leaves a file that plays up to that second.
+//! receive, side by side in stereo (ours left, theirs right) or mixed to mono, in a WAV
+//! file or in Ogg/Opus (`.opus`, `.ogg`). Either way a daemon killed mid-call leaves a file
+//! that plays up to the last second: a WAV's header sizes are brought up to date every
+//! second, and an Ogg page is closed as often.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::ogg_opus::OggOpusWriter;
 use super::source::resample_into;
 use super::wav::WavWriter;
 
@@ -23,9 +25,22 @@ pub enum Layout {
 /// Frames (20 ms) between header updates.
 const CHECKPOINT_FRAMES: u32 = 50;
 
+/// The file's format.
+enum Writer {
+    Wav(WavWriter),
+    Opus(OggOpusWriter),
+}
+
+/// Whether `path` names an Ogg/Opus file (else it is WAV).
+pub fn is_opus(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("opus") || e.eq_ignore_ascii_case("ogg"))
+}
+
 /// A recording being written, from the stream's tick.
 pub struct CallRecording {
-    writer: WavWriter,
+    writer: Writer,
     path: PathBuf,
     layout: Layout,
     rate: u32,
@@ -37,7 +52,8 @@ pub struct CallRecording {
 
 impl CallRecording {
     /// A new file at `path` (never one that exists: a recording does not overwrite), at
-    /// `rate`, readable by the service's group only: it holds people's words.
+    /// `rate` (a codec's: 8, 16 or 48 kHz), readable by the service's group only: it holds
+    /// people's words. Ogg/Opus when the name ends in `.opus` or `.ogg`, else WAV.
     pub fn create(path: &Path, rate: u32, layout: Layout) -> std::io::Result<CallRecording> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = File::options()
@@ -50,8 +66,13 @@ impl CallRecording {
             Layout::Stereo => 2,
             Layout::Mono => 1,
         };
+        let writer = if is_opus(path) {
+            Writer::Opus(OggOpusWriter::new(file, rate, channels)?)
+        } else {
+            Writer::Wav(WavWriter::new(file, rate, u16::from(channels))?)
+        };
         Ok(CallRecording {
-            writer: WavWriter::new(file, rate, channels)?,
+            writer,
             path: path.to_path_buf(),
             layout,
             rate,
@@ -93,18 +114,27 @@ impl CallRecording {
                     .map(|(a, b)| (i32::from(*a) + i32::from(*b)).clamp(-32768, 32767) as i16),
             ),
         }
-        self.writer.write(&self.out)?;
-        self.frames += 1;
-        if self.frames >= CHECKPOINT_FRAMES {
-            self.frames = 0;
-            self.writer.checkpoint(self.rate)?;
+        match &mut self.writer {
+            Writer::Opus(w) => w.write(&self.out),
+            Writer::Wav(w) => {
+                w.write(&self.out)?;
+                self.frames += 1;
+                if self.frames >= CHECKPOINT_FRAMES {
+                    self.frames = 0;
+                    w.checkpoint(self.rate)?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Closes the file with its final sizes. Blocking.
     pub fn finish(self) {
-        if let Err(e) = self.writer.finish(self.rate) {
+        let done = match self.writer {
+            Writer::Wav(w) => w.finish(self.rate),
+            Writer::Opus(w) => w.finish(),
+        };
+        if let Err(e) = done {
             tracing::warn!("finishing recording {}: {e}", self.path.display());
         }
     }
@@ -193,6 +223,43 @@ mod tests {
         assert_eq!(i16::from_le_bytes([b[46], b[47]]), -7, "theirs right");
         let last = b.len() - 4;
         assert_eq!(i16::from_le_bytes([b[last + 2], b[last + 3]]), 0, "silence");
+    }
+
+    #[test]
+    fn ogg_opus_keeps_whole_pages_and_decodes_to_what_was_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.opus");
+        let mut r = CallRecording::create(&p, 8000, Layout::Stereo).unwrap();
+        let mut tone = crate::media::tone::Tone::new(440.0, 8000);
+        let mut ours = [0i16; 160];
+        for _ in 0..60 {
+            tone.fill(&mut ours);
+            r.frame(&ours, &[], 8000).unwrap();
+        }
+        // Killed: the second page was never closed; the first second is there.
+        drop(r);
+        let mut reader = ogg::reading::PacketReader::new(std::fs::File::open(&p).unwrap());
+        let head = reader.read_packet().unwrap().unwrap();
+        assert_eq!(&head.data[..8], b"OpusHead");
+        assert_eq!(head.data[9], 2, "stereo");
+        let tags = reader.read_packet().unwrap().unwrap();
+        assert_eq!(&tags.data[..8], b"OpusTags");
+        let mut dec = opus::Decoder::new(48_000, opus::Channels::Stereo).unwrap();
+        let (mut left, mut right, mut packets) = (0f64, 0f64, 0);
+        let mut pcm = vec![0i16; 5760 * 2];
+        while let Ok(Some(packet)) = reader.read_packet() {
+            let n = dec.decode(&packet.data, &mut pcm, false).unwrap();
+            for f in pcm[..n * 2].chunks_exact(2) {
+                left += f64::from(f[0]).abs();
+                right += f64::from(f[1]).abs();
+            }
+            packets += 1;
+        }
+        assert_eq!(packets, CHECKPOINT_FRAMES, "one whole page");
+        assert!(
+            left > 1000.0 * right.max(1.0),
+            "ours left {left}, nothing right {right}"
+        );
     }
 
     #[test]

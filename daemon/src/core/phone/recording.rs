@@ -7,8 +7,8 @@ use crate::media::recording::{CallRecording, Handover, Layout, free_path};
 
 impl PhoneHandle {
     /// Records an established call, both directions, into `file` (an absolute path to a new
-    /// `.wav` file; empty: the state directory's `recordings/call-ID.wav`), in place of a
-    /// recording that runs. A bad argument changes nothing.
+    /// `.wav` or `.opus` file; empty: the state directory's `recordings/call-ID.wav`), in
+    /// place of a recording that runs. A bad argument changes nothing.
     pub async fn record(&self, id: u64, file: &str, layout: Layout) -> Result<CallInfo, CoreError> {
         let call = self.call(id, CallAction::Get).await?;
         if !matches!(call.state, CallState::Active | CallState::Held) {
@@ -27,9 +27,11 @@ impl PhoneHandle {
             if !p.is_absolute() {
                 return Err(bad(format!("{file:?} is not an absolute path")));
             }
-            if !p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")) {
+            if !p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+                && !crate::media::recording::is_opus(&p)
+            {
                 return Err(bad(format!(
-                    "{file:?}: recordings are WAV files; name it .wav"
+                    "{file:?}: name it .wav (WAV) or .opus (Ogg/Opus)"
                 )));
             }
             Some(p)
