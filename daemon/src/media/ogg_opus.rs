@@ -82,7 +82,7 @@ impl OggOpusWriter {
         let packet = (self.packet[..n].to_vec(), self.granule);
         if let Some((p, granule)) = self.pending.replace(packet) {
             self.frames += 1;
-            let end = if self.frames % FRAMES_PER_PAGE == 0 {
+            let end = if self.frames.is_multiple_of(FRAMES_PER_PAGE) {
                 PacketWriteEndInfo::EndPage
             } else {
                 PacketWriteEndInfo::NormalPacket
