@@ -1,11 +1,12 @@
-//! Three-way (and larger) conferences mixed in voipd, with baresip phones as the far
-//! sides through a Kamailio that challenges every request. Each sends its own tone: what
-//! each recorded holds the others' and ours, never its own.
+//! Three-way (and larger) conferences mixed in voipd, with baresip phones as the far sides
+//! (G.711, G.722 and Opus: three rates to resample between) through a Kamailio that
+//! challenges every request. Each sends its own tone: what each recorded holds the others'
+//! and ours, never its own.
 
 use std::time::Duration;
 
 use voipd_tests::audio::{mix_blocks, read_wav};
-use voipd_tests::baresip::kamailio_phone;
+use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::peers::Kamailio;
 use voipd_tests::*;
 
@@ -22,22 +23,38 @@ fn conference_of(sb: &Sandbox, id: u64) -> u64 {
 fn each_party_hears_the_others_and_us_but_not_itself() {
     let sb = Sandbox::new();
     let kam = Kamailio::start(sb.path(), &[]);
-    let tones = [("bob", 440u32), ("carol", 660), ("dave", 880)];
+    // Each at another rate: G.711 at 8 kHz, G.722 at 16, Opus at 48.
+    let tones = [
+        ("bob", 440u32, "bobpw", "PCMU", "PCMU"),
+        ("carol", 660, "carolpw", "G722/16000/1", "G722"),
+        ("dave", 880, "davepw", "opus/48000/2", "opus"),
+    ];
     let phones: Vec<_> = tones
         .iter()
-        .map(|(user, hz)| kamailio_phone(sb.path(), kam.port, user, *hz, true))
+        .map(|(user, tone, password, codec, _)| {
+            Baresip::start(
+                sb.path(),
+                BaresipOptions {
+                    user,
+                    password,
+                    tone: *tone,
+                    codec,
+                    ..BaresipOptions::carol(kam.port)
+                },
+            )
+        })
         .collect();
     sb.write_config(&format!(
         "[sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\n\
          [audio]\ninput = \"tone:{OURS}\"\noutput = \"null\"\n\n\
          [[account]]\nid = \"alice\"\naor = \"sip:alice@127.0.0.1:{}\"\npassword = \"alicepw\"\n\
-         codecs = [\"pcmu\"]\n",
+         codecs = [\"opus\", \"g722\", \"pcmu\"]\n",
         kam.port
     ));
     let _d = sb.start_daemon();
     wait_account_state(&sb, "alice", "registered", PATIENCE);
     let mut ids = Vec::new();
-    for ((user, _), phone) in tones.iter().zip(&phones) {
+    for ((user, .., codec), phone) in tones.iter().zip(&phones) {
         ok(&sb, &["dial", "--wait", user]);
         phone.wait_event("CALL_ESTABLISHED");
         let c = wait_call_where(
@@ -45,6 +62,7 @@ fn each_party_hears_the_others_and_us_but_not_itself() {
             |c| c["remote_uri"].as_str().is_some_and(|u| u.contains(user)),
             user,
         );
+        assert_eq!(c["codec"], *codec, "{c}");
         ids.push(c["id"].as_u64().unwrap_or(0));
     }
     let id = |i: usize| ids[i].to_string();
@@ -81,7 +99,7 @@ fn each_party_hears_the_others_and_us_but_not_itself() {
     ok(&sb, &["hangup", &id(0)]);
     phones[0].wait_event("CALL_CLOSED");
 
-    let all: Vec<f64> = tones.iter().map(|(_, hz)| f64::from(*hz)).collect();
+    let all: Vec<f64> = tones.iter().map(|(_, hz, ..)| f64::from(*hz)).collect();
     for (i, phone) in phones.iter().enumerate() {
         let rec = phone.received_recordings();
         assert_eq!(rec.len(), 1, "{rec:?}");
