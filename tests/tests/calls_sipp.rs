@@ -532,8 +532,25 @@ fn a_transfer_follows_the_far_sides_notifies_and_a_failure_takes_the_call_back()
         sipp
     };
 
-    // 100, then 200: passed on; our leg ends.
+    // 100, then 200: passed on; our leg ends. A second transfer before the outcome is
+    // refused.
     let sipp = transfer("uas_refer_ok.xml");
+    wait_until(
+        || {
+            calls(&sb).first().is_some_and(|c| {
+                c["transfer"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("100 Trying"))
+            })
+        },
+        "the far side's 100",
+    );
+    let again = sb.voipctl(&["transfer", "sip:dave@example.com"]);
+    assert!(
+        !again.status.success() && stderr(&again).contains("being transferred already"),
+        "{}",
+        describe(&again)
+    );
     pass(sipp);
     wait_until(|| calls(&sb).is_empty(), "our leg to end");
     assert!(
@@ -604,22 +621,36 @@ fn an_invite_with_replaces_takes_over_the_call_it_names() {
     pass(uac(&sb, "call_replaces_unknown.xml", port));
     assert_eq!(calls(&sb).len(), 1);
 
-    // Naming the call: answered at once (the account answers by hand), the old one ended.
-    let mut args = vec![format!("127.0.0.1:{port}"), "-s".into(), "alice".into()];
-    args.extend(Sipp::echoing_args(
-        "call_replaces.xml",
-        &[
-            "-key".into(),
-            "callid".into(),
-            "replaced-1@sipp".into(),
-            "-key".into(),
-            "totag".into(),
-            tags.0.clone(),
-            "-key".into(),
-            "fromtag".into(),
-            tags.1.clone(),
-        ],
+    // The call's ids with it, as they are on the wire.
+    let naming = |scenario: &str| {
+        let mut args = vec![format!("127.0.0.1:{port}"), "-s".into(), "alice".into()];
+        args.extend(Sipp::echoing_args(
+            scenario,
+            &[
+                "-key".into(),
+                "callid".into(),
+                "replaced-1@sipp".into(),
+                "-key".into(),
+                "totag".into(),
+                tags.0.clone(),
+                "-key".into(),
+                "fromtag".into(),
+                tags.1.clone(),
+            ],
+        ));
+        args
+    };
+    // From a stranger (neither the call's party nor referred by it): 403, the call goes on.
+    pass(Sipp::spawn(
+        sb.path(),
+        "call_replaces_stranger",
+        &naming("call_replaces_stranger.xml"),
     ));
+    assert_eq!(calls(&sb).len(), 1);
+    assert_eq!(calls(&sb)[0]["state"], "active");
+
+    // Naming the call: answered at once (the account answers by hand), the old one ended.
+    let args = naming("call_replaces.xml");
     let replaces = Sipp::spawn(sb.path(), "call_replaces", &args);
     pass(replaced);
     pass(replaces);

@@ -46,17 +46,23 @@ fn newest_history(sb: &Sandbox) -> Value {
 }
 
 fn wait_ended(sb: &Sandbox, reason: &str) -> Value {
-    let mut newest = Value::Null;
-    wait_until(
-        || {
-            newest = newest_history(sb);
-            newest["end_reason"]
-                .as_str()
-                .is_some_and(|r| r.starts_with(reason))
-        },
-        &format!("the newest call to have ended: {reason}"),
-    );
-    newest
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let newest = newest_history(sb);
+        if newest["end_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with(reason))
+        {
+            return newest;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the newest call has not ended with {reason:?} after {PATIENCE:?}: {newest}\n\
+             all: {}",
+            stdout(&sb.voipctl(&["--json", "history"]))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn read(path: &Path) -> String {

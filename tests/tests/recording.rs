@@ -68,6 +68,10 @@ fn a_recording_holds_ours_left_theirs_right_and_the_history_keeps_it() {
             "exists",
         ),
         (&*sb.path().join("x.mp3").display().to_string(), ".wav"),
+        (
+            &*sb.path().join("two\nlines.wav").display().to_string(),
+            "control character",
+        ),
     ] {
         let o = sb.voipctl(&["record", "start", "--to", path]);
         assert_eq!(o.status.code(), Some(2), "{path}: {}", describe(&o));
@@ -108,6 +112,19 @@ fn a_recording_holds_ours_left_theirs_right_and_the_history_keeps_it() {
         },
         "the recording in the history",
     );
+
+    // The sound test has no far side to record: refused, and no file is left.
+    ok(&sb, &["dial", "echo"]);
+    wait_call_where(&sb, |c| c["state"] == "active", "the sound test");
+    let echo = sb.path().join("echo.wav");
+    let o = sb.voipctl(&["record", "start", "--to", &echo.display().to_string()]);
+    assert!(
+        o.status.code() == Some(1) && stderr(&o).contains("sound test"),
+        "{}",
+        describe(&o)
+    );
+    assert!(!echo.exists());
+    ok(&sb, &["hangup"]);
 }
 
 #[test]

@@ -361,7 +361,6 @@ fn trust_for(ep: &crate::sip::transaction::Endpoint, a: &Account) {
     }
 }
 
-/// The account as its registration needs it.
 /// Whether `a` and `b` register alike ([`reg_account`] and the TLS trust are made of
 /// these): then a change of the rest leaves the registration be.
 fn same_registration(a: &Account, b: &Account) -> bool {
@@ -378,6 +377,7 @@ fn same_registration(a: &Account, b: &Account) -> bool {
         && a.mwi == b.mwi
 }
 
+/// The account as its registration needs it.
 fn reg_account(a: &Account) -> RegAccount {
     RegAccount {
         id: a.id.as_str().to_string(),

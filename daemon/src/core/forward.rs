@@ -54,7 +54,7 @@ impl ForwardPlan {
     ) -> ForwardPlan {
         let resolved = |rule: ForwardRule| {
             let t = target(rule)?;
-            match resolve(&t.to, account, presence) {
+            match resolve("forward", &t.to, Some(account), presence) {
                 Ok(uri) => Some((uri, t.after_secs)),
                 Err(e) => {
                     tracing::warn!(
@@ -93,11 +93,12 @@ impl ForwardPlan {
     }
 }
 
-/// A target as typed, made a URI: a contact's first address, or an address completed with
-/// the account's domain.
+/// A target as typed (`field` names it in errors), made a URI: a contact's first address,
+/// or an address completed with the account's domain.
 pub(super) fn resolve(
+    field: &'static str,
     to: &str,
-    account: &Account,
+    account: Option<&Account>,
     presence: &Presences,
 ) -> Result<SipUri, CoreError> {
     if looks_like_name(to)
@@ -105,7 +106,7 @@ pub(super) fn resolve(
             .named(to)
             .and_then(|c| c.addresses.first().cloned())
     {
-        return dial_target("forward", &address, Some(account));
+        return dial_target(field, &address, account);
     }
-    dial_target("forward", to, Some(account))
+    dial_target(field, to, account)
 }

@@ -15,6 +15,10 @@ const MIX_RATE: u32 = 16_000;
 const FRAME: usize = (MIX_RATE / 50) as usize;
 /// Frames a leg may fall behind another before the oldest are dropped (80 ms).
 const MAX_QUEUED: usize = 4;
+/// Frames a leg keeps for reuse. A leg that publishes but does not mix (held, or with no
+/// far address yet) allocates what the others then free into their pools: bounded, the
+/// pools cannot grow with it.
+const MAX_SPARE: usize = 2 * MAX_QUEUED;
 
 type Frame = Box<[i16; FRAME]>;
 
@@ -34,6 +38,7 @@ struct Inbox {
 pub struct Conference(Arc<Mutex<Bus>>);
 
 impl Conference {
+    /// A conference with no legs yet.
     pub fn new() -> Conference {
         Conference::default()
     }
@@ -122,7 +127,9 @@ impl ConfLeg {
                             *s += i32::from(*x);
                         }
                         any = true;
-                        self.spare.push(f);
+                        if self.spare.len() < MAX_SPARE {
+                            self.spare.push(f);
+                        }
                     }
                 }
             }
@@ -201,5 +208,21 @@ mod tests {
             heard.push(f[80]);
         }
         assert_eq!(heard, [7, 8, 9, 10, 0]);
+    }
+
+    #[test]
+    fn a_leg_that_never_mixes_does_not_grow_the_others_pools() {
+        let conf = Conference::new();
+        let (mut held, mut b, mut c) = (conf.join(1), conf.join(2), conf.join(3));
+        for _ in 0..1000 {
+            for leg in [&mut held, &mut b, &mut c] {
+                leg.publish(&[1; 160], 8000);
+            }
+            let mut f = [0i16; 160];
+            b.mix_into(&mut f, 8000);
+            c.mix_into(&mut f, 8000);
+        }
+        assert!(b.spare.len() <= MAX_SPARE && c.spare.len() <= MAX_SPARE);
+        assert!(held.spare.is_empty());
     }
 }

@@ -83,6 +83,7 @@ impl CallRecording {
         })
     }
 
+    /// The file it writes.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -156,6 +157,7 @@ impl std::fmt::Debug for CallRecording {
 pub struct Handover(Arc<Mutex<Option<CallRecording>>>, Arc<Path>);
 
 impl Handover {
+    /// Wraps a recording opened for a call, for its stream to take.
     pub fn new(r: CallRecording) -> Handover {
         let path = r.path().into();
         Handover(Arc::new(Mutex::new(Some(r))), path)

@@ -11,6 +11,7 @@ pub struct WaitingTone {
 }
 
 impl WaitingTone {
+    /// The tone at `rate` Hz, from the start of its first beep.
     pub fn new(rate: u32) -> WaitingTone {
         WaitingTone {
             tone: Tone::new(425.0, rate),

@@ -5,6 +5,10 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+/// The most audio a WAV header can count: its RIFF size is 36 bytes more, in 32 bits.
+const MAX_DATA: u64 = (u32::MAX - 36) as u64;
+
+/// A WAV file being written.
 pub struct WavWriter {
     out: BufWriter<File>,
     samples: u32,
@@ -15,7 +19,7 @@ fn header(rate: u32, channels: u16, data_bytes: u32) -> [u8; 44] {
     let block = 2 * channels;
     let mut h = [0u8; 44];
     h[0..4].copy_from_slice(b"RIFF");
-    h[4..8].copy_from_slice(&(36 + data_bytes).to_le_bytes());
+    h[4..8].copy_from_slice(&36u32.saturating_add(data_bytes).to_le_bytes());
     h[8..16].copy_from_slice(b"WAVEfmt ");
     h[16..20].copy_from_slice(&16u32.to_le_bytes());
     h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
@@ -55,7 +59,12 @@ impl WavWriter {
         self.out.get_ref().write_all_at(&h, 0)
     }
 
+    /// Appends interleaved samples. Past what a WAV header can count (4 GiB, hours of a
+    /// call recorded), it refuses with `FileTooLarge` and the file stays whole.
     pub fn write(&mut self, samples: &[i16]) -> std::io::Result<()> {
+        if (u64::from(self.samples) + samples.len() as u64) * 2 > MAX_DATA {
+            return Err(std::io::ErrorKind::FileTooLarge.into());
+        }
         for s in samples {
             self.out.write_all(&s.to_le_bytes())?;
         }
@@ -94,7 +103,7 @@ pub fn repair(file: &File) -> std::io::Result<u64> {
     let rate = u32::from_le_bytes([fmt[2], fmt[3], fmt[4], fmt[5]]);
     // A frame cut short is left out; sizes past 4 GiB do not fit a WAV header.
     let block = 2 * u64::from(channels);
-    let data = (len.saturating_sub(44) / block * block).min(u64::from(u32::MAX - 36));
+    let data = (len.saturating_sub(44) / block * block).min(MAX_DATA / block * block);
     file.write_all_at(&header(rate, channels, data as u32), 0)?;
     file.set_len(44 + data)?;
     file.sync_all()?;
@@ -178,5 +187,23 @@ mod tests {
         assert_eq!(read(&p).unwrap(), (vec![5, 6], 16000));
         std::fs::write(&p, b"RIFF....WAVEjunk").unwrap();
         assert!(read(&p).unwrap_err().contains("no fmt chunk"));
+    }
+
+    #[test]
+    fn a_recording_stops_where_a_header_can_no_longer_count_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = WavWriter::create(&dir.path().join("long.wav"), 8000).unwrap();
+        // Hours in: one sample short of the limit, as if written.
+        w.samples = (MAX_DATA / 2) as u32 - 1;
+        let e = w.write(&[1, 2]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::FileTooLarge);
+        w.write(&[1]).unwrap();
+        assert!(w.write(&[1]).is_err());
+        let h = header(8000, 1, w.samples * 2);
+        assert_eq!(
+            u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+            36 + w.samples * 2
+        );
+        assert_eq!(header(8000, 1, u32::MAX)[4..8], u32::MAX.to_le_bytes());
     }
 }

@@ -439,9 +439,9 @@ impl Call {
         Ok(())
     }
 
-    /// Records the call, both directions, into `file` (an absolute path to a new .wav file;
-    /// "": recordings/call-ID.wav in the state directory): stereo, ours left and theirs
-    /// right, or mixed when `mono`.
+    /// Records the call, both directions, into `file` (an absolute path to a new .wav file,
+    /// or .opus/.ogg for Ogg/Opus; "": recordings/call-ID.wav in the state directory):
+    /// stereo, ours left and theirs right, or mixed when `mono`.
     async fn record(&self, file: &str, mono: bool) -> Result<(), VoipdError> {
         let layout = if mono {
             crate::media::recording::Layout::Mono

@@ -191,6 +191,7 @@ pub struct CallInfo {
     /// The file the call is being recorded into now, and every one it was recorded into
     /// (the history keeps them).
     pub recording: Option<std::path::PathBuf>,
+    /// Every file the call was recorded into, for the history.
     pub recordings: Vec<std::path::PathBuf>,
     /// The conference the call is mixed into (its id), if any.
     pub conference: Option<u64>,
@@ -198,6 +199,11 @@ pub struct CallInfo {
     pub transfer: Option<String>,
     /// The far side asks us to call this party instead (`transfer = "ask"`).
     pub transfer_asked: Option<String>,
+    /// Our transfer of this call is under way (from the command until its outcome): a
+    /// second is refused.
+    pub(crate) transfer_pending: bool,
+    /// The sound test (dial "echo"): no far side to hold, record, mix or transfer.
+    pub(crate) sound_test: bool,
     /// The SIP dialog's ids, once established (for Replaces; not shown).
     pub(crate) dialog: Option<DialogIds>,
 }
@@ -1372,6 +1378,8 @@ pub(super) fn new_info(
         conference: None,
         transfer: None,
         transfer_asked: None,
+        transfer_pending: false,
+        sound_test: false,
         dialog: None,
     }
 }
@@ -2103,6 +2111,7 @@ pub(super) fn echo(ctx: CallContext, id: u64) -> CallHandle {
     );
     info.remote_uri = "echo".into();
     info.remote_name = Some("Sound test".into());
+    info.sound_test = true;
     let first = info.clone();
     let mut call = Call::new(ctx, info, rx, live.clone(), &None);
     call.prefs = MediaPrefs {

@@ -25,6 +25,9 @@ const ASK_WAIT: Duration = Duration::from_secs(32);
 pub(super) struct Transferring {
     target: String,
     until: Instant,
+    /// The transfer put the call on hold (it was active): a failure takes it off again;
+    /// a call the user held stays held.
+    held_here: bool,
 }
 
 /// The far side's transfer of this call: asked of the user, or being placed.
@@ -32,7 +35,7 @@ pub(super) struct Referred {
     /// The REFER's CSeq: the `id` of the NOTIFYs' Event (RFC 3515 §2.4.6).
     event_id: u32,
     target: SipUri,
-    replaces: Option<String>,
+    replaces: Option<Replaces>,
     referred_by: Option<String>,
     /// Waiting for the user until then (`ask`); None once placed.
     asked_until: Option<Instant>,
@@ -47,6 +50,7 @@ pub(crate) struct DialogIds {
 }
 
 impl DialogIds {
+    /// The ids of an established dialog (None before both tags are known).
     pub(super) fn of(d: &Dialog) -> Option<DialogIds> {
         Some(DialogIds {
             call_id: d.call_id.clone(),
@@ -80,17 +84,24 @@ pub(crate) struct Replaces {
 }
 
 impl Replaces {
+    /// Reads `call-id;to-tag=…;from-tag=…[;early-only]`; None when a part is missing or
+    /// holds what a Call-ID or tag cannot (spaces, control characters: the value goes
+    /// into a request of ours, rebuilt by [`Replaces::value`]).
     pub(crate) fn parse(v: &str) -> Option<Replaces> {
+        let word = |w: &str| {
+            (!w.is_empty() && w.bytes().all(|b| b.is_ascii_graphic() && b != b';'))
+                .then(|| w.to_string())
+        };
         let mut parts = v.split(';').map(str::trim);
-        let call_id = parts.next().filter(|c| !c.is_empty())?.to_string();
+        let call_id = parts.next().and_then(word)?;
         let (mut to_tag, mut from_tag, mut early_only) = (None, None, false);
         for p in parts {
             match p.split_once('=') {
                 Some((k, v)) if k.trim().eq_ignore_ascii_case("to-tag") => {
-                    to_tag = Some(v.trim().to_string())
+                    to_tag = Some(word(v.trim())?)
                 }
                 Some((k, v)) if k.trim().eq_ignore_ascii_case("from-tag") => {
-                    from_tag = Some(v.trim().to_string())
+                    from_tag = Some(word(v.trim())?)
                 }
                 None if p.eq_ignore_ascii_case("early-only") => early_only = true,
                 _ => {}
@@ -102,6 +113,15 @@ impl Replaces {
             from_tag: from_tag?,
             early_only,
         })
+    }
+
+    /// The header value, as this was read.
+    pub(crate) fn value(&self) -> String {
+        let early = if self.early_only { ";early-only" } else { "" };
+        format!(
+            "{};to-tag={};from-tag={}{early}",
+            self.call_id, self.to_tag, self.from_tag
+        )
     }
 }
 
@@ -161,8 +181,10 @@ pub(crate) fn refer_to_replacing(target: &SipUri, dialog: &DialogIds) -> String 
     format!("<{t}>")
 }
 
-/// A Refer-To's target without its headers, and the Replaces among them.
-fn read_refer_to(v: &str) -> Option<(SipUri, Option<String>)> {
+/// A Refer-To's target without its headers, and the Replaces among them; None when the
+/// target or its Replaces cannot be read. Other headers of the URI are left out: they
+/// would be the far side's words in our request.
+fn read_refer_to(v: &str) -> Option<(SipUri, Option<Replaces>)> {
     let Uri::Sip(mut u) = NameAddr::parse(v).ok()?.uri else {
         return None;
     };
@@ -173,7 +195,17 @@ fn read_refer_to(v: &str) -> Option<(SipUri, Option<String>)> {
             k.eq_ignore_ascii_case("replaces").then(|| unescape(v))
         })
     });
-    Some((u, replaces))
+    match replaces {
+        Some(r) => Some((u, Some(Replaces::parse(&r)?))),
+        None => Some((u, None)),
+    }
+}
+
+/// A Referred-By the new call may carry: one name-addr, rebuilt, so that nothing but an
+/// address of the far side's reaches our request.
+fn read_referred_by(v: &str) -> Option<String> {
+    let a = NameAddr::parse(v).ok()?;
+    Some(format!("<{}>", a.uri))
 }
 
 /// The status line of a message/sipfrag body: code and reason.
@@ -217,13 +249,22 @@ impl Call {
         target: String,
     ) -> Result<(), DialogGone> {
         if self.transferring.is_some() {
+            // The core refuses a second; one that crossed it in flight is logged.
+            tracing::warn!(
+                call_id = self.info.id,
+                "a transfer is under way; {target} ignored"
+            );
             return Ok(());
         }
         tracing::info!(call_id = self.info.id, "transferring to {target}");
+        // Reported at once: the core counts the transfer as ours from here on.
+        self.info.transfer_pending = true;
+        self.info.transfer = Some(format!("to {target}: asking"));
+        self.report().await;
         // Held first (RFC 5589 §6): the far side does not hear us while it calls on.
-        if self.info.state == CallState::Active
-            && Box::pin(self.reinvite(dialog, media, Direction::SendOnly)).await?
-        {
+        let held_here = self.info.state == CallState::Active
+            && Box::pin(self.reinvite(dialog, media, Direction::SendOnly)).await?;
+        if held_here {
             self.set(CallState::Held).await;
         }
         let mut refer = dialog.request(Method::Refer, None);
@@ -238,6 +279,7 @@ impl Call {
                 self.transferring = Some(Transferring {
                     target: target.clone(),
                     until: Instant::now() + TRANSFER_WAIT,
+                    held_here,
                 });
                 self.info.transfer = Some(format!("to {target}: accepted"));
                 self.report().await;
@@ -245,27 +287,32 @@ impl Call {
             }
             Ok(x) => {
                 let why = format!("refused ({})", status(x.response.code, &x.response.reason));
-                self.transfer_failed(dialog, media, &target, why).await
+                self.transfer_failed(dialog, media, &target, held_here, why)
+                    .await
             }
             Err(e) => {
-                self.transfer_failed(dialog, media, &target, e.to_string())
+                self.transfer_failed(dialog, media, &target, held_here, e.to_string())
                     .await
             }
         }
     }
 
-    /// Our transfer did not happen: the call is ours again, off hold, saying why.
+    /// Our transfer did not happen: the call is ours again, off hold if the transfer held
+    /// it, saying why.
     async fn transfer_failed(
         &mut self,
         dialog: &mut Dialog,
         media: &mut Media,
         target: &str,
+        held_here: bool,
         why: String,
     ) -> Result<(), DialogGone> {
         tracing::info!(call_id = self.info.id, "transfer to {target} failed: {why}");
         self.transferring = None;
+        self.info.transfer_pending = false;
         self.info.transfer = Some(format!("to {target}: failed, {why}"));
-        if self.info.state == CallState::Held
+        if held_here
+            && self.info.state == CallState::Held
             && Box::pin(self.reinvite(dialog, media, Direction::SendRecv)).await?
         {
             self.info.state = CallState::Active;
@@ -297,7 +344,7 @@ impl Call {
             return Ok(None);
         };
         tu.tx.respond(req.response(200, "OK")).await;
-        let target = t.target.clone();
+        let (target, held_here) = (t.target.clone(), t.held_here);
         match code {
             100..=199 => {
                 self.info.transfer = Some(format!("to {target}: {}", status(code, &reason)));
@@ -311,7 +358,8 @@ impl Call {
             }
             _ => {
                 let why = status(code, &reason);
-                self.transfer_failed(dialog, media, &target, why).await?;
+                self.transfer_failed(dialog, media, &target, held_here, why)
+                    .await?;
                 Ok(None)
             }
         }
@@ -342,7 +390,10 @@ impl Call {
             event_id: req.cseq().map_or(0, |c| c.seq),
             target: target.clone(),
             replaces,
-            referred_by: req.headers.get(&Name::ReferredBy).map(str::to_string),
+            referred_by: req
+                .headers
+                .get(&Name::ReferredBy)
+                .and_then(read_referred_by),
             asked_until: ask.then(|| Instant::now() + ASK_WAIT),
         });
         self.notify_refer(dialog, 100, "Trying");
@@ -398,9 +449,10 @@ impl Call {
             self.answer_transfer(dialog, false).await;
         }
         if let Some(t) = self.transferring.as_ref().filter(|t| t.until <= now) {
-            let target = t.target.clone();
+            let (target, held_here) = (t.target.clone(), t.held_here);
             let why = "the far side did not say how it went".to_string();
-            self.transfer_failed(dialog, media, &target, why).await?;
+            self.transfer_failed(dialog, media, &target, held_here, why)
+                .await?;
         }
         Ok(())
     }
@@ -416,7 +468,7 @@ impl Call {
         let update = CallUpdate::Referred {
             id: self.info.id,
             target: r.target.clone(),
-            replaces: r.replaces.clone(),
+            replaces: r.replaces.as_ref().map(Replaces::value),
             referred_by: r.referred_by.clone(),
         };
         let _ = self.ctx.updates.send(update).await;
@@ -464,7 +516,7 @@ mod tests {
     #[test]
     fn replaces_names_the_dialog_from_the_far_side_and_comes_back() {
         let ours = DialogIds {
-            call_id: "a b@h".into(),
+            call_id: "a%b@h".into(),
             local_tag: "L1".into(),
             remote_tag: "R1".into(),
         };
@@ -472,14 +524,15 @@ mod tests {
         let v = refer_to_replacing(&target, &ours);
         assert_eq!(
             v,
-            "<sip:carol@example.com?Replaces=a%20b%40h%3Bto-tag%3DR1%3Bfrom-tag%3DL1>"
+            "<sip:carol@example.com?Replaces=a%25b%40h%3Bto-tag%3DR1%3Bfrom-tag%3DL1>"
         );
         let (u, r) = read_refer_to(&v).unwrap();
         assert_eq!(u.to_string(), "sip:carol@example.com");
         // What the far side receives in its INVITE names its own dialog to carol…
-        let r = Replaces::parse(&r.unwrap()).unwrap();
+        let r = r.unwrap();
+        assert_eq!(r.value(), "a%b@h;to-tag=R1;from-tag=L1");
         let carols = DialogIds {
-            call_id: "a b@h".into(),
+            call_id: "a%b@h".into(),
             local_tag: "R1".into(),
             remote_tag: "L1".into(),
         };
@@ -491,6 +544,26 @@ mod tests {
                 .early_only
         );
         assert_eq!(Replaces::parse("x;to-tag=1"), None);
+        // Nothing of the far side's but the ids reaches our INVITE.
+        for bad in [
+            "<sip:x@h?Replaces=a%0D%0AEvil:%20y%3Bto-tag%3D1%3Bfrom-tag%3D2>",
+            "<sip:x@h?Replaces=a%3Bto-tag%3D1%0D%0AEvil:y%3Bfrom-tag%3D2>",
+            "<sip:x@h?Replaces=a%20b%3Bto-tag%3D1%3Bfrom-tag%3D2>",
+            "<sip:x@h?Replaces=a%3Bto-tag%3D1>",
+        ] {
+            assert_eq!(read_refer_to(bad), None, "{bad}");
+        }
+        let (u, r) =
+            read_refer_to("<sip:x@h?Subject=hi&Replaces=a%3Bto-tag%3D1%3Bfrom-tag%3D2>").unwrap();
+        assert_eq!(
+            (u.to_string().as_str(), r.unwrap().value().as_str()),
+            ("sip:x@h", "a;to-tag=1;from-tag=2")
+        );
+        assert_eq!(
+            read_referred_by("\"Bob\" <sip:bob@h>;cid=1").as_deref(),
+            Some("<sip:bob@h>")
+        );
+        assert_eq!(read_referred_by("<sip:bob@h\r\nEvil: x>"), None);
     }
 
     #[test]

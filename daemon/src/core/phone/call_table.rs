@@ -13,6 +13,8 @@ pub(super) struct CallEntry {
     announced: bool,
     /// It was told to play the call-waiting tone.
     waiting: bool,
+    /// A transfer was sent to it that its reports do not show yet.
+    transfer_sent: bool,
 }
 
 /// The name of a call's change, from what the core knew of it before (whether it was
@@ -20,6 +22,7 @@ pub(super) struct CallEntry {
 fn change_name(before: Option<(bool, &CallInfo)>, now: &CallInfo) -> &'static str {
     use voipd_proto::events as n;
     if now.transfer_asked.is_some()
+        && !matches!(now.state, CallState::Ended { .. })
         && before.is_some_and(|(_, b)| b.transfer_asked != now.transfer_asked)
     {
         return n::TRANSFER_REQUESTED;
@@ -62,6 +65,7 @@ impl Phone {
                 live: h.live,
                 announced: false,
                 waiting: false,
+                transfer_sent: false,
             },
         );
         info
@@ -82,6 +86,9 @@ impl Phone {
             }
             name = change_name(Some((c.announced, &c.info)), &info);
             c.announced = true;
+            if info.transfer_pending {
+                c.transfer_sent = false;
+            }
             c.info = info.clone();
         }
         if matches!(info.state, CallState::Ended { .. }) {
@@ -351,8 +358,27 @@ impl Phone {
                 "call {id} is already ending"
             )));
         }
+        // Kept for after the command reached the call: a refused one changes nothing.
+        let transfer = match &action {
+            CallAction::Transfer(_) => Some(None),
+            CallAction::TransferTo(other) => Some(Some(*other)),
+            _ => None,
+        };
+        let answers_transfer = matches!(action, CallAction::AnswerTransfer(_));
         let cmd = match action {
             CallAction::Get => return Ok(c.view()),
+            CallAction::Play(_)
+            | CallAction::Record(_)
+            | CallAction::Transfer(_)
+            | CallAction::TransferTo(_)
+            | CallAction::Hold
+            | CallAction::Resume
+                if c.info.sound_test =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is the sound test: it has no far side"
+                )));
+            }
             CallAction::Reject { .. } if !ringing_here => {
                 return Err(CoreError::FailedPrecondition(format!(
                     "call {id} is not ringing here"
@@ -369,10 +395,12 @@ impl Phone {
                     Some(a) => self.accounts.for_dialing(Some(a))?,
                     None => None,
                 };
-                CallCommand::Forward(match &account {
-                    Some(a) => crate::core::forward::resolve(&to, a, &self.presence)?,
-                    None => dial_target("forward", &to, None)?,
-                })
+                CallCommand::Forward(crate::core::forward::resolve(
+                    "forward",
+                    &to,
+                    account.as_ref(),
+                    &self.presence,
+                )?)
             }
             CallAction::Proceed => CallCommand::Proceed,
             CallAction::Play(_) if !matches!(c.info.state, CallState::Active | CallState::Held) => {
@@ -408,6 +436,13 @@ impl Phone {
                     "call {id}: the far side's transfer waits for an answer"
                 )));
             }
+            CallAction::Transfer(_) | CallAction::TransferTo(_)
+                if c.info.transfer_pending || c.transfer_sent =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is being transferred already"
+                )));
+            }
             CallAction::Transfer(target) => self.transfer_command(id, &target)?,
             CallAction::TransferTo(other) => self.transfer_to_call_command(id, other)?,
             CallAction::AnswerTransfer(_) if c.info.transfer_asked.is_none() => {
@@ -415,12 +450,7 @@ impl Phone {
                     "call {id}: no transfer asked of us"
                 )));
             }
-            CallAction::AnswerTransfer(accept) => {
-                if let Some(c) = self.calls.get_mut(&id) {
-                    c.info.transfer_asked = None;
-                }
-                CallCommand::AnswerTransfer(accept)
-            }
+            CallAction::AnswerTransfer(accept) => CallCommand::AnswerTransfer(accept),
             CallAction::Hold | CallAction::Resume
                 if !matches!(c.info.state, CallState::Active | CallState::Held) =>
             {
@@ -465,6 +495,13 @@ impl Phone {
         };
         if let Some(r) = recording {
             c.info.recording = r;
+        }
+        if answers_transfer {
+            c.info.transfer_asked = None;
+        }
+        if let Some(consult) = transfer {
+            c.transfer_sent = true;
+            self.transfers.sent(id, consult);
         }
         if hangup {
             // Shown at once: `calls` right after `hangup` must not say the call is active.
@@ -554,6 +591,7 @@ impl Phone {
 }
 
 impl CallEntry {
+    /// The Call-ID of the call's INVITE, once it has one.
     pub(super) fn sip_call_id(&self) -> Option<&str> {
         self.sip_call_id.as_deref()
     }

@@ -16,6 +16,12 @@ impl Phone {
             field: "ids",
             message,
         };
+        if ids.len() > MAX_LEGS {
+            return Err(bad(format!(
+                "{} calls; a conference here takes up to {MAX_LEGS}",
+                ids.len()
+            )));
+        }
         let mut legs: Vec<u64> = Vec::new();
         for id in ids {
             if !legs.contains(id) {
@@ -50,6 +56,15 @@ impl Phone {
             if !matches!(c.info.state, CallState::Active | CallState::Held) {
                 return Err(CoreError::FailedPrecondition(format!(
                     "call {id} is not established"
+                )));
+            }
+            if c.info.sound_test {
+                return Err(bad(format!("call {id} is the sound test")));
+            }
+            // Room for both commands, so that none is left half done.
+            if c.commands.capacity() < 2 {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is busy; try again"
                 )));
             }
         }
@@ -87,6 +102,15 @@ impl Phone {
             CoreError::FailedPrecondition(format!("call {id} is not in a conference"))
         })?;
         let legs = self.legs_of(conf);
+        if let Some(busy) = legs.iter().find(|l| {
+            self.calls
+                .get(l)
+                .is_some_and(|c| c.commands.capacity() == 0)
+        }) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "call {busy} is busy; try again"
+            )));
+        }
         for leg in &legs {
             self.command_call(*leg, CallCommand::Conference(None))?;
             if let Some(c) = self.calls.get_mut(leg) {

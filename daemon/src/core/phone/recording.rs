@@ -24,6 +24,10 @@ impl PhoneHandle {
             None
         } else {
             let p = std::path::PathBuf::from(file);
+            // The history keeps a call's files one per line.
+            if file.chars().any(char::is_control) {
+                return Err(bad(format!("{file:?} holds a control character")));
+            }
             if !p.is_absolute() {
                 return Err(bad(format!("{file:?} is not an absolute path")));
             }

@@ -58,7 +58,7 @@ impl Phone {
             }
             if let Some(limit) = self
                 .ringing_full(account.as_ref())
-                .or_else(|| self.calls_full(account.as_ref()))
+                .or_else(|| self.calls_full(account.as_ref(), None))
             {
                 tracing::warn!("incoming call refused with 486: {limit}");
                 let mut resp = req.request.response(486, reason_phrase(486));
@@ -123,14 +123,20 @@ impl Phone {
         self.replaces(id, old);
     }
 
-    /// Whether `account` has all the calls it may have (`max_calls`): why, if so.
-    fn calls_full(&self, account: Option<&crate::config::Account>) -> Option<String> {
+    /// Whether `account` has all the calls it may have (`max_calls`): why, if so. A call
+    /// that is `leaving` (being transferred away) does not count.
+    pub(super) fn calls_full(
+        &self,
+        account: Option<&crate::config::Account>,
+        leaving: Option<u64>,
+    ) -> Option<String> {
         let a = account?;
         let n = self
             .calls
             .values()
             .filter(|c| {
-                c.info.account.as_deref() == Some(a.id.as_str())
+                Some(c.info.id) != leaving
+                    && c.info.account.as_deref() == Some(a.id.as_str())
                     && !matches!(c.info.state, CallState::Ending | CallState::Ended { .. })
             })
             .count();

@@ -9,13 +9,25 @@ use crate::sip::message::Name;
 /// The calls that belong together while a transfer runs.
 #[derive(Default)]
 pub(super) struct Transfers {
-    /// A call placed because the far side of another asked (REFER) → that other call.
-    referred: HashMap<u64, u64>,
+    /// A call placed because the far side of another asked (REFER) → that other call, and
+    /// the progress told to it last (each is told once).
+    referred: HashMap<u64, (u64, u16)>,
     /// A call of ours being transferred with Replaces → the call it replaces (ended with
     /// it when the transfer goes through).
     consults: HashMap<u64, u64>,
     /// A call that came with Replaces → the call it takes over (ended once it is up).
     replacing: HashMap<u64, u64>,
+}
+
+impl Transfers {
+    /// Our transfer of `id` reached its call: attended (with Replaces) of call `other`,
+    /// which ends with it, or blind.
+    pub(super) fn sent(&mut self, id: u64, other: Option<u64>) {
+        match other {
+            Some(other) => self.consults.insert(id, other),
+            None => self.consults.remove(&id),
+        };
+    }
 }
 
 impl Phone {
@@ -33,11 +45,8 @@ impl Phone {
             Some(a) => self.accounts.for_dialing(Some(a))?,
             None => None,
         };
-        let uri = match &account {
-            Some(a) => crate::core::forward::resolve(target, a, &self.presence)?,
-            None => dial_target("target", target, None)?,
-        };
-        self.transfers.consults.remove(&id);
+        let uri =
+            crate::core::forward::resolve("target", target, account.as_ref(), &self.presence)?;
         Ok(CallCommand::Transfer {
             refer_to: format!("<{uri}>"),
             target: uri.to_string(),
@@ -71,7 +80,6 @@ impl Phone {
             .parse::<crate::sip::uri::SipUri>()
             .map_err(|_| bad(format!("call {other} has no SIP address")))?
             .bare();
-        self.transfers.consults.insert(id, other);
         Ok(CallCommand::Transfer {
             refer_to: refer_to_replacing(&target, &ids),
             target: target.to_string(),
@@ -87,13 +95,19 @@ impl Phone {
         replaces: Option<String>,
         referred_by: Option<String>,
     ) {
-        let account = self
-            .calls
-            .get(&id)
-            .and_then(|c| c.info.account.clone())
-            .and_then(|a| self.accounts.for_dialing(Some(&a)).ok().flatten());
+        let account = match self.calls.get(&id).map(|c| c.info.account.clone()) {
+            Some(Some(a)) => match self.accounts.for_dialing(Some(&a)) {
+                Ok(Some(a)) => Some(a),
+                // Not from somewhere else: the REFER came to this account.
+                _ => return self.refer_failed(id, 503, &format!("account {a} is unavailable")),
+            },
+            _ => None,
+        };
+        if let Some(full) = self.calls_full(account.as_ref(), Some(id)) {
+            return self.refer_failed(id, 486, &full);
+        }
         let Some(ctx) = self.call_context() else {
-            return;
+            return self.refer_failed(id, 503, "the daemon is stopping");
         };
         let mut extra = Vec::new();
         if let Some(by) = referred_by {
@@ -103,13 +117,22 @@ impl Phone {
             extra.push((Name::Replaces, r));
         }
         let info = self.start_call(ctx, account, target, extra, None);
-        self.transfers.referred.insert(info.id, id);
+        self.transfers.referred.insert(info.id, (id, 100));
+    }
+
+    /// The call the far side of `id` asked for could not be placed: it is told so.
+    fn refer_failed(&mut self, id: u64, code: u16, why: &str) {
+        tracing::warn!(call_id = id, "not placing the transfer's call: {why}");
+        let reason = crate::sip::message::reason_phrase(code).to_string();
+        if let Err(e) = self.command_call(id, CallCommand::ReferProgress { code, reason }) {
+            tracing::warn!(call_id = id, "the far side cannot be told: {e}");
+        }
     }
 
     /// Follows what a call's change means for the transfers it is part of.
     pub(super) fn transfer_follow(&mut self, info: &CallInfo) {
         let ended = matches!(info.state, CallState::Ended { .. });
-        if let Some(&from) = self.transfers.referred.get(&info.id) {
+        if let Some(&(from, told)) = self.transfers.referred.get(&info.id) {
             let progress = match &info.state {
                 CallState::Ringing => Some((180, "Ringing".to_string())),
                 CallState::Early => Some((183, "Session Progress".to_string())),
@@ -120,11 +143,22 @@ impl Phone {
                 CallState::Ended { .. } => Some((487, "Request Terminated".to_string())),
                 CallState::Dialing | CallState::Ending => None,
             };
-            if let Some((code, reason)) = progress {
-                if code >= 200 {
-                    self.transfers.referred.remove(&info.id);
+            if let Some((code, reason)) = progress.filter(|(c, _)| *c != told) {
+                match self.command_call(from, CallCommand::ReferProgress { code, reason }) {
+                    Ok(()) if code >= 200 => {
+                        self.transfers.referred.remove(&info.id);
+                    }
+                    Ok(()) => {
+                        self.transfers.referred.insert(info.id, (from, code));
+                    }
+                    // Told with the call's next report, or the transfer's call is over.
+                    Err(e) => {
+                        tracing::warn!(call_id = from, "transfer progress {code} not told: {e}");
+                        if ended {
+                            self.transfers.referred.remove(&info.id);
+                        }
+                    }
                 }
-                let _ = self.command_call(from, CallCommand::ReferProgress { code, reason });
             }
         }
         if ended {
@@ -178,6 +212,21 @@ impl Phone {
                     && c.sip_call_id() == Some(r.call_id.as_str()))
         };
         let c = self.calls.values().find(named).ok_or(481u16)?;
+        let who = |n: Name| {
+            req.headers
+                .get(&n)
+                .and_then(|v| crate::sip::message::NameAddr::parse(v).ok())
+        };
+        if !may_replace(
+            &c.info.remote_uri,
+            &[who(Name::From), who(Name::ReferredBy)],
+        ) {
+            tracing::warn!(
+                call_id = c.info.id,
+                "an INVITE with Replaces from a party of neither this call nor its transfer"
+            );
+            return Err(403);
+        }
         match (&c.info.state, c.info.direction) {
             (CallState::Active | CallState::Held, _) if r.early_only => Err(486),
             (CallState::Active | CallState::Held, _) => Ok(Some(c.info.id)),
@@ -193,6 +242,22 @@ impl Phone {
         tracing::info!(call_id = new, "replaces call {old}");
         self.transfers.replacing.insert(new, old);
     }
+}
+
+/// Whether an INVITE with Replaces may take over the call with `remote` (RFC 3891 §7):
+/// Call-ID and tags cross every proxy on the way, so knowing them is not enough. It must
+/// come from that party (another of its devices) or be referred by it (the far side's
+/// attended transfer: the new party's INVITE carries the Referred-By of its REFER).
+fn may_replace(remote: &str, who: &[Option<crate::sip::message::NameAddr>]) -> bool {
+    let party =
+        |u: &crate::sip::uri::SipUri| (u.user.clone(), u.host.to_string().to_ascii_lowercase());
+    let Ok(remote) = remote.parse::<crate::sip::uri::SipUri>() else {
+        return false;
+    };
+    who.iter().flatten().any(|a| match &a.uri {
+        crate::sip::uri::Uri::Sip(u) => party(u) == party(&remote),
+        _ => false,
+    })
 }
 
 impl PhoneHandle {
@@ -218,5 +283,32 @@ impl PhoneHandle {
     /// Accepts or declines the far side's request to transfer call `id`.
     pub async fn answer_transfer(&self, id: u64, accept: bool) -> Result<CallInfo, CoreError> {
         self.call(id, CallAction::AnswerTransfer(accept)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message::NameAddr;
+
+    #[test]
+    fn only_the_party_or_whom_it_referred_replaces_a_call() {
+        let a = |v: &str| NameAddr::parse(v).ok();
+        let bob = "sip:bob@Example.com:5062";
+        assert!(may_replace(bob, &[a("<sip:bob@example.com>;tag=1"), None]));
+        assert!(may_replace(
+            bob,
+            &[
+                a("<sip:carol@example.com>;tag=1"),
+                a("<sip:bob@example.com>")
+            ]
+        ));
+        assert!(!may_replace(
+            bob,
+            &[a("<sip:mallory@example.com>;tag=1"), None]
+        ));
+        assert!(!may_replace(bob, &[a("<sip:bob@evil.example>"), None]));
+        assert!(!may_replace("not a uri", &[a("<sip:bob@example.com>")]));
+        assert!(!may_replace(bob, &[None, None]));
     }
 }
