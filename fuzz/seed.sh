@@ -424,4 +424,25 @@ rtp_pkt = rtp(0, 1, 160, 7, b"\xff" * 20)
 put("ice", "check-answer-rtp", ICE_SDP.encode() + b"\0" + dgrams((0, check), (8, answer), (0, rtp_pkt)))
 put("ice", "turn-data-rtcp", ICE_SDP.encode() + b"\0" + dgrams((2, allocate_401), (3, data_ind), (1 | 16, check)))
 put("ice", "lite-no-datagrams", ICE_SDP.replace("a=end-of-candidates", "a=ice-lite").encode())
+
+def vpkts(*items):
+    """Video packets: (sequence step, timestamp step, marker, payload) records."""
+    return b"".join(bytes([dseq, dts, m, len(p)]) + p for dseq, dts, m, p in items)
+
+# VP8 as baresip sends it: X, I with a 15-bit picture ID, S on each partition's start.
+vp8_key = bytes([0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00])
+put("video_payload", "vp8-frame-two-packets", vpkts(
+    (1, 1, 0, bytes([0x90, 0x80, 0x81, 0x23, 0x50, 0x02, 0x00]) + vp8_key),
+    (1, 0, 1, bytes([0x80, 0x80, 0x81, 0x23]) + b"\x11" * 40)))
+put("video_payload", "vp8-gap-then-partition", vpkts(
+    (1, 1, 0, bytes([0x90, 0x80, 0x81, 0x24, 0x51]) + b"\x22" * 30),
+    (2, 0, 1, bytes([0x91, 0x80, 0x81, 0x24]) + b"\x33" * 30)))
+# H.264: SPS and PPS in a STAP-A, then an IDR in two FU-A fragments.
+sps, pps = bytes([0x67, 0x42, 0xe0, 0x1f, 0x8c]), bytes([0x68, 0xce, 0x3c, 0x80])
+stap = bytes([0x78]) + len(sps).to_bytes(2, "big") + sps + len(pps).to_bytes(2, "big") + pps
+put("video_payload", "h264-stap-fua", vpkts(
+    (1, 1, 0, stap),
+    (1, 0, 0, bytes([0x7c, 0x85]) + b"\x44" * 60),
+    (1, 0, 1, bytes([0x7c, 0x45]) + b"\x55" * 60)))
+put("video_payload", "h264-annexb-unit", b"\x00\x00\x00\x01" + sps + b"\x00\x00\x01" + pps)
 PY

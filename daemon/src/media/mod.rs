@@ -1,6 +1,6 @@
-//! Media: RTP and its transport (clear or SRTP), codecs, audio sources and sinks, the
-//! streams that join them, a call's session of streams, and the engine that runs all
-//! streams on shared ticks.
+//! Media: RTP and its transport (clear or SRTP), codecs, audio sources and sinks, video
+//! (`video/`: its codecs, payload formats, sources and sinks), the streams that join them,
+//! a call's session of streams, and the engine that runs all streams on shared ticks.
 //! It knows nothing of SIP; the core hands it what SDP negotiated.
 
 pub mod codec;
@@ -30,4 +30,5 @@ pub mod stun;
 pub mod tone;
 mod transport;
 pub mod udp;
+pub mod video;
 pub mod wav;
