@@ -25,7 +25,11 @@ fn panning(pattern: &TestPattern, i: u32) -> Frame {
     let mut out = f.clone();
     let shift = (i as usize * 8) % W;
     let (src, dst) = (f.planes(), out.planes_mut());
-    for (plane, to, w) in [(src.0, dst.0, W), (src.1, dst.1, W / 2), (src.2, dst.2, W / 2)] {
+    for (plane, to, w) in [
+        (src.0, dst.0, W),
+        (src.1, dst.1, W / 2),
+        (src.2, dst.2, W / 2),
+    ] {
         let s = shift * w / W;
         for (row_in, row_out) in plane.chunks(w).zip(to.chunks_mut(w)) {
             row_out[..w - s].copy_from_slice(&row_in[s..]);

@@ -2,11 +2,13 @@
 //! RTP payload formats that carry them, and where pictures come from (a test pattern, a
 //! Y4M file) and go (PNG snapshots, Y4M). It knows nothing of SIP, as the rest of media.
 
+pub mod feedback;
 pub mod frame;
 pub mod h264;
 pub mod h264_payload;
 pub mod ivf;
 pub mod pattern;
+pub mod rate;
 pub mod snapshot;
 pub mod vp8;
 pub mod vp8_payload;
