@@ -7,6 +7,7 @@
 mod crypto;
 mod ice;
 mod negotiate;
+pub mod video;
 
 use std::fmt;
 use std::net::IpAddr;

@@ -67,6 +67,8 @@ impl Negotiated {
 pub enum NegotiationError {
     #[error("no audio stream offered")]
     NoAudio,
+    #[error("no video stream there")]
+    NoVideo,
     #[error("no codec in common (offered: {0})")]
     NoCommonCodec(String),
     #[error("the stream has no address")]
