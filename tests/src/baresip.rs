@@ -157,15 +157,6 @@ impl Baresip {
         for d in ["home", "rec"] {
             std::fs::create_dir_all(dir.join(d)).expect("baresip dirs");
         }
-        // SIP on P (and TLS on P+1, which baresip opens too), control on another port.
-        let sip = loop {
-            let p = free_port();
-            if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-                break p;
-            }
-        };
-        let ctrl_port = free_port();
-        let rtp = free_even_ports(10);
         let ip = o
             .net
             .as_ref()
@@ -174,71 +165,105 @@ impl Baresip {
             .net
             .as_ref()
             .map_or("127.0.0.1".to_string(), |n| n.registrar.to_string());
-        let mut modules = extra_modules(&o);
-        let source = match o.source_file {
-            Some(f) => format!("aufile,{}", f.display()),
-            None => format!("ausine,{}", o.tone),
-        };
-        for m in o.net.as_ref().map_or(&[][..], |n| n.modules) {
-            modules.push_str(&format!("module {m}\n"));
-        }
-        let config = format!(
-            "poll_method epoll\nsip_listen {ip}:{sip}\ncall_local_timeout 120\ncall_max_calls 4\n\
-             audio_source {source}\naudio_player aubridge,{user}-null\naudio_alert aubridge,{user}-null\n\
-             ausrc_srate 48000\nausrc_channels 2\naudio_level no\nrtp_ports {rtp}-{}\nnet_interface {ip}\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule g722.so\nmodule opus.so\n\
-             module ausine.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_tmp account.so\n\
-             module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-             snd_path {}\nstatmode_default off\n{}",
-            rtp + 9,
-            dir.join("rec").display(),
-            modules,
-            user = o.user,
-        );
-        std::fs::write(dir.join("config"), config).expect("config");
-        std::fs::write(dir.join("accounts"), "").expect("accounts");
-        std::fs::write(dir.join("contacts"), o.contacts.join("\n") + "\n").expect("contacts");
-        let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
-        let mut cmd = match &o.net {
-            Some(n) => {
-                let mut c = n.host.command(bin);
-                c.arg("-f");
-                c
-            }
-            None => {
-                let mut c = Command::new(bin);
-                c.arg("-f");
-                c
-            }
-        };
-        let child = cmd
-            .arg(&dir)
-            .current_dir(&dir)
-            .env("HOME", dir.join("home"))
-            .stdin(if o.contacts.is_empty() {
-                Stdio::null()
-            } else {
-                Stdio::piped()
-            })
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("start baresip");
-        let mut child = child;
-        let stdin = child.stdin.take();
-        let deadline = Instant::now() + PATIENCE;
-        let connect = move || TcpStream::connect(("127.0.0.1", ctrl_port));
-        let ctrl = loop {
-            let tried = match &o.net {
-                Some(n) => n.host.within(connect),
-                None => connect(),
-            };
-            match tried {
-                Ok(s) => break s,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
+        // Ports are chosen free but may be taken by a test running beside before baresip
+        // binds them: it then exits at once, and starts again on others.
+        let mut attempt = 0;
+        let (child, stdin, ctrl) = loop {
+            attempt += 1;
+            // SIP on P (and TLS on P+1, which baresip opens too), control on another port.
+            let sip = loop {
+                let p = free_port();
+                if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                    break p;
                 }
-                Err(e) => panic!("baresip control port: {e}"),
+            };
+            let ctrl_port = free_port();
+            let rtp = free_even_ports(10);
+            let mut modules = extra_modules(&o);
+            let source = match o.source_file {
+                Some(f) => format!("aufile,{}", f.display()),
+                None => format!("ausine,{}", o.tone),
+            };
+            for m in o.net.as_ref().map_or(&[][..], |n| n.modules) {
+                modules.push_str(&format!("module {m}\n"));
+            }
+            let config = format!(
+                "poll_method epoll\nsip_listen {ip}:{sip}\ncall_local_timeout 120\ncall_max_calls 4\n\
+                 audio_source {source}\naudio_player aubridge,{user}-null\naudio_alert aubridge,{user}-null\n\
+                 ausrc_srate 48000\nausrc_channels 2\naudio_level no\nrtp_ports {rtp}-{}\nnet_interface {ip}\n\
+                 module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule g722.so\nmodule opus.so\n\
+                 module ausine.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_tmp account.so\n\
+                 module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
+                 snd_path {}\nstatmode_default off\n{}",
+                rtp + 9,
+                dir.join("rec").display(),
+                modules,
+                user = o.user,
+            );
+            std::fs::write(dir.join("config"), config).expect("config");
+            std::fs::write(dir.join("accounts"), "").expect("accounts");
+            std::fs::write(dir.join("contacts"), o.contacts.join("\n") + "\n").expect("contacts");
+            let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
+            let mut cmd = match &o.net {
+                Some(n) => {
+                    let mut c = n.host.command(&bin);
+                    c.arg("-f");
+                    c
+                }
+                None => {
+                    let mut c = Command::new(&bin);
+                    c.arg("-f");
+                    c
+                }
+            };
+            let child = cmd
+                .arg(&dir)
+                .current_dir(&dir)
+                .env("HOME", dir.join("home"))
+                .stdin(if o.contacts.is_empty() {
+                    Stdio::null()
+                } else {
+                    Stdio::piped()
+                })
+                .stdout(log.try_clone().expect("dup"))
+                .stderr(log)
+                .spawn()
+                .expect("start baresip");
+            let mut child = child;
+            let stdin = child.stdin.take();
+            let deadline = Instant::now() + PATIENCE;
+            let connect = move || TcpStream::connect(("127.0.0.1", ctrl_port));
+            let ctrl = loop {
+                let tried = match &o.net {
+                    Some(n) => n.host.within(connect),
+                    None => connect(),
+                };
+                let exited = child.try_wait().ok().flatten();
+                match (tried, exited) {
+                    (Ok(s), _) => break Some(s),
+                    (Err(_), Some(status)) => {
+                        let log =
+                            std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default();
+                        assert!(
+                            attempt < 3,
+                            "baresip exited ({status}) three times at its start:\n{log}"
+                        );
+                        eprintln!(
+                            "baresip exited ({status}) at its start; again on other ports:\n{log}"
+                        );
+                        break None;
+                    }
+                    (Err(_), None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    (Err(e), None) => panic!(
+                        "baresip control port: {e}\n{}",
+                        std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default()
+                    ),
+                }
+            };
+            if let Some(ctrl) = ctrl {
+                break (child, stdin, ctrl);
             }
         };
         let events = Arc::new(Mutex::new(Vec::new()));
