@@ -118,6 +118,21 @@ impl Media {
             .map_or_else(|| index.to_string(), |m| m.trim().to_string())
     }
 
+    /// The answer that refuses this offered stream (RFC 3264 §6: port 0, nothing taken).
+    pub fn refused(&self) -> Media {
+        Media {
+            port: 0,
+            rtpmaps: Vec::new(),
+            fmtps: Vec::new(),
+            crypto: Vec::new(),
+            other_attrs: Vec::new(),
+            connection: None,
+            ptime: None,
+            direction: Direction::Inactive,
+            ..self.clone()
+        }
+    }
+
     /// The rtpmap for a payload type: the explicit one, else the static one.
     pub fn rtpmap(&self, pt: u8) -> Option<RtpMap> {
         self.rtpmaps

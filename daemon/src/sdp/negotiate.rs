@@ -453,17 +453,7 @@ pub fn answer(
                 }
                 media.push(ours);
             }
-            None => media.push(Media {
-                port: 0,
-                rtpmaps: Vec::new(),
-                fmtps: Vec::new(),
-                crypto: Vec::new(),
-                other_attrs: Vec::new(),
-                connection: None,
-                ptime: None,
-                direction: Direction::Inactive,
-                ..m.clone()
-            }),
+            None => media.push(m.refused()),
         }
     }
     let negotiated = chosen.ok_or_else(|| {

@@ -242,27 +242,16 @@ pub fn answer_video(
     let Some(m) = offer.media.get(index).filter(|m| m.kind == "video") else {
         return Err(NegotiationError::NoVideo);
     };
-    let refused = || Media {
-        port: 0,
-        rtpmaps: Vec::new(),
-        fmtps: Vec::new(),
-        crypto: Vec::new(),
-        other_attrs: Vec::new(),
-        connection: None,
-        ptime: None,
-        direction: Direction::Inactive,
-        ..m.clone()
-    };
     let clear = m.proto.eq_ignore_ascii_case("RTP/AVP") || m.proto.eq_ignore_ascii_case("RTP/AVPF");
     if mode == VideoMode::Off || m.port == 0 || !clear {
-        return Ok((refused(), None));
+        return Ok((m.refused(), None));
     }
     let Some((pt, codec, h264)) = m
         .formats
         .iter()
         .find_map(|pt| usable(m, *pt, codecs).map(|(c, h)| (*pt, c, h)))
     else {
-        return Ok((refused(), None));
+        return Ok((m.refused(), None));
     };
     let they_send = matches!(m.direction, Direction::SendRecv | Direction::SendOnly);
     let they_take = matches!(m.direction, Direction::SendRecv | Direction::RecvOnly);

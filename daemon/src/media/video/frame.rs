@@ -25,6 +25,27 @@ impl Frame {
         }
     }
 
+    /// A picture copied out of a decoder's planes (Y, U, V, each with its row stride, as
+    /// decoders pad their rows); None when a plane is shorter than its size says.
+    pub fn from_strided(width: usize, height: usize, planes: [(&[u8], usize); 3]) -> Option<Frame> {
+        let (cw, ch) = chroma_size(width, height);
+        let mut data = Vec::with_capacity(Frame::len_for(width, height));
+        for ((plane, stride), (pw, ph)) in
+            planes
+                .into_iter()
+                .zip([(width, height), (cw, ch), (cw, ch)])
+        {
+            for row in 0..ph {
+                data.extend_from_slice(plane.get(row * stride..row * stride + pw)?);
+            }
+        }
+        Some(Frame {
+            width,
+            height,
+            data,
+        })
+    }
+
     /// The bytes an I420 picture of this size takes.
     pub fn len_for(width: usize, height: usize) -> usize {
         let (cw, ch) = chroma_size(width, height);
@@ -132,6 +153,14 @@ mod tests {
         }
         let g = Frame::black(4, 2);
         assert_eq!(g.psnr(&g), Some(99.0));
+        // Rows padded to 8: copied without the padding.
+        let (y, c) = ([16u8; 16], [128u8; 8]);
+        let back = Frame::from_strided(4, 2, [(&y, 8), (&c, 8), (&c, 8)]).unwrap();
+        assert_eq!(back, g);
+        assert_eq!(
+            Frame::from_strided(4, 2, [(&y[..9], 8), (&c, 8), (&c, 8)]),
+            None
+        );
         assert!(g.psnr(&f).unwrap() < 10.0);
         assert_eq!(g.psnr(&Frame::black(2, 2)), None);
     }

@@ -125,25 +125,9 @@ impl H264Decoder {
         };
         let (w, h) = pic.dimensions();
         let (ys, us, vs) = pic.strides();
-        let (cw, ch) = chroma_size(w, h);
-        let mut data = Vec::with_capacity(Frame::len_for(w, h));
-        for (plane, stride, pw, ph) in [
-            (pic.y(), ys, w, h),
-            (pic.u(), us, cw, ch),
-            (pic.v(), vs, cw, ch),
-        ] {
-            for row in 0..ph {
-                let line = plane
-                    .get(row * stride..row * stride + pw)
-                    .ok_or_else(|| bad("a picture smaller than its size".into()))?;
-                data.extend_from_slice(line);
-            }
-        }
-        Ok(Some(Frame {
-            width: w,
-            height: h,
-            data,
-        }))
+        Frame::from_strided(w, h, [(pic.y(), ys), (pic.u(), us), (pic.v(), vs)])
+            .map(Some)
+            .ok_or_else(|| bad("a picture smaller than its size".into()))
     }
 }
 

@@ -295,26 +295,22 @@ unsafe fn copy_image(img: &vpx_image_t) -> Option<Frame> {
         return None;
     }
     let (w, h) = (img.d_w as usize, img.d_h as usize);
-    let (cw, ch) = chroma_size(w, h);
-    let mut data = Vec::with_capacity(Frame::len_for(w, h));
-    for (plane, pw, ph) in [(0, w, h), (1, cw, ch), (2, cw, ch)] {
+    let (_, ch) = chroma_size(w, h);
+    let mut planes = [(&[][..], 0usize); 3];
+    for (plane, rows) in [(0, h), (1, ch), (2, ch)] {
         let stride = usize::try_from(img.stride[plane]).ok()?;
         let base = img.planes[plane];
-        if base.is_null() || stride < pw {
+        if base.is_null() || rows == 0 {
             return None;
         }
-        for row in 0..ph {
-            // SAFETY: libvpx's plane holds `ph` rows of `stride` bytes.
-            data.extend_from_slice(unsafe {
-                std::slice::from_raw_parts(base.add(row * stride), pw)
-            });
-        }
+        // SAFETY: libvpx's plane holds `rows` rows of `stride` bytes (the last one at
+        // least as long as the picture is wide, which from_strided checks against).
+        planes[plane] = (
+            unsafe { std::slice::from_raw_parts(base, stride * rows) },
+            stride,
+        );
     }
-    Some(Frame {
-        width: w,
-        height: h,
-        data,
-    })
+    Frame::from_strided(w, h, planes)
 }
 
 #[cfg(test)]
