@@ -1,6 +1,9 @@
 //! H.264 (Constrained Baseline) through Cisco's OpenH264, built from the source the
 //! `openh264` crate bundles (Debian's libopenh264 2.3 is older than the ABI the crate's
 //! bindings describe). One thread per coder: the media engine's tick is the thread.
+//!
+//! Unsafe code only where the crate leaves OpenH264's C API bare (a new bitrate).
+#![allow(unsafe_code)]
 
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig};
@@ -60,6 +63,30 @@ impl H264Encoder {
     /// The next frame is an IDR.
     pub fn request_key_frame(&mut self) {
         self.enc.force_intra_frame();
+    }
+
+    /// A new target rate, from the next frame on.
+    pub fn set_kbps(&mut self, kbps: u32) -> Result<(), VideoError> {
+        let mut info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iBitrate: i32::try_from(kbps.max(30).saturating_mul(1000)).unwrap_or(i32::MAX),
+        };
+        // SAFETY: the encoder object exists from `new` (before its first picture OpenH264
+        // refuses options it cannot apply yet: an error, not a fault); `info` outlives the
+        // call, which copies it; ENCODER_OPTION_BITRATE reads an SBitrateInfo.
+        let rc = unsafe {
+            self.enc.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                std::ptr::addr_of_mut!(info).cast(),
+            )
+        };
+        match rc {
+            0 => Ok(()),
+            rc => Err(VideoError::Encoder {
+                codec: "H.264",
+                why: format!("bitrate {kbps} kbit/s refused ({rc})"),
+            }),
+        }
     }
 
     /// Encodes a picture of the encoder's size: an access unit in Annex B. None: the
@@ -194,6 +221,8 @@ mod tests {
         let p = TestPattern::new(64, 64);
         let mut enc = H264Encoder::new(64, 64, 15.0, 200, 10).unwrap();
         let e = enc.encode(&p.picture(Duration::ZERO)).unwrap().unwrap();
+        enc.set_kbps(100).unwrap();
+        assert!(enc.encode(&p.picture(Duration::from_millis(66))).is_ok());
         let mut fresh = H264Decoder::new().unwrap();
         assert!(fresh.decode(&e.data).unwrap().is_some());
         assert!(enc.encode(&Frame::black(16, 16)).is_err());

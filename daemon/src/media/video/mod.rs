@@ -8,6 +8,7 @@ pub mod h264;
 pub mod h264_payload;
 pub mod ivf;
 pub mod pattern;
+pub mod pipeline;
 pub mod rate;
 pub mod snapshot;
 pub mod vp8;
