@@ -10,6 +10,7 @@ pub mod ivf;
 pub mod pattern;
 pub mod pipeline;
 pub mod rate;
+pub mod reorder;
 pub mod snapshot;
 pub mod vp8;
 pub mod vp8_payload;
