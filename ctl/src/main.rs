@@ -37,6 +37,8 @@ Examples:
   voipctl transfer carol          pass the call on to Carol (blind transfer)
   voipctl transfer 1 --to 2       attended: call 1's far side takes call 2's place
   voipctl conference 1 2          mix two calls: a three-way conference (split: undo)
+  voipctl video on                add video to the call (off: remove it)
+  voipctl video snapshot door.png the latest picture the call's video brought
   voipctl hold / resume / mute    on the only call, or give its id
   voipctl hangup                  end the only call (or give its id)
   voipctl calls                   the calls and their states
@@ -117,6 +119,21 @@ enum RecordVerb {
     },
     /// Stop recording a call; the file is kept
     Stop { id: Option<u64> },
+}
+
+#[derive(Subcommand)]
+enum VideoVerb {
+    /// Add video to a call (or take it up again) by re-INVITE [default: the only
+    /// established call]
+    On { id: Option<u64> },
+    /// Remove a call's video by re-INVITE; the audio goes on
+    Off { id: Option<u64> },
+    /// Save the latest picture of a call's received video as PNG: `snapshot [ID] FILE`
+    Snapshot {
+        /// [ID] FILE: the call (default: the only one with video) and the PNG to write
+        #[arg(value_name = "ID|FILE", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
 }
 
 /// `transfer`'s words: `[ID] TARGET`, or `ID --to OTHER_ID`.
@@ -426,6 +443,11 @@ enum Verb {
         #[arg(long, conflicts_with = "what")]
         stop: bool,
     },
+    /// Video in a call: add it, remove it, or save its latest picture
+    Video {
+        #[command(subcommand)]
+        verb: VideoVerb,
+    },
     /// Record a call, both directions, into a WAV file (stereo: ours left, theirs right)
     Record {
         #[command(subcommand)]
@@ -599,6 +621,24 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
             )
             .await
         }
+        Verb::Video { verb } => match verb {
+            VideoVerb::On { id } => act(conn, out, id, Act::Video(true)).await,
+            VideoVerb::Off { id } => act(conn, out, id, Act::Video(false)).await,
+            VideoVerb::Snapshot { args } => {
+                let (id, file) = match args.as_slice() {
+                    [file] => (None, file),
+                    [id, file] => (
+                        Some(
+                            id.parse::<u64>()
+                                .map_err(|_| Failure::Usage(format!("{id:?} is not a call id")))?,
+                        ),
+                        file,
+                    ),
+                    _ => return Err(Failure::Usage("snapshot [ID] FILE".into())),
+                };
+                cmd::calls::snapshot(conn, out, id, PathBuf::from(file)).await
+            }
+        },
         Verb::Record { verb } => match verb {
             RecordVerb::Start { id, to, mono } => {
                 let to = match to {

@@ -40,6 +40,10 @@ pub struct BaresipOptions<'a> {
     pub tls_port: Option<u16>,
     /// Where it runs in the tests' own network; None: on loopback.
     pub net: Option<BaresipNet<'a>>,
+    /// Video: its account's video_codecs (`VP8`, `H264`), with fakevideo as camera and
+    /// display (it sends red, green and blue thirds) and the snapshot module
+    /// (`snapshot_recv FILE` saves the next received picture); None: audio only.
+    pub video: Option<&'a str>,
 }
 
 /// baresip on a host of a [`crate::netns::World`].
@@ -69,6 +73,7 @@ impl BaresipOptions<'static> {
             mediaenc: None,
             tls_port: None,
             net: None,
+            video: None,
         }
     }
 }
@@ -141,6 +146,18 @@ fn extra_modules(o: &BaresipOptions<'_>) -> String {
     }
     if !o.contacts.is_empty() {
         m.push_str("module_app contact.so\nmodule stdio.so\n");
+    }
+    if let Some(codec) = o.video {
+        let module = if codec.eq_ignore_ascii_case("vp8") {
+            "vp8.so"
+        } else {
+            "avcodec.so"
+        };
+        m.push_str(&format!(
+            "module {module}\nmodule fakevideo.so\nmodule_app snapshot.so\n\
+             video_source fakevideo,nil\nvideo_display fakevideo,nil\nvideo_size 320x240\n\
+             video_fps 15\nvideo_bitrate 400000\n"
+        ));
     }
     match o.mediaenc {
         Some("dtls_srtp") => m.push_str("module dtls_srtp.so\n"),
@@ -292,7 +309,8 @@ impl Baresip {
                 o.password,
                 o.tls_port.unwrap_or(o.kamailio_port),
                 o.codec,
-                o.mediaenc.map(|m| format!(";mediaenc={m}")).unwrap_or_default(),
+                o.mediaenc.map(|m| format!(";mediaenc={m}")).unwrap_or_default()
+                    + &o.video.map(|v| format!(";video_codecs={v}")).unwrap_or_default(),
                 o.net.as_ref().map_or("", |n| n.account),
             ),
         );

@@ -9,6 +9,7 @@ pub mod dns;
 pub mod mqtt;
 pub mod netns;
 pub mod peers;
+pub mod picture;
 pub mod pki;
 
 use std::ffi::OsStr;

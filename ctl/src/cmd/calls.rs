@@ -8,7 +8,7 @@ use voipd_proto::v1::events_client::EventsClient;
 use voipd_proto::v1::{
     AnswerRequest, AnswerTransferRequest, Call, CallRequest, CallState, ConferenceRequest,
     DialRequest, DtmfRequest, Event, ListCallsRequest, MediaEncryption, MuteRequest, PlayRequest,
-    RecordRequest, RejectRequest, TransferRequest, WatchRequest,
+    RecordRequest, RejectRequest, SetVideoRequest, TransferRequest, WatchRequest,
 };
 
 use crate::AudioArgs;
@@ -301,6 +301,7 @@ pub enum Act {
     TransferTo(u64),
     AnswerTransfer(bool),
     Split,
+    Video(bool),
 }
 
 /// What `voipctl play` sends: a file made absolute (the daemon has another working
@@ -335,6 +336,8 @@ impl Act {
             Act::AnswerTransfer(true) => "accept-transfer",
             Act::AnswerTransfer(false) => "decline-transfer",
             Act::Split => "split",
+            Act::Video(true) => "video on",
+            Act::Video(false) => "video off",
         }
     }
 
@@ -351,7 +354,8 @@ impl Act {
             | Act::Play { .. }
             | Act::Record { .. }
             | Act::Transfer { .. }
-            | Act::TransferTo(_) => matches!(c.state(), CallState::Active | CallState::Held),
+            | Act::TransferTo(_)
+            | Act::Video(_) => matches!(c.state(), CallState::Active | CallState::Held),
             Act::StopRecording => !c.recording.is_empty(),
             Act::AnswerTransfer(_) => !c.transfer_asked.is_empty(),
             Act::Split => c.conference != 0,
@@ -479,6 +483,14 @@ pub async fn act(
                 "transfer declined".into()
             },
         ),
+        Act::Video(on) => (
+            client.set_video(SetVideoRequest { id, on: *on }).await?,
+            if *on {
+                "video asked for".into()
+            } else {
+                "video removed".into()
+            },
+        ),
         Act::Split => {
             let calls = client.split(CallRequest { id }).await?.into_inner().calls;
             if out.json {
@@ -506,6 +518,44 @@ pub async fn act(
         }
     }
     Ok(())
+}
+
+/// `voipctl video snapshot [ID] FILE`: the latest received picture, written as PNG.
+pub async fn snapshot(
+    conn: Channel,
+    out: Output,
+    id: Option<u64>,
+    file: std::path::PathBuf,
+) -> Result<(), Failure> {
+    let id = the_call(conn.clone(), id, |c| c.video.is_some(), "video snapshot").await?;
+    let png = CallsClient::new(conn)
+        .snapshot(CallRequest { id })
+        .await?
+        .into_inner()
+        .png;
+    std::fs::write(&file, &png).map_err(|e| Failure::Failed(format!("{}: {e}", file.display())))?;
+    if out.json {
+        out.json_line(&serde_json::json!({ "call": id, "file": file, "bytes": png.len() }));
+    } else {
+        println!("call {id}: picture saved to {}", file.display());
+    }
+    Ok(())
+}
+
+/// The video part of a call's line: codec, size and rate received, rate sent.
+fn video_text(c: &Call) -> Option<String> {
+    let v = c.video.as_ref()?;
+    let mut s = format!("video {} {}", v.codec, v.direction);
+    if v.width > 0 {
+        s.push_str(&format!(" {}x{} {} fps", v.width, v.height, v.fps));
+    }
+    if v.send_kbps > 0 && v.frames_sent > 0 {
+        s.push_str(&format!(", sending {} kbit/s", v.send_kbps));
+    }
+    if v.packets_lost > 0 {
+        s.push_str(&format!(", {} lost", v.packets_lost));
+    }
+    Some(s)
 }
 
 fn ids(calls: &[Call]) -> String {
@@ -575,6 +625,9 @@ pub fn table(calls: &[Call]) -> String {
             if !c.recording.is_empty() {
                 state.push_str(", recording");
             }
+            if let Some(v) = &c.video {
+                state.push_str(&format!(", video {}", v.codec));
+            }
             vec![
                 c.id.to_string(),
                 if c.incoming { "in" } else { "out" }.into(),
@@ -614,6 +667,9 @@ pub fn table(calls: &[Call]) -> String {
         }
         if !c.transfer.is_empty() {
             out.push_str(&format!("call {}: transfer {}\n", c.id, c.transfer));
+        }
+        if let Some(v) = video_text(c) {
+            out.push_str(&format!("call {}: {v}\n", c.id));
         }
         if !c.transfer_asked.is_empty() {
             out.push_str(&format!(

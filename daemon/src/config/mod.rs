@@ -8,6 +8,7 @@ mod hooks;
 mod machine;
 mod mqtt;
 mod values;
+mod video;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ pub use hooks::{Hook, HookSubject, HooksConfig};
 pub use machine::{AnsweringMachine, VoicemailConfig};
 pub use mqtt::MqttConfig;
 pub use values::*;
+pub use video::{VideoConfig, parse_size};
 pub use webhooks::Webhook;
 
 /// The configuration in force when no file exists. Also documents the format: see
@@ -43,6 +45,8 @@ pub struct Config {
     pub control: ControlConfig,
     pub sip: SipConfig,
     pub audio: AudioConfig,
+    /// `[video]`: what video calls send, and where received video goes.
+    pub video: VideoConfig,
     pub presence: PresenceConfig,
     pub voicemail: VoicemailConfig,
     pub hooks: HooksConfig,
@@ -390,6 +394,9 @@ pub struct Account {
     pub transfer: TransferPolicy,
     /// Calls of this account at once (ringing, active, held); more incoming ones get 486.
     pub max_calls: u32,
+    /// Video in calls: none, one way, or both; and the codecs offered and taken, in order.
+    pub video: crate::sdp::video::VideoMode,
+    pub video_codecs: Vec<crate::media::video::VideoCodec>,
     id_span: std::ops::Range<usize>,
 }
 
@@ -444,6 +451,8 @@ struct RawAccount {
     transfer: TransferPolicy,
     #[serde(default = "default_max_calls")]
     max_calls: u32,
+    video: Option<String>,
+    video_codecs: Option<Vec<String>>,
 }
 
 /// An account's TLS settings: the files as named, and what they hold once read.
@@ -590,6 +599,8 @@ impl TryFrom<RawAccount> for Account {
             record: r.record,
             transfer: r.transfer,
             max_calls: r.max_calls,
+            video: video::video_mode(r.video.as_deref())?,
+            video_codecs: video::video_codecs(r.video_codecs.as_deref())?,
             follow_redirects: r.follow_redirects,
             rel100: r.rel100,
             session_timer: TimerPolicy {
@@ -611,6 +622,8 @@ struct RawConfig {
     sip: SipConfig,
     #[serde(default)]
     audio: AudioConfig,
+    #[serde(default)]
+    video: VideoConfig,
     #[serde(default)]
     presence: PresenceConfig,
     #[serde(default)]
@@ -860,6 +873,7 @@ impl Config {
             control: raw.control,
             sip: raw.sip,
             audio: raw.audio,
+            video: raw.video,
             presence: raw.presence,
             voicemail: raw.voicemail,
             hooks: raw.hooks,
@@ -933,6 +947,9 @@ impl Config {
         }
         if self.audio != old.audio {
             d.applied.push("audio (for new calls)".into());
+        }
+        if self.video != old.video {
+            d.applied.push("video (for new video streams)".into());
         }
         if self.voicemail != old.voicemail {
             d.applied.push("voicemail".into());

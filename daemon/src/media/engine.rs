@@ -12,11 +12,18 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::stream::Stream;
 use super::udp::RecvBuf;
+use super::video_stream::VideoStream;
+
+/// A stream handed to a shard: a call's audio, or its video.
+pub(super) enum Added {
+    Audio(Box<Stream>),
+    Video(Box<VideoStream>),
+}
 
 /// Cheap to clone; the shards stop when the last clone is gone and their calls have ended.
 #[derive(Clone)]
 pub struct MediaEngine {
-    shards: Arc<[mpsc::Sender<Stream>]>,
+    shards: Arc<[mpsc::Sender<Added>]>,
     next: Arc<AtomicUsize>,
 }
 
@@ -45,32 +52,37 @@ impl MediaEngine {
     }
 
     /// Hands a call's stream to a shard, round robin.
-    pub(super) async fn add(&self, stream: Stream) {
+    pub(super) async fn add(&self, stream: Added) {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
         // A shard is gone only when the runtime shuts down; the stream is dropped with it.
         let _ = self.shards[i].send(stream).await;
     }
 }
 
-async fn shard(mut adds: mpsc::Receiver<Stream>) {
+async fn shard(mut adds: mpsc::Receiver<Added>) {
     let mut streams: Vec<Stream> = Vec::new();
+    let mut videos: Vec<Box<VideoStream>> = Vec::new();
     let mut buf = RecvBuf::default();
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut open = true;
-    while open || !streams.is_empty() {
+    while open || !streams.is_empty() || !videos.is_empty() {
+        let busy = !streams.is_empty() || !videos.is_empty();
         tokio::select! {
             s = adds.recv(), if open => match s {
                 Some(s) => {
-                    if streams.is_empty() {
+                    if !busy {
                         // Idle until now: start the beat from here, not from long ago.
                         tick.reset_immediately();
                     }
-                    streams.push(s);
+                    match s {
+                        Added::Audio(s) => streams.push(*s),
+                        Added::Video(v) => videos.push(v),
+                    }
                 }
                 None => open = false,
             },
-            _ = tick.tick(), if !streams.is_empty() => {
+            _ = tick.tick(), if busy => {
                 let now = Instant::now();
                 let mut i = 0;
                 while i < streams.len() {
@@ -85,6 +97,20 @@ async fn shard(mut adds: mpsc::Receiver<Stream>) {
                         Err(_) => {
                             tracing::error!("a media stream failed (a bug in voipd); its call goes on without media");
                             drop(streams.swap_remove(i));
+                        }
+                    }
+                }
+                let mut i = 0;
+                while i < videos.len() {
+                    let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        videos[i].tick(now, &mut buf)
+                    }));
+                    match ticked {
+                        Ok(true) => i += 1,
+                        Ok(false) => videos.swap_remove(i).finish(),
+                        Err(_) => {
+                            tracing::error!("a video stream failed (a bug in voipd); its call goes on without video");
+                            drop(videos.swap_remove(i));
                         }
                     }
                 }

@@ -31,4 +31,5 @@ pub mod tone;
 mod transport;
 pub mod udp;
 pub mod video;
+pub mod video_stream;
 pub mod wav;

@@ -18,6 +18,7 @@ use super::srtp::SrtpKeys;
 use super::stream::Setup;
 use super::stun::MappingWatch;
 use super::udp;
+use super::video_stream::{VideoParams, VideoSettings, VideoSetup, VideoStats};
 use crate::config::AudioEndpoint;
 
 /// What SDP negotiated, as the media layer needs it. May change mid-call (hold, re-INVITE).
@@ -68,6 +69,8 @@ pub struct LiveStats {
     pub received: AtomicU64,
     pub auth_failed: AtomicU64,
     pub replayed: AtomicU64,
+    /// The call's video, when it has some.
+    pub video: super::video_stream::VideoLive,
 }
 
 impl LiveStats {
@@ -198,6 +201,14 @@ struct StreamHandle {
 /// more), each run by the engine on its shared ticks.
 pub struct MediaSession {
     streams: BTreeMap<String, StreamHandle>,
+    video: Option<VideoHandle>,
+}
+
+/// A running video stream's handle; dropping it ends the stream.
+struct VideoHandle {
+    mid: String,
+    params: watch::Sender<VideoParams>,
+    done: oneshot::Receiver<VideoStats>,
 }
 
 pub struct MediaOptions<'a> {
@@ -255,7 +266,9 @@ impl MediaSession {
         // Opening a sound device blocks; the engine's ticks must not wait for it.
         tokio::spawn(async move {
             if let Some(stream) = setup.open().await {
-                engine.add(stream).await;
+                engine
+                    .add(super::engine::Added::Audio(Box::new(stream)))
+                    .await;
             }
         });
         let handle = StreamHandle {
@@ -269,7 +282,63 @@ impl MediaSession {
         };
         MediaSession {
             streams: BTreeMap::from([(mid.to_string(), handle)]),
+            video: None,
         }
+    }
+
+    /// Starts the call's video stream `mid` on its RTP socket (and RTCP's), in place of
+    /// the one running, if any. Err: why it could not start (its source, its keys).
+    pub fn start_video(
+        &mut self,
+        engine: &MediaEngine,
+        mid: &str,
+        (sock, rtcp): (UdpSocket, Option<UdpSocket>),
+        params: VideoParams,
+        settings: VideoSettings,
+        live: std::sync::Arc<LiveStats>,
+    ) -> Result<(), String> {
+        let (tx, rx) = watch::channel(params);
+        let (done_tx, done) = oneshot::channel();
+        let stream = VideoSetup {
+            sock,
+            rtcp,
+            params: rx,
+            settings,
+            live,
+            done: done_tx,
+        }
+        .open()?;
+        self.video = Some(VideoHandle {
+            mid: mid.to_string(),
+            params: tx,
+            done,
+        });
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .add(super::engine::Added::Video(Box::new(stream)))
+                .await;
+        });
+        Ok(())
+    }
+
+    /// What a new offer or answer says for the video stream.
+    pub fn update_video(&self, params: VideoParams) {
+        if let Some(v) = &self.video {
+            let _ = v.params.send(params);
+        }
+    }
+
+    /// The running video stream's mid, if one runs.
+    pub fn video_mid(&self) -> Option<&str> {
+        self.video.as_ref().map(|v| v.mid.as_str())
+    }
+
+    /// Ends the video stream (the audio goes on); its figures.
+    pub async fn stop_video(&mut self) -> Option<VideoStats> {
+        let v = self.video.take()?;
+        drop(v.params);
+        v.done.await.ok()
     }
 
     /// What a new offer or answer says for stream `mid`.
@@ -328,7 +397,8 @@ impl MediaSession {
     }
 
     /// Stops every stream and returns what was counted, summed over them.
-    pub async fn stop(self) -> MediaStats {
+    pub async fn stop(mut self) -> MediaStats {
+        self.stop_video().await;
         let mut total = MediaStats::default();
         for (_, s) in self.streams {
             drop(s.params);

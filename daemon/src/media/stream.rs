@@ -801,7 +801,7 @@ impl Stream {
 }
 
 /// Now as a 64-bit NTP timestamp (seconds since 1900, 32.32 fixed point).
-fn ntp_now() -> u64 {
+pub(super) fn ntp_now() -> u64 {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -484,6 +484,67 @@ impl Call {
         Ok(())
     }
 
+    /// Adds video to the call (or takes it up again), or removes it, by re-INVITE.
+    async fn set_video(&self, on: bool) -> Result<(), VoipdError> {
+        self.act(CallAction::Video(on)).await
+    }
+
+    /// The latest picture of the call's received video, as PNG: for a widget that shows
+    /// who is at the door.
+    async fn snapshot(&self) -> Result<Vec<u8>, VoipdError> {
+        Ok(self.phone.snapshot(self.info.id).await?)
+    }
+
+    /// The video's figures now: width, height, fps (received), send_kbps, frames_sent,
+    /// frames_received, packets_lost, malformed, key_frames_asked, nacks_sent,
+    /// retransmitted, key_frames_sent_on_request. Empty when the call has no video.
+    async fn video_stats(&self) -> Result<std::collections::HashMap<String, u64>, VoipdError> {
+        let info = self.phone.call(self.info.id, CallAction::Get).await?;
+        let Some(v) = info.video else {
+            return Ok(Default::default());
+        };
+        let s = v.stats;
+        Ok([
+            ("width", u64::from(s.width)),
+            ("height", u64::from(s.height)),
+            ("fps", u64::from(s.fps)),
+            ("send_kbps", u64::from(s.send_kbps)),
+            ("frames_sent", s.frames_sent),
+            ("frames_received", s.frames_received),
+            ("packets_lost", s.packets_lost),
+            ("malformed", s.malformed),
+            ("key_frames_asked", s.key_frames_asked),
+            ("nacks_sent", s.nacks_sent),
+            ("retransmitted", s.retransmitted),
+            ("key_frames_sent_on_request", s.key_frames_sent_on_request),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect())
+    }
+
+    /// The video codec, VP8 or H264 ("" when the call has no video).
+    #[zbus(property)]
+    fn video(&self) -> String {
+        self.info
+            .video
+            .as_ref()
+            .map(|v| v.codec)
+            .unwrap_or_default()
+            .into()
+    }
+
+    /// Which ways the video goes: sendrecv, sendonly, recvonly or inactive ("" when none).
+    #[zbus(property)]
+    fn video_direction(&self) -> String {
+        self.info
+            .video
+            .as_ref()
+            .map(|v| v.direction)
+            .unwrap_or_default()
+            .into()
+    }
+
     /// The file the call is being recorded into ("" when it is not).
     #[zbus(property)]
     fn recording(&self) -> String {

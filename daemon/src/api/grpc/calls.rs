@@ -75,6 +75,31 @@ impl pb::calls_server::Calls for CallsService {
         self.act(r, CallAction::Resume).await
     }
 
+    async fn set_video(
+        &self,
+        r: Request<pb::SetVideoRequest>,
+    ) -> Result<Response<pb::Call>, Status> {
+        let r = r.into_inner();
+        let c = self
+            .phone
+            .call(r.id, CallAction::Video(r.on))
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(c.into()))
+    }
+
+    async fn snapshot(
+        &self,
+        r: Request<pb::CallRequest>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        let png = self
+            .phone
+            .snapshot(r.into_inner().id)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::SnapshotResponse { png }))
+    }
+
     async fn mute(&self, r: Request<pb::MuteRequest>) -> Result<Response<pb::Call>, Status> {
         let r = r.into_inner();
         let c = self

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 mod transfer;
+mod video;
 pub(crate) use transfer::{DialogIds, Replaces, refer_to_replacing};
+pub use video::VideoInfo;
 
 use super::forward::ForwardPlan;
 use super::machine::{Machine, MachinePlan};
@@ -206,6 +208,8 @@ pub struct CallInfo {
     pub(crate) sound_test: bool,
     /// The SIP dialog's ids, once established (for Replaces; not shown).
     pub(crate) dialog: Option<DialogIds>,
+    /// The call's video, while it has some.
+    pub video: Option<VideoInfo>,
 }
 
 /// How far ICE got on a call's media, and how long it took.
@@ -345,6 +349,8 @@ pub(super) enum CallCommand {
     },
     /// The user's decision on the far side's transfer.
     AnswerTransfer(bool),
+    /// An established call: add (or take up again) or remove video.
+    Video(bool),
     /// Another call rings (or no longer does): the call-waiting tone in our output.
     WaitingTone(bool),
     /// How the call the far side asked for goes (its status), for a NOTIFY.
@@ -414,6 +420,8 @@ pub(super) struct CallContext {
     /// Where recordings go that were not given a file (`record = "always"`, `voipctl
     /// record start` without `--to`).
     pub recordings: std::path::PathBuf,
+    /// What video streams send, and where received video goes.
+    pub video: crate::media::video_stream::VideoSettings,
 }
 
 struct Call {
@@ -421,6 +429,9 @@ struct Call {
     info: CallInfo,
     commands: mpsc::Receiver<CallCommand>,
     prefs: MediaPrefs,
+    video: video::VideoPrefs,
+    /// Ports bound for a video stream offered or answered, until it starts.
+    video_ports: Option<video::VideoPorts>,
     live: Arc<LiveStats>,
     ext: Extensions,
     /// The session timer in force (RFC 4028) and when the session was last refreshed.
@@ -651,6 +662,8 @@ struct Media {
     /// Our last description, resent (with a new version) in re-INVITEs and answers.
     ours: Sdp,
     negotiated: Negotiated,
+    /// What the last exchange agreed for video, while it runs.
+    video: Option<crate::sdp::video::NegotiatedVideo>,
 }
 
 impl Call {
@@ -667,6 +680,8 @@ impl Call {
             info,
             commands,
             prefs: MediaPrefs::of(account),
+            video: video::VideoPrefs::of(account),
+            video_ports: None,
             live,
             ext: Extensions::of(account),
             timer: None,
@@ -779,6 +794,7 @@ impl Call {
             events,
             ours,
             negotiated: n,
+            video: None,
         }
     }
 
@@ -856,6 +872,18 @@ impl Call {
         if let Some(m) = sdp::in_use(&mut offer) {
             m.direction = direction;
         }
+        // On hold the picture stops too; resuming brings back what the call does.
+        let held = direction == Direction::SendOnly;
+        if let Some(m) = offer
+            .media
+            .iter_mut()
+            .find(|m| m.kind == "video" && m.port != 0)
+        {
+            m.direction = match held {
+                true => Direction::Inactive,
+                false => self.video.mode.direction(),
+            };
+        }
         if let Err(e) = sdp::rekey(&mut offer) {
             tracing::warn!(call_id = self.info.id, "no re-INVITE: {e}");
             return Ok(false);
@@ -892,6 +920,8 @@ impl Call {
             media.session.update(&n.mid, p);
             self.info.media_encryption = encryption_of(&n);
             media.negotiated = n;
+            let v = self.video_answered(&offer, &answer);
+            self.video_follow(media, v, held).await;
         }
         media.ours = offer;
         Ok(true)
@@ -1047,6 +1077,16 @@ impl Call {
             match answer {
                 Ok((mut ans, n)) => {
                     ans.session_version = media.ours.session_version + 1;
+                    let video = match Sdp::parse(&req.body) {
+                        Ok(offer) => {
+                            let ip = self
+                                .info
+                                .rtp_local
+                                .map_or(media.ours.origin_addr, |a| a.ip());
+                            self.answer_video(&offer, &mut ans, Some(media), ip)
+                        }
+                        Err(_) => None,
+                    };
                     // The same ICE session goes on: our credentials and candidates again.
                     if let (Some(from), Some(to)) =
                         (sdp::in_use_of(&media.ours), sdp::in_use(&mut ans))
@@ -1060,6 +1100,7 @@ impl Call {
                     }
                     media.negotiated = n;
                     media.ours = ans.clone();
+                    self.video_follow(media, video, false).await;
                     let mut r = req.response(200, "OK");
                     r.headers.push(Name::ContentType, "application/sdp");
                     r.body = ans.to_string().into_bytes();
@@ -1262,6 +1303,16 @@ impl Call {
                             }
                         }
                         CallCommand::AnswerTransfer(accept) => self.answer_transfer(&mut dialog, accept).await,
+                        CallCommand::Video(on) => {
+                            match Box::pin(self.video_toggle(&mut dialog, &mut media, on)).await {
+                                Ok(true) => {}
+                                Ok(false) => tracing::info!(call_id = self.info.id, "video {}: the far side refused", if on { "on" } else { "off" }),
+                                Err(gone) => {
+                                    self.bye(&mut dialog).await;
+                                    break (408, gone.reason(false));
+                                }
+                            }
+                        }
                         CallCommand::WaitingTone(on) => media.session.waiting_tone(on && self.ctx.audio.call_waiting_tone),
                         CallCommand::ReferProgress { code, reason } => self.refer_progress(&mut dialog, code, &reason).await,
                         CallCommand::Request(tu) => {
@@ -1381,6 +1432,7 @@ pub(super) fn new_info(
         transfer_pending: false,
         sound_test: false,
         dialog: None,
+        video: None,
     }
 }
 
@@ -1519,6 +1571,7 @@ async fn outgoing(
         plan.describe(m);
     }
     call.adopt(plan);
+    call.offer_video(&mut offer, local.ip());
     let h = &mut invite.headers;
     h.push(Name::Contact, contact(&user, public, target));
     h.push(Name::Allow, ALLOW);
@@ -1566,7 +1619,7 @@ async fn outgoing(
                     }
                     Some(CallCommand::Mute(on)) => call.info.muted = on,
                     // Not before the answer; the core refuses them in this state.
-                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_)) => {}
+                    Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_) | CallCommand::Video(_)) => {}
                 }
                 continue;
             }
@@ -1638,7 +1691,8 @@ async fn outgoing(
         call.bye(&mut dialog).await;
         return call.end(487, EndReason::Cancelled).await;
     }
-    let media = match (early, rtp) {
+    let video = call.video_answered(&offer, &ok.body);
+    let mut media = match (early, rtp) {
         (Some(m), _) => {
             m.session.update(&n.mid, params(&n, call.info.muted));
             call.info.media_encryption = encryption_of(&n);
@@ -1651,6 +1705,7 @@ async fn outgoing(
                 .await;
         }
     };
+    call.video_follow(&mut media, video, false).await;
     // The set-up's messages are not needed while the call runs; free them now rather than
     // at its end (memory per call).
     drop(ok);
@@ -1953,7 +2008,7 @@ async fn answer_flow(
                 }
                 Some(CallCommand::Proceed) => held = None,
                 // Not while ringing; the core refuses them in this state.
-                Some(CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_)) => {}
+                Some(CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_) | CallCommand::Video(_)) => {}
             },
         }
     }
@@ -2014,6 +2069,13 @@ async fn answer_flow(
         plan.describe(m);
     }
     call.adopt(plan);
+    let video = match &offer {
+        Some(o) => call.answer_video(o, &mut ours, None, local.ip()),
+        None => {
+            call.offer_video(&mut ours, local.ip());
+            None
+        }
+    };
     let mut ok = respond(200, "OK");
     ok.headers.push(Name::Contact, our_contact.clone());
     ok.headers.push(Name::Allow, ALLOW);
@@ -2066,7 +2128,7 @@ async fn answer_flow(
                 }
                 Some(CallCommand::Mute(on)) => call.info.muted = on,
                 // Answered already; the rest waits for the ACK.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_)) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_) | CallCommand::Video(_)) => {}
             },
         }
     };
@@ -2090,7 +2152,12 @@ async fn answer_flow(
             }
         },
     };
-    let media = call.start_media(rtp, negotiated, ours);
+    let video = match &offer {
+        Some(_) => video,
+        None => call.video_answered(&ours, &ack.request.body),
+    };
+    let mut media = call.start_media(rtp, negotiated, ours);
+    call.video_follow(&mut media, video, false).await;
     drop((tu, ack, ok, offer, req));
     // The running call is a task of its own, so that the set-up's state is freed rather
     // than carried for the whole call (memory per call).
@@ -2188,7 +2255,7 @@ async fn echo_call(mut call: Call) {
                     tu.tx.respond(tu.request.response(481, reason_phrase(481))).await;
                 }
                 // The sound test has no far side to hold or send digits to.
-                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_)) => {}
+                Some(CallCommand::Answer(_) | CallCommand::Hold | CallCommand::Resume | CallCommand::Dtmf(_) | CallCommand::Forward(_) | CallCommand::Proceed | CallCommand::Play(_) | CallCommand::Record(_) | CallCommand::Conference(_) | CallCommand::Transfer { .. } | CallCommand::AnswerTransfer(_) | CallCommand::ReferProgress { .. } | CallCommand::WaitingTone(_) | CallCommand::Video(_)) => {}
             },
             Some(ev) = media.events.recv() => {
                 if let MediaEvent::NoSound { why, input, output } = ev {

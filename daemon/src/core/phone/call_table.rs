@@ -458,6 +458,15 @@ impl Phone {
                     "call {id} is not established"
                 )));
             }
+            CallAction::Video(_)
+                if !matches!(c.info.state, CallState::Active | CallState::Held)
+                    || c.info.sound_test =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} is not established with a far side"
+                )));
+            }
+            CallAction::Video(on) => CallCommand::Video(on),
             CallAction::Hold => CallCommand::Hold,
             CallAction::Resume => CallCommand::Resume,
             CallAction::Mute(on) => CallCommand::Mute(on),
@@ -600,6 +609,14 @@ impl CallEntry {
     pub(super) fn view(&self) -> CallInfo {
         let mut info = self.info.clone();
         self.live.read_into(&mut info.stats);
+        if let Some(v) = &mut info.video {
+            v.stats = self.live.video.read();
+        }
         info
+    }
+
+    /// The latest picture the call's video brought, if any.
+    pub(super) fn snapshot(&self) -> Option<std::sync::Arc<crate::media::video::Frame>> {
+        self.live.video.snapshot()
     }
 }

@@ -122,6 +122,19 @@ impl PhoneHandle {
         self.ask(|r| Command::SendDtmf(id, digits, r)).await?
     }
 
+    /// The latest picture of call `id`'s received video, as PNG.
+    pub async fn snapshot(&self, id: u64) -> Result<Vec<u8>, CoreError> {
+        let frame = self.ask(|r| Command::Snapshot(id, r)).await??;
+        let Some(frame) = frame else {
+            return Err(CoreError::FailedPrecondition(format!(
+                "call {id} has no video picture (yet)"
+            )));
+        };
+        tokio::task::spawn_blocking(move || crate::media::video::snapshot::to_png(&frame))
+            .await
+            .map_err(|_| CoreError::Stopped)
+    }
+
     pub async fn calls(&self) -> Result<Vec<CallInfo>, CoreError> {
         self.ask(Command::ListCalls).await
     }

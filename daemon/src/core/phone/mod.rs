@@ -73,6 +73,11 @@ enum Command {
         oneshot::Sender<Result<CallInfo, CoreError>>,
     ),
     ListCalls(oneshot::Sender<Vec<CallInfo>>),
+    /// The latest picture of a call's received video.
+    Snapshot(
+        u64,
+        oneshot::Sender<Result<Option<std::sync::Arc<crate::media::video::Frame>>, CoreError>>,
+    ),
     SendMessage {
         account: Option<String>,
         to: String,
@@ -138,6 +143,8 @@ pub enum CallAction {
     TransferTo(u64),
     /// Accept or decline the far side's transfer (`transfer = "ask"`).
     AnswerTransfer(bool),
+    /// An established call: add video (or take it up again), or remove it, by re-INVITE.
+    Video(bool),
     Get,
 }
 
@@ -386,6 +393,16 @@ impl Phone {
                 text,
                 reply,
             } => self.send_message(account.as_deref(), &to, text, reply),
+            Command::Snapshot(id, reply) => {
+                let r = match self.calls.get(&id) {
+                    Some(c) => Ok(c.snapshot()),
+                    None => Err(CoreError::NotFound {
+                        what: "call",
+                        id: id.to_string(),
+                    }),
+                };
+                let _ = reply.send(r);
+            }
             Command::ListCalls(reply) => {
                 let mut list: Vec<CallInfo> = self.calls.values().map(CallEntry::view).collect();
                 list.sort_by_key(|c| c.id);
@@ -465,6 +482,7 @@ impl Phone {
             updates: self.call_updates.clone(),
             media: self.media.clone(),
             recordings: self.store.recordings_dir(),
+            video: self.config.video.0.clone(),
             ring_timeout: Duration::from_secs(u64::from(self.config.sip.ring_timeout_secs)),
         })
     }

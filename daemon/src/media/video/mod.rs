@@ -11,6 +11,7 @@ pub mod pattern;
 pub mod pipeline;
 pub mod rate;
 pub mod reorder;
+pub mod sink;
 pub mod snapshot;
 pub mod vp8;
 pub mod vp8_payload;

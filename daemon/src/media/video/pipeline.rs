@@ -257,6 +257,9 @@ pub struct VideoReceiver {
     /// The next sequence number expected, to NACK what is skipped.
     next_seq: Option<u16>,
     nack: bool,
+    /// Keep each decoded frame as it came, for a recording (`take_encoded`).
+    pub keep_encoded: bool,
+    encoded: Option<Depacketized>,
     /// What it counted.
     pub stats: ReceiveStats,
 }
@@ -281,6 +284,8 @@ impl VideoReceiver {
             last_ask: None,
             next_seq: None,
             nack,
+            keep_encoded: false,
+            encoded: None,
             stats: ReceiveStats::default(),
         })
     }
@@ -334,6 +339,9 @@ impl VideoReceiver {
                 self.broken = false;
                 self.stats.frames += 1;
                 self.stats.key_frames += u64::from(frame.key);
+                if self.keep_encoded {
+                    self.encoded = Some(frame);
+                }
                 (self.stats.width, self.stats.height) = (pic.width, pic.height);
                 (Some(pic), ask)
             }
@@ -342,9 +350,24 @@ impl VideoReceiver {
                 tracing::debug!("video frame dropped: {e}");
                 self.stats.decode_errors += 1;
                 self.broken = true;
+                // A decoder that refused a frame may keep broken references: it starts
+                // afresh from the key frame asked for.
+                let fresh = match &self.decoder {
+                    Decoder::Vp8(_) => Vp8Decoder::new().map(Decoder::Vp8),
+                    Decoder::H264(_) => H264Decoder::new().map(Decoder::H264),
+                };
+                match fresh {
+                    Ok(d) => self.decoder = d,
+                    Err(e) => tracing::warn!("video decoder not reset: {e}"),
+                }
                 (None, ask.or_else(|| self.ask_key(now)))
             }
         }
+    }
+
+    /// The frame last decoded, as it came (with `keep_encoded`).
+    pub fn take_encoded(&mut self) -> Option<Depacketized> {
+        self.encoded.take()
     }
 
     /// A key frame request, unless one went out a moment ago.

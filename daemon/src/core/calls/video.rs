@@ -1,0 +1,322 @@
+//! Video in a call: our `m=video` in offers and answers, the stream started, changed or
+//! stopped as each offer/answer exchange says, and `voipctl video on|off` as a re-INVITE
+//! that adds or removes the stream (RFC 3264 §8).
+
+use std::net::{IpAddr, UdpSocket};
+
+use super::{Call, DialogGone, Media};
+use crate::media::session::bind_rtcp;
+use crate::media::video::VideoCodec;
+use crate::media::video_stream::{VideoParams, VideoStats};
+use crate::sdp::video::{NegotiatedVideo, VideoMode, answer_video, read_video_answer, video_media};
+use crate::sdp::{Direction, Sdp};
+use crate::sip::dialog::Dialog;
+
+/// The call's video as the faces show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoInfo {
+    /// "VP8" or "H264".
+    pub codec: &'static str,
+    /// Which ways it goes: "sendrecv", "sendonly", "recvonly" or "inactive".
+    pub direction: &'static str,
+    /// Frames, size, rate, bitrate and loss, as they are now.
+    pub stats: VideoStats,
+}
+
+/// An account's video settings, as a call keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct VideoPrefs {
+    /// What the call does with video now (`voipctl video on|off` changes it).
+    pub mode: VideoMode,
+    pub codecs: Vec<VideoCodec>,
+}
+
+impl VideoPrefs {
+    pub(super) fn of(account: &Option<crate::config::Account>) -> VideoPrefs {
+        match account {
+            Some(a) => VideoPrefs {
+                mode: a.video,
+                codecs: a.video_codecs.clone(),
+            },
+            None => VideoPrefs {
+                mode: VideoMode::Off,
+                codecs: vec![VideoCodec::Vp8, VideoCodec::H264],
+            },
+        }
+    }
+}
+
+/// Sockets bound for a video stream that has not started yet.
+pub(super) struct VideoPorts {
+    rtp: UdpSocket,
+    rtcp: Option<UdpSocket>,
+}
+
+impl VideoPorts {
+    fn bind(ip: IpAddr, range: Option<(u16, u16)>) -> Option<VideoPorts> {
+        match crate::media::session::bind(ip, range) {
+            Ok(rtp) => Some(VideoPorts {
+                rtcp: bind_rtcp(&rtp),
+                rtp,
+            }),
+            Err(e) => {
+                tracing::warn!("no port for video: {e}; the call goes on without");
+                None
+            }
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.rtp.local_addr().map_or(0, |a| a.port())
+    }
+}
+
+fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::SendRecv => "sendrecv",
+        Direction::SendOnly => "sendonly",
+        Direction::RecvOnly => "recvonly",
+        Direction::Inactive => "inactive",
+    }
+}
+
+fn codec_name(c: VideoCodec) -> &'static str {
+    match c {
+        VideoCodec::Vp8 => "VP8",
+        VideoCodec::H264 => "H264",
+    }
+}
+
+/// The media layer's parameters for what was agreed; `held`: nothing goes either way.
+fn params(n: &NegotiatedVideo, held: bool) -> VideoParams {
+    VideoParams {
+        codec: n.codec,
+        pt: n.pt,
+        mode: n.mode,
+        remote: n.remote,
+        send: !held && matches!(n.direction, Direction::SendRecv | Direction::SendOnly),
+        receive: !held && matches!(n.direction, Direction::SendRecv | Direction::RecvOnly),
+        nack: n.nack,
+        pli: n.pli,
+        fir: n.fir,
+        srtp: None,
+    }
+}
+
+/// Where a new stream's sink writes: `path`, or, when a file is there already (video
+/// removed and added again), `NAME-2.EXT` and so on. A FIFO is written into as it is.
+fn sink_path(path: std::path::PathBuf) -> std::path::PathBuf {
+    use std::os::unix::fs::FileTypeExt;
+    let taken = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| !m.file_type().is_fifo());
+    if !taken(&path) {
+        return path;
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (2..1000)
+        .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
+        .find(|p| !taken(p))
+        .unwrap_or(path)
+}
+
+/// Our video section in `sdp`, if it is on (port not 0).
+fn ours_on(sdp: &Sdp) -> Option<&crate::sdp::Media> {
+    sdp.media.iter().find(|m| m.kind == "video" && m.port != 0)
+}
+
+impl Call {
+    /// Whether video may go with this call: not next to encrypted audio (video is sent in
+    /// clear, and must not leak what the audio protects).
+    fn video_allowed(&self, ours: &Sdp) -> bool {
+        crate::sdp::in_use_of(ours).is_none_or(|m| m.crypto.is_empty() && !m.proto.contains('S'))
+    }
+
+    /// Adds our `m=video` to an offer of ours when the call does video, on ports bound for
+    /// it.
+    pub(super) fn offer_video(&mut self, offer: &mut Sdp, ip: IpAddr) {
+        if self.video.mode == VideoMode::Off || !self.video_allowed(offer) {
+            return;
+        }
+        let Some(ports) = VideoPorts::bind(ip, self.ctx.audio.rtp_ports) else {
+            return;
+        };
+        let m = video_media(
+            &self.video.codecs,
+            ports.port(),
+            self.video.mode.direction(),
+            "RTP/AVP",
+        );
+        match offer.media.iter_mut().find(|m| m.kind == "video") {
+            // A stream once removed (port 0) is taken up again in its place.
+            Some(old) => *old = m,
+            None => offer.media.push(m),
+        }
+        self.video_ports = Some(ports);
+    }
+
+    /// What the far side's answer (`answer`) agreed for the video of our offer `offer`.
+    pub(super) fn video_answered(&self, offer: &Sdp, answer: &[u8]) -> Option<NegotiatedVideo> {
+        let ours = ours_on(offer)?;
+        let answer = Sdp::parse(answer).ok()?;
+        read_video_answer(ours, &answer)
+    }
+
+    /// Answers the offer's first video section in `ans` (which holds a refusal in its
+    /// place): on the running stream's port, or on ports bound for a new one.
+    pub(super) fn answer_video(
+        &mut self,
+        offer: &Sdp,
+        ans: &mut Sdp,
+        media: Option<&Media>,
+        ip: IpAddr,
+    ) -> Option<NegotiatedVideo> {
+        let index = offer.media.iter().position(|m| m.kind == "video")?;
+        if self.video.mode == VideoMode::Off || offer.media[index].port == 0 {
+            return None;
+        }
+        if !self.video_allowed(ans) {
+            tracing::info!(
+                call_id = self.info.id,
+                "video refused: it would go in clear beside encrypted audio"
+            );
+            return None;
+        }
+        let running = media
+            .filter(|m| m.session.video_mid().is_some())
+            .and_then(|m| ours_on(&m.ours))
+            .map(|m| m.port);
+        let port = match running {
+            Some(p) => p,
+            None => {
+                let ports = VideoPorts::bind(ip, self.ctx.audio.rtp_ports)?;
+                let p = ports.port();
+                self.video_ports = Some(ports);
+                p
+            }
+        };
+        match answer_video(offer, index, &self.video.codecs, self.video.mode, port) {
+            Ok((m, n)) => {
+                if let Some(slot) = ans.media.get_mut(index) {
+                    *slot = m;
+                }
+                n
+            }
+            Err(e) => {
+                tracing::info!(call_id = self.info.id, "video not answered: {e}");
+                None
+            }
+        }
+    }
+
+    /// Starts, changes or stops the call's video as the last exchange agreed (`n`).
+    pub(super) async fn video_follow(
+        &mut self,
+        media: &mut Media,
+        n: Option<NegotiatedVideo>,
+        held: bool,
+    ) {
+        let Some(n) = n else {
+            self.video_ports = None;
+            if media.session.stop_video().await.is_some() {
+                tracing::info!(call_id = self.info.id, "video stopped");
+            }
+            media.video = None;
+            if self.info.video.take().is_some() {
+                self.report().await;
+            }
+            return;
+        };
+        if media.session.video_mid().is_some() {
+            media.session.update_video(params(&n, held));
+            self.video_ports = None;
+        } else {
+            let Some(ports) = self.video_ports.take() else {
+                return;
+            };
+            let mut settings = self.ctx.video.clone();
+            // One file per call (and per stream, when video is added again).
+            settings.sink = settings.sink.map(|p| {
+                let id = self.info.id.to_string();
+                let path = p.to_string_lossy().replace("{id}", &id);
+                sink_path(std::path::PathBuf::from(path))
+            });
+            let started = media.session.start_video(
+                &self.ctx.media,
+                &n.mid,
+                (ports.rtp, ports.rtcp),
+                params(&n, held),
+                settings,
+                self.live.clone(),
+            );
+            if let Err(e) = started {
+                tracing::warn!(call_id = self.info.id, "no video: {e}");
+                return;
+            }
+            tracing::info!(
+                call_id = self.info.id,
+                "video {} with {} ({})",
+                codec_name(n.codec),
+                n.remote,
+                direction_name(n.direction)
+            );
+        }
+        self.info.video = Some(VideoInfo {
+            codec: codec_name(n.codec),
+            direction: direction_name(n.direction),
+            stats: VideoStats::default(),
+        });
+        media.video = Some(n);
+        self.report().await;
+    }
+
+    /// `voipctl video on|off`: a re-INVITE that adds our video (or takes it up again) or
+    /// removes it. True when the far side took the new offer.
+    pub(super) async fn video_toggle(
+        &mut self,
+        dialog: &mut Dialog,
+        media: &mut Media,
+        on: bool,
+    ) -> Result<bool, DialogGone> {
+        let before = (media.ours.clone(), self.video.mode);
+        let mut offer = media.ours.clone();
+        if on {
+            if ours_on(&offer).is_some() {
+                return Ok(true);
+            }
+            if self.video.mode == VideoMode::Off {
+                self.video.mode = VideoMode::Both;
+            }
+            let ip = offer.connection.unwrap_or(offer.origin_addr);
+            self.offer_video(&mut offer, ip);
+            if ours_on(&offer).is_none() {
+                self.video.mode = before.1;
+                return Ok(false);
+            }
+        } else {
+            let Some(m) = offer
+                .media
+                .iter_mut()
+                .find(|m| m.kind == "video" && m.port != 0)
+            else {
+                return Ok(true);
+            };
+            m.port = 0;
+            self.video.mode = VideoMode::Off;
+        }
+        media.ours = offer;
+        let direction =
+            crate::sdp::in_use(&mut media.ours).map_or(Direction::SendRecv, |m| m.direction);
+        let accepted = Box::pin(self.reinvite(dialog, media, direction)).await;
+        if !matches!(accepted, Ok(true)) {
+            (media.ours, self.video.mode) = before;
+            self.video_ports = None;
+        }
+        accepted
+    }
+}

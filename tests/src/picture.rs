@@ -1,0 +1,116 @@
+//! Pictures the tests check: PNG snapshots (ours, baresip's) read into RGB, and the
+//! colours they must show where.
+
+use std::path::Path;
+
+/// A picture, RGB, row by row.
+pub struct Picture {
+    pub width: usize,
+    pub height: usize,
+    rgb: Vec<u8>,
+}
+
+impl Picture {
+    /// Reads an 8-bit RGB or RGBA PNG.
+    pub fn read_png(path: &Path) -> Picture {
+        let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Picture::decode(std::io::BufReader::new(file), &path.display().to_string())
+    }
+
+    /// Reads PNG bytes.
+    pub fn from_png(bytes: &[u8]) -> Picture {
+        Picture::decode(std::io::Cursor::new(bytes.to_vec()), "PNG bytes")
+    }
+
+    fn decode<R: std::io::BufRead + std::io::Seek>(r: R, what: &str) -> Picture {
+        let mut d = png::Decoder::new(r);
+        d.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut reader = d.read_info().unwrap_or_else(|e| panic!("{what}: {e}"));
+        let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
+        let info = reader
+            .next_frame(&mut buf)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let channels = info.color_type.samples();
+        assert!(
+            channels >= 3,
+            "{what}: not a colour picture ({:?})",
+            info.color_type
+        );
+        let rgb = buf[..info.buffer_size()]
+            .chunks(channels)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        Picture {
+            width: info.width as usize,
+            height: info.height as usize,
+            rgb,
+        }
+    }
+
+    /// The colour at (x, y).
+    pub fn at(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+
+    /// Whether the colour at (x, y), averaged over a 5×5 square, is within `tolerance` of
+    /// `want` in each channel (video codecs blur edges and shift colours a little).
+    pub fn near(&self, x: usize, y: usize, want: [u8; 3], tolerance: u8) -> bool {
+        let mut sum = [0u32; 3];
+        let mut n = 0;
+        for dy in 0..5 {
+            for dx in 0..5 {
+                let (px, py) = ((x + dx).saturating_sub(2), (y + dy).saturating_sub(2));
+                if px < self.width && py < self.height {
+                    let c = self.at(px, py);
+                    for k in 0..3 {
+                        sum[k] += u32::from(c[k]);
+                    }
+                    n += 1;
+                }
+            }
+        }
+        (0..3).all(|k| (sum[k] / n.max(1)).abs_diff(u32::from(want[k])) <= u32::from(tolerance))
+    }
+}
+
+/// voipd's test pattern: seven SMPTE bars (white, yellow, cyan, green, magenta, red, blue)
+/// across the top two thirds. Returns what does not match, empty when all does.
+pub fn pattern_mismatches(p: &Picture) -> Vec<String> {
+    const BARS: [(&str, [u8; 3]); 7] = [
+        ("white", [235, 235, 235]),
+        ("yellow", [235, 235, 16]),
+        ("cyan", [16, 235, 235]),
+        ("green", [16, 235, 16]),
+        ("magenta", [235, 16, 235]),
+        ("red", [235, 16, 16]),
+        ("blue", [16, 16, 235]),
+    ];
+    let y = p.height / 3;
+    BARS.iter()
+        .enumerate()
+        .filter_map(|(i, (name, rgb))| {
+            let x = p.width * (2 * i + 1) / 14;
+            (!p.near(x, y, *rgb, 48))
+                .then(|| format!("{name} bar at ({x}, {y}) is {:?}", p.at(x, y)))
+        })
+        .collect()
+}
+
+/// baresip's fakevideo picture: red, green and blue thirds, left to right. Returns what
+/// does not match.
+pub fn fakevideo_mismatches(p: &Picture) -> Vec<String> {
+    let y = p.height / 2;
+    [
+        ("red", [255, 0, 0]),
+        ("green", [0, 255, 0]),
+        ("blue", [0, 0, 255]),
+    ]
+    .iter()
+    .enumerate()
+    .filter_map(|(i, (name, rgb))| {
+        let x = p.width * (2 * i + 1) / 6;
+        (!p.near(x, y, *rgb, 64)).then(|| format!("{name} third at ({x}, {y}) is {:?}", p.at(x, y)))
+    })
+    .collect()
+}
