@@ -114,3 +114,111 @@ pub fn fakevideo_mismatches(p: &Picture) -> Vec<String> {
     })
     .collect()
 }
+
+/// A Y4M (I420) stream: its size and its pictures, each Y then U then V.
+pub struct Y4m {
+    pub width: usize,
+    pub height: usize,
+    pub frames: Vec<Vec<u8>>,
+}
+
+impl Y4m {
+    /// Frames of a moving picture, each unlike the others: a diagonal gradient that
+    /// slides, a bright square that travels, and the frame's number in black and white
+    /// blocks across the top.
+    pub fn moving(width: usize, height: usize, count: usize) -> Y4m {
+        let (cw, ch) = (width / 2, height / 2);
+        let frames = (0..count)
+            .map(|t| {
+                let mut f = vec![0u8; width * height + 2 * cw * ch];
+                for y in 0..height {
+                    for x in 0..width {
+                        let mut l = 40 + ((x + y + 6 * t) % 320) * 150 / 320;
+                        let (sx, sy) = ((t * 10) % (width - 48), height / 2);
+                        if (sx..sx + 48).contains(&x) && (sy..sy + 48).contains(&y) {
+                            l = 230;
+                        }
+                        if y < 32 && x / 32 < 8 {
+                            l = if t >> (x / 32) & 1 == 1 { 225 } else { 20 };
+                        }
+                        f[y * width + x] = l as u8;
+                    }
+                }
+                for y in 0..ch {
+                    for x in 0..cw {
+                        f[width * height + y * cw + x] = (64 + (x * 128 / cw)) as u8;
+                        f[width * height + cw * ch + y * cw + x] = (64 + (y * 128 / ch)) as u8;
+                    }
+                }
+                f
+            })
+            .collect();
+        Y4m {
+            width,
+            height,
+            frames,
+        }
+    }
+
+    pub fn write(&self, path: &Path, fps: u32) {
+        let mut out = format!(
+            "YUV4MPEG2 W{} H{} F{fps}:1 Ip A1:1 C420jpeg\n",
+            self.width, self.height
+        )
+        .into_bytes();
+        for f in &self.frames {
+            out.extend_from_slice(b"FRAME\n");
+            out.extend_from_slice(f);
+        }
+        std::fs::write(path, out).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    /// Reads a Y4M file; a last frame cut short is left out.
+    pub fn read(path: &Path) -> Y4m {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let nl = data.iter().position(|b| *b == b'\n').expect("a Y4M header");
+        let header = String::from_utf8_lossy(&data[..nl]).to_string();
+        let field = |tag: char| {
+            header
+                .split(' ')
+                .find_map(|w| w.strip_prefix(tag))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("{}: no {tag} in {header:?}", path.display()))
+        };
+        let (width, height) = (field('W'), field('H'));
+        let len = width * height * 3 / 2;
+        let mut frames = Vec::new();
+        let mut at = nl + 1;
+        while let Some(rest) = data.get(at..) {
+            let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+                break;
+            };
+            let start = at + end + 1;
+            let Some(f) = data.get(start..start + len) else {
+                break;
+            };
+            frames.push(f.to_vec());
+            at = start + len;
+        }
+        Y4m {
+            width,
+            height,
+            frames,
+        }
+    }
+}
+
+/// The PSNR of two pictures' luma, dB (99 when identical).
+pub fn psnr_luma(a: &[u8], b: &[u8], luma_len: usize) -> f64 {
+    let se: f64 = a[..luma_len]
+        .iter()
+        .zip(&b[..luma_len])
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum();
+    let mse = se / luma_len as f64;
+    if mse == 0.0 {
+        99.0
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}

@@ -148,13 +148,54 @@ fn vp8_both_ways_with_baresip_removed_and_added_again_mid_call() {
     );
 }
 
+/// What a Python grpcio client (no .proto file, server reflection) gets from `Calls.METHOD`.
+fn grpc_calls(sb: &Sandbox, method: &str, request: &str) -> serde_json::Value {
+    let out = std::process::Command::new(python())
+        .arg(py_script("grpc_client.py"))
+        .args([
+            sb.socket().to_string_lossy().as_ref(),
+            "voipd.v1.Calls",
+            method,
+            request,
+        ])
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "python: {}", describe(&out));
+    serde_json::from_str(&stdout(&out)).expect("JSON from the client")
+}
+
+fn base64(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
 #[test]
 fn h264_both_ways_with_baresips_avcodec_on_an_incoming_call() {
     let sb = Sandbox::new();
     let kam = Kamailio::start(sb.path(), &[]);
+    let bus = voipd_tests::dbus::Bus::start(sb.path());
     let mut carol = video_phone(&sb, &kam, "H264");
     sb.write_config(&config(&sb, &kam, "h264", "seen-{id}.h264"));
-    let _d = sb.start_daemon();
+    let mut d = sb.spawn_daemon(&[], &bus.env());
+    sb.wait_notify(|m| m.contains("READY=1"), &mut d);
+    bus.wait_for_voipd();
     wait_account_state(&sb, "alice", "registered", PATIENCE);
 
     carol.command("dial", &format!("sip:alice@127.0.0.1:{}", kam.port));
@@ -165,6 +206,50 @@ fn h264_both_ways_with_baresips_avcodec_on_an_incoming_call() {
     assert_eq!(v["codec"], "H264", "{v}");
     baresip_sees_our_pattern(&mut carol, &sb.path().join("carol-saw.png"));
     we_see_baresips_picture(&sb, &sb.path().join("we-saw.png"));
+
+    // A panel shows who is at the door: the call's Video property and Snapshot() over
+    // D-Bus; a script the same over gRPC.
+    let id = calls(&sb)[0]["id"].as_u64().unwrap_or(0);
+    let path = format!("/org/voipd/Voipd/call/{id}");
+    assert_eq!(
+        bus.property(&path, "org.voipd.Call1", "Video"),
+        "s \"H264\""
+    );
+    let out = bus.busctl_ok(&[
+        "--json=short",
+        "call",
+        voipd_tests::dbus::NAME,
+        &path,
+        "org.voipd.Call1",
+        "Snapshot",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("busctl JSON");
+    let png: Vec<u8> = v["data"][0]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| b.as_u64())
+                .map(|b| b as u8)
+                .collect()
+        })
+        .unwrap_or_default();
+    let bad = fakevideo_mismatches(&Picture::from_png(&png));
+    assert!(bad.is_empty(), "D-Bus Snapshot(): {bad:?}");
+    let r = grpc_calls(&sb, "Snapshot", &format!(r#"{{"id": {id}}}"#));
+    let png = base64(r["response"]["png"].as_str().unwrap_or_default());
+    let bad = fakevideo_mismatches(&Picture::from_png(&png));
+    assert!(bad.is_empty(), "gRPC Snapshot: {bad:?}");
+    let r = grpc_calls(&sb, "Get", &format!(r#"{{"id": {id}}}"#));
+    let v = &r["response"]["video"];
+    assert_eq!(
+        (v["codec"].as_str(), v["width"].as_u64()),
+        (Some("H264"), Some(320)),
+        "{r}"
+    );
+    // A call without video has no picture to give: refused, named.
+    let r = grpc_calls(&sb, "Snapshot", r#"{"id": 999}"#);
+    assert_eq!(r["error"]["code"], "NOT_FOUND", "{r}");
+
     ok(&sb, &["hangup"]);
     carol.wait_event("CALL_CLOSED");
     let files = sink_files(sb.path(), "h264");
@@ -181,4 +266,147 @@ fn h264_both_ways_with_baresips_avcodec_on_an_incoming_call() {
         },
         "the H.264 stream kept from its key frame",
     );
+}
+
+/// Drops `percent` of the UDP packets in the provider's network that are not SIP (RTP and
+/// RTCP, both ways), with nftables: this kernel has no netem, and a random drop in the
+/// output hook loses packets as a bad link does.
+fn lose(world: &voipd_tests::netns::World, percent: u32) {
+    let nft = |args: &str| {
+        let out = world
+            .provider
+            .command("nft")
+            .args(args.split(' '))
+            .output()
+            .expect("nft");
+        assert!(out.status.success(), "nft {args}: {}", describe(&out));
+    };
+    let _ = world
+        .provider
+        .command("nft")
+        .args(["delete", "table", "ip", "loss"])
+        .output();
+    if percent == 0 {
+        return;
+    }
+    nft("add table ip loss");
+    nft("add chain ip loss out { type filter hook output priority 0 ; }");
+    let rule = "add rule ip loss out udp sport != 5060 udp dport != 5060";
+    match percent {
+        100.. => nft(&format!("{rule} drop")),
+        p => nft(&format!("{rule} numgen random mod 100 < {p} drop")),
+    }
+}
+
+#[test]
+fn voipd_to_voipd_a_y4m_file_arrives_intact_through_loss_blackout_and_renegotiation() {
+    let world = voipd_tests::netns::World::new(&[]);
+    let (a, b) = (Sandbox::new(), Sandbox::new());
+    let _kam = Kamailio::start_on(a.path(), &world.provider, &[]);
+    let source = a.path().join("moving.y4m");
+    let sent = voipd_tests::picture::Y4m::moving(320, 240, 45);
+    sent.write(&source, 15);
+    let registrar = world.provider.ip;
+    let config = |user: &str, video: &str| {
+        format!(
+            "[sip]\nlisten = [\"udp:{registrar}:0\"]\n\n\
+             [audio]\ninput = \"tone:440\"\noutput = \"null\"\n\n[video]\n{video}\n\n\
+             [[account]]\nid = \"{user}\"\naor = \"sip:{user}@{registrar}\"\npassword = \"{user}pw\"\n\
+             codecs = [\"pcmu\"]\nvideo = \"both\"\nvideo_codecs = [\"vp8\"]\nanswer = {{ mode = \"auto\" }}\n"
+        )
+    };
+    a.write_config(&config(
+        "alice",
+        &format!("source = \"{}\"\nmax_kbps = 800", source.display()),
+    ));
+    b.write_config(&config(
+        "bob",
+        &format!("sink = \"{}\"", b.path().join("got-{id}.y4m").display()),
+    ));
+    let _da = a.start_daemon_on(&world.provider);
+    let _db = b.start_daemon_on(&world.provider);
+    wait_account_state(&a, "alice", "registered", PATIENCE);
+    wait_account_state(&b, "bob", "registered", PATIENCE);
+
+    ok(&a, &["dial", "--wait", "bob"]);
+    let v = wait_pictures(&b, 0, 45);
+    assert_eq!(v["codec"], "VP8", "{v}");
+
+    // A second without any media: the picture breaks, bob asks for a key frame (PLI), and
+    // alice sends one.
+    lose(&world, 100);
+    std::thread::sleep(Duration::from_millis(1500));
+    lose(&world, 0);
+    let v = wait_pictures(&b, num(&video(&b), "frames_received"), 30);
+    assert!(num(&v, "key_frames_asked") >= 1, "{v}");
+    let ours = video(&a);
+    assert!(num(&ours, "key_frames_sent_on_request") >= 1, "{ours}");
+
+    // 5 % of packets lost for a while: the gaps are asked for again (NACK), sent again,
+    // and the pictures keep coming.
+    lose(&world, 5);
+    let before = num(&video(&b), "frames_received");
+    std::thread::sleep(Duration::from_secs(5));
+    let v = video(&b);
+    lose(&world, 0);
+    assert!(num(&v, "frames_received") >= before + 40, "{v}");
+    assert!(num(&v, "nacks_sent") >= 1, "{v}");
+    let ours = video(&a);
+    assert!(num(&ours, "retransmitted") >= 1, "{ours}");
+
+    // Bob takes the video away and brings it back (alice answers both re-INVITEs).
+    ok(&b, &["video", "off"]);
+    wait_until(
+        || video(&a).is_null() && video(&b).is_null(),
+        "the video gone on both sides",
+    );
+    ok(&b, &["video", "on"]);
+    wait_pictures(&b, 0, 20);
+    ok(&a, &["hangup"]);
+    wait_until(|| calls(&b).is_empty(), "bob's call to end");
+
+    // Every picture bob decoded is one alice sent, frame by frame: at least 30 dB (VP8 at
+    // 800 kbit/s on 320×240 gives about 40), and in order.
+    let got = sink_files(b.path(), "y4m");
+    assert_eq!(got.len(), 2, "{got:?}");
+    let first = b.path().join("got-1.y4m");
+    wait_until(
+        || got.iter().all(|g| Y4mFrames::count(g) >= 20),
+        "both of bob's streams written",
+    );
+    let received = voipd_tests::picture::Y4m::read(&first);
+    assert_eq!((received.width, received.height), (320, 240));
+    let luma = 320 * 240;
+    let mut in_order = 0;
+    let mut last = None;
+    for (k, f) in received.frames.iter().enumerate() {
+        let (best, db) = sent
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, voipd_tests::picture::psnr_luma(f, s, luma)))
+            .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
+        assert!(
+            db >= 30.0,
+            "picture {k}: best match frame {best} at {db:.1} dB"
+        );
+        if last.is_some_and(|l| (l + 1) % sent.frames.len() == best) {
+            in_order += 1;
+        }
+        last = Some(best);
+    }
+    let n = received.frames.len();
+    assert!(
+        in_order * 10 >= (n - 1) * 9,
+        "only {in_order} of {n} pictures followed the one before"
+    );
+}
+
+/// Pictures in a Y4M file written so far.
+struct Y4mFrames;
+
+impl Y4mFrames {
+    fn count(path: &Path) -> usize {
+        std::fs::read(path).map_or(0, |d| d.windows(6).filter(|w| w == b"FRAME\n").count())
+    }
 }

@@ -140,6 +140,25 @@ impl VideoLive {
         }
     }
 
+    /// Zeroes the figures: each stream counts its own.
+    fn reset(&self) {
+        for a in [
+            &self.frames_sent,
+            &self.frames_received,
+            &self.packets_lost,
+            &self.malformed,
+            &self.key_frames_asked,
+            &self.key_frames_sent_on_request,
+            &self.retransmitted,
+            &self.nacks_sent,
+        ] {
+            a.store(0, Relaxed);
+        }
+        for a in [&self.width, &self.height, &self.fps, &self.send_kbps] {
+            a.store(0, Relaxed);
+        }
+    }
+
     /// The latest decoded picture, if one came.
     pub fn snapshot(&self) -> Option<Arc<Frame>> {
         self.snapshot
@@ -220,6 +239,7 @@ impl VideoSetup {
                 Source::Y4m(Box::new(r))
             }
         };
+        self.live.video.reset();
         let now = Instant::now();
         let mut s = VideoStream {
             transport,
