@@ -410,3 +410,63 @@ impl Y4mFrames {
         std::fs::read(path).map_or(0, |d| d.windows(6).filter(|w| w == b"FRAME\n").count())
     }
 }
+
+#[test]
+fn vp8_in_srtp_with_baresip_pictures_both_ways_and_nothing_in_clear() {
+    let sb = Sandbox::new();
+    let kam = Kamailio::start(sb.path(), &[]);
+    let mut carol = Baresip::start(
+        sb.path(),
+        BaresipOptions {
+            video: Some("VP8"),
+            mediaenc: Some("srtp-mand"),
+            ..BaresipOptions::carol(kam.port)
+        },
+    );
+    let lo = voipd_tests::peers::free_even_ports(10);
+    let text = config(&sb, &kam, "vp8", "null")
+        .replace("sink = \"", "# sink = \"")
+        .replace(
+            "output = \"null\"\n",
+            &format!("output = \"null\"\nrtp_ports = \"{lo}-{}\"\n", lo + 9),
+        )
+        + "media_encryption = \"sdes\"\n";
+    sb.write_config(&text);
+    let _d = sb.start_daemon();
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
+    let capture = voipd_tests::capture::Capture::start(
+        sb.path(),
+        "video-srtp",
+        &format!("udp portrange {lo}-{}", lo + 9),
+    );
+    ok(&sb, &["dial", "--wait", "carol"]);
+    carol.wait_event("CALL_ESTABLISHED");
+    assert_eq!(calls(&sb)[0]["media_encryption"], "sdes");
+    wait_pictures(&sb, 0, 30);
+    baresip_sees_our_pattern(&mut carol, &sb.path().join("carol-saw.png"));
+    we_see_baresips_picture(&sb, &sb.path().join("we-saw.png"));
+    // Long enough for a good sample of packets on the wire.
+    wait_pictures(&sb, num(&video(&sb), "frames_received"), 30);
+    ok(&sb, &["hangup"]);
+    carol.wait_event("CALL_CLOSED");
+    // SRTP leaves the RTP header in clear: our VP8 packets (payload type 96) are found by
+    // it. In clear their payload begins X=1 then I=1 (a picture id); encrypted, about a
+    // quarter would by chance.
+    let sent: Vec<_> = capture
+        .stop()
+        .into_iter()
+        .filter(|d| {
+            (lo..lo + 10).contains(&d.src_port) && d.payload.len() > 24 && d.payload[1] & 0x7f == 96
+        })
+        .collect();
+    assert!(sent.len() >= 50, "only {} VP8 packets captured", sent.len());
+    let clear_looking = sent
+        .iter()
+        .filter(|d| d.payload[12] & 0x80 != 0 && d.payload[13] & 0x80 != 0)
+        .count();
+    assert!(
+        clear_looking * 10 < sent.len() * 6,
+        "{clear_looking} of {} video packets look like clear VP8",
+        sent.len()
+    );
+}

@@ -303,7 +303,10 @@ pub fn rekey(ours: &mut Sdp) -> Result<(), NegotiationError> {
 
 /// The SDES line of an offer to take: the first in its order whose suite we take. A
 /// malformed line of such a suite spoils the offer; lines of other suites are passed over.
-fn pick_crypto(m: &Media, suites: &[SrtpSuite]) -> Result<Option<Crypto>, NegotiationError> {
+pub(super) fn pick_crypto(
+    m: &Media,
+    suites: &[SrtpSuite],
+) -> Result<Option<Crypto>, NegotiationError> {
     for line in &m.crypto {
         match Crypto::parse(line).map_err(NegotiationError::BadCrypto)? {
             Some(c) if suites.contains(&c.suite) => return Ok(Some(c)),
@@ -314,7 +317,7 @@ fn pick_crypto(m: &Media, suites: &[SrtpSuite]) -> Result<Option<Crypto>, Negoti
 }
 
 /// Whether a transport protocol is SRTP's.
-fn secure(proto: &str) -> bool {
+pub(super) fn secure(proto: &str) -> bool {
     proto.contains("SAVP")
 }
 
@@ -522,7 +525,10 @@ pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationEr
 /// The SRTP keys an answer gives for our offer `offered`: its one `a=crypto` line must
 /// answer one of ours (its tag and suite, or the suite alone), else there are none, and that is only fine
 /// when we offered clear RTP too (RTP/AVP).
-fn answer_keys(offered: &Media, m: &Media) -> Result<Option<SrtpKeys>, NegotiationError> {
+pub(super) fn answer_keys(
+    offered: &Media,
+    m: &Media,
+) -> Result<Option<SrtpKeys>, NegotiationError> {
     if offered.crypto.is_empty() {
         return Ok(None);
     }

@@ -9,7 +9,11 @@
 
 use std::net::SocketAddr;
 
-use super::{Direction, Media, RtpMap, Sdp, negotiate::NegotiationError};
+use super::crypto::Crypto;
+use super::negotiate::{NegotiationError, Security, answer_keys, pick_crypto, secure};
+use super::{Direction, Media, RtpMap, Sdp};
+use crate::config::MediaEncryptionPolicy;
+use crate::media::srtp::SrtpKeys;
 use crate::media::video::VideoCodec;
 use crate::media::video::h264_payload::PacketizationMode;
 
@@ -79,6 +83,8 @@ pub struct NegotiatedVideo {
     pub fir: bool,
     /// REMB.
     pub remb: bool,
+    /// SRTP keys (SDES), when the stream is encrypted.
+    pub srtp: Option<SrtpKeys>,
 }
 
 fn rtpmap(pt: u8, encoding: &str) -> RtpMap {
@@ -90,8 +96,15 @@ fn rtpmap(pt: u8, encoding: &str) -> RtpMap {
     }
 }
 
-/// Our `m=video` offer: `codecs` in order, the feedback we take, `direction`.
-pub fn video_media(codecs: &[VideoCodec], port: u16, direction: Direction, proto: &str) -> Media {
+/// Our `m=video` offer: `codecs` in order, the feedback we take, `direction`; `proto` and
+/// `crypto` (SDES lines, fresh keys) as the audio beside it has them.
+pub fn video_media(
+    codecs: &[VideoCodec],
+    port: u16,
+    direction: Direction,
+    proto: &str,
+    crypto: Vec<String>,
+) -> Media {
     let (mut formats, mut rtpmaps, mut fmtps) = (Vec::new(), Vec::new(), Vec::new());
     for c in codecs {
         match c {
@@ -122,7 +135,7 @@ pub fn video_media(codecs: &[VideoCodec], port: u16, direction: Direction, proto
         direction,
         connection: None,
         ptime: None,
-        crypto: Vec::new(),
+        crypto,
         other_attrs: FEEDBACK.iter().map(|f| format!("rtcp-fb:* {f}")).collect(),
     }
 }
@@ -226,6 +239,7 @@ fn negotiated(
         pli: fb.contains(&"nack pli"),
         fir: fb.contains(&"ccm fir"),
         remb: fb.contains(&"goog-remb"),
+        srtp: None,
     })
 }
 
@@ -238,14 +252,26 @@ pub fn answer_video(
     codecs: &[VideoCodec],
     mode: VideoMode,
     port: u16,
+    security: Security<'_>,
 ) -> Result<(Media, Option<NegotiatedVideo>), NegotiationError> {
     let Some(m) = offer.media.get(index).filter(|m| m.kind == "video") else {
         return Err(NegotiationError::NoVideo);
     };
-    let clear = m.proto.eq_ignore_ascii_case("RTP/AVP") || m.proto.eq_ignore_ascii_case("RTP/AVPF");
-    if mode == VideoMode::Off || m.port == 0 || !clear {
+    let rtp = ["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"]
+        .iter()
+        .any(|p| m.proto.eq_ignore_ascii_case(p));
+    if mode == VideoMode::Off || m.port == 0 || !rtp {
         return Ok((m.refused(), None));
     }
+    // SDES as for audio: taken when offered in RTP/SAVP, or offered beside clear RTP
+    // while the account encrypts; an RTP/SAVP offer without a suite we take is refused,
+    // and so is clear video where the account wants encryption.
+    let theirs = match pick_crypto(m, security.suites)? {
+        Some(c) if secure(&m.proto) || security.policy != MediaEncryptionPolicy::None => Some(c),
+        None if secure(&m.proto) => return Ok((m.refused(), None)),
+        _ if security.policy.mandatory() => return Ok((m.refused(), None)),
+        _ => None,
+    };
     let Some((pt, codec, h264)) = m
         .formats
         .iter()
@@ -261,7 +287,18 @@ pub fn answer_video(
         (false, true) => Direction::RecvOnly,
         (false, false) => Direction::Inactive,
     };
-    let n = negotiated(offer, m, index, pt, codec, h264, direction)?;
+    let mut n = negotiated(offer, m, index, pt, codec, h264, direction)?;
+    let mut crypto = Vec::new();
+    if let Some(c) = theirs {
+        let ours =
+            Crypto::generate(c.tag, c.suite).map_err(|e| NegotiationError::Keys(e.to_string()))?;
+        crypto.push(ours.value());
+        n.srtp = Some(SrtpKeys {
+            suite: c.suite,
+            local: ours.key,
+            remote: c.key,
+        });
+    }
     let mut fmtps = Vec::new();
     if let Some(f) = m.fmtps.iter().find(|(p, _)| *p == pt) {
         fmtps.push(f.clone());
@@ -283,7 +320,7 @@ pub fn answer_video(
         direction,
         connection: None,
         ptime: None,
-        crypto: Vec::new(),
+        crypto,
         other_attrs,
     };
     Ok((ours, Some(n)))
@@ -303,7 +340,10 @@ pub fn read_video_answer(ours: &Media, answer: &Sdp) -> Option<NegotiatedVideo> 
             .or_else(|| usable(ours, *pt, &[VideoCodec::Vp8, VideoCodec::H264]))?;
         ours.formats.contains(pt).then_some((*pt, c, h))
     })?;
-    negotiated(answer, m, index, pt, codec, mode, m.direction.reverse()).ok()
+    let mut n = negotiated(answer, m, index, pt, codec, mode, m.direction.reverse()).ok()?;
+    // Keys that do not answer ours leave the video out rather than in clear.
+    n.srtp = answer_keys(ours, m).ok()?;
+    Some(n)
 }
 
 #[cfg(test)]
@@ -331,6 +371,7 @@ a=sendrecv\r\na=rtcp-fb:* nack pli\r\n";
             &[VideoCodec::Vp8, VideoCodec::H264],
             VideoMode::Both,
             20002,
+            Security::CLEAR,
         )
         .unwrap();
         let n = n.unwrap();
@@ -343,19 +384,35 @@ a=sendrecv\r\na=rtcp-fb:* nack pli\r\n";
         assert_eq!((m.port, m.formats.as_slice()), (20002, &[96][..]));
         assert!(m.other_attrs.contains(&"rtcp-fb:96 nack pli".to_string()));
         // H.264 only: the first H.264 entry, mode 0.
-        let (_, n) = answer_video(&offer, 1, &[VideoCodec::H264], VideoMode::Both, 1).unwrap();
+        let (_, n) = answer_video(
+            &offer,
+            1,
+            &[VideoCodec::H264],
+            VideoMode::Both,
+            1,
+            Security::CLEAR,
+        )
+        .unwrap();
         let n = n.unwrap();
         assert_eq!((n.pt, n.mode), (97, Some(PacketizationMode::Single)));
         // Receive only: recvonly; send only: sendonly; off: refused.
         let dir = |mode| {
-            answer_video(&offer, 1, &[VideoCodec::Vp8], mode, 1)
+            answer_video(&offer, 1, &[VideoCodec::Vp8], mode, 1, Security::CLEAR)
                 .unwrap()
                 .0
                 .direction
         };
         assert_eq!(dir(VideoMode::Receive), Direction::RecvOnly);
         assert_eq!(dir(VideoMode::Send), Direction::SendOnly);
-        let (m, n) = answer_video(&offer, 1, &[VideoCodec::Vp8], VideoMode::Off, 1).unwrap();
+        let (m, n) = answer_video(
+            &offer,
+            1,
+            &[VideoCodec::Vp8],
+            VideoMode::Off,
+            1,
+            Security::CLEAR,
+        )
+        .unwrap();
         assert_eq!((m.port, n), (0, None));
     }
 
@@ -371,18 +428,95 @@ a=sendrecv\r\na=rtcp-fb:* nack pli\r\n";
             ("VP8/90000", "VP9/90000", VideoCodec::Vp8),
         ] {
             let offer = sdp(&BARESIP.replace(from, to));
-            let (m, n) = answer_video(&offer, 1, &[codec], VideoMode::Both, 1).unwrap();
+            let (m, n) =
+                answer_video(&offer, 1, &[codec], VideoMode::Both, 1, Security::CLEAR).unwrap();
             assert_eq!((m.port, n.is_none()), (0, true), "{to}");
         }
         // High profile: not ours to send.
         let offer = sdp(&BARESIP.replace("42e01f", "640028"));
-        let (_, n) = answer_video(&offer, 1, &[VideoCodec::H264], VideoMode::Both, 1).unwrap();
+        let (_, n) = answer_video(
+            &offer,
+            1,
+            &[VideoCodec::H264],
+            VideoMode::Both,
+            1,
+            Security::CLEAR,
+        )
+        .unwrap();
         assert!(n.is_none());
         // A sendonly offer to a send-only account: nothing either way.
         let offer = sdp(&BARESIP.replace("a=sendrecv", "a=sendonly"));
-        let (m, _) = answer_video(&offer, 1, &[VideoCodec::Vp8], VideoMode::Send, 1).unwrap();
+        let (m, _) = answer_video(
+            &offer,
+            1,
+            &[VideoCodec::Vp8],
+            VideoMode::Send,
+            1,
+            Security::CLEAR,
+        )
+        .unwrap();
         assert_eq!(m.direction, Direction::Inactive);
-        assert!(answer_video(&offer, 0, &[VideoCodec::Vp8], VideoMode::Both, 1).is_err());
+        assert!(
+            answer_video(
+                &offer,
+                0,
+                &[VideoCodec::Vp8],
+                VideoMode::Both,
+                1,
+                Security::CLEAR
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn video_in_srtp_is_keyed_as_audio_is() {
+        use crate::media::srtp::SrtpSuite;
+        let key = Crypto::generate(1, SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        let offer = sdp(&BARESIP
+            .replace("m=video 10002 RTP/AVP", "m=video 10002 RTP/SAVP")
+            .replace(
+                "a=sendrecv\r\n",
+                &format!("a=sendrecv\r\na=crypto:{}\r\n", key.value()),
+            ));
+        let sdes = Security {
+            policy: MediaEncryptionPolicy::Sdes,
+            suites: &SrtpSuite::ALL,
+        };
+        let (m, n) = answer_video(&offer, 1, &[VideoCodec::Vp8], VideoMode::Both, 2, sdes).unwrap();
+        let keys = n.unwrap().srtp.unwrap();
+        assert!(keys.remote == key.key && m.crypto.len() == 1);
+        assert_eq!(m.proto, "RTP/SAVP");
+        // Our offer read back: the answer's keys answer ours.
+        let ours = video_media(
+            &[VideoCodec::Vp8],
+            2,
+            Direction::SendRecv,
+            "RTP/SAVP",
+            vec![key.value()],
+        );
+        let mut answer = offer.clone();
+        answer.media[1] = m;
+        let got = read_video_answer(&ours, &sdp(&answer.to_string())).unwrap();
+        assert!(got.srtp.is_some());
+        // RTP/SAVP with no suite we take, or clear video to an account that must
+        // encrypt: refused.
+        let none = Security {
+            policy: MediaEncryptionPolicy::Sdes,
+            suites: &[],
+        };
+        let (m, n) = answer_video(&offer, 1, &[VideoCodec::Vp8], VideoMode::Both, 2, none).unwrap();
+        assert_eq!((m.port, n), (0, None));
+        let (m, _) = answer_video(
+            &sdp(BARESIP),
+            1,
+            &[VideoCodec::Vp8],
+            VideoMode::Both,
+            2,
+            sdes,
+        )
+        .unwrap();
+        assert_eq!(m.port, 0);
     }
 
     #[test]
@@ -392,6 +526,7 @@ a=sendrecv\r\na=rtcp-fb:* nack pli\r\n";
             30000,
             Direction::SendRecv,
             "RTP/AVP",
+            Vec::new(),
         );
         let mut offer = sdp(BARESIP);
         offer.media[1] = ours.clone();
@@ -410,6 +545,7 @@ a=sendrecv\r\na=rtcp-fb:* nack pli\r\n";
             &[VideoCodec::Vp8, VideoCodec::H264],
             VideoMode::Both,
             40000,
+            Security::CLEAR,
         )
         .unwrap();
         let n = n.unwrap();

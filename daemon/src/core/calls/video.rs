@@ -99,7 +99,7 @@ fn params(n: &NegotiatedVideo, held: bool) -> VideoParams {
         nack: n.nack,
         pli: n.pli,
         fir: n.fir,
-        srtp: None,
+        srtp: n.srtp.clone(),
     }
 }
 
@@ -131,18 +131,37 @@ fn ours_on(sdp: &Sdp) -> Option<&crate::sdp::Media> {
 }
 
 impl Call {
-    /// Whether video may go with this call: not next to encrypted audio (video is sent in
-    /// clear, and must not leak what the audio protects).
+    /// Whether video may go with this call: not beside DTLS-SRTP audio (video has no
+    /// handshake of its own yet, and must not go in clear beside encrypted audio).
     fn video_allowed(&self, ours: &Sdp) -> bool {
-        crate::sdp::in_use_of(ours).is_none_or(|m| m.crypto.is_empty() && !m.proto.contains('S'))
+        crate::sdp::in_use_of(ours).is_none_or(|m| !m.proto.starts_with("UDP/TLS"))
     }
 
     /// Adds our `m=video` to an offer of ours when the call does video, on ports bound for
-    /// it.
+    /// it: in the audio's transport, with fresh SDES keys of the same suites when the
+    /// audio has them.
     pub(super) fn offer_video(&mut self, offer: &mut Sdp, ip: IpAddr) {
         if self.video.mode == VideoMode::Off || !self.video_allowed(offer) {
             return;
         }
+        let (proto, crypto) = match crate::sdp::in_use_of(offer) {
+            Some(a) => {
+                let fresh: Result<Vec<String>, _> = a
+                    .crypto
+                    .iter()
+                    .filter_map(|l| crate::sdp::Crypto::parse(l).ok().flatten())
+                    .map(|c| crate::sdp::Crypto::generate(c.tag, c.suite).map(|k| k.value()))
+                    .collect();
+                match fresh {
+                    Ok(lines) => (a.proto.clone(), lines),
+                    Err(e) => {
+                        tracing::warn!(call_id = self.info.id, "no video: {e}");
+                        return;
+                    }
+                }
+            }
+            None => ("RTP/AVP".to_string(), Vec::new()),
+        };
         let Some(ports) = VideoPorts::bind(ip, self.ctx.audio.rtp_ports) else {
             return;
         };
@@ -150,7 +169,8 @@ impl Call {
             &self.video.codecs,
             ports.port(),
             self.video.mode.direction(),
-            "RTP/AVP",
+            &proto,
+            crypto,
         );
         match offer.media.iter_mut().find(|m| m.kind == "video") {
             // A stream once removed (port 0) is taken up again in its place.
@@ -200,7 +220,15 @@ impl Call {
                 p
             }
         };
-        match answer_video(offer, index, &self.video.codecs, self.video.mode, port) {
+        let security = self.prefs.security();
+        match answer_video(
+            offer,
+            index,
+            &self.video.codecs,
+            self.video.mode,
+            port,
+            security,
+        ) {
             Ok((m, n)) => {
                 if let Some(slot) = ans.media.get_mut(index) {
                     *slot = m;
@@ -221,6 +249,18 @@ impl Call {
         n: Option<NegotiatedVideo>,
         held: bool,
     ) {
+        // Never video in clear beside encrypted audio.
+        let n = n.filter(|n| {
+            let clear =
+                n.srtp.is_none() && self.info.media_encryption != super::MediaEncryption::None;
+            if clear {
+                tracing::info!(
+                    call_id = self.info.id,
+                    "video left out: it would go in clear beside encrypted audio"
+                );
+            }
+            !clear
+        });
         let Some(n) = n else {
             self.video_ports = None;
             if media.session.stop_video().await.is_some() {
