@@ -128,6 +128,8 @@ enum VideoVerb {
     On { id: Option<u64> },
     /// Remove a call's video by re-INVITE; the audio goes on
     Off { id: Option<u64> },
+    /// The cameras the daemon sees, with their formats and sizes
+    Devices,
     /// Save the latest picture of a call's received video as PNG: `snapshot [ID] FILE`
     Snapshot {
         /// [ID] FILE: the call (default: the only one with video) and the PNG to write
@@ -624,6 +626,7 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
         Verb::Video { verb } => match verb {
             VideoVerb::On { id } => act(conn, out, id, Act::Video(true)).await,
             VideoVerb::Off { id } => act(conn, out, id, Act::Video(false)).await,
+            VideoVerb::Devices => cmd::calls::video_devices(conn, out).await,
             VideoVerb::Snapshot { args } => {
                 let (id, file) = match args.as_slice() {
                     [file] => (None, file),

@@ -119,3 +119,41 @@ fn verify_would_catch_a_missing_manual_page() {
         describe(&out)
     );
 }
+
+#[test]
+fn system_unit_lets_cameras_in_and_keeps_its_hardening() {
+    let analyze = require_tool("systemd-analyze", "systemd");
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/voipd.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    for want in [
+        "DevicePolicy=closed",
+        "DeviceAllow=char-alsa rw",
+        "DeviceAllow=char-video4linux rw",
+        "SupplementaryGroups=audio video",
+    ] {
+        assert!(lines.contains(&want), "the unit lacks {want}");
+    }
+    let sysusers = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/sysusers.d/voipd.conf"),
+    )
+    .unwrap();
+    assert!(
+        sysusers.lines().any(|l| l.trim() == "m voipd video"),
+        "{sysusers}"
+    );
+    // Cameras cost no hardening: systemd's own score stays where it was (1.8, "OK").
+    let out = std::process::Command::new(analyze)
+        .args(["security", "--offline=yes"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let report = stdout(&out);
+    let score: f64 = report
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for voipd.service: ").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level: {}", describe(&out)));
+    assert!(score <= 1.8, "exposure {score}:\n{report}");
+}

@@ -103,6 +103,20 @@ fn vp8_both_ways_with_baresip_removed_and_added_again_mid_call() {
     let _d = sb.start_daemon();
     wait_account_state(&sb, "alice", "registered", PATIENCE);
 
+    // The cameras the daemon sees: none on a test machine (the V4L2 source itself is
+    // unit-tested against a fake camera).
+    let devices = stdout(&ok(&sb, &["video", "devices"]));
+    let cameras: Vec<_> = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("video"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if cameras.is_empty() {
+        assert!(devices.contains("no cameras"), "{devices}");
+    }
+
     ok(&sb, &["dial", "--wait", "carol"]);
     carol.wait_event("CALL_ESTABLISHED");
     let v = wait_pictures(&sb, 0, 30);

@@ -8,7 +8,8 @@ use voipd_proto::v1::events_client::EventsClient;
 use voipd_proto::v1::{
     AnswerRequest, AnswerTransferRequest, Call, CallRequest, CallState, ConferenceRequest,
     DialRequest, DtmfRequest, Event, ListCallsRequest, MediaEncryption, MuteRequest, PlayRequest,
-    RecordRequest, RejectRequest, SetVideoRequest, TransferRequest, WatchRequest,
+    RecordRequest, RejectRequest, SetVideoRequest, TransferRequest, VideoDevicesRequest,
+    WatchRequest,
 };
 
 use crate::AudioArgs;
@@ -538,6 +539,34 @@ pub async fn snapshot(
         out.json_line(&serde_json::json!({ "call": id, "file": file, "bytes": png.len() }));
     } else {
         println!("call {id}: picture saved to {}", file.display());
+    }
+    Ok(())
+}
+
+/// `voipctl video devices`: the daemon's cameras.
+pub async fn video_devices(conn: Channel, out: Output) -> Result<(), Failure> {
+    let devices = CallsClient::new(conn)
+        .video_devices(VideoDevicesRequest {})
+        .await?
+        .into_inner()
+        .devices;
+    if out.json {
+        out.json_line(&serde_json::json!({ "devices": devices }));
+        return Ok(());
+    }
+    if devices.is_empty() {
+        println!("no cameras (no V4L2 capture device the daemon can open)");
+    }
+    for d in &devices {
+        println!("{} ({})", d.path, d.card);
+        for f in &d.formats {
+            let note = if f.usable {
+                ""
+            } else {
+                " [not usable: compressed]"
+            };
+            println!("  {}{note}: {}", f.name, f.sizes.join(", "));
+        }
     }
     Ok(())
 }

@@ -76,9 +76,10 @@ impl TryFrom<RawVideo> for VideoConfig {
         let source = match r.source.as_str() {
             "pattern" => VideoSource::Pattern,
             p if p.ends_with(".y4m") && p.starts_with('/') => VideoSource::Y4m(PathBuf::from(p)),
+            p if p.starts_with("/dev/") => VideoSource::Camera(PathBuf::from(p)),
             other => {
                 return Err(format!(
-                    "source: {other:?} is neither \"pattern\" nor an absolute path to a .y4m file"
+                    "source: {other:?} is not \"pattern\", an absolute path to a .y4m file, or a camera's device (/dev/video0; see voipctl video devices)"
                 ));
             }
         };
@@ -176,6 +177,8 @@ mod tests {
             .0;
         assert_eq!(v.source, VideoSource::Y4m("/srv/door.y4m".into()));
         assert_eq!((v.width, v.sink), (320, Some("/run/door.y4m".into())));
+        let v = read("source = \"/dev/video0\"").unwrap().0;
+        assert_eq!(v.source, VideoSource::Camera("/dev/video0".into()));
         for (text, field) in [
             ("source = \"door.y4m\"", "source"),
             ("size = \"641x480\"", "size"),

@@ -19,6 +19,7 @@ use super::rtp::RtpPacket;
 use super::srtp::{SrtpError, SrtpKeys};
 use super::transport::RtpTransport;
 use super::udp::RecvBuf;
+use super::video::camera::{Camera, CameraFeed, V4l2Camera};
 use super::video::feedback::{self, Feedback};
 use super::video::h264_payload::PacketizationMode;
 use super::video::pattern::TestPattern;
@@ -52,6 +53,8 @@ pub enum VideoSource {
     Pattern,
     /// A Y4M file, looped; its own size is sent.
     Y4m(PathBuf),
+    /// A V4L2 camera by its device path; the size it gives is sent.
+    Camera(PathBuf),
 }
 
 /// What we send and keep, from the configuration.
@@ -171,6 +174,7 @@ impl VideoLive {
 enum Source {
     Pattern(TestPattern),
     Y4m(Box<Y4mReader>),
+    Camera(CameraFeed),
 }
 
 /// Packets read from one socket in one tick at most (a 640×480 key frame is ~40).
@@ -237,6 +241,20 @@ impl VideoSetup {
                 let r = Y4mReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
                 (self.settings.width, self.settings.height) = r.size();
                 Source::Y4m(Box::new(r))
+            }
+            VideoSource::Camera(path) => {
+                let (p, w, h, fps) = (
+                    path.clone(),
+                    self.settings.width,
+                    self.settings.height,
+                    self.settings.fps,
+                );
+                let open =
+                    move || V4l2Camera::open(&p, w, h, fps).map(|c| Box::new(c) as Box<dyn Camera>);
+                Source::Camera(
+                    CameraFeed::start(open, path.display().to_string())
+                        .map_err(|e| format!("{}: {e}", path.display()))?,
+                )
             }
         };
         self.live.video.reset();
@@ -328,23 +346,7 @@ impl VideoStream {
             self.sender = None;
         }
         if next.send && self.sender.is_none() {
-            let s = &self.settings;
-            let settings = SenderSettings {
-                codec: next.codec,
-                pt: next.pt,
-                mode: next.mode,
-                ssrc: self.ssrc,
-                width: s.width,
-                height: s.height,
-                fps: s.fps.max(1),
-                kbps: (s.max_kbps / 2).max(64),
-                max_kbps: s.max_kbps,
-                key_interval: s.key_interval,
-            };
-            match VideoSender::new(settings) {
-                Ok(v) => self.sender = Some(v),
-                Err(e) => tracing::warn!("video encoder: {e}; no video is sent"),
-            }
+            self.make_sender(&next);
         }
         if !next.receive || codec_changed {
             self.receiver = None;
@@ -373,6 +375,27 @@ impl VideoStream {
         self.reorder = ReorderBuffer::new(if next.nack { WAIT_NACK } else { WAIT_REORDER });
         self.highest = None;
         self.p = next;
+    }
+
+    /// An encoder for `p` at the settings' size.
+    fn make_sender(&mut self, p: &VideoParams) {
+        let s = &self.settings;
+        let settings = SenderSettings {
+            codec: p.codec,
+            pt: p.pt,
+            mode: p.mode,
+            ssrc: self.ssrc,
+            width: s.width,
+            height: s.height,
+            fps: s.fps.max(1),
+            kbps: (s.max_kbps / 2).max(64),
+            max_kbps: s.max_kbps,
+            key_interval: s.key_interval,
+        };
+        match VideoSender::new(settings) {
+            Ok(v) => self.sender = Some(v),
+            Err(e) => tracing::warn!("video encoder: {e}; no video is sent"),
+        }
     }
 
     fn rtp_in(&mut self, bytes: &[u8], from: SocketAddr, at_ns: u128, now: Instant) {
@@ -508,8 +531,20 @@ impl VideoStream {
                     return;
                 }
             },
+            // No new picture since the last: the camera is slower than our rate.
+            Some(Source::Camera(c)) => match c.take() {
+                Some(f) => f,
+                None => return,
+            },
             None => return,
         };
+        // The source decides the size (a camera's choice, a file's): the encoder follows,
+        // starting again from a key frame.
+        if (picture.width, picture.height) != (self.settings.width, self.settings.height) {
+            (self.settings.width, self.settings.height) = (picture.width, picture.height);
+            let p = self.p.clone();
+            self.make_sender(&p);
+        }
         let Some(sender) = &mut self.sender else {
             return;
         };
@@ -621,7 +656,14 @@ impl VideoStream {
             .unwrap_or_else(|e| e.into_inner()) = None;
         let sink = self.sink.take();
         let done = self.done.take();
+        let camera = match self.source.take() {
+            Some(Source::Camera(c)) => Some(c),
+            _ => None,
+        };
         tokio::task::spawn_blocking(move || {
+            if let Some(c) = camera {
+                c.stop();
+            }
             if let Some(s) = sink {
                 s.finish();
             }

@@ -100,6 +100,33 @@ impl pb::calls_server::Calls for CallsService {
         Ok(Response::new(pb::SnapshotResponse { png }))
     }
 
+    async fn video_devices(
+        &self,
+        _: Request<pb::VideoDevicesRequest>,
+    ) -> Result<Response<pb::VideoDevicesResponse>, Status> {
+        let devices = self
+            .phone
+            .video_devices()
+            .await
+            .map_err(status_of)?
+            .into_iter()
+            .map(|d| pb::VideoDevice {
+                path: d.path.display().to_string(),
+                card: d.card,
+                formats: d
+                    .formats
+                    .into_iter()
+                    .map(|(name, sizes, usable)| pb::VideoFormat {
+                        name,
+                        sizes,
+                        usable,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::VideoDevicesResponse { devices }))
+    }
+
     async fn mute(&self, r: Request<pb::MuteRequest>) -> Result<Response<pb::Call>, Status> {
         let r = r.into_inner();
         let c = self

@@ -122,6 +122,15 @@ impl PhoneHandle {
         self.ask(|r| Command::SendDtmf(id, digits, r)).await?
     }
 
+    /// The cameras the daemon can open, with their formats.
+    pub async fn video_devices(
+        &self,
+    ) -> Result<Vec<crate::media::video::camera::DeviceInfo>, CoreError> {
+        tokio::task::spawn_blocking(crate::media::video::camera::devices)
+            .await
+            .map_err(|_| CoreError::Stopped)
+    }
+
     /// The latest picture of call `id`'s received video, as PNG.
     pub async fn snapshot(&self, id: u64) -> Result<Vec<u8>, CoreError> {
         let frame = self.ask(|r| Command::Snapshot(id, r)).await??;

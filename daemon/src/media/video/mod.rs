@@ -2,6 +2,7 @@
 //! RTP payload formats that carry them, and where pictures come from (a test pattern, a
 //! Y4M file) and go (PNG snapshots, Y4M). It knows nothing of SIP, as the rest of media.
 
+pub mod camera;
 pub mod feedback;
 pub mod frame;
 pub mod h264;
