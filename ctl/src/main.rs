@@ -75,8 +75,9 @@ struct Cli {
     verb: Verb,
 }
 
-/// Audio for one call, written as in the configuration's [audio]: "null", "tone:440",
-/// "file:/path.wav" ("{id}" becomes the call's id), "file-once:…", a device name.
+/// Media for one call: audio written as in the configuration's [audio]: "null",
+/// "tone:440", "file:/path.wav" ("{id}" becomes the call's id), "file-once:…", a device
+/// name; and video, whatever the account's `video` says.
 #[derive(clap::Args, Clone, Default)]
 pub struct AudioArgs {
     /// Where this call's audio comes from [default: audio.input]
@@ -85,6 +86,15 @@ pub struct AudioArgs {
     /// Where this call's audio goes [default: audio.output]
     #[arg(long, value_name = "ENDPOINT", value_parser = absolute_file)]
     pub output: Option<String>,
+    /// Video in this call, both ways [default: the account's video]
+    #[arg(long)]
+    pub video: bool,
+    /// The size of the video we send, WxH [default: video.size]
+    #[arg(long, value_name = "WxH", requires = "video")]
+    pub video_size: Option<String>,
+    /// Pictures a second we send [default: video.fps]
+    #[arg(long, value_name = "FPS", requires = "video")]
+    pub video_fps: Option<u32>,
 }
 
 /// A file endpoint's relative path made absolute from where voipctl runs: the daemon's
@@ -125,7 +135,15 @@ enum RecordVerb {
 enum VideoVerb {
     /// Add video to a call (or take it up again) by re-INVITE [default: the only
     /// established call]
-    On { id: Option<u64> },
+    On {
+        id: Option<u64>,
+        /// The size we send, WxH [default: video.size]
+        #[arg(long, value_name = "WxH")]
+        size: Option<String>,
+        /// Pictures a second we send [default: video.fps]
+        #[arg(long)]
+        fps: Option<u32>,
+    },
     /// Remove a call's video by re-INVITE; the audio goes on
     Off { id: Option<u64> },
     /// The cameras the daemon sees, with their formats and sizes
@@ -624,8 +642,16 @@ async fn run(socket: Option<PathBuf>, verb: Verb, out: output::Output) -> Result
             .await
         }
         Verb::Video { verb } => match verb {
-            VideoVerb::On { id } => act(conn, out, id, Act::Video(true)).await,
-            VideoVerb::Off { id } => act(conn, out, id, Act::Video(false)).await,
+            VideoVerb::On { id, size, fps } => {
+                act(
+                    conn,
+                    out,
+                    id,
+                    Act::Video(Some((size.unwrap_or_default(), fps.unwrap_or(0)))),
+                )
+                .await
+            }
+            VideoVerb::Off { id } => act(conn, out, id, Act::Video(None)).await,
             VideoVerb::Devices => cmd::calls::video_devices(conn, out).await,
             VideoVerb::Snapshot { args } => {
                 let (id, file) = match args.as_slice() {

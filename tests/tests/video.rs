@@ -53,6 +53,11 @@ fn wait_pictures(sb: &Sandbox, from: u64, more: u64) -> serde_json::Value {
 
 /// baresip saves the next picture it decodes from us; it must show our colour bars.
 fn baresip_sees_our_pattern(phone: &mut Baresip, at: &Path) {
+    baresip_sees_our_pattern_at(phone, at, (320, 240));
+}
+
+/// As [`baresip_sees_our_pattern`], at `size`.
+fn baresip_sees_our_pattern_at(phone: &mut Baresip, at: &Path, size: (usize, usize)) {
     phone.command("snapshot_recv", &at.display().to_string());
     wait_until(
         || std::fs::metadata(at).is_ok_and(|m| m.len() > 0),
@@ -61,7 +66,7 @@ fn baresip_sees_our_pattern(phone: &mut Baresip, at: &Path) {
     // Written as it is saved: a moment for the whole file.
     std::thread::sleep(Duration::from_millis(300));
     let p = Picture::read_png(at);
-    assert_eq!((p.width, p.height), (320, 240), "baresip's snapshot size");
+    assert_eq!((p.width, p.height), size, "baresip's snapshot size");
     let bad = pattern_mismatches(&p);
     assert!(bad.is_empty(), "baresip's snapshot of our video: {bad:?}");
 }
@@ -99,7 +104,13 @@ fn vp8_both_ways_with_baresip_removed_and_added_again_mid_call() {
     let sb = Sandbox::new();
     let kam = Kamailio::start(sb.path(), &[]);
     let mut carol = video_phone(&sb, &kam, "VP8");
-    sb.write_config(&config(&sb, &kam, "vp8", "seen-{id}.ivf"));
+    // Video off for the account, and 640×480 configured: the call asks for video, at
+    // 320×240.
+    sb.write_config(
+        &config(&sb, &kam, "vp8", "seen-{id}.ivf")
+            .replace("video = \"both\"", "video = \"off\"")
+            .replace("size = \"320x240\"", "size = \"640x480\""),
+    );
     let _d = sb.start_daemon();
     wait_account_state(&sb, "alice", "registered", PATIENCE);
 
@@ -117,7 +128,17 @@ fn vp8_both_ways_with_baresip_removed_and_added_again_mid_call() {
         assert!(devices.contains("no cameras"), "{devices}");
     }
 
-    ok(&sb, &["dial", "--wait", "carol"]);
+    ok(
+        &sb,
+        &[
+            "dial",
+            "--wait",
+            "--video",
+            "--video-size",
+            "320x240",
+            "carol",
+        ],
+    );
     carol.wait_event("CALL_ESTABLISHED");
     let v = wait_pictures(&sb, 0, 30);
     assert_eq!(v["codec"], "VP8", "{v}");
@@ -137,11 +158,19 @@ fn vp8_both_ways_with_baresip_removed_and_added_again_mid_call() {
     assert_eq!(calls(&sb)[0]["state"], "active");
     let snap = sb.voipctl(&["video", "snapshot", "1", "/dev/null"]);
     assert!(!snap.status.success(), "{}", describe(&snap));
-    // On again: a new stream, pictures both ways from a key frame.
-    ok(&sb, &["video", "on"]);
+    // On again, smaller: a new stream, pictures both ways from a key frame. A size that
+    // cannot be is refused, naming it, and changes nothing.
+    let bad = sb.voipctl(&["video", "on", "--size", "15x15"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", describe(&bad));
+    assert!(stderr(&bad).contains("size"), "{}", describe(&bad));
+    assert!(video(&sb).is_null());
+    ok(&sb, &["video", "on", "--size", "160x120", "--fps", "10"]);
     wait_pictures(&sb, 0, 20);
     let again = sb.path().join("carol-saw-again.png");
-    baresip_sees_our_pattern(&mut carol, &again);
+    baresip_sees_our_pattern_at(&mut carol, &again, (160, 120));
+    // Its size is the call's, not to be changed under it.
+    let busy = sb.voipctl(&["video", "on", "--size", "320x240"]);
+    assert!(!busy.status.success(), "{}", describe(&busy));
 
     ok(&sb, &["hangup"]);
     carol.wait_event("CALL_CLOSED");

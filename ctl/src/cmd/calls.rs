@@ -174,6 +174,9 @@ pub async fn dial(
             account: account.unwrap_or_default(),
             input: audio.input.unwrap_or_default(),
             output: audio.output.unwrap_or_default(),
+            video: audio.video,
+            video_size: audio.video_size.unwrap_or_default(),
+            video_fps: audio.video_fps.unwrap_or(0),
         })
         .await?
         .into_inner();
@@ -289,20 +292,31 @@ async fn settle(
 /// What a call verb does.
 pub enum Act {
     Answer(AudioArgs),
-    Reject { busy: bool },
+    Reject {
+        busy: bool,
+    },
     Hangup,
     Hold,
     Resume,
     Mute(bool),
     Dtmf(String),
-    Play { what: String, secs: f64 },
-    Record { to: String, mono: bool },
+    Play {
+        what: String,
+        secs: f64,
+    },
+    Record {
+        to: String,
+        mono: bool,
+    },
     StopRecording,
-    Transfer { target: String },
+    Transfer {
+        target: String,
+    },
     TransferTo(u64),
     AnswerTransfer(bool),
     Split,
-    Video(bool),
+    /// On at a size and rate ("" and 0: configured), or off.
+    Video(Option<(String, u32)>),
 }
 
 /// What `voipctl play` sends: a file made absolute (the daemon has another working
@@ -337,8 +351,8 @@ impl Act {
             Act::AnswerTransfer(true) => "accept-transfer",
             Act::AnswerTransfer(false) => "decline-transfer",
             Act::Split => "split",
-            Act::Video(true) => "video on",
-            Act::Video(false) => "video off",
+            Act::Video(Some(_)) => "video on",
+            Act::Video(None) => "video off",
         }
     }
 
@@ -385,6 +399,9 @@ pub async fn act(
                     id,
                     input: audio.input.clone().unwrap_or_default(),
                     output: audio.output.clone().unwrap_or_default(),
+                    video: audio.video,
+                    video_size: audio.video_size.clone().unwrap_or_default(),
+                    video_fps: audio.video_fps.unwrap_or(0),
                 })
                 .await?,
             "answering".to_string(),
@@ -484,9 +501,16 @@ pub async fn act(
                 "transfer declined".into()
             },
         ),
-        Act::Video(on) => (
-            client.set_video(SetVideoRequest { id, on: *on }).await?,
-            if *on {
+        Act::Video(ask) => (
+            client
+                .set_video(SetVideoRequest {
+                    id,
+                    on: ask.is_some(),
+                    size: ask.as_ref().map(|a| a.0.clone()).unwrap_or_default(),
+                    fps: ask.as_ref().map_or(0, |a| a.1),
+                })
+                .await?,
+            if ask.is_some() {
                 "video asked for".into()
             } else {
                 "video removed".into()

@@ -28,7 +28,7 @@ pub use phone::{CallAction, CallPick, HookSet, Phone, PhoneHandle, SipStack};
 
 pub use calls::{
     CallDirection, CallInfo, CallState, EndReason, Endpoints, IceInfo, IceState, MediaEncryption,
-    VideoInfo,
+    VideoAsk, VideoInfo,
 };
 pub use contacts::ContactInfo;
 pub use forward::ForwardSetting;

@@ -486,7 +486,8 @@ impl Call {
 
     /// Adds video to the call (or takes it up again), or removes it, by re-INVITE.
     async fn set_video(&self, on: bool) -> Result<(), VoipdError> {
-        self.act(CallAction::Video(on)).await
+        self.act(CallAction::Video(on.then(crate::core::VideoAsk::default)))
+            .await
     }
 
     /// The latest picture of the call's received video, as PNG: for a widget that shows

@@ -2,7 +2,7 @@ use tonic::{Request, Response, Status};
 use voipd_proto::v1 as pb;
 
 use super::status_of;
-use crate::core::{CallAction, CoreError, Endpoints, PhoneHandle};
+use crate::core::{CallAction, CoreError, Endpoints, PhoneHandle, VideoAsk};
 use crate::media::recording::Layout;
 
 pub(super) struct CallsService {
@@ -28,12 +28,26 @@ impl CallsService {
     }
 }
 
+/// Video asked for a call being dialled or answered; its size and rate are refused
+/// without it.
+fn video_ask(on: bool, size: &str, fps: u32) -> Result<Option<VideoAsk>, Status> {
+    let ask = VideoAsk::parse(size, fps, ("video_size", "video_fps")).map_err(status_of)?;
+    match (on, ask == VideoAsk::default()) {
+        (true, _) => Ok(Some(ask)),
+        (false, true) => Ok(None),
+        (false, false) => Err(Status::invalid_argument(
+            "video_size, video_fps: they need video = true",
+        )),
+    }
+}
+
 #[tonic::async_trait]
 impl pb::calls_server::Calls for CallsService {
     async fn dial(&self, r: Request<pb::DialRequest>) -> Result<Response<pb::Call>, Status> {
         let r = r.into_inner();
         let account = (!r.account.is_empty()).then_some(r.account.as_str());
-        let endpoints = Endpoints::parse(r.input, r.output).map_err(status_of)?;
+        let mut endpoints = Endpoints::parse(r.input, r.output).map_err(status_of)?;
+        endpoints.video = video_ask(r.video, &r.video_size, r.video_fps)?;
         let c = self
             .phone
             .dial(account, &r.uri, endpoints)
@@ -44,7 +58,8 @@ impl pb::calls_server::Calls for CallsService {
 
     async fn answer(&self, r: Request<pb::AnswerRequest>) -> Result<Response<pb::Call>, Status> {
         let r = r.into_inner();
-        let endpoints = Endpoints::parse(r.input, r.output).map_err(status_of)?;
+        let mut endpoints = Endpoints::parse(r.input, r.output).map_err(status_of)?;
+        endpoints.video = video_ask(r.video, &r.video_size, r.video_fps)?;
         let c = self
             .phone
             .call(r.id, CallAction::Answer(endpoints))
@@ -80,9 +95,13 @@ impl pb::calls_server::Calls for CallsService {
         r: Request<pb::SetVideoRequest>,
     ) -> Result<Response<pb::Call>, Status> {
         let r = r.into_inner();
+        let ask = match r.on {
+            true => Some(VideoAsk::parse(&r.size, r.fps, ("size", "fps")).map_err(status_of)?),
+            false => None,
+        };
         let c = self
             .phone
-            .call(r.id, CallAction::Video(r.on))
+            .call(r.id, CallAction::Video(ask))
             .await
             .map_err(status_of)?;
         Ok(Response::new(c.into()))

@@ -269,11 +269,50 @@ impl MediaEncryption {
     }
 }
 
-/// Audio endpoints for one call, instead of the configured ones.
+/// Audio endpoints for one call, instead of the configured ones, and video asked for it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Endpoints {
     pub input: Option<AudioEndpoint>,
     pub output: Option<AudioEndpoint>,
+    pub video: Option<VideoAsk>,
+}
+
+/// Video asked for one call: on, at this size and rate (None: the configuration's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VideoAsk {
+    pub size: Option<(usize, usize)>,
+    pub fps: Option<u32>,
+}
+
+impl VideoAsk {
+    /// From the faces' text: `size` "WxH" or empty, `fps` 1-30 or 0; errors name
+    /// `field_size` / `field_fps`.
+    pub fn parse(
+        size: &str,
+        fps: u32,
+        (field_size, field_fps): (&'static str, &'static str),
+    ) -> Result<VideoAsk, super::CoreError> {
+        let size = match size {
+            "" => None,
+            s => Some(crate::config::parse_size(s).map_err(|message| {
+                super::CoreError::InvalidArgument {
+                    field: field_size,
+                    message,
+                }
+            })?),
+        };
+        let fps = match fps {
+            0 => None,
+            1..=30 => Some(fps),
+            _ => {
+                return Err(super::CoreError::InvalidArgument {
+                    field: field_fps,
+                    message: format!("{fps} is not between 1 and 30"),
+                });
+            }
+        };
+        Ok(VideoAsk { size, fps })
+    }
 }
 
 impl Endpoints {
@@ -295,15 +334,20 @@ impl Endpoints {
         Ok(Endpoints {
             input: parse("input", input)?,
             output: parse("output", output)?,
+            video: None,
         })
     }
 
-    pub(super) fn apply(&self, audio: &mut AudioConfig) {
+    pub(super) fn apply(&self, ctx: &mut CallContext) {
         if let Some(i) = &self.input {
-            audio.input = i.clone();
+            ctx.audio.input = i.clone();
         }
         if let Some(o) = &self.output {
-            audio.output = o.clone();
+            ctx.audio.output = o.clone();
+        }
+        if let Some(v) = self.video {
+            ctx.video_asked = true;
+            video::ask(&mut ctx.video, v);
         }
     }
 }
@@ -349,8 +393,9 @@ pub(super) enum CallCommand {
     },
     /// The user's decision on the far side's transfer.
     AnswerTransfer(bool),
-    /// An established call: add (or take up again) or remove video.
-    Video(bool),
+    /// An established call: add (or take up again) video, at this size and rate, or
+    /// remove it (None).
+    Video(Option<VideoAsk>),
     /// Another call rings (or no longer does): the call-waiting tone in our output.
     WaitingTone(bool),
     /// How the call the far side asked for goes (its status), for a NOTIFY.
@@ -422,6 +467,8 @@ pub(super) struct CallContext {
     pub recordings: std::path::PathBuf,
     /// What video streams send, and where received video goes.
     pub video: crate::media::video_stream::VideoSettings,
+    /// The user asked for video in this call (whatever the account's `video`).
+    pub video_asked: bool,
 }
 
 struct Call {
@@ -675,12 +722,13 @@ impl Call {
         live: Arc<LiveStats>,
         account: &Option<Account>,
     ) -> Call {
+        let asked = ctx.video_asked;
         Call {
             ctx,
             info,
             commands,
             prefs: MediaPrefs::of(account),
-            video: video::VideoPrefs::of(account),
+            video: video::VideoPrefs::of(account, asked),
             video_ports: None,
             live,
             ext: Extensions::of(account),
@@ -1303,7 +1351,11 @@ impl Call {
                             }
                         }
                         CallCommand::AnswerTransfer(accept) => self.answer_transfer(&mut dialog, accept).await,
-                        CallCommand::Video(on) => {
+                        CallCommand::Video(ask) => {
+                            let on = ask.is_some();
+                            if let Some(a) = ask {
+                                video::ask(&mut self.ctx.video, a);
+                            }
                             match Box::pin(self.video_toggle(&mut dialog, &mut media, on)).await {
                                 Ok(true) => {}
                                 Ok(false) => tracing::info!(call_id = self.info.id, "video {}: the far side refused", if on { "on" } else { "off" }),
@@ -1978,7 +2030,8 @@ async fn answer_flow(
             }
             cmd = call.commands.recv() => match cmd {
                 Some(CallCommand::Answer(endpoints)) => {
-                    endpoints.apply(&mut call.ctx.audio);
+                    endpoints.apply(&mut call.ctx);
+                    call.video.asked(call.ctx.video_asked);
                     call.info.audio_note = audio_note(&call.ctx.audio);
                     break;
                 }

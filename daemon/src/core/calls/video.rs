@@ -32,8 +32,9 @@ pub(super) struct VideoPrefs {
 }
 
 impl VideoPrefs {
-    pub(super) fn of(account: &Option<crate::config::Account>) -> VideoPrefs {
-        match account {
+    /// The account's settings; `asked`: the user wants video in this call whatever they say.
+    pub(super) fn of(account: &Option<crate::config::Account>, asked: bool) -> VideoPrefs {
+        let mut p = match account {
             Some(a) => VideoPrefs {
                 mode: a.video,
                 codecs: a.video_codecs.clone(),
@@ -42,7 +43,27 @@ impl VideoPrefs {
                 mode: VideoMode::Off,
                 codecs: vec![VideoCodec::Vp8, VideoCodec::H264],
             },
+        };
+        p.asked(asked);
+        p
+    }
+
+    /// The user asked for video in this call: both ways, unless the account limits it to
+    /// one.
+    pub(super) fn asked(&mut self, asked: bool) {
+        if asked && self.mode == VideoMode::Off {
+            self.mode = VideoMode::Both;
         }
+    }
+}
+
+/// A call's own size and rate, over the configuration's.
+pub(super) fn ask(settings: &mut crate::media::video_stream::VideoSettings, a: super::VideoAsk) {
+    if let Some((w, h)) = a.size {
+        (settings.width, settings.height) = (w, h);
+    }
+    if let Some(fps) = a.fps {
+        settings.fps = fps;
     }
 }
 

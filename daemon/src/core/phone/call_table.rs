@@ -247,7 +247,7 @@ impl Phone {
         let mut ctx = self
             .call_context()
             .ok_or_else(|| CoreError::FailedPrecondition("SIP is not running".into()))?;
-        endpoints.apply(&mut ctx.audio);
+        endpoints.apply(&mut ctx);
         if target.contact.is_none()
             && let [typed] = target.addresses.as_slice()
             && typed.trim().eq_ignore_ascii_case("echo")
@@ -466,7 +466,14 @@ impl Phone {
                     "call {id} is not established with a far side"
                 )));
             }
-            CallAction::Video(on) => CallCommand::Video(on),
+            CallAction::Video(Some(a))
+                if c.info.video.is_some() && (a.size.is_some() || a.fps.is_some()) =>
+            {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "call {id} has video already; turn it off first to change its size or rate"
+                )));
+            }
+            CallAction::Video(ask) => CallCommand::Video(ask),
             CallAction::Hold => CallCommand::Hold,
             CallAction::Resume => CallCommand::Resume,
             CallAction::Mute(on) => CallCommand::Mute(on),

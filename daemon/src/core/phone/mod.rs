@@ -143,8 +143,9 @@ pub enum CallAction {
     TransferTo(u64),
     /// Accept or decline the far side's transfer (`transfer = "ask"`).
     AnswerTransfer(bool),
-    /// An established call: add video (or take it up again), or remove it, by re-INVITE.
-    Video(bool),
+    /// An established call: add video (or take it up again) at this size and rate, or
+    /// remove it (None), by re-INVITE.
+    Video(Option<crate::core::calls::VideoAsk>),
     Get,
 }
 
@@ -483,6 +484,7 @@ impl Phone {
             media: self.media.clone(),
             recordings: self.store.recordings_dir(),
             video: self.config.video.0.clone(),
+            video_asked: false,
             ring_timeout: Duration::from_secs(u64::from(self.config.sip.ring_timeout_secs)),
         })
     }
