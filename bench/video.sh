@@ -5,16 +5,18 @@
 # display) on the same machine. Measures each process's CPU over 15 s and its RSS idle and
 # with the calls up, checks the pictures arrive at their size and rate, and prints per
 # call end (one party: encode 640×480 + decode 640×480, plus its G.711 audio) the CPU and
-# RSS, and how many such calls the machine's 2 cores would hold.
+# RSS, and how many such calls two cores would hold.
 #
 # The pictures differ: voipd sends its test pattern (colour bars, a moving square, a
-# clock), baresip's fakevideo one still picture (three coloured thirds), which VP8 codes
-# with next to no bits; the send bitrate is printed beside the CPU for that reason. With
-# VIDEO_Y4M both send the same clip (voipd's `source`, baresip's avformat module).
+# clock), baresip's fakevideo one still picture (three coloured thirds); both are near
+# still, and VP8 codes them with few bits. The video bitrate on the wire (captured on
+# loopback when run as root) is printed beside the CPU for that reason. With VIDEO_Y4M
+# both send the same clip instead (voipd's `source`, baresip's avformat module, which
+# pauses for seconds at each loop: give a clip of 40 s or more).
 #
 # usage: bench/video.sh [CALLS]                 (default 4)
 #        VOIPD_ONLY=1 bench/video.sh …           (skip baresip)
-#        VIDEO_Y4M=/abs/clip.y4m bench/video.sh  (640×480 4:2:0 clip, looped, sent by both)
+#        VIDEO_Y4M=/abs/clip.y4m bench/video.sh  (640×480 4:2:0 clip of 40 s or more, sent by both)
 #        VOIPD_BENCH_NO_BUILD=1 bench/video.sh   (use the release binaries as they are)
 # Needs baresip (baresip-core; baresip-ffmpeg for VIDEO_Y4M). Loopback only; it stops all
 # it starts.
@@ -49,7 +51,7 @@ fail() { # message, then the logs
   exit 1
 }
 
-cpu_of() { # pid seconds → % of a core (pids in $@ after seconds: each its own)
+cpu_of() { # SECONDS PID… → each PID's CPU over SECONDS, % of a core, a line each
   local s=$1; shift
   local a=() b=() i
   for p in "$@"; do a+=("$(cpu "$p")"); done
@@ -58,10 +60,41 @@ cpu_of() { # pid seconds → % of a core (pids in $@ after seconds: each its own
   for i in "${!a[@]}"; do python3 -c "print(round(100*(${b[$i]}-${a[$i]})/$ticks/$s, 2))"; done
 }
 
+# Video RTP on loopback over SECONDS (UDP payloads with an RTP dynamic payload type, each
+# packet once, as received): kbit/s in all, or "?" without the right to capture (root).
+cat > "$work/sniff.py" <<'PY'
+import socket, sys, time
+try:
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s.bind(("lo", 0))
+except OSError:
+    print("?"); sys.exit()
+s.settimeout(0.2)
+total, end = 0, time.time() + float(sys.argv[1])
+while time.time() < end:
+    try:
+        data, addr = s.recvfrom(65535)
+    except socket.timeout:
+        continue
+    ip = data[14:]
+    if addr[2] != socket.PACKET_HOST or len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+        continue
+    rtp = ip[(ip[0] & 15) * 4 + 8:]
+    if len(rtp) >= 12 and rtp[0] >> 6 == 2 and rtp[1] & 0x7f >= 96:
+        total += len(rtp)
+print(round(total * 8 / float(sys.argv[1]) / 1000))
+PY
+# video_kbps: video kbit/s sent per call end, as captured over 3 s ("?" when it cannot be).
+video_kbps() { local k; k=$(python3 "$work/sniff.py" 3); [ "$k" = "?" ] && echo "?" || python3 -c "print(round($k/(2*$N)))"; }
+
 # report NAME CALLS CPU_A CPU_B RSS0_A RSS1_A RSS0_B RSS1_B THREADS_A THREADS_B FPS_AVG FPS_MIN SIZES KBPS
 # (one line of results, kept for the table at the end)
 results=()
-report() { results+=("$*"); }
+report() {
+  results+=("$*")
+  python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 13.5 else 1)" "${12}" \
+    || echo "WARNING: $1 received as few as ${12} fps in a call, not 15: pictures are lost or not sent, and its CPU is for fewer of them" >&2
+}
 
 ### voipd ##############################################################################
 ap=$(free_port); bp=$(free_port)
@@ -70,6 +103,7 @@ vconf() { # dir id listen-port peer-port [account line]
   voipd_config "$1/cfg/voipd/config.toml" "\"udp:127.0.0.1:$3\"" \
     "video = \"both\"
 video_codecs = [\"vp8\"]
+max_calls = $N
 ${5:-}"
   # The account's provider is the other daemon: its calls are taken as the provider's.
   sed -i -e "s|id = \"alice\"|id = \"$2\"|" \
@@ -108,7 +142,7 @@ for c in json.load(sys.stdin).get("calls", []):
     v = c.get("video") or {}
     if c["state"] == "active":
         out[c["id"]] = {"frames": v.get("frames_received", 0), "sent": v.get("frames_sent", 0),
-                        "w": v.get("width", 0), "h": v.get("height", 0), "kbps": v.get("send_kbps", 0),
+                        "w": v.get("width", 0), "h": v.get("height", 0), "kbps": v.get("target_kbps", 0),
                         "lost": v.get("packets_lost", 0), "codec": v.get("codec", ""), "dir": v.get("direction", "")}
 print(json.dumps(out))'
 }
@@ -142,13 +176,14 @@ va0=$(vvideo a); vb0=$(vvideo b); t0=$(date +%s.%N)
 read -r cpu_a cpu_b < <(cpu_of "$SECS" "$vpid_a" "$vpid_b" | paste -sd' ')
 va1=$(vvideo a); vb1=$(vvideo b); t1=$(date +%s.%N)
 rss_a=$(rss "$vpid_a"); rss_b=$(rss "$vpid_b"); th_a=$(threads "$vpid_a"); th_b=$(threads "$vpid_b")
+wire=$(video_kbps)
 read -r fa_avg fa_min fa_size fa_kbps fa_lost fa_codec < <(python3 -c "$frames_py" "$t0" "$t1" "$va0" "$va1")
 read -r fb_avg fb_min fb_size fb_kbps fb_lost fb_codec < <(python3 -c "$frames_py" "$t0" "$t1" "$vb0" "$vb1")
-echo "voipd:   $N calls A→B, video $fa_codec; A receives $fa_avg fps (min $fa_min) $fa_size, sends $fa_kbps kbit/s, $fa_lost lost;" \
-  "B receives $fb_avg fps (min $fb_min) $fb_size, sends $fb_kbps kbit/s, $fb_lost lost"
+echo "voipd:   $N calls A→B, video $fa_codec; A receives $fa_avg fps (min $fa_min) $fa_size, $fa_lost lost, its encoder's target $fa_kbps kbit/s;" \
+  "B receives $fb_avg fps (min $fb_min) $fb_size, $fb_lost lost, target $fb_kbps kbit/s; on the wire $wire kbit/s per call end"
 report voipd "$N" "$cpu_a" "$cpu_b" "$idle_a" "$rss_a" "$idle_b" "$rss_b" "$th_a" "$th_b" \
   "$(python3 -c "print(round(($fa_avg+$fb_avg)/2,1))")" "$(python3 -c "print(min($fa_min,$fb_min))")" \
-  "$(echo "$fa_size,$fb_size" | tr ',' '\n' | sort -u | paste -sd,)" "$(python3 -c "print(round(($fa_kbps+$fb_kbps)/2))")"
+  "$(echo "$fa_size,$fb_size" | tr ',' '\n' | sort -u | paste -sd,)" "$wire"
 for s in a b; do ctl "$s" shutdown >/dev/null 2>&1 || true; done
 for p in "$vpid_a" "$vpid_b"; do
   for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -295,14 +330,15 @@ print("%.1f %.1f %s %.0f %d %s" % (sum(fps) / max(len(fps), 1), min(fps) if fps 
   read -r cpu_a cpu_b < <(cpu_of "$SECS" "$bpid_ba" "$bpid_bb" | paste -sd' ')
   va1=$(bctl "$ca" video "$N"); vb1=$(bctl "$cb" video "$N")
   rss_a=$(rss "$bpid_ba"); rss_b=$(rss "$bpid_bb"); th_a=$(threads "$bpid_ba"); th_b=$(threads "$bpid_bb")
+  wire=$(video_kbps)
   read -r fa_avg fa_min fa_size fa_kbps fa_lost fa_codec < <(python3 -c "$bframes_py" "$va0" "$va1")
   read -r fb_avg fb_min fb_size fb_kbps fb_lost fb_codec < <(python3 -c "$bframes_py" "$vb0" "$vb1")
-  echo "baresip: $N calls A→B, video $fa_codec; A receives $fa_avg fps (min $fa_min) $fa_size, sends $fa_kbps kbit/s, $fa_lost lost;" \
-    "B receives $fb_avg fps (min $fb_min) $fb_size, sends $fb_kbps kbit/s, $fb_lost lost"
+  echo "baresip: $N calls A→B, video $fa_codec; A receives $fa_avg fps (min $fa_min) $fa_size, $fa_lost lost, sends $fa_kbps kbit/s (RTCP);" \
+    "B receives $fb_avg fps (min $fb_min) $fb_size, $fb_lost lost, sends $fb_kbps kbit/s; on the wire $wire kbit/s per call end"
   report baresip "$N" "$cpu_a" "$cpu_b" "$idle_a" "$rss_a" "$idle_b" "$rss_b" "$th_a" "$th_b" \
     "$(python3 -c "print(round(($fa_avg+$fb_avg)/2,1))")" "$(python3 -c "print(min($fa_min,$fb_min))")" \
-    "$(echo "$fa_size,$fb_size" | tr ',' '\n' | sort -u | paste -sd,)" "$(python3 -c "print(round(($fa_kbps+$fb_kbps)/2))")"
-  grep -iE "error|fail|warn" "$work/ba/log" "$work/bb/log" | grep -v "^$" | sort | uniq -c | sort -rn | head -5 | sed 's/^/  baresip log: /' || true
+    "$(echo "$fa_size,$fb_size" | tr ',' '\n' | sort -u | paste -sd,)" "$wire"
+  grep -iE "error|fail|warn" "$work/ba/log" "$work/bb/log" | grep -v "ctrl_tcp: failed to send" | sort | uniq -c | sort -rn | head -5 | sed 's/^/  baresip log: /' || true
 fi
 
 ### the table ##########################################################################
@@ -312,9 +348,9 @@ rows = [r.split() for r in sys.argv[1:]]
 print()
 print("Per call end (one party sending and receiving 640x480 15 fps VP8, with G.711 audio):")
 print("  CPU/end = (CPU of A + CPU of B) / (2 x calls); RSS/end = (RSS with calls - idle) / calls, A and B averaged;")
-print("  2 cores hold = 200 / CPU/end calls ends, i.e. a daemon on 2 cores holds that many two-way video calls.")
+print("  2 cores hold = 200 / CPU/end: the two-way video calls one daemon would hold on 2 cores (CPU alone).")
 hdr = ("impl", "calls", "CPU A %", "CPU B %", "CPU/end %", "2 cores hold", "RSS/end kB", "idle RSS kB A/B",
-       "threads A/B", "rx fps avg (min)", "rx size", "tx kbit/s")
+       "threads A/B", "rx fps avg (min)", "rx size", "video kbit/s/end")
 out = []
 for r in rows:
     name, n = r[0], int(r[1])

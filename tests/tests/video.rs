@@ -150,7 +150,30 @@ fn vp8_both_ways_with_baresip_removed_and_added_again_mid_call() {
     we_see_baresips_picture(&sb, &sb.path().join("we-saw.png"));
     let v = video(&sb);
     assert!(num(&v, "frames_sent") >= 30, "{v}");
-    assert!(num(&v, "send_kbps") >= 64, "{v}");
+    // What goes out is measured (a still pattern takes little); the encoder aims at
+    // half the ceiling at first.
+    assert!(num(&v, "send_kbps") >= 1, "{v}");
+    assert!((64..=600).contains(&num(&v, "target_kbps")), "{v}");
+
+    // Junk at our video port from the far side's host: too short for RTP, the wrong
+    // version, a header cut short, CSRCs promised and missing. Each is dropped and
+    // counted; the pictures go on.
+    let port: std::net::SocketAddr = v["rtp_local"].as_str().unwrap_or_default().parse().unwrap();
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let bad: [&[u8]; 4] = [
+        &[0x80],
+        &[0x40, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1],
+        &[0x80, 96, 0, 1, 0, 0, 0, 1],
+        &[0x8f, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0],
+    ];
+    for _ in 0..25 {
+        for b in bad {
+            junk.send_to(b, port).unwrap();
+        }
+    }
+    let v = wait_pictures(&sb, num(&v, "frames_received"), 15);
+    assert!(num(&v, "malformed") >= 100, "{v}");
+    assert_eq!(calls(&sb)[0]["state"], "active");
 
     // Off: a re-INVITE (challenged, answered) takes the stream away; the call goes on.
     ok(&sb, &["video", "off"]);

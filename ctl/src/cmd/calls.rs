@@ -602,8 +602,11 @@ fn video_text(c: &Call) -> Option<String> {
     if v.width > 0 {
         s.push_str(&format!(" {}x{} {} fps", v.width, v.height, v.fps));
     }
-    if v.send_kbps > 0 && v.frames_sent > 0 {
-        s.push_str(&format!(", sending {} kbit/s", v.send_kbps));
+    if v.frames_sent > 0 {
+        s.push_str(&format!(
+            ", sending {} kbit/s (up to {})",
+            v.send_kbps, v.target_kbps
+        ));
     }
     if v.packets_lost > 0 {
         s.push_str(&format!(", {} lost", v.packets_lost));

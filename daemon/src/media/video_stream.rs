@@ -101,8 +101,10 @@ pub struct VideoLive {
     pub width: AtomicU32,
     pub height: AtomicU32,
     pub fps: AtomicU32,
-    /// What we send at, kbit/s.
+    /// What we sent in the last second, kbit/s, and the rate the encoder aims at (what
+    /// the far side's reports allow, under the ceiling).
     pub send_kbps: AtomicU32,
+    pub target_kbps: AtomicU32,
     /// The latest decoded picture.
     pub snapshot: std::sync::Mutex<Option<Arc<Frame>>>,
 }
@@ -122,6 +124,7 @@ pub struct VideoStats {
     pub height: u32,
     pub fps: u32,
     pub send_kbps: u32,
+    pub target_kbps: u32,
 }
 
 impl VideoLive {
@@ -140,6 +143,7 @@ impl VideoLive {
             height: self.height.load(Relaxed),
             fps: self.fps.load(Relaxed),
             send_kbps: self.send_kbps.load(Relaxed),
+            target_kbps: self.target_kbps.load(Relaxed),
         }
     }
 
@@ -157,7 +161,13 @@ impl VideoLive {
         ] {
             a.store(0, Relaxed);
         }
-        for a in [&self.width, &self.height, &self.fps, &self.send_kbps] {
+        for a in [
+            &self.width,
+            &self.height,
+            &self.fps,
+            &self.send_kbps,
+            &self.target_kbps,
+        ] {
             a.store(0, Relaxed);
         }
     }
@@ -218,6 +228,8 @@ pub(super) struct VideoStream {
     reception: Reception,
     sent_packets: u32,
     octets: u32,
+    /// `octets` at the last report, for the rate sent since.
+    octets_reported: u32,
     last_ts: u32,
     fir_seq: u8,
     /// Datagrams that were not RTP (payloads the receiver drops, it counts).
@@ -277,6 +289,7 @@ impl VideoSetup {
             reception: Reception::default(),
             sent_packets: 0,
             octets: 0,
+            octets_reported: 0,
             last_ts: 0,
             fir_seq: 0,
             rtp_malformed: 0,
@@ -333,6 +346,13 @@ impl VideoStream {
         }
         if now >= self.next_report {
             self.next_report = now + REPORT_EVERY;
+            let sent = self.octets.wrapping_sub(self.octets_reported);
+            self.octets_reported = self.octets;
+            let kbps = u64::from(sent) * 8 / 1000 / REPORT_EVERY.as_secs().max(1);
+            self.live
+                .video
+                .send_kbps
+                .store(u32::try_from(kbps).unwrap_or(u32::MAX), Relaxed);
             self.report(None);
         }
         true
@@ -560,7 +580,7 @@ impl VideoStream {
             self.live.video.frames_sent.fetch_add(1, Relaxed);
             self.last_ts = ts;
         }
-        self.live.video.send_kbps.store(sender.kbps(), Relaxed);
+        self.live.video.target_kbps.store(sender.kbps(), Relaxed);
         self.send_packets(packets);
     }
 
@@ -606,7 +626,7 @@ impl VideoStream {
             .video
             .retransmitted
             .store(sender.retransmitted, Relaxed);
-        self.live.video.send_kbps.store(sender.kbps(), Relaxed);
+        self.live.video.target_kbps.store(sender.kbps(), Relaxed);
         self.send_packets(again);
     }
 

@@ -496,7 +496,8 @@ impl Call {
         Ok(self.phone.snapshot(self.info.id).await?)
     }
 
-    /// The video's figures now: width, height, fps (received), send_kbps, frames_sent,
+    /// The video's figures now: width, height, fps (received), send_kbps (sent in the last
+    /// second), target_kbps (the encoder's aim), frames_sent,
     /// frames_received, packets_lost, malformed, key_frames_asked, nacks_sent,
     /// retransmitted, key_frames_sent_on_request. Empty when the call has no video.
     async fn video_stats(&self) -> Result<std::collections::HashMap<String, u64>, VoipdError> {
@@ -510,6 +511,7 @@ impl Call {
             ("height", u64::from(s.height)),
             ("fps", u64::from(s.fps)),
             ("send_kbps", u64::from(s.send_kbps)),
+            ("target_kbps", u64::from(s.target_kbps)),
             ("frames_sent", s.frames_sent),
             ("frames_received", s.frames_received),
             ("packets_lost", s.packets_lost),

@@ -19,6 +19,9 @@ pub struct VideoInfo {
     pub codec: &'static str,
     /// Which ways it goes: "sendrecv", "sendonly", "recvonly" or "inactive".
     pub direction: &'static str,
+    /// Our video RTP address and the far side's.
+    pub rtp_local: Option<std::net::SocketAddr>,
+    pub rtp_remote: std::net::SocketAddr,
     /// Frames, size, rate, bitrate and loss, as they are now.
     pub stats: VideoStats,
 }
@@ -293,6 +296,7 @@ impl Call {
             }
             return;
         };
+        let mut rtp_local = self.info.video.as_ref().and_then(|v| v.rtp_local);
         if media.session.video_mid().is_some() {
             media.session.update_video(params(&n, held));
             self.video_ports = None;
@@ -300,6 +304,7 @@ impl Call {
             let Some(ports) = self.video_ports.take() else {
                 return;
             };
+            rtp_local = ports.rtp.local_addr().ok();
             let mut settings = self.ctx.video.clone();
             // One file per call (and per stream, when video is added again).
             settings.sink = settings.sink.map(|p| {
@@ -330,6 +335,8 @@ impl Call {
         self.info.video = Some(VideoInfo {
             codec: codec_name(n.codec),
             direction: direction_name(n.direction),
+            rtp_local,
+            rtp_remote: n.remote,
             stats: VideoStats::default(),
         });
         media.video = Some(n);
