@@ -227,7 +227,7 @@ impl Call {
         if !self.video_allowed(ans) {
             tracing::info!(
                 call_id = self.info.id,
-                "video refused: it would go in clear beside encrypted audio"
+                "video refused: it has no DTLS-SRTP of its own beside the audio's"
             );
             return None;
         }
