@@ -222,3 +222,36 @@ pub fn psnr_luma(a: &[u8], b: &[u8], luma_len: usize) -> f64 {
         10.0 * (255.0f64 * 255.0 / mse).log10()
     }
 }
+
+/// baresip saves the next picture it decodes from us; it must show our colour bars.
+pub fn baresip_sees_our_pattern(phone: &mut crate::baresip::Baresip, at: &Path) {
+    baresip_sees_our_pattern_at(phone, at, (320, 240));
+}
+
+/// As [`baresip_sees_our_pattern`], at `size`.
+pub fn baresip_sees_our_pattern_at(
+    phone: &mut crate::baresip::Baresip,
+    at: &Path,
+    size: (usize, usize),
+) {
+    phone.command("snapshot_recv", &at.display().to_string());
+    crate::wait_until(
+        || std::fs::metadata(at).is_ok_and(|m| m.len() > 0),
+        "baresip's snapshot of our video",
+    );
+    // Written as it is saved: a moment for the whole file.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let p = Picture::read_png(at);
+    assert_eq!((p.width, p.height), size, "baresip's snapshot size");
+    let bad = pattern_mismatches(&p);
+    assert!(bad.is_empty(), "baresip's snapshot of our video: {bad:?}");
+}
+
+/// voipd's snapshot (voipctl video snapshot) shows baresip's picture.
+pub fn we_see_baresips_picture(sb: &crate::Sandbox, at: &Path) {
+    crate::ok(sb, &["video", "snapshot", &at.display().to_string()]);
+    let p = Picture::read_png(at);
+    assert_eq!((p.width, p.height), (320, 240));
+    let bad = fakevideo_mismatches(&p);
+    assert!(bad.is_empty(), "our snapshot of baresip's video: {bad:?}");
+}

@@ -498,3 +498,56 @@ fn an_ice_call_outlives_the_consent_lifetime() {
     ended_by_the_far_side(&sb, &d);
     b.assert_both_ways(&sb.path().join("voipd-heard.wav"), VOIPD_TONE, BARESIP_TONE);
 }
+
+/// Video between two homes behind port-restricted NATs: the video stream gathers its own
+/// candidates (STUN) and ICE checks them as for audio; the pictures go both ways over the
+/// pair it nominates, each side's snapshot showing the other's picture.
+#[test]
+fn ice_finds_the_way_for_video_between_two_homes() {
+    let sb = Sandbox::new();
+    let (net, stun) = two_homes(&sb);
+    let d = voipd_at_home(
+        &sb,
+        &net,
+        &format!(
+            "stun = \"{stun}\"\nice = true\nvideo = \"both\"\nvideo_codecs = [\"vp8\"]\n\n\
+             [video]\nsize = \"320x240\"\nfps = 15"
+        ),
+    );
+    let mut b = Baresip::start(
+        sb.path(),
+        BaresipOptions {
+            tone: BARESIP_TONE as u32,
+            video: Some("VP8"),
+            net: Some(BaresipNet {
+                host: &net.world.homes[1].host,
+                registrar: net.world.provider.ip,
+                modules: &["ice.so"],
+                account: &format!(";medianat=ice;stunserver={stun}"),
+            }),
+            ..BaresipOptions::carol(net.kam.port)
+        },
+    );
+    let out = sb.voipctl(&["dial", "carol"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    ice_nominates(&sb, "reflexive");
+    b.wait_event("CALL_ESTABLISHED");
+    wait_until(
+        || {
+            calls(&sb).first().is_some_and(|c| {
+                c["video"]["frames_received"].as_u64().unwrap_or(0) >= 30
+                    && c["video"]["width"] == 320
+            })
+        },
+        "pictures from carol across the NATs",
+    );
+    voipd_tests::picture::we_see_baresips_picture(&sb, &sb.path().join("we-saw.png"));
+    voipd_tests::picture::baresip_sees_our_pattern(&mut b, &sb.path().join("carol-saw.png"));
+    assert!(d.log().contains("ICE: video goes to"), "{}", d.log());
+    // Not to the address in carol's SDP, which her router drops: the video's own pair.
+    let video = calls(&sb)[0]["video"].clone();
+    assert_ne!(video["rtp_local"], "", "{video}");
+    let out = sb.voipctl(&["hangup"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    b.wait_event("CALL_CLOSED");
+}

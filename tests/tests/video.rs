@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use voipd_tests::baresip::{Baresip, BaresipOptions};
 use voipd_tests::peers::Kamailio;
-use voipd_tests::picture::{Picture, fakevideo_mismatches, pattern_mismatches};
+use voipd_tests::picture::{
+    Picture, baresip_sees_our_pattern, baresip_sees_our_pattern_at, fakevideo_mismatches,
+    we_see_baresips_picture,
+};
 use voipd_tests::*;
 
 fn config(sb: &Sandbox, kam: &Kamailio, codec: &str, sink: &str) -> String {
@@ -49,35 +52,6 @@ fn wait_pictures(sb: &Sandbox, from: u64, more: u64) -> serde_json::Value {
         "pictures from baresip",
     );
     last
-}
-
-/// baresip saves the next picture it decodes from us; it must show our colour bars.
-fn baresip_sees_our_pattern(phone: &mut Baresip, at: &Path) {
-    baresip_sees_our_pattern_at(phone, at, (320, 240));
-}
-
-/// As [`baresip_sees_our_pattern`], at `size`.
-fn baresip_sees_our_pattern_at(phone: &mut Baresip, at: &Path, size: (usize, usize)) {
-    phone.command("snapshot_recv", &at.display().to_string());
-    wait_until(
-        || std::fs::metadata(at).is_ok_and(|m| m.len() > 0),
-        "baresip's snapshot of our video",
-    );
-    // Written as it is saved: a moment for the whole file.
-    std::thread::sleep(Duration::from_millis(300));
-    let p = Picture::read_png(at);
-    assert_eq!((p.width, p.height), size, "baresip's snapshot size");
-    let bad = pattern_mismatches(&p);
-    assert!(bad.is_empty(), "baresip's snapshot of our video: {bad:?}");
-}
-
-/// voipd's snapshot (voipctl video snapshot) shows baresip's picture.
-fn we_see_baresips_picture(sb: &Sandbox, at: &Path) {
-    ok(sb, &["video", "snapshot", &at.display().to_string()]);
-    let p = Picture::read_png(at);
-    assert_eq!((p.width, p.height), (320, 240));
-    let bad = fakevideo_mismatches(&p);
-    assert!(bad.is_empty(), "our snapshot of baresip's video: {bad:?}");
 }
 
 fn video_phone(sb: &Sandbox, kam: &Kamailio, codec: &'static str) -> Baresip {
@@ -479,13 +453,25 @@ impl Y4mFrames {
 
 #[test]
 fn vp8_in_srtp_with_baresip_pictures_both_ways_and_nothing_in_clear() {
+    encrypted_video("srtp-mand", "sdes");
+}
+
+#[test]
+fn vp8_in_dtls_srtp_with_baresip_pictures_both_ways_and_nothing_in_clear() {
+    encrypted_video("dtls_srtp", "dtls");
+}
+
+/// baresip with `mediaenc` is called by voipd with `media_encryption = policy`:
+/// the video is keyed as the audio is (its own SDES keys, or its own DTLS handshake), the
+/// pictures go both ways, and a capture shows no clear VP8.
+fn encrypted_video(mediaenc: &'static str, policy: &str) {
     let sb = Sandbox::new();
     let kam = Kamailio::start(sb.path(), &[]);
     let mut carol = Baresip::start(
         sb.path(),
         BaresipOptions {
             video: Some("VP8"),
-            mediaenc: Some("srtp-mand"),
+            mediaenc: Some(mediaenc),
             ..BaresipOptions::carol(kam.port)
         },
     );
@@ -496,9 +482,9 @@ fn vp8_in_srtp_with_baresip_pictures_both_ways_and_nothing_in_clear() {
             "output = \"null\"\n",
             &format!("output = \"null\"\nrtp_ports = \"{lo}-{}\"\n", lo + 9),
         )
-        + "media_encryption = \"sdes\"\n";
+        + &format!("media_encryption = \"{policy}\"\n");
     sb.write_config(&text);
-    let _d = sb.start_daemon();
+    let d = sb.start_daemon();
     wait_account_state(&sb, "alice", "registered", PATIENCE);
     let capture = voipd_tests::capture::Capture::start(
         sb.path(),
@@ -507,7 +493,14 @@ fn vp8_in_srtp_with_baresip_pictures_both_ways_and_nothing_in_clear() {
     );
     ok(&sb, &["dial", "--wait", "carol"]);
     carol.wait_event("CALL_ESTABLISHED");
-    assert_eq!(calls(&sb)[0]["media_encryption"], "sdes");
+    assert_eq!(calls(&sb)[0]["media_encryption"], policy);
+    if policy == "dtls" {
+        // Its own handshake on the video's port, not the audio's keys.
+        wait_until(
+            || d.log().contains("video DTLS-SRTP keyed"),
+            "the video's DTLS handshake",
+        );
+    }
     wait_pictures(&sb, 0, 30);
     baresip_sees_our_pattern(&mut carol, &sb.path().join("carol-saw.png"));
     we_see_baresips_picture(&sb, &sb.path().join("we-saw.png"));

@@ -204,6 +204,15 @@ pub struct MediaSession {
     video: Option<VideoHandle>,
 }
 
+/// A video stream's sockets before it starts, with what was learnt of the NAT in front of
+/// them: STUN's mapping to keep open, ICE's agent (given the far side's candidates).
+pub struct VideoPorts {
+    pub rtp: UdpSocket,
+    pub rtcp: Option<UdpSocket>,
+    pub mapping: Option<MappingWatch>,
+    pub ice: Option<Box<Ice>>,
+}
+
 /// A running video stream's handle; dropping it ends the stream.
 struct VideoHandle {
     mid: String,
@@ -286,17 +295,23 @@ impl MediaSession {
         }
     }
 
-    /// Starts the call's video stream `mid` on its RTP socket (and RTCP's), in place of
-    /// the one running, if any. Err: why it could not start (its source, its keys).
+    /// Starts the call's video stream `mid` on `ports`, in place of the one running, if
+    /// any. Err: why it could not start (its source, its keys).
     pub fn start_video(
         &mut self,
         engine: &MediaEngine,
         mid: &str,
-        (sock, rtcp): (UdpSocket, Option<UdpSocket>),
+        ports: VideoPorts,
         params: VideoParams,
         settings: VideoSettings,
         live: std::sync::Arc<LiveStats>,
     ) -> Result<(), String> {
+        let VideoPorts {
+            rtp: sock,
+            rtcp,
+            mapping,
+            ice,
+        } = ports;
         let (tx, rx) = watch::channel(params);
         let (done_tx, done) = oneshot::channel();
         let stream = VideoSetup {
@@ -306,6 +321,8 @@ impl MediaSession {
             settings,
             live,
             done: done_tx,
+            mapping,
+            ice,
         }
         .open()?;
         self.video = Some(VideoHandle {

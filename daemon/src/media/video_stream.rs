@@ -13,11 +13,14 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
+use super::dtls::{self, DtlsParams};
+use super::ice::{Ice, IceEvent};
 use super::latch::Latch;
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::RtpPacket;
 use super::srtp::{SrtpError, SrtpKeys};
-use super::transport::RtpTransport;
+use super::stun::{self as stun_msg, MappingWatch};
+use super::transport::{Relayed, RtpTransport};
 use super::udp::RecvBuf;
 use super::video::camera::{Camera, CameraFeed, V4l2Camera};
 use super::video::feedback::{self, Feedback};
@@ -44,6 +47,8 @@ pub struct VideoParams {
     pub fir: bool,
     /// SRTP keys, when the stream is encrypted with SDES.
     pub srtp: Option<SrtpKeys>,
+    /// The DTLS handshake's parameters, when the stream is keyed by DTLS-SRTP.
+    pub dtls: Option<DtlsParams>,
 }
 
 /// Where sent pictures come from.
@@ -204,6 +209,10 @@ pub(super) struct VideoSetup {
     pub(super) settings: VideoSettings,
     pub(super) live: Arc<super::session::LiveStats>,
     pub(super) done: oneshot::Sender<VideoStats>,
+    /// The NAT mapping of the stream's port to keep open (STUN), and ICE's agent with the
+    /// far side's candidates, as for audio.
+    pub(super) mapping: Option<MappingWatch>,
+    pub(super) ice: Option<Box<Ice>>,
 }
 
 /// One call's video as the engine runs it.
@@ -234,6 +243,10 @@ pub(super) struct VideoStream {
     fir_seq: u8,
     /// Datagrams that were not RTP (payloads the receiver drops, it counts).
     rtp_malformed: u64,
+    /// Packets that came through the TURN relay this tick.
+    relayed: Vec<Relayed>,
+    /// ICE's nominated RTP pair, once there is one: it wins over the SDP's address.
+    ice_remote: Option<SocketAddr>,
     started: Instant,
     next_picture: Instant,
     next_report: Instant,
@@ -243,8 +256,8 @@ pub(super) struct VideoStream {
 impl VideoSetup {
     pub(super) fn open(mut self) -> Result<VideoStream, String> {
         let p = self.params.borrow_and_update().clone();
-        let mut transport = RtpTransport::new(self.sock, self.rtcp, None, None);
-        transport.configure(p.srtp.as_ref(), None)?;
+        let mut transport = RtpTransport::new(self.sock, self.rtcp, self.mapping, self.ice);
+        transport.configure(p.srtp.as_ref(), p.dtls.as_ref())?;
         let source = match &self.settings.source {
             VideoSource::Pattern => {
                 Source::Pattern(TestPattern::new(self.settings.width, self.settings.height))
@@ -293,6 +306,8 @@ impl VideoSetup {
             last_ts: 0,
             fir_seq: 0,
             rtp_malformed: 0,
+            relayed: Vec::new(),
+            ice_remote: None,
             started: now,
             next_picture: now,
             next_report: now + REPORT_EVERY,
@@ -311,21 +326,36 @@ impl VideoStream {
             Err(_) => return false,
             Ok(true) => {
                 let next = self.params.borrow_and_update().clone();
-                if next.srtp != self.p.srtp
-                    && let Err(e) = self.transport.configure(next.srtp.as_ref(), None)
+                if (next.srtp != self.p.srtp || next.dtls != self.p.dtls)
+                    && let Err(e) = self
+                        .transport
+                        .configure(next.srtp.as_ref(), next.dtls.as_ref())
                 {
                     tracing::error!("video SRTP: {e}; the video stops");
                     self.p.send = false;
                     self.p.receive = false;
                     return true;
                 }
-                self.latch.signalled(next.remote, self.p.remote);
+                if self.ice_remote.is_none() {
+                    self.latch.signalled(next.remote, self.p.remote);
+                }
                 self.apply(next);
             }
             Ok(false) => {}
         }
         for _ in 0..MAX_READ_PER_TICK {
             match self.transport.recv_rtp(rx) {
+                // Only from the far side's host: a stranger's handshake is not ours.
+                Ok(d) if dtls::is_dtls(d.bytes) => {
+                    if d.from.ip() == self.latch.remote().ip() {
+                        self.transport.dtls_in(false, d.bytes);
+                    }
+                }
+                Ok(d) if stun_msg::is_stun(d.bytes) => {
+                    if let Some(at) = self.transport.stun_in(false, d.bytes, d.from) {
+                        tracing::info!("the NAT moved our video RTP port to {at}");
+                    }
+                }
                 Ok(d) => {
                     let (from, at_ns) = (d.from, d.at_ns);
                     self.rtp_in(d.bytes, from, at_ns, now);
@@ -337,8 +367,19 @@ impl VideoStream {
             let Some(d) = self.transport.recv_rtcp(rx) else {
                 break;
             };
+            if stun_msg::is_stun(d.bytes) {
+                self.transport.stun_in(true, d.bytes, d.from);
+                continue;
+            }
             let from = d.from;
             self.rtcp_in(d.bytes, from, now);
+        }
+        self.ice_in(now);
+        self.transport.keep_mapping(now.into_std());
+        match self.transport.drive(self.latch.remote()) {
+            Some(Ok(suite)) => tracing::info!("video DTLS-SRTP keyed ({suite})"),
+            Some(Err(e)) => tracing::warn!("video DTLS-SRTP: {e}; no video either way"),
+            None => {}
         }
         self.decode(now);
         if self.p.send && now >= self.next_picture {
@@ -597,8 +638,50 @@ impl VideoStream {
         }
     }
 
+    /// ICE's step: a nominated pair moves the stream to it; what came through the relay
+    /// is taken as if it came to our ports.
+    fn ice_in(&mut self, now: Instant) {
+        let mut relayed = std::mem::take(&mut self.relayed);
+        for ev in self.transport.ice_tick(now.into_std(), &mut relayed) {
+            match ev {
+                IceEvent::Selected {
+                    component: 1, pair, ..
+                } => {
+                    tracing::info!("ICE: video goes to {}", pair.remote);
+                    self.ice_remote = Some(pair.remote);
+                    self.latch = Latch::new(pair.remote);
+                }
+                IceEvent::Selected { .. } => {}
+                IceEvent::Failed { component } | IceEvent::ConsentLost { component } => {
+                    tracing::warn!("ICE: no path for video component {component}");
+                }
+            }
+        }
+        for r in relayed.drain(..) {
+            if r.rtcp {
+                self.rtcp_in(&r.bytes, r.from, now);
+            } else if dtls::is_dtls(&r.bytes) {
+                self.transport.dtls_in(false, &r.bytes);
+            } else {
+                let at_ns = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                self.rtp_in(&r.bytes, r.from, at_ns, now);
+            }
+        }
+        self.relayed = relayed;
+    }
+
     fn rtcp_in(&mut self, bytes: &[u8], from: SocketAddr, now: Instant) {
-        if from.ip() != self.latch.remote().ip() {
+        let peer = self
+            .transport
+            .ice_peer(2)
+            .unwrap_or_else(|| self.latch.remote());
+        if from.ip() != peer.ip() {
+            return;
+        }
+        if dtls::is_dtls(bytes) {
+            self.transport.dtls_in(true, bytes);
             return;
         }
         let Ok(opened) = self.transport.open_rtcp(bytes) else {

@@ -207,7 +207,7 @@ pub fn offer(
 const DTLS_PROTO: &str = "UDP/TLS/RTP/SAVP";
 
 /// Whether a transport protocol is DTLS-SRTP's (with or without feedback).
-fn is_dtls(proto: &str) -> bool {
+pub(super) fn is_dtls(proto: &str) -> bool {
     proto.eq_ignore_ascii_case("UDP/TLS/RTP/SAVP")
         || proto.eq_ignore_ascii_case("UDP/TLS/RTP/SAVPF")
 }
@@ -227,7 +227,11 @@ fn attr<'a>(sdp: &'a Sdp, m: &'a Media, name: &str) -> Option<&'a str> {
 
 /// The far side's fingerprint and the role its a=setup leaves us (RFC 5763 §5): an
 /// offer's `actpass` or `passive` makes us the client, `active` the server.
-fn dtls_of(sdp: &Sdp, m: &Media, answering: bool) -> Result<DtlsParams, NegotiationError> {
+pub(super) fn dtls_of(
+    sdp: &Sdp,
+    m: &Media,
+    answering: bool,
+) -> Result<DtlsParams, NegotiationError> {
     let fp = attr(sdp, m, "fingerprint")
         .ok_or_else(|| NegotiationError::BadDtls("DTLS-SRTP without a=fingerprint".into()))?;
     let remote = Fingerprint::parse(fp).map_err(NegotiationError::BadDtls)?;

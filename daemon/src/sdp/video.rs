@@ -9,10 +9,14 @@
 
 use std::net::SocketAddr;
 
+use super::IceDescription;
 use super::crypto::Crypto;
-use super::negotiate::{NegotiationError, Security, answer_keys, pick_crypto, secure};
+use super::negotiate::{
+    NegotiationError, Security, answer_keys, dtls_of, is_dtls, pick_crypto, secure,
+};
 use super::{Direction, Media, RtpMap, Sdp};
 use crate::config::MediaEncryptionPolicy;
+use crate::media::dtls::{DtlsParams, DtlsRole, our_fingerprint};
 use crate::media::srtp::SrtpKeys;
 use crate::media::video::VideoCodec;
 use crate::media::video::h264_payload::PacketizationMode;
@@ -85,6 +89,10 @@ pub struct NegotiatedVideo {
     pub remb: bool,
     /// SRTP keys (SDES), when the stream is encrypted.
     pub srtp: Option<SrtpKeys>,
+    /// The DTLS handshake's parameters, when the stream is keyed by DTLS-SRTP.
+    pub dtls: Option<DtlsParams>,
+    /// The far side's ICE for this stream, when it runs ICE.
+    pub ice: Option<IceDescription>,
 }
 
 fn rtpmap(pt: u8, encoding: &str) -> RtpMap {
@@ -240,6 +248,8 @@ fn negotiated(
         fir: fb.contains(&"ccm fir"),
         remb: fb.contains(&"goog-remb"),
         srtp: None,
+        dtls: None,
+        ice: IceDescription::of(sdp, m),
     })
 }
 
@@ -259,14 +269,20 @@ pub fn answer_video(
     };
     let rtp = ["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"]
         .iter()
-        .any(|p| m.proto.eq_ignore_ascii_case(p));
+        .any(|p| m.proto.eq_ignore_ascii_case(p))
+        || is_dtls(&m.proto);
     if mode == VideoMode::Off || m.port == 0 || !rtp {
         return Ok((m.refused(), None));
     }
     // SDES as for audio: taken when offered in RTP/SAVP, or offered beside clear RTP
     // while the account encrypts; an RTP/SAVP offer without a suite we take is refused,
     // and so is clear video where the account wants encryption.
+    let dtls = match is_dtls(&m.proto) {
+        true => Some(dtls_of(offer, m, true)?),
+        false => None,
+    };
     let theirs = match pick_crypto(m, security.suites)? {
+        _ if dtls.is_some() => None,
         Some(c) if secure(&m.proto) || security.policy != MediaEncryptionPolicy::None => Some(c),
         None if secure(&m.proto) => return Ok((m.refused(), None)),
         _ if security.policy.mandatory() => return Ok((m.refused(), None)),
@@ -288,6 +304,7 @@ pub fn answer_video(
         (false, false) => Direction::Inactive,
     };
     let mut n = negotiated(offer, m, index, pt, codec, h264, direction)?;
+    n.dtls = dtls;
     let mut crypto = Vec::new();
     if let Some(c) = theirs {
         let ours =
@@ -309,6 +326,15 @@ pub fn answer_video(
         .collect();
     if m.other_attrs.iter().any(|a| a.starts_with("mid:")) {
         other_attrs.push(format!("mid:{}", n.mid));
+    }
+    if let Some(d) = &n.dtls {
+        let fp = our_fingerprint().map_err(|e| NegotiationError::Keys(e.to_string()))?;
+        let setup = match d.role {
+            DtlsRole::Client => "active",
+            DtlsRole::Server => "passive",
+        };
+        other_attrs.push(format!("fingerprint:{}", fp.value()));
+        other_attrs.push(format!("setup:{setup}"));
     }
     let ours = Media {
         kind: "video".into(),
@@ -342,7 +368,15 @@ pub fn read_video_answer(ours: &Media, answer: &Sdp) -> Option<NegotiatedVideo> 
     })?;
     let mut n = negotiated(answer, m, index, pt, codec, mode, m.direction.reverse()).ok()?;
     // Keys that do not answer ours leave the video out rather than in clear.
-    n.srtp = answer_keys(ours, m).ok()?;
+    if is_dtls(&ours.proto) {
+        n.dtls = Some(
+            dtls_of(answer, m, false)
+                .ok()
+                .filter(|_| is_dtls(&m.proto))?,
+        );
+    } else {
+        n.srtp = answer_keys(ours, m).ok()?;
+    }
     Some(n)
 }
 

@@ -478,7 +478,11 @@ struct Call {
     prefs: MediaPrefs,
     video: video::VideoPrefs,
     /// Ports bound for a video stream offered or answered, until it starts.
-    video_ports: Option<video::VideoPorts>,
+    video_ports: Option<crate::media::session::VideoPorts>,
+    /// Where our media is bound and how the registrar sees us, and ICE's role on the
+    /// call's audio (None: no ICE): a video stream added later is planned the same way.
+    media_ips: Option<(std::net::IpAddr, std::net::IpAddr)>,
+    ice_role: Option<bool>,
     live: Arc<LiveStats>,
     ext: Extensions,
     /// The session timer in force (RFC 4028) and when the session was last refreshed.
@@ -730,6 +734,8 @@ impl Call {
             prefs: MediaPrefs::of(account),
             video: video::VideoPrefs::of(account, asked),
             video_ports: None,
+            media_ips: None,
+            ice_role: None,
             live,
             ext: Extensions::of(account),
             timer: None,
@@ -1126,13 +1132,7 @@ impl Call {
                 Ok((mut ans, n)) => {
                     ans.session_version = media.ours.session_version + 1;
                     let video = match Sdp::parse(&req.body) {
-                        Ok(offer) => {
-                            let ip = self
-                                .info
-                                .rtp_local
-                                .map_or(media.ours.origin_addr, |a| a.ip());
-                            self.answer_video(&offer, &mut ans, Some(media), ip)
-                        }
+                        Ok(offer) => self.answer_video(&offer, &mut ans, Some(media)).await,
                         Err(_) => None,
                     };
                     // The same ICE session goes on: our credentials and candidates again.
@@ -1622,8 +1622,10 @@ async fn outgoing(
     if let Some(m) = sdp::in_use(&mut offer) {
         plan.describe(m);
     }
+    call.media_ips = Some((local.ip(), public.ip()));
+    call.ice_role = plan.ice.as_ref().map(|_| true);
     call.adopt(plan);
-    call.offer_video(&mut offer, local.ip());
+    call.offer_video(&mut offer).await;
     let h = &mut invite.headers;
     h.push(Name::Contact, contact(&user, public, target));
     h.push(Name::Allow, ALLOW);
@@ -2121,11 +2123,13 @@ async fn answer_flow(
     if let Some(m) = sdp::in_use(&mut ours) {
         plan.describe(m);
     }
+    call.media_ips = Some((local.ip(), public.ip()));
+    call.ice_role = plan.ice.as_ref().and(ice);
     call.adopt(plan);
     let video = match &offer {
-        Some(o) => call.answer_video(o, &mut ours, None, local.ip()),
+        Some(o) => call.answer_video(o, &mut ours, None).await,
         None => {
-            call.offer_video(&mut ours, local.ip());
+            call.offer_video(&mut ours).await;
             None
         }
     };

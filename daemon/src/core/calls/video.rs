@@ -2,10 +2,8 @@
 //! stopped as each offer/answer exchange says, and `voipctl video on|off` as a re-INVITE
 //! that adds or removes the stream (RFC 3264 §8).
 
-use std::net::{IpAddr, UdpSocket};
-
 use super::{Call, DialogGone, Media};
-use crate::media::session::bind_rtcp;
+use crate::media::session::VideoPorts;
 use crate::media::video::VideoCodec;
 use crate::media::video_stream::{VideoParams, VideoStats};
 use crate::sdp::video::{NegotiatedVideo, VideoMode, answer_video, read_video_answer, video_media};
@@ -70,31 +68,6 @@ pub(super) fn ask(settings: &mut crate::media::video_stream::VideoSettings, a: s
     }
 }
 
-/// Sockets bound for a video stream that has not started yet.
-pub(super) struct VideoPorts {
-    rtp: UdpSocket,
-    rtcp: Option<UdpSocket>,
-}
-
-impl VideoPorts {
-    fn bind(ip: IpAddr, range: Option<(u16, u16)>) -> Option<VideoPorts> {
-        match crate::media::session::bind(ip, range) {
-            Ok(rtp) => Some(VideoPorts {
-                rtcp: bind_rtcp(&rtp),
-                rtp,
-            }),
-            Err(e) => {
-                tracing::warn!("no port for video: {e}; the call goes on without");
-                None
-            }
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.rtp.local_addr().map_or(0, |a| a.port())
-    }
-}
-
 fn direction_name(d: Direction) -> &'static str {
     match d {
         Direction::SendRecv => "sendrecv",
@@ -124,6 +97,7 @@ fn params(n: &NegotiatedVideo, held: bool) -> VideoParams {
         pli: n.pli,
         fir: n.fir,
         srtp: n.srtp.clone(),
+        dtls: n.dtls.clone(),
     }
 }
 
@@ -155,20 +129,40 @@ fn ours_on(sdp: &Sdp) -> Option<&crate::sdp::Media> {
 }
 
 impl Call {
-    /// Whether video may go with this call: not beside DTLS-SRTP audio (video has no
-    /// handshake of its own yet, and must not go in clear beside encrypted audio).
-    fn video_allowed(&self, ours: &Sdp) -> bool {
-        crate::sdp::in_use_of(ours).is_none_or(|m| !m.proto.starts_with("UDP/TLS"))
+    /// Binds ports for a video stream and plans how the far side reaches them (STUN, ICE
+    /// in `ice`'s role), as the call's audio was; writes them into `m`.
+    async fn video_plan(&mut self, m: &mut crate::sdp::Media, ice: Option<bool>) -> bool {
+        let Some((local, public)) = self.media_ips else {
+            return false;
+        };
+        let rtp = match crate::media::session::bind(local, self.ctx.audio.rtp_ports) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(call_id = self.info.id, "no port for video: {e}");
+                return false;
+            }
+        };
+        let plan = super::nat::plan(&self.prefs.nat, &rtp, local, public, ice).await;
+        m.port = plan.at.port();
+        m.connection = Some(plan.at.ip());
+        plan.describe(m);
+        self.video_ports = Some(VideoPorts {
+            rtp,
+            rtcp: plan.rtcp,
+            mapping: plan.mapping,
+            ice: plan.ice,
+        });
+        true
     }
 
-    /// Adds our `m=video` to an offer of ours when the call does video, on ports bound for
-    /// it: in the audio's transport, with fresh SDES keys of the same suites when the
-    /// audio has them.
-    pub(super) fn offer_video(&mut self, offer: &mut Sdp, ip: IpAddr) {
-        if self.video.mode == VideoMode::Off || !self.video_allowed(offer) {
+    /// Adds our `m=video` to an offer of ours when the call does video: in the audio's
+    /// transport, with fresh SDES keys of the same suites, or DTLS-SRTP's fingerprint,
+    /// when the audio has them; through STUN and ICE as the audio goes.
+    pub(super) async fn offer_video(&mut self, offer: &mut Sdp) {
+        if self.video.mode == VideoMode::Off {
             return;
         }
-        let (proto, crypto) = match crate::sdp::in_use_of(offer) {
+        let (proto, crypto, attrs) = match crate::sdp::in_use_of(offer) {
             Some(a) => {
                 let fresh: Result<Vec<String>, _> = a
                     .crypto
@@ -176,32 +170,44 @@ impl Call {
                     .filter_map(|l| crate::sdp::Crypto::parse(l).ok().flatten())
                     .map(|c| crate::sdp::Crypto::generate(c.tag, c.suite).map(|k| k.value()))
                     .collect();
-                match fresh {
-                    Ok(lines) => (a.proto.clone(), lines),
-                    Err(e) => {
-                        tracing::warn!(call_id = self.info.id, "no video: {e}");
-                        return;
-                    }
+                let Ok(lines) = fresh else {
+                    tracing::warn!(call_id = self.info.id, "no video: no SRTP keys");
+                    return;
+                };
+                // A new stream's DTLS roles are open, whatever the audio's became.
+                let mut dtls: Vec<String> = a
+                    .other_attrs
+                    .iter()
+                    .filter(|x| x.starts_with("fingerprint:"))
+                    .cloned()
+                    .collect();
+                if !dtls.is_empty() {
+                    dtls.push("setup:actpass".into());
                 }
+                (a.proto.clone(), lines, dtls)
             }
-            None => ("RTP/AVP".to_string(), Vec::new()),
+            None => ("RTP/AVP".to_string(), Vec::new(), Vec::new()),
         };
-        let Some(ports) = VideoPorts::bind(ip, self.ctx.audio.rtp_ports) else {
-            return;
-        };
-        let m = video_media(
+        let mut m = video_media(
             &self.video.codecs,
-            ports.port(),
+            0,
             self.video.mode.direction(),
             &proto,
             crypto,
         );
+        m.other_attrs.extend(attrs);
+        let role = self.ice_role;
+        if !self.video_plan(&mut m, role).await {
+            return;
+        }
+        if offer.connection == m.connection {
+            m.connection = None;
+        }
         match offer.media.iter_mut().find(|m| m.kind == "video") {
             // A stream once removed (port 0) is taken up again in its place.
             Some(old) => *old = m,
             None => offer.media.push(m),
         }
-        self.video_ports = Some(ports);
     }
 
     /// What the far side's answer (`answer`) agreed for the video of our offer `offer`.
@@ -212,40 +218,24 @@ impl Call {
     }
 
     /// Answers the offer's first video section in `ans` (which holds a refusal in its
-    /// place): on the running stream's port, or on ports bound for a new one.
-    pub(super) fn answer_video(
+    /// place): on the running stream's ports, or on ports planned for a new one.
+    pub(super) async fn answer_video(
         &mut self,
         offer: &Sdp,
         ans: &mut Sdp,
         media: Option<&Media>,
-        ip: IpAddr,
     ) -> Option<NegotiatedVideo> {
         let index = offer.media.iter().position(|m| m.kind == "video")?;
         if self.video.mode == VideoMode::Off || offer.media[index].port == 0 {
             return None;
         }
-        if !self.video_allowed(ans) {
-            tracing::info!(
-                call_id = self.info.id,
-                "video refused: it has no DTLS-SRTP of its own beside the audio's"
-            );
-            return None;
-        }
         let running = media
             .filter(|m| m.session.video_mid().is_some())
             .and_then(|m| ours_on(&m.ours))
-            .map(|m| m.port);
-        let port = match running {
-            Some(p) => p,
-            None => {
-                let ports = VideoPorts::bind(ip, self.ctx.audio.rtp_ports)?;
-                let p = ports.port();
-                self.video_ports = Some(ports);
-                p
-            }
-        };
+            .cloned();
         let security = self.prefs.security();
-        match answer_video(
+        let port = running.as_ref().map_or(0, |r| r.port);
+        let (mut m, n) = match answer_video(
             offer,
             index,
             &self.video.codecs,
@@ -253,17 +243,35 @@ impl Call {
             port,
             security,
         ) {
-            Ok((m, n)) => {
-                if let Some(slot) = ans.media.get_mut(index) {
-                    *slot = m;
-                }
-                n
-            }
+            Ok(a) => a,
             Err(e) => {
                 tracing::info!(call_id = self.info.id, "video not answered: {e}");
-                None
+                return None;
+            }
+        };
+        n.as_ref()?;
+        match &running {
+            // The same stream goes on: our address and ICE as they were.
+            Some(r) => {
+                m.connection = r.connection;
+                crate::sdp::IceDescription::carry(r, &mut m);
+            }
+            None => {
+                let ice = crate::sdp::IceDescription::of(offer, &offer.media[index])
+                    .map(|theirs| theirs.lite)
+                    .filter(|_| self.ice_role.is_some());
+                if !self.video_plan(&mut m, ice).await {
+                    return None;
+                }
+                if ans.connection == m.connection {
+                    m.connection = None;
+                }
             }
         }
+        if let Some(slot) = ans.media.get_mut(index) {
+            *slot = m;
+        }
+        n
     }
 
     /// Starts, changes or stops the call's video as the last exchange agreed (`n`).
@@ -275,8 +283,9 @@ impl Call {
     ) {
         // Never video in clear beside encrypted audio.
         let n = n.filter(|n| {
-            let clear =
-                n.srtp.is_none() && self.info.media_encryption != super::MediaEncryption::None;
+            let clear = n.srtp.is_none()
+                && n.dtls.is_none()
+                && self.info.media_encryption != super::MediaEncryption::None;
             if clear {
                 tracing::info!(
                     call_id = self.info.id,
@@ -301,10 +310,13 @@ impl Call {
             media.session.update_video(params(&n, held));
             self.video_ports = None;
         } else {
-            let Some(ports) = self.video_ports.take() else {
+            let Some(mut ports) = self.video_ports.take() else {
                 return;
             };
             rtp_local = ports.rtp.local_addr().ok();
+            if let (Some(ice), Some(theirs)) = (ports.ice.as_mut(), &n.ice) {
+                ice.set_remote(&theirs.ufrag, &theirs.pwd, &theirs.candidates);
+            }
             let mut settings = self.ctx.video.clone();
             // One file per call (and per stream, when video is added again).
             settings.sink = settings.sink.map(|p| {
@@ -315,7 +327,7 @@ impl Call {
             let started = media.session.start_video(
                 &self.ctx.media,
                 &n.mid,
-                (ports.rtp, ports.rtcp),
+                ports,
                 params(&n, held),
                 settings,
                 self.live.clone(),
@@ -360,8 +372,7 @@ impl Call {
             if self.video.mode == VideoMode::Off {
                 self.video.mode = VideoMode::Both;
             }
-            let ip = offer.connection.unwrap_or(offer.origin_addr);
-            self.offer_video(&mut offer, ip);
+            self.offer_video(&mut offer).await;
             if ours_on(&offer).is_none() {
                 self.video.mode = before.1;
                 return Ok(false);
