@@ -394,6 +394,16 @@ fn voipd_to_voipd_a_y4m_file_arrives_intact_through_loss_blackout_and_renegotiat
     let ours = video(&a);
     assert!(num(&ours, "retransmitted") >= 1, "{ours}");
 
+    // A link that loses a fifth: bob's reports say so, and alice's encoder aims lower.
+    let before = num(&video(&a), "target_kbps");
+    assert!(before > 64, "{}", video(&a));
+    lose(&world, 20);
+    wait_until(
+        || num(&video(&a), "target_kbps") < before,
+        "alice's rate to fall under loss",
+    );
+    lose(&world, 0);
+
     // Bob takes the video away and brings it back (alice answers both re-INVITEs).
     ok(&b, &["video", "off"]);
     wait_until(
@@ -476,13 +486,22 @@ fn encrypted_video(mediaenc: &'static str, policy: &str) {
         },
     );
     let lo = voipd_tests::peers::free_even_ports(10);
-    let text = config(&sb, &kam, "vp8", "null")
-        .replace("sink = \"", "# sink = \"")
-        .replace(
-            "output = \"null\"\n",
-            &format!("output = \"null\"\nrtp_ports = \"{lo}-{}\"\n", lo + 9),
-        )
-        + &format!("media_encryption = \"{policy}\"\n");
+    // What we receive goes into a FIFO as Y4M: read by a player for the SDES call, by no
+    // one for the DTLS call (whose end must not wait for one).
+    let fifo = sb.path().join("door.y4m");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let player = (policy == "sdes").then(|| {
+        let path = fifo.clone();
+        std::thread::spawn(move || std::fs::read(path).unwrap_or_default())
+    });
+    let text = config(&sb, &kam, "vp8", "door.y4m").replace(
+        "output = \"null\"\n",
+        &format!("output = \"null\"\nrtp_ports = \"{lo}-{}\"\n", lo + 9),
+    ) + &format!("media_encryption = \"{policy}\"\n");
     sb.write_config(&text);
     let d = sb.start_daemon();
     wait_account_state(&sb, "alice", "registered", PATIENCE);
@@ -508,6 +527,17 @@ fn encrypted_video(mediaenc: &'static str, policy: &str) {
     wait_pictures(&sb, num(&video(&sb), "frames_received"), 30);
     ok(&sb, &["hangup"]);
     carol.wait_event("CALL_CLOSED");
+    wait_until(|| calls(&sb).is_empty(), "the call to end");
+    if let Some(p) = player {
+        let seen = p.join().unwrap();
+        assert!(
+            seen.starts_with(b"YUV4MPEG2 W320 H240"),
+            "the player got {} bytes",
+            seen.len()
+        );
+        let pictures = seen.windows(6).filter(|w| w == b"FRAME\n").count();
+        assert!(pictures >= 30, "the player got {pictures} pictures");
+    }
     // SRTP leaves the RTP header in clear: our VP8 packets (payload type 96) are found by
     // it. In clear their payload begins X=1 then I=1 (a picture id); encrypted, about a
     // quarter would by chance.

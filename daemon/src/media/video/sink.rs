@@ -143,7 +143,11 @@ impl VideoSink {
 }
 
 fn write_all(path: &Path, format: SinkFormat, fps: u32, rx: Receiver<Item>) -> Result<(), String> {
-    // Opened here: a FIFO's open waits for its reader, and only this thread waits.
+    use std::os::unix::fs::FileTypeExt;
+    if format == SinkFormat::Y4m && std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+        return fifo::serve(path, fps, &rx);
+    }
+    // Opened here, not on the media tick: a slow disk waits only this thread.
     let file = File::create(path).map_err(|e| e.to_string())?;
     let out = BufWriter::new(file);
     let io = |e: std::io::Error| e.to_string();
@@ -189,17 +193,110 @@ fn write_all(path: &Path, format: SinkFormat, fps: u32, rx: Receiver<Item>) -> R
             let mut w = Y4mWriter::new(out, (fps.max(1), 1));
             for item in rx {
                 let Item::Picture(f) = item else { continue };
-                match w.write(&f) {
-                    Ok(()) => {}
-                    // The player went away: the stream ends, the call goes on.
-                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                    Err(e) => return Err(e.to_string()),
-                }
+                w.write(&f).map_err(io)?;
             }
             w.into_inner().flush().map_err(io)?;
         }
     }
     Ok(())
+}
+
+/// A Y4M stream into a FIFO for a player (`mpv /run/door.y4m`). No player yet: the
+/// pictures are dropped until one opens it (an open would block). A player that goes:
+/// the next one gets a stream from a new header. A player that stops reading: writes
+/// wait at most a few seconds, then the stream to it ends. So the thread always ends
+/// soon after the call's video does, whatever the player does.
+mod fifo {
+    use std::fs::{File, OpenOptions};
+    use std::io::{self, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+    use std::sync::mpsc::{Receiver, TryRecvError};
+    use std::time::Duration;
+
+    use super::super::y4m::Y4mWriter;
+    use super::Item;
+
+    /// How often an open FIFO is tried for a reader.
+    const RETRY: Duration = Duration::from_millis(200);
+    /// How long one write may wait for the reader.
+    const STALL: Duration = Duration::from_secs(3);
+
+    pub(super) fn serve(path: &Path, fps: u32, rx: &Receiver<Item>) -> Result<(), String> {
+        loop {
+            let Some(pipe) = open(path, rx)? else {
+                return Ok(());
+            };
+            let mut w = Y4mWriter::new(Paced(pipe), (fps.max(1), 1));
+            loop {
+                let f = match rx.recv() {
+                    Ok(Item::Picture(f)) => f,
+                    Ok(Item::Encoded(_)) => continue,
+                    Err(_) => return Ok(()),
+                };
+                if let Err(e) = w.write(&f) {
+                    tracing::info!("video sink {}: {e}; waiting for a player", path.display());
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The FIFO opened for writing once a reader has it; None when the stream ended first.
+    fn open(path: &Path, rx: &Receiver<Item>) -> Result<Option<File>, String> {
+        loop {
+            match OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(path)
+            {
+                Ok(f) => return Ok(Some(f)),
+                // ENXIO: nobody reads it yet.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) => {}
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+            std::thread::sleep(RETRY);
+            // Pictures meanwhile are not kept: a player starts from the one that comes.
+            loop {
+                match rx.try_recv() {
+                    Ok(_) => {}
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return Ok(None),
+                }
+            }
+        }
+    }
+
+    /// A non-blocking pipe written whole, waiting (up to STALL each time) for room.
+    struct Paced(File);
+
+    impl Write for Paced {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            loop {
+                match self.0.write(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        let mut fds = [nix::poll::PollFd::new(
+                            self.0.as_fd(),
+                            nix::poll::PollFlags::POLLOUT,
+                        )];
+                        let ms = u16::try_from(STALL.as_millis()).unwrap_or(u16::MAX);
+                        if nix::poll::poll(&mut fds, ms).map_err(io::Error::from)? == 0 {
+                            return Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "the player stopped reading",
+                            ));
+                        }
+                    }
+                    r => return r,
+                }
+            }
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
 }
 
 /// The size a VP8 key frame gives (its 3-byte tag, start code, then 14-bit sizes).
@@ -257,6 +354,46 @@ mod tests {
         assert_eq!(r.size(), (160, 120));
         let first = r.next_frame().unwrap();
         assert_eq!(first, pattern.picture(std::time::Duration::ZERO));
+    }
+
+    #[test]
+    fn a_fifo_waits_for_its_player_serves_it_and_lets_the_stream_end_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("door.y4m");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let pic = Arc::new(TestPattern::new(64, 48).picture(std::time::Duration::ZERO));
+        // No player at all: the stream ends at once all the same.
+        let mut s = VideoSink::open(&fifo, VideoCodec::Vp8, 15).unwrap();
+        s.picture(pic.clone());
+        let t = std::time::Instant::now();
+        s.finish();
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        // A player: it gets a stream from a header, pictures whole.
+        let mut s = VideoSink::open(&fifo, VideoCodec::Vp8, 15).unwrap();
+        let path = fifo.clone();
+        let player = std::thread::spawn(move || std::fs::read(path).unwrap());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            s.picture(pic.clone());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        s.finish();
+        let got = player.join().unwrap();
+        assert!(
+            got.starts_with(b"YUV4MPEG2 W64 H48"),
+            "{:?}",
+            &got[..got.len().min(40)]
+        );
+        let frames = got.windows(6).filter(|w| w == b"FRAME\n").count();
+        assert!(frames >= 5, "{frames} pictures");
+        assert_eq!(
+            (got.len() - got.iter().position(|b| *b == b'\n').unwrap() - 1) % (6 + 64 * 48 * 3 / 2),
+            0
+        );
     }
 
     #[test]
