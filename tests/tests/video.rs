@@ -153,8 +153,16 @@ fn vp8_both_ways_with_baresip_removed_and_added_again_mid_call() {
     ok(&sb, &["video", "off"]);
     wait_until(|| video(&sb).is_null(), "the video to go");
     assert_eq!(calls(&sb)[0]["state"], "active");
-    let snap = sb.voipctl(&["video", "snapshot", "1", "/dev/null"]);
-    assert!(!snap.status.success(), "{}", describe(&snap));
+    // No picture now: refused, saying so, and nothing written.
+    let gone = sb.path().join("none.png");
+    let snap = sb.voipctl(&["video", "snapshot", "1", &gone.display().to_string()]);
+    assert_eq!(snap.status.code(), Some(1), "{}", describe(&snap));
+    assert!(
+        stderr(&snap).contains("no video picture"),
+        "{}",
+        describe(&snap)
+    );
+    assert!(!gone.exists());
     // On again, smaller: a new stream, pictures both ways from a key frame. A size that
     // cannot be is refused, naming it, and changes nothing.
     let bad = sb.voipctl(&["video", "on", "--size", "15x15"]);
@@ -167,7 +175,16 @@ fn vp8_both_ways_with_baresip_removed_and_added_again_mid_call() {
     baresip_sees_our_pattern_at(&mut carol, &again, (160, 120));
     // Its size is the call's, not to be changed under it.
     let busy = sb.voipctl(&["video", "on", "--size", "320x240"]);
-    assert!(!busy.status.success(), "{}", describe(&busy));
+    assert_eq!(busy.status.code(), Some(1), "{}", describe(&busy));
+    assert!(
+        stderr(&busy).contains("turn it off first"),
+        "{}",
+        describe(&busy)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(num(&video(&sb), "width"), 320, "carol's size, unchanged");
+    let ours = sb.path().join("carol-saw-still.png");
+    baresip_sees_our_pattern_at(&mut carol, &ours, (160, 120));
 
     ok(&sb, &["hangup"]);
     carol.wait_event("CALL_CLOSED");
@@ -286,7 +303,7 @@ fn h264_both_ways_with_baresips_avcodec_on_an_incoming_call() {
         (Some("H264"), Some(320)),
         "{r}"
     );
-    // A call without video has no picture to give: refused, named.
+    // No such call: named.
     let r = grpc_calls(&sb, "Snapshot", r#"{"id": 999}"#);
     assert_eq!(r["error"]["code"], "NOT_FOUND", "{r}");
 
@@ -403,6 +420,19 @@ fn voipd_to_voipd_a_y4m_file_arrives_intact_through_loss_blackout_and_renegotiat
         "alice's rate to fall under loss",
     );
     lose(&world, 0);
+
+    // On hold the pictures stop both ways; resumed, they come again, into the same file.
+    ok(&a, &["hold"]);
+    wait_until(
+        || video(&a)["direction"] == "inactive" && video(&b)["direction"] == "inactive",
+        "the video inactive on hold",
+    );
+    ok(&a, &["resume"]);
+    wait_until(
+        || video(&b)["direction"] == "sendrecv",
+        "the video back on resume",
+    );
+    wait_pictures(&b, num(&video(&b), "frames_received"), 20);
 
     // Bob takes the video away and brings it back (alice answers both re-INVITEs).
     ok(&b, &["video", "off"]);
@@ -558,4 +588,24 @@ fn encrypted_video(mediaenc: &'static str, policy: &str) {
         "{clear_looking} of {} video packets look like clear VP8",
         sent.len()
     );
+}
+
+#[test]
+fn vp8_with_ice_on_our_side_only_goes_where_the_far_sides_sdp_says() {
+    let sb = Sandbox::new();
+    let kam = Kamailio::start(sb.path(), &[]);
+    let mut carol = video_phone(&sb, &kam, "VP8");
+    sb.write_config(
+        &(config(&sb, &kam, "vp8", "null").replace("sink = \"", "# sink = \"") + "ice = true\n"),
+    );
+    let d = sb.start_daemon();
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
+    ok(&sb, &["dial", "--wait", "carol"]);
+    carol.wait_event("CALL_ESTABLISHED");
+    // baresip runs no ICE: our video must not wait for a nomination that never comes.
+    wait_pictures(&sb, 0, 30);
+    baresip_sees_our_pattern(&mut carol, &sb.path().join("carol-saw.png"));
+    assert!(d.log().contains("the far side has no ICE"), "{}", d.log());
+    ok(&sb, &["hangup"]);
+    carol.wait_event("CALL_CLOSED");
 }

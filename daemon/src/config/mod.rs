@@ -949,7 +949,7 @@ impl Config {
             d.applied.push("audio (for new calls)".into());
         }
         if self.video != old.video {
-            d.applied.push("video (for new video streams)".into());
+            d.applied.push("video (for new calls)".into());
         }
         if self.voicemail != old.voicemail {
             d.applied.push("voicemail".into());

@@ -26,7 +26,7 @@ use super::video::camera::{Camera, CameraFeed, V4l2Camera};
 use super::video::feedback::{self, Feedback};
 use super::video::h264_payload::PacketizationMode;
 use super::video::pattern::TestPattern;
-use super::video::pipeline::{Ask, SenderSettings, VideoReceiver, VideoSender};
+use super::video::pipeline::{Ask, ReceiveStats, SenderSettings, VideoReceiver, VideoSender};
 use super::video::reorder::ReorderBuffer;
 use super::video::sink::VideoSink;
 use super::video::y4m::Y4mReader;
@@ -245,6 +245,10 @@ pub(super) struct VideoStream {
     rtp_malformed: u64,
     /// Packets that came through the TURN relay this tick.
     relayed: Vec<Relayed>,
+    /// Where a dropped encoder's sequence numbers and picture ids were.
+    resume: Option<(u16, u16)>,
+    /// What receivers before the one running counted.
+    received_before: ReceiveStats,
     /// ICE's nominated RTP pair, once there is one: it wins over the SDP's address.
     ice_remote: Option<SocketAddr>,
     started: Instant,
@@ -264,7 +268,10 @@ impl VideoSetup {
             }
             VideoSource::Y4m(path) => {
                 let r = Y4mReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                (self.settings.width, self.settings.height) = r.size();
+                let (w, h) = r.size();
+                crate::config::parse_size(&format!("{w}x{h}"))
+                    .map_err(|e| format!("{}: its size {e}", path.display()))?;
+                (self.settings.width, self.settings.height) = (w, h);
                 Source::Y4m(Box::new(r))
             }
             VideoSource::Camera(path) => {
@@ -307,6 +314,8 @@ impl VideoSetup {
             fir_seq: 0,
             rtp_malformed: 0,
             relayed: Vec::new(),
+            resume: None,
+            received_before: ReceiveStats::default(),
             ice_remote: None,
             started: now,
             next_picture: now,
@@ -402,40 +411,65 @@ impl VideoStream {
     /// Takes new negotiated parameters: codecs are made (again) as the direction and
     /// codec need them.
     fn apply(&mut self, next: VideoParams) {
+        let first = self.receiver.is_none() && self.sender.is_none();
         let codec_changed = next.codec != self.p.codec || next.mode != self.p.mode;
         if !next.send || codec_changed {
-            self.sender = None;
+            self.drop_sender();
         }
         if next.send && self.sender.is_none() {
             self.make_sender(&next);
         }
-        if !next.receive || codec_changed {
-            self.receiver = None;
-            if let Some(s) = self.sink.take() {
-                tokio::task::spawn_blocking(move || s.finish());
-            }
+        // A new codec's frames go to a file of their own; on hold the file stays open.
+        if codec_changed && let Some(s) = self.sink.take() {
+            tokio::task::spawn_blocking(move || s.finish());
+        }
+        let mut fresh = false;
+        if (!next.receive || codec_changed)
+            && let Some(r) = self.receiver.take()
+        {
+            // The stream's figures go on across receivers (hold and resume).
+            let b = &mut self.received_before;
+            b.frames += r.stats.frames;
+            b.key_requests += r.stats.key_requests;
+            b.packets_lost += r.stats.packets_lost.max(self.reorder.skipped);
+            b.malformed += r.stats.malformed;
         }
         if next.receive && self.receiver.is_none() {
             match VideoReceiver::new(next.codec, false) {
                 Ok(mut r) => {
-                    if let Some(path) = &self.settings.sink {
-                        match VideoSink::open(path, next.codec, self.settings.fps) {
+                    if self.sink.is_none()
+                        && let Some(path) = &self.settings.sink
+                    {
+                        let path = super::video::sink::free_path(path.clone());
+                        match VideoSink::open(&path, next.codec, self.settings.fps) {
                             Ok(s) => {
-                                r.keep_encoded = s.wants_encoded();
                                 tracing::info!("received video goes to {}", s.path().display());
                                 self.sink = Some(s);
                             }
                             Err(e) => tracing::warn!("video sink: {e}"),
                         }
                     }
+                    r.keep_encoded = self.sink.as_ref().is_some_and(VideoSink::wants_encoded);
                     self.receiver = Some(r);
+                    fresh = true;
                 }
                 Err(e) => tracing::warn!("video decoder: {e}; received video is not shown"),
             }
         }
-        self.reorder = ReorderBuffer::new(if next.nack { WAIT_NACK } else { WAIT_REORDER });
-        self.highest = None;
+        // Packets in flight are kept through a refresh that changes nothing of theirs.
+        if first || fresh || next.nack != self.p.nack {
+            self.reorder = ReorderBuffer::new(if next.nack { WAIT_NACK } else { WAIT_REORDER });
+            self.highest = None;
+        }
         self.p = next;
+    }
+
+    /// Drops the encoder, keeping where its sequence numbers and picture ids were: the
+    /// next one goes on from there (RFC 3550: one SSRC, one sequence).
+    fn drop_sender(&mut self) {
+        if let Some(old) = self.sender.take() {
+            self.resume = Some(old.position());
+        }
     }
 
     /// An encoder for `p` at the settings' size.
@@ -454,7 +488,12 @@ impl VideoStream {
             key_interval: s.key_interval,
         };
         match VideoSender::new(settings) {
-            Ok(v) => self.sender = Some(v),
+            Ok(mut v) => {
+                if let Some(at) = self.resume.take() {
+                    v.resume_at(at);
+                }
+                self.sender = Some(v);
+            }
             Err(e) => tracing::warn!("video encoder: {e}; no video is sent"),
         }
     }
@@ -554,20 +593,19 @@ impl VideoStream {
                 .unwrap_or_else(|e| e.into_inner()) = Some(picture);
             self.fps_window.1 += 1;
         }
-        let st = receiver.stats;
-        self.live.video.frames_received.store(st.frames, Relaxed);
-        self.live
-            .video
-            .key_frames_asked
-            .store(st.key_requests, Relaxed);
-        self.live
-            .video
-            .packets_lost
-            .store(st.packets_lost.max(self.reorder.skipped), Relaxed);
-        self.live
-            .video
-            .malformed
-            .store(self.rtp_malformed + st.malformed, Relaxed);
+        let (st, before) = (receiver.stats, self.received_before);
+        let v = &self.live.video;
+        v.frames_received.store(before.frames + st.frames, Relaxed);
+        v.key_frames_asked
+            .store(before.key_requests + st.key_requests, Relaxed);
+        v.packets_lost.store(
+            before.packets_lost + st.packets_lost.max(self.reorder.skipped),
+            Relaxed,
+        );
+        v.malformed.store(
+            self.rtp_malformed + before.malformed + st.malformed,
+            Relaxed,
+        );
         if now.duration_since(self.fps_window.0) >= Duration::from_secs(1) {
             self.live.video.fps.store(self.fps_window.1, Relaxed);
             self.fps_window = (now, 0);
@@ -603,6 +641,7 @@ impl VideoStream {
         // starting again from a key frame.
         if (picture.width, picture.height) != (self.settings.width, self.settings.height) {
             (self.settings.width, self.settings.height) = (picture.width, picture.height);
+            self.drop_sender();
             let p = self.p.clone();
             self.make_sender(&p);
         }
@@ -764,14 +803,15 @@ impl VideoStream {
             _ => None,
         };
         tokio::task::spawn_blocking(move || {
-            if let Some(c) = camera {
-                c.stop();
-            }
             if let Some(s) = sink {
                 s.finish();
             }
+            // The figures are read: whoever waits for them need not wait for the camera.
             if let Some(d) = done {
                 let _ = d.send(stats);
+            }
+            if let Some(c) = camera {
+                c.stop();
             }
         });
     }

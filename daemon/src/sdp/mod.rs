@@ -15,8 +15,8 @@ use std::net::IpAddr;
 pub use crypto::Crypto;
 pub use ice::IceDescription;
 pub use negotiate::{
-    Negotiated, NegotiationError, Security, answer, in_use, in_use_of, keep_dtls_role, offer,
-    read_answer, rekey,
+    Negotiated, NegotiationError, Security, answer, in_use, in_use_of, keep_dtls_role,
+    keep_stream_dtls_role, offer, read_answer, rekey,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -257,25 +257,44 @@ pub fn keep_dtls_role(offer: &Sdp, ans: &mut Sdp, n: &mut Negotiated, before: Op
     let (Some(old), Some(new)) = (before, n.dtls.as_mut()) else {
         return;
     };
-    let offered_actpass = offer
+    let Some(offered) = offer
         .media
         .iter()
         .enumerate()
         .find(|(i, m)| m.mid(*i) == n.mid)
-        .and_then(|(_, m)| attr(offer, m, "setup"))
-        .is_some_and(|s| s.eq_ignore_ascii_case("actpass"));
-    if !offered_actpass || old.remote != new.remote || old.role == new.role {
+        .map(|(_, m)| m)
+    else {
+        return;
+    };
+    if let Some(m) = in_use(ans) {
+        keep_stream_dtls_role(offer, offered, m, new, old);
+    }
+}
+
+/// As [`keep_dtls_role`], for one stream: `offered` is its section in the re-offer, `ours`
+/// our answer to it, `new` what the offer alone would make of it, `before` what it had.
+pub fn keep_stream_dtls_role(
+    offer: &Sdp,
+    offered: &Media,
+    ours: &mut Media,
+    new: &mut DtlsParams,
+    before: &DtlsParams,
+) {
+    let actpass = attr(offer, offered, "setup").is_some_and(|s| s.eq_ignore_ascii_case("actpass"));
+    if !actpass || before.remote != new.remote || before.role == new.role {
         return;
     }
-    new.role = old.role;
-    let setup = match old.role {
+    new.role = before.role;
+    let setup = match before.role {
         DtlsRole::Client => "setup:active",
         DtlsRole::Server => "setup:passive",
     };
-    if let Some(m) = in_use(ans) {
-        for a in m.other_attrs.iter_mut().filter(|a| a.starts_with("setup:")) {
-            *a = setup.to_string();
-        }
+    for a in ours
+        .other_attrs
+        .iter_mut()
+        .filter(|a| a.starts_with("setup:"))
+    {
+        *a = setup.to_string();
     }
 }
 

@@ -281,7 +281,12 @@ pub fn answer_video(
         true => Some(dtls_of(offer, m, true)?),
         false => None,
     };
-    let theirs = match pick_crypto(m, security.suites)? {
+    // DTLS-SRTP keys itself: its offer's a=crypto lines, if any, are not read.
+    let sdes = match dtls {
+        Some(_) => None,
+        None => pick_crypto(m, security.suites)?,
+    };
+    let theirs = match sdes {
         _ if dtls.is_some() => None,
         Some(c) if secure(&m.proto) || security.policy != MediaEncryptionPolicy::None => Some(c),
         None if secure(&m.proto) => return Ok((m.refused(), None)),

@@ -815,6 +815,8 @@ impl Call {
                     call_id = self.info.id,
                     "the far side has no ICE; media goes where its SDP says"
                 );
+                // Nor for video added later.
+                self.ice_role = None;
                 None
             }
             (None, _) => None,
@@ -1147,11 +1149,12 @@ impl Call {
                         self.report().await;
                     }
                     media.negotiated = n;
-                    media.ours = ans.clone();
+                    media.ours = ans;
+                    // The video as it runs: refused in our answer if it cannot.
                     self.video_follow(media, video, false).await;
                     let mut r = req.response(200, "OK");
                     r.headers.push(Name::ContentType, "application/sdp");
-                    r.body = ans.to_string().into_bytes();
+                    r.body = media.ours.to_string().into_bytes();
                     r
                 }
                 Err(e) => {

@@ -101,28 +101,6 @@ fn params(n: &NegotiatedVideo, held: bool) -> VideoParams {
     }
 }
 
-/// Where a new stream's sink writes: `path`, or, when a file is there already (video
-/// removed and added again), `NAME-2.EXT` and so on. A FIFO is written into as it is.
-fn sink_path(path: std::path::PathBuf) -> std::path::PathBuf {
-    use std::os::unix::fs::FileTypeExt;
-    let taken = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| !m.file_type().is_fifo());
-    if !taken(&path) {
-        return path;
-    }
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = path
-        .extension()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    (2..1000)
-        .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
-        .find(|p| !taken(p))
-        .unwrap_or(path)
-}
-
 /// Our video section in `sdp`, if it is on (port not 0).
 fn ours_on(sdp: &Sdp) -> Option<&crate::sdp::Media> {
     sdp.media.iter().find(|m| m.kind == "video" && m.port != 0)
@@ -249,12 +227,36 @@ impl Call {
                 return None;
             }
         };
-        n.as_ref()?;
+        let mut n = n?;
+        // Refused now rather than accepted and then not sent: no clear video beside
+        // encrypted audio.
+        let audio_encrypted = crate::sdp::in_use_of(ans)
+            .is_some_and(|a| !a.crypto.is_empty() || a.proto.starts_with("UDP/TLS"));
+        if audio_encrypted && n.srtp.is_none() && n.dtls.is_none() {
+            tracing::info!(
+                call_id = self.info.id,
+                "video refused: it would go in clear beside encrypted audio"
+            );
+            return None;
+        }
         match &running {
-            // The same stream goes on: our address and ICE as they were.
+            // The same stream goes on: our address and ICE as they were, and the DTLS
+            // role it has (a re-offer's actpass does not start a new handshake).
             Some(r) => {
                 m.connection = r.connection;
                 crate::sdp::IceDescription::carry(r, &mut m);
+                let before = media
+                    .and_then(|x| x.video.as_ref())
+                    .and_then(|v| v.dtls.as_ref());
+                if let (Some(d), Some(before)) = (n.dtls.as_mut(), before) {
+                    crate::sdp::keep_stream_dtls_role(
+                        offer,
+                        &offer.media[index],
+                        &mut m,
+                        d,
+                        before,
+                    );
+                }
             }
             None => {
                 let ice = crate::sdp::IceDescription::of(offer, &offer.media[index])
@@ -271,59 +273,81 @@ impl Call {
         if let Some(slot) = ans.media.get_mut(index) {
             *slot = m;
         }
-        n
+        Some(n)
     }
 
-    /// Starts, changes or stops the call's video as the last exchange agreed (`n`).
+    /// Starts, changes or stops the call's video as the last exchange agreed (`n`). When
+    /// it cannot run (nothing agreed, a source or keys that fail), our description says
+    /// so from then on: its video section gets port 0.
     pub(super) async fn video_follow(
         &mut self,
         media: &mut Media,
         n: Option<NegotiatedVideo>,
         held: bool,
     ) {
-        // Never video in clear beside encrypted audio.
-        let n = n.filter(|n| {
-            let clear = n.srtp.is_none()
-                && n.dtls.is_none()
-                && self.info.media_encryption != super::MediaEncryption::None;
-            if clear {
-                tracing::info!(
-                    call_id = self.info.id,
-                    "video left out: it would go in clear beside encrypted audio"
-                );
-            }
-            !clear
-        });
-        let Some(n) = n else {
-            self.video_ports = None;
-            if media.session.stop_video().await.is_some() {
-                tracing::info!(call_id = self.info.id, "video stopped");
-            }
-            media.video = None;
-            if self.info.video.take().is_some() {
-                self.report().await;
-            }
-            return;
+        let running = match n {
+            Some(n) => self.video_run(media, n, held),
+            None => false,
         };
+        if running {
+            self.report().await;
+            return;
+        }
+        self.video_ports = None;
+        if media.session.stop_video().await.is_some() {
+            tracing::info!(call_id = self.info.id, "video stopped");
+        }
+        media.video = None;
+        if let Some(m) = media
+            .ours
+            .media
+            .iter_mut()
+            .find(|m| m.kind == "video" && m.port != 0)
+        {
+            *m = m.refused();
+        }
+        if self.info.video.take().is_some() {
+            self.report().await;
+        }
+    }
+
+    /// Updates the running stream, or starts one on the ports planned for it. False when
+    /// there is none to run.
+    fn video_run(&mut self, media: &mut Media, n: NegotiatedVideo, held: bool) -> bool {
+        // Never video in clear beside encrypted audio.
+        if n.srtp.is_none()
+            && n.dtls.is_none()
+            && self.info.media_encryption != super::MediaEncryption::None
+        {
+            tracing::info!(
+                call_id = self.info.id,
+                "video left out: it would go in clear beside encrypted audio"
+            );
+            return false;
+        }
         let mut rtp_local = self.info.video.as_ref().and_then(|v| v.rtp_local);
         if media.session.video_mid().is_some() {
             media.session.update_video(params(&n, held));
             self.video_ports = None;
         } else {
             let Some(mut ports) = self.video_ports.take() else {
-                return;
+                return false;
             };
             rtp_local = ports.rtp.local_addr().ok();
-            if let (Some(ice), Some(theirs)) = (ports.ice.as_mut(), &n.ice) {
-                ice.set_remote(&theirs.ufrag, &theirs.pwd, &theirs.candidates);
+            match (ports.ice.as_mut(), &n.ice) {
+                (Some(ice), Some(theirs)) => {
+                    ice.set_remote(&theirs.ufrag, &theirs.pwd, &theirs.candidates);
+                }
+                // The far side runs no ICE: the video goes where its SDP says.
+                (Some(_), None) => ports.ice = None,
+                (None, _) => {}
             }
             let mut settings = self.ctx.video.clone();
-            // One file per call (and per stream, when video is added again).
-            settings.sink = settings.sink.map(|p| {
-                let id = self.info.id.to_string();
-                let path = p.to_string_lossy().replace("{id}", &id);
-                sink_path(std::path::PathBuf::from(path))
-            });
+            // One file per call; the stream takes a free name for each file it starts.
+            let id = self.info.id.to_string();
+            settings.sink = settings
+                .sink
+                .map(|p| std::path::PathBuf::from(p.to_string_lossy().replace("{id}", &id)));
             let started = media.session.start_video(
                 &self.ctx.media,
                 &n.mid,
@@ -334,7 +358,7 @@ impl Call {
             );
             if let Err(e) = started {
                 tracing::warn!(call_id = self.info.id, "no video: {e}");
-                return;
+                return false;
             }
             tracing::info!(
                 call_id = self.info.id,
@@ -352,7 +376,7 @@ impl Call {
             stats: VideoStats::default(),
         });
         media.video = Some(n);
-        self.report().await;
+        true
     }
 
     /// `voipctl video on|off`: a re-INVITE that adds our video (or takes it up again) or
@@ -366,7 +390,7 @@ impl Call {
         let before = (media.ours.clone(), self.video.mode);
         let mut offer = media.ours.clone();
         if on {
-            if ours_on(&offer).is_some() {
+            if ours_on(&offer).is_some() && media.session.video_mid().is_some() {
                 return Ok(true);
             }
             if self.video.mode == VideoMode::Off {

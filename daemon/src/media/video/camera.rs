@@ -18,8 +18,9 @@ use super::frame::chroma_size;
 /// Something that gives pictures, one per call, blocking until the next: a V4L2 device, or
 /// a fake in tests.
 pub trait Camera: Send {
-    /// The next picture.
-    fn capture(&mut self) -> io::Result<Frame>;
+    /// The next picture; None when none came within a moment (so that the thread can
+    /// see it is to stop, whatever the device does).
+    fn capture(&mut self) -> io::Result<Option<Frame>>;
 }
 
 /// The raw layouts we convert from.
@@ -158,13 +159,28 @@ impl V4l2Camera {
     }
 }
 
+/// How long one wait for a camera's picture may take before the stop flag is looked at.
+const WAIT: u16 = 200;
+
 impl Camera for V4l2Camera {
-    fn capture(&mut self) -> io::Result<Frame> {
+    fn capture(&mut self) -> io::Result<Option<Frame>> {
+        use std::os::fd::AsFd;
+        // A dequeue blocks with no timeout, and a camera that stops delivering would hold
+        // the thread (and the call's end) for ever: wait for a picture first.
+        let mut fds = [nix::poll::PollFd::new(
+            self.stream.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut fds, WAIT).map_err(io::Error::from)? == 0 {
+            return Ok(None);
+        }
         let (format, w, h, stride) = (self.format, self.width, self.height, self.stride);
-        self.stream.dequeue(|buf| {
-            to_i420(&buf, format, w, h, stride)
-                .ok_or_else(|| io::Error::other("a camera buffer shorter than its format"))
-        })
+        self.stream
+            .dequeue(|buf| {
+                to_i420(&buf, format, w, h, stride)
+                    .ok_or_else(|| io::Error::other("a camera buffer shorter than its format"))
+            })
+            .map(Some)
     }
 }
 
@@ -198,7 +214,8 @@ impl CameraFeed {
                 };
                 while !s.load(Ordering::Relaxed) {
                     match camera.capture() {
-                        Ok(f) => *l.lock().unwrap_or_else(|e| e.into_inner()) = Some(f),
+                        Ok(Some(f)) => *l.lock().unwrap_or_else(|e| e.into_inner()) = Some(f),
+                        Ok(None) => {}
                         Err(e) => {
                             tracing::warn!("camera {name}: {e}; no more pictures from it");
                             break;
@@ -337,7 +354,7 @@ mod tests {
     }
 
     impl Camera for FakeCamera {
-        fn capture(&mut self) -> io::Result<Frame> {
+        fn capture(&mut self) -> io::Result<Option<Frame>> {
             self.taken += 1;
             if self.taken > self.fail_after {
                 return Err(io::Error::other("unplugged"));
@@ -345,6 +362,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
             let (w, h) = (self.picture.width, self.picture.height);
             to_i420(&self.yuyv(), RawFormat::Yuyv, w, h, self.stride)
+                .map(Some)
                 .ok_or_else(|| io::Error::other("short"))
         }
     }

@@ -97,6 +97,16 @@ impl VideoSender {
         })
     }
 
+    /// Where its sequence numbers and picture ids are: for the sender that follows it.
+    pub fn position(&self) -> (u16, u16) {
+        (self.seq, self.picture_id)
+    }
+
+    /// Goes on from another sender's [`position`](Self::position) on the same SSRC.
+    pub fn resume_at(&mut self, (seq, picture_id): (u16, u16)) {
+        (self.seq, self.picture_id) = (seq, picture_id);
+    }
+
     /// The current send rate, kbit/s.
     pub fn kbps(&self) -> u32 {
         self.rate.kbps()
@@ -350,17 +360,21 @@ impl VideoReceiver {
                 tracing::debug!("video frame dropped: {e}");
                 self.stats.decode_errors += 1;
                 self.broken = true;
+                let asked = self.ask_key(now);
                 // A decoder that refused a frame may keep broken references: it starts
-                // afresh from the key frame asked for.
-                let fresh = match &self.decoder {
-                    Decoder::Vp8(_) => Vp8Decoder::new().map(Decoder::Vp8),
-                    Decoder::H264(_) => H264Decoder::new().map(Decoder::H264),
-                };
-                match fresh {
-                    Ok(d) => self.decoder = d,
-                    Err(e) => tracing::warn!("video decoder not reset: {e}"),
+                // afresh from the key frame asked for. At most as often as one is asked
+                // for, so that a flood of bad frames cannot make it start over and over.
+                if asked.is_some() {
+                    let fresh = match &self.decoder {
+                        Decoder::Vp8(_) => Vp8Decoder::new().map(Decoder::Vp8),
+                        Decoder::H264(_) => H264Decoder::new().map(Decoder::H264),
+                    };
+                    match fresh {
+                        Ok(d) => self.decoder = d,
+                        Err(e) => tracing::warn!("video decoder not reset: {e}"),
+                    }
                 }
-                (None, ask.or_else(|| self.ask_key(now)))
+                (None, ask.or(asked))
             }
         }
     }

@@ -53,6 +53,29 @@ impl SinkFormat {
     }
 }
 
+/// Where a new stream's sink writes: `path`, or, when a file is there already (video
+/// removed and added again, a codec changed), `NAME-2.EXT` and so on. A FIFO is written
+/// into as it is.
+pub fn free_path(path: PathBuf) -> PathBuf {
+    use std::os::unix::fs::FileTypeExt;
+    let taken = |p: &Path| std::fs::metadata(p).is_ok_and(|m| !m.file_type().is_fifo());
+    if !taken(&path) {
+        return path;
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (2..1000)
+        .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
+        .find(|p| !taken(p))
+        .unwrap_or(path)
+}
+
 enum Item {
     Encoded(Depacketized),
     Picture(Arc<Frame>),
