@@ -84,36 +84,53 @@ async fn shard(mut adds: mpsc::Receiver<Added>) {
             },
             _ = tick.tick(), if busy => {
                 let now = Instant::now();
-                let mut i = 0;
-                while i < streams.len() {
-                    // A bug in one stream (or in a parser under it) must not take the
-                    // shard's other calls with it.
-                    let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        streams[i].tick(now, &mut buf)
-                    }));
-                    match ticked {
-                        Ok(true) => i += 1,
-                        Ok(false) => streams.swap_remove(i).finish(),
-                        Err(_) => {
-                            tracing::error!("a media stream failed (a bug in voipd); its call goes on without media");
-                            drop(streams.swap_remove(i));
-                        }
-                    }
-                }
-                let mut i = 0;
-                while i < videos.len() {
-                    let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        videos[i].tick(now, &mut buf)
-                    }));
-                    match ticked {
-                        Ok(true) => i += 1,
-                        Ok(false) => videos.swap_remove(i).finish(),
-                        Err(_) => {
-                            tracing::error!("a video stream failed (a bug in voipd); its call goes on without video");
-                            drop(videos.swap_remove(i));
-                        }
-                    }
-                }
+                tick_all(&mut streams, now, &mut buf, "media");
+                tick_all(&mut videos, now, &mut buf, "video");
+            }
+        }
+    }
+}
+
+/// What a shard runs: one step per tick (false: over), then its end off the tick.
+trait Ticked {
+    fn tick(&mut self, now: Instant, rx: &mut RecvBuf) -> bool;
+    fn finish(self);
+}
+
+impl Ticked for Stream {
+    fn tick(&mut self, now: Instant, rx: &mut RecvBuf) -> bool {
+        Stream::tick(self, now, rx)
+    }
+    fn finish(self) {
+        Stream::finish(self)
+    }
+}
+
+impl Ticked for Box<VideoStream> {
+    fn tick(&mut self, now: Instant, rx: &mut RecvBuf) -> bool {
+        VideoStream::tick(self, now, rx)
+    }
+    fn finish(self) {
+        VideoStream::finish(*self)
+    }
+}
+
+/// One tick of each stream of a kind; those that are over are finished and dropped.
+fn tick_all<T: Ticked>(streams: &mut Vec<T>, now: Instant, buf: &mut RecvBuf, kind: &str) {
+    let mut i = 0;
+    while i < streams.len() {
+        // A bug in one stream (or in a parser under it) must not take the shard's other
+        // calls with it.
+        let ticked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| streams[i].tick(now, buf)));
+        match ticked {
+            Ok(true) => i += 1,
+            Ok(false) => streams.swap_remove(i).finish(),
+            Err(_) => {
+                tracing::error!(
+                    "a {kind} stream failed (a bug in voipd); its call goes on without it"
+                );
+                drop(streams.swap_remove(i));
             }
         }
     }
