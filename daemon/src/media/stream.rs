@@ -31,7 +31,7 @@ use super::source::Source;
 use super::srtp::SrtpError;
 use super::stun::{self, MappingWatch};
 use super::tone::WaitingTone;
-use super::transport::{Relayed, RtpTransport};
+use super::transport::{Incoming, Relayed, RtpTransport};
 use super::udp::RecvBuf;
 use crate::config::AudioEndpoint;
 
@@ -278,25 +278,17 @@ impl Stream {
             Ok(false) => {}
         }
         for _ in 0..MAX_READ_PER_TICK {
-            match self.transport.recv_rtp(rx) {
-                // Only from the far side's host: a stranger's handshake is not ours to take.
-                Ok(d) if dtls::is_dtls(d.bytes) => {
-                    if d.from.ip() == self.latch.remote().ip() {
-                        self.transport.dtls_in(false, d.bytes);
-                    }
-                }
-                Ok(d) if stun::is_stun(d.bytes) => {
-                    if let Some(at) = self.transport.stun_in(false, d.bytes, d.from) {
-                        tracing::info!("the NAT moved our RTP port to {at}");
-                        let _ = self.events.try_send(MediaEvent::Mapped(at));
-                    }
-                }
-                Ok(d) => {
+            match self.transport.next_rtp(rx, self.latch.remote().ip()) {
+                Some(Incoming::Rtp(d)) => {
                     let (from, at_ns) = (d.from, d.at_ns);
                     self.rtp_in(d.bytes, from, at_ns, now);
                 }
-                // WouldBlock, or an ICMP error for an earlier send: either way, done here.
-                Err(_) => break,
+                Some(Incoming::Mapped(at)) => {
+                    tracing::info!("the NAT moved our RTP port to {at}");
+                    let _ = self.events.try_send(MediaEvent::Mapped(at));
+                }
+                Some(Incoming::Taken) => {}
+                None => break,
             }
         }
         self.rtcp_in(rx);

@@ -97,6 +97,16 @@ struct IceLink {
     route: [Option<Selected>; 2],
 }
 
+/// What came to a stream's RTP port.
+pub(super) enum Incoming<'b> {
+    /// A datagram for the stream: RTP (or what claims to be).
+    Rtp(Datagram<'b>),
+    /// The NAT moved the port to this public address (a STUN answer said so).
+    Mapped(SocketAddr),
+    /// The transport's own (DTLS, STUN), taken.
+    Taken,
+}
+
 /// A packet that came through the TURN relay, for the stream to take as if it had come
 /// to its own port.
 pub(super) struct Relayed {
@@ -283,9 +293,29 @@ impl RtpTransport {
         }
     }
 
-    /// The next datagram at the RTP port, as it came.
-    pub(super) fn recv_rtp<'b>(&self, rx: &'b mut RecvBuf) -> std::io::Result<Datagram<'b>> {
-        rx.recv(&self.rtp)
+    /// The next datagram at the RTP port, with what is the transport's own taken here: a
+    /// DTLS record from the far side's host `peer` (a stranger's handshake is not ours),
+    /// STUN (ICE's checks, the mapping's answers). None when nothing more waits.
+    pub(super) fn next_rtp<'b>(
+        &mut self,
+        rx: &'b mut RecvBuf,
+        peer: std::net::IpAddr,
+    ) -> Option<Incoming<'b>> {
+        // WouldBlock, or an ICMP error for an earlier send: either way, done here.
+        let d = rx.recv(&self.rtp).ok()?;
+        if crate::media::dtls::is_dtls(d.bytes) {
+            if d.from.ip() == peer {
+                self.dtls_in(false, d.bytes);
+            }
+            return Some(Incoming::Taken);
+        }
+        if crate::media::stun::is_stun(d.bytes) {
+            return Some(match self.stun_in(false, d.bytes, d.from) {
+                Some(at) => Incoming::Mapped(at),
+                None => Incoming::Taken,
+            });
+        }
+        Some(Incoming::Rtp(d))
     }
 
     /// The RTP packet a datagram carries (its header `header_len` long, read in clear):

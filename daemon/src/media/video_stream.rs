@@ -20,7 +20,7 @@ use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::RtpPacket;
 use super::srtp::{SrtpError, SrtpKeys};
 use super::stun::{self as stun_msg, MappingWatch};
-use super::transport::{Relayed, RtpTransport};
+use super::transport::{Incoming, Relayed, RtpTransport};
 use super::udp::RecvBuf;
 use super::video::camera::{Camera, CameraFeed, V4l2Camera};
 use super::video::feedback::{self, Feedback};
@@ -353,23 +353,16 @@ impl VideoStream {
             Ok(false) => {}
         }
         for _ in 0..MAX_READ_PER_TICK {
-            match self.transport.recv_rtp(rx) {
-                // Only from the far side's host: a stranger's handshake is not ours.
-                Ok(d) if dtls::is_dtls(d.bytes) => {
-                    if d.from.ip() == self.latch.remote().ip() {
-                        self.transport.dtls_in(false, d.bytes);
-                    }
-                }
-                Ok(d) if stun_msg::is_stun(d.bytes) => {
-                    if let Some(at) = self.transport.stun_in(false, d.bytes, d.from) {
-                        tracing::info!("the NAT moved our video RTP port to {at}");
-                    }
-                }
-                Ok(d) => {
+            match self.transport.next_rtp(rx, self.latch.remote().ip()) {
+                Some(Incoming::Rtp(d)) => {
                     let (from, at_ns) = (d.from, d.at_ns);
                     self.rtp_in(d.bytes, from, at_ns, now);
                 }
-                Err(_) => break,
+                Some(Incoming::Mapped(at)) => {
+                    tracing::info!("the NAT moved our video RTP port to {at}");
+                }
+                Some(Incoming::Taken) => {}
+                None => break,
             }
         }
         for _ in 0..MAX_READ_PER_TICK {
