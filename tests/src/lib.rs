@@ -628,3 +628,20 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// What a Python grpcio client that knows no .proto file (server reflection) gets from
+/// `voipd.v1.Calls.METHOD` with `request` (JSON) over the daemon's socket.
+pub fn grpc_calls(sb: &Sandbox, method: &str, request: &str) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(py_script("grpc_client.py"))
+        .args([
+            sb.socket().to_string_lossy().as_ref(),
+            "voipd.v1.Calls",
+            method,
+            request,
+        ])
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "python: {}", describe(&out));
+    serde_json::from_str(&stdout(&out)).expect("JSON from the client")
+}

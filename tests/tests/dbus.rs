@@ -709,22 +709,6 @@ fn on_the_system_bus_only_voipd_owns_the_name_and_only_its_group_may_call() {
     assert!(stdout(&out).contains(MANAGER), "{}", describe(&out));
 }
 
-/// What a Python grpcio client that knows no .proto file gets from `Calls.METHOD`.
-fn grpc_calls(sb: &Sandbox, method: &str, request: &str) -> serde_json::Value {
-    let out = std::process::Command::new(python())
-        .arg(py_script("grpc_client.py"))
-        .args([
-            sb.socket().to_string_lossy().as_ref(),
-            "voipd.v1.Calls",
-            method,
-            request,
-        ])
-        .output()
-        .expect("run python");
-    assert!(out.status.success(), "python: {}", describe(&out));
-    serde_json::from_str(&stdout(&out)).expect("JSON from the client")
-}
-
 #[test]
 fn a_panel_and_a_script_record_mix_and_pass_calls_on() {
     let sb = Sandbox::new();

@@ -205,22 +205,6 @@ fn vp8_both_ways_with_baresip_removed_and_added_again_mid_call() {
     );
 }
 
-/// What a Python grpcio client (no .proto file, server reflection) gets from `Calls.METHOD`.
-fn grpc_calls(sb: &Sandbox, method: &str, request: &str) -> serde_json::Value {
-    let out = std::process::Command::new(python())
-        .arg(py_script("grpc_client.py"))
-        .args([
-            sb.socket().to_string_lossy().as_ref(),
-            "voipd.v1.Calls",
-            method,
-            request,
-        ])
-        .output()
-        .expect("run python");
-    assert!(out.status.success(), "python: {}", describe(&out));
-    serde_json::from_str(&stdout(&out)).expect("JSON from the client")
-}
-
 fn base64(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let (mut acc, mut bits) = (0u32, 0);
