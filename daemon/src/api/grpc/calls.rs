@@ -28,26 +28,14 @@ impl CallsService {
     }
 }
 
-/// Video asked for a call being dialled or answered; its size and rate are refused
-/// without it.
-fn video_ask(on: bool, size: &str, fps: u32) -> Result<Option<VideoAsk>, Status> {
-    let ask = VideoAsk::parse(size, fps, ("video_size", "video_fps")).map_err(status_of)?;
-    match (on, ask == VideoAsk::default()) {
-        (true, _) => Ok(Some(ask)),
-        (false, true) => Ok(None),
-        (false, false) => Err(Status::invalid_argument(
-            "video_size, video_fps: they need video = true",
-        )),
-    }
-}
-
 #[tonic::async_trait]
 impl pb::calls_server::Calls for CallsService {
     async fn dial(&self, r: Request<pb::DialRequest>) -> Result<Response<pb::Call>, Status> {
         let r = r.into_inner();
         let account = (!r.account.is_empty()).then_some(r.account.as_str());
         let mut endpoints = Endpoints::parse(r.input, r.output).map_err(status_of)?;
-        endpoints.video = video_ask(r.video, &r.video_size, r.video_fps)?;
+        endpoints.video =
+            VideoAsk::for_call(r.video, &r.video_size, r.video_fps).map_err(status_of)?;
         let c = self
             .phone
             .dial(account, &r.uri, endpoints)
@@ -59,7 +47,8 @@ impl pb::calls_server::Calls for CallsService {
     async fn answer(&self, r: Request<pb::AnswerRequest>) -> Result<Response<pb::Call>, Status> {
         let r = r.into_inner();
         let mut endpoints = Endpoints::parse(r.input, r.output).map_err(status_of)?;
-        endpoints.video = video_ask(r.video, &r.video_size, r.video_fps)?;
+        endpoints.video =
+            VideoAsk::for_call(r.video, &r.video_size, r.video_fps).map_err(status_of)?;
         let c = self
             .phone
             .call(r.id, CallAction::Answer(endpoints))

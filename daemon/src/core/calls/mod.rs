@@ -285,6 +285,20 @@ pub struct VideoAsk {
 }
 
 impl VideoAsk {
+    /// Video asked for a call being dialled or answered (`on`), at `size` ("" for the
+    /// configuration's) and `fps` (0 likewise); a size or rate without it is refused.
+    pub fn for_call(on: bool, size: &str, fps: u32) -> Result<Option<VideoAsk>, super::CoreError> {
+        let ask = VideoAsk::parse(size, fps, ("video_size", "video_fps"))?;
+        match (on, ask == VideoAsk::default()) {
+            (true, _) => Ok(Some(ask)),
+            (false, true) => Ok(None),
+            (false, false) => Err(super::CoreError::InvalidArgument {
+                field: "video_size",
+                message: "a size or rate needs video".into(),
+            }),
+        }
+    }
+
     /// From the faces' text: `size` "WxH" or empty, `fps` 1-30 or 0; errors name
     /// `field_size` / `field_fps`.
     pub fn parse(

@@ -423,3 +423,26 @@ impl Call {
         accepted
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::VideoAsk;
+    use crate::core::CoreError;
+
+    #[test]
+    fn video_asked_per_call_is_checked_and_names_the_field() {
+        assert_eq!(VideoAsk::for_call(false, "", 0).unwrap(), None);
+        let a = VideoAsk::for_call(true, "320x240", 10).unwrap().unwrap();
+        assert_eq!((a.size, a.fps), (Some((320, 240)), Some(10)));
+        for (on, size, fps, field) in [
+            (false, "320x240", 0, "video_size"),
+            (true, "15x15", 0, "video_size"),
+            (true, "", 31, "video_fps"),
+        ] {
+            match VideoAsk::for_call(on, size, fps) {
+                Err(CoreError::InvalidArgument { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{on} {size} {fps}: {other:?}"),
+            }
+        }
+    }
+}
