@@ -326,10 +326,7 @@ pub fn rekey(ours: &mut Sdp) -> Result<(), NegotiationError> {
 
 /// The SDES line of an offer to take: the first in its order whose suite we take. A
 /// malformed line of such a suite spoils the offer; lines of other suites are passed over.
-pub(super) fn pick_crypto(
-    m: &Media,
-    suites: &[SrtpSuite],
-) -> Result<Option<Crypto>, NegotiationError> {
+fn pick_crypto(m: &Media, suites: &[SrtpSuite]) -> Result<Option<Crypto>, NegotiationError> {
     for line in &m.crypto {
         match Crypto::parse(line).map_err(NegotiationError::BadCrypto)? {
             Some(c) if suites.contains(&c.suite) => return Ok(Some(c)),
@@ -340,7 +337,7 @@ pub(super) fn pick_crypto(
 }
 
 /// Whether a transport protocol is SRTP's.
-pub(super) fn secure(proto: &str) -> bool {
+fn secure(proto: &str) -> bool {
     proto.contains("SAVP")
 }
 
@@ -362,6 +359,80 @@ fn fmtp_of(m: &Media, pt: u8) -> Option<String> {
 fn remote_of(sdp: &Sdp, m: &Media) -> Result<SocketAddr, NegotiationError> {
     let ip = sdp.media_addr(m).ok_or(NegotiationError::NoAddress)?;
     Ok(SocketAddr::new(ip, m.port))
+}
+
+/// How our answer keys an offered stream.
+pub(super) struct Keying {
+    /// The DTLS handshake's parameters, when the offer is DTLS-SRTP.
+    pub(super) dtls: Option<DtlsParams>,
+    /// SDES: the keys both ways, and our `a=crypto` line.
+    pub(super) srtp: Option<SrtpKeys>,
+    pub(super) crypto: Vec<String>,
+    /// Our `a=fingerprint` and `a=setup` for DTLS-SRTP.
+    pub(super) attrs: Vec<String>,
+}
+
+/// Keys for our answer to the offered stream `m`: DTLS-SRTP when offered, whatever the
+/// account asks (it is encrypted); else SRTP when the offer has keys we take, unless the
+/// account wants clear RTP and the offer allows it (RTP/AVP with keys: "best effort"
+/// SRTP). A DTLS offer's `a=crypto` lines are not read. Err when the offer and the
+/// account cannot agree: no suite in common for RTP/SAVP, or clear RTP where the account
+/// must encrypt.
+pub(super) fn answer_keying(
+    offer: &Sdp,
+    m: &Media,
+    security: Security<'_>,
+) -> Result<Keying, NegotiationError> {
+    if is_dtls(&m.proto) {
+        let d = dtls_of(offer, m, true)?;
+        let fp = our_fingerprint().map_err(|e| NegotiationError::Keys(e.to_string()))?;
+        let setup = match d.role {
+            DtlsRole::Client => "active",
+            DtlsRole::Server => "passive",
+        };
+        return Ok(Keying {
+            dtls: Some(d),
+            srtp: None,
+            crypto: Vec::new(),
+            attrs: vec![
+                format!("fingerprint:{}", fp.value()),
+                format!("setup:{setup}"),
+            ],
+        });
+    }
+    let theirs = match pick_crypto(m, security.suites)? {
+        Some(c) if secure(&m.proto) || security.policy != MediaEncryptionPolicy::None => Some(c),
+        _ if secure(&m.proto) => {
+            let offered: Vec<&str> = m
+                .crypto
+                .iter()
+                .filter_map(|l| l.split_ascii_whitespace().nth(1))
+                .collect();
+            return Err(NegotiationError::NoCommonSuite(offered.join(", ")));
+        }
+        _ if security.policy.mandatory() => return Err(NegotiationError::EncryptionRequired),
+        _ => None,
+    };
+    let Some(c) = theirs else {
+        return Ok(Keying {
+            dtls: None,
+            srtp: None,
+            crypto: Vec::new(),
+            attrs: Vec::new(),
+        });
+    };
+    let ours =
+        Crypto::generate(c.tag, c.suite).map_err(|e| NegotiationError::Keys(e.to_string()))?;
+    Ok(Keying {
+        dtls: None,
+        crypto: vec![ours.value()],
+        srtp: Some(SrtpKeys {
+            suite: c.suite,
+            local: ours.key,
+            remote: c.key,
+        }),
+        attrs: Vec::new(),
+    })
 }
 
 /// Answers an offer: the first offered codec we can use (the offerer's preference), and
@@ -390,53 +461,12 @@ pub fn answer(
             .flatten();
         match pick {
             Some((pt, codec)) => {
-                // DTLS-SRTP when offered, whatever the account asks: it is encrypted.
-                let dtls = match is_dtls(&m.proto) {
-                    true => Some(dtls_of(offer, m, true)?),
-                    false => None,
-                };
-                // SRTP when the offer has keys we take, unless the account wants clear
-                // RTP and the offer allows it (RTP/AVP with keys: "best effort" SRTP).
-                let theirs = match dtls {
-                    Some(_) => None,
-                    None => pick_crypto(m, security.suites)?,
-                };
-                let theirs = match theirs {
-                    Some(c)
-                        if secure(&m.proto) || security.policy != MediaEncryptionPolicy::None =>
-                    {
-                        Some(c)
-                    }
-                    _ if dtls.is_some() => None,
-                    _ if secure(&m.proto) => {
-                        let offered: Vec<&str> = m
-                            .crypto
-                            .iter()
-                            .filter_map(|l| l.split_ascii_whitespace().nth(1))
-                            .collect();
-                        return Err(NegotiationError::NoCommonSuite(offered.join(", ")));
-                    }
-                    _ if security.policy.mandatory() => {
-                        return Err(NegotiationError::EncryptionRequired);
-                    }
-                    _ => None,
-                };
-                let (srtp, crypto) = match theirs {
-                    Some(c) => {
-                        let ours = Crypto::generate(c.tag, c.suite)
-                            .map_err(|e| NegotiationError::Keys(e.to_string()))?;
-                        let line = vec![ours.value()];
-                        (
-                            Some(SrtpKeys {
-                                suite: c.suite,
-                                local: ours.key,
-                                remote: c.key,
-                            }),
-                            line,
-                        )
-                    }
-                    None => (None, Vec::new()),
-                };
+                let Keying {
+                    dtls,
+                    srtp,
+                    crypto,
+                    attrs,
+                } = answer_keying(offer, m, security)?;
                 let dtmf = telephone_event(m);
                 let mut formats = vec![pt];
                 let mut maps = vec![rtpmap_for(codec, pt)];
@@ -464,16 +494,7 @@ pub fn answer(
                     ice: IceDescription::of(offer, m),
                 });
                 let mut ours = audio(formats, maps, port, dtmf, direction, &m.proto, crypto);
-                if let Some(d) = &dtls {
-                    let fp =
-                        our_fingerprint().map_err(|e| NegotiationError::Keys(e.to_string()))?;
-                    let setup = match d.role {
-                        DtlsRole::Client => "active",
-                        DtlsRole::Server => "passive",
-                    };
-                    ours.other_attrs.push(format!("fingerprint:{}", fp.value()));
-                    ours.other_attrs.push(format!("setup:{setup}"));
-                }
+                ours.other_attrs.extend(attrs);
                 if m.other_attrs.iter().any(|a| a.starts_with("mid:")) {
                     ours.other_attrs.push(format!("mid:{mid}"));
                 }

@@ -10,13 +10,9 @@
 use std::net::SocketAddr;
 
 use super::IceDescription;
-use super::crypto::Crypto;
-use super::negotiate::{
-    NegotiationError, Security, answer_keys, dtls_of, is_dtls, pick_crypto, secure,
-};
+use super::negotiate::{NegotiationError, Security, answer_keying, answer_keys, dtls_of, is_dtls};
 use super::{Direction, Media, RtpMap, Sdp};
-use crate::config::MediaEncryptionPolicy;
-use crate::media::dtls::{DtlsParams, DtlsRole, our_fingerprint};
+use crate::media::dtls::DtlsParams;
 use crate::media::srtp::SrtpKeys;
 use crate::media::video::VideoCodec;
 use crate::media::video::h264_payload::PacketizationMode;
@@ -274,24 +270,14 @@ pub fn answer_video(
     if mode == VideoMode::Off || m.port == 0 || !rtp {
         return Ok((m.refused(), None));
     }
-    // SDES as for audio: taken when offered in RTP/SAVP, or offered beside clear RTP
-    // while the account encrypts; an RTP/SAVP offer without a suite we take is refused,
-    // and so is clear video where the account wants encryption.
-    let dtls = match is_dtls(&m.proto) {
-        true => Some(dtls_of(offer, m, true)?),
-        false => None,
-    };
-    // DTLS-SRTP keys itself: its offer's a=crypto lines, if any, are not read.
-    let sdes = match dtls {
-        Some(_) => None,
-        None => pick_crypto(m, security.suites)?,
-    };
-    let theirs = match sdes {
-        _ if dtls.is_some() => None,
-        Some(c) if secure(&m.proto) || security.policy != MediaEncryptionPolicy::None => Some(c),
-        None if secure(&m.proto) => return Ok((m.refused(), None)),
-        _ if security.policy.mandatory() => return Ok((m.refused(), None)),
-        _ => None,
+    // Keyed as audio is; where the offer and the account cannot agree, the video is
+    // refused rather than the call.
+    let keying = match answer_keying(offer, m, security) {
+        Ok(k) => k,
+        Err(NegotiationError::NoCommonSuite(_) | NegotiationError::EncryptionRequired) => {
+            return Ok((m.refused(), None));
+        }
+        Err(e) => return Err(e),
     };
     let Some((pt, codec, h264)) = m
         .formats
@@ -309,18 +295,8 @@ pub fn answer_video(
         (false, false) => Direction::Inactive,
     };
     let mut n = negotiated(offer, m, index, pt, codec, h264, direction)?;
-    n.dtls = dtls;
-    let mut crypto = Vec::new();
-    if let Some(c) = theirs {
-        let ours =
-            Crypto::generate(c.tag, c.suite).map_err(|e| NegotiationError::Keys(e.to_string()))?;
-        crypto.push(ours.value());
-        n.srtp = Some(SrtpKeys {
-            suite: c.suite,
-            local: ours.key,
-            remote: c.key,
-        });
-    }
+    n.dtls = keying.dtls;
+    n.srtp = keying.srtp;
     let mut fmtps = Vec::new();
     if let Some(f) = m.fmtps.iter().find(|(p, _)| *p == pt) {
         fmtps.push(f.clone());
@@ -332,15 +308,7 @@ pub fn answer_video(
     if m.other_attrs.iter().any(|a| a.starts_with("mid:")) {
         other_attrs.push(format!("mid:{}", n.mid));
     }
-    if let Some(d) = &n.dtls {
-        let fp = our_fingerprint().map_err(|e| NegotiationError::Keys(e.to_string()))?;
-        let setup = match d.role {
-            DtlsRole::Client => "active",
-            DtlsRole::Server => "passive",
-        };
-        other_attrs.push(format!("fingerprint:{}", fp.value()));
-        other_attrs.push(format!("setup:{setup}"));
-    }
+    other_attrs.extend(keying.attrs);
     let ours = Media {
         kind: "video".into(),
         port,
@@ -351,7 +319,7 @@ pub fn answer_video(
         direction,
         connection: None,
         ptime: None,
-        crypto,
+        crypto: keying.crypto,
         other_attrs,
     };
     Ok((ours, Some(n)))
@@ -387,7 +355,9 @@ pub fn read_video_answer(ours: &Media, answer: &Sdp) -> Option<NegotiatedVideo> 
 
 #[cfg(test)]
 mod tests {
+    use super::super::crypto::Crypto;
     use super::*;
+    use crate::config::MediaEncryptionPolicy;
 
     /// baresip 1.0's video offer (vp8 and avcodec loaded), as its source writes it.
     const BARESIP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
