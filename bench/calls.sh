@@ -6,6 +6,8 @@
 #
 # usage: bench/calls.sh [RATE] [CONCURRENT]     (default: 200 calls/s; 500 concurrent)
 #        VOIPD_ONLY=1 bench/calls.sh …           (skip baresip)
+#        PROFILE=FILE bench/calls.sh …           (also perf-records voipd for 5 s at the peak
+#                                                 of the hold phase; the report goes to FILE)
 #        VIA_KAMAILIO=1 bench/calls.sh …         (voipd only, registered at Kamailio, which
 #                                                 challenges each INVITE and BYE with 407 and
 #                                                 relays; SIPp calls as bob, answering them)
@@ -15,6 +17,7 @@ cd "$(dirname "$0")/.."
 RATE="${1:-200}"
 CONC="${2:-500}"
 HOLD_S=10
+[ -n "${PROFILE:-}" ] && { command -v perf >/dev/null || { echo "perf missing (apt-get install linux-perf)" >&2; exit 1; }; }
 for t in sipp baresip; do command -v $t >/dev/null || { echo "$t missing (apt-get install sip-tester baresip-core)" >&2; exit 1; }; done
 . bench/lib.sh
 bench_start callbench
@@ -60,12 +63,21 @@ measure() { # name pid target
     "$name" $((RATE * 10)) "$RATE" "$ok" "$failed" "$secs" \
     "$(python3 -c "print(int($ok/max($secs-1,1)))")" "$(python3 -c "print(round(100*($c1-$c0)/$ticks/$secs))")"
   # Phase 2: CONC concurrent calls held HOLD_S s with RTP both ways; sample at the peak.
-  local hold_ms=$((HOLD_S * 1000 + CONC * 1000 / 100))
-  run_sipp "$target" 100 "$CONC" "$hold_ms" "$name-conc" > "$work/conc-$name.out" &
+  # Set up at 100 calls/s, or in 20 s when there are more than 2,000.
+  local ramp=$(( CONC > 2000 ? CONC / 20 : 100 ))
+  local hold_s=$(( HOLD_S + ${PROFILE:+6} + 0 ))
+  local hold_ms=$((hold_s * 1000 + CONC * 1000 / ramp))
+  run_sipp "$target" "$ramp" "$CONC" "$hold_ms" "$name-conc" > "$work/conc-$name.out" &
   local sp=$!
-  sleep $((CONC / 100 + 2))
+  sleep $((CONC / ramp + 2))
   local peak_rss; peak_rss=$(rss "$pid"); local th; th=$(threads "$pid")
   local ca ua; ca=$(cpu "$pid"); ua=$(ucpu "$pid"); sleep 5; local cb ub; cb=$(cpu "$pid"); ub=$(ucpu "$pid")
+  if [ -n "${PROFILE:-}" ] && [ "$name" = voipd ]; then
+    # Where the time goes at the peak: user and kernel, by function.
+    perf record -q -F 999 -g -p "$pid" -o "$work/perf.data" -- sleep 5 >/dev/null 2>&1
+    perf report -i "$work/perf.data" --stdio --no-children --sort sym --percent-limit 1 -g none \
+      2>/dev/null | grep -v '^#' | grep -v '^$' > "$PROFILE" || true
+  fi
   wait "$sp"
   read -r ok failed secs < "$work/conc-$name.out"
   why_failed "$name-conc"

@@ -1,12 +1,17 @@
 # Shared by the bench scripts (sourced, not run).
 
-# bench_start NAME: builds voipd and voipctl (release) into $bin, makes a scratch dir
+# bench_start NAME: builds voipd and voipctl (release) into $bin (VOIPD_BIN=DIR: takes
+# them from DIR instead, e.g. an earlier build to compare with), makes a scratch dir
 # $work, and at exit stops everything in $pids (a PID, or -PGID for a process group) and
 # removes $work.
 bench_start() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voipd-target}"
-  cargo build --release -q -p voipd -p voipctl
-  bin="$CARGO_TARGET_DIR/release"
+  if [ -n "${VOIPD_BIN:-}" ]; then
+    bin="$VOIPD_BIN"
+  else
+    cargo build --release -q -p voipd -p voipctl
+    bin="$CARGO_TARGET_DIR/release"
+  fi
   work=$(mktemp -d "/tmp/voipd-$1.XXXXXX")
   pids=()
   trap bench_stop EXIT
@@ -56,4 +61,6 @@ CFG
 }
 
 # autoanswer_config FILE PORT: as voipd_config on udp PORT, answering every call at once.
-autoanswer_config() { voipd_config "$1" "\"udp:127.0.0.1:$2\"" 'answer = { mode = "auto" }'; }
+# (An account takes 4 calls at once by default: a load needs room for all of them.)
+autoanswer_config() { voipd_config "$1" "\"udp:127.0.0.1:$2\"" 'answer = { mode = "auto" }
+max_calls = 100000'; }

@@ -139,13 +139,11 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     notifier.ready(&ready);
 
     let mut failure = None;
-    let mut trim = tokio::time::interval(crate::memory::TRIM_EVERY);
-    trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut trimmer = crate::memory::Trimmer::default();
+    let mut trimmer = crate::memory::Trimmer::new();
     loop {
         tokio::select! {
             () = phone.stopped() => break,
-            _ = trim.tick() => {
+            () = trimmer.due() => {
                 endpoint.compact();
                 trimmer.tick();
             }

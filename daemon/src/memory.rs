@@ -2,13 +2,32 @@
 //! per thread that allocated) and returns only the top of the main one: after a flood of
 //! messages or 2,000 connections, RSS would stay at its peak. `malloc_trim(0)` hands the
 //! free pages of every arena back. It runs when a burst is over: RSS well above idle, and
-//! no longer rising, so that a busy daemon is not trimmed while it grows. (mimalloc
+//! no work for 10 s, so that a busy daemon is not trimmed while it grows. (mimalloc
 //! returned memory too, but doubled the idle RSS: docs/benchmarks.md.)
+//!
+//! An idle daemon must not wake at all (a board on battery, a laptop), so the trimmer looks
+//! only after work came in ([`busy`]), until the work stops; then it sleeps until the next.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
-/// How often the trimmer looks.
+/// How often the trimmer looks while there is work.
 pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Set by [`busy`] since the trimmer last looked.
+static BUSY: AtomicBool = AtomicBool::new(false);
+/// Wakes a trimmer that sleeps until work.
+static WORK: Notify = Notify::const_new();
+
+/// Says that work came in (a SIP message, a connection, a command), which may grow the
+/// heap. Cheap enough for every packet: a load, and a store once per look.
+pub fn busy() {
+    if !BUSY.load(Ordering::Relaxed) && !BUSY.swap(true, Ordering::AcqRel) {
+        WORK.notify_one();
+    }
+}
 
 /// Shrinks a map that a burst left far larger than it is now (with room to grow again).
 pub fn shrink<K: std::hash::Hash + Eq, V>(map: &mut std::collections::HashMap<K, V>) {
@@ -18,26 +37,61 @@ pub fn shrink<K: std::hash::Hash + Eq, V>(map: &mut std::collections::HashMap<K,
 }
 
 /// Decides, at each look, whether a burst is over and the heap should be trimmed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Trimmer {
-    /// The fewest resident pages seen after a trim (or at the first look): idle.
+    /// The fewest resident pages seen after a trim (or at start): idle.
     settled: u64,
-    /// Resident pages at the previous look.
-    previous: u64,
+    /// When to look next; None: not until work comes in.
+    due: Option<Instant>,
+}
+
+impl Default for Trimmer {
+    fn default() -> Trimmer {
+        Trimmer::new()
+    }
 }
 
 impl Trimmer {
-    /// One look: trims when RSS is 10 % over idle and has stopped rising. (A trim in the
-    /// middle of a burst does not raise what counts as idle.)
+    /// Takes the RSS now, with the daemon started, as idle.
+    pub fn new() -> Trimmer {
+        BUSY.store(false, Ordering::Release);
+        let now = resident_pages().unwrap_or(0);
+        Trimmer {
+            settled: now,
+            due: None,
+        }
+    }
+
+    /// Waits until the next look is due: [`TRIM_EVERY`] after work came in, and on every
+    /// [`TRIM_EVERY`] while it goes on. Cancel-safe (it is one arm of a select).
+    pub async fn due(&mut self) {
+        let due = match self.due {
+            Some(due) => due,
+            None => {
+                WORK.notified().await;
+                // What counts from here is work after this: the work that woke us is the
+                // burst's start.
+                BUSY.store(false, Ordering::Release);
+                *self.due.insert(Instant::now() + TRIM_EVERY)
+            }
+        };
+        tokio::time::sleep_until(due).await;
+    }
+
+    /// One look. While work keeps coming, another look follows; once a look finds none
+    /// since the one before (the burst is over), the heap is trimmed if RSS is 10 % over
+    /// idle, and the trimmer sleeps until the next work.
     pub fn tick(&mut self) {
+        if BUSY.swap(false, Ordering::AcqRel) {
+            self.due = Some(Instant::now() + TRIM_EVERY);
+            return;
+        }
+        self.due = None;
         let Some(now) = resident_pages() else { return };
-        if self.settled == 0 {
-            self.settled = now;
-        } else if now > self.settled + self.settled / 10 && now <= self.previous {
+        if now > self.settled + self.settled / 10 {
             trim();
             self.settled = self.settled.min(resident_pages().unwrap_or(now));
         }
-        self.previous = now;
     }
 }
 

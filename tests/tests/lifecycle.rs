@@ -1,5 +1,6 @@
 //! The daemon's life: start with READY=1, answer voipctl and a Python grpcio client,
-//! reload on SIGHUP (keeping the old config when the new one is broken), stop on SIGTERM.
+//! reload on SIGHUP (keeping the old config when the new one is broken), stop on SIGTERM;
+//! sleep when idle.
 
 use std::process::Command;
 
@@ -272,6 +273,44 @@ fn watchdog_is_pinged_when_systemd_asks() {
     assert_eq!(msgs.last().map(String::as_str), Some("WATCHDOG=1"));
     // And again: it is periodic, not a one-off.
     sb.wait_notify(|m| m == "WATCHDOG=1", &mut d);
+}
+
+/// Context switches of all the daemon's threads so far, and how many threads it has: an
+/// idle thread that wakes (a timer, a poll) switches.
+fn wakeups(d: &Daemon) -> (u64, usize) {
+    let dir = format!("/proc/{}/task", d.pid());
+    let mut switches = 0;
+    let mut threads = 0;
+    for task in std::fs::read_dir(&dir).expect("task dir").flatten() {
+        threads += 1;
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        switches += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    (switches, threads)
+}
+
+/// The daemon with no accounts wakes for nothing (a board on battery, a laptop): no
+/// timers, no polls, no threads that come and go. After start-up the memory trimmer looks
+/// once, 10 s later, and goes back to sleep.
+#[test]
+fn an_idle_daemon_without_accounts_never_wakes() {
+    let sb = Sandbox::new();
+    let mut d = sb.spawn_daemon(&[], &[]);
+    sb.wait_notify(|m| m.contains("READY=1"), &mut d);
+    // The trimmer's one look, 10 s after start-up's work (daemon/src/memory.rs).
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    let before = wakeups(&d);
+    // Longer than any periodic work the daemon ever had (the trimmer looked every 10 s).
+    std::thread::sleep(std::time::Duration::from_secs(15));
+    assert_eq!(
+        before,
+        wakeups(&d),
+        "(context switches, threads) while idle"
+    );
 }
 
 #[test]

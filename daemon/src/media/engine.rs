@@ -62,7 +62,6 @@ impl MediaEngine {
 async fn shard(mut adds: mpsc::Receiver<Added>) {
     let mut streams: Vec<Stream> = Vec::new();
     let mut videos: Vec<Box<VideoStream>> = Vec::new();
-    let mut buf = RecvBuf::default();
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut open = true;
@@ -84,6 +83,7 @@ async fn shard(mut adds: mpsc::Receiver<Added>) {
             },
             _ = tick.tick(), if busy => {
                 let now = Instant::now();
+                let mut buf = RecvBuf::default();
                 tick_all(&mut streams, now, &mut buf, "media");
                 tick_all(&mut videos, now, &mut buf, "video");
             }
@@ -119,6 +119,7 @@ impl Ticked for Box<VideoStream> {
 fn tick_all<T: Ticked>(streams: &mut Vec<T>, now: Instant, buf: &mut RecvBuf, kind: &str) {
     let mut i = 0;
     while i < streams.len() {
+        buf.next_stream();
         // A bug in one stream (or in a parser under it) must not take the shard's other
         // calls with it.
         let ticked =

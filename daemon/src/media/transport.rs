@@ -369,6 +369,14 @@ impl RtpTransport {
         }
     }
 
+    /// Whether the RTCP port carries what must be read at once: ICE's checks, or a DTLS
+    /// handshake under way.
+    pub(super) fn rtcp_urgent(&self) -> bool {
+        self.ice.is_some()
+            || matches!(&self.protection, Protection::Dtls { rtcp: Some(k), .. }
+                if k.srtp.is_none() && !k.failed)
+    }
+
     /// The next datagram at the RTCP port, as it came; None when nothing is waiting.
     pub(super) fn recv_rtcp<'b>(&self, rx: &'b mut RecvBuf) -> Option<Datagram<'b>> {
         rx.recv(self.rtcp.as_ref()?).ok()

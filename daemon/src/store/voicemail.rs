@@ -298,18 +298,21 @@ impl Store {
         keep: Retention,
     ) -> Result<Vec<Voicemail>, StoreError> {
         let dir = self.voicemail_dir();
-        let leftovers: Vec<PathBuf> = tokio::task::spawn_blocking(move || {
-            std::fs::read_dir(&dir)
-                .map(|d| {
-                    d.filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .filter(|p| p.extension().is_some_and(|x| x == "about" || x == PART))
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-        .await
-        .unwrap_or_default();
+        // On the store's thread, which is there for blocking work: a blocking-pool thread
+        // would be started for this alone, and leave 10 s later.
+        let leftovers: Vec<PathBuf> = self
+            .run(move |_| {
+                Ok(std::fs::read_dir(&dir)
+                    .map(|d| {
+                        d.filter_map(Result::ok)
+                            .map(|e| e.path())
+                            .filter(|p| p.extension().is_some_and(|x| x == "about" || x == PART))
+                            .collect()
+                    })
+                    .unwrap_or_default())
+            })
+            .await
+            .unwrap_or_default();
         let mut kept = Vec::new();
         for path in leftovers {
             let is_part = path.extension().is_some_and(|x| x == PART);

@@ -328,7 +328,8 @@ impl Phone {
                         return;
                     }
                 }
-                _ = resolve.tick() => self.resolve_providers(),
+                // With no accounts there is nothing to look up, and an idle daemon sleeps.
+                _ = resolve.tick(), if !self.config.accounts.is_empty() => self.resolve_providers(),
                 Some((id, state)) = reg_updates.recv() => {
                     if let RegState::Registered { registrar, .. } = &state {
                         self.inbound.set_registered(&id, Some(registrar.addr.ip()));
@@ -349,6 +350,7 @@ impl Phone {
 
     /// Handles one command; returns the reply channel when it is a shutdown.
     fn command(&mut self, cmd: Command) -> Option<oneshot::Sender<()>> {
+        crate::memory::busy();
         match cmd {
             Command::Status(reply) => {
                 let _ = reply.send(self.status());

@@ -206,7 +206,7 @@ impl Endpoint {
         let mut reports = true;
         loop {
             tokio::select! {
-                m = incoming.recv() => match m {
+                m = incoming.recv() => match m.inspect(|_| crate::memory::busy()) {
                     Some(Incoming { msg: Message::Response(r), .. }) => self.on_response(r),
                     Some(Incoming { msg: Message::Request(r), from }) => {
                         self.on_request(r, from, &tu).await

@@ -39,6 +39,7 @@ pub(super) async fn accept_loop(listener: TcpListener, proto: Proto, shared: Arc
         let (stream, peer) = match listener.accept().await {
             Ok(s) => {
                 backoff = ACCEPT_BACKOFF.0;
+                crate::memory::busy();
                 s
             }
             Err(e) => {
