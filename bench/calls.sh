@@ -6,6 +6,7 @@
 #
 # usage: bench/calls.sh [RATE] [CONCURRENT]     (default: 200 calls/s; 500 concurrent)
 #        VOIPD_ONLY=1 bench/calls.sh …           (skip baresip)
+#        MUX=1 bench/calls.sh …                  (SIPp offers rtcp-mux: one socket per call)
 #        PROFILE=FILE bench/calls.sh …           (also perf-records voipd for 5 s at the peak
 #                                                 of the hold phase; the report goes to FILE)
 #        VIA_KAMAILIO=1 bench/calls.sh …         (voipd only, registered at Kamailio, which
@@ -119,6 +120,7 @@ print(acc["packets_sent"], acc["packets_received"])'
 }
 
 SCENARIO=(-sn uac)
+[ -n "${MUX:-}" ] && SCENARIO=(-sf bench/uac_mux.xml)
 # voipd: auto-answer, G.711 only, silence as input, nothing recorded.
 mkdir -p "$work/v/cfg/voipd" "$work/v/run"
 vport=$(free_port)

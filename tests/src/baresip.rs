@@ -44,6 +44,8 @@ pub struct BaresipOptions<'a> {
     /// display (it sends red, green and blue thirds) and the snapshot module
     /// (`snapshot_recv FILE` saves the next received picture); None: audio only.
     pub video: Option<&'a str>,
+    /// RTCP on the RTP port (its `rtcp_mux yes`): offered, and taken when offered.
+    pub rtcp_mux: bool,
 }
 
 /// baresip on a host of a [`crate::netns::World`].
@@ -74,6 +76,7 @@ impl BaresipOptions<'static> {
             tls_port: None,
             net: None,
             video: None,
+            rtcp_mux: false,
         }
     }
 }
@@ -211,9 +214,10 @@ impl Baresip {
                  module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule g722.so\nmodule opus.so\n\
                  module ausine.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_tmp account.so\n\
                  module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-                 snd_path {}\nstatmode_default off\n{}",
+                 snd_path {}\nstatmode_default off\nrtcp_mux {}\n{}",
                 rtp + 9,
                 dir.join("rec").display(),
+                if o.rtcp_mux { "yes" } else { "no" },
                 modules,
                 user = o.user,
             );

@@ -447,6 +447,86 @@ fn malformed_rtp_does_not_break_a_call() {
     assert_heard_baresip(&sb, 15);
 }
 
+/// voipd's UDP sockets, from `ss`: the call's RTP (and RTCP) sockets among them.
+fn udp_sockets(d: &Daemon) -> usize {
+    let out = std::process::Command::new("ss")
+        .args(["-u", "-a", "-n", "-p"])
+        .output()
+        .expect("ss (apt-get install iproute2)");
+    let me = format!("pid={},", d.pid());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&me))
+        .count()
+}
+
+/// The `media` of the call that the watcher saw end last.
+fn ended_media(sb: &Sandbox, b: &Baresip, events: &std::path::Path, n: usize) -> Value {
+    hang_up(sb, b);
+    let ended = |e: &&Value| e["kind"]["call_changed"]["state"] == "ended";
+    wait_until(
+        || watched(events).iter().filter(ended).count() >= n,
+        "the ended event in the watcher's output",
+    );
+    watched(events)
+        .iter()
+        .filter(ended)
+        .nth(n - 1)
+        .map(|e| e["kind"]["call_changed"]["media"].clone())
+        .expect("an ended event")
+}
+
+/// RFC 5761 with baresip (`rtcp_mux yes`), whichever side offers: each hears the other's
+/// tone, the far side's RTCP reports reach us on the RTP port, and the call holds one
+/// socket where it held two.
+#[test]
+fn rtcp_mux_with_baresip_whichever_side_offers() {
+    let sb = Sandbox::new();
+    let kam = Kamailio::start(sb.path(), &[]);
+    sb.write_config(&voipd_config(&sb, &kam, "pcmu", "auto"));
+    let d = sb.start_daemon();
+    wait_account_state(&sb, "alice", "registered", PATIENCE);
+    let mut b = Baresip::start(
+        sb.path(),
+        BaresipOptions {
+            tone: BARESIP_TONE as u32,
+            rtcp_mux: true,
+            ..BaresipOptions::carol(kam.port)
+        },
+    );
+    let (mut watch, events) = watch_events(&sb);
+    let idle = udp_sockets(&d);
+
+    // We offer.
+    let out = sb.voipctl(&["dial", "carol"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_call(&sb, "active");
+    b.wait_event("CALL_ESTABLISHED");
+    assert_eq!(udp_sockets(&d), idle + 1, "one socket for RTP and RTCP");
+    // baresip reports every 5 s or so.
+    std::thread::sleep(Duration::from_secs(7));
+    let m = ended_media(&sb, &b, &events, 1);
+    assert_both_ways(&sb, &b);
+    assert!(m["rtcp_reports"].as_u64().unwrap_or(0) >= 1, "{m}");
+    b.clear_recordings();
+
+    // baresip offers.
+    b.command("dial", "sip:alice@127.0.0.1");
+    wait_call(&sb, "active");
+    b.wait_event("CALL_ESTABLISHED");
+    assert_eq!(udp_sockets(&d), idle + 1, "one socket for RTP and RTCP");
+    std::thread::sleep(Duration::from_secs(7));
+    let m = ended_media(&sb, &b, &events, 2);
+    assert_both_ways(&sb, &b);
+    assert!(m["rtcp_reports"].as_u64().unwrap_or(0) >= 1, "{m}");
+    assert!(
+        m["packets_malformed"].as_u64() == Some(0),
+        "RTCP taken for RTP: {m}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
 #[test]
 fn rtcp_reports_flow_and_the_far_sides_view_is_on_the_call() {
     let sb = Sandbox::new();

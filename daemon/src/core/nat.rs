@@ -38,6 +38,8 @@ impl MediaPlan {
     /// Our ICE in our media section, when the plan has ICE.
     pub(super) fn describe(&self, m: &mut Media) {
         if let Some(ice) = &self.ice {
+            // Our agent checks RTCP as a component of its own: no rtcp-mux with it.
+            m.other_attrs.retain(|a| a != crate::sdp::RTCP_MUX);
             let (ufrag, pwd) = ice.credentials();
             IceDescription {
                 ufrag: ufrag.into(),

@@ -38,6 +38,8 @@ pub struct MediaParams {
     pub srtp: Option<SrtpKeys>,
     /// The DTLS handshake's parameters, when the stream is keyed by DTLS-SRTP.
     pub dtls: Option<DtlsParams>,
+    /// RTCP on the RTP port (RFC 5761). Once on, it stays: the RTCP port is closed.
+    pub rtcp_mux: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -129,6 +129,9 @@ impl Setup {
         };
         let playback = audio.as_mut().and_then(|a| a.playback.take());
         let mut transport = RtpTransport::new(self.sock, self.rtcp, self.mapping, self.ice);
+        if p.rtcp_mux {
+            transport.mux();
+        }
         if let Err(e) = transport.configure(p.srtp.as_ref(), p.dtls.as_ref()) {
             // Never in clear instead: the far side was promised SRTP.
             tracing::error!("SRTP: {e}; the call has no audio");
@@ -292,6 +295,10 @@ impl Stream {
                     let (from, at_ns) = (d.from, d.at_ns);
                     self.rtp_in(d.bytes, from, at_ns, now);
                 }
+                Some(Incoming::Rtcp(d)) => {
+                    let (bytes, from) = (d.bytes, d.from);
+                    self.rtcp_packet(bytes, from);
+                }
                 Some(Incoming::Mapped(at)) => {
                     tracing::info!("the NAT moved our RTP port to {at}");
                     let _ = self.events.try_send(MediaEvent::Mapped(at));
@@ -373,6 +380,10 @@ impl Stream {
     }
 
     fn renegotiated(&mut self, next: MediaParams, now: Instant) {
+        // Before the keys: with DTLS, the RTCP port's handshake goes with it.
+        if next.rtcp_mux {
+            self.transport.mux();
+        }
         if (next.srtp != self.p.srtp || next.dtls != self.p.dtls)
             && let Err(e) = self
                 .transport

@@ -83,6 +83,8 @@ pub(super) struct RtpTransport {
     mapping: Option<MappingWatch>,
     /// ICE, when the far side runs it too: it chooses the path.
     ice: Option<IceLink>,
+    /// RTCP goes on the RTP port, both ways (RFC 5761).
+    muxed: bool,
 }
 
 /// ICE's agent, with what every tick and packet reads of it kept beside it: the agent
@@ -103,6 +105,8 @@ pub(super) enum Incoming<'b> {
     Rtp(Datagram<'b>),
     /// The NAT moved the port to this public address (a STUN answer said so).
     Mapped(SocketAddr),
+    /// RTCP, on the RTP port with rtcp-mux.
+    Rtcp(Datagram<'b>),
     /// The transport's own (DTLS, STUN), taken.
     Taken,
 }
@@ -113,6 +117,13 @@ pub(super) struct Relayed {
     pub(super) rtcp: bool,
     pub(super) bytes: Vec<u8>,
     pub(super) from: SocketAddr,
+}
+
+/// Whether a datagram at the RTP port is RTCP (RFC 5761 §4): its second byte is an RTCP
+/// packet type (192–223), which RTP's marker and payload type never are in practice
+/// (payload types 64–95 are not used).
+fn is_rtcp(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[0] >> 6 == 2 && (192..=223).contains(&bytes[1])
 }
 
 /// The host sockets as ICE numbers its components (RTP, then RTCP), and how many.
@@ -165,6 +176,20 @@ impl RtpTransport {
                 due: None,
                 route: [None; 2],
             }),
+            muxed: false,
+        }
+    }
+
+    /// Puts RTCP on the RTP port (RFC 5761), for good: the RTCP port is closed, and with
+    /// DTLS-SRTP one handshake keys both. Not with ICE, whose agent has RTCP's component.
+    pub(super) fn mux(&mut self) {
+        if self.muxed || self.ice.is_some() {
+            return;
+        }
+        self.muxed = true;
+        self.rtcp = None;
+        if let Protection::Dtls { rtcp, .. } = &mut self.protection {
+            *rtcp = None;
         }
     }
 
@@ -315,6 +340,9 @@ impl RtpTransport {
                 None => Incoming::Taken,
             });
         }
+        if self.muxed && is_rtcp(d.bytes) {
+            return Some(Incoming::Rtcp(d));
+        }
         Some(Incoming::Rtp(d))
     }
 
@@ -391,10 +419,10 @@ impl RtpTransport {
         }
     }
 
-    /// Sends an RTCP compound packet to the port after `rtp_to`'s, protected as the stream
-    /// is (nothing before its keys are agreed).
+    /// Sends an RTCP compound packet to the port after `rtp_to`'s (to `rtp_to` itself with
+    /// rtcp-mux), protected as the stream is (nothing before its keys are agreed).
     pub(super) fn send_rtcp(&mut self, packet: &[u8], rtp_to: SocketAddr) {
-        if self.rtcp.is_none() {
+        if self.rtcp.is_none() && !self.muxed {
             return;
         }
         let to = SocketAddr::new(rtp_to.ip(), rtp_to.port().wrapping_add(1));
@@ -407,8 +435,10 @@ impl RtpTransport {
             Err(_) => return,
         };
         let (refs, n) = host_refs(&self.rtp, &self.rtcp);
-        if let Some(sock) = &self.rtcp {
-            let data = sealed.as_deref().unwrap_or(packet);
+        let data = sealed.as_deref().unwrap_or(packet);
+        if self.muxed {
+            send_on(&mut self.ice, &refs[..n], 1, &self.rtp, data, rtp_to);
+        } else if let Some(sock) = &self.rtcp {
             send_on(&mut self.ice, &refs[..n], 2, sock, data, to);
         }
     }
@@ -477,5 +507,24 @@ impl RtpTransport {
             .copied()
             .flatten()
             .map(|s| s.remote)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_rtcp;
+
+    #[test]
+    fn rtcp_is_told_from_rtp_by_its_packet_type() {
+        // A receiver report (201) and a sender report (200).
+        assert!(is_rtcp(&[0x81, 201, 0, 7, 1, 2, 3, 4]));
+        assert!(is_rtcp(&[0x80, 200, 0, 6, 1, 2, 3, 4, 0, 0]));
+        // RTP: PCMU, PCMA, telephone-event, dynamic 96, with and without the marker.
+        for b1 in [0u8, 8, 101, 96, 0x80, 0x88, 0x80 | 101, 0x80 | 96] {
+            assert!(!is_rtcp(&[0x80, b1, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4]), "{b1}");
+        }
+        // Too short, or not version 2.
+        assert!(!is_rtcp(&[0x81, 201, 0]));
+        assert!(!is_rtcp(&[0x41, 201, 0, 7, 1, 2, 3, 4]));
     }
 }

@@ -358,6 +358,11 @@ impl VideoStream {
                     let (from, at_ns) = (d.from, d.at_ns);
                     self.rtp_in(d.bytes, from, at_ns, now);
                 }
+                // (Video keeps its RTCP port; were it muxed, this is where RTCP would be.)
+                Some(Incoming::Rtcp(d)) => {
+                    let from = d.from;
+                    self.rtcp_in(d.bytes, from, now);
+                }
                 Some(Incoming::Mapped(at)) => {
                     tracing::info!("the NAT moved our video RTP port to {at}");
                 }

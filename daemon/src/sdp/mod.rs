@@ -15,7 +15,7 @@ use std::net::IpAddr;
 pub use crypto::Crypto;
 pub use ice::IceDescription;
 pub use negotiate::{
-    Negotiated, NegotiationError, Security, answer, in_use, in_use_of, keep_dtls_role,
+    Negotiated, NegotiationError, RTCP_MUX, Security, answer, in_use, in_use_of, keep_dtls_role,
     keep_stream_dtls_role, offer, read_answer, rekey,
 };
 

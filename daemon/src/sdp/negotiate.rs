@@ -50,6 +50,8 @@ pub struct Negotiated {
     pub dtls: Option<DtlsParams>,
     /// The far side's ICE for the stream, when it runs ICE.
     pub ice: Option<IceDescription>,
+    /// RTCP goes on the RTP port, both ways (RFC 5761): the RTCP port is not used.
+    pub rtcp_mux: bool,
 }
 
 impl Negotiated {
@@ -200,7 +202,18 @@ pub fn offer(
     };
     let mut m = audio(formats, maps, port, Some(DTMF_PT), direction, proto, crypto);
     m.other_attrs = attrs;
+    // Offered always: one port and one socket per call where the far side takes it. The
+    // RTCP port stays ours until the answer says (RFC 5761 §5.1.1).
+    m.other_attrs.push(RTCP_MUX.into());
     Ok(session(addr, id, id, vec![m]))
+}
+
+/// The attribute that puts RTCP on the RTP port (RFC 5761 §5.1.1).
+pub const RTCP_MUX: &str = "rtcp-mux";
+
+/// Whether a media section says `a=rtcp-mux`.
+fn says_mux(m: &Media) -> bool {
+    m.other_attrs.iter().any(|a| a == RTCP_MUX)
 }
 
 /// The transport protocol of DTLS-SRTP (RFC 5764 §8).
@@ -481,6 +494,9 @@ pub fn answer(
                 }
                 let direction = m.direction.reverse();
                 let mid = m.mid(index);
+                let ice = IceDescription::of(offer, m);
+                // Not with ICE: our agent checks RTCP as a component of its own.
+                let rtcp_mux = says_mux(m) && ice.is_none();
                 chosen = Some(Negotiated {
                     codec,
                     pt,
@@ -491,10 +507,14 @@ pub fn answer(
                     mid: mid.clone(),
                     srtp,
                     dtls: dtls.clone(),
-                    ice: IceDescription::of(offer, m),
+                    ice,
+                    rtcp_mux,
                 });
                 let mut ours = audio(formats, maps, port, dtmf, direction, &m.proto, crypto);
                 ours.other_attrs.extend(attrs);
+                if rtcp_mux {
+                    ours.other_attrs.push(RTCP_MUX.into());
+                }
                 if m.other_attrs.iter().any(|a| a.starts_with("mid:")) {
                     ours.other_attrs.push(format!("mid:{mid}"));
                 }
@@ -563,6 +583,7 @@ pub fn read_answer(ours: &Sdp, answer: &Sdp) -> Result<Negotiated, NegotiationEr
         srtp,
         dtls,
         ice: IceDescription::of(answer, m),
+        rtcp_mux: says_mux(offered) && says_mux(m),
     })
 }
 

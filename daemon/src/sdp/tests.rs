@@ -93,6 +93,76 @@ fn offer_and_answer_round_trip() {
     let n = read_answer(&ours, &ans).unwrap();
     assert_eq!((n.codec, n.pt, n.dtmf_pt), (Codec::Pcma, 8, Some(101)));
     assert_eq!(n.remote, "192.0.2.2:5000".parse().unwrap());
+    // Both sides are voipd: RTCP goes on the RTP port.
+    assert!(ours.to_string().contains("a=rtcp-mux\r\n"), "{ours}");
+    assert!(theirs.rtcp_mux && n.rtcp_mux);
+}
+
+/// RFC 5761: muxed when both say so, not when either does not; and not with ICE, whose
+/// agent checks RTCP as a component of its own.
+#[test]
+fn rtcp_mux_is_taken_when_offered_and_agreed() {
+    let at = "127.0.0.1".parse().unwrap();
+    let with_mux = BARESIP_OFFER.replace("a=label:1\r\n", "a=label:1\r\na=rtcp-mux\r\n");
+    let (ans, n) = answer(
+        &Sdp::parse(with_mux.as_bytes()).unwrap(),
+        &[Codec::Pcmu],
+        at,
+        40000,
+        7,
+        Security::CLEAR,
+    )
+    .unwrap();
+    assert!(n.rtcp_mux);
+    assert!(ans.media[0].other_attrs.contains(&"rtcp-mux".to_string()));
+
+    let (ans, n) = answer(
+        &Sdp::parse(BARESIP_OFFER.as_bytes()).unwrap(),
+        &[Codec::Pcmu],
+        at,
+        40000,
+        7,
+        Security::CLEAR,
+    )
+    .unwrap();
+    assert!(!n.rtcp_mux);
+    assert!(!ans.to_string().contains("rtcp-mux"), "{ans}");
+
+    let with_ice = with_mux.replace(
+        "a=label:1\r\n",
+        "a=label:1\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n\
+         a=candidate:1 1 UDP 2130706431 127.0.0.1 30000 typ host\r\n",
+    );
+    let (ans, n) = answer(
+        &Sdp::parse(with_ice.as_bytes()).unwrap(),
+        &[Codec::Pcmu],
+        at,
+        40000,
+        7,
+        Security::CLEAR,
+    )
+    .unwrap();
+    assert!(n.ice.is_some(), "the offer runs ICE");
+    assert!(!n.rtcp_mux);
+    assert!(!ans.to_string().contains("rtcp-mux"), "{ans}");
+
+    // Our offer says rtcp-mux; an answer without it keeps the RTCP port.
+    let ours = offer(
+        &[Codec::Pcmu],
+        at,
+        4000,
+        1,
+        Direction::SendRecv,
+        Security::CLEAR,
+    )
+    .unwrap();
+    let plain = Sdp::parse(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 30000 RTP/AVP 0\r\na=sendrecv\r\n"
+            .as_bytes(),
+    )
+    .unwrap();
+    assert!(!read_answer(&ours, &plain).unwrap().rtcp_mux);
 }
 
 #[test]

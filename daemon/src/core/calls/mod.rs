@@ -689,6 +689,7 @@ fn params(n: &Negotiated, muted: bool) -> MediaParams {
         dtx: n.codec == Codec::Opus && n.fmtp_flag("usedtx"),
         srtp: n.srtp.clone(),
         dtls: n.dtls.clone(),
+        rtcp_mux: n.rtcp_mux,
     }
 }
 
@@ -2311,6 +2312,7 @@ async fn echo_call(mut call: Call) {
         srtp: None,
         dtls: None,
         ice: None,
+        rtcp_mux: false,
     };
     let reflect = tokio::spawn(crate::media::echo::reflect(reflector));
     let mut media = call.start_media(rtp, n, ours);
