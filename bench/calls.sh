@@ -9,7 +9,8 @@
 #        MUX=1 bench/calls.sh …                  (SIPp offers rtcp-mux: one socket per call)
 #        PROFILE=FILE bench/calls.sh …           (also perf-records voipd for 5 s at the peak
 #                                                 of the hold phase; the report goes to FILE)
-#        VIA_KAMAILIO=1 bench/calls.sh …         (voipd only, registered at Kamailio, which
+#        VIA_KAMAILIO=1 bench/calls.sh …         (voipd only, registered at Kamailio (KAM_CHILDREN
+#                                                 UDP workers, default 4; KAM_MEM MB), which
 #                                                 challenges each INVITE and BYE with 407 and
 #                                                 relays; SIPp calls as bob, answering them)
 # Needs sipp (sip-tester) and baresip (baresip-core). Loopback only; it stops all it starts.
@@ -133,8 +134,8 @@ if [ -n "${VIA_KAMAILIO:-}" ]; then
   command -v kamailio >/dev/null || { echo "kamailio missing (apt-get install kamailio)" >&2; exit 1; }
   kport=$(free_port)
   mkdir -p "$work/k"
-  setsid kamailio -DD -E -f tests/peers/kamailio.cfg -Y "$work/k" -P "$work/k/pid" -m 256 \
-    -A "LISTEN_PORT=$kport" -A CHILDREN=4 >"$work/kamailio.log" 2>&1 & kpid=$!
+  setsid kamailio -DD -E -f tests/peers/kamailio.cfg -Y "$work/k" -P "$work/k/pid" -m "${KAM_MEM:-256}" \
+    -A "LISTEN_PORT=$kport" -A "CHILDREN=${KAM_CHILDREN:-4}" >"$work/kamailio.log" 2>&1 & kpid=$!
   pids+=(-"$kpid")
   sleep 1
   # alice registers at Kamailio with her password.
