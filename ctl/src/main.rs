@@ -544,8 +544,27 @@ enum Verb {
     Man,
 }
 
+/// `voipctl [--json] status`, what panels and scripts run most, read without clap: building
+/// clap's whole command tree is a third of voipctl's start-up (issue #20). Anything else,
+/// `--help` included, goes through clap.
+fn quick(args: &[std::ffi::OsString]) -> Option<Cli> {
+    let json = match args {
+        [v] if v == "status" => false,
+        [a, b] if (a == "--json" && b == "status") || (a == "status" && b == "--json") => true,
+        _ => return None,
+    };
+    Some(Cli {
+        socket: std::env::var_os("VOIPD_SOCKET")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
+        json,
+        verb: Verb::Status,
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let cli = quick(&args).unwrap_or_else(Cli::parse);
     // These two need no daemon.
     match cli.verb {
         Verb::Completions { shell } => {
@@ -759,5 +778,35 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The quick path reads what clap would, and leaves everything else to clap.
+    #[test]
+    fn quick_status_reads_as_clap_does() {
+        let os = |a: &[&str]| {
+            a.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        for args in [
+            &["status"][..],
+            &["--json", "status"],
+            &["status", "--json"],
+        ] {
+            let q = quick(&os(args)).expect("quick");
+            let c = Cli::try_parse_from(std::iter::once("voipctl").chain(args.iter().copied()))
+                .expect("clap");
+            assert_eq!((q.json, &q.socket), (c.json, &c.socket), "{args:?}");
+            assert!(matches!((q.verb, c.verb), (Verb::Status, Verb::Status)));
+        }
+        for args in [
+            &[][..],
+            &["status", "--help"],
+            &["--socket", "/x", "status"],
+            &["calls"],
+            &["status", "extra"],
+        ] {
+            assert!(quick(&os(args)).is_none(), "{args:?}");
+        }
     }
 }

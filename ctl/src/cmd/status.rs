@@ -16,14 +16,12 @@ pub async fn run(conn: Channel, out: Output) -> Result<(), Failure> {
     }
     let config = s.config.unwrap_or_default();
     let counts = s.counts.unwrap_or_default();
-    println!(
-        "voipd {} (pid {}), up {}",
+    // One write, not one per line: this command is timed against /bin/true (issue #20).
+    let mut text = format!(
+        "voipd {} (pid {}), up {}\nconfig     {}{}\n",
         s.version,
         s.pid,
-        duration(s.uptime_seconds)
-    );
-    println!(
-        "config     {}{}",
+        duration(s.uptime_seconds),
         config.path,
         if config.embedded_default {
             " (absent: embedded default)"
@@ -32,20 +30,18 @@ pub async fn run(conn: Channel, out: Output) -> Result<(), Failure> {
         }
     );
     for (i, addr) in s.listening.iter().enumerate() {
-        println!(
-            "{} {addr}",
-            if i == 0 { "listening " } else { "          " }
-        );
+        let label = if i == 0 { "listening " } else { "          " };
+        text.push_str(&format!("{label} {addr}\n"));
     }
-    println!(
-        "accounts   {} ({} registered)",
-        counts.accounts, counts.accounts_registered
-    );
-    println!("calls      {}", counts.calls);
-    println!("watchers   {}", counts.watchers);
-    println!(
-        "strangers  {} refused ({} sources lately)",
-        counts.strangers_refused, counts.stranger_sources
-    );
+    text.push_str(&format!(
+        "accounts   {} ({} registered)\ncalls      {}\nwatchers   {}\nstrangers  {} refused ({} sources lately)\n",
+        counts.accounts,
+        counts.accounts_registered,
+        counts.calls,
+        counts.watchers,
+        counts.strangers_refused,
+        counts.stranger_sources
+    ));
+    print!("{text}");
     Ok(())
 }
