@@ -460,7 +460,8 @@ fn udp_sockets(d: &Daemon) -> usize {
         .count()
 }
 
-/// The `media` of the call that the watcher saw end last.
+/// Hangs up the call, and returns the `media` of the `n`th call the watcher saw end. (The
+/// watcher writes the event after the call is gone from the list.)
 fn ended_media(sb: &Sandbox, b: &Baresip, events: &std::path::Path, n: usize) -> Value {
     hang_up(sb, b);
     let ended = |e: &&Value| e["kind"]["call_changed"]["state"] == "ended";
@@ -537,20 +538,9 @@ fn rtcp_reports_flow_and_the_far_sides_view_is_on_the_call() {
     b.wait_event("CALL_ESTABLISHED");
     // baresip reports every 5 s or so; give it time for two.
     std::thread::sleep(Duration::from_secs(11));
-    hang_up(&sb, &b);
-    // The watcher writes the event after the call is gone from the list: wait for it.
-    let ended = |e: &Value| e["kind"]["call_changed"]["state"] == "ended";
-    wait_until(
-        || watched(&events).iter().any(ended),
-        "the ended event in the watcher's output",
-    );
+    let m = &ended_media(&sb, &b, &events, 1);
     let _ = watch.kill();
     let _ = watch.wait();
-    let ended = watched(&events)
-        .into_iter()
-        .find(ended)
-        .expect("an ended event");
-    let m = &ended["kind"]["call_changed"]["media"];
     assert!(m["rtcp_reports"].as_u64().unwrap_or(0) >= 1, "{m}");
     assert!(
         m["remote_lost"].as_i64().unwrap_or(-1).abs() <= 2,

@@ -103,28 +103,23 @@ fn offer_and_answer_round_trip() {
 #[test]
 fn rtcp_mux_is_taken_when_offered_and_agreed() {
     let at = "127.0.0.1".parse().unwrap();
+    let answer_to = |text: &str| {
+        answer(
+            &Sdp::parse(text.as_bytes()).unwrap(),
+            &[Codec::Pcmu],
+            at,
+            40000,
+            7,
+            Security::CLEAR,
+        )
+        .unwrap()
+    };
     let with_mux = BARESIP_OFFER.replace("a=label:1\r\n", "a=label:1\r\na=rtcp-mux\r\n");
-    let (ans, n) = answer(
-        &Sdp::parse(with_mux.as_bytes()).unwrap(),
-        &[Codec::Pcmu],
-        at,
-        40000,
-        7,
-        Security::CLEAR,
-    )
-    .unwrap();
+    let (ans, n) = answer_to(&with_mux);
     assert!(n.rtcp_mux);
     assert!(ans.media[0].other_attrs.contains(&"rtcp-mux".to_string()));
 
-    let (ans, n) = answer(
-        &Sdp::parse(BARESIP_OFFER.as_bytes()).unwrap(),
-        &[Codec::Pcmu],
-        at,
-        40000,
-        7,
-        Security::CLEAR,
-    )
-    .unwrap();
+    let (ans, n) = answer_to(BARESIP_OFFER);
     assert!(!n.rtcp_mux);
     assert!(!ans.to_string().contains("rtcp-mux"), "{ans}");
 
@@ -133,15 +128,7 @@ fn rtcp_mux_is_taken_when_offered_and_agreed() {
         "a=label:1\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n\
          a=candidate:1 1 UDP 2130706431 127.0.0.1 30000 typ host\r\n",
     );
-    let (ans, n) = answer(
-        &Sdp::parse(with_ice.as_bytes()).unwrap(),
-        &[Codec::Pcmu],
-        at,
-        40000,
-        7,
-        Security::CLEAR,
-    )
-    .unwrap();
+    let (ans, n) = answer_to(&with_ice);
     assert!(n.ice.is_some(), "the offer runs ICE");
     assert!(!n.rtcp_mux);
     assert!(!ans.to_string().contains("rtcp-mux"), "{ans}");
