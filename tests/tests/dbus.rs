@@ -140,7 +140,12 @@ fn a_desktop_client_sees_and_drives_a_real_call_over_dbus() {
         "the call object to vanish",
     );
 
-    // What a widget listening to signals saw, in order.
+    // What a widget listening to signals saw, in order. (gdbus monitor prints the last
+    // signal a moment after the object is gone from GetManagedObjects: wait for it.)
+    wait_until(
+        || monitor.text().contains("InterfacesRemoved"),
+        "the monitor to print InterfacesRemoved",
+    );
     let seen = monitor.text();
     let pos = |what: &str| {
         seen.find(what)
