@@ -55,16 +55,9 @@ why_failed() {
 measure() { # name pid target
   local name=$1 pid=$2 target=$3
   local idle_rss; idle_rss=$(rss "$pid")
-  # Phase 1: completed calls/s, short calls (1 s each) at RATE for 10 s.
-  # calls/s: completed over the wall time less the last call's 1 s.
-  local c0; c0=$(cpu "$pid")
-  read -r ok failed secs < <(run_sipp "$target" "$RATE" $((RATE * 10)) 1000 "$name-rate")
-  local c1; c1=$(cpu "$pid")
-  why_failed "$name-rate"
-  printf '%-8s rate      %5s calls offered at %s/s: %s completed, %s failed, %s s, %s calls/s, CPU %s%%\n' \
-    "$name" $((RATE * 10)) "$RATE" "$ok" "$failed" "$secs" \
-    "$(python3 -c "print(int($ok/max($secs-1,1)))")" "$(python3 -c "print(round(100*($c1-$c0)/$ticks/$secs))")"
-  # Phase 2: CONC concurrent calls held HOLD_S s with RTP both ways; sample at the peak.
+  # Phase 1: CONC concurrent calls held HOLD_S s with RTP both ways; sample at the peak.
+  # First, so that RSS per call counts from the idle daemon (after a burst of calls, the
+  # allocator keeps freed memory a while, and it would be counted as the held calls').
   # Set up at 100 calls/s, or in 20 s when there are more than 2,000.
   local ramp=$(( CONC > 2000 ? CONC / 20 : 100 ))
   # (Longer with a profile, and with many calls: listing them to count packets takes time.)
@@ -99,6 +92,15 @@ measure() { # name pid target
     "$(python3 -c "print(round(100*($cb-$ca)/$ticks/5/$CONC,3))")" \
     "$(python3 -c "print(round(100*($ub-$ua)/$ticks/5/$CONC,3))")" "$th"
   [ -z "$rtp" ] || echo "         $rtp"
+  # Phase 2: completed calls/s, short calls (1 s each) at RATE for 10 s.
+  # calls/s: completed over the wall time less the last call's 1 s.
+  local c0; c0=$(cpu "$pid")
+  read -r ok failed secs < <(run_sipp "$target" "$RATE" $((RATE * 10)) 1000 "$name-rate")
+  local c1; c1=$(cpu "$pid")
+  why_failed "$name-rate"
+  printf '%-8s rate      %5s calls offered at %s/s: %s completed, %s failed, %s s, %s calls/s, CPU %s%%\n' \
+    "$name" $((RATE * 10)) "$RATE" "$ok" "$failed" "$secs" \
+    "$(python3 -c "print(int($ok/max($secs-1,1)))")" "$(python3 -c "print(round(100*($c1-$c0)/$ticks/$secs))")"
 }
 
 # voipd's RTP packets sent and received so far, over all its calls.

@@ -35,7 +35,14 @@ struct Args {
     print_default_config: bool,
 }
 
+// bench/heap.sh: the heap profile of a loaded daemon, written when main returns.
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
 fn main() -> ExitCode {
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::new_heap();
     let args = Args::parse();
     if args.print_default_config {
         print!("{EMBEDDED_DEFAULT}");

@@ -60,7 +60,8 @@ impl MediaEngine {
 }
 
 async fn shard(mut adds: mpsc::Receiver<Added>) {
-    let mut streams: Vec<Stream> = Vec::new();
+    // Boxed: a stream is 2 kB, and a vector of them grows to twice what it holds.
+    let mut streams: Vec<Box<Stream>> = Vec::new();
     let mut videos: Vec<Box<VideoStream>> = Vec::new();
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -75,7 +76,7 @@ async fn shard(mut adds: mpsc::Receiver<Added>) {
                         tick.reset_immediately();
                     }
                     match s {
-                        Added::Audio(s) => streams.push(*s),
+                        Added::Audio(s) => streams.push(s),
                         Added::Video(v) => videos.push(v),
                     }
                 }
@@ -97,12 +98,12 @@ trait Ticked {
     fn finish(self);
 }
 
-impl Ticked for Stream {
+impl Ticked for Box<Stream> {
     fn tick(&mut self, now: Instant, rx: &mut RecvBuf) -> bool {
         Stream::tick(self, now, rx)
     }
     fn finish(self) {
-        Stream::finish(self)
+        Stream::finish(*self)
     }
 }
 

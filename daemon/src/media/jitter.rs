@@ -4,7 +4,7 @@
 //! lets it shrink again. Gaps become concealment frames, with the packet after the gap
 //! offered for Opus in-band FEC.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 const MIN_TARGET: usize = 2;
 const MAX_TARGET: usize = 12;
@@ -26,7 +26,9 @@ pub enum Playout {
 
 #[derive(Default)]
 pub struct JitterBuffer {
-    packets: BTreeMap<u64, Vec<u8>>,
+    /// By extended sequence number, ascending; a few at a time, mostly added at the end
+    /// (a map's first node alone is 400 bytes per call).
+    packets: VecDeque<(u64, Vec<u8>)>,
     /// Extended sequence number of the next frame to play.
     next: Option<u64>,
     /// Highest extended sequence number seen, to unwrap 16-bit numbers.
@@ -79,13 +81,15 @@ impl JitterBuffer {
             self.target = (self.target + 1).min(MAX_TARGET);
             return;
         }
-        self.packets.entry(e).or_insert_with(|| payload.to_vec());
+        if let Err(at) = self.find(e) {
+            self.packets.insert(at, (e, payload.to_vec()));
+        }
         if self.packets.len() > MAX_HELD {
             // Far behind: drop the oldest and jump ahead.
             while self.packets.len() > self.target {
-                self.packets.pop_first();
+                self.packets.pop_front();
             }
-            self.next = self.packets.keys().next().copied();
+            self.next = self.first();
         }
     }
 
@@ -96,7 +100,7 @@ impl JitterBuffer {
                 return Playout::Empty;
             }
             self.playing = true;
-            self.next = self.packets.keys().next().copied();
+            self.next = self.first();
         }
         let Some(n) = self.next else {
             return Playout::Empty;
@@ -113,15 +117,24 @@ impl JitterBuffer {
             self.calm = 0;
         }
         self.next = Some(n + 1);
-        match self.packets.remove(&n) {
-            Some(p) => Playout::Frame(p),
+        match self.find(n).ok().and_then(|i| self.packets.remove(i)) {
+            Some((_, p)) => Playout::Frame(p),
             None => {
                 self.lost += 1;
-                Playout::Lost {
-                    next: self.packets.get(&(n + 1)).cloned(),
-                }
+                let next = self.find(n + 1).ok().and_then(|i| self.packets.get(i));
+                let next = next.map(|(_, p)| p.clone());
+                Playout::Lost { next }
             }
         }
+    }
+
+    /// Where packet `e` is held (Ok), or would go (Err).
+    fn find(&self, e: u64) -> Result<usize, usize> {
+        self.packets.binary_search_by_key(&e, |(k, _)| *k)
+    }
+
+    fn first(&self) -> Option<u64> {
+        self.packets.front().map(|(k, _)| *k)
     }
 }
 

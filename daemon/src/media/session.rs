@@ -1,12 +1,13 @@
 //! One call's media: what SDP negotiated for each stream, and the call's handle on its
 //! streams (`stream.rs`), which the engine (`engine.rs`) runs on shared ticks.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use super::codec::Codec;
 use super::dtls::DtlsParams;
@@ -173,36 +174,44 @@ fn bind_even(ip: IpAddr, ports: Option<(u16, u16)>) -> std::io::Result<UdpSocket
     ))
 }
 
-/// Digits waiting to be sent. The engine looks every 20 ms anyway, so a plain queue does
-/// (and costs less per call than a channel).
-pub(super) type DtmfQueue = std::sync::Arc<std::sync::Mutex<VecDeque<char>>>;
+/// What the call asks of its running audio stream, each part taken by the stream at its
+/// next tick. The engine looks every 20 ms anyway, so plain slots do, and in one
+/// allocation per call: channels and a slot each were a kilobyte more. (The large rare
+/// ones are boxed.)
+#[derive(Default)]
+pub(super) struct Controls {
+    /// What the latest offer or answer says.
+    pub(super) params: Mutex<Option<MediaParams>>,
+    /// Digits waiting to be sent.
+    pub(super) dtmf: Mutex<VecDeque<char>>,
+    /// Audio to play into the call instead of its input (None: stop playing).
+    pub(super) play: Mutex<Option<Option<Prompt>>>,
+    /// A recording to start in place of the one running (None: stop).
+    pub(super) record: Mutex<Option<Option<Box<super::recording::CallRecording>>>>,
+    /// A conference to join in place of the one joined (None: leave).
+    pub(super) conf: Mutex<Option<Option<Box<super::mixer::ConfLeg>>>>,
+    /// The call-waiting tone is wanted in the output.
+    pub(super) waiting: AtomicBool,
+}
 
-/// Audio to play into the call instead of its input (None: stop playing), taken by the
-/// stream at its next tick.
-pub(super) type PlaySlot = std::sync::Arc<std::sync::Mutex<Option<Option<Prompt>>>>;
+/// Locks a control, also after a panic elsewhere (its value is still whole).
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
-/// A recording to start in place of the one running (None: stop), taken the same way.
-pub(super) type RecordSlot =
-    std::sync::Arc<std::sync::Mutex<Option<Option<super::recording::CallRecording>>>>;
-
-/// A conference to join in place of the one joined (None: leave).
-pub(super) type ConfSlot = std::sync::Arc<std::sync::Mutex<Option<Option<super::mixer::ConfLeg>>>>;
-
-/// A running stream's handle. Dropping it ends the stream at the engine's next tick.
+/// A running stream's handle. Dropping it ends the stream at the engine's next tick (the
+/// stream then holds the only reference to the controls).
 struct StreamHandle {
-    params: watch::Sender<MediaParams>,
-    dtmf: DtmfQueue,
-    play: PlaySlot,
-    record: RecordSlot,
-    conf: ConfSlot,
-    waiting: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    controls: Arc<Controls>,
     done: oneshot::Receiver<MediaStats>,
 }
 
 /// A call's media: its streams, keyed by their SDP `mid` (audio now; video will be one
 /// more), each run by the engine on its shared ticks.
 pub struct MediaSession {
-    streams: BTreeMap<String, StreamHandle>,
+    // A list, not a map: a call has one or two streams, and a map's first node is a
+    // kilobyte per call.
+    streams: Vec<(String, StreamHandle)>,
     video: Option<VideoHandle>,
 }
 
@@ -228,7 +237,7 @@ pub struct MediaOptions<'a> {
     pub dtmf: DtmfSettings,
     /// No RTP for this long (while receiving is expected) is reported; None: never.
     pub timeout: Option<Duration>,
-    pub events: mpsc::Sender<MediaEvent>,
+    pub events: flume::Sender<MediaEvent>,
     pub live: std::sync::Arc<LiveStats>,
     /// The NAT mapping of the stream's port to keep open and watch (STUN).
     pub mapping: Option<MappingWatch>,
@@ -247,12 +256,7 @@ impl MediaSession {
         params: MediaParams,
         opts: MediaOptions<'_>,
     ) -> MediaSession {
-        let (tx, rx) = watch::channel(params);
-        let dtmf = DtmfQueue::default();
-        let play = PlaySlot::default();
-        let record = RecordSlot::default();
-        let conf = ConfSlot::default();
-        let waiting = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
+        let controls = Arc::new(Controls::default());
         let (done_tx, done) = oneshot::channel();
         let setup = Setup {
             sock,
@@ -264,13 +268,9 @@ impl MediaSession {
             mapping: opts.mapping,
             rtcp: opts.rtcp,
             ice: opts.ice,
-            params: rx,
-            dtmf: dtmf.clone(),
+            params,
+            controls: controls.clone(),
             dtmf_settings: opts.dtmf,
-            play: play.clone(),
-            record: record.clone(),
-            conf: conf.clone(),
-            waiting: waiting.clone(),
             done: done_tx,
         };
         let engine = engine.clone();
@@ -282,17 +282,9 @@ impl MediaSession {
                     .await;
             }
         });
-        let handle = StreamHandle {
-            params: tx,
-            dtmf,
-            play,
-            record,
-            conf,
-            waiting,
-            done,
-        };
+        let handle = StreamHandle { controls, done };
         MediaSession {
-            streams: BTreeMap::from([(mid.to_string(), handle)]),
+            streams: vec![(mid.to_string(), handle)],
             video: None,
         }
     }
@@ -364,54 +356,52 @@ impl MediaSession {
     pub fn update(&self, mid: &str, params: MediaParams) {
         // A far side may renumber its only stream (a new mid, or none where there was
         // one): with one stream, that one is meant.
-        let stream = match self.streams.get(mid) {
-            Some(s) => Some(s),
-            None if self.streams.len() == 1 => self.streams.values().next(),
+        let stream = match self.streams.iter().find(|(m, _)| m == mid) {
+            Some((_, s)) => Some(s),
+            None if self.streams.len() == 1 => self.streams.first().map(|(_, s)| s),
             None => None,
         };
         match stream {
-            Some(s) => {
-                let _ = s.params.send(params);
-            }
+            Some(s) => *lock(&s.controls.params) = Some(params),
             None => tracing::warn!("no media stream {mid:?} to update"),
         }
     }
 
     /// Queues digits to send as RFC 4733 events on the audio streams.
     pub fn send_dtmf(&self, digits: &str) {
-        for s in self.streams.values() {
-            let mut q = s.dtmf.lock().unwrap_or_else(|e| e.into_inner());
-            q.extend(digits.chars().filter(|c| dtmf::event_code(*c).is_some()));
+        for (_, s) in &self.streams {
+            lock(&s.controls.dtmf)
+                .extend(digits.chars().filter(|c| dtmf::event_code(*c).is_some()));
         }
     }
 
     /// Plays `prompt` into the audio streams once, in place of their input (None: stops
     /// what is playing).
     pub fn play(&self, prompt: Option<Prompt>) {
-        for s in self.streams.values() {
-            *s.play.lock().unwrap_or_else(|e| e.into_inner()) = Some(prompt.clone());
+        for (_, s) in &self.streams {
+            *lock(&s.controls.play) = Some(prompt.clone());
         }
     }
 
     /// Records the call's audio into `r` from the next frame on, in place of what records
     /// now (None: stops; the file is closed off the tick).
     pub fn record(&self, r: Option<super::recording::CallRecording>) {
-        if let Some(s) = self.streams.values().next() {
-            *s.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        if let Some((_, s)) = self.streams.first() {
+            *lock(&s.controls.record) = Some(r.map(Box::new));
         }
     }
 
     /// Plays the call-waiting tone into the call's output, or stops it.
     pub fn waiting_tone(&self, on: bool) {
-        if let Some(s) = self.streams.values().next() {
-            s.waiting.store(on, std::sync::atomic::Ordering::Relaxed);
+        if let Some((_, s)) = self.streams.first() {
+            s.controls.waiting.store(on, Ordering::Relaxed);
         }
     }
 
     /// Mixes the call into a conference (None: takes it out).
     pub fn conference(&self, leg: Option<super::mixer::ConfLeg>) {
-        if let Some(s) = self.streams.values().next() {
-            *s.conf.lock().unwrap_or_else(|e| e.into_inner()) = Some(leg);
+        if let Some((_, s)) = self.streams.first() {
+            *lock(&s.controls.conf) = Some(leg.map(Box::new));
         }
     }
 
@@ -419,9 +409,9 @@ impl MediaSession {
     pub async fn stop(mut self) -> MediaStats {
         self.stop_video().await;
         let mut total = MediaStats::default();
-        for (_, s) in self.streams {
-            drop(s.params);
-            total.add(&s.done.await.unwrap_or_default());
+        for (_, StreamHandle { controls, done }) in self.streams {
+            drop(controls);
+            total.add(&done.await.unwrap_or_default());
         }
         total
     }

@@ -6,9 +6,10 @@
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::codec::{Transcoder, frame_len, rtp_clock, sample_rate};
@@ -23,9 +24,7 @@ use super::mixer::ConfLeg;
 use super::recording::CallRecording;
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::RtpPacket;
-use super::session::{
-    ConfSlot, DtmfQueue, LiveStats, MediaEvent, MediaParams, MediaStats, PlaySlot, RecordSlot,
-};
+use super::session::{Controls, LiveStats, MediaEvent, MediaParams, MediaStats, lock};
 use super::sink::Sink;
 use super::source::Source;
 use super::srtp::SrtpError;
@@ -43,16 +42,12 @@ pub(super) struct Setup {
     pub(super) input: AudioEndpoint,
     pub(super) output: AudioEndpoint,
     pub(super) timeout: Option<Duration>,
-    pub(super) events: mpsc::Sender<MediaEvent>,
+    pub(super) events: flume::Sender<MediaEvent>,
     pub(super) live: std::sync::Arc<LiveStats>,
     pub(super) mapping: Option<MappingWatch>,
-    pub(super) params: watch::Receiver<MediaParams>,
-    pub(super) dtmf: DtmfQueue,
+    pub(super) params: MediaParams,
+    pub(super) controls: Arc<Controls>,
     pub(super) dtmf_settings: DtmfSettings,
-    pub(super) play: PlaySlot,
-    pub(super) record: RecordSlot,
-    pub(super) conf: ConfSlot,
-    pub(super) waiting: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub(super) done: oneshot::Sender<MediaStats>,
 }
 
@@ -61,7 +56,7 @@ pub(super) struct Setup {
 async fn open_device(
     input: &AudioEndpoint,
     output: &AudioEndpoint,
-    events: &mpsc::Sender<MediaEvent>,
+    events: &flume::Sender<MediaEvent>,
 ) -> Option<DeviceAudio> {
     let want = |ep: &AudioEndpoint| match ep {
         AudioEndpoint::Default => Some(None),
@@ -109,8 +104,8 @@ async fn open_device(
 }
 
 impl Setup {
-    pub(super) async fn open(mut self) -> Option<Stream> {
-        let p = self.params.borrow_and_update().clone();
+    pub(super) async fn open(self) -> Option<Stream> {
+        let p = self.params;
         // On failure `done` is dropped, and the session's stop() reads empty figures.
         let codec = match Transcoder::new(p.codec, p.fec, p.dtx) {
             Ok(c) => c,
@@ -145,8 +140,7 @@ impl Setup {
             timeout: self.timeout,
             events: self.events,
             live: self.live,
-            params: self.params,
-            dtmf_queue: self.dtmf,
+            controls: self.controls,
             done: Some(self.done),
             stats: MediaStats::default(),
             codec,
@@ -173,16 +167,12 @@ impl Setup {
             inband: self
                 .dtmf_settings
                 .inband
-                .then(|| InbandDetector::new(sample_rate(p.codec))),
+                .then(|| Box::new(InbandDetector::new(sample_rate(p.codec)))),
             heard: None,
-            play: self.play,
             playing: None,
-            record: self.record,
             recording: None,
             sent_audio: false,
-            conf_slot: self.conf,
             conf: None,
-            waiting: self.waiting,
             waiting_tone: None,
             cued: Vec::new(),
             latch: Latch::new(p.remote),
@@ -214,10 +204,11 @@ const RTCP_READ_EVERY: u8 = 10;
 pub(super) struct Stream {
     transport: RtpTransport,
     timeout: Option<Duration>,
-    events: mpsc::Sender<MediaEvent>,
+    events: flume::Sender<MediaEvent>,
     live: std::sync::Arc<LiveStats>,
-    params: watch::Receiver<MediaParams>,
-    dtmf_queue: DtmfQueue,
+    /// What the call asks (new parameters, digits, prompts, recordings, conferences, the
+    /// waiting tone), taken at the next tick; the stream ends when it holds them alone.
+    controls: Arc<Controls>,
     done: Option<oneshot::Sender<MediaStats>>,
     stats: MediaStats,
     p: MediaParams,
@@ -247,24 +238,20 @@ pub(super) struct Stream {
     dtmf_settings: DtmfSettings,
     dtmf_in: dtmf::Receiver,
     /// Listens for digits in the far side's audio, when configured.
-    inband: Option<InbandDetector>,
+    inband: Option<Box<InbandDetector>>,
     /// The last digit reported, whether it was heard in-band, and when: a far side that
     /// sends both an event and the tone must not have its digit reported twice.
     heard: Option<(char, bool, Instant)>,
-    /// What the user asked to play into the call, taken at the next tick…
-    play: PlaySlot,
-    /// …and playing instead of the source until it ends.
+    // The features few calls use are boxed (inband, recording, conf): a stream is per call.
+    /// What the user asked to play, playing instead of the source until it ends.
     playing: Option<Source>,
-    /// A recording asked for (None: stop), taken at the next tick…
-    record: RecordSlot,
-    /// …and written every tick: `pcm` when `sent_audio`, and what was played.
-    recording: Option<CallRecording>,
+    /// The recording asked for, written every tick: `pcm` when `sent_audio`, and what was
+    /// played.
+    recording: Option<Box<CallRecording>>,
     sent_audio: bool,
-    /// A conference to join (None: leave), taken at the next tick, and the one joined.
-    conf_slot: ConfSlot,
-    conf: Option<ConfLeg>,
+    /// The conference joined.
+    conf: Option<Box<ConfLeg>>,
     /// Another call rings: its tone goes into what we hear (not into recordings).
-    waiting: std::sync::Arc<std::sync::atomic::AtomicBool>,
     waiting_tone: Option<WaitingTone>,
     cued: Vec<i16>,
     /// Where the far side's RTP is taken from and ours goes.
@@ -281,13 +268,17 @@ pub(super) struct Stream {
 impl Stream {
     /// One 20 ms step. False when the session is over (its handle is gone).
     pub(super) fn tick(&mut self, now: Instant, rx: &mut RecvBuf) -> bool {
-        match self.params.has_changed() {
-            Err(_) => return false,
-            Ok(true) => {
-                let next = self.params.borrow_and_update().clone();
-                self.renegotiated(next, now);
-            }
-            Ok(false) => {}
+        if Arc::strong_count(&self.controls) == 1 {
+            return false;
+        }
+        let next = self
+            .controls
+            .params
+            .try_lock()
+            .ok()
+            .and_then(|mut p| p.take());
+        if let Some(next) = next {
+            self.renegotiated(next, now);
         }
         for _ in 0..MAX_READ_PER_TICK {
             match self.transport.next_rtp(rx, self.latch.remote().ip()) {
@@ -352,13 +343,13 @@ impl Stream {
 
     /// What the call asked for since the last tick: a recording, a conference.
     fn take_slots(&mut self) {
-        if let Ok(mut slot) = self.record.try_lock()
+        if let Ok(mut slot) = self.controls.record.try_lock()
             && let Some(next) = slot.take()
             && let Some(old) = std::mem::replace(&mut self.recording, next)
         {
             tokio::task::spawn_blocking(move || old.finish());
         }
-        if let Ok(mut slot) = self.conf_slot.try_lock()
+        if let Ok(mut slot) = self.controls.conf.try_lock()
             && let Some(next) = slot.take()
         {
             self.conf = next;
@@ -542,13 +533,8 @@ impl Stream {
         let step = rtp_clock(p.codec) / 50;
         let rate = sample_rate(p.codec);
         self.sent_audio = false;
-        self.dtmf_out.extend(
-            self.dtmf_queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .drain(..),
-        );
-        if let Ok(mut slot) = self.play.try_lock()
+        self.dtmf_out.extend(lock(&self.controls.dtmf).drain(..));
+        if let Ok(mut slot) = self.controls.play.try_lock()
             && let Some(cmd) = slot.take()
         {
             self.playing = cmd
@@ -654,7 +640,10 @@ impl Stream {
             return;
         }
         let rate = sample_rate(self.p.codec);
-        let waiting = self.waiting.load(std::sync::atomic::Ordering::Relaxed);
+        let waiting = self
+            .controls
+            .waiting
+            .load(std::sync::atomic::Ordering::Relaxed);
         if waiting != self.waiting_tone.is_some() {
             self.waiting_tone = waiting.then(|| WaitingTone::new(rate));
         }

@@ -459,7 +459,8 @@ pub fn answer(
     security: Security<'_>,
 ) -> Result<(Sdp, Negotiated), NegotiationError> {
     let mut chosen = None;
-    let mut media = Vec::new();
+    // One answer per offered stream, exactly: the call keeps this answer to its end.
+    let mut media = Vec::with_capacity(offer.media.len());
     for (index, m) in offer.media.iter().enumerate() {
         let usable = m.proto.starts_with("RTP/") || is_dtls(&m.proto);
         let pick = (chosen.is_none() && m.kind == "audio" && m.port != 0 && usable)

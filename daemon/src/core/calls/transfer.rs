@@ -386,7 +386,7 @@ impl Call {
         ok.headers.push(Name::Contact, dialog.contact.clone());
         tu.tx.respond(ok).await;
         let ask = self.transfer_policy == TransferPolicy::Ask;
-        self.referred = Some(Referred {
+        self.referred = Some(Box::new(Referred {
             event_id: req.cseq().map_or(0, |c| c.seq),
             target: target.clone(),
             replaces,
@@ -395,7 +395,7 @@ impl Call {
                 .get(&Name::ReferredBy)
                 .and_then(read_referred_by),
             asked_until: ask.then(|| Instant::now() + ASK_WAIT),
-        });
+        }));
         self.notify_refer(dialog, 100, "Trying");
         if ask {
             tracing::info!(

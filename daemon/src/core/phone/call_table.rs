@@ -7,7 +7,7 @@ use crate::core::contacts::Resolved;
 pub(super) struct CallEntry {
     pub(super) info: CallInfo,
     sip_call_id: Option<String>,
-    pub(super) commands: mpsc::Sender<CallCommand>,
+    pub(super) commands: flume::Sender<CallCommand>,
     live: Arc<crate::media::session::LiveStats>,
     /// Its first report went out (as `call_incoming` or `call_outgoing`).
     announced: bool,
@@ -15,6 +15,14 @@ pub(super) struct CallEntry {
     waiting: bool,
     /// A transfer was sent to it that its reports do not show yet.
     transfer_sent: bool,
+}
+
+impl CallEntry {
+    /// How many more commands the call's queue takes now.
+    pub(super) fn room(&self) -> usize {
+        let cap = self.commands.capacity().unwrap_or(usize::MAX);
+        cap.saturating_sub(self.commands.len())
+    }
 }
 
 /// The name of a call's change, from what the core knew of it before (whether it was
@@ -53,12 +61,13 @@ impl Phone {
         h: calls::CallHandle,
     ) -> CallInfo {
         let info = h.info;
+        self.follow_ringing(&info);
         if let Some(c) = &sip_call_id {
             self.by_sip_call_id.insert(c.clone(), id);
         }
         self.calls.insert(
             id,
-            CallEntry {
+            Box::new(CallEntry {
                 info: info.clone(),
                 sip_call_id,
                 commands: h.commands,
@@ -66,7 +75,7 @@ impl Phone {
                 announced: false,
                 waiting: false,
                 transfer_sent: false,
-            },
+            }),
         );
         info
     }
@@ -91,6 +100,7 @@ impl Phone {
             }
             c.info = info.clone();
         }
+        self.follow_ringing(&info);
         if matches!(info.state, CallState::Ended { .. }) {
             // Once: a reaped call's own last report may still come.
             if !self.untrack(info.id) {
@@ -119,17 +129,40 @@ impl Phone {
         }
     }
 
+    /// Keeps the set of ringing incoming calls as `info` says.
+    fn follow_ringing(&mut self, info: &CallInfo) {
+        if info.direction == calls::CallDirection::Incoming
+            && matches!(info.state, CallState::Ringing | CallState::Early)
+        {
+            self.ringing.insert(info.id);
+        } else {
+            self.ringing.remove(&info.id);
+        }
+    }
+
     /// Call waiting: while a call rings for someone, the active calls play its tone.
     fn follow_waiting(&mut self) {
-        let ringing = self.calls.values().any(|c| {
-            c.info.direction == calls::CallDirection::Incoming
-                && c.info.state == CallState::Ringing
-                && self.rings_for_someone(c.info.account.as_deref())
+        let ringing = self.ringing.iter().any(|id| {
+            self.calls.get(id).is_some_and(|c| {
+                c.info.state == CallState::Ringing
+                    && self.rings_for_someone(c.info.account.as_deref())
+            })
         });
+        // Under call load nothing rings for anyone and no tone plays: every call's every
+        // change looked at all calls here, which made the core's time per call grow with
+        // the number of calls.
+        if !ringing && self.waiting_tone.is_empty() {
+            return;
+        }
         for c in self.calls.values_mut() {
             let want = ringing && c.info.state == CallState::Active;
             if c.waiting != want && c.commands.try_send(CallCommand::WaitingTone(want)).is_ok() {
                 c.waiting = want;
+            }
+            if c.waiting {
+                self.waiting_tone.insert(c.info.id);
+            } else {
+                self.waiting_tone.remove(&c.info.id);
             }
         }
     }
@@ -139,6 +172,8 @@ impl Phone {
         let Some(c) = self.calls.remove(&id) else {
             return false;
         };
+        self.ringing.remove(&id);
+        self.waiting_tone.remove(&id);
         // A newer call may have the same Call-ID (a caller's retry after our 422).
         if let Some(sip) = c.sip_call_id
             && self.by_sip_call_id.get(&sip) == Some(&id)
@@ -165,7 +200,7 @@ impl Phone {
         };
         match c.commands.try_send(CallCommand::Request(Box::new(req))) {
             Ok(()) => None,
-            Err(mpsc::error::TrySendError::Closed(CallCommand::Request(r))) => {
+            Err(flume::TrySendError::Disconnected(CallCommand::Request(r))) => {
                 self.reap(id);
                 Some(*r)
             }
@@ -395,12 +430,12 @@ impl Phone {
                     Some(a) => self.accounts.for_dialing(Some(a))?,
                     None => None,
                 };
-                CallCommand::Forward(crate::core::forward::resolve(
+                CallCommand::Forward(Box::new(crate::core::forward::resolve(
                     "forward",
                     &to,
                     account.as_ref(),
                     &self.presence,
-                )?)
+                )?))
             }
             CallAction::Proceed => CallCommand::Proceed,
             CallAction::Play(_) if !matches!(c.info.state, CallState::Active | CallState::Held) => {
@@ -473,7 +508,7 @@ impl Phone {
                     "call {id} has video already; turn it off first to change its size or rate"
                 )));
             }
-            CallAction::Video(ask) => CallCommand::Video(ask),
+            CallAction::Video(ask) => CallCommand::Video(ask.map(Box::new)),
             CallAction::Hold => CallCommand::Hold,
             CallAction::Resume => CallCommand::Resume,
             CallAction::Mute(on) => CallCommand::Mute(on),
@@ -485,7 +520,7 @@ impl Phone {
                     "call {id} is not ringing here"
                 )));
             }
-            CallAction::Answer(e) => CallCommand::Answer(e),
+            CallAction::Answer(e) => CallCommand::Answer(Box::new(e)),
             CallAction::Hangup => CallCommand::Hangup,
         };
         let hangup = matches!(cmd, CallCommand::Hangup | CallCommand::Reject(_));
@@ -554,10 +589,10 @@ impl Phone {
         };
         match c.commands.try_send(cmd) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(CoreError::FailedPrecondition(format!(
+            Err(flume::TrySendError::Full(_)) => Err(CoreError::FailedPrecondition(format!(
                 "call {id} is busy; try again"
             ))),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(flume::TrySendError::Disconnected(_)) => {
                 self.reap(id);
                 Err(CoreError::FailedPrecondition(format!(
                     "call {id} has ended"

@@ -62,7 +62,7 @@ impl Phone {
                 return Err(bad(format!("call {id} is the sound test")));
             }
             // Room for both commands, so that none is left half done.
-            if c.commands.capacity() < 2 {
+            if c.room() < 2 {
                 return Err(CoreError::FailedPrecondition(format!(
                     "call {id} is busy; try again"
                 )));
@@ -82,7 +82,7 @@ impl Phone {
             }
             self.command_call(
                 *id,
-                CallCommand::Conference(Some((conf_id, conf.join(*id)))),
+                CallCommand::Conference(Some(Box::new((conf_id, conf.join(*id))))),
             )?;
             // Shown at once; the call's own report follows.
             if let Some(c) = self.calls.get_mut(id) {
@@ -102,11 +102,10 @@ impl Phone {
             CoreError::FailedPrecondition(format!("call {id} is not in a conference"))
         })?;
         let legs = self.legs_of(conf);
-        if let Some(busy) = legs.iter().find(|l| {
-            self.calls
-                .get(l)
-                .is_some_and(|c| c.commands.capacity() == 0)
-        }) {
+        if let Some(busy) = legs
+            .iter()
+            .find(|l| self.calls.get(l).is_some_and(|c| c.room() == 0))
+        {
             return Err(CoreError::FailedPrecondition(format!(
                 "call {busy} is busy; try again"
             )));
@@ -144,7 +143,7 @@ impl Phone {
 
     fn views(&self, ids: &[u64]) -> Vec<CallInfo> {
         ids.iter()
-            .filter_map(|id| self.calls.get(id).map(CallEntry::view))
+            .filter_map(|id| self.calls.get(id).map(|c| c.view()))
             .collect()
     }
 }

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -184,9 +184,15 @@ pub struct Phone {
     hooks: watch::Sender<Arc<HookSet>>,
     accounts: Accounts,
     endpoint: Option<Endpoint>,
-    calls: HashMap<u64, CallEntry>,
+    // Boxed: an entry is most of a kilobyte, and the table grows to twice what it holds.
+    calls: HashMap<u64, Box<CallEntry>>,
     /// The calls by SIP Call-ID, for the requests inside them.
     by_sip_call_id: HashMap<String, u64>,
+    /// The incoming calls that ring (or play early media), and the calls that play the
+    /// call-waiting tone: the limits on ringing calls and call waiting look at these on
+    /// every call's every change, not at all calls.
+    ringing: BTreeSet<u64>,
+    waiting_tone: BTreeSet<u64>,
     next_call: u64,
     /// Call ids up to this one are marked as given in the store.
     calls_reserved: u64,
@@ -263,6 +269,8 @@ impl Phone {
             endpoint,
             calls: HashMap::new(),
             by_sip_call_id: HashMap::new(),
+            ringing: BTreeSet::new(),
+            waiting_tone: BTreeSet::new(),
             next_call: store.calls_given() + 1,
             calls_reserved: store.calls_given() + crate::store::CALL_ID_BLOCK,
             call_updates,
@@ -312,6 +320,10 @@ impl Phone {
         resolve.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                // The calls' own reports first: a call that just ended has said so before
+                // a request for it (the ACK of its last answer) finds its task gone.
+                biased;
+                Some(update) = call_rx.recv() => self.on_call_update(update),
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return };
                     if let Some(done) = self.command(cmd) {
@@ -343,7 +355,6 @@ impl Phone {
                     }
                 }
                 Some(req) = recv_opt(&mut requests) => self.on_request(req),
-                Some(update) = call_rx.recv() => self.on_call_update(update),
             }
         }
     }
@@ -407,7 +418,7 @@ impl Phone {
                 let _ = reply.send(r);
             }
             Command::ListCalls(reply) => {
-                let mut list: Vec<CallInfo> = self.calls.values().map(CallEntry::view).collect();
+                let mut list: Vec<CallInfo> = self.calls.values().map(|c| c.view()).collect();
                 list.sort_by_key(|c| c.id);
                 let _ = reply.send(list);
             }

@@ -131,6 +131,11 @@ impl Phone {
         leaving: Option<u64>,
     ) -> Option<String> {
         let a = account?;
+        // Fewer calls than the limit in all: no need to count the account's (each new
+        // call would look at every call).
+        if self.calls.len() < a.max_calls as usize {
+            return None;
+        }
         let n = self
             .calls
             .values()
@@ -159,11 +164,10 @@ impl Phone {
             return None;
         }
         let ringing = || {
-            self.calls.values().map(|c| &c.info).filter(|i| {
-                i.direction == calls::CallDirection::Incoming
-                    && matches!(i.state, CallState::Ringing | CallState::Early)
-                    && self.rings_for_someone(i.account.as_deref())
-            })
+            let calls = self.ringing.iter().filter_map(|id| self.calls.get(id));
+            calls
+                .map(|c| &c.info)
+                .filter(|i| self.rings_for_someone(i.account.as_deref()))
         };
         let all = ringing().count();
         if all >= self.config.sip.max_ringing as usize {

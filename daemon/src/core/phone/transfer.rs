@@ -47,10 +47,10 @@ impl Phone {
         };
         let uri =
             crate::core::forward::resolve("target", target, account.as_ref(), &self.presence)?;
-        Ok(CallCommand::Transfer {
-            refer_to: format!("<{uri}>"),
-            target: uri.to_string(),
-        })
+        Ok(CallCommand::Transfer(Box::new((
+            format!("<{uri}>"),
+            uri.to_string(),
+        ))))
     }
 
     /// Our attended transfer: the far side of `id` takes the place of call `other`.
@@ -80,10 +80,10 @@ impl Phone {
             .parse::<crate::sip::uri::SipUri>()
             .map_err(|_| bad(format!("call {other} has no SIP address")))?
             .bare();
-        Ok(CallCommand::Transfer {
-            refer_to: refer_to_replacing(&target, &ids),
-            target: target.to_string(),
-        })
+        Ok(CallCommand::Transfer(Box::new((
+            refer_to_replacing(&target, &ids),
+            target.to_string(),
+        ))))
     }
 
     /// The far side of `id` asked it to be passed to `target`: the new call is placed from
@@ -202,7 +202,7 @@ impl Phone {
             return Err(400);
         }
         let r = Replaces::parse(first).ok_or(400u16)?;
-        let named = |c: &&CallEntry| {
+        let named = |c: &CallEntry| {
             c.info
                 .dialog
                 .as_ref()
@@ -211,7 +211,7 @@ impl Phone {
                     && c.info.direction == calls::CallDirection::Outgoing
                     && c.sip_call_id() == Some(r.call_id.as_str()))
         };
-        let c = self.calls.values().find(named).ok_or(481u16)?;
+        let c = self.calls.values().find(|c| named(c)).ok_or(481u16)?;
         let who = |n: Name| {
             req.headers
                 .get(&n)

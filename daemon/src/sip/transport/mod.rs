@@ -352,7 +352,9 @@ impl Transport {
                     .await
                     .map_err(|source| TransportError::Send { target, source })
             }
-            Proto::Tcp | Proto::Tls => tcp::send(&self.shared, target, bytes).await,
+            // Boxed: connecting and the TLS handshake make a future of kilobytes, which
+            // every task that sends would otherwise carry for the whole call.
+            Proto::Tcp | Proto::Tls => Box::pin(tcp::send(&self.shared, target, bytes)).await,
         }
     }
 
