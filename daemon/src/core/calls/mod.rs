@@ -1199,8 +1199,6 @@ impl Call {
         tu.tx.respond(resp).await;
     }
 
-    /// The established call: media runs, in-dialog requests are answered, until one side
-    /// ends it or the far side vanishes.
     /// One event of an established call. Some: the call is over, with this status and
     /// reason.
     async fn on_wake(
@@ -1515,8 +1513,9 @@ impl Call {
         None
     }
 
-    /// The call once set up, as a task's whole future. Its arguments are boxed: an async
-    /// fn keeps each argument twice (rust-lang/rust#62958), kilobytes per call here.
+    /// The established call: media runs, in-dialog requests are answered, until one side
+    /// ends it or the far side vanishes. The task's whole future; its arguments are boxed,
+    /// as an async fn keeps each argument twice (rust-lang/rust#62958).
     async fn established(mut self: Box<Self>, mut parts: Box<(Dialog, Media)>) {
         // Used in its box: moved out, it would be held twice.
         let (dialog, media) = &mut *parts;

@@ -87,7 +87,7 @@ impl Phone {
             .then_some(info.conference)
             .flatten();
         let mut name = change_name(None, &info);
-        if let Some(c) = self.calls.get_mut(&info.id) {
+        let tracked = if let Some(c) = self.calls.get_mut(&info.id) {
             // A report the task sent before it took our hang-up must not bring the call
             // back: it is ending until it has ended.
             if c.info.state == CallState::Ending && !matches!(info.state, CallState::Ended { .. }) {
@@ -99,8 +99,14 @@ impl Phone {
                 c.transfer_sent = false;
             }
             c.info = info.clone();
+            true
+        } else {
+            false
+        };
+        // (A reaped call's late report must not come back into the set.)
+        if tracked {
+            self.follow_ringing(&info);
         }
-        self.follow_ringing(&info);
         if matches!(info.state, CallState::Ended { .. }) {
             // Once: a reaped call's own last report may still come.
             if !self.untrack(info.id) {

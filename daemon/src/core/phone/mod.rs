@@ -45,6 +45,8 @@ const OWN_PRESENCE: &str = "presence";
 
 /// Commands queue here; callers wait (not fail) when it is full, which bounds memory.
 const COMMAND_QUEUE: usize = 64;
+/// How many of the calls' reports the core takes before anything else, each turn.
+const REPORTS_FIRST: usize = 64;
 
 enum Command {
     Status(oneshot::Sender<Status>),
@@ -319,11 +321,16 @@ impl Phone {
         let mut resolve = tokio::time::interval(providers::RESOLVE_EVERY);
         resolve.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The calls' own reports first, a few at a time so that nothing else waits
+            // long: a call that just ended has said so before a request for it (the ACK
+            // of its last answer) finds its task gone.
+            for _ in 0..REPORTS_FIRST {
+                match call_rx.try_recv() {
+                    Ok(update) => self.on_call_update(update),
+                    Err(_) => break,
+                }
+            }
             tokio::select! {
-                // The calls' own reports first: a call that just ended has said so before
-                // a request for it (the ACK of its last answer) finds its task gone.
-                biased;
-                Some(update) = call_rx.recv() => self.on_call_update(update),
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return };
                     if let Some(done) = self.command(cmd) {
@@ -355,6 +362,7 @@ impl Phone {
                     }
                 }
                 Some(req) = recv_opt(&mut requests) => self.on_request(req),
+                Some(update) = call_rx.recv() => self.on_call_update(update),
             }
         }
     }

@@ -165,9 +165,11 @@ impl Phone {
         }
         let ringing = || {
             let calls = self.ringing.iter().filter_map(|id| self.calls.get(id));
-            calls
-                .map(|c| &c.info)
-                .filter(|i| self.rings_for_someone(i.account.as_deref()))
+            // (A call hung up here is Ending before its task says so.)
+            calls.map(|c| &c.info).filter(|i| {
+                matches!(i.state, CallState::Ringing | CallState::Early)
+                    && self.rings_for_someone(i.account.as_deref())
+            })
         };
         let all = ringing().count();
         if all >= self.config.sip.max_ringing as usize {

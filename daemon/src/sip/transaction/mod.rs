@@ -60,8 +60,10 @@ pub struct TuRequest {
     pub tx: ServerTx,
 }
 
-/// How many new requests may wait for the layer above; past it they get 503.
-const TU_QUEUE: usize = 256;
+/// How many new requests may wait for the layer above; past it they get 503. At 2,000
+/// calls/s (an INVITE, an ACK and a BYE each) this is about 170 ms of them: enough to ride
+/// out the core being scheduled out on a loaded machine, and at most a few megabytes.
+const TU_QUEUE: usize = 1024;
 
 type ClientKey = (String, Method);
 /// Branch (or, from RFC 2543 peers, the request's identity), sent-by and method (ACK
