@@ -1199,6 +1199,13 @@ impl Call {
         tu.tx.respond(resp).await;
     }
 
+    /// Tells the core of a digit the far side sent (as an RFC 4733 event, a tone or an
+    /// INFO).
+    async fn digit_heard(&self, digit: char) {
+        let id = self.info.id;
+        let _ = self.ctx.updates.send(CallUpdate::Dtmf { id, digit }).await;
+    }
+
     /// One event of an established call. Some: the call is over, with this status and
     /// reason.
     async fn on_wake(
@@ -1264,14 +1271,7 @@ impl Call {
             }
             Wake::Media(ev) => match ev {
                 MediaEvent::Dtmf(digit) if digits.fresh(digit, false) => {
-                    let _ = self
-                        .ctx
-                        .updates
-                        .send(CallUpdate::Dtmf {
-                            id: self.info.id,
-                            digit,
-                        })
-                        .await;
+                    self.digit_heard(digit).await;
                 }
                 // The same press, by INFO a moment ago.
                 MediaEvent::Dtmf(_) => {}
@@ -1484,14 +1484,7 @@ impl Call {
                                 let code = match info_digit(req) {
                                     Some(digit) => {
                                         if digits.fresh(digit, true) {
-                                            let _ = self
-                                                .ctx
-                                                .updates
-                                                .send(CallUpdate::Dtmf {
-                                                    id: self.info.id,
-                                                    digit,
-                                                })
-                                                .await;
+                                            self.digit_heard(digit).await;
                                         }
                                         200
                                     }
