@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinHandle;
 
 use crate::api::grpc;
 use crate::config::{ConfigLocation, Loaded};
@@ -19,6 +20,13 @@ use crate::store::Store;
 
 /// How long running gRPC calls get to finish once shutdown has begun.
 const DRAIN: Duration = Duration::from_secs(5);
+/// How long the core gets to stop: more than the sum of its steps' own bounds (the calls'
+/// ends 3 s, un-SUBSCRIBEs about 2 s each for MWI and presence, un-REGISTERs 4 s).
+const CORE_STOP_WAIT: Duration = Duration::from_secs(12);
+/// How long the core and the faces that follow it get to end after that. A stop that
+/// overruns these bounds is named in the log, rather than hanging silently until systemd's
+/// SIGKILL (TimeoutStopSec=15s).
+const JOIN_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -161,7 +169,11 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             }
             sig = signals.next() => match sig {
                 Sig::Stop(name) => {
-                    let _ = phone.shutdown(format!("{name} received")).await;
+                    let stop = phone.shutdown(format!("{name} received"));
+                    if tokio::time::timeout(CORE_STOP_WAIT, stop).await.is_err() {
+                        tracing::warn!("the core did not finish stopping within {CORE_STOP_WAIT:?}");
+                        break;
+                    }
                 }
                 Sig::Reload => reload(&phone, &notifier).await,
             },
@@ -172,15 +184,27 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         tracing::warn!("gRPC calls still running after {DRAIN:?}; closing them");
         server.abort();
     }
-    let _ = core_task.await;
-    // It ends with the core, killing hooks still running past their grace.
-    let _ = hooks.await;
-    let _ = webhooks.await;
-    let _ = mqtt.await;
+    // Each ends with the core (the hooks killing what still runs past their grace).
+    let deadline = tokio::time::Instant::now() + JOIN_WAIT;
+    for (name, task) in [
+        ("the core", core_task),
+        ("the hooks", hooks),
+        ("the webhooks", webhooks),
+        ("MQTT", mqtt),
+    ] {
+        join_by(deadline, name, task).await;
+    }
     transport.shutdown();
     drop(control);
     tracing::info!("stopped");
     failure.map_or(Ok(()), |e| Err(e.into()))
+}
+
+async fn join_by(deadline: tokio::time::Instant, name: &str, mut task: JoinHandle<()>) {
+    if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+        tracing::warn!("{name} did not stop within {JOIN_WAIT:?} of the shutdown; aborted");
+        task.abort();
+    }
 }
 
 async fn reload(phone: &PhoneHandle, notifier: &Notifier) {
@@ -232,5 +256,26 @@ impl Signals {
             _ = self.int.recv() => Sig::Stop("SIGINT"),
             _ = self.hup.recv() => Sig::Reload,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_does_not_stop_is_aborted_at_the_deadline() {
+        let (mut tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let stuck = tokio::spawn(async move {
+            // Holds the sender's end until it is dropped by the abort.
+            let _rx = rx;
+            std::future::pending::<()>().await;
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+        join_by(deadline, "stuck", stuck).await;
+        // The abort dropped the task's future, and with it the receiver.
+        tokio::time::timeout(Duration::from_secs(5), tx.closed())
+            .await
+            .expect("the stuck task was not aborted");
     }
 }
