@@ -170,6 +170,28 @@ fn extra_modules(o: &BaresipOptions<'_>) -> String {
     m
 }
 
+/// baresip only warns of a module it cannot load and goes on without it: a missing codec
+/// would show as a call without pictures, far from its cause.
+fn require_modules(config: &str) {
+    for line in config.lines() {
+        let mut words = line.split_whitespace();
+        let (Some("module" | "module_app" | "module_tmp"), Some(m)) = (words.next(), words.next())
+        else {
+            continue;
+        };
+        let package = if m == "avcodec.so" {
+            "baresip-ffmpeg"
+        } else {
+            "baresip-core"
+        };
+        assert!(
+            Path::new("/usr/lib/baresip/modules").join(m).is_file(),
+            "baresip's module {m} is missing: install it with `apt-get install {package}` \
+             (./dev test does this)"
+        );
+    }
+}
+
 impl Baresip {
     pub fn start(parent: &Path, o: BaresipOptions<'_>) -> Baresip {
         let bin = require_tool("baresip", "baresip-core");
@@ -221,6 +243,7 @@ impl Baresip {
                 modules,
                 user = o.user,
             );
+            require_modules(&config);
             std::fs::write(dir.join("config"), config).expect("config");
             std::fs::write(dir.join("accounts"), "").expect("accounts");
             std::fs::write(dir.join("contacts"), o.contacts.join("\n") + "\n").expect("contacts");
