@@ -163,15 +163,13 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
                         None
                     }
                 };
-                let _ = phone.shutdown("the gRPC server stopped").await;
+                stop_core(&phone, "the gRPC server stopped").await;
                 failure = err;
                 break;
             }
             sig = signals.next() => match sig {
                 Sig::Stop(name) => {
-                    let stop = phone.shutdown(format!("{name} received"));
-                    if tokio::time::timeout(CORE_STOP_WAIT, stop).await.is_err() {
-                        tracing::warn!("the core did not finish stopping within {CORE_STOP_WAIT:?}");
+                    if !stop_core(&phone, format!("{name} received")).await {
                         break;
                     }
                 }
@@ -200,6 +198,18 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     failure.map_or(Ok(()), |e| Err(e.into()))
 }
 
+/// Asks the core to stop and waits for it, at most CORE_STOP_WAIT; false (and a warning)
+/// when it did not finish in time, so the caller goes on without waiting for its signal.
+async fn stop_core(phone: &PhoneHandle, reason: impl Into<String>) -> bool {
+    let done = tokio::time::timeout(CORE_STOP_WAIT, phone.shutdown(reason)).await;
+    if done.is_err() {
+        tracing::warn!("the core did not finish stopping within {CORE_STOP_WAIT:?}");
+    }
+    done.is_ok()
+}
+
+/// Waits for a task the daemon owns until `deadline`; one still running then is named in
+/// the log and aborted.
 async fn join_by(deadline: tokio::time::Instant, name: &str, mut task: JoinHandle<()>) {
     if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
         tracing::warn!("{name} did not stop within {JOIN_WAIT:?} of the shutdown; aborted");
@@ -272,7 +282,9 @@ mod tests {
             std::future::pending::<()>().await;
         });
         let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
-        join_by(deadline, "stuck", stuck).await;
+        tokio::time::timeout(Duration::from_secs(5), join_by(deadline, "stuck", stuck))
+            .await
+            .expect("join_by waited past its deadline");
         // The abort dropped the task's future, and with it the receiver.
         tokio::time::timeout(Duration::from_secs(5), tx.closed())
             .await
