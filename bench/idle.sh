@@ -49,6 +49,7 @@ for name in voipd baresip; do
   printf '%-8s %s threads %s -> %s, context switches in %s s: %s\n' "$name" "$(mem "$p")" \
     "${threads0[$p]}" "$(threads "$p")" "$WATCH" $(($(switches "$p") - before[$p]))
 done
+daemon/layout/check.sh "$bin/voipd" || true
 if [ -n "${MAPS:-}" ]; then
   echo "voipd's largest resident mappings (kB):"
   awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6 ? $6 : "[anonymous]"} /^Rss:/ {rss[name] += $2}
