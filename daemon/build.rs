@@ -1,5 +1,5 @@
-//! Link options for release builds of the daemon on x86-64 Linux, where rustc links with
-//! lld (see `daemon/layout/cc`).
+//! Link options for the daemon on x86-64 Linux, where rustc links with lld (see
+//! `daemon/layout/cc`).
 
 fn main() {
     println!("cargo:rerun-if-changed=layout/startup.names");
@@ -7,7 +7,12 @@ fn main() {
     let x86_64_gnu = var("CARGO_CFG_TARGET_ARCH") == "x86_64"
         && var("CARGO_CFG_TARGET_OS") == "linux"
         && var("CARGO_CFG_TARGET_ENV") == "gnu";
-    if !x86_64_gnu || var("PROFILE") != "release" {
+    if !x86_64_gnu {
+        return;
+    }
+    // OpenH264's C++ library, linked statically (see .cargo/config.toml).
+    println!("cargo:rustc-link-lib=static:-bundle=stdc++");
+    if var("PROFILE") != "release" {
         return;
     }
     let names = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("layout/startup.names");
