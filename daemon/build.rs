@@ -3,6 +3,7 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=layout/startup.names");
+    println!("cargo:rerun-if-changed=layout/cc");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     let x86_64_gnu = var("CARGO_CFG_TARGET_ARCH") == "x86_64"
         && var("CARGO_CFG_TARGET_OS") == "linux"
@@ -16,12 +17,12 @@ fn main() {
         return;
     }
     let names = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("layout/startup.names");
-    // What start-up and an idle daemon run, laid out together at the start of the code.
+    // What start-up and an idle daemon run, laid out together at the start of the code by
+    // the linker wrapper, which takes this argument for its own.
     println!(
         "cargo:rustc-link-arg-bin=voipd=-Wl,--symbol-ordering-file={}",
         names.display()
     );
-    println!("cargo:rustc-link-arg-bin=voipd=-Wl,--no-warn-symbol-ordering");
     // Relative relocations packed (DT_RELR, glibc 2.36 and later): 31,000 of them took
     // 0.75 MB of the binary, which the loader read at every start.
     println!("cargo:rustc-link-arg-bin=voipd=-Wl,-z,pack-relative-relocs");

@@ -3,8 +3,8 @@
 # start to idle: it runs voipd under callgrind with the embedded default config, on a
 # private session bus and again without one, each through its start, 20 s of idleness
 # (the heap trimmer's look included) and one `voipctl status`, then lists every function of
-# voipd's own binary that ran. Run it again when start-up changes much; `bench/idle.sh` says how many of the listed
-# functions the current binary still has.
+# voipd's own binary that ran. Run it again when start-up changes much: `check.sh` (run by
+# `./dev test` and `bench/idle.sh`) says how many of the listed functions a binary still has.
 #
 # usage: daemon/layout/profile.sh
 set -euo pipefail
@@ -48,6 +48,6 @@ run() {
 }
 run bus
 run nobus
-c++filt < "$work/functions" | daemon/layout/cc --normalize | LC_ALL=C sort -u \
+c++filt -i < "$work/functions" | daemon/layout/cc --normalize | LC_ALL=C sort -u \
   > daemon/layout/startup.names
 echo "daemon/layout/startup.names: $(wc -l < daemon/layout/startup.names) functions"
