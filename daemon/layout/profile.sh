@@ -11,13 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
 command -v dbus-daemon >/dev/null || { echo "dbus-daemon is missing: apt-get install dbus-daemon" >&2; exit 1; }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voipd-target}"
-cargo build --release -q -p voipd -p voipctl
-bin="$CARGO_TARGET_DIR/release"
-work=$(mktemp -d /tmp/voipd-layout.XXXXXX)
-pids=()
-stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap stop EXIT
+# The release build, a scratch dir, and the processes stopped at exit, as the benches have.
+. bench/lib.sh
+bench_start layout
 # run BUS: one pass, with a session bus or without one (the daemon carries on without it).
 run() {
   local w="$work/$1"
