@@ -213,16 +213,22 @@ fn dev_without_a_new_enough_rust_says_how_to_get_it() {
         std::fs::set_permissions(&f, p).unwrap();
     }
     let system = "/usr/sbin:/usr/bin:/sbin:/bin";
+    // The version the workspace asks for, as ./dev reads it.
+    let manifest = std::fs::read_to_string(repo("Cargo.toml")).unwrap();
+    let needed = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \"")?.strip_suffix('"'))
+        .expect("Cargo.toml names a rust-version");
     let mut cases = vec![(
         format!("{}:{system}", stubs.display()),
-        "older than the Rust 1.89",
+        format!("older than the Rust {needed}"),
     )];
     // With no cargo at all: only where the system has none of its own.
     if !system
         .split(':')
         .any(|d| Path::new(d).join("cargo").exists())
     {
-        cases.push((system.to_string(), "cargo is not on PATH"));
+        cases.push((system.to_string(), "cargo is not on PATH".to_string()));
     }
     for (path, want) in cases {
         for verb in ["run", "test"] {
@@ -236,7 +242,7 @@ fn dev_without_a_new_enough_rust_says_how_to_get_it() {
             assert_eq!(out.status.code(), Some(1), "{verb}: {}", describe(&out));
             let e = String::from_utf8_lossy(&out.stderr);
             assert!(
-                e.contains(want) && e.contains("rustup"),
+                e.contains(&want) && e.contains("rustup"),
                 "{verb} with {path}: {e}"
             );
         }
