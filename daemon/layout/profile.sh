@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Remakes daemon/layout/startup.names, the functions that a release voipd runs from its
 # start to idle: it runs voipd under callgrind with the embedded default config, on a
-# private session bus and again without one, each through its start, 20 s of idleness
+# private session bus, then without one, twice (a first start and a restart), each through
+# its start, 20 s of idleness
 # (the heap trimmer's look included) and one `voipctl status`, then lists every function of
 # voipd's own binary that ran. Run it again when start-up changes much: `check.sh` (run by
 # `./dev test` and `bench/idle.sh`) says how many of the listed functions a binary still has.
@@ -43,6 +44,8 @@ run() {
     "$w/callgrind.out" | sed "s/'[0-9]*\$//" >> "$work/functions"
 }
 run bus
+run nobus
+# A restart, the usual start: the store the pass before made is read, its log recovered.
 run nobus
 c++filt -i < "$work/functions" | daemon/layout/cc --normalize | LC_ALL=C sort -u \
   > daemon/layout/startup.names

@@ -116,7 +116,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
         opts.logging,
         listening.clone(),
         Some(sip),
-        store,
+        store.clone(),
     );
     let mut server = tokio::spawn(grpc::serve(listener, phone.clone()));
     if let Some((listener, conf)) = tcp {
@@ -152,7 +152,9 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             () = phone.stopped() => break,
             () = trimmer.due() => {
                 endpoint.compact();
-                trimmer.tick();
+                if trimmer.tick() {
+                    store.release_memory();
+                }
             }
             res = &mut server => {
                 let err = match res {

@@ -80,18 +80,23 @@ impl Trimmer {
 
     /// One look. While work keeps coming, another look follows; once a look finds none
     /// since the one before (the burst is over), the heap is trimmed if RSS is 10 % over
-    /// idle, and the trimmer sleeps until the next work.
-    pub fn tick(&mut self) {
+    /// idle, and the trimmer sleeps until the next work. Says whether it trimmed: the
+    /// caches that keep their own memory are then asked to let it go too.
+    pub fn tick(&mut self) -> bool {
         if BUSY.swap(false, Ordering::AcqRel) {
             self.due = Some(Instant::now() + TRIM_EVERY);
-            return;
+            return false;
         }
         self.due = None;
-        let Some(now) = resident_pages() else { return };
-        if now > self.settled + self.settled / 10 {
-            trim();
-            self.settled = self.settled.min(resident_pages().unwrap_or(now));
+        let Some(now) = resident_pages() else {
+            return false;
+        };
+        if now <= self.settled + self.settled / 10 {
+            return false;
         }
+        trim();
+        self.settled = self.settled.min(resident_pages().unwrap_or(now));
+        true
     }
 }
 

@@ -121,6 +121,9 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
+        // The start-up check read every page of the file into the connection's cache (up
+        // to 2 MB, SQLite's default): a daemon with a year of history held it all while idle.
+        release(&conn);
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("voipd-store".into())
@@ -149,6 +152,17 @@ impl Store {
     /// the next [`CALL_ID_BLOCK`] are marked as given already.
     pub fn calls_given(&self) -> u64 {
         self.calls_given
+    }
+
+    /// Empties the connection's page cache and hands the freed heap back, once the job
+    /// queue reaches it; never waits (a full queue is a busy store, whose next burst's end
+    /// asks again).
+    pub fn release_memory(&self) {
+        let job: Job = Box::new(|c| {
+            release(c);
+            Box::new(|_| ())
+        });
+        let _ = self.jobs.try_send(job);
     }
 
     /// Runs `f` on the store's thread and returns what it returned.
@@ -191,6 +205,16 @@ fn run_batch(conn: &mut Connection, first: Job, rx: &mut mpsc::Receiver<Job>) {
     for reply in replies {
         reply(committed.as_ref().err());
     }
+}
+
+/// What the page cache holds is read again from the file (the kernel's cache) when next
+/// needed: a few pages for a query of the history, the whole file only for the start-up
+/// check.
+fn release(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("PRAGMA shrink_memory") {
+        tracing::debug!("store: cannot empty its page cache: {e}");
+    }
+    crate::memory::trim();
 }
 
 /// Times are kept as ms since the Unix epoch.
@@ -341,6 +365,68 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 599);
+    }
+
+    /// Bytes the connection's page cache holds.
+    fn cache_used(c: &Connection) -> i32 {
+        let (mut now, mut highest) = (0, 0);
+        #[allow(unsafe_code)]
+        // SAFETY: the handle is the live connection's, on the thread that uses it; the
+        // out-pointers are to locals.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                c.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED,
+                &mut now,
+                &mut highest,
+                0,
+            )
+        };
+        assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+        now
+    }
+
+    #[tokio::test]
+    async fn the_page_cache_is_given_back_after_the_start_check_and_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("voipd.db");
+        {
+            // 2 MB of history, as much as SQLite's cache holds by default.
+            let (s, _) = Store::open(&path).unwrap();
+            s.run(|c| {
+                let name = "x".repeat(400);
+                for i in 0..5000 {
+                    c.execute("INSERT INTO calls (direction, remote_uri, remote_name, started_ms, ended_ms, end_code, end_reason, missed) VALUES ('outgoing', 'sip:x@y', ?2, ?1, ?1, 200, 'hung up', 0)", rusqlite::params![i, name])?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }
+        // The start-up check read the whole file.
+        let (s, _) = Store::open(&path).unwrap();
+        let at_start = s.run(|c| Ok(cache_used(c))).await.unwrap();
+        let read_all = s
+            .run(|c| {
+                let n: i64 =
+                    c.query_row("SELECT sum(length(remote_name)) FROM calls", [], |r| {
+                        r.get(0)
+                    })?;
+                assert_eq!(n, 2_000_000);
+                Ok(cache_used(c))
+            })
+            .await
+            .unwrap();
+        s.release_memory();
+        let released = s.run(|c| Ok(cache_used(c))).await.unwrap();
+        assert!(
+            read_all > 1_000_000,
+            "the query read {read_all} B into the cache"
+        );
+        assert!(
+            at_start < read_all / 10 && released < read_all / 10,
+            "cache at start {at_start} B, after a release {released} B, full {read_all} B"
+        );
     }
 
     #[tokio::test]

@@ -9,12 +9,12 @@ mod daemon;
 mod events;
 mod history;
 mod messages;
+mod reflection;
 mod voicemail;
 
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::service::{InterceptorLayer, Routes};
 use tonic::transport::{Identity, Server, ServerTlsConfig};
-use voipd_proto::v1::FILE_DESCRIPTOR_SET;
 use voipd_proto::v1::accounts_server::AccountsServer;
 use voipd_proto::v1::calls_server::CallsServer;
 use voipd_proto::v1::contacts_server::ContactsServer;
@@ -29,8 +29,6 @@ use crate::core::{CoreError, PhoneHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcError {
-    #[error("cannot build the reflection service: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("control.tcp: the certificate or key cannot be used: {0}")]
@@ -38,16 +36,9 @@ pub enum GrpcError {
 }
 
 /// Every service, for each listener.
-fn routes(phone: &PhoneHandle) -> Result<Routes, GrpcError> {
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    // grpcio's reflection client and grpcurl before 1.8 still speak v1alpha.
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-    Ok(Routes::new(reflection_v1)
-        .add_service(reflection_v1alpha)
+fn routes(phone: &PhoneHandle) -> Routes {
+    Routes::new(reflection::v1())
+        .add_service(reflection::v1alpha())
         .add_service(DaemonServer::new(daemon::DaemonService::new(phone.clone())))
         .add_service(AccountsServer::new(accounts::AccountsService::new(
             phone.clone(),
@@ -67,7 +58,7 @@ fn routes(phone: &PhoneHandle) -> Result<Routes, GrpcError> {
         .add_service(
             ContactsServer::new(contacts::ContactsService::new(phone.clone()))
                 .max_decoding_message_size(64 << 20),
-        ))
+        )
 }
 
 fn stopped(phone: &PhoneHandle) -> impl Future<Output = ()> + use<> {
@@ -82,7 +73,7 @@ pub async fn serve(
     phone: PhoneHandle,
 ) -> Result<(), GrpcError> {
     Server::builder()
-        .add_routes(routes(&phone)?)
+        .add_routes(routes(&phone))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped(&phone))
         .await?;
     Ok(())
@@ -116,7 +107,7 @@ pub async fn serve_tcp(
             auth::check(&req, &token)?;
             Ok(req)
         }))
-        .add_routes(routes(&phone)?)
+        .add_routes(routes(&phone))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(&phone))
         .await?;
     Ok(())
