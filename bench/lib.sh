@@ -6,6 +6,7 @@
 # removes $work.
 bench_start() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/voipd-target}"
+  . "$(dirname "${BASH_SOURCE[0]}")/../daemon/layout/env.sh"
   if [ -n "${VOIPD_BIN:-}" ]; then
     bin="$VOIPD_BIN"
   else

@@ -1,5 +1,5 @@
 //! Link options for the daemon on x86-64 Linux, where rustc links with lld (see
-//! `daemon/layout/cc`).
+//! `daemon/layout/cc` and `daemon/layout/env.sh`).
 
 fn main() {
     println!("cargo:rerun-if-changed=layout/startup.names");
@@ -16,6 +16,14 @@ fn main() {
     if var("PROFILE") != "release" {
         return;
     }
+    // Relative relocations packed (DT_RELR, glibc 2.36 and later): 31,000 of them took
+    // 0.75 MB of the binary, which the loader read at every start.
+    println!("cargo:rustc-link-arg-bin=voipd=-Wl,-z,pack-relative-relocs");
+    // The start-up layout, when the link goes through the wrapper (daemon/layout/env.sh
+    // makes it the linker; a plain `cargo build` links without it).
+    if !var("RUSTC_LINKER").ends_with("/voipd-layout-cc") {
+        return;
+    }
     let names = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("layout/startup.names");
     // What start-up and an idle daemon run, laid out together at the start of the code by
     // the linker wrapper, which takes this argument for its own.
@@ -23,7 +31,4 @@ fn main() {
         "cargo:rustc-link-arg-bin=voipd=-Wl,--symbol-ordering-file={}",
         names.display()
     );
-    // Relative relocations packed (DT_RELR, glibc 2.36 and later): 31,000 of them took
-    // 0.75 MB of the binary, which the loader read at every start.
-    println!("cargo:rustc-link-arg-bin=voipd=-Wl,-z,pack-relative-relocs");
 }
