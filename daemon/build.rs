@@ -25,10 +25,18 @@ fn main() {
         return;
     }
     let names = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("layout/startup.names");
+    // Copied into OUT_DIR, which every clone sharing the target dir shares: this script
+    // runs again only when the list changes, and the clone it last ran in (whose path an
+    // argument naming the list in place would carry) may be gone by then.
+    let copy = std::path::Path::new(&var("OUT_DIR")).join("startup.names");
+    if let Err(e) = std::fs::copy(&names, &copy) {
+        println!("cargo:warning=no start-up layout: {}: {e}", names.display());
+        return;
+    }
     // What start-up and an idle daemon run, laid out together at the start of the code by
     // the linker wrapper, which takes this argument for its own.
     println!(
         "cargo:rustc-link-arg-bin=voipd=-Wl,--symbol-ordering-file={}",
-        names.display()
+        copy.display()
     );
 }

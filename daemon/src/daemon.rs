@@ -194,6 +194,11 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     ] {
         join_by(deadline, name, task).await;
     }
+    // The calls have ended, and the DTLS helper with the last; this reaps it, or stops
+    // one a stuck call still held.
+    if let Err(e) = tokio::task::spawn_blocking(crate::media::dtls::shutdown).await {
+        tracing::warn!("stopping the DTLS helper: {e}");
+    }
     transport.shutdown();
     drop(control);
     tracing::info!("stopped");

@@ -57,6 +57,28 @@ fn start(sb: &Sandbox, account: &str, mediaenc: Option<&str>) -> Call {
     }
 }
 
+/// Whether process `pid` has OpenSSL's libraries mapped, and its voipd-dtls children
+/// (zombies included: a helper not reaped is a defect too).
+fn openssl_in(pid: i32) -> (bool, Vec<i32>) {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("voipd's maps");
+    let loaded = maps.contains("libssl") || maps.contains("libcrypto");
+    let mut helpers = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<i32>().ok());
+        if head.ends_with("(voipd-dtls") && ppid == Some(pid) {
+            helpers.extend(head.split(' ').next().and_then(|p| p.parse::<i32>().ok()));
+        }
+    }
+    (loaded, helpers)
+}
+
 fn wait_active(sb: &Sandbox) -> Value {
     let mut found = Value::Null;
     wait_until(
@@ -361,15 +383,25 @@ fn forged_and_replayed_srtp_is_dropped_and_counted_while_the_call_goes_on() {
 /// DTLS-SRTP (RFC 5763/5764) with baresip's dtls_srtp, each side offering in turn: the
 /// handshake runs on the media ports (RTP and RTCP each, as baresip does not mux), the
 /// fingerprints are checked, and the tones pass both ways, keyed by what DTLS exported.
+/// OpenSSL runs in the voipd-dtls helper, started for the call and gone after it: the
+/// daemon itself never loads it.
 #[test]
 fn dtls_srtp_calls_with_baresip_both_ways() {
     let sb = Sandbox::new();
     let mut c = start(&sb, "media_encryption = \"dtls\"", Some("dtls_srtp"));
+    let pid = c._d.pid();
+    assert_eq!(openssl_in(pid), (false, vec![]), "before the call");
     c.b.command("dial", "sip:alice@127.0.0.1");
     let call = wait_active(&sb);
     assert_eq!(call["media_encryption"], "dtls", "{call}");
+    let (loaded, helpers) = openssl_in(pid);
+    assert!(!loaded && helpers.len() == 1, "in the call: {helpers:?}");
     talk_and_hang_up(&sb, &c.b);
     assert_both_ways(&sb, &c.b);
+    wait_until(
+        || openssl_in(pid) == (false, vec![]),
+        "the DTLS helper to exit and be reaped after the call",
+    );
     let log = c.b.log();
     assert!(log.contains("DTLS-SRTP complete (audio/RTP)"), "{log}");
     assert!(log.contains("DTLS-SRTP complete (audio/RTCP)"), "{log}");

@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use super::Config;
 use super::error::Invalid;
-use super::values::{AudioEndpoint, Secret, must_be_absolute};
+use super::values::{AudioEndpoint, MediaEncryptionPolicy, Secret, must_be_absolute};
 
 /// Where a value was written, if it was.
 type At = Option<Spanned<IgnoredAny>>;
@@ -65,6 +65,7 @@ struct AudioPlaces {
 #[serde(default)]
 struct AccountPlaces {
     password_file: At,
+    media_encryption: At,
     tls: Option<AccountTlsPlaces>,
     answering_machine: Option<MachinePlaces>,
 }
@@ -505,6 +506,17 @@ pub(super) fn machine_problems(
                 dir.display()
             ),
         );
+    }
+    for (i, a) in config.accounts.iter().enumerate() {
+        if a.media_encryption == MediaEncryptionPolicy::Dtls
+            && let Err(e) = crate::media::dtls::helper_present()
+        {
+            r.add(
+                places.account.get(i).map(|p| &p.media_encryption),
+                format!("account[{i}].media_encryption"),
+                format!("dtls: {e}"),
+            );
+        }
     }
     r.problems
 }

@@ -726,6 +726,19 @@ fn missing_input_file_and_output_directory_are_found() {
     assert!(lacking(&text, SoundDevices::default()).is_empty());
 }
 
+/// Unit tests run from target/…/deps, where the helper never is: what a daemon installed
+/// without voipd-dtls beside it is told.
+#[test]
+fn dtls_without_its_helper_is_named() {
+    let text = "[[account]]\nid = \"a\"\naor = \"sip:a@b.c\"\nmedia_encryption = \"dtls\"\n";
+    let p = lacking(text, SoundDevices::default());
+    let at: Vec<(usize, &str)> = p.iter().map(|i| (i.line, i.field.as_str())).collect();
+    assert_eq!(at, [(4, "account[0].media_encryption")], "{p:?}");
+    assert!(p[0].message.contains("deps/voipd-dtls"), "{}", p[0]);
+    let sdes = text.replace("\"dtls\"", "\"sdes\"");
+    assert!(lacking(&sdes, SoundDevices::default()).is_empty());
+}
+
 #[test]
 fn check_refuses_what_load_only_warns_of() {
     let dir = tempfile::tempdir().unwrap();
