@@ -4,6 +4,7 @@
 fn main() {
     println!("cargo:rerun-if-changed=layout/startup.names");
     println!("cargo:rerun-if-changed=layout/cc");
+    println!("cargo::rustc-check-cfg=cfg(voipd_layout)");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     let x86_64_gnu = var("CARGO_CFG_TARGET_ARCH") == "x86_64"
         && var("CARGO_CFG_TARGET_OS") == "linux"
@@ -39,4 +40,6 @@ fn main() {
         "cargo:rustc-link-arg-bin=voipd=-Wl,--symbol-ordering-file={}",
         copy.display()
     );
+    // The daemon gives back the start-up-only block the list ends with (memory.rs).
+    println!("cargo:rustc-cfg=voipd_layout");
 }

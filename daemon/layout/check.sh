@@ -2,7 +2,8 @@
 # Whether a release voipd has its start-up code laid out together (see daemon/layout/cc):
 # the functions daemon/layout/startup.names lists must mostly be in the binary (fewer means
 # the list has aged: run daemon/layout/profile.sh again), and they must lie together, not
-# spread across the binary (the link did not order them).
+# spread across the binary (the link did not order them), with the start-up-only block
+# between its markers (memory::release_startup_code gives back what lies between them).
 #
 # usage: daemon/layout/check.sh BINARY
 set -euo pipefail
@@ -21,6 +22,8 @@ paste -d '\t' <(cut -f 1 "$tmp") <(cut -f 2 "$tmp" | "$here/cc" --normalize) \
       bytes += size
       if (lo == "" || at < lo) lo = at
       if (at + size > hi) hi = at + size
+      if ($2 == "voipd::memory::startup_code_begin") begin = at
+      if ($2 == "voipd::memory::startup_code_end") end = at
     }
     function strtonum_hex(h,   i, v) {
       v = 0
@@ -33,4 +36,6 @@ paste -d '\t' <(cut -f 1 "$tmp") <(cut -f 2 "$tmp" | "$here/cc" --normalize) \
         nfound, listed, bytes / 1e6, span / 1e6
       if (nfound < 0.8 * listed) { print "fewer than 80% found: run daemon/layout/profile.sh again" > "/dev/stderr"; exit 1 }
       if (span > 1.5 * bytes) { print "the listed functions are spread out: the link did not lay them out" > "/dev/stderr"; exit 1 }
+      if (begin == "" || end == "" || end <= begin) { print "the start-up-only block is not between its markers" > "/dev/stderr"; exit 1 }
+      printf "start-up-only code, given back once started: %.1f MB\n", (end - begin) / 1e6
     }' "$here/startup.names" -

@@ -27,6 +27,10 @@ const CORE_STOP_WAIT: Duration = Duration::from_secs(12);
 /// overruns these bounds is named in the log, rather than hanging silently until systemd's
 /// SIGKILL (TimeoutStopSec=15s).
 const JOIN_WAIT: Duration = Duration::from_secs(5);
+/// How long after "ready" the start-up-only code is given back: what start-up left running
+/// in other tasks (the store's check, the bus name) has finished by then, so that it does
+/// not fault the code back in.
+const STARTUP_SETTLE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -147,9 +151,18 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
 
     let mut failure = None;
     let mut trimmer = crate::memory::Trimmer::new();
+    let settle = tokio::time::sleep(STARTUP_SETTLE);
+    tokio::pin!(settle);
+    let mut settled = false;
     loop {
         tokio::select! {
             () = phone.stopped() => break,
+            () = &mut settle, if !settled => {
+                settled = true;
+                let released = crate::memory::release_startup_code();
+                tracing::debug!("gave back {} kB of start-up code", released / 1024);
+                trimmer.rebase();
+            }
             () = trimmer.due() => {
                 endpoint.compact();
                 if trimmer.tick() {

@@ -1,6 +1,6 @@
 //! The daemon's end of `voipd-dtls`, the process that runs OpenSSL's DTLS for it.
 //!
-//! Why a process: libcrypto and libssl cost an idle daemon 2.1 MB of RSS (their
+//! Why a process: libcrypto and libssl cost an idle daemon 1.2 to 1.4 MB of RSS (their
 //! relocations, symbols and code, loaded at start by the dynamic linker) although only a
 //! DTLS-SRTP call uses them. The daemon does not link them at all; the helper is started
 //! at the first DTLS association and stopped when the last one closes, so a daemon between
