@@ -7,9 +7,9 @@
 # while idle and answering (from the first answer to `voipctl status` to the shutdown),
 # then, between the markers voipd::memory::startup_code_{begin,end}, what ran only during
 # start-up or the shutdown, which the daemon gives back once started
-# (memory::release_startup_code). Run it again when
-# start-up changes much: `check.sh` (run by `./dev test` and `bench/idle.sh`) says how many
-# of the listed functions a binary still has.
+# (memory::release_startup_code). Run it again when start-up changes much: `check.sh` (run
+# by `./dev test` and `bench/idle.sh`) says how many of the listed functions a binary still
+# has.
 #
 # usage: daemon/layout/profile.sh
 set -euo pipefail

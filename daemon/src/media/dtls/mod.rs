@@ -124,8 +124,8 @@ pub struct DtlsSession {
 impl DtlsSession {
     /// Opens the association, starting the helper if none runs.
     pub fn new(params: DtlsParams) -> Result<DtlsSession, DtlsError> {
-        let id = identity::identity()?;
-        let id = helper::helpers().open(&helper::helper_path(), id, &params)?;
+        let ours = identity::identity()?;
+        let id = helper::helpers().open(&helper::helper_path(), ours, &params)?;
         Ok(DtlsSession {
             id,
             params,
@@ -184,7 +184,7 @@ pub fn helper_present() -> Result<(), DtlsError> {
     match std::fs::metadata(&path) {
         Ok(m) if m.is_file() => Ok(()),
         Ok(_) => Err(DtlsError::Helper(format!(
-            "{} is not a file",
+            "the DTLS helper {} is not a file",
             path.display()
         ))),
         Err(e) => Err(DtlsError::Helper(format!(
