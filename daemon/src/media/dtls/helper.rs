@@ -4,8 +4,9 @@
 //! relocations, symbols and code, loaded at start by the dynamic linker) although only a
 //! DTLS-SRTP call uses them. The daemon does not link them at all; the helper is started
 //! at the first DTLS association and stopped when the last one closes, so a daemon between
-//! DTLS calls is as small as one that never had any. It also keeps the code that parses
-//! strangers' handshakes out of the process that holds the accounts' passwords.
+//! DTLS calls is as small as one that never had any. The code that parses strangers'
+//! handshakes also no longer shares an address space with the accounts' passwords; it
+//! still runs as the daemon's user, though, so it is not yet a privilege boundary.
 //!
 //! One SOCK_SEQPACKET pair joins them (`wire.rs`). The daemon's end never blocks: the media
 //! tick must not wait on another process. Datagrams that find the socket full are dropped,
