@@ -50,6 +50,8 @@ struct Link {
     sock: UnixDatagram,
     /// Open and close messages the socket had no room for, sent before anything else.
     backlog: VecDeque<Vec<u8>>,
+    /// What a message is read into: made once, as it is read at every tick a handshake runs.
+    buf: Box<[u8]>,
 }
 
 /// The associations and the helper that runs them, when any are open.
@@ -147,11 +149,10 @@ impl Helpers {
         let Some(link) = &mut self.link else {
             return;
         };
-        let mut buf = vec![0u8; MAX_MESSAGE];
         let ended = loop {
-            match link.sock.recv(&mut buf) {
+            match link.sock.recv(&mut link.buf) {
                 Ok(0) => break Some("it closed its socket".to_owned()),
-                Ok(n) => match FromHelper::decode(&buf[..n]) {
+                Ok(n) => match FromHelper::decode(&link.buf[..n]) {
                     Ok(m) => deliver(&mut self.inboxes, m),
                     Err(e) => tracing::warn!("{e}"),
                 },
@@ -260,6 +261,7 @@ impl Link {
             child,
             sock,
             backlog: VecDeque::new(),
+            buf: vec![0; MAX_MESSAGE].into_boxed_slice(),
         };
         link.backlog.push_back(
             ToHelper::Identity {
