@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::identity::Identity;
-use super::wire::{FromHelper, MAX_MESSAGE, ToHelper};
+use super::wire::{FromHelper, HEADER, MAX_MESSAGE, ToHelper};
 use super::{DtlsError, DtlsParams};
 
 /// The helper's file name, looked for beside the daemon's own binary.
@@ -92,7 +92,7 @@ impl Helpers {
         let (Some(link), true) = (&mut self.link, self.inboxes.contains_key(&id)) else {
             return;
         };
-        if datagram.len() + 5 > MAX_MESSAGE {
+        if datagram.len() + HEADER > MAX_MESSAGE {
             return;
         }
         // Full: dropped, as the network would; DTLS retransmits.

@@ -8,6 +8,8 @@ use crate::media::srtp::{MasterKey, SrtpKeys, SrtpSuite};
 
 /// The most a message carries: a DTLS datagram well over any path's MTU, and its header.
 pub const MAX_MESSAGE: usize = 16 * 1024;
+/// Bytes before a message's own fields: its kind and the association's number.
+pub const HEADER: usize = 5;
 
 /// The daemon to the helper.
 #[derive(Debug, Clone, PartialEq, Eq)]
