@@ -8,7 +8,8 @@
 #        VOIPD_ONLY=1 bench/calls.sh …           (skip baresip)
 #        MUX=1 bench/calls.sh …                  (SIPp offers rtcp-mux: one socket per call)
 #        PROFILE=FILE bench/calls.sh …           (also perf-records voipd for 5 s at the peak
-#                                                 of the hold phase; the report goes to FILE)
+#                                                 of the hold phase; the report goes to FILE,
+#                                                 the recording, with call graphs, to FILE.data)
 #        VIA_KAMAILIO=1 bench/calls.sh …         (voipd only, registered at Kamailio (KAM_CHILDREN
 #                                                 UDP workers, default 4; KAM_MEM MB), which
 #                                                 challenges each INVITE and BYE with 407 and
@@ -81,6 +82,7 @@ measure() { # name pid target
     perf record -q -F 999 -g -p "$pid" -o "$work/perf.data" -- sleep 5 >/dev/null 2>&1
     perf report -i "$work/perf.data" --stdio --no-children --sort sym --percent-limit 1 -g none \
       2>/dev/null | grep -v '^#' | grep -v '^$' > "$PROFILE" || true
+    cp "$work/perf.data" "$PROFILE.data"
   fi
   wait "$sp"
   read -r ok failed secs < "$work/conc-$name.out"
