@@ -396,6 +396,14 @@ fn dtls_srtp_calls_with_baresip_both_ways() {
     assert_eq!(call["media_encryption"], "dtls", "{call}");
     let (loaded, helpers) = openssl_in(pid);
     assert!(!loaded && helpers.len() == 1, "in the call: {helpers:?}");
+    // Sandboxed (Landlock sets no_new_privs; the filter refuses new sockets): what the
+    // Landlock rules refuse is the helper's own unit test.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", helpers[0]))
+        .expect("the helper's status");
+    assert!(
+        status.contains("NoNewPrivs:\t1") && status.contains("Seccomp:\t2"),
+        "the DTLS helper is not sandboxed: {status}"
+    );
     talk_and_hang_up(&sb, &c.b);
     assert_both_ways(&sb, &c.b);
     wait_until(

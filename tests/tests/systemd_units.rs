@@ -157,3 +157,72 @@ fn system_unit_lets_cameras_in_and_keeps_its_hardening() {
         .unwrap_or_else(|| panic!("no exposure level: {}", describe(&out)));
     assert!(score <= 1.8, "exposure {score}:\n{report}");
 }
+
+/// The syscalls `SystemCallFilter=` lets through: its first list (an allow list here)
+/// with each later one added or, after `~`, taken out; groups expanded by systemd itself.
+fn allowed_syscalls(analyze: &Path, unit: &str) -> std::collections::BTreeSet<String> {
+    let expand = |item: &str| -> Vec<String> {
+        if !item.starts_with('@') {
+            return vec![item.to_string()];
+        }
+        let out = std::process::Command::new(analyze)
+            .args(["syscall-filter", item])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{item}: {}", describe(&out));
+        // Members are indented; "#" lines are comments, nested groups are expanded below.
+        stdout(&out)
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    let mut allowed = std::collections::BTreeSet::new();
+    for line in unit
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("SystemCallFilter="))
+    {
+        let (remove, list) = match line.strip_prefix('~') {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let mut todo: Vec<String> = list.split_whitespace().map(str::to_string).collect();
+        while let Some(item) = todo.pop() {
+            for member in expand(&item) {
+                if member.starts_with('@') {
+                    todo.push(member);
+                } else if remove {
+                    allowed.remove(&member);
+                } else {
+                    allowed.insert(member);
+                }
+            }
+        }
+    }
+    allowed
+}
+
+/// The system unit's syscall filter lets the DTLS helper sandbox itself: were any of
+/// these refused, it would warn and run unconfined.
+#[test]
+fn system_unit_lets_the_dtls_helper_sandbox_itself() {
+    let analyze = require_tool("systemd-analyze", "systemd");
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/voipd.service"),
+    )
+    .unwrap();
+    let allowed = allowed_syscalls(&analyze, &unit);
+    // The filter is read right: what the daemon needs is in, what it was denied is out.
+    assert!(allowed.contains("recvmmsg") && allowed.contains("openat"));
+    assert!(!allowed.contains("mount") && !allowed.contains("setrlimit"));
+    for call in [
+        "prctl",
+        "landlock_create_ruleset",
+        "landlock_restrict_self",
+        "seccomp",
+    ] {
+        assert!(allowed.contains(call), "the unit refuses {call}");
+    }
+}

@@ -3,6 +3,7 @@
 //! one end of a SOCK_SEQPACKET pair as its standard input and stops it by closing that
 //! end; the messages are `media/dtls/wire.rs`'s. It is not meant to be run by hand.
 
+mod sandbox;
 mod session;
 
 use std::collections::HashMap;
@@ -12,10 +13,11 @@ use std::os::unix::net::UnixDatagram;
 use std::process::ExitCode;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use openssl::ssl::SslContext;
+use openssl::ssl::{SslContext, SslMethod};
 use voipd::media::dtls::DtlsError;
 use voipd::media::dtls::wire::{FromHelper, MAX_MESSAGE, ToHelper};
 
+use sandbox::Confinement;
 use session::Session;
 
 /// How often running handshakes are looked at for their retransmission timers (DTLS's
@@ -34,6 +36,17 @@ fn main() -> ExitCode {
 
 fn run() -> std::io::Result<()> {
     let sock = UnixDatagram::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    // OpenSSL reads its configuration file at its first context: before the sandbox, which
+    // closes the file system, and before anything the daemon passes on is read.
+    SslContext::builder(SslMethod::dtls()).map_err(std::io::Error::other)?;
+    match sandbox::enter() {
+        Ok(Confinement::Full) => {}
+        Ok(Confinement::Partial(status)) => eprintln!(
+            "voipd-dtls: this kernel's Landlock confines the helper only in part ({status:?}); \
+             Linux 6.12 or later, with landlock among its LSMs, confines it fully"
+        ),
+        Err(e) => eprintln!("voipd-dtls: running without a sandbox: {e}"),
+    }
     sock.set_nonblocking(true)?;
     let mut helper = Helper {
         sock,

@@ -5,8 +5,9 @@
 //! DTLS-SRTP call uses them. The daemon does not link them at all; the helper is started
 //! at the first DTLS association and stopped when the last one closes, so a daemon between
 //! DTLS calls is as small as one that never had any. The code that parses strangers'
-//! handshakes also no longer shares an address space with the accounts' passwords; it
-//! still runs as the daemon's user, though, so it is not yet a privilege boundary.
+//! handshakes also no longer shares an address space with the accounts' passwords, and the
+//! helper sandboxes itself before it reads anything (Landlock and seccomp: no file, no new
+//! socket, no signal; see its `sandbox.rs`), so it is a boundary even as the daemon's user.
 //!
 //! One SOCK_SEQPACKET pair joins them (`wire.rs`). The daemon's end never blocks: the media
 //! tick must not wait on another process. Datagrams that find the socket full are dropped,
