@@ -19,6 +19,7 @@ mod ogg_opus;
 pub mod playback;
 pub mod record;
 pub mod recording;
+mod replay;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;

@@ -1,19 +1,19 @@
 //! SRTP and SRTCP (RFC 3711, AES-GCM by RFC 7714) for one stream: the suites voipd
 //! speaks, master keys from the OS's CSPRNG, and the two contexts, ours to send with and
-//! the far side's to receive with. webrtc-srtp does the cryptography, the rollover counter
-//! and the replay window; this module keeps it from ever seeing a packet too short for
-//! what it reads, and sorts its errors into what the call counts.
+//! the far side's to receive with. webrtc-srtp does the cryptography and the rollover
+//! counter, and runs the replay window it is given (`replay.rs`); this module keeps it from
+//! ever seeing a packet too short for what it reads, and sorts its errors into what the
+//! call counts.
 
 use std::fmt;
 
 use bytes::Bytes;
 use webrtc_srtp::context::Context;
-use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
+use webrtc_srtp::option::ContextOption;
 use webrtc_srtp::protection_profile::ProtectionProfile;
 
-/// Packets this far behind the newest still count as late rather than replayed (RFC 3711
-/// §3.3.2 asks for at least 64).
-const REPLAY_WINDOW: usize = 128;
+use super::replay::ReplayWindow;
+
 /// Streams (SSRCs) the far side may send under one key. webrtc-srtp keeps state for each
 /// SSRC it is handed, before it authenticates the packet: past this, an unknown SSRC is
 /// refused unread, so that forged packets cannot grow that state without end.
@@ -180,17 +180,18 @@ impl From<webrtc_srtp::Error> for SrtpError {
     }
 }
 
-fn context(suite: SrtpSuite, key: &MasterKey) -> Result<Context, SrtpError> {
+/// A context to send with (`replay`: false) or to receive with. Only a receiver has a
+/// replay window (ours: see `replay.rs`): webrtc-srtp builds one each time it looks a
+/// stream up, twice a packet, and a sender's would never be asked.
+fn context(suite: SrtpSuite, key: &MasterKey, replay: bool) -> Result<Context, SrtpError> {
     let (k, _) = suite.key_salt_len();
     let (key, salt) = key.as_bytes().split_at(k);
-    Context::new(
-        key,
-        salt,
-        suite.profile(),
-        Some(srtp_replay_protection(REPLAY_WINDOW)),
-        Some(srtcp_replay_protection(REPLAY_WINDOW)),
-    )
-    .map_err(SrtpError::from)
+    let window = |max: u64| -> Option<ContextOption> {
+        replay.then(|| -> ContextOption { Box::new(move || Box::new(ReplayWindow::new(max))) })
+    };
+    // SRTP's sequence numbers are 16 bits; SRTCP's index 31.
+    let (srtp, srtcp) = (window(u64::from(u16::MAX)), window(0x7FFF_FFFF));
+    Context::new(key, salt, suite.profile(), srtp, srtcp).map_err(SrtpError::from)
 }
 
 /// A stream's SRTP state, both ways.
@@ -206,8 +207,8 @@ impl Srtp {
     pub fn new(keys: &SrtpKeys) -> Result<Srtp, SrtpError> {
         Ok(Srtp {
             suite: keys.suite,
-            tx: context(keys.suite, &keys.local)?,
-            rx: context(keys.suite, &keys.remote)?,
+            tx: context(keys.suite, &keys.local, false)?,
+            rx: context(keys.suite, &keys.remote, true)?,
             admitted: Vec::new(),
         })
     }
@@ -233,10 +234,10 @@ impl Srtp {
             return Ok(());
         }
         if new.local != old.local {
-            self.tx = context(new.suite, &new.local)?;
+            self.tx = context(new.suite, &new.local, false)?;
         }
         if new.remote != old.remote {
-            self.rx = context(new.suite, &new.remote)?;
+            self.rx = context(new.suite, &new.remote, true)?;
             self.admitted.clear();
         }
         Ok(())
