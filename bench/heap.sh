@@ -5,6 +5,8 @@
 # allocated (the type, or the function that grew it) and where in voipd.
 #
 # usage: bench/heap.sh [CONCURRENT] [SITES]      (default: 500 calls; the 25 largest sites)
+#        OUTBOUND=1 bench/heap.sh …               (voipd dials the calls, `voipctl dial`, to a
+#                                                  SIPp that answers and echoes)
 # Needs sipp (sip-tester). Loopback only; it stops all it starts. The first run builds
 # voipd once more (a few minutes); dhat makes every allocation slower, so the figures are
 # for memory only.
@@ -22,20 +24,41 @@ bench_start heap
 
 mkdir -p "$work/v/cfg/voipd" "$work/v/run"
 vport=$(free_port)
-autoanswer_config "$work/v/cfg/voipd/config.toml" "$vport"
+if [ -n "${OUTBOUND:-}" ]; then
+  sport=$(free_port)
+  sipp -sf bench/uas_echo_key.xml -i 127.0.0.1 -p "$sport" -mi 127.0.0.1 \
+    -mp "$(( $(free_port) & ~1 ))" -rtp_echo -nostdin >/dev/null 2>&1 & pids+=($!)
+  voipd_config "$work/v/cfg/voipd/config.toml" "\"udp:127.0.0.1:$vport\"" 'media_encryption = "none"'
+  sed -i "s|aor = \"sip:alice@127.0.0.1\"|aor = \"sip:alice@127.0.0.1:$sport\"|" "$work/v/cfg/voipd/config.toml"
+else
+  autoanswer_config "$work/v/cfg/voipd/config.toml" "$vport"
+fi
 sed -i 's|^output = "null"|&\nrtp_ports = "10000-32767"|' "$work/v/cfg/voipd/config.toml"
 # dhat writes dhat-heap.json into the working directory when voipd exits.
 ( cd "$work" && XDG_CONFIG_HOME="$work/v/cfg" XDG_RUNTIME_DIR="$work/v/run" \
   XDG_STATE_HOME="$work/v/state" exec "$bin/voipd" 2>"$work/voipd.log" ) & vpid=$!
 pids+=("$vpid")
 sleep 3
-ramp=100
-# Set up at 100 calls/s, all held 10 s together, then hung up by SIPp: the heap's peak is
-# the hold.
-sipp "127.0.0.1:$vport" -sf bench/uac_mux.xml -s alice -i 127.0.0.1 -p "$(free_port)" \
-  -mi 127.0.0.1 -mp "$(( $(free_port) & ~1 ))" -rtp_echo -r "$ramp" -m "$CONC" -l "$CONC" \
-  -d $(( (CONC / ramp + 10) * 1000 )) -nostdin -timeout 300s -default_behaviors all,-bye \
-  -trace_stat -stf "$work/stats.csv" >/dev/null 2>&1 || true
+if [ -n "${OUTBOUND:-}" ]; then
+  seq "$CONC" | XDG_RUNTIME_DIR="$work/v/run" xargs -P 8 -I{} "$bin/voipctl" dial --account alice \
+    "sip:bench{}@127.0.0.1:$sport" >/dev/null
+  wait_active "$work/v/run" "$CONC" > "$work/ok"
+  sleep 5
+  printf 'SuccessfulCall(C)\n%s\n' "$(cat "$work/ok")" > "$work/stats.csv"
+  # Hung up one by one, so that the heap's peak is the hold, not a shutdown ending all
+  # at once.
+  XDG_RUNTIME_DIR="$work/v/run" "$bin/voipctl" --json calls \
+    | python3 -c 'import json,sys; [print(c["id"]) for c in json.load(sys.stdin)["calls"]]' \
+    | XDG_RUNTIME_DIR="$work/v/run" xargs -n 1 "$bin/voipctl" hangup >/dev/null
+else
+  ramp=100
+  # Set up at 100 calls/s, all held 10 s together, then hung up by SIPp: the heap's peak
+  # is the hold.
+  sipp "127.0.0.1:$vport" -sf bench/uac_mux.xml -s alice -i 127.0.0.1 -p "$(free_port)" \
+    -mi 127.0.0.1 -mp "$(( $(free_port) & ~1 ))" -rtp_echo -r "$ramp" -m "$CONC" -l "$CONC" \
+    -d $(( (CONC / ramp + 10) * 1000 )) -nostdin -timeout 300s -default_behaviors all,-bye \
+    -trace_stat -stf "$work/stats.csv" >/dev/null 2>&1 || true
+fi
 kill -TERM "$vpid"
 wait "$vpid" || true
 [ -s "$work/dhat-heap.json" ] || { echo "voipd wrote no profile (see $work/voipd.log)" >&2; exit 1; }

@@ -241,8 +241,16 @@ impl Dialog {
         if let Err(e) = ep.send_ack(ack.clone(), hop).await {
             tracing::warn!("ACK not sent: {e}");
         }
-        let (ep, ours) = (ep.clone(), self.clone());
-        tokio::spawn(reack(ep, ours, invite, tx, ack, hop));
+        // The transaction holds the INVITE too; and of the dialog, only what a second
+        // fork's would take from it. Accepted lasts Timer M (32 s) after every call's
+        // answer: a dialer's hundred calls a second keep 3,200 of these tasks.
+        let forks = Box::new(ForkKit {
+            ours: self.remote.tag().map(str::to_string),
+            contact: self.contact.clone(),
+            credentials: self.credentials.clone(),
+            auth: self.auth.clone(),
+        });
+        tokio::spawn(reack(ep.clone(), forks, tx, ack, hop));
     }
 
     /// Where in-dialog requests are sent: the first route (loose routing), else the target.
@@ -262,24 +270,25 @@ impl Dialog {
     }
 }
 
-/// Accepted (RFC 6026): ACKs each further 2xx to `invite` until Timer M; one from another
-/// fork gets its own ACK and a BYE.
-async fn reack(
-    ep: Endpoint,
-    dialog: Dialog,
-    invite: Request,
-    mut tx: ClientTx,
-    ack: Request,
-    hop: Target,
-) {
-    let ours = dialog.remote.tag().map(str::to_string);
+/// What a second fork's dialog takes from ours, and our far side's tag.
+struct ForkKit {
+    ours: Option<String>,
+    contact: String,
+    credentials: Option<Credentials>,
+    auth: AuthSession,
+}
+
+/// Accepted (RFC 6026): ACKs each further 2xx to the INVITE until Timer M; one from
+/// another fork gets its own ACK and a BYE. (What is sent is boxed: this task lives 32 s
+/// after every answer, at the size of its largest await.)
+async fn reack(ep: Endpoint, forks: Box<ForkKit>, mut tx: ClientTx, ack: Request, hop: Target) {
     let mut ended_forks = Vec::new();
     while let Ok(r) = tx.response().await {
         let tag = r.to().and_then(|t| t.tag().map(str::to_string));
         // Each with a Via of its own: a far side that takes a byte-identical ACK for a
         // retransmission (SIPp does) would answer it with the 200 again, and again.
-        if tag == ours {
-            let _ = ep.send_ack(ack.clone(), hop).await;
+        if tag == forks.ours {
+            let _ = Box::pin(ep.send_ack(ack.clone(), hop)).await;
             continue;
         }
         // A fork's retransmitted 2xx: its ACK and BYE are on their way already.
@@ -287,21 +296,32 @@ async fn reack(
             continue;
         }
         ended_forks.push(tag.clone());
-        let Some(mut fork) = Dialog::from_response(&invite, &r, dialog.contact.clone()) else {
-            continue;
-        };
-        tracing::info!(
-            "a second fork answered ({}); ACK and BYE it",
-            tag.unwrap_or_default()
-        );
-        fork.credentials = dialog.credentials.clone();
-        fork.auth = dialog.auth.clone();
-        let ack = fork.ack_for(&invite);
-        if let Ok(fork_hop) = fork.next_hop(&ep).await {
-            let _ = ep.send_ack(ack, fork_hop).await;
-            let bye = fork.request(Method::Bye, None);
-            fork.send_detached(&ep, bye);
-        }
+        Box::pin(end_fork(&ep, &forks, tx.request(), &r, tag)).await;
+    }
+}
+
+/// ACKs a second fork's 2xx and ends its dialog with a BYE: this call has one already.
+async fn end_fork(
+    ep: &Endpoint,
+    forks: &ForkKit,
+    invite: &Request,
+    r: &Response,
+    tag: Option<String>,
+) {
+    let Some(mut fork) = Dialog::from_response(invite, r, forks.contact.clone()) else {
+        return;
+    };
+    tracing::info!(
+        "a second fork answered ({}); ACK and BYE it",
+        tag.unwrap_or_default()
+    );
+    fork.credentials = forks.credentials.clone();
+    fork.auth = forks.auth.clone();
+    let ack = fork.ack_for(invite);
+    if let Ok(fork_hop) = fork.next_hop(ep).await {
+        let _ = ep.send_ack(ack, fork_hop).await;
+        let bye = fork.request(Method::Bye, None);
+        fork.send_detached(ep, bye);
     }
 }
 

@@ -1,4 +1,3 @@
-use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant, sleep_until};
 
 use super::{ClientKey, Endpoint, TxError, new_branch};
@@ -21,7 +20,7 @@ pub(crate) enum Heard {
 pub struct ClientTx {
     ep: Endpoint,
     key: ClientKey,
-    rx: mpsc::Receiver<Heard>,
+    rx: flume::Receiver<Heard>,
     request: Request,
     bytes: Vec<u8>,
     target: Target,
@@ -113,7 +112,9 @@ impl Endpoint {
         target: Target,
     ) -> Result<ClientTx, TxError> {
         let bytes = req.encode();
-        let (tx, rx) = mpsc::channel(8);
+        // flume, not tokio's channel: that allocates 32 slots (2.6 kB of Heard) at once, and
+        // an INVITE's transaction lives a minute (Timer M, then Timer D's linger).
+        let (tx, rx) = flume::bounded(8);
         let key = (branch, req.method.clone());
         lock(&self.inner.clients).insert(key.clone(), (tx, target));
         let t = self.timers();
@@ -144,6 +145,11 @@ impl Endpoint {
 }
 
 impl ClientTx {
+    /// The request, as sent (with our Via).
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
     fn invite(&self) -> bool {
         self.request.method == Method::Invite
     }
@@ -168,13 +174,15 @@ impl ClientTx {
             };
             let resp = match wake {
                 Some(at) => tokio::select! {
-                    r = self.rx.recv() => r,
+                    r = self.rx.recv_async() => r.ok(),
                     () = sleep_until(at) => {
                         if self.deadline.is_some_and(|d| Instant::now() >= d) {
                             self.done = true;
                             return Err(TxError::Timeout);
                         }
-                        if let Err(e) = self.ep.transport().send(self.target, self.bytes.clone()).await {
+                        // Boxed: a send's future (TCP's connect, TLS's handshake) would
+                        // otherwise size every transaction's wait, Accepted's 32 s too.
+                        if let Err(e) = Box::pin(self.ep.transport().send(self.target, self.bytes.clone())).await {
                             self.done = true;
                             return Err(e.into());
                         }
@@ -183,7 +191,7 @@ impl ClientTx {
                         continue;
                     }
                 },
-                None => self.rx.recv().await,
+                None => self.rx.recv_async().await.ok(),
             };
             let resp = match resp {
                 Some(Heard::Response(r)) => r,
@@ -216,12 +224,14 @@ impl ClientTx {
                 // Kept until the ACK is out: cut off while sending it, the next call
                 // still gets the response.
                 self.pending = Some(resp.clone());
-                self.ack_and_linger(&resp).await;
+                // Boxed, as the retransmission above.
+                Box::pin(self.ack_and_linger(&resp)).await;
                 self.pending = None;
             }
             if self.invite() && resp.code < 300 {
-                // Timer M.
+                // Timer M. The INVITE is not sent again: its bytes can go.
                 self.accepted = Some(Instant::now() + 64 * t.t1);
+                self.bytes = Vec::new();
             }
             return Ok(resp);
         }
@@ -231,10 +241,10 @@ impl ClientTx {
     async fn more_2xx(&mut self, until: Instant) -> Result<Response, TxError> {
         loop {
             tokio::select! {
-                r = self.rx.recv() => match r {
-                    Some(Heard::Response(r)) if (200..300).contains(&r.code) => return Ok(r),
-                    Some(_) => {}
-                    None => break,
+                r = self.rx.recv_async() => match r {
+                    Ok(Heard::Response(r)) if (200..300).contains(&r.code) => return Ok(r),
+                    Ok(_) => {}
+                    Err(_) => break,
                 },
                 () = sleep_until(until) => break,
             }
@@ -289,18 +299,18 @@ impl ClientTx {
         if self.target.proto.reliable() {
             return;
         }
-        let (_, rx) = mpsc::channel(1);
-        let mut rx = std::mem::replace(&mut self.rx, rx);
+        let (_, rx) = flume::bounded(1);
+        let rx = std::mem::replace(&mut self.rx, rx);
         let (ep, target) = (self.ep.clone(), self.target);
         // Timer D: at least 32 s on unreliable transports.
         let until = Instant::now() + Duration::from_secs(32).max(64 * ep.timers().t1);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    r = rx.recv() => match r {
-                        Some(Heard::Response(r)) if r.code >= 300 => { let _ = ep.transport().send(target, bytes.clone()).await; }
-                        Some(_) => {}
-                        None => return,
+                    r = rx.recv_async() => match r {
+                        Ok(Heard::Response(r)) if r.code >= 300 => { let _ = ep.transport().send(target, bytes.clone()).await; }
+                        Ok(_) => {}
+                        Err(_) => return,
                     },
                     () = sleep_until(until) => return,
                 }
@@ -311,6 +321,10 @@ impl ClientTx {
 
 impl Drop for ClientTx {
     fn drop(&mut self) {
+        // What the transaction held goes back to the heap with no message to say so: an
+        // INVITE's, Timer M after the answer, when a burst of calls may be long over. The
+        // trimmer is to look again.
+        crate::memory::busy();
         let ep = self.ep.clone();
         let key = std::mem::replace(&mut self.key, (String::new(), Method::Ack));
         // Timer K (T4) absorbs retransmitted responses on unreliable transports; Timer D's

@@ -75,7 +75,7 @@ pub(crate) struct Inner {
     timers: Timers,
     /// Each client transaction's inbox, and where it sent its request (an ICMP error from
     /// there fails it).
-    clients: Mutex<HashMap<ClientKey, (mpsc::Sender<client::Heard>, Target)>>,
+    clients: Mutex<HashMap<ClientKey, (flume::Sender<client::Heard>, Target)>>,
     servers: Mutex<HashMap<ServerKey, server::Entry>>,
     /// Completed non-INVITE server transactions to forget, each at its Timer J. They all
     /// wait the same 64·T1, so the queue is in deadline order and one task serves it.
