@@ -45,7 +45,8 @@ fn run() -> std::io::Result<()> {
             "voipd-dtls: this kernel's Landlock confines the helper only in part ({status:?}); \
              Linux 6.12 or later, with landlock among its LSMs, confines it fully"
         ),
-        Err(e) => eprintln!("voipd-dtls: running without a sandbox: {e}"),
+        // (A Landlock error comes before anything is applied; a seccomp one after it.)
+        Err(e) => eprintln!("voipd-dtls: not sandboxed as it should be: {e}"),
     }
     sock.set_nonblocking(true)?;
     let mut helper = Helper {
