@@ -70,12 +70,12 @@ measure() { # name pid target
   local peak_rss; peak_rss=$(rss "$pid"); local th; th=$(threads "$pid")
   local p0 t0 rtp=""
   # (The daemon counts when the listing starts: the time is taken just before.)
-  [ "$name" = voipd ] && { t0=$(date +%s.%N); p0=$(packets); }
+  [ "$name" = voipd ] && { t0=$(date +%s.%N); p0=$(media_totals "$work/v/run"); }
   local ca ua; ca=$(cpu "$pid"); ua=$(ucpu "$pid"); sleep 5; local cb ub; cb=$(cpu "$pid"); ub=$(ucpu "$pid")
   if [ "$name" = voipd ]; then
     # What really flowed: at the peak a tick that overran would send less than 50/s.
-    local t1 p1; t1=$(date +%s.%N); p1=$(packets)
-    rtp=$(python3 -c "a,b=map(int,'$p0'.split()); c,d=map(int,'$p1'.split()); t=$t1-$t0; print(f'RTP per call {(c-a)/t/$CONC:.1f} packets/s sent, {(d-b)/t/$CONC:.1f} received')")
+    local t1 p1; t1=$(date +%s.%N); p1=$(media_totals "$work/v/run")
+    rtp=$(python3 -c "a,b=map(int,'$p0'.split()[:2]); c,d=map(int,'$p1'.split()[:2]); t=$t1-$t0; print(f'RTP per call {(c-a)/t/$CONC:.1f} packets/s sent, {(d-b)/t/$CONC:.1f} received')")
   fi
   if [ -n "${PROFILE:-}" ] && [ "$name" = voipd ]; then
     # Where the time goes at the peak: user and kernel, by function.
@@ -105,24 +105,6 @@ measure() { # name pid target
     "$(python3 -c "print(int($ok/max($secs-1,1)))")" "$(python3 -c "print(round(100*($c1-$c0)/$ticks/$secs))")"
 }
 
-# voipd's RTP packets sent and received so far, over all its calls.
-packets() {
-  XDG_RUNTIME_DIR="$work/v/run" "$bin/voipctl" --json calls | python3 -c '
-import json, sys
-acc = {"packets_sent": 0, "packets_received": 0}
-def walk(o):
-    if isinstance(o, dict):
-        for k, v in o.items():
-            if k in acc and isinstance(v, int):
-                acc[k] += v
-            else:
-                walk(v)
-    elif isinstance(o, list):
-        for v in o:
-            walk(v)
-walk(json.load(sys.stdin))
-print(acc["packets_sent"], acc["packets_received"])'
-}
 
 SCENARIO=(-sn uac)
 BEHAVIORS=all,-bye

@@ -28,8 +28,7 @@ if [ -n "${OUTBOUND:-}" ]; then
   sport=$(free_port)
   sipp -sf bench/uas_echo_key.xml -i 127.0.0.1 -p "$sport" -mi 127.0.0.1 \
     -mp "$(( $(free_port) & ~1 ))" -rtp_echo -nostdin >/dev/null 2>&1 & pids+=($!)
-  voipd_config "$work/v/cfg/voipd/config.toml" "\"udp:127.0.0.1:$vport\"" 'media_encryption = "none"'
-  sed -i "s|aor = \"sip:alice@127.0.0.1\"|aor = \"sip:alice@127.0.0.1:$sport\"|" "$work/v/cfg/voipd/config.toml"
+  dialer_config "$work/v/cfg/voipd/config.toml" "$sport" 'media_encryption = "none"'
 else
   autoanswer_config "$work/v/cfg/voipd/config.toml" "$vport"
 fi
@@ -40,8 +39,7 @@ sed -i 's|^output = "null"|&\nrtp_ports = "10000-32767"|' "$work/v/cfg/voipd/con
 pids+=("$vpid")
 sleep 3
 if [ -n "${OUTBOUND:-}" ]; then
-  seq "$CONC" | XDG_RUNTIME_DIR="$work/v/run" xargs -P 8 -I{} "$bin/voipctl" dial --account alice \
-    "sip:bench{}@127.0.0.1:$sport" >/dev/null
+  dial_many "$work/v/run" "$CONC" "$sport"
   wait_active "$work/v/run" "$CONC" > "$work/ok"
   sleep 5
   printf 'SuccessfulCall(C)\n%s\n' "$(cat "$work/ok")" > "$work/stats.csv"

@@ -61,6 +61,33 @@ ${3:-}
 CFG
 }
 
+# dialer_config FILE SIPP_PORT LINE: as voipd_config on a free udp port, with alice's
+# provider the SIPp at 127.0.0.1:SIPP_PORT, to which dial_many sends the calls.
+dialer_config() {
+  voipd_config "$1" "\"udp:127.0.0.1:$(free_port)\"" "$3"
+  sed -i "s|aor = \"sip:alice@127.0.0.1\"|aor = \"sip:alice@127.0.0.1:$2\"|" "$1"
+}
+
+# dial_many RUNDIR N SIPP_PORT: the voipd whose runtime dir is RUNDIR dials N calls as
+# alice, 8 `voipctl dial` at a time.
+dial_many() {
+  seq "$2" | XDG_RUNTIME_DIR="$1" xargs -P 8 -I{} "$bin/voipctl" dial --account alice \
+    "sip:bench{}@127.0.0.1:$3" >/dev/null
+}
+
+# media_totals RUNDIR: over the calls of the voipd whose runtime dir is RUNDIR, the RTP
+# packets sent, received and failing authentication so far, then how the media are
+# protected.
+media_totals() {
+  XDG_RUNTIME_DIR="$1" "$bin/voipctl" --json calls | python3 -c '
+import json, sys
+calls = json.load(sys.stdin).get("calls", [])
+media = [c.get("media", {}) for c in calls]
+total = lambda k: sum(int(m.get(k, 0)) for m in media)
+protection = ",".join(sorted(set(c.get("media_encryption", "?") for c in calls))) or "-"
+print(total("packets_sent"), total("packets_received"), total("packets_auth_failed"), protection)'
+}
+
 # autoanswer_config FILE PORT: as voipd_config on udp PORT, answering every call at once.
 # (An account takes 4 calls at once by default: a load needs room for all of them.)
 autoanswer_config() { voipd_config "$1" "\"udp:127.0.0.1:$2\"" 'answer = { mode = "auto" }

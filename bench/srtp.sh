@@ -30,25 +30,24 @@ run() { # label account-lines
     -nostdin -trace_err -error_file "$d/sipp-errors.log" >/dev/null 2>&1 &
   local spid=$!
   pids+=("$spid")
-  voipd_config "$d/cfg/voipd/config.toml" "\"udp:127.0.0.1:$(free_port)\"" "$lines"
-  sed -i "s|aor = \"sip:alice@127.0.0.1\"|aor = \"sip:alice@127.0.0.1:$sport\"|" "$d/cfg/voipd/config.toml"
+  dialer_config "$d/cfg/voipd/config.toml" "$sport" "$lines"
   XDG_CONFIG_HOME="$d/cfg" XDG_RUNTIME_DIR="$d/run" XDG_STATE_HOME="$d/state" \
     "$bin/voipd" 2>"$d/voipd.log" & local vpid=$!
   pids+=("$vpid")
   sleep 1
   local idle; idle=$(rss "$vpid")
   local t0; t0=$(date +%s.%N)
-  seq "$CONC" | XDG_RUNTIME_DIR="$d/run" xargs -P 8 -I{} "$bin/voipctl" dial --account alice "sip:bench{}@127.0.0.1:$sport" >/dev/null
+  dial_many "$d/run" "$CONC" "$sport"
   local t1; t1=$(date +%s.%N)
   local active; active=$(wait_active "$d/run" "$CONC")
   sleep 2
   local peak; peak=$(rss "$vpid")
-  local s0; s0=$(packets "$d/run")
+  local s0; s0=$(media_totals "$d/run")
   local ca; ca=$(cpu "$vpid"); sleep 5; local cb; cb=$(cpu "$vpid")
-  local s1; s1=$(packets "$d/run")
-  read -r enc received failed _ <<<"$s1"
+  local s1; s1=$(media_totals "$d/run")
+  read -r _ received failed enc <<<"$s1"
   # Packets moved in the 5 s, both ways: a saturated run moves fewer, which flatters it.
-  local moved; moved=$(python3 -c "a='$s0'.split(); b='$s1'.split(); print(int(b[1])-int(a[1])+int(b[3])-int(a[3]))")
+  local moved; moved=$(python3 -c "a='$s0'.split(); b='$s1'.split(); print(int(b[0])-int(a[0])+int(b[1])-int(a[1]))")
   printf '%-28s %5s of %s calls active (%s), dialled in %.1f s; CPU %3d%% of a core (%.4f%%/call); RSS %s kB idle, %s kB at peak (%.1f kB/call); %s packets received, %s failed authentication; %.1f packets/s per call\n' \
     "$label" "$active" "$CONC" "$enc" "$(python3 -c "print($t1-$t0)")" \
     "$(python3 -c "print(round(100*($cb-$ca)/$ticks/5))")" \
@@ -64,16 +63,6 @@ run() { # label account-lines
   XDG_RUNTIME_DIR="$d/run" "$bin/voipctl" shutdown >/dev/null 2>&1 || kill "$vpid"
   wait "$vpid" 2>/dev/null || true
   kill "$spid" 2>/dev/null || true
-}
-
-# Sent, received and failed authentication so far, over all calls; and the encryption.
-packets() {
-  XDG_RUNTIME_DIR="$1" "$bin/voipctl" --json calls | python3 -c '
-import json,sys
-cs=json.load(sys.stdin).get("calls",[])
-m=[c.get("media",{}) for c in cs]
-enc=sorted(set(c.get("media_encryption","?") for c in cs))
-print(",".join(enc), sum(int(x.get("packets_received",0)) for x in m), sum(int(x.get("packets_auth_failed",0)) for x in m), sum(int(x.get("packets_sent",0)) for x in m))'
 }
 
 for _ in $(seq "${ROUNDS:-1}"); do
