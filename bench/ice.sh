@@ -28,7 +28,9 @@ run() { # label ice(true|false)
   local d="$work/$label"
   mkdir -p "$d/a/cfg/voipd" "$d/a/run" "$d/b/cfg/voipd" "$d/b/run"
   local bport; bport=$(free_port)
+  # (An account answers 4 calls at once by default: the load needs room for all.)
   voipd_config "$d/b/cfg/voipd/config.toml" "\"udp:127.0.0.1:$bport\"" "answer = { mode = \"auto\" }
+max_calls = 100000
 ice = $ice"
   XDG_CONFIG_HOME="$d/b/cfg" XDG_RUNTIME_DIR="$d/b/run" XDG_STATE_HOME="$d/b/state" \
     "$bin/voipd" 2>"$d/b.log" & local bpid=$!
@@ -39,7 +41,7 @@ ice = $ice"
   pids+=("$apid")
   sleep 1
   local idle; idle=$(rss "$apid")
-  seq "$CONC" | XDG_RUNTIME_DIR="$d/a/run" xargs -P 8 -I{} "$bin/voipctl" dial --account alice "sip:bench{}@127.0.0.1:$bport" >/dev/null
+  dial_many "$d/a/run" "$CONC" "$bport"
   local active; active=$(wait_active "$d/a/run" "$CONC")
   sleep 3
   local peak; peak=$(rss "$apid")
